@@ -1,0 +1,1 @@
+"""Analysis layer: pure functions over per-draw arrays (decision statistics, sensitivity, scenario discovery, conditions)."""

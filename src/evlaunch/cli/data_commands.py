@@ -1,0 +1,66 @@
+"""`evlaunch data`: the bundled sourced tables, their rows, and where each number came from."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from evlaunch.cli.app import app, console, fail
+from evlaunch.data.catalogue import CATALOGUE
+from evlaunch.data.loader import load_table
+
+
+@app.command()
+def data(
+    table: Annotated[Optional[str], typer.Argument(help="table name; omit to list the tables")] = None,
+    where: Annotated[Optional[list[str]], typer.Option(
+        "--where", help="filter rows: COLUMN=TEXT (case-insensitive substring); repeatable")] = None,
+    as_of: Annotated[Optional[str], typer.Option(help="show only rows public by this date (YYYY-MM-DD)")] = None,
+    columns: Annotated[Optional[str], typer.Option(help="comma-separated columns to show (source always shown)")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="most rows to print")] = 200,
+) -> None:
+    """List the sourced tables, or print a table's rows with their sources."""
+    cutoff = None
+    if as_of is not None:
+        try:
+            cutoff = date.fromisoformat(as_of)
+        except ValueError:
+            fail(f"--as-of: got {as_of!r}; expected a date as YYYY-MM-DD")
+    if table is None:
+        listing = Table(title="bundled sourced tables (every row carries its source)")
+        for column in ("table", "rows", "columns", "what", "basis"):
+            listing.add_column(column, overflow="fold")
+        for name, info in CATALOGUE.items():
+            loaded = load_table(name, cutoff)
+            shown = [c for c in loaded.rows.columns if c not in ("source", "note", "published", "gap")]
+            listing.add_row(name, str(len(loaded.rows)), ", ".join(shown), info.description, info.basis)
+        console.print(listing)
+        return
+    if table not in CATALOGUE:
+        fail(f"unknown table {table!r}; known tables: {', '.join(CATALOGUE)}")
+    loaded = load_table(table, cutoff)
+    rows = loaded.rows
+    for condition in where or []:
+        column, _, text = condition.partition("=")
+        if not _ or column not in rows.columns:
+            fail(f"--where {condition!r}: expected COLUMN=TEXT with COLUMN one of {', '.join(rows.columns)}")
+        rows = rows[rows[column].astype(str).str.contains(text, case=False, regex=False, na=False)]
+    wanted = [c.strip() for c in columns.split(",")] if columns else [
+        c for c in rows.columns if c not in ("published", "gap", "note")]
+    unknown = [c for c in wanted if c not in rows.columns]
+    if unknown:
+        fail(f"--columns: unknown {', '.join(unknown)}; columns are {', '.join(rows.columns)}")
+    if "source" not in wanted:
+        wanted.append("source")
+    output = Table(title=f"{table}: {len(rows)} rows" + (f" public by {cutoff}" if cutoff else "")
+                   + (f" ({loaded.withheld} withheld as published later)" if loaded.withheld else ""))
+    for column in wanted:
+        output.add_column(column, overflow="fold")
+    for _, row in rows.head(limit).iterrows():
+        output.add_row(*["" if row[c] != row[c] else str(row[c]) for c in wanted])
+    console.print(output)
+    if len(rows) > limit:
+        console.print(f"... {len(rows) - limit} more rows (use --limit or --where)")

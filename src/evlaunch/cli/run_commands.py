@@ -1,0 +1,153 @@
+"""`evlaunch run`, `validate`, `runs` and `report`: running scenarios and finding earlier runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from evlaunch.cli.app import app, console, fail, is_terminal
+from evlaunch.runner import DEFAULT_CHUNK, DEFAULT_SEED, RunOptions, run_scenario
+from evlaunch.scenario import load_scenario, uncertain_parameters
+from evlaunch.store import RunStore
+from evlaunch.uncertainty.execution import RunCancelled
+
+StoreOption = Annotated[Optional[Path], typer.Option(
+    "--store", help="run store file (default: $EVLAUNCH_STORE or the user data directory)")]
+
+
+def open_store(path: Path | None) -> RunStore:
+    return RunStore(path)
+
+
+def print_summary(summary: dict) -> None:
+    """The run's answer as a table: per path launch, deliveries, NPV, cash risk; the recommendation."""
+    table = Table(title=f"{summary['scenario']} — as of {summary['as_of']}, {summary['draws']:,} draws")
+    for column in ("path", "launch p10/p50/p90", "P(by target)", "deliveries (mean/yr, last yr)",
+                   "NPV mean (bn CNY)", "NPV p10..p90", "P(budget exceeded)"):
+        table.add_column(column, justify="left" if column == "path" else "right")
+    recommended = summary["recommended_path"]["name"]
+    for name, path in summary["paths"].items():
+        launch = " / ".join(path["launch_month"][k] or "never" for k in ("p10", "p50", "p90"))
+        last_year = max(path["deliveries"])
+        npv = path["npv"]
+
+        def bn(value):
+            return "–" if value is None else f"{value / 1e9:,.1f}"
+
+        table.add_row(("★ " if name == recommended else "") + name, launch, f"{path['p_launch_by_target']:.0%}",
+                      f"{path['deliveries'][last_year]['mean']:,.0f}", bn(npv["mean"]),
+                      f"{bn(npv['p10'])} .. {bn(npv['p90'])}", f"{path['p_budget_exceeded']:.1%}")
+    console.print(table)
+    console.print(f"Recommended path: [bold]{recommended}[/] ({summary['recommended_path']['criterion']})")
+
+
+@app.command()
+def run(
+    scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
+    draws: Annotated[int, typer.Option(help="number of Monte Carlo draws", min=1)] = 2000,
+    seed: Annotated[int, typer.Option(help="random seed (same scenario + seed + version = same numbers)",
+                                      min=0)] = DEFAULT_SEED,
+    out: Annotated[Optional[Path], typer.Option(help="output directory (default: runs/<scenario name>)")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="start a local dask cluster with N workers", min=1)] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="address of an existing dask scheduler")] = None,
+    resume: Annotated[bool, typer.Option(help="complete an interrupted run in --out from its finished chunks")] = False,
+    chunk_size: Annotated[int, typer.Option(help="draws per chunk", min=1)] = DEFAULT_CHUNK,
+    store: StoreOption = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="do not record the run in the store")] = False,
+) -> None:
+    """Run a scenario: writes summary.json, draws.parquet and report.html, and records the run."""
+    if workers is not None and scheduler is not None:
+        fail("give either --workers (start a local cluster) or --scheduler (use an existing one), not both")
+    parsed = load_scenario(scenario)
+    out_dir = out or Path("runs") / parsed.name
+    options = RunOptions(draws=draws, seed=seed, chunk_size=chunk_size, workers=workers, scheduler=scheduler,
+                         resume=resume)
+    run_store = None if no_store else open_store(store)
+    cancel = threading.Event()
+    show = is_terminal()
+    progress = Progress(TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("draws"),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not show, transient=True)
+    with progress:
+        task = progress.add_task("draws", total=draws)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        try:
+            result = run_scenario(scenario, out_dir, options, run_store, advance, cancel)
+        except (RunCancelled, KeyboardInterrupt):
+            progress.stop()
+            fail(f"interrupted; finished chunks are kept in {out_dir}. Resume with:\n"
+                 f"  evlaunch run {scenario} --draws {draws} --seed {seed} --out {out_dir} "
+                 f"--chunk-size {chunk_size} --resume", code=130)
+    print_summary(result.summary)
+    console.print(f"Wrote {result.summary_path}, {result.draws_path}, {result.report_path}"
+                  + (f" (run {result.run_id})" if result.run_id else ""), highlight=False)
+    console.print(f"Took {result.timings['total_s']:.1f} s ({draws / max(result.timings['simulate_s'], 1e-9):,.0f} "
+                  "draws/s simulating)", highlight=False)
+
+
+@app.command()
+def validate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")]) -> None:
+    """Check a scenario file: exit 0 if valid, else exit 2 naming the file, field, value and expectation."""
+    from evlaunch.simulate import prepare
+
+    parsed = load_scenario(scenario)
+    prepare(parsed, scenario.resolve().parent)
+    console.print(f"{scenario}: valid — scenario {parsed.name!r}, as of {parsed.as_of}, {len(parsed.paths)} paths, "
+                  f"{len(uncertain_parameters(parsed))} uncertain parameters", highlight=False)
+
+
+@app.command()
+def runs(
+    scenario: Annotated[Optional[str], typer.Option(help="only runs of this scenario name")] = None,
+    status: Annotated[Optional[str], typer.Option(help="running, finished, failed or cancelled")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """List stored runs, newest first."""
+    records = open_store(store).list_runs(scenario=scenario, status=status, limit=limit)
+    if as_json:
+        console.print_json(json.dumps(records, default=str))
+        return
+    table = Table(title=f"runs in {open_store(store).path}")
+    for column in ("run id", "created", "scenario", "draws", "seed", "status", "recommended", "out dir"):
+        table.add_column(column)
+    for record in records:
+        summary = record.get("summary") or {}
+        recommended = (summary.get("recommended_path") or {}).get("name", "")
+        table.add_row(record["run_id"], str(record["created_at"])[:19], record["scenario_name"], str(record["draws"]),
+                      str(record["seed"]), record["status"], recommended, str(record.get("out_dir") or ""))
+    console.print(table)
+
+
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="run id (or a unique prefix) from `evlaunch runs`")],
+    out: Annotated[Optional[Path], typer.Option(help="where to write the report (default: the run's directory)")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Rebuild a stored run's report.html from its draws."""
+    from evlaunch.report.build import write_report
+    from evlaunch.runner import _model
+    from evlaunch.scenario import parse_scenario
+    from evlaunch.uncertainty.draw_table import DrawTable
+
+    record = open_store(store).get_run(run_id)
+    if record["status"] != "finished":
+        fail(f"run {record['run_id']} is {record['status']}; only finished runs have a report")
+    out_dir = Path(record["out_dir"])
+    if not (out_dir / "chunks").is_dir():
+        fail(f"run {record['run_id']}: its draws in {out_dir} are gone; re-run the scenario to rebuild them")
+    scenario = parse_scenario(record["scenario_text"], f"run {record['run_id']}")
+    model = _model(record["scenario_text"], f"run {record['run_id']}", os.fspath(out_dir))
+    path = write_report(out or out_dir / "report.html", scenario, model, DrawTable.open(out_dir), record["summary"])
+    console.print(f"Wrote {path}", highlight=False)

@@ -1,0 +1,118 @@
+"""The base-period product set: models on sale with sourced sales, plus 'other' products by powertrain.
+
+Models with a sourced sales figure become individual products. Everything else sold in the base
+period goes to three aggregates ('other BEV', 'other PHEV', 'other ICE') so that the market totals
+from the monthly series still hold. Unknown prices are filled from the scenario's price bands, which
+are named assumptions the Monte Carlo varies; nothing is filled silently.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from evlaunch.data import load_table, numeric
+from evlaunch.errors import DataError
+
+OTHER_PRODUCTS = ("other BEV", "other PHEV", "other ICE")
+POWERTRAIN_GROUPS = {"BEV": "BEV", "PHEV": "PHEV", "EREV": "PHEV", "ICE": "ICE", "ICE/HEV": "ICE", "HEV": "ICE"}
+
+
+@dataclass(frozen=True)
+class Lineup:
+    """Products of the base period. Prices in CNY (guide price incl. VAT); sales in vehicles/month."""
+
+    names: tuple[str, ...]
+    groups: tuple[str, ...]
+    powertrains: tuple[str, ...]           # 'BEV', 'PHEV' or 'ICE'
+    segments: tuple[str, ...]
+    known_price: np.ndarray                # [J] CNY, NaN where the data give no price
+    price_band: tuple[str, ...]            # key into market.missing_price_band for unknown prices
+    monthly_sales: np.ndarray              # [J] vehicles/month, NaN for the 'other' aggregates
+    sales_basis: tuple[str, ...]           # what each sales figure is (and its caveat)
+    sources: tuple[str, ...]
+
+    @property
+    def is_nev(self) -> np.ndarray:
+        return np.array([p in ("BEV", "PHEV") for p in self.powertrains])
+
+    def index(self, name: str) -> int:
+        if name not in self.names:
+            raise DataError(f"model {name!r} is not an individual product of the base lineup; "
+                            f"individual products: {', '.join(n for n in self.names if n not in OTHER_PRODUCTS)}")
+        return self.names.index(name)
+
+
+def _months_covered(basis: str, default: int) -> int:
+    """How many months a lineup sales figure covers, read from its stated basis ('H1' = 6)."""
+    if re.search(r"\bH1\b", basis):
+        return 6
+    match = re.search(r"sum of (\d+) monthly", basis)
+    return int(match.group(1)) if match else default
+
+
+def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[str],
+                 base_months: tuple[str, str]) -> Lineup:
+    """Read a lineup table (bundled name or user path) and form the base-period products.
+
+    `monthly_estimates` names models without a sales figure whose base-period rate is estimated as the
+    mean of their visible monthly BEV registrations in `base_months` (a stated assumption: months in
+    which the model was below the top list are unknown, so this overstates slightly).
+    """
+    is_path = table_name_or_path.endswith(".csv")
+    table_name = "lineup_2023" if is_path else table_name_or_path
+    if table_name not in ("lineup_2023", "lineup_2020"):
+        raise DataError(f"data.lineup must be 'lineup_2023', 'lineup_2020' or a path to a CSV with their columns; "
+                        f"got {table_name_or_path!r}")
+    table = load_table(table_name, as_of, table_name_or_path if is_path else None)
+    rows = table.rows[~table.rows["gap"]]
+    sales_column = [c for c in rows.columns if c.startswith("sales_") and c != "sales_basis"][0]
+    default_months = 12 if sales_column == "sales_2020" else 9
+    sales = numeric(rows[sales_column])
+    by_model = None
+    if monthly_estimates:
+        by_model = load_table("china_bev_monthly_by_model", as_of).rows
+        by_model = by_model[(by_model["month"] >= base_months[0]) & (by_model["month"] <= base_months[1])]
+    records = []
+    for (_, row), units in zip(rows.iterrows(), sales):
+        powertrain = POWERTRAIN_GROUPS.get(str(row["powertrain"]).strip())
+        if powertrain is None:
+            continue
+        basis = str(row["sales_basis"])
+        if units == units:
+            rate = units / _months_covered(basis, default_months)
+        elif row["model"] in monthly_estimates:
+            visible = by_model[[_same_model(b, m, row["model"]) for b, m in zip(by_model["brand"], by_model["model"])]]
+            if visible.empty:
+                raise DataError(f"no monthly registrations of {row['model']!r} are public in "
+                                f"{base_months[0]}..{base_months[1]} to estimate its sales from")
+            rate = float(numeric(visible["bev_registrations"]).mean())
+            basis = (f"assumption: mean of {len(visible)} visible monthly registration rows "
+                     f"{base_months[0]}..{base_months[1]} (months below the top list unknown)")
+        else:
+            continue
+        price_min, price_max = numeric(pd.Series([row["price_min_cny"], row["price_max_cny"]]))
+        price = price_min if price_max != price_max else (price_min + price_max) / 2
+        records.append((row["model"], row["group"], powertrain, row["segment"], price, row["segment"],
+                        rate, basis, row["source"]))
+    for missing in sorted(set(monthly_estimates) - {r[0] for r in records}):
+        raise DataError(f"market.estimate_sales_from_monthly names {missing!r}, which is not a {table_name} "
+                        f"model without a sales figure")
+    for name in OTHER_PRODUCTS:
+        powertrain = name.split()[1]
+        records.append((name, "other", powertrain, "mixed", np.nan, f"other_{powertrain}", np.nan,
+                        "derived: market total minus the listed models", "derived from the monthly totals"))
+    columns = list(zip(*records))
+    return Lineup(tuple(columns[0]), tuple(columns[1]), tuple(columns[2]), tuple(columns[3]),
+                  np.array(columns[4], float), tuple(columns[5]), np.array(columns[6], float),
+                  tuple(columns[7]), tuple(columns[8]))
+
+
+def _same_model(brand: str, monthly_name: str, lineup_name: str) -> bool:
+    """Monthly rows split brand and model ('Tesla', 'Model 3'); lineup rows join them ('Tesla Model 3')."""
+    lineup_name = lineup_name.lower()
+    return str(brand).lower() in lineup_name and str(monthly_name).lower() in lineup_name

@@ -1,0 +1,448 @@
+"""Random-coefficients (BLP) logit demand: pure numerical functions on arrays, batched over markets.
+
+The model (Berry, Levinsohn and Pakes 1995).  In market ``b`` consumer type ``i`` gets from product ``j``
+
+    u[b,i,j] = delta[b,j] + sum_k x2[b,j,k] * sigma_nu[b,i,k] + alpha_i[b,i] * price[b,j] + eps[b,i,j]
+
+and 0 + eps[b,i,0] from the outside option (no purchase), with ``eps`` i.i.d. type-I extreme value.
+
+* ``delta[b,j]`` is the mean utility *at the prices in* ``ProductSet.price`` (utils).  It contains the
+  mean price term ``alpha_mean[b] * price[b,j]``; when prices move to ``p`` the mean utility becomes
+  ``delta + alpha_mean * (p - price)`` (see :func:`mean_utility_at`).
+* ``sigma_nu[b,i,k]`` is type ``i``'s taste deviation for characteristic ``k`` (utils per unit of the
+  characteristic), already multiplied by sigma and including any demographic interactions — the caller
+  forms it (pyblp: ``sigma @ nu_i + pi @ d_i`` restricted to the non-price characteristics).
+* ``alpha_i[b,i]`` is type ``i``'s deviation of the price coefficient (utils per currency unit), e.g.
+  ``pi_income * 1 / income_i``.  The type's marginal utility of money is ``-(alpha_mean + alpha_i)``.
+
+Shapes (batch axis first): ``B`` markets, ``J`` products (padded: ``available[B,J]`` masks the products
+really on sale — an unavailable product has zero share and drops out of every derivative), ``I`` consumer
+types (integration nodes) with ``weights[B,I]`` and ``K`` random-coefficient characteristics (``K`` may be
+0, ``I`` may be 1: plain logit).  Prices are in CNY in evlaunch, but any currency works as long as
+``alpha`` is per the same unit.  Shares are fractions of the market size (population-normalised).
+
+Conventions follow pyblp: ``jacobian[b,j,k] = d s_j / d p_k``; ``elasticities[b,j,k] = d s_j/d p_k *
+p_k / s_j``; diversion ratios ``D[j,k] = -(d s_k/d p_j) / (d s_j/d p_j)`` with the diversion to the
+outside option on the diagonal; consumer surplus per capita in currency units.  Entries that involve an
+unavailable product are 0 in Jacobians and NaN in elasticities and diversion ratios.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ConsumerTastes",
+    "ProductSet",
+    "MeanUtilities",
+    "mean_utility_at",
+    "utilities",
+    "choice_probabilities",
+    "solve_mean_utilities",
+    "price_derivatives",
+    "elasticities",
+    "diversion_ratios",
+    "consumer_surplus",
+    "pad_markets",
+]
+
+
+def _as_float(name: str, value: Any, ndim: int) -> np.ndarray:
+    array = np.ascontiguousarray(value, dtype=np.float64)
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {array.shape}")
+    return array
+
+
+@dataclass(frozen=True)
+class ConsumerTastes:
+    """Consumer heterogeneity in each market: the discrete consumer types (integration nodes).
+
+    alpha_mean: mean price coefficient (utils per currency unit, normally negative), a float or ``[B]``;
+        it lives inside ``delta`` and is only needed to move ``delta`` when prices change and for the
+        marginal utility of money.
+    alpha_i: ``[B,I]`` type-specific deviation of the price coefficient (utils per currency unit).
+    sigma_nu: ``[B,I,K]`` type-specific taste deviations for the ``K`` characteristics in ``x2``
+        (utils per characteristic unit).
+    weights: ``[B,I]`` integration weights (type masses); they normally sum to 1 per market, but are
+        used as given (importance-sampling weights need not sum to 1 — pyblp does the same).
+    """
+
+    alpha_mean: Any
+    alpha_i: np.ndarray
+    sigma_nu: np.ndarray
+    weights: np.ndarray
+
+    def __post_init__(self) -> None:
+        alpha_i = _as_float("alpha_i", self.alpha_i, 2)
+        markets, types = alpha_i.shape
+        sigma_nu = np.asarray(self.sigma_nu, dtype=np.float64)
+        if sigma_nu.ndim == 2 and sigma_nu.shape[1] == 0:
+            sigma_nu = sigma_nu.reshape(markets, types, 0)
+        sigma_nu = _as_float("sigma_nu", sigma_nu, 3)
+        weights = _as_float("weights", self.weights, 2)
+        alpha_mean = np.broadcast_to(np.asarray(self.alpha_mean, dtype=np.float64), (markets,)).copy()
+        if sigma_nu.shape[:2] != (markets, types) or weights.shape != (markets, types):
+            raise ValueError(
+                f"alpha_i {alpha_i.shape}, sigma_nu {sigma_nu.shape} and weights {weights.shape} must agree on [B,I]"
+            )
+        if not (np.all(np.isfinite(weights)) and np.all(weights >= 0)):
+            raise ValueError("weights must be finite and non-negative")
+        object.__setattr__(self, "alpha_mean", alpha_mean)
+        object.__setattr__(self, "alpha_i", alpha_i)
+        object.__setattr__(self, "sigma_nu", sigma_nu)
+        object.__setattr__(self, "weights", weights)
+
+    @property
+    def markets(self) -> int:
+        return self.alpha_i.shape[0]
+
+    @property
+    def types(self) -> int:
+        return self.alpha_i.shape[1]
+
+    @property
+    def price_derivative(self) -> np.ndarray:
+        """``[B,I]`` d u_ij / d p_j = alpha_mean + alpha_i (utils per currency unit)."""
+        return self.alpha_mean[:, None] + self.alpha_i
+
+    @classmethod
+    def plain_logit(cls, alpha: Any, markets: int) -> "ConsumerTastes":
+        """One consumer type with price coefficient ``alpha`` and no random tastes (plain logit)."""
+        return cls(
+            alpha_mean=alpha,
+            alpha_i=np.zeros((markets, 1)),
+            sigma_nu=np.zeros((markets, 1, 0)),
+            weights=np.ones((markets, 1)),
+        )
+
+
+@dataclass(frozen=True)
+class ProductSet:
+    """The products of each market (padded to a common ``J``).
+
+    x2: ``[B,J,K]`` characteristics that carry random tastes (any units matching ``sigma_nu``).
+    price: ``[B,J]`` prices at which ``delta`` is evaluated (CNY in evlaunch).
+    available: ``[B,J]`` bool, products on sale (default: all).  Unavailable products get zero share and
+        are left out of the pricing equilibrium.
+    firm_ids: optional ``[B,J]`` integer owner of each product (used by the pricing equilibrium).
+    """
+
+    x2: np.ndarray
+    price: np.ndarray
+    available: np.ndarray | None = None
+    firm_ids: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        price = _as_float("price", self.price, 2)
+        markets, products = price.shape
+        x2 = np.asarray(self.x2, dtype=np.float64)
+        if x2.ndim == 2 and x2.shape[1] == 0:
+            x2 = x2.reshape(markets, products, 0)
+        x2 = _as_float("x2", x2, 3)
+        if x2.shape[:2] != (markets, products):
+            raise ValueError(f"x2 {x2.shape} and price {price.shape} must agree on [B,J]")
+        if self.available is None:
+            available = np.ones((markets, products), dtype=bool)
+        else:
+            available = np.ascontiguousarray(self.available, dtype=bool)
+            if available.shape != (markets, products):
+                raise ValueError(f"available {available.shape} must be [B,J] = {(markets, products)}")
+        # padded (unavailable) slots may hold anything; make them harmless
+        x2 = np.where(available[:, :, None], x2, 0.0)
+        price = np.where(available, price, np.where(np.isfinite(price), price, 0.0))
+        if not (np.all(np.isfinite(x2)) and np.all(np.isfinite(price))):
+            raise ValueError("x2 and price of available products must be finite")
+        firm_ids = None
+        if self.firm_ids is not None:
+            firm_ids = np.ascontiguousarray(self.firm_ids)
+            if firm_ids.shape != (markets, products):
+                raise ValueError(f"firm_ids {firm_ids.shape} must be [B,J] = {(markets, products)}")
+        object.__setattr__(self, "x2", np.ascontiguousarray(x2))
+        object.__setattr__(self, "price", np.ascontiguousarray(price))
+        object.__setattr__(self, "available", available)
+        object.__setattr__(self, "firm_ids", firm_ids)
+
+    @property
+    def markets(self) -> int:
+        return self.price.shape[0]
+
+    @property
+    def products(self) -> int:
+        return self.price.shape[1]
+
+    def with_available(self, available: np.ndarray) -> "ProductSet":
+        """The same products with another availability mask (e.g. entry or exit)."""
+        return ProductSet(self.x2, self.price, available, self.firm_ids)
+
+
+@dataclass(frozen=True)
+class MeanUtilities:
+    """Result of :func:`solve_mean_utilities`.
+
+    delta: ``[B,J]`` mean utilities (utils; 0 for unavailable products).
+    iterations: ``[B]`` share evaluations used per market (0 for the closed form).
+    converged: ``[B]`` whether max |log s(delta) - log S| <= tol.
+    max_log_share_error: ``[B]`` the achieved max |log s(delta) - log S|.
+    """
+
+    delta: np.ndarray
+    iterations: np.ndarray
+    converged: np.ndarray
+    max_log_share_error: np.ndarray
+
+
+def _check(products: ProductSet, tastes: ConsumerTastes, delta: np.ndarray | None = None) -> None:
+    if products.markets != tastes.markets:
+        raise ValueError(f"products have {products.markets} markets, tastes {tastes.markets}")
+    if products.x2.shape[2] != tastes.sigma_nu.shape[2]:
+        raise ValueError(f"x2 has K={products.x2.shape[2]} characteristics, sigma_nu K={tastes.sigma_nu.shape[2]}")
+    if delta is not None and delta.shape != products.price.shape:
+        raise ValueError(f"delta {delta.shape} must be [B,J] = {products.price.shape}")
+
+
+def mean_utility_at(delta: Any, products: ProductSet, tastes: ConsumerTastes, prices: Any) -> np.ndarray:
+    """``[B,J]`` mean utility at ``prices``: ``delta + alpha_mean * (prices - products.price)``."""
+    delta = np.asarray(delta, dtype=np.float64)
+    return delta + tastes.alpha_mean[:, None] * (np.asarray(prices, dtype=np.float64) - products.price)
+
+
+def utilities(delta: Any, products: ProductSet, tastes: ConsumerTastes, prices: Any = None) -> np.ndarray:
+    """``[B,I,J]`` deterministic utilities (utils) at ``prices`` (default ``products.price``);
+    ``-inf`` for unavailable products."""
+    delta = _as_float("delta", delta, 2)
+    _check(products, tastes, delta)
+    price = products.price if prices is None else _as_float("prices", prices, 2)
+    mean = delta if prices is None else mean_utility_at(delta, products, tastes, price)
+    mu = np.matmul(tastes.sigma_nu, products.x2.transpose(0, 2, 1))  # [B,I,J]
+    u = mean[:, None, :] + mu + tastes.alpha_i[:, :, None] * price[:, None, :]
+    return np.where(products.available[:, None, :], u, -np.inf)
+
+
+def _probabilities_from_utilities(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Logit probabilities with the outside option (utility 0) by log-sum-exp; returns (s_ij, log of the
+    inclusive value log(1 + sum_j exp u_ij)) with the latter ``[..., I]``."""
+    peak = np.maximum(np.max(u, axis=-1, initial=-np.inf), 0.0)  # [...,I] >= 0, finite
+    with np.errstate(under="ignore"):
+        exp_u = np.exp(u - peak[..., None])
+        total = np.exp(-peak) + exp_u.sum(axis=-1)
+    return exp_u / total[..., None], peak + np.log(total)
+
+
+def choice_probabilities(
+    delta: Any, products: ProductSet, tastes: ConsumerTastes, prices: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Choice probabilities ``s_ij [B,I,J]`` of each type and market shares ``[B,J]`` (weighted by the
+    integration weights) at ``prices`` (default ``products.price``).  Numerically safe for extreme
+    utilities (log-sum-exp including the outside option's 0); unavailable products get exactly 0."""
+    s_ij, _ = _probabilities_from_utilities(utilities(delta, products, tastes, prices))
+    shares = np.einsum("bi,bij->bj", tastes.weights, s_ij)
+    return s_ij, shares
+
+
+def _has_heterogeneity(products: ProductSet, tastes: ConsumerTastes) -> bool:
+    if np.any(tastes.alpha_i != 0.0):
+        return True
+    if tastes.sigma_nu.shape[2] and np.any(np.matmul(tastes.sigma_nu, products.x2.transpose(0, 2, 1)) != 0.0):
+        return True
+    return False
+
+
+def solve_mean_utilities(
+    observed_shares: Any,
+    products: ProductSet,
+    tastes: ConsumerTastes,
+    *,
+    initial_delta: Any = None,
+    tol: float = 1e-14,
+    max_iterations: int = 1000,
+) -> MeanUtilities:
+    """Mean utilities ``delta [B,J]`` that reproduce ``observed_shares [B,J]`` exactly (BLP inversion).
+
+    Without heterogeneity (all ``alpha_i`` and ``sigma_nu @ x2`` zero) it is the closed form
+    ``log s_j - log s_0`` (Berry 1994).  Otherwise each market is solved by Newton steps on
+    ``log s(delta) = log S`` safeguarded by the BLP contraction ``delta <- delta + log S - log s(delta)``
+    (taken whenever the Newton step does not reduce the error), until ``max |log s - log S| <= tol``.
+    Markets stop updating once converged; the cap ``max_iterations`` bounds the share evaluations per
+    market.  Observed shares of available products must be positive with an outside share > 0.
+    """
+    _check(products, tastes)
+    shares = _as_float("observed_shares", observed_shares, 2)
+    available = products.available
+    if shares.shape != available.shape:
+        raise ValueError(f"observed_shares {shares.shape} must be [B,J] = {available.shape}")
+    target = np.where(available, shares, 0.0)
+    outside = 1.0 - target.sum(axis=1)
+    if np.any(available & ~(target > 0)) or np.any(~(outside > 0)):
+        raise ValueError("observed shares of available products must be > 0 and sum to < 1 in every market")
+    log_target = np.log(np.where(available, target, 1.0))
+    logit_delta = np.where(available, log_target - np.log(outside)[:, None], 0.0)
+    markets = shares.shape[0]
+    if not _has_heterogeneity(products, tastes):
+        zeros = np.zeros(markets)
+        return MeanUtilities(logit_delta, np.zeros(markets, dtype=np.int64), np.ones(markets, dtype=bool), zeros)
+
+    delta = logit_delta.copy() if initial_delta is None else np.where(available, _as_float("initial_delta", initial_delta, 2), 0.0)
+    mu = np.matmul(tastes.sigma_nu, products.x2.transpose(0, 2, 1)) + tastes.alpha_i[:, :, None] * products.price[:, None, :]
+
+    def evaluate(idx: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        u = np.where(available[idx, None, :], d[:, None, :] + mu[idx], -np.inf)
+        s_ij, _ = _probabilities_from_utilities(u)
+        s = np.einsum("bi,bij->bj", tastes.weights[idx], s_ij)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            resid = np.where(available[idx], np.log(s) - log_target[idx], 0.0)
+        resid = np.where(np.isfinite(resid), resid, np.where(available[idx], -np.inf, 0.0))
+        return s_ij, s, resid
+
+    iterations = np.zeros(markets, dtype=np.int64)
+    converged = np.zeros(markets, dtype=bool)
+    error = np.full(markets, np.inf)
+    stalls = np.zeros(markets, dtype=np.int64)
+    idx_all = np.arange(markets)
+    s_ij, s, resid = evaluate(idx_all, delta)
+    iterations += 1
+    error[:] = np.max(np.abs(resid), axis=1, initial=0.0)
+    eye = np.eye(products.products)
+    while True:
+        active = idx_all[(error > tol) & (iterations < max_iterations) & (stalls < 3)]
+        if active.size == 0:
+            break
+        d, r, w = delta[active], resid[active], tastes.weights[active]
+        avail = available[active]
+        finite = np.all(np.isfinite(r), axis=1)
+        # Newton: d log s / d delta = diag(1/s) (diag(s) - sum_i w_i s_ij s_ik)
+        weighted = s_ij[active] * w[:, :, None]
+        jac = -np.matmul(weighted.transpose(0, 2, 1), s_ij[active])
+        jac[:, np.arange(jac.shape[1]), np.arange(jac.shape[1])] += s[active]
+        pair = avail[:, :, None] & avail[:, None, :]
+        jac = np.where(pair, jac, eye)
+        rhs = np.where(avail & np.isfinite(r), -s[active] * r, 0.0)
+        try:
+            step = np.linalg.solve(jac, rhs[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            step = np.full_like(rhs, np.nan)
+        ok = finite & np.all(np.isfinite(step), axis=1)
+        newton = np.where(ok[:, None], d + step, d)
+        s_ij_n, s_n, r_n = evaluate(active, newton)
+        iterations[active] += 1
+        err_n = np.max(np.abs(r_n), axis=1, initial=0.0)
+        accept = ok & (err_n < error[active])
+        # contraction step for markets where Newton failed to improve
+        contract = ~accept
+        if np.any(contract):
+            cidx = active[contract]
+            r_c = resid[cidx]
+            r_c = np.where(np.isfinite(r_c), r_c, -1.0)  # a zero predicted share: raise its utility
+            d_c = delta[cidx] - r_c
+            s_ij_c, s_c, r_cc = evaluate(cidx, d_c)
+            iterations[cidx] += 1
+            err_c = np.max(np.abs(r_cc), axis=1, initial=0.0)
+            improved = err_c < error[cidx]
+            stalls[cidx] = np.where(improved, 0, stalls[cidx] + 1)
+            # the contraction is taken even if the max error rises slightly far from the solution; in
+            # the round-off zone only improvements are kept
+            take = improved | (error[cidx] > 1e-8)
+            tidx = cidx[take]
+            delta[tidx], s_ij[tidx], s[tidx], resid[tidx], error[tidx] = (
+                d_c[take], s_ij_c[take], s_c[take], r_cc[take], err_c[take])
+        aidx = active[accept]
+        if aidx.size:
+            delta[aidx], s_ij[aidx], s[aidx], resid[aidx], error[aidx] = (
+                newton[accept], s_ij_n[accept], s_n[accept], r_n[accept], err_n[accept])
+            stalls[aidx] = 0
+    converged = error <= tol
+    return MeanUtilities(np.where(available, delta, 0.0), iterations, converged, error)
+
+
+def _jacobian_from_probabilities(s_ij: np.ndarray, tastes: ConsumerTastes) -> np.ndarray:
+    """``[B,J,J]`` d s_j / d p_k = sum_i w_i d_i s_ij (1[j=k] - s_ik), d_i = alpha_mean + alpha_i."""
+    wd = tastes.weights * tastes.price_derivative  # [B,I]
+    weighted = s_ij * wd[:, :, None]
+    jac = -np.matmul(weighted.transpose(0, 2, 1), s_ij)
+    diag = weighted.sum(axis=1)
+    j = np.arange(s_ij.shape[2])
+    jac[:, j, j] += diag
+    return jac
+
+
+def price_derivatives(delta: Any, products: ProductSet, tastes: ConsumerTastes, prices: Any = None) -> np.ndarray:
+    """``[B,J,J]`` Jacobian of shares with respect to prices, ``d s_j / d p_k`` (per currency unit);
+    zero rows and columns for unavailable products."""
+    s_ij, _ = choice_probabilities(delta, products, tastes, prices)
+    return _jacobian_from_probabilities(s_ij, tastes)
+
+
+def elasticities(delta: Any, products: ProductSet, tastes: ConsumerTastes, prices: Any = None) -> np.ndarray:
+    """``[B,J,J]`` price elasticities ``d s_j / d p_k * p_k / s_j`` (pyblp's convention: row = the share
+    that responds, column = the price that moves); NaN where a product is unavailable."""
+    price = products.price if prices is None else _as_float("prices", prices, 2)
+    s_ij, shares = choice_probabilities(delta, products, tastes, prices)
+    jac = _jacobian_from_probabilities(s_ij, tastes)
+    pair = products.available[:, :, None] & products.available[:, None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = jac * price[:, None, :] / shares[:, :, None]
+    return np.where(pair, out, np.nan)
+
+
+def diversion_ratios(delta: Any, products: ProductSet, tastes: ConsumerTastes, prices: Any = None) -> np.ndarray:
+    """``[B,J,J]`` diversion ratios with respect to price (pyblp's convention):
+    ``D[j,k] = -(d s_k/d p_j) / (d s_j/d p_j)`` for ``k != j`` and, on the diagonal, the diversion to
+    the outside option ``D[j,j] = -(d s_0/d p_j) / (d s_j/d p_j)``; each row sums to 1.  NaN where a
+    product is unavailable."""
+    jac = price_derivatives(delta, products, tastes, prices)
+    own = np.diagonal(jac, axis1=1, axis2=2)  # [B,J]
+    to_products = jac.transpose(0, 2, 1)  # [b,j,k] = d s_k / d p_j
+    d_outside = -to_products.sum(axis=2)  # d s_0 / d p_j
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = -to_products / own[:, :, None]
+        j = np.arange(jac.shape[1])
+        ratios[:, j, j] = -d_outside / own
+    pair = products.available[:, :, None] & products.available[:, None, :]
+    return np.where(pair, ratios, np.nan)
+
+
+def consumer_surplus(
+    delta: Any, products: ProductSet, tastes: ConsumerTastes, prices: Any = None, *, keep_all: bool = False
+) -> np.ndarray:
+    """Consumer surplus per capita (currency units; CNY in evlaunch) at ``prices``.
+
+    ``CS_i = log(1 + sum_j exp u_ij) / -(alpha_mean + alpha_i)`` — the expected maximum utility over
+    the type's marginal utility of money (no income effects), as pyblp's
+    ``compute_consumer_surpluses``; returns ``sum_i w_i CS_i`` ``[B]``, or ``CS_i [B,I]`` with
+    ``keep_all``.  Only differences of CS are meaningful (the constant of integration is dropped);
+    compare availability masks or prices to value a product or a price change.
+    """
+    _, inclusive = _probabilities_from_utilities(utilities(delta, products, tastes, prices))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_type = inclusive / -tastes.price_derivative
+    if keep_all:
+        return per_type
+    return np.einsum("bi,bi->b", tastes.weights, per_type)
+
+
+def pad_markets(market_ids: Any, values: Any, fill: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stack long-format rows (one per product or per consumer type) into padded ``[B, N, ...]`` arrays.
+
+    Returns ``(padded, mask, unique_market_ids)``: ``padded[b, n]`` is the n-th row of the b-th market in
+    order of first appearance within the market (markets sorted like ``np.unique``), ``mask[b, n]`` marks
+    real rows; missing slots hold ``fill``.  Use ``padded[mask]`` to go back to long format.
+    """
+    market_ids = np.asarray(market_ids).ravel()
+    values = np.asarray(values)
+    if values.shape[0] != market_ids.shape[0]:
+        raise ValueError("values and market_ids need the same number of rows")
+    unique, inverse = np.unique(market_ids, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    counts = np.bincount(inverse, minlength=unique.size)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.empty(market_ids.size, dtype=np.int64)
+    position[order] = np.arange(market_ids.size) - np.repeat(starts, counts)
+    width = int(counts.max()) if counts.size else 0
+    padded = np.full((unique.size, width) + values.shape[1:], fill, dtype=np.result_type(values, type(fill)))
+    mask = np.zeros((unique.size, width), dtype=bool)
+    padded[inverse, position] = values
+    mask[inverse, position] = True
+    return padded, mask, unique

@@ -1,0 +1,64 @@
+"""Plotly figures for the report, built from per-draw arrays. Pure: arrays in, figures out."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+
+
+def _layout(figure: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
+    figure.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, template="plotly_white",
+                         height=420, margin=dict(l=60, r=20, t=60, b=50), legend=dict(orientation="h", y=-0.2))
+    return figure
+
+
+def fan_chart(months: list[str], series: dict[str, np.ndarray], title: str, y_title: str,
+              scale: float = 1.0) -> go.Figure:
+    """Median line and 10-90% band over months for each named [draws, months] array."""
+    figure = go.Figure()
+    for index, (name, values) in enumerate(series.items()):
+        colour = PALETTE[index % len(PALETTE)]
+        p10, p50, p90 = np.nanquantile(values * scale, [0.1, 0.5, 0.9], axis=0)
+        figure.add_trace(go.Scatter(x=months, y=p90, line=dict(width=0), showlegend=False, hoverinfo="skip",
+                                    legendgroup=name))
+        figure.add_trace(go.Scatter(x=months, y=p10, fill="tonexty", line=dict(width=0), legendgroup=name,
+                                    fillcolor=_transparent(colour), name=f"{name} 10-90%", hoverinfo="skip"))
+        figure.add_trace(go.Scatter(x=months, y=p50, line=dict(color=colour, width=2), name=f"{name} median",
+                                    legendgroup=name))
+    return _layout(figure, title, "month", y_title)
+
+
+def _transparent(colour: str, alpha: float = 0.2) -> str:
+    red, green, blue = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"
+
+
+def launch_histogram(launch_labels: dict[str, list[str]], never: dict[str, float], title: str) -> go.Figure:
+    """Distribution of the launch month per path (share of draws per month; 'never' in the legend)."""
+    figure = go.Figure()
+    for index, (name, labels) in enumerate(launch_labels.items()):
+        figure.add_trace(go.Histogram(x=labels, histnorm="probability", name=f"{name} (never: {never[name]:.0%})",
+                                      marker_color=PALETTE[index % len(PALETTE)], opacity=0.6))
+    figure.update_layout(barmode="overlay")
+    figure.update_xaxes(type="category", categoryorder="category ascending")
+    return _layout(figure, title, "launch month", "share of draws")
+
+
+def distribution_chart(values: dict[str, np.ndarray], title: str, x_title: str, scale: float = 1.0) -> go.Figure:
+    """Overlaid histograms of a per-draw output for each path."""
+    figure = go.Figure()
+    for index, (name, array) in enumerate(values.items()):
+        finite = array[np.isfinite(array)] * scale
+        figure.add_trace(go.Histogram(x=finite, histnorm="probability", name=name, nbinsx=60, opacity=0.55,
+                                      marker_color=PALETTE[index % len(PALETTE)]))
+    figure.update_layout(barmode="overlay")
+    return _layout(figure, title, x_title, "share of draws")
+
+
+def bar_chart(labels: list[str], values: list[float], title: str, x_title: str) -> go.Figure:
+    """Horizontal bars (e.g. a tornado of sensitivity indices)."""
+    figure = go.Figure(go.Bar(x=values, y=labels, orientation="h", marker_color=PALETTE[0]))
+    figure.update_yaxes(autorange="reversed")
+    return _layout(figure, title, x_title, "")

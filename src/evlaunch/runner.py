@@ -1,0 +1,149 @@
+"""One run end to end: scenario -> draws (in chunks, local or on dask) -> summary, draws, report, store.
+
+The CLI and the dashboard both call `run_scenario`, so there is one implementation of a run.
+Results are written atomically; an interrupted run keeps its finished chunks and `resume=True`
+completes it with the same numbers an uninterrupted run gives.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from evlaunch import __version__
+from evlaunch.atomic import write_json_atomic
+from evlaunch.errors import RunError
+from evlaunch.scenario import MAX_DRAWS, Scenario, load_scenario, parse_scenario
+from evlaunch.simulate import Model, prepare, simulate
+from evlaunch.store import RunStore
+from evlaunch.summary import build_summary
+from evlaunch.uncertainty.execution import execute
+from evlaunch.uncertainty.sampling import design, sample_inputs
+
+DEFAULT_SEED = 20231031
+DEFAULT_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: number of draws, seed, chunking and where chunks execute."""
+
+    draws: int = 2000
+    seed: int = DEFAULT_SEED
+    chunk_size: int = DEFAULT_CHUNK
+    workers: int | None = None
+    scheduler: str | None = None
+    resume: bool = False
+    report: bool = True
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a finished run produced (paths on disk and the summary document)."""
+
+    run_id: str | None
+    out_dir: Path
+    summary: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def summary_path(self) -> Path:
+        return self.out_dir / "summary.json"
+
+    @property
+    def draws_path(self) -> Path:
+        return self.out_dir / "draws.parquet"
+
+    @property
+    def report_path(self) -> Path:
+        return self.out_dir / "report.html"
+
+
+@functools.lru_cache(maxsize=4)
+def _model(scenario_text: str, source: str, base_dir: str) -> Model:
+    return prepare(parse_scenario(scenario_text, source), base_dir)
+
+
+def compute_chunk(scenario_text: str, source: str, base_dir: str, seed: int, start: int, stop: int
+                  ) -> dict[str, np.ndarray]:
+    """Per-draw inputs and outputs for draws [start, stop): a pure function of its arguments, so any
+    process (a dask worker included) computes the same rows."""
+    model = _model(scenario_text, source, base_dir)
+    sampling = design(model.scenario, seed, model.event_names)
+    inputs = sample_inputs(model.scenario, sampling, start, stop)
+    outputs = simulate(model, inputs)
+    return {**inputs, **outputs}
+
+
+def fingerprint(scenario_text: str, seed: int) -> str:
+    """Identifies everything that determines the draws: scenario text, seed and code version."""
+    return hashlib.sha256(f"{__version__}\n{seed}\n{scenario_text}".encode()).hexdigest()[:32]
+
+
+def check_options(options: RunOptions) -> None:
+    if not 1 <= options.draws <= MAX_DRAWS:
+        raise RunError(f"--draws must be between 1 and {MAX_DRAWS:,}, got {options.draws}")
+    if not 0 <= options.seed < 2**63:
+        raise RunError(f"--seed must be a non-negative integer below 2**63, got {options.seed}")
+    if options.chunk_size < 1:
+        raise RunError(f"--chunk-size must be positive, got {options.chunk_size}")
+
+
+def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOptions = RunOptions(),
+                 store: RunStore | None = None, progress: Callable[[int, int], None] | None = None,
+                 cancel: threading.Event | None = None, scenario_text: str | None = None) -> RunResult:
+    """Run a scenario file (or `scenario_text`, named by `scenario_path`) and write its results to `out_dir`."""
+    check_options(options)
+    started = time.perf_counter()
+    source = str(scenario_path)
+    if scenario_text is None:
+        scenario = load_scenario(scenario_path)
+        scenario_text = Path(scenario_path).read_text(encoding="utf-8")
+    else:
+        scenario = parse_scenario(scenario_text, source)
+    base_dir = str(Path(scenario_path).resolve().parent)
+    model = _model(scenario_text, source, base_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    prepared = time.perf_counter()
+    run_id = None
+    if store is not None:
+        run_id = store.start_run(scenario.name, scenario_text, seed=options.seed, draws=options.draws,
+                                 out_dir=str(out.resolve()), draws_path=str((out / "draws.parquet").resolve()))
+    chunk_fn = functools.partial(compute_chunk, scenario_text, source, base_dir, options.seed)
+    try:
+        table = execute(chunk_fn, options.draws, chunk_size=min(options.chunk_size, options.draws), out_dir=out,
+                        run_fingerprint=fingerprint(scenario_text, options.seed), workers=options.workers,
+                        scheduler=options.scheduler, resume=options.resume, progress=progress, cancel=cancel)
+        simulated = time.perf_counter()
+        summary = build_summary(table, scenario, options.draws, options.seed, __version__)
+        write_json_atomic(out / "summary.json", summary)
+        table.to_parquet(out / "draws.parquet")
+        summarised = time.perf_counter()
+        if options.report:
+            from evlaunch.report.build import write_report
+
+            write_report(out / "report.html", scenario, model, table, summary)
+        finished = time.perf_counter()
+    except BaseException as error:
+        if store is not None and run_id is not None:
+            from evlaunch.uncertainty.execution import RunCancelled
+
+            status = "cancelled" if isinstance(error, (RunCancelled, KeyboardInterrupt)) else "failed"
+            store.finish_run(run_id, None, {"seconds": time.perf_counter() - started}, status)
+        raise
+    timings = {"prepare_s": prepared - started, "simulate_s": simulated - prepared,
+               "summarise_s": summarised - simulated, "report_s": finished - summarised,
+               "total_s": finished - started}
+    if store is not None and run_id is not None:
+        store.finish_run(run_id, summary, timings, "finished")
+    return RunResult(run_id, out, summary, timings)
+
+

@@ -1,0 +1,433 @@
+"""Scenario files: the validated, frozen configuration of one simulation.
+
+A scenario is TOML. Any scalar marked `Quantity` may be a fixed number or a distribution table
+(see `uncertainty.distributions`). Loading never executes anything from the file; every problem is
+reported as a `ScenarioError` naming the file, the field path, the offending value and what was expected.
+Money is in CNY unless a field name says otherwise; durations are in months; volumes in vehicles.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Literal, Union
+
+import numpy as np
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError,
+                      field_validator, model_validator)
+
+from evlaunch.errors import ScenarioError
+from evlaunch.uncertainty.distributions import DISTRIBUTION_NAMES, Distribution
+
+MAX_SCENARIO_BYTES = 1_000_000
+MAX_HORIZON_MONTHS = 240
+MAX_DRAWS = 10_000_000
+
+Number = Union[StrictInt, StrictFloat]
+Quantity = Union[StrictInt, StrictFloat, Distribution]
+YEAR_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+def month_number(year_month: str) -> int:
+    """Months since year 0 for 'YYYY-MM' (so differences are month counts)."""
+    match = YEAR_MONTH.match(year_month)
+    if not match:
+        raise ValueError(f"expected a month as 'YYYY-MM', got {year_month!r}")
+    return int(match.group(1)) * 12 + int(match.group(2)) - 1
+
+
+def month_label(number: int) -> str:
+    """Inverse of `month_number`: 24287 -> '2023-12'."""
+    return f"{number // 12:04d}-{number % 12 + 1:02d}"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number (not nan or inf)")
+    return value
+
+
+class _Config(_Frozen):
+    @field_validator("*", mode="after")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        return _check_finite(value)
+
+
+def _year_month(value: str) -> str:
+    month_number(value)
+    year = int(value[:4])
+    if not 1990 <= year <= 2100:
+        raise ValueError(f"year {year} is outside 1990..2100")
+    return value
+
+
+YearMonth = Annotated[str, Field(pattern=YEAR_MONTH.pattern)]
+
+
+class Stage(_Config):
+    """One step of a path (agreement, approval, catalogue listing, plant readiness, start of production)."""
+
+    name: str = Field(min_length=1, max_length=80)
+    months: Quantity = Field(description="duration of the stage, months")
+    failure: Quantity = Field(0.0, description="probability the stage fails (0..1)")
+    note: str = Field("", max_length=2000)
+
+
+class EntryPath(_Config):
+    """A manufacturing path: whose licence and plant, its stages, capacity, costs and fallback."""
+
+    label: str = Field(min_length=1, max_length=120)
+    partner: str | None = Field(None, description="firm name as in the firms table, if a partner's plant")
+    licence: Literal["partner", "own"]
+    stages: list[Stage] = Field(min_length=1, max_length=12)
+    fallback: str | None = Field(None, description="path taken if a stage fails, with the time already lost")
+    capacity_per_year: Quantity = Field(description="plant capacity available to the entrant, vehicles/year")
+    ramp_months: Quantity = Field(description="months from start of production to full capacity")
+    upfront_cost: Quantity = Field(description="capex and one-off fees before production, CNY")
+    fee_per_vehicle: Quantity = Field(0.0, description="contract-manufacturing fee paid to the partner, CNY/vehicle")
+    unit_cost_factor: Quantity = Field(1.0, description="multiplier on the unit cost (partner supply chain, scale)")
+    brand_utility: Quantity = Field(0.0, description="utility shift from co-branding or channel, logit units")
+    note: str = Field("", max_length=4000)
+
+
+class Product(_Config):
+    """The entrant's car."""
+
+    name: str = Field(min_length=1, max_length=120)
+    segment: str = Field(min_length=1, max_length=20)
+    powertrain: Literal["BEV", "PHEV"]
+    body: str = Field("sedan", max_length=40)
+    price: Quantity = Field(description="guide price incl. VAT before subsidies, CNY")
+    battery_kwh: Quantity
+    range_km: Quantity = Field(description="CLTC range, km")
+    adas: StrictBool = True
+    ready_months: Quantity = Field(description="months from the scenario start until the product is ready to build")
+    quality_utility: Quantity = Field(0.0, description="utility versus the comparable models at equal price")
+    comparables: list[str] = Field(min_length=1, description="lineup models the car is positioned against")
+    rest_of_vehicle_cost: Quantity = Field(description="unit cost excluding the battery pack, CNY/vehicle")
+    learning_rate: Quantity = Field(0.1, description="unit-cost fall per doubling of cumulative output (0..0.5)")
+    awareness_midpoint: Quantity = Field(description="months after launch until awareness reaches half")
+    awareness_width: Quantity = Field(description="logistic width of the awareness ramp, months")
+    order_cancellation: Quantity = Field(0.05, description="share of the waiting backlog cancelled each month")
+
+
+class Market(_Config):
+    """The whole new passenger-car market: size, outside option, price sensitivity, NEV drift, charging."""
+
+    base_period: tuple[YearMonth, YearMonth] = Field(description="first and last month of calibration data")
+    outside_share: Quantity = Field(description="share of potential buyers who buy no new car in a month")
+    own_price_elasticity: Quantity = Field(description="sales-weighted mean own-price elasticity (negative)")
+    growth_per_year: Quantity = Field(description="growth of the total car market per year (fraction)")
+    nev_trend_per_year: Quantity = Field(description="drift of NEV utility vs ICE, logit units per year")
+    charging_growth_per_year: Quantity = Field(description="growth of public charging points per year")
+    charging_effect: Quantity = Field(description="utility of NEVs per unit of log charging points")
+    phev_to_bev_ratio: Quantity = Field(description="PHEV sales per BEV sale in the base period")
+    missing_price_band: dict[str, Quantity] = Field(
+        default_factory=dict, description="guide price by segment for models whose price is unknown, CNY")
+    estimate_sales_from_monthly: list[str] = Field(
+        default_factory=list, description="lineup models without sales whose rate is estimated from monthly rows")
+
+
+class CompetitorLaunch(_Config):
+    """A scheduled competitor model (e.g. another tech company's car) entering at a known month."""
+
+    name: str = Field(min_length=1, max_length=120)
+    group: str = Field(min_length=1, max_length=120)
+    month: YearMonth
+    powertrain: Literal["BEV", "PHEV", "ICE"]
+    segment: str = Field(min_length=1, max_length=20)
+    price: Quantity
+    comparables: list[str] = Field(min_length=1)
+    quality_utility: Quantity = 0.0
+
+
+class Competition(_Config):
+    """How incumbents respond: fixed prices with an entry price cut, or Bertrand-Nash re-pricing."""
+
+    reprice: Literal["fixed", "bertrand"] = "fixed"
+    price_war_cut: Quantity = Field(0.0, description="incumbents' BEV price cut after the entrant's launch")
+    launches: list[CompetitorLaunch] = Field(default_factory=list, max_length=50)
+
+
+class Finance(_Config):
+    """Budget, exchange rate, discounting and the entrant's running costs."""
+
+    budget_usd: Number = Field(gt=0, description="funds pledged for the car business, US$")
+    usd_cny: Quantity = Field(description="CNY per US$")
+    discount_rate: Quantity = Field(description="annual discount rate for NPV")
+    rnd_per_month: Quantity = Field(description="R&D and engineering spend, CNY/month")
+    opex_per_month: Quantity = Field(description="sales network, marketing, overheads, CNY/month")
+    variable_cost_per_vehicle: Quantity = Field(0.0, description="logistics, warranty, delivery, CNY/vehicle")
+    vat_rate: Quantity = Field(description="VAT included in guide prices")
+    battery_cost_change_per_year: Quantity = Field(description="change of pack price per year after the data")
+    terminal_value_multiple: Quantity = Field(0.0, description="years of final-year operating cash flow "
+                                              "credited at the horizon (0 = none)")
+
+
+class SupplyShock(_Config):
+    """A chip-shortage-style event: with some probability, capacity is cut and costs rise for a while."""
+
+    probability: Quantity
+    start_months: Quantity = Field(description="months after the scenario start when it begins")
+    duration_months: Quantity
+    capacity_cut: Quantity = Field(description="fraction of capacity lost while it lasts")
+    cost_increase: Quantity = Field(0.0, description="fractional rise of unit cost while it lasts")
+
+
+class Recommendation(_Frozen):
+    """How the recommended path is chosen."""
+
+    criterion: Literal["max_expected_npv", "max_median_npv", "max_cvar_npv", "max_p_launch_by_target"] = (
+        "max_expected_npv")
+    max_p_budget_exceeded: float = Field(0.10, ge=0, le=1)
+
+
+class DataSources(_Frozen):
+    """Which tables the scenario uses: bundled names, or paths (relative to the scenario file) to own tables."""
+
+    lineup: str = Field("lineup_2023", min_length=1, max_length=500)
+    tables: dict[str, str] = Field(default_factory=dict)
+
+
+class Scenario(_Config):
+    """A complete, validated scenario (frozen)."""
+
+    name: str = Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\- ]*$")
+    description: str = Field("", max_length=4000)
+    as_of: date
+    start: YearMonth
+    horizon_months: StrictInt = Field(ge=12, le=MAX_HORIZON_MONTHS)
+    target_launch: YearMonth
+    data: DataSources = Field(default_factory=DataSources)
+    market: Market
+    product: Product
+    paths: dict[str, EntryPath] = Field(min_length=1, max_length=12)
+    competition: Competition = Field(default_factory=Competition)
+    finance: Finance
+    supply_shocks: dict[str, SupplyShock] = Field(default_factory=dict, max_length=10)
+    recommendation: Recommendation = Field(default_factory=Recommendation)
+
+    @field_validator("start", "target_launch")
+    @classmethod
+    def _month(cls, value: str) -> str:
+        return _year_month(value)
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of(cls, value: date) -> date:
+        if not date(2000, 1, 1) <= value <= date(2100, 1, 1):
+            raise ValueError("must be between 2000-01-01 and 2100-01-01")
+        return value
+
+    @field_validator("paths")
+    @classmethod
+    def _path_names(cls, value: dict[str, EntryPath]) -> dict[str, EntryPath]:
+        for name in value:
+            if not re.match(r"^[A-Za-z][A-Za-z0-9_\-]{0,39}$", name):
+                raise ValueError(f"path name {name!r} must be a letter then letters, digits, '_' or '-'")
+            if name in RESERVED_PATH_NAMES:
+                raise ValueError(f"path name {name!r} is reserved; choose another")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Scenario":
+        as_of_month = self.as_of.year * 12 + self.as_of.month - 1
+        if month_number(self.start) <= as_of_month:
+            raise ValueError(f"start {self.start} must be after the as-of month {self.as_of:%Y-%m}")
+        for month in self.market.base_period:
+            if month_number(month) > as_of_month:
+                raise ValueError(f"market.base_period month {month} is after as_of {self.as_of}")
+        if month_number(self.market.base_period[0]) > month_number(self.market.base_period[1]):
+            raise ValueError("market.base_period must be (first month, last month) in order")
+        for name, path in self.paths.items():
+            seen = [name]
+            while path.fallback is not None:
+                if path.fallback not in self.paths:
+                    raise ValueError(f"paths.{seen[-1]}.fallback names {path.fallback!r}, which is not a path "
+                                     f"(paths: {', '.join(self.paths)})")
+                if path.fallback in seen:
+                    raise ValueError(f"fallbacks form a cycle: {' -> '.join(seen + [path.fallback])}")
+                seen.append(path.fallback)
+                path = self.paths[path.fallback]
+        return self
+
+    @property
+    def start_month(self) -> int:
+        return month_number(self.start)
+
+    @property
+    def target_launch_index(self) -> int:
+        """The target launch month as months after the start (0 = the start month)."""
+        return month_number(self.target_launch) - self.start_month
+
+    @property
+    def months(self) -> list[str]:
+        """Labels of the simulated months, 'YYYY-MM'."""
+        return [month_label(self.start_month + t) for t in range(self.horizon_months)]
+
+    @property
+    def years(self) -> list[int]:
+        return sorted({int(label[:4]) for label in self.months})
+
+
+# Allowed range of each quantity, by its field name: a fixed value or a distribution's support
+# (its 1e-6 and 1-1e-6 quantiles) must lie inside, so that no draw can be meaningless.
+ALLOWED_RANGES: dict[str, tuple[float, float]] = {
+    "months": (0, 240), "failure": (0, 1), "price": (1_000, 1e8), "battery_kwh": (1, 300),
+    "range_km": (10, 2_000), "ready_months": (0, 240), "capacity_per_year": (0, 1e8),
+    "ramp_months": (0, 120), "upfront_cost": (0, 1e13), "fee_per_vehicle": (0, 1e7),
+    "unit_cost_factor": (0.1, 10), "learning_rate": (0, 0.5), "awareness_midpoint": (0, 120),
+    "awareness_width": (0.1, 60), "order_cancellation": (0, 1), "outside_share": (0.01, 0.99),
+    "own_price_elasticity": (-50, -0.1), "growth_per_year": (-0.5, 1), "nev_trend_per_year": (-5, 5),
+    "charging_growth_per_year": (-0.5, 3), "charging_effect": (0, 10), "price_war_cut": (0, 0.9),
+    "usd_cny": (0.1, 100), "discount_rate": (0, 1), "rnd_per_month": (0, 1e12), "opex_per_month": (0, 1e12),
+    "variable_cost_per_vehicle": (0, 1e7), "vat_rate": (0, 0.5), "battery_cost_change_per_year": (-0.5, 0.5),
+    "probability": (0, 1), "start_months": (0, 240), "duration_months": (0, 240), "capacity_cut": (0, 1),
+    "cost_increase": (0, 5), "rest_of_vehicle_cost": (1_000, 1e7), "quality_utility": (-10, 10),
+    "brand_utility": (-10, 10), "budget_usd": (1, 1e13), "phev_to_bev_ratio": (0, 5),
+    "terminal_value_multiple": (0, 30),
+}
+RESERVED_PATH_NAMES = {"market", "product", "paths", "finance", "competition", "supply_shocks", "recommendation",
+                       "data", "scenario"}
+
+
+def _range_rule(path: str) -> tuple[float, float] | None:
+    parts = path.split(".")
+    if "missing_price_band" in parts:
+        return ALLOWED_RANGES["price"]
+    return ALLOWED_RANGES.get(parts[-1])
+
+
+def check_ranges(scenario: "Scenario") -> list[str]:
+    """Problems with quantities outside their allowed range, as 'field: got ...; expected ...' lines."""
+    problems = []
+    for path, value in quantities(scenario).items():
+        rule = _range_rule(path)
+        if rule is None:
+            continue
+        low, high = rule
+        if hasattr(value, "ppf"):
+            support = value.ppf(np.array([1e-6, 1 - 1e-6]))
+            if support[0] < low or support[1] > high:
+                problems.append(f"field {path}: got a {value.dist} distribution spanning "
+                                f"[{support[0]:.4g}, {support[1]:.4g}]; expected values within [{low:g}, {high:g}] "
+                                f"(narrow or truncate it with low/high)")
+        elif not low <= value <= high:
+            problems.append(f"field {path}: got {value!r}; expected a number within [{low:g}, {high:g}]")
+    return problems
+
+
+def _walk(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, BaseModel):
+        if "dist" in type(value).model_fields:
+            yield prefix, value
+            return
+        for key in type(value).model_fields:
+            yield from _walk(getattr(value, key), f"{prefix}.{key}" if prefix else key)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk(item, f"{prefix}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _walk(item, f"{prefix}.{index}")
+    else:
+        yield prefix, value
+
+
+def quantities(scenario: Scenario) -> dict[str, Any]:
+    """Every numeric leaf of the scenario by dotted path: numbers and distributions (not strings or flags)."""
+    return {path: value for path, value in _walk(scenario, "")
+            if (isinstance(value, (int, float)) and not isinstance(value, bool)) or hasattr(value, "ppf")}
+
+
+def uncertain_parameters(scenario: Scenario) -> dict[str, Any]:
+    """The scenario's distributions by dotted path (what the Monte Carlo varies)."""
+    return {path: value for path, value in quantities(scenario).items() if hasattr(value, "ppf")}
+
+
+def _describe_expected(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    message = error.get("msg", "")
+    if kind == "extra_forbidden":
+        return "no such field (check spelling; unknown fields are not allowed)"
+    if kind == "missing":
+        return "this field is required"
+    if kind.startswith("union_tag") or "discriminator" in kind:
+        return f"a distribution table with dist = one of {', '.join(DISTRIBUTION_NAMES)}"
+    return message.removeprefix("Value error, ")
+
+
+def _format_location(location: tuple[Any, ...]) -> str:
+    parts = []
+    for part in location:
+        text = str(part)
+        if text in {"int", "float", "str", "bool"} or text in DISTRIBUTION_NAMES or text.startswith(
+                ("constrained-", "function-", "tagged-union", "Strict", "lax-")):
+            continue
+        parts.append(text)
+    return ".".join(parts) or "(top level)"
+
+
+def format_validation_error(source: str, error: ValidationError) -> str:
+    """One line per problem: `file: field path: got VALUE; expected WHAT`."""
+    lines: dict[str, str] = {}
+    for item in error.errors(include_url=False):
+        field = _format_location(tuple(item.get("loc", ())))
+        value = item.get("input")
+        shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        expected = _describe_expected(item)
+        key = field
+        if key in lines and item.get("type", "").endswith("_type"):
+            continue  # a union reports each alternative; keep the first, clearest message
+        lines[key] = f"{source}: field {field}: got {shown}; expected {expected}"
+    return "\n".join(lines.values())
+
+
+def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
+    """Validate scenario TOML text; raise ScenarioError with file, field, value and expectation."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"{source}: file is larger than {MAX_SCENARIO_BYTES // 1000} kB; "
+                            f"a scenario is a short TOML file")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ScenarioError(f"{source}: not valid TOML: {error}") from None
+    except RecursionError:
+        raise ScenarioError(f"{source}: TOML nested too deeply") from None
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as error:
+        raise ScenarioError(format_validation_error(source, error)) from None
+    except RecursionError:
+        raise ScenarioError(f"{source}: values nested too deeply") from None
+    problems = check_ranges(scenario)
+    if problems:
+        raise ScenarioError("\n".join(f"{source}: {problem}" for problem in problems))
+    return scenario
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file."""
+    file_path = Path(path)
+    if not file_path.is_file():
+        raise ScenarioError(f"{path}: no such scenario file")
+    if file_path.stat().st_size > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"{path}: file is larger than {MAX_SCENARIO_BYTES // 1000} kB; "
+                            f"a scenario is a short TOML file")
+    try:
+        text = file_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ScenarioError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise ScenarioError(f"{path}: cannot read ({error.strerror})") from None
+    return parse_scenario(text, str(path))

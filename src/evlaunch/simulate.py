@@ -1,0 +1,311 @@
+"""The monthly simulation, vectorised over Monte Carlo draws.
+
+`prepare(scenario)` reads the sourced data once (as of the scenario's date) into a `Model`;
+`simulate(model, inputs)` is a plain function from per-draw inputs (dict of arrays [N], keyed by the
+scenario's dotted parameter paths) to per-draw outputs (dict of arrays [N]), so samplers, sensitivity
+analysis, scenario discovery, dask or a dashboard can all drive it unchanged.
+
+Per draw and month: market size grows with seasonality; NEV utility drifts with the trend and with
+charging points; the purchase tax follows the policy timeline; incumbents cut BEV prices after the
+entrant's launch (or re-price, when an equilibrium solver is configured); the entrant's car enters at
+its launch month with an awareness ramp; orders above capacity queue; the money follows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from evlaunch.entry.paths import failure_event_name, path_outcomes
+from evlaunch.errors import DataError, ScenarioError
+from evlaunch.finance import net_present_value, peak_cash_need, terminal_value, unit_cost
+from evlaunch.market.history import MarketHistory, load_history
+from evlaunch.market.lineup import Lineup, build_lineup
+from evlaunch.market.logit import logit_shares, mean_utilities, price_coefficient
+from evlaunch.market.policy import purchase_tax
+from evlaunch.scenario import Scenario, month_label, month_number, quantities
+from evlaunch.supply.capacity import capacity_ramp, serve_orders
+
+Inputs = dict[str, np.ndarray]
+Outputs = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Model:
+    """A scenario joined with the sourced data it may see (nothing dated after its as-of date)."""
+
+    scenario: Scenario
+    history: MarketHistory
+    lineup: Lineup
+    competitor_names: tuple[str, ...]
+    event_names: tuple[str, ...]    # extra uniform draws: stage failures and supply-shock occurrences
+
+    @property
+    def path_names(self) -> tuple[str, ...]:
+        return tuple(self.scenario.paths)
+
+    @property
+    def base_mid_month(self) -> float:
+        first, last = self.scenario.market.base_period
+        return (month_number(first) + month_number(last)) / 2.0
+
+
+def prepare(scenario: Scenario, base_dir: str | Path = ".") -> Model:
+    """Load the data a scenario needs and check that every product it names exists."""
+    tables = {name: str((Path(base_dir) / path)) for name, path in scenario.data.tables.items()}
+    lineup_source = scenario.data.lineup
+    if lineup_source.endswith(".csv"):
+        lineup_source = str(Path(base_dir) / lineup_source)
+    history = load_history(scenario.as_of, tables)
+    lineup = build_lineup(lineup_source, scenario.as_of, scenario.market.estimate_sales_from_monthly,
+                          scenario.market.base_period)
+    for name in scenario.product.comparables:
+        lineup.index(name)
+    for launch in scenario.competition.launches:
+        for name in launch.comparables:
+            lineup.index(name)
+    bands = scenario.market.missing_price_band
+    needed = {band for band, price in zip(lineup.price_band, lineup.known_price) if price != price}
+    missing = sorted(needed - set(bands))
+    if missing:
+        raise ScenarioError(f"scenario {scenario.name}: field market.missing_price_band lacks "
+                            f"{', '.join(missing)}; expected a price (or distribution) for each segment "
+                            f"whose models have no sourced price")
+    events = [failure_event_name(name, index) for name, path in scenario.paths.items()
+              for index in range(len(path.stages))]
+    events += [f"supply_shocks.{name}.occurrence_event" for name in scenario.supply_shocks]
+    return Model(scenario, history, lineup, tuple(c.name for c in scenario.competition.launches), tuple(events))
+
+
+def parameter_getter(model: Model, inputs: Inputs, draws: int) -> Callable[[str], np.ndarray]:
+    """`value(path)`: the per-draw values of a scenario quantity, from `inputs` or its fixed value."""
+    fixed = quantities(model.scenario)
+
+    def value(path: str) -> np.ndarray:
+        if path in inputs:
+            return np.asarray(inputs[path], dtype=float)
+        if path in fixed and not hasattr(fixed[path], "ppf"):
+            return np.full(draws, float(fixed[path]))
+        if path in fixed:
+            return np.full(draws, fixed[path].centre)
+        raise KeyError(f"no input or scenario value for {path!r}")
+
+    return value
+
+
+@dataclass(frozen=True)
+class BaseMarket:
+    """The calibrated base period, per draw: products' prices and non-price utilities, price sensitivity."""
+
+    potential: np.ndarray        # [N] potential buyers per month (base period, deseasonalised)
+    price: np.ndarray            # [N, J] guide prices, CNY
+    quality: np.ndarray          # [N, J] mean utility excluding price
+    alpha: np.ndarray            # [N] utility per CNY of effective price (negative)
+    shares: np.ndarray           # [N, J] base-period shares of potential buyers
+    outside_share: np.ndarray    # [N]
+
+
+def calibrate(model: Model, value: Callable[[str], np.ndarray], draws: int) -> BaseMarket:
+    """Reproduce the base period exactly: shares from sourced sales, alpha from the elasticity, delta by inversion."""
+    scenario, lineup, history = model.scenario, model.lineup, model.history
+    first, last = scenario.market.base_period
+    total = history.base_month_totals(first, last).mean()
+    bev_total = history.base_month_totals(first, last, "bev").mean()
+    phev_total = value("market.phev_to_bev_ratio") * bev_total
+    price = np.where(np.isnan(lineup.known_price), 0.0, lineup.known_price) * np.ones((draws, 1))
+    for j, band in enumerate(lineup.price_band):
+        if np.isnan(lineup.known_price[j]):
+            price[:, j] = value(f"market.missing_price_band.{band}")
+    rates = np.where(np.isnan(lineup.monthly_sales), 0.0, lineup.monthly_sales) * np.ones((draws, 1))
+    powertrain = np.array(lineup.powertrains)
+    listed = ~np.isnan(lineup.monthly_sales)
+    remainders = {"BEV": bev_total * np.ones(draws), "PHEV": phev_total,
+                  "ICE": total - bev_total - phev_total}
+    for name, remainder in remainders.items():
+        j = lineup.names.index(f"other {name}")
+        rates[:, j] = remainder - rates[:, listed & (powertrain == name)].sum(axis=1)
+        if np.any(rates[:, j] <= 0):
+            raise DataError(f"the listed {name} models sell more than the {name} total of {first}..{last}; "
+                            f"check market.phev_to_bev_ratio and the lineup's sales bases")
+    outside = value("market.outside_share")
+    potential = total / (1.0 - outside)
+    shares = rates / potential[:, None]
+    effective = price + purchase_tax(price, lineup.is_nev, int(round(model.base_mid_month)),
+                                     value("finance.vat_rate"), scenario.as_of)
+    alpha = price_coefficient(value("market.own_price_elasticity"), effective, shares)
+    quality = mean_utilities(shares, outside) - alpha[:, None] * effective
+    return BaseMarket(potential, price, quality, alpha, shares, outside)
+
+
+def _mean_quality(base: BaseMarket, lineup: Lineup, names: list[str]) -> np.ndarray:
+    return base.quality[:, [lineup.index(name) for name in names]].mean(axis=1)
+
+
+def simulate(model: Model, inputs: Inputs) -> Outputs:
+    """Run every path for every draw over the horizon; return per-draw outputs keyed by name."""
+    scenario, lineup, history = model.scenario, model.lineup, model.history
+    draws = len(next(iter(inputs.values()))) if inputs else 1
+    value = parameter_getter(model, inputs, draws)
+    base = calibrate(model, value, draws)
+    horizon = scenario.horizon_months
+    start = scenario.start_month
+    months = start + np.arange(horizon)
+    years = np.array([m // 12 for m in months])
+
+    # Products: the base lineup, scheduled competitor launches, then the entrant (last column).
+    launches = scenario.competition.launches
+    price = np.concatenate([base.price] + [value(f"competition.launches.{k}.price")[:, None]
+                                           for k in range(len(launches))], axis=1)
+    quality = np.concatenate([base.quality] + [
+        (_mean_quality(base, lineup, c.comparables) + value(f"competition.launches.{k}.quality_utility"))[:, None]
+        for k, c in enumerate(launches)], axis=1)
+    is_nev = np.concatenate([lineup.is_nev, [c.powertrain != "ICE" for c in launches]])
+    is_bev = np.concatenate([np.array(lineup.powertrains) == "BEV", [c.powertrain == "BEV" for c in launches]])
+    launch_month = np.array([month_number(c.month) for c in launches], dtype=int)
+    incumbent_bev = is_bev.copy()
+
+    # Time-varying market drivers (same for every path).
+    years_from_base = (months - model.base_mid_month) / 12.0
+    seasonality = history.seasonality / history.seasonality[
+        [m % 12 for m in range(month_number(scenario.market.base_period[0]),
+                               month_number(scenario.market.base_period[1]) + 1)]].mean()
+    size = base.potential[:, None] * seasonality[months % 12][None, :] * (
+        1.0 + value("market.growth_per_year")[:, None]) ** years_from_base[None, :]
+    charger_year, chargers = history.latest(history.public_chargers_by_year)
+    years_from_chargers = (months + 1 - (charger_year + 1) * 12) / 12.0
+    charging_growth = np.log1p(value("market.charging_growth_per_year"))
+    base_charging_years = (model.base_mid_month + 1 - (charger_year + 1) * 12) / 12.0
+    nev_shift = (value("market.nev_trend_per_year")[:, None] * years_from_base[None, :]
+                 + value("market.charging_effect")[:, None] * charging_growth[:, None]
+                 * (years_from_chargers - base_charging_years)[None, :])
+    pack_year, pack_usd = history.latest(history.pack_usd_per_kwh_by_year)
+    pack_cny = (pack_usd * value("finance.usd_cny")[:, None]
+                * (1.0 + value("finance.battery_cost_change_per_year")[:, None])
+                ** ((months + 1 - (pack_year + 1) * 12) / 12.0)[None, :])
+    vat = value("finance.vat_rate")
+    chargers_by_month = chargers * np.exp(charging_growth[:, None] * years_from_chargers[None, :])
+
+    # Supply shocks: per draw, whether each happens and when.
+    shock_cut = np.zeros((draws, horizon))
+    shock_cost = np.zeros((draws, horizon))
+    for name in scenario.supply_shocks:
+        prefix = f"supply_shocks.{name}"
+        happens = value(f"{prefix}.occurrence_event") < value(f"{prefix}.probability")
+        begin = value(f"{prefix}.start_months")[:, None]
+        active = happens[:, None] & (np.arange(horizon)[None, :] >= begin) & (
+            np.arange(horizon)[None, :] < begin + value(f"{prefix}.duration_months")[:, None])
+        shock_cut = np.maximum(shock_cut, active * value(f"{prefix}.capacity_cut")[:, None])
+        shock_cost = shock_cost + active * value(f"{prefix}.cost_increase")[:, None]
+
+    product = scenario.product
+    entrant_quality = _mean_quality(base, lineup, product.comparables) + value("product.quality_utility")
+    entrant_price = value("product.price")
+    ready = value("product.ready_months")
+    outcomes = path_outcomes(scenario.paths, value)
+    path_order = list(scenario.paths)
+    out: Outputs = {}
+    month_labels = [month_label(m) for m in months]
+    year_list = sorted(set(years.tolist()))
+    cancellation = value("product.order_cancellation")
+    discount_rate = value("finance.discount_rate")
+    budget_cny = scenario.finance.budget_usd * value("finance.usd_cny")
+    fixed_costs = value("finance.rnd_per_month") + value("finance.opex_per_month")
+
+    for path_name in path_order:
+        outcome = outcomes[path_name]
+        operating = outcome.operating_path
+
+        def of_operating(field: str) -> np.ndarray:
+            values = np.stack([value(f"paths.{p}.{field}") for p in path_order], axis=1)
+            return np.where(operating >= 0, values[np.arange(draws), np.maximum(operating, 0)], 0.0)
+
+        launch_index = np.ceil(np.maximum(ready, outcome.production_start))  # months after start; inf = never
+        capacity_per_month = of_operating("capacity_per_year") / 12.0
+        ramp = of_operating("ramp_months")
+        brand = of_operating("brand_utility")
+        fee = of_operating("fee_per_vehicle")
+        cost_factor = of_operating("unit_cost_factor")
+        upfront = of_operating("upfront_cost")
+        upfront_months = np.maximum(np.where(np.isfinite(outcome.production_start),
+                                             outcome.production_start - outcome.months_lost, 0.0), 1.0)
+        upfront_begin = outcome.months_lost
+        sunk_months = np.maximum(outcome.months_lost, 1.0)
+        backlog = np.zeros(draws)
+        cumulative = np.zeros(draws)
+        series = {key: np.zeros((draws, horizon)) for key in
+                  ("orders", "deliveries", "revenue", "cash_flow", "operating_flow", "market", "nev", "share")}
+        for t in range(horizon):
+            month = months[t]
+            after_launch = t >= launch_index
+            available = np.ones((draws, price.shape[1] + 1), dtype=bool)
+            if len(launches):
+                available[:, lineup_size(lineup):price.shape[1]] = month >= launch_month
+            available[:, -1] = after_launch
+            cut = np.where(after_launch, value("competition.price_war_cut"), 0.0)
+            incumbent_price = price * np.where(incumbent_bev[None, :], 1.0 - cut[:, None], 1.0)
+            all_price = np.concatenate([incumbent_price, entrant_price[:, None]], axis=1)
+            nev = np.concatenate([is_nev, [True]])
+            tax = purchase_tax(all_price, nev, int(month), vat, scenario.as_of)
+            months_on_sale = t - launch_index
+            awareness = 1.0 / (1.0 + np.exp(-(months_on_sale - value("product.awareness_midpoint"))
+                                             / value("product.awareness_width")))
+            entrant_utility = entrant_quality + brand + np.log(np.maximum(awareness, 1e-300))
+            utility = np.concatenate([quality, entrant_utility[:, None]], axis=1)
+            utility = utility + np.where(nev[None, :], nev_shift[:, t:t + 1], 0.0)
+            utility = utility + base.alpha[:, None] * (all_price + tax)
+            shares = logit_shares(utility, available)
+            orders = size[:, t] * shares[:, -1]
+            capacity = capacity_per_month * capacity_ramp(t - launch_index, ramp) * (1.0 - shock_cut[:, t])
+            capacity = np.where(np.isfinite(launch_index), capacity, 0.0)
+            delivered, backlog = serve_orders(orders, capacity, backlog, cancellation)
+            cost = unit_cost(value("product.battery_kwh"), pack_cny[:, t], value("product.rest_of_vehicle_cost"),
+                             cost_factor, cumulative, value("product.learning_rate")) * (1.0 + shock_cost[:, t])
+            cumulative = cumulative + delivered
+            revenue = delivered * entrant_price / (1.0 + vat)
+            operating_flow = revenue - delivered * (cost + fee + value("finance.variable_cost_per_vehicle"))
+            upfront_now = np.where((t >= upfront_begin) & (t < upfront_begin + upfront_months),
+                                   upfront / upfront_months, 0.0)
+            sunk_now = np.where(t < outcome.months_lost, outcome.sunk_upfront / sunk_months, 0.0)
+            sold = size[:, t] * shares.sum(axis=1) - orders + delivered
+            series["orders"][:, t] = orders
+            series["deliveries"][:, t] = delivered
+            series["revenue"][:, t] = revenue
+            series["operating_flow"][:, t] = operating_flow - fixed_costs
+            series["cash_flow"][:, t] = operating_flow - fixed_costs - upfront_now - sunk_now
+            series["market"][:, t] = sold
+            series["nev"][:, t] = size[:, t] * (shares[:, :-1] * nev[None, :-1]).sum(axis=1) + delivered
+            series["share"][:, t] = delivered / sold
+        npv = net_present_value(series["cash_flow"], discount_rate,
+                                terminal_value(series["cash_flow"], value("finance.terminal_value_multiple"),
+                                               series["operating_flow"]))
+        peak = peak_cash_need(series["cash_flow"])
+        prefix = path_name
+        out[f"{prefix}.launch_month_index"] = launch_index
+        out[f"{prefix}.months_lost"] = outcome.months_lost
+        out[f"{prefix}.path_failed"] = outcome.failed
+        out[f"{prefix}.operating_path"] = operating.astype(float)
+        out[f"{prefix}.npv"] = npv
+        out[f"{prefix}.peak_cash_need"] = peak
+        out[f"{prefix}.budget_exceeded"] = peak > budget_cny
+        for year in year_list:
+            columns = years == year
+            for key in ("orders", "deliveries", "revenue"):
+                out[f"{prefix}.{key}.{year}"] = series[key][:, columns].sum(axis=1)
+            market_year = series["market"][:, columns].sum(axis=1)
+            out[f"{prefix}.share.{year}"] = series["deliveries"][:, columns].sum(axis=1) / market_year
+            out[f"{prefix}.market_total.{year}"] = market_year
+            out[f"{prefix}.nev_share.{year}"] = series["nev"][:, columns].sum(axis=1) / market_year
+        for t, label in enumerate(month_labels):
+            out[f"{prefix}.deliveries_month.{label}"] = series["deliveries"][:, t].astype(np.float32)
+            out[f"{prefix}.nev_share_month.{label}"] = (series["nev"][:, t] / series["market"][:, t]).astype(
+                np.float32)
+    out["market.public_chargers.end"] = chargers_by_month[:, -1]
+    out["market.price_coefficient"] = base.alpha
+    return out
+
+
+def lineup_size(lineup: Lineup) -> int:
+    return len(lineup.names)

@@ -1,0 +1,134 @@
+"""Build `summary.json` (the contract other tools read) from a run's per-draw outputs.
+
+Money in CNY, volumes in vehicles. Quantiles are exact (linear interpolation, as numpy's default).
+A launch quantile that falls beyond the horizon (the path never produced within it) is `null`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol
+
+import numpy as np
+
+from evlaunch.analysis.decision import (DecisionConfig, DecisionCriterion, Objective, PathStats,
+                                       Recommendation, path_stats, recommend_path)
+from evlaunch.scenario import Scenario, month_label
+
+QUANTILES = (0.1, 0.5, 0.9)
+OBJECTIVES = {"max_expected_npv": Objective.EXPECTED_NPV, "max_median_npv": Objective.MEDIAN_NPV,
+              "max_cvar_npv": Objective.NPV_CVAR, "max_p_launch_by_target": Objective.P_LAUNCH_BY_TARGET}
+
+
+class DrawStatistics(Protocol):
+    """What the summary needs from a table of per-draw outputs (in memory, or streamed from disk by
+    `uncertainty.draw_table.DrawTable`)."""
+
+    columns: list[str]
+
+    def stats(self, columns: list[str], probs: tuple[float, ...] = QUANTILES) -> dict[str, dict[str, float]]: ...
+
+    def to_numpy(self, columns: list[str], limit: int | None = None) -> dict[str, np.ndarray]: ...
+
+
+class ArrayTable:
+    """Per-draw outputs held in memory (small runs, sensitivity designs, tests)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        self.arrays = arrays
+        self.columns = list(arrays)
+
+    def stats(self, columns: list[str], probs: tuple[float, ...] = QUANTILES) -> dict[str, dict[str, float]]:
+        result = {}
+        for column in columns:
+            values = np.asarray(self.arrays[column], dtype=float)
+            quantiles = np.quantile(values, probs)
+            result[column] = {"mean": float(values.mean()),
+                              **{f"p{round(p * 100)}": float(q) for p, q in zip(probs, quantiles)}}
+        return result
+
+    def to_numpy(self, columns: list[str], limit: int | None = None) -> dict[str, np.ndarray]:
+        return {column: np.asarray(self.arrays[column])[:limit] for column in columns}
+
+
+def _clean(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _stat_block(stats: dict[str, float]) -> dict[str, float | None]:
+    return {key: _clean(stats[key]) for key in ("mean", "p10", "p50", "p90")}
+
+
+def decision_config(scenario: Scenario, usd_cny: float) -> DecisionConfig:
+    """Target month (months after the start) and budget in CNY for the decision statistics."""
+    return DecisionConfig(target_month=float(scenario.target_launch_index),
+                          budget_cny=scenario.finance.budget_usd * usd_cny)
+
+
+def path_statistics(table: DrawStatistics, scenario: Scenario) -> dict[str, PathStats]:
+    """Decision statistics of each path: NPV (mean, quantiles, CVaR10), launch odds, budget risk."""
+    result = {}
+    for path in scenario.paths:
+        columns = [f"{path}.npv", f"{path}.launch_month_index", f"{path}.peak_cash_need",
+                   f"{path}.budget_exceeded", "finance.usd_cny"]
+        arrays = table.to_numpy([c for c in columns if c in table.columns])
+        usd_cny = float(np.mean(arrays["finance.usd_cny"])) if "finance.usd_cny" in arrays else 7.0
+        stats = path_stats(path, npv=arrays[f"{path}.npv"], launch_month_index=arrays[f"{path}.launch_month_index"],
+                           peak_cash_need=arrays[f"{path}.peak_cash_need"],
+                           config=decision_config(scenario, usd_cny))
+        # The budget test is per draw (each draw has its own exchange rate), so take it from the draws.
+        exceeded = float(np.mean(arrays[f"{path}.budget_exceeded"]))
+        result[path] = PathStats(**{**stats.__dict__, "p_budget_exceeded": exceeded})
+    return result
+
+
+def recommendation(statistics: dict[str, PathStats], scenario: Scenario) -> Recommendation:
+    """The recommended path under the scenario's criterion."""
+    criterion = DecisionCriterion(objective=OBJECTIVES[scenario.recommendation.criterion],
+                                  max_p_budget_exceeded=scenario.recommendation.max_p_budget_exceeded)
+    return recommend_path(statistics, criterion)
+
+
+def build_summary(table: DrawStatistics, scenario: Scenario, draws: int, seed: int, version: str
+                  ) -> dict[str, Any]:
+    """The summary.json document for a run."""
+    years = [str(year) for year in scenario.years]
+    start = scenario.start_month
+    statistics = path_statistics(table, scenario)
+    paths: dict[str, Any] = {}
+    for path in scenario.paths:
+        launch = statistics[path].launch_month
+        series_columns = [f"{path}.{key}.{year}" for key in ("deliveries", "orders", "share", "revenue")
+                          for year in years]
+        series = table.stats(series_columns + [f"{path}.npv", f"{path}.peak_cash_need"])
+        entry: dict[str, Any] = {
+            "launch_month": {
+                key: (month_label(start + int(getattr(launch, key)))
+                      if math.isfinite(getattr(launch, key)) and getattr(launch, key) < scenario.horizon_months
+                      else None)
+                for key in ("p10", "p50", "p90")},
+            "p_launch_by_target": statistics[path].p_launch_by_target,
+        }
+        for key in ("deliveries", "orders", "share", "revenue"):
+            entry[key] = {year: _stat_block(series[f"{path}.{key}.{year}"]) for year in years}
+        entry["npv"] = _stat_block(series[f"{path}.npv"])
+        entry["peak_cash_need"] = _stat_block(series[f"{path}.peak_cash_need"])
+        entry["p_budget_exceeded"] = statistics[path].p_budget_exceeded
+        paths[path] = entry
+    chosen = recommendation(statistics, scenario)
+    market_stats = table.stats([f"{chosen.path}.{key}.{year}" for key in ("market_total", "nev_share")
+                                for year in years])
+    market = {
+        "total_sales": {year: _stat_block(market_stats[f"{chosen.path}.market_total.{year}"]) for year in years},
+        "nev_share": {year: _stat_block(market_stats[f"{chosen.path}.nev_share.{year}"]) for year in years},
+    }
+    return {
+        "scenario": scenario.name,
+        "as_of": scenario.as_of.isoformat(),
+        "draws": int(draws),
+        "seed": int(seed),
+        "version": version,
+        "paths": paths,
+        "market": market,
+        "recommended_path": {"name": chosen.path, "criterion": chosen.criterion},
+    }

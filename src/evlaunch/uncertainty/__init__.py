@@ -1,0 +1,1 @@
+"""Uncertainty: distributions for scenario inputs, Monte Carlo execution in chunks, and the table of draws."""

@@ -1,0 +1,410 @@
+"""The table of Monte Carlo draws: one row per draw, one column per model output, kept on disk.
+
+A `DrawTable` reads an ordered list of Parquet files (the chunk files of a run, in draw order, or one
+consolidated `draws.parquet`) and answers summary questions out-of-core: memory stays bounded by one
+record batch (plus DuckDB's own bounded sort buffers), whatever the number of draws.
+
+Statistics and their conventions (all returned as Python floats, computed on float64 values; float32
+and bool columns are converted exactly, bool as 0/1):
+
+* Quantiles use numpy's default definition (`np.quantile(x, q, method="linear")`): for finite data the
+  result is bit-for-bit the value numpy gives on the concatenated column. The order statistics come
+  from an out-of-core DuckDB sort; the interpolation is numpy's own formula, replayed in Python.
+* NaN anywhere in a column makes every quantile and the mean of that column NaN, as in numpy.
+* +inf / -inf (e.g. "months to launch" of a draw that never launches) are ordered values. Where numpy
+  would interpolate with infinities it produces NaN from `inf - inf` (e.g. the median of [1, 2, inf]);
+  here the interpolation is taken in the extended reals instead: between a finite value and +inf
+  (weight > 0) the quantile is +inf, between -inf and anything it is -inf, and a quantile that falls
+  exactly on an order statistic is that statistic. So "p90 = inf" reads "more than 10% never launch".
+* `mean` follows numpy's propagation (any NaN -> NaN; +inf -> inf; both +inf and -inf -> NaN), but its
+  value is the *correctly rounded exact* mean: finite values are summed exactly (integer arithmetic on
+  their binary mantissas) and rounded once. It therefore does not depend on chunking, worker count or
+  summation order, and agrees with `np.mean` to within numpy's own pairwise-summation rounding (~1e-15
+  relative; not necessarily bit-for-bit, since `np.mean` itself is not exact).
+* `mean_finite` is the exact mean over finite draws only (NaN if none) and `share_finite` the share of
+  draws that are finite: together they describe e.g. "launches in 62% of draws, after 14.2 months on
+  average when it does".
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from evlaunch.atomic import atomic_path
+from evlaunch.errors import RunError
+
+__all__ = ["DEFAULT_PROBS", "DrawTable", "quantile_key"]
+
+DEFAULT_PROBS: tuple[float, ...] = (0.1, 0.5, 0.9)
+DEFAULT_BATCH_ROWS = 65_536
+_DUCKDB_MEMORY_LIMIT = "1GB"  # DuckDB spills its sorts to a temporary directory beyond this
+
+_COMPARISONS = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+def quantile_key(prob: float) -> str:
+    """The stats key for a probability: 0.1 -> "p10", 0.5 -> "p50", 0.025 -> "p2.5"."""
+    return f"p{prob * 100:.12g}"
+
+
+class _ExactSum:
+    """Streaming exact sum of finite float64 values, rounded once at the end (order-independent).
+
+    Each value is mantissa * 2**(exponent - 53) with an integer mantissa below 2**53 in magnitude
+    (`np.frexp`). Mantissas are split into 27- and 26-bit halves and summed per exponent with
+    `np.bincount`; the per-batch partial sums stay below 2**53 and are therefore exact in float64.
+    They are then accumulated into one Python integer counted in units of 2**-1126 (the smallest
+    exponent a float64 can give here), and Python's correctly rounded int / int division finishes it.
+    """
+
+    _MAX_BATCH = 1 << 26  # keeps every per-exponent partial sum of 27-bit halves below 2**53
+    _EXP_OFFSET = 1073  # np.frexp exponents of float64 lie in [-1073, 1024]
+
+    def __init__(self) -> None:
+        self.total = 0  # integer, in units of 2**-1126
+
+    def add(self, finite: np.ndarray) -> None:
+        for begin in range(0, finite.size, self._MAX_BATCH):
+            self._add_batch(finite[begin : begin + self._MAX_BATCH])
+
+    def _add_batch(self, values: np.ndarray) -> None:
+        if values.size == 0:
+            return
+        mantissa, exponent = np.frexp(values)
+        integer = (mantissa * 2.0**53).astype(np.int64)  # exact: a float64 mantissa has 53 bits
+        high = integer >> 26
+        low = integer & ((1 << 26) - 1)
+        bins = exponent.astype(np.int64) + self._EXP_OFFSET
+        high_sums = np.bincount(bins, weights=high)
+        low_sums = np.bincount(bins, weights=low)
+        for shift in np.flatnonzero((high_sums != 0) | (low_sums != 0)):
+            self.total += ((int(high_sums[shift]) << 26) + int(low_sums[shift])) << int(shift)
+
+    def mean(self, count: int) -> float:
+        if count == 0:
+            return math.nan
+        return self.total / (count << (self._EXP_OFFSET + 53))
+
+
+@dataclass
+class _ColumnScan:
+    """What one streaming pass learns about a column."""
+
+    n: int = 0
+    n_nan: int = 0
+    n_posinf: int = 0
+    n_neginf: int = 0
+    finite_sum: _ExactSum | None = None
+
+    @property
+    def n_finite(self) -> int:
+        return self.n - self.n_nan - self.n_posinf - self.n_neginf
+
+    def mean(self) -> float:
+        """Mean with numpy's NaN/inf propagation and an exactly rounded finite value."""
+        if self.n == 0 or self.n_nan or (self.n_posinf and self.n_neginf):
+            return math.nan
+        if self.n_posinf:
+            return math.inf
+        if self.n_neginf:
+            return -math.inf
+        return self.finite_sum.mean(self.n)
+
+    def mean_finite(self) -> float:
+        return self.finite_sum.mean(self.n_finite)
+
+
+def _quantile_positions(n: int, prob: float) -> tuple[int, int, float]:
+    """numpy's "linear" method: (lower index, upper index, weight) into the sorted column of n values."""
+    virtual = (n - 1) * prob
+    if virtual >= n - 1:
+        return n - 1, n - 1, 0.0
+    if virtual < 0:
+        return 0, 0, 0.0
+    lower = math.floor(virtual)
+    return lower, lower + 1, virtual - lower
+
+
+def _interpolate(lower: float, upper: float, weight: float) -> float:
+    """numpy's `_lerp` for finite neighbours; the extended-real limit when a neighbour is infinite."""
+    if lower == upper or weight == 0.0:
+        return lower
+    if math.isfinite(lower) and math.isfinite(upper):
+        diff = upper - lower
+        if weight >= 0.5:
+            return upper - diff * (1 - weight)
+        return lower + diff * weight
+    if lower == -math.inf and upper == math.inf:
+        return math.nan  # undefined: between -inf and +inf
+    return -math.inf if lower == -math.inf else math.inf
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _as_float64(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Exact float64 view of a numeric or bool Arrow column (nulls, which evlaunch never writes, as NaN)."""
+    if array.type != pa.float64():
+        array = pc.cast(array, pa.float64())
+    if array.null_count:
+        array = pc.fill_null(array, math.nan)
+    return array.to_numpy(zero_copy_only=False)
+
+
+class DrawTable:
+    """Ordered Parquet files holding one row per Monte Carlo draw (draw index = row position).
+
+    Construct from the files in draw order, or with `DrawTable.open(out_dir)` for a run's output
+    directory. All files must have the same columns and types. Nothing is loaded until asked.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike[str]]) -> None:
+        self._paths = tuple(Path(p) for p in paths)
+        if not self._paths:
+            raise RunError("a draw table needs at least one Parquet file; the run produced none")
+        rows = []
+        schema: pa.Schema | None = None
+        for path in self._paths:
+            try:
+                metadata = pq.read_metadata(path)
+            except (OSError, pa.ArrowException) as exc:
+                raise RunError(f"cannot read draw file {path}: {exc}; re-run to recreate it") from exc
+            file_schema = metadata.schema.to_arrow_schema()
+            if schema is None:
+                schema = file_schema
+            elif not file_schema.equals(schema):
+                raise RunError(
+                    f"draw file {path} has columns {file_schema.names} ({file_schema.types}) but "
+                    f"{self._paths[0]} has {schema.names} ({schema.types}); the files come from different "
+                    "runs: re-run into a new --out"
+                )
+            rows.append(metadata.num_rows)
+        self._schema = schema.remove_metadata()
+        self._rows = tuple(rows)
+
+    @classmethod
+    def open(cls, out_dir: str | os.PathLike[str]) -> DrawTable:
+        """The draws of a run directory: its consolidated `draws.parquet`, else its finished chunk files."""
+        out = Path(out_dir)
+        if (out / "draws.parquet").is_file():
+            return cls([out / "draws.parquet"])
+        from evlaunch.uncertainty.execution import open_chunks  # execution imports this module
+
+        return open_chunks(out)
+
+    # -- shape -----------------------------------------------------------------------------------
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """The Parquet files, in draw order."""
+        return self._paths
+
+    @property
+    def columns(self) -> list[str]:
+        """Output names, in file order."""
+        return list(self._schema.names)
+
+    @property
+    def dtypes(self) -> dict[str, str]:
+        """Arrow type name of each column (e.g. "double", "float", "bool")."""
+        return {field.name: str(field.type) for field in self._schema}
+
+    @property
+    def n_rows(self) -> int:
+        """Number of draws."""
+        return sum(self._rows)
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def __repr__(self) -> str:
+        return f"DrawTable({self.n_rows} draws x {len(self.columns)} columns in {len(self._paths)} files)"
+
+    def _select(self, columns: str | Iterable[str] | None) -> list[str]:
+        if columns is None:
+            return self.columns
+        names = [columns] if isinstance(columns, str) else list(columns)
+        unknown = [name for name in names if name not in self._schema.names]
+        if unknown:
+            raise ValueError(f"unknown draw column(s) {unknown}; the table has {self.columns}")
+        return names
+
+    # -- streaming ---------------------------------------------------------------------------------
+
+    def _iter_arrow(self, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
+        for path in self._paths:
+            with pq.ParquetFile(path) as parquet:
+                yield from parquet.iter_batches(batch_size=batch_size, columns=columns)
+
+    def iter_batches(
+        self, columns: str | Iterable[str] | None = None, *, batch_size: int = DEFAULT_BATCH_ROWS
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """Yield consecutive blocks of draws (in draw order) as {column: 1-D array in its own dtype}."""
+        names = self._select(columns)
+        for batch in self._iter_arrow(names, batch_size):
+            yield {name: batch.column(i).to_numpy(zero_copy_only=False) for i, name in enumerate(names)}
+
+    def to_numpy(
+        self, columns: str | Iterable[str] | None = None, limit: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """The first `limit` draws (all if None) as {column: array}. Memory grows with `limit`."""
+        names = self._select(columns)
+        wanted = self.n_rows if limit is None else max(0, min(int(limit), self.n_rows))
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        taken = 0
+        if wanted:
+            for block in self.iter_batches(names, batch_size=min(DEFAULT_BATCH_ROWS, wanted)):
+                size = min(wanted - taken, len(block[names[0]]) if names else 0)
+                for name in names:
+                    parts[name].append(block[name][:size])
+                taken += size
+                if taken >= wanted:
+                    break
+        result = {}
+        for name in names:
+            dtype = self._schema.field(name).type.to_pandas_dtype()
+            result[name] = np.concatenate(parts[name]) if parts[name] else np.empty(0, dtype=dtype)
+        return result
+
+    def to_parquet(self, path: str | os.PathLike[str], *, row_group_rows: int = 131_072) -> Path:
+        """Write all draws to one Parquet file (atomically) in row groups of `row_group_rows` draws.
+
+        Streams: at most about one row group is held in memory, whatever the number of draws.
+        """
+        buffered: list[pa.RecordBatch] = []
+        buffered_rows = 0
+        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, self._schema) as writer:
+            for batch in self._iter_arrow(self.columns, min(DEFAULT_BATCH_ROWS, row_group_rows)):
+                buffered.append(batch)
+                buffered_rows += batch.num_rows
+                if buffered_rows >= row_group_rows:
+                    block = pa.Table.from_batches(buffered, self._schema)
+                    writer.write_table(block.slice(0, row_group_rows), row_group_rows)
+                    buffered = block.slice(row_group_rows).to_batches()
+                    buffered_rows -= row_group_rows
+            if buffered_rows:
+                writer.write_table(pa.Table.from_batches(buffered, self._schema), row_group_rows)
+        return Path(path)
+
+    # -- statistics --------------------------------------------------------------------------------
+
+    def _scan(self, names: list[str]) -> dict[str, _ColumnScan]:
+        scans = {name: _ColumnScan(finite_sum=_ExactSum()) for name in names}
+        for batch in self._iter_arrow(names, DEFAULT_BATCH_ROWS):
+            for i, name in enumerate(names):
+                values = _as_float64(batch.column(i))
+                scan = scans[name]
+                finite = np.isfinite(values)
+                scan.n += values.size
+                if not finite.all():
+                    scan.n_nan += int(np.count_nonzero(np.isnan(values)))
+                    scan.n_posinf += int(np.count_nonzero(values == np.inf))
+                    scan.n_neginf += int(np.count_nonzero(values == -np.inf))
+                    values = values[finite]
+                scan.finite_sum.add(values)
+        return scans
+
+    @contextmanager
+    def _duckdb(self):
+        import duckdb
+
+        with tempfile.TemporaryDirectory(prefix="evlaunch-duckdb-") as spill:
+            con = duckdb.connect(config={"memory_limit": _DUCKDB_MEMORY_LIMIT, "temp_directory": spill})
+            try:
+                yield con
+            finally:
+                con.close()
+
+    def _order_statistics(self, con, name: str, ranks: set[int]) -> dict[int, float]:
+        """Values at the given 0-based ranks of the ascending-sorted column (out-of-core DuckDB sort)."""
+        rank_list = ", ".join(str(int(r)) for r in sorted(ranks))
+        query = (
+            "SELECT r, v FROM ("
+            "SELECT v, row_number() OVER (ORDER BY v) - 1 AS r "
+            f"FROM (SELECT CAST({_quote(name)} AS DOUBLE) AS v FROM read_parquet($files)) "
+            f"QUALIFY r IN ({rank_list}))"
+        )
+        rows = con.execute(query, {"files": [str(p) for p in self._paths]}).fetchall()
+        return {int(r): float(v) for r, v in rows}
+
+    def stats(
+        self, columns: str | Iterable[str] | None = None, probs: Sequence[float] = DEFAULT_PROBS
+    ) -> dict[str, dict[str, float]]:
+        """Per column: mean, one quantile per prob (keys "p10", "p50", ...), mean_finite, share_finite.
+
+        See the module docstring for the exact conventions (numpy's linear quantiles; NaN/inf handling).
+        """
+        names = self._select(columns)
+        probs = [float(p) for p in probs]
+        bad = [p for p in probs if not 0.0 <= p <= 1.0]
+        if bad:
+            raise ValueError(f"quantile probabilities must lie in [0, 1], got {bad}")
+        if len({quantile_key(p) for p in probs}) != len(set(probs)):
+            raise ValueError(f"quantile probabilities {probs} are too close to tell apart in their keys (p<percent>)")
+        scans = self._scan(names)
+        n = self.n_rows
+        result: dict[str, dict[str, float]] = {}
+        needs_sort = [name for name in names if n and probs and not scans[name].n_nan]
+        with self._duckdb() if needs_sort else _no_connection() as con:
+            for name in names:
+                scan = scans[name]
+                row = {"mean": scan.mean()}
+                if name in needs_sort:
+                    positions = [_quantile_positions(n, p) for p in probs]
+                    ranks = {i for lower, upper, _ in positions for i in (lower, upper)}
+                    values = self._order_statistics(con, name, ranks)
+                    for p, (lower, upper, weight) in zip(probs, positions):
+                        row[quantile_key(p)] = _interpolate(values[lower], values[upper], weight)
+                else:
+                    for p in probs:
+                        row[quantile_key(p)] = math.nan
+                row["mean_finite"] = scan.mean_finite()
+                row["share_finite"] = scan.n_finite / n if n else math.nan
+                result[name] = row
+        return result
+
+    def mean(self, columns: str | Iterable[str] | None = None) -> dict[str, float]:
+        """Exact, order-independent mean per column (NaN/inf propagate as in numpy)."""
+        return {name: scan.mean() for name, scan in self._scan(self._select(columns)).items()}
+
+    def fraction(self, column: str, op: str, value: float | bool) -> float:
+        """Share of draws with `column <op> value` (op one of < <= > >= == !=), with numpy's comparisons.
+
+        Used for probabilities, e.g. `fraction("cash_min_cny", "<", 0)` = probability of running out
+        of money. NaN compares false except with "!=", as in numpy.
+        """
+        try:
+            compare = _COMPARISONS[op]
+        except KeyError:
+            raise ValueError(f"unknown comparison {op!r}; use one of {sorted(_COMPARISONS)}") from None
+        (name,) = self._select([column])
+        hits = 0
+        for block in self.iter_batches([name]):
+            hits += int(np.count_nonzero(compare(block[name], value)))
+        return hits / self.n_rows if self.n_rows else math.nan
+
+
+@contextmanager
+def _no_connection():
+    yield None
+

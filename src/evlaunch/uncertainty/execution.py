@@ -1,0 +1,452 @@
+"""Run a Monte Carlo model over many draws in chunks, locally or on a dask.distributed cluster.
+
+The model is a pure function over a contiguous block of draws::
+
+    chunk_fn(start: int, stop: int) -> dict[str, np.ndarray]   # each array 1-D, length stop - start
+
+whose inputs for draws [start, stop) are derived from (seed, draw index) alone, so any chunking or
+scheduling gives the same per-draw rows. `execute` cuts [0, n_draws) into chunks
+`[k * chunk_size, min(n_draws, (k + 1) * chunk_size))`, runs them, and writes each finished chunk
+atomically to `out_dir/chunks/chunk-000123.parquet` (one column per output). A manifest
+`out_dir/chunks/manifest.json` records which run the chunks belong to (fingerprint, draws, chunk
+size, columns) so that
+
+* `resume=True` continues an interrupted run (Ctrl-C, crash, `kill -9`): chunks already on disk that
+  read back with the right rows and columns are kept, the others are computed;
+* a directory holding another run's chunks is refused instead of silently mixed.
+
+Where chunks run:
+
+* `workers=None, scheduler=None`: in this process, in order;
+* `workers=N`: a temporary `LocalCluster` of N single-threaded worker processes, closed afterwards;
+* `scheduler="tcp://host:port"`: an existing dask.distributed cluster.
+
+With a cluster, `chunk_fn` is shipped to the workers, so it must be picklable by cloudpickle and
+importable there: a module-level function, or `functools.partial` of one with picklable arguments
+(not a closure over unpicklable state such as open files or database connections). Results travel
+back to this process, which writes the files, so workers need no access to `out_dir`. At most a few
+chunks are in flight at once, so the driver's memory does not grow with the number of draws.
+
+Only one `execute` may write to an `out_dir` at a time (enforced with a lock file on POSIX).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from evlaunch.atomic import atomic_path, is_temp_file, write_json_atomic
+from evlaunch.errors import EvlaunchError, RunError
+from evlaunch.uncertainty.draw_table import DrawTable
+
+__all__ = [
+    "ChunkFn",
+    "MANIFEST_FORMAT",
+    "RunCancelled",
+    "chunk_bounds",
+    "chunk_path",
+    "execute",
+    "open_chunks",
+    "read_manifest",
+]
+
+ChunkFn = Callable[[int, int], Mapping[str, np.ndarray]]
+Progress = Callable[[int, int], None]
+
+MANIFEST_FORMAT = "evlaunch-chunks/1"
+CHUNKS_DIR = "chunks"
+MANIFEST_NAME = "manifest.json"
+_LOCK_NAME = ".lock"
+_ALLOWED_KINDS = "fbiu"  # float, bool, signed and unsigned integers
+_POLL_SECONDS = 0.2  # how often a cluster run checks `cancel` while waiting for chunks
+
+
+class RunCancelled(EvlaunchError):
+    """The run stopped early (Ctrl-C or the cancel event); finished chunks are kept for `--resume`."""
+
+    def __init__(self, out_dir: Path, chunks_done: int, chunks_total: int, draws_done: int, draws_total: int):
+        self.out_dir = Path(out_dir)
+        self.chunks_done = chunks_done
+        self.chunks_total = chunks_total
+        self.draws_done = draws_done
+        self.draws_total = draws_total
+        super().__init__(
+            f"run cancelled with {chunks_done} of {chunks_total} chunks ({draws_done} of {draws_total} draws) "
+            f"finished and kept in {self.out_dir / CHUNKS_DIR}; run the same command again with --resume "
+            "to continue from there"
+        )
+
+
+def chunk_bounds(n_draws: int, chunk_size: int) -> list[tuple[int, int]]:
+    """The [start, stop) draw ranges of all chunks, in order."""
+    return [(start, min(n_draws, start + chunk_size)) for start in range(0, n_draws, chunk_size)]
+
+
+def chunk_path(chunks_dir: Path, index: int) -> Path:
+    """File of chunk `index` (at least 6 digits; ordering always uses the index, never the name)."""
+    return Path(chunks_dir) / f"chunk-{index:06d}.parquet"
+
+
+def read_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The chunk manifest of a run directory, or None if it has none."""
+    path = Path(out_dir) / CHUNKS_DIR / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{path} is not valid JSON ({exc}); delete {path.parent} or use a new --out") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise RunError(
+            f"{path} is not an evlaunch chunk manifest of format {MANIFEST_FORMAT!r}; "
+            f"delete {path.parent} or use a new --out"
+        )
+    return manifest
+
+
+def open_chunks(out_dir: str | os.PathLike[str]) -> DrawTable:
+    """The finished draws of a run directory as a DrawTable (refuses an unfinished run)."""
+    out = Path(out_dir)
+    manifest = read_manifest(out)
+    if manifest is None:
+        raise RunError(f"{out} holds no evlaunch draws (no {CHUNKS_DIR}/{MANIFEST_NAME}); check the --out path")
+    n_chunks = len(chunk_bounds(manifest["n_draws"], manifest["chunk_size"]))
+    paths = [chunk_path(out / CHUNKS_DIR, k) for k in range(n_chunks)]
+    missing = sum(1 for p in paths if not p.is_file())
+    if missing:
+        raise RunError(f"the run in {out} is unfinished ({missing} of {n_chunks} chunks missing); finish it with --resume")
+    return DrawTable(paths)
+
+
+# -- chunk files ---------------------------------------------------------------------------------
+
+
+def _check_outputs(outputs: Any, start: int, stop: int, columns: dict[str, str] | None) -> pa.Table:
+    """Validate one chunk's outputs against the contract (and earlier chunks); return them as a table."""
+    if not isinstance(outputs, Mapping) or not outputs:
+        raise TypeError(f"chunk_fn({start}, {stop}) must return a non-empty dict of arrays, got {type(outputs)!r}")
+    arrays = {}
+    for name, values in outputs.items():
+        array = np.asarray(values)
+        if not isinstance(name, str):
+            raise TypeError(f"chunk_fn output names must be str, got {name!r}")
+        if array.ndim != 1 or array.shape[0] != stop - start:
+            raise ValueError(
+                f"chunk_fn({start}, {stop}) output {name!r} has shape {array.shape}; expected ({stop - start},)"
+            )
+        if array.dtype.kind not in _ALLOWED_KINDS:
+            raise TypeError(f"chunk_fn output {name!r} has dtype {array.dtype}; use float64, float32 or bool")
+        arrays[name] = pa.array(array)
+    table = pa.table(arrays)
+    if columns is not None:
+        found = _schema_columns(table.schema)
+        if found != columns:
+            raise RunError(
+                f"chunk_fn({start}, {stop}) returned columns {found}, but earlier chunks of this run have "
+                f"{columns}; the model changed under the same run fingerprint: use a new --out"
+            )
+    return table
+
+
+def _schema_columns(schema: pa.Schema) -> dict[str, str]:
+    return {field.name: str(field.type) for field in schema}
+
+
+def _write_chunk(path: Path, table: pa.Table) -> None:
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def _chunk_is_complete(path: Path, rows: int, columns: dict[str, str] | None) -> bool:
+    """A chunk file counts as done only if its footer reads back with the right rows (and columns)."""
+    try:
+        metadata = pq.read_metadata(path)
+        schema = metadata.schema.to_arrow_schema()
+    except (OSError, pa.ArrowException):
+        return False
+    if metadata.num_rows != rows:
+        return False
+    return columns is None or _schema_columns(schema) == columns
+
+
+# -- run directory -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    chunks_dir: Path
+    bounds: list[tuple[int, int]]
+    manifest: dict[str, Any]
+
+    @property
+    def columns(self) -> dict[str, str] | None:
+        return self.manifest.get("columns")
+
+    def save_manifest(self) -> None:
+        write_json_atomic(self.chunks_dir / MANIFEST_NAME, self.manifest)
+
+
+@contextmanager
+def _exclusive(chunks_dir: Path):
+    """Hold an advisory lock on the chunk directory for the whole run (released by the OS on kill -9)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; documented as one writer per out_dir
+        yield
+        return
+    with open(chunks_dir / _LOCK_NAME, "a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(
+                f"another evlaunch process is writing to {chunks_dir.parent}; wait for it or use a new --out"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _describe_mismatch(manifest: dict[str, Any], wanted: dict[str, Any]) -> str:
+    parts = []
+    for key, label in (("run_fingerprint", "run fingerprint"), ("n_draws", "draws"), ("chunk_size", "chunk size")):
+        if manifest.get(key) != wanted[key]:
+            parts.append(f"{label} {manifest.get(key)!r} on disk vs {wanted[key]!r} now")
+    return "; ".join(parts)
+
+
+def _prepare(out_dir: Path, n_draws: int, chunk_size: int, fingerprint: str, resume: bool) -> tuple[_Plan, list[int]]:
+    """Check the directory against this run, write the manifest, return the plan and chunks still to do."""
+    chunks_dir = out_dir / CHUNKS_DIR
+    bounds = chunk_bounds(n_draws, chunk_size)
+    wanted = {
+        "format": MANIFEST_FORMAT,
+        "run_fingerprint": fingerprint,
+        "n_draws": n_draws,
+        "chunk_size": chunk_size,
+        "n_chunks": len(bounds),
+        "columns": None,
+    }
+    manifest = read_manifest(out_dir)
+    existing = sorted(chunks_dir.glob("chunk-*.parquet"))
+    for leftover in chunks_dir.iterdir():
+        if is_temp_file(leftover):  # from an interrupted write; we hold the lock, so nobody owns it
+            leftover.unlink(missing_ok=True)
+
+    if manifest is not None:
+        mismatch = _describe_mismatch(manifest, wanted)
+        if mismatch and resume:
+            raise RunError(
+                f"cannot resume in {out_dir}: its chunks belong to a different run ({mismatch}); "
+                "use a new --out, or drop --resume to start over in an empty directory"
+            )
+        if mismatch and existing:
+            raise RunError(
+                f"{out_dir} already holds {len(existing)} chunk file(s) of a different run ({mismatch}); "
+                "use a new --out or delete that directory"
+            )
+        if not mismatch and resume:
+            wanted["columns"] = manifest.get("columns")
+    elif existing:
+        raise RunError(
+            f"{chunks_dir} holds {len(existing)} chunk file(s) but no {MANIFEST_NAME}, so their run is unknown; "
+            "use a new --out or delete that directory"
+        )
+
+    plan = _Plan(chunks_dir, bounds, wanted)
+    if not resume:
+        for path in existing:  # a fresh start of the same run: recompute everything
+            path.unlink()
+    plan.save_manifest()
+
+    todo = []
+    for index, (start, stop) in enumerate(bounds):
+        path = chunk_path(chunks_dir, index)
+        if resume and path.exists() and _chunk_is_complete(path, stop - start, plan.columns):
+            continue
+        path.unlink(missing_ok=True)  # unreadable or wrong-sized: recompute
+        todo.append(index)
+    return plan, todo
+
+
+# -- execution -----------------------------------------------------------------------------------
+
+
+class _Recorder:
+    """Writes finished chunks, updates the manifest's columns on the first one, reports progress."""
+
+    def __init__(self, plan: _Plan, todo: list[int], n_draws: int, progress: Progress | None):
+        self.plan = plan
+        self.n_draws = n_draws
+        self.progress = progress
+        todo_set = set(todo)
+        self.chunks_done = len(plan.bounds) - len(todo)
+        self.draws_done = sum(stop - start for k, (start, stop) in enumerate(plan.bounds) if k not in todo_set)
+
+    def record(self, index: int, outputs: Any) -> None:
+        start, stop = self.plan.bounds[index]
+        table = _check_outputs(outputs, start, stop, self.plan.columns)
+        _write_chunk(chunk_path(self.plan.chunks_dir, index), table)
+        if self.plan.columns is None:
+            self.plan.manifest["columns"] = _schema_columns(table.schema)
+            self.plan.save_manifest()
+        self.chunks_done += 1
+        self.draws_done += stop - start
+        self.report()
+
+    def report(self) -> None:
+        if self.progress is not None:
+            self.progress(self.draws_done, self.n_draws)
+
+    def cancelled(self, out_dir: Path) -> RunCancelled:
+        return RunCancelled(out_dir, self.chunks_done, len(self.plan.bounds), self.draws_done, self.n_draws)
+
+
+def _run_local(chunk_fn: ChunkFn, todo: list[int], recorder: _Recorder, cancel: threading.Event | None, out_dir: Path):
+    for index in todo:
+        if cancel is not None and cancel.is_set():
+            raise recorder.cancelled(out_dir)
+        start, stop = recorder.plan.bounds[index]
+        recorder.record(index, chunk_fn(start, stop))
+
+
+def _call_chunk(chunk_fn: ChunkFn, start: int, stop: int) -> Any:
+    """Runs on a worker: the chunk's outputs as plain numpy arrays (cheap to send back)."""
+    outputs = chunk_fn(start, stop)
+    if isinstance(outputs, Mapping):
+        return {name: np.asarray(values) for name, values in outputs.items()}
+    return outputs  # the driver reports the contract violation
+
+
+def _run_cluster(
+    client, chunk_fn: ChunkFn, todo: list[int], recorder: _Recorder, cancel: threading.Event | None, out_dir: Path
+):
+    from distributed import wait
+
+    n_threads = sum(client.nthreads().values()) or 1
+    max_in_flight = max(2, 2 * n_threads)  # keeps workers busy; bounds memory held for the driver
+    fn_future = client.scatter(chunk_fn, broadcast=True, hash=False)
+    queue = list(reversed(todo))
+    pending: dict[Any, int] = {}
+
+    def submit_more() -> None:
+        while queue and len(pending) < max_in_flight:
+            index = queue.pop()
+            start, stop = recorder.plan.bounds[index]
+            future = client.submit(_call_chunk, fn_future, start, stop, key=f"evlaunch-chunk-{index}-{os.urandom(4).hex()}")
+            pending[future] = index
+
+    try:
+        submit_more()
+        while pending:
+            if cancel is not None and cancel.is_set():
+                raise recorder.cancelled(out_dir)
+            try:
+                done, _ = wait(list(pending), timeout=_POLL_SECONDS, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                continue
+            for future in sorted(done, key=pending.get):
+                index = pending.pop(future)
+                outputs = future.result()  # re-raises chunk_fn's exception from the worker
+                future.release()
+                recorder.record(index, outputs)
+                del outputs
+            submit_more()
+    finally:
+        if pending:
+            client.cancel(list(pending))
+        fn_future.release()
+
+
+@contextmanager
+def _cluster_client(workers: int | None, scheduler: str | None):
+    """A dask.distributed Client: on a temporary LocalCluster (`workers`) or an existing `scheduler`."""
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise RunError(
+                f"cannot connect to the dask scheduler at {scheduler!r} ({exc}); check the address, "
+                "or run without --scheduler"
+            ) from exc
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    try:
+        with Client(cluster) as client:
+            yield client
+    finally:
+        cluster.close()
+
+
+def execute(
+    chunk_fn: ChunkFn,
+    n_draws: int,
+    *,
+    chunk_size: int,
+    out_dir: str | os.PathLike[str],
+    run_fingerprint: str,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    resume: bool = False,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> DrawTable:
+    """Run `chunk_fn` over draws [0, n_draws) in chunks of `chunk_size`; return the table of all draws.
+
+    `run_fingerprint` identifies everything that determines the draws (scenario, seed, code version):
+    `resume=True` refuses chunks written under another fingerprint, draw count or chunk size.
+    `progress(done_draws, n_draws)` is called once at the start and after each finished chunk.
+    Setting `cancel` (from another thread) or Ctrl-C stops submitting new chunks, keeps finished
+    ones and raises `RunCancelled`. An exception raised by `chunk_fn` propagates unchanged after the
+    finished chunks are saved. See the module docstring for where chunks run and picklability.
+    """
+    if isinstance(n_draws, bool) or not isinstance(n_draws, (int, np.integer)) or n_draws < 1:
+        raise RunError(f"the number of draws must be a positive integer, got {n_draws!r}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise RunError(f"the chunk size must be a positive integer, got {chunk_size!r}")
+    if workers is not None and scheduler is not None:
+        raise RunError("give either --workers (start a local cluster) or --scheduler (use an existing one), not both")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise RunError(f"--workers must be a positive integer, got {workers!r}")
+    if not isinstance(run_fingerprint, str) or not run_fingerprint:
+        raise RunError("a run needs a non-empty run fingerprint to guard --resume")
+    n_draws, chunk_size = int(n_draws), int(chunk_size)
+
+    out = Path(out_dir)
+    chunks_dir = out / CHUNKS_DIR
+    chunks_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(chunks_dir):
+        plan, todo = _prepare(out, n_draws, chunk_size, run_fingerprint, resume)
+        recorder = _Recorder(plan, todo, n_draws, progress)
+        recorder.report()
+        try:
+            if todo and workers is None and scheduler is None:
+                _run_local(chunk_fn, todo, recorder, cancel, out)
+            elif todo:
+                with _cluster_client(workers, scheduler) as client:
+                    _run_cluster(client, chunk_fn, todo, recorder, cancel, out)
+        except KeyboardInterrupt:
+            raise recorder.cancelled(out) from None
+        plan.manifest["complete"] = True
+        plan.save_manifest()
+    return DrawTable([chunk_path(chunks_dir, k) for k in range(len(plan.bounds))])
