@@ -127,6 +127,7 @@ class RunStore:
     def __init__(self, path: str | os.PathLike[str] | None = None, *, lock_timeout: float = 30.0) -> None:
         self.path = Path(path).expanduser() if path is not None else default_store_path()
         self.lock_timeout = float(lock_timeout)
+        self.lock_waits = 0  # how often this instance found the file locked and backed off (diagnostics)
         self._schema_checked = False
 
     def __repr__(self) -> str:
@@ -157,6 +158,7 @@ class RunStore:
                     f"cannot open the run store {self.path}: {exc}; if it is damaged, move it away "
                     f"(a new one is created) or point {ENV_VAR} at another file"
                 ) from exc
+            self.lock_waits += 1
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, _MAX_BACKOFF_SECONDS)
 

@@ -338,7 +338,10 @@ def test_invalid_arguments_are_refused(tmp_path, kwargs, message):
         execute(synthetic_chunk, n, **arguments)
 
 
-def test_unreachable_scheduler_is_a_clear_error(tmp_path):
+def test_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
+    from evlaunch.uncertainty import execution
+
+    monkeypatch.setattr(execution, "_CONNECT_TIMEOUT", "1s")
     with pytest.raises(RunError, match="cannot connect to the dask scheduler"):
         execute(synthetic_chunk, 10, chunk_size=5, out_dir=tmp_path, run_fingerprint="fp",
                 scheduler="tcp://127.0.0.1:9")

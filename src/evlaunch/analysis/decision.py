@@ -94,7 +94,7 @@ def cvar(values: np.ndarray, alpha: float = 0.10) -> float:
         raise DecisionError(f"CVaR level alpha must be in (0, 1], got {alpha}; e.g. 0.10 for the worst 10%")
     arr = np.sort(_as_draws(values, "values"))
     k = alpha * arr.size
-    whole = int(math.floor(k))
+    whole = math.floor(k)
     total = float(arr[:whole].sum())
     if whole < arr.size and k > whole:
         total += (k - whole) * float(arr[whole])
@@ -324,10 +324,10 @@ def recommend_path(stats_by_path: Mapping[str, PathStats],
 
     feasible = [n for n in stats_by_path if limit is None or breach(n) <= limit]
     if feasible:
-        best = sorted(feasible, key=lambda n: (-value(n), breach(n), n))[0]
+        best = min(feasible, key=lambda n: (-value(n), breach(n), n))
         note = ""
     else:
-        best = sorted(stats_by_path, key=lambda n: (breach(n), -value(n), n))[0]
+        best = min(stats_by_path, key=lambda n: (breach(n), -value(n), n))
         note = (f"no path meets P(peak cash need > {_bn(config.budget_cny)}) <= {_pct(limit)}; "
                 f"falling back to the least-violating path {best!r} "
                 f"(P = {_pct(breach(best))}); consider a larger budget or a cheaper path")

@@ -60,7 +60,8 @@ def read_rows(name: str, path: str | Path | None = None) -> tuple[pd.DataFrame, 
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
         raise DataError(f"table {name!r}: {file_path} is not a readable CSV ({error})") from None
     if path is not None:
-        expected = set(read_rows(name)[0].columns)
+        bundled = bundled_path(name)
+        expected = set(_read_csv(str(bundled.resolve()), bundled.stat().st_mtime).columns)
         missing = expected - set(frame.columns)
         if missing:
             raise DataError(f"table {name!r}: {file_path} lacks columns {sorted(missing)}; "

@@ -69,6 +69,7 @@ MANIFEST_NAME = "manifest.json"
 _LOCK_NAME = ".lock"
 _ALLOWED_KINDS = "fbiu"  # float, bool, signed and unsigned integers
 _POLL_SECONDS = 0.2  # how often a cluster run checks `cancel` while waiting for chunks
+_CONNECT_TIMEOUT = "10s"  # how long to try reaching an existing --scheduler
 
 
 class RunCancelled(EvlaunchError):
@@ -377,7 +378,7 @@ def _cluster_client(workers: int | None, scheduler: str | None):
 
     if scheduler is not None:
         try:
-            client = Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout=_CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
             raise RunError(
                 f"cannot connect to the dask scheduler at {scheduler!r} ({exc}); check the address, "

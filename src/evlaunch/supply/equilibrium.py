@@ -1,0 +1,859 @@
+"""Multiproduct Bertrand-Nash pricing under random-coefficients logit demand, batched over markets.
+
+Each firm sets the prices of its products to maximise ``sum_j (p_j - c_j) s_j(p)``.  The first-order
+conditions (FOCs), product by product, are
+
+    s_j + sum_k H[j,k] (d s_k / d p_j) (p_k - c_k) = 0,
+
+with ``H`` the ownership matrix (1 when the same firm sells ``j`` and ``k``).  Write the share Jacobian
+as ``d s/d p = Lambda - Gamma`` with ``Lambda = diag(sum_i w_i a_i s_ij)`` and
+``Gamma[j,k] = sum_i w_i a_i s_ij s_ik`` (``a_i = alpha_mean + alpha_i`` the type's price derivative of
+utility).  Morrow and Skerlos (2011) rearrange the FOCs into the zeta-markup fixed point
+
+    p <- c + zeta(p),   zeta(p) = Lambda^{-1} (H o Gamma') (p - c) - Lambda^{-1} s,
+
+which pyblp's ``ProblemResults.compute_prices`` iterates; convergence is declared when the FOC residual
+``max_j |Lambda_j (c_j + zeta_j(p) - p_j)|`` (shares per currency unit x currency = share units) falls
+below ``tol`` (pyblp: 1e-12) and the updated prices are returned.
+
+* ``method="simple"`` is exactly that iteration (same iterations as pyblp from the same start).
+* ``method="anderson"`` (default) accelerates the same map with Anderson mixing (memory 5), safeguarded
+  by restarts from the best point; it needs ~3-4x fewer evaluations and, under the same stopping rule,
+  lands closer to the exact fixed point than the simple iteration (whose error near tol can reach
+  ~1e-6 relative for products with tiny shares, because Lambda_j is tiny for them).
+* Markets that still fail (iteration cap, non-finite values) go to a fallback: Newton's method on
+  ``p - c - zeta(p)`` with a finite-difference Jacobian and backtracking on the FOC residual; a warning
+  gives the count of markets that remain unconverged.  Nothing loops without a cap.
+
+Backends: ``"numba"`` (default) compiles the per-market fixed point (parallel over markets, cached on
+disk); the ownership must be a partition into firms (``firm_ids``) — its cost per evaluation is
+O(I J) instead of O(I J^2).  ``"numpy"`` is a pure-numpy path batched over markets that also accepts
+general (e.g. partial) ownership matrices.  Both run the same algorithm and agree to rounding.
+
+Capacity: with ``capacity[B,J]`` (maximum share of the market a product can serve, i.e. units over
+market size) a product whose unconstrained share would exceed it behaves as if it had an extra marginal
+cost ``lambda_j >= 0``, the shadow price of capacity (the firm's Lagrangian with ``s_j <= K_j``).  The
+multipliers are found by an outer loop: solve the equilibrium with costs ``c + lambda``, then raise
+``lambda_j`` for products over capacity (lower it, not below 0, for products strictly under) by the own
+price change that moves ``log s_j`` to ``log K_j`` at the current own semi-elasticity; repeat until every
+product satisfies ``s_j <= K_j (1 + capacity_tol)`` and every positive ``lambda_j`` binds.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numba as nb
+import numpy as np
+
+from evlaunch.market.rc_logit import (
+    ConsumerTastes,
+    ProductSet,
+    _jacobian_from_probabilities,
+    choice_probabilities,
+)
+
+__all__ = [
+    "EquilibriumWarning",
+    "PriceEquilibrium",
+    "ownership_matrix",
+    "marginal_costs",
+    "foc_residual",
+    "solve_prices",
+]
+
+_METHODS = {"simple": 0, "anderson": 1}
+_MEMORY = 5  # Anderson memory
+_BIG = 1e300  # pyblp bounds 1/Lambda at 1/1e-300 when Lambda underflows
+
+
+class EquilibriumWarning(RuntimeWarning):
+    """Some markets' pricing equilibrium did not converge."""
+
+
+@dataclass(frozen=True)
+class PriceEquilibrium:
+    """Result of :func:`solve_prices`.
+
+    prices: ``[B,J]`` equilibrium prices (currency units); unavailable products keep their start price.
+    shares: ``[B,J]`` shares at those prices (0 for unavailable products).
+    iterations: ``[B]`` evaluations of the zeta map per market (fallback evaluations included).
+    converged: ``[B]`` whether the FOC residual met ``tol``.
+    foc_norm: ``[B]`` max |FOC residual| at the returned prices (share units).
+    fallback: ``[B]`` whether the market needed the Newton fallback.
+    shadow_costs: ``[B,J]`` capacity multipliers (currency units per unit; zeros without capacity).
+    """
+
+    prices: np.ndarray
+    shares: np.ndarray
+    iterations: np.ndarray
+    converged: np.ndarray
+    foc_norm: np.ndarray
+    fallback: np.ndarray
+    shadow_costs: np.ndarray
+
+
+# ----------------------------------------------------------------------------------------------
+# ownership, cost recovery, FOC residual
+# ----------------------------------------------------------------------------------------------
+
+
+def ownership_matrix(firm_ids: Any, available: Any = None) -> np.ndarray:
+    """``[B,J,J]`` ownership: 1.0 where products ``j`` and ``k`` belong to the same firm, else 0;
+    rows and columns of unavailable products are 0."""
+    firm_ids = np.asarray(firm_ids)
+    if firm_ids.ndim != 2:
+        raise ValueError(f"firm_ids must be [B,J], got shape {firm_ids.shape}")
+    same = firm_ids[:, :, None] == firm_ids[:, None, :]
+    if available is not None:
+        available = np.asarray(available, dtype=bool)
+        same &= available[:, :, None] & available[:, None, :]
+    return same.astype(np.float64)
+
+
+def marginal_costs(price: Any, shares: Any, jacobian: Any, ownership: Any, available: Any = None) -> np.ndarray:
+    """``[B,J]`` marginal costs implied by the Bertrand FOCs at observed prices and shares.
+
+    ``c = p - eta`` with markups ``eta = -(H o (ds/dp)')^{-1} s`` (pyblp's ``compute_costs``);
+    ``jacobian[b,j,k] = d s_j / d p_k``.  ``available`` defaults to ``shares > 0``; unavailable products
+    get NaN.
+    """
+    price = np.asarray(price, dtype=np.float64)
+    shares = np.asarray(shares, dtype=np.float64)
+    jacobian = np.asarray(jacobian, dtype=np.float64)
+    ownership = np.asarray(ownership, dtype=np.float64)
+    available = shares > 0 if available is None else np.asarray(available, dtype=bool)
+    matrix = ownership * jacobian.transpose(0, 2, 1)
+    pair = available[:, :, None] & available[:, None, :]
+    matrix = np.where(pair, matrix, np.eye(price.shape[1]))
+    rhs = np.where(available, -shares, 0.0)
+    markup = np.linalg.solve(matrix, rhs[..., None])[..., 0]
+    return np.where(available, price - markup, np.nan)
+
+
+def foc_residual(
+    prices: Any, costs: Any, delta: Any, products: ProductSet, tastes: ConsumerTastes, ownership: Any = None
+) -> np.ndarray:
+    """``[B,J]`` FOC residual ``s_j + sum_k H[j,k] (d s_k/d p_j)(p_k - c_k)`` at ``prices`` (share units;
+    0 for unavailable products).  ``delta`` is the mean utility at ``products.price``; ownership
+    defaults to ``products.firm_ids``."""
+    if ownership is None:
+        if products.firm_ids is None:
+            raise ValueError("give ownership or ProductSet.firm_ids")
+        ownership = ownership_matrix(products.firm_ids, products.available)
+    prices = np.asarray(prices, dtype=np.float64)
+    s_ij, shares = choice_probabilities(delta, products, tastes, prices)
+    jac = _jacobian_from_probabilities(s_ij, tastes)
+    margin = np.where(products.available, prices - np.asarray(costs, dtype=np.float64), 0.0)
+    out = shares + np.einsum("bjk,bkj,bk->bj", np.asarray(ownership, dtype=np.float64), jac, margin)
+    return np.where(products.available, out, 0.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# numba kernel
+# ----------------------------------------------------------------------------------------------
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_C = [1.0 / math.factorial(n) for n in range(14)]
+_C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12, _C13 = _C[2:]
+# fast-math flags that allow vectorised reductions but keep NaN/inf semantics
+_FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
+
+
+@nb.njit(cache=True, fastmath=_FASTMATH)
+def _zeta_eval(base, d, w, p, costs, seg, E, kb, A, mx, inv, ws, wds, wds2, S, L, G, p_new):  # pragma: no cover
+    """One evaluation of the zeta map in one market (products sorted by firm, ``seg`` firm bounds).
+
+    base[j,i] = non-price utility.  Fills shares S, Lambda L, Gamma-tilde margin G and p_new; returns
+    the FOC residual max_j |L_j (p_new_j - p_j)|.  exp is a vectorisable Cody-Waite/Taylor kernel
+    accurate to ~1 ulp on [-708, 0] (arguments are <= 0 after the log-sum-exp shift).
+    """
+    J, I = base.shape
+    nseg = seg.shape[0] - 1
+    for i in range(I):
+        mx[i] = 0.0
+    for j in range(J):
+        pj = p[j]
+        for i in range(I):
+            v = base[j, i] + d[i] * pj
+            E[j, i] = v
+            mx[i] = max(mx[i], v)
+    for j in range(J):
+        for i in range(I):
+            v = E[j, i] - mx[i]
+            if v < -708.0:
+                v = -708.0
+            kf = math.floor(v * _LOG2E + 0.5)
+            r = (v - kf * _LN2_HI) - kf * _LN2_LO
+            q = _C13
+            q = q * r + _C12
+            q = q * r + _C11
+            q = q * r + _C10
+            q = q * r + _C9
+            q = q * r + _C8
+            q = q * r + _C7
+            q = q * r + _C6
+            q = q * r + _C5
+            q = q * r + _C4
+            q = q * r + _C3
+            q = q * r + _C2
+            q = q * r + 1.0
+            q = q * r + 1.0
+            E[j, i] = q
+            kb[j, i] = np.int64(kf) << 52
+    bits = E.view(np.int64)
+    for i in range(I):
+        inv[i] = math.exp(-mx[i])
+    for j in range(J):
+        for i in range(I):
+            bits[j, i] += kb[j, i]
+            inv[i] += E[j, i]
+    for i in range(I):
+        t = 1.0 / inv[i]
+        inv[i] = t
+        ws[i] = w[i] * t
+        wds[i] = ws[i] * d[i]
+        wds2[i] = wds[i] * t
+    for f in range(nseg):
+        for i in range(I):
+            A[f, i] = 0.0
+        for j in range(seg[f], seg[f + 1]):
+            mj = p[j] - costs[j]
+            s_sum = 0.0
+            l_sum = 0.0
+            for i in range(I):
+                e = E[j, i]
+                s_sum += ws[i] * e
+                l_sum += wds[i] * e
+                A[f, i] += mj * e
+            S[j] = s_sum
+            L[j] = l_sum
+    for f in range(nseg):
+        for j in range(seg[f], seg[f + 1]):
+            g = 0.0
+            for i in range(I):
+                g += wds2[i] * E[j, i] * A[f, i]
+            G[j] = g
+    foc = 0.0
+    for j in range(J):
+        lam = L[j]
+        li = 1.0 / lam
+        if not (abs(li) < _BIG):
+            li = _BIG
+        pn = costs[j] + li * (G[j] - S[j])
+        p_new[j] = pn
+        f = abs(lam * (pn - p[j]))
+        if not (f <= foc):  # also propagates NaN
+            foc = f
+    return foc
+
+
+@nb.njit(cache=True)
+def _solve_small(M, rhs, n):  # pragma: no cover
+    """Solve the n x n system M x = rhs in place by Gaussian elimination with partial pivoting."""
+    for c in range(n):
+        piv = c
+        best = abs(M[c, c])
+        for r in range(c + 1, n):
+            if abs(M[r, c]) > best:
+                best = abs(M[r, c])
+                piv = r
+        if piv != c:
+            for k in range(n):
+                tmp = M[c, k]
+                M[c, k] = M[piv, k]
+                M[piv, k] = tmp
+            tmp = rhs[c]
+            rhs[c] = rhs[piv]
+            rhs[piv] = tmp
+        if M[c, c] == 0.0:
+            M[c, c] = 1e-300
+        for r in range(c + 1, n):
+            factor = M[r, c] / M[c, c]
+            for k in range(c, n):
+                M[r, k] -= factor * M[c, k]
+            rhs[r] -= factor * rhs[c]
+    for c in range(n - 1, -1, -1):
+        acc = rhs[c]
+        for k in range(c + 1, n):
+            acc -= M[c, k] * rhs[k]
+        rhs[c] = acc / M[c, c]
+
+
+@nb.njit(cache=True)
+def _all_finite(x):  # pragma: no cover
+    for v in x:
+        if not np.isfinite(v):
+            return False
+    return True
+
+
+@nb.njit(cache=True)
+def _solve_market(base, d, w, costs, start, seg, tol, max_evals, method, out_p, out_s):  # pragma: no cover
+    """Solve one market; returns (evaluations, converged, foc_norm_at_result)."""
+    J, I = base.shape
+    nseg = seg.shape[0] - 1
+    E = np.empty((J, I))
+    kb = np.empty((J, I), dtype=np.int64)
+    A = np.empty((max(nseg, 1), I))
+    mx = np.empty(I)
+    inv = np.empty(I)
+    ws = np.empty(I)
+    wds = np.empty(I)
+    wds2 = np.empty(I)
+    S = np.empty(J)
+    L = np.empty(J)
+    G = np.empty(J)
+    g = np.empty(J)
+    x = start.copy()
+    best_g = start.copy()
+    best_foc = np.inf
+    have_best = False
+    m = _MEMORY
+    dX = np.zeros((m, J))
+    dF = np.zeros((m, J))
+    prev_x = np.empty(J)
+    prev_f = np.empty(J)
+    f = np.empty(J)
+    gram = np.empty((m, m))
+    gamma = np.empty(m)
+    count = 0
+    pos = 0
+    have_prev = False
+    restarts = 0
+    evals = 0
+    converged = False
+    result = start.copy()
+    while evals < max_evals:
+        foc = _zeta_eval(base, d, w, x, costs, seg, E, kb, A, mx, inv, ws, wds, wds2, S, L, G, g)
+        evals += 1
+        finite = np.isfinite(foc) and _all_finite(g)
+        if finite and foc < best_foc:
+            best_foc = foc
+            best_g[:] = g
+            have_best = True
+        if finite and foc <= tol:
+            result[:] = g
+            converged = True
+            break
+        if method == 0:
+            if not finite:
+                break
+            x[:] = g
+            continue
+        # Anderson mixing with restarts from the best point on failure or divergence
+        if (not finite) or (count > 0 and foc > 1e3 * best_foc):
+            restarts += 1
+            if not have_best or restarts > 50:
+                break
+            x[:] = best_g
+            count = 0
+            pos = 0
+            have_prev = False
+            continue
+        for j in range(J):
+            f[j] = g[j] - x[j]
+        if have_prev:
+            for j in range(J):
+                dX[pos, j] = x[j] - prev_x[j]
+                dF[pos, j] = f[j] - prev_f[j]
+            pos = (pos + 1) % m
+            if count < m:
+                count += 1
+        prev_x[:] = x
+        prev_f[:] = f
+        have_prev = True
+        if count == 0:
+            x[:] = g
+            continue
+        top = 0.0
+        for a in range(count):
+            for b in range(a, count):
+                acc = 0.0
+                for j in range(J):
+                    acc += dF[a, j] * dF[b, j]
+                gram[a, b] = acc
+                gram[b, a] = acc
+            if gram[a, a] > top:
+                top = gram[a, a]
+            acc = 0.0
+            for j in range(J):
+                acc += dF[a, j] * f[j]
+            gamma[a] = acc
+        reg = 1e-10 * top + 1e-300
+        for a in range(count):
+            gram[a, a] += reg
+        _solve_small(gram, gamma, count)
+        for j in range(J):
+            acc = g[j]
+            for a in range(count):
+                acc -= (dX[a, j] + dF[a, j]) * gamma[a]
+            x[j] = acc
+    if not converged:
+        result[:] = best_g if have_best else start
+    # shares and FOC residual at the returned prices
+    _zeta_eval(base, d, w, result, costs, seg, E, kb, A, mx, inv, ws, wds, wds2, S, L, G, g)
+    foc_at = 0.0
+    for j in range(J):
+        r = abs(S[j] + L[j] * (result[j] - costs[j]) - G[j])
+        if not (r <= foc_at):
+            foc_at = r
+    out_p[:J] = result
+    out_s[:J] = S
+    return evals, converged, foc_at
+
+
+@nb.njit(cache=True, parallel=True)
+def _solve_batch_numba(delta0, x2, sigma_nu, d, w, costs, start, n_avail, seg_bounds, n_seg, active,
+                       tol, max_evals, method, out_p, out_s, out_evals, out_conv, out_foc):  # pragma: no cover
+    B = delta0.shape[0]
+    K = x2.shape[2]
+    I = d.shape[1]
+    for b in nb.prange(B):
+        if not active[b]:
+            continue
+        J = n_avail[b]
+        if J == 0:
+            out_evals[b] = 0
+            out_conv[b] = True
+            out_foc[b] = 0.0
+            continue
+        base = np.empty((J, I))
+        for j in range(J):
+            dj = delta0[b, j]
+            for i in range(I):
+                acc = dj
+                for k in range(K):
+                    acc += x2[b, j, k] * sigma_nu[b, i, k]
+                base[j, i] = acc
+        seg = seg_bounds[b, : n_seg[b] + 1].copy()
+        evals, conv, foc = _solve_market(base, d[b], w[b], costs[b, :J].copy(), start[b, :J].copy(), seg,
+                                         tol, max_evals, method, out_p[b], out_s[b])
+        out_evals[b] = evals
+        out_conv[b] = conv
+        out_foc[b] = foc
+
+
+# ----------------------------------------------------------------------------------------------
+# numpy path (batched over markets, general ownership)
+# ----------------------------------------------------------------------------------------------
+
+
+def _zeta_numpy(base, d, w, p, costs, H, avail):
+    """Batched zeta map: base [b,I,J] non-price utility (-inf unavailable).  Returns
+    (p_new, foc_norm, S, L, G)."""
+    u = base + d[:, :, None] * p[:, None, :]
+    peak = np.maximum(np.max(u, axis=2), 0.0)
+    with np.errstate(under="ignore", over="ignore", invalid="ignore"):
+        e = np.exp(u - peak[:, :, None])
+        s = e / (np.exp(-peak) + e.sum(axis=2))[:, :, None]
+        wd = w * d
+        S = np.einsum("bi,bij->bj", w, s)
+        L = np.einsum("bi,bij->bj", wd, s)
+        margin = np.where(avail, p - costs, 0.0)
+        T = np.matmul(s * margin[:, None, :], H.transpose(0, 2, 1))
+        G = np.einsum("bi,bij->bj", wd, s * T)
+        inv = 1.0 / L
+        inv = np.where(np.abs(inv) < _BIG, inv, _BIG)
+        p_new = np.where(avail, costs + inv * (G - S), p)
+        foc = np.max(np.where(avail, np.abs(L * (p_new - p)), 0.0), axis=1, initial=0.0)
+        bad = ~np.all(np.isfinite(p_new), axis=1) | ~np.isfinite(foc)
+    foc = np.where(bad, np.nan, foc)
+    return p_new, foc, S, L, G
+
+
+def _solve_chunk_numpy(base, d, w, costs, start, H, avail, tol, max_evals, method):
+    """Same algorithm as the numba kernel, vectorised over the markets of a chunk."""
+    b, J = start.shape
+    m = _MEMORY
+    x = start.copy()
+    result = start.copy()
+    best_g = start.copy()
+    best_foc = np.full(b, np.inf)
+    have_best = np.zeros(b, dtype=bool)
+    dX = np.zeros((b, m, J))
+    dF = np.zeros((b, m, J))
+    prev_x = np.zeros((b, J))
+    prev_f = np.zeros((b, J))
+    count = np.zeros(b, dtype=np.int64)
+    pos = np.zeros(b, dtype=np.int64)
+    have_prev = np.zeros(b, dtype=bool)
+    restarts = np.zeros(b, dtype=np.int64)
+    evals = np.zeros(b, dtype=np.int64)
+    converged = np.zeros(b, dtype=bool)
+    done = np.zeros(b, dtype=bool)
+    eye = np.eye(m)
+    while True:
+        act = np.flatnonzero(~done & (evals < max_evals))
+        if act.size == 0:
+            break
+        g, foc, _, _, _ = _zeta_numpy(base[act], d[act], w[act], x[act], costs[act], H[act], avail[act])
+        evals[act] += 1
+        finite = np.isfinite(foc)
+        better = finite & (foc < best_foc[act])
+        best_foc[act[better]] = foc[better]
+        best_g[act[better]] = g[better]
+        have_best[act[better]] = True
+        conv = finite & (foc <= tol)
+        result[act[conv]] = g[conv]
+        converged[act[conv]] = True
+        done[act[conv]] = True
+        if method == 0:
+            failed = ~finite & ~conv
+            done[act[failed]] = True
+            go = ~conv & finite
+            x[act[go]] = g[go]
+            continue
+        restart = ~conv & (~finite | ((count[act] > 0) & (foc > 1e3 * best_foc[act])))
+        if np.any(restart):
+            ridx = act[restart]
+            restarts[ridx] += 1
+            give_up = ~have_best[ridx] | (restarts[ridx] > 50)
+            done[ridx[give_up]] = True
+            again = ridx[~give_up]
+            x[again] = best_g[again]
+            count[again] = 0
+            pos[again] = 0
+            have_prev[again] = False
+        step = ~conv & ~restart
+        if not np.any(step):
+            continue
+        sidx = act[step]
+        gs = g[step]
+        xs = x[sidx]
+        f = gs - xs
+        hp = have_prev[sidx]
+        if np.any(hp):
+            hidx = sidx[hp]
+            dX[hidx, pos[hidx]] = xs[hp] - prev_x[hidx]
+            dF[hidx, pos[hidx]] = f[hp] - prev_f[hidx]
+            pos[hidx] = (pos[hidx] + 1) % m
+            count[hidx] = np.minimum(count[hidx] + 1, m)
+        prev_x[sidx] = xs
+        prev_f[sidx] = f
+        have_prev[sidx] = True
+        cnt = count[sidx]
+        used = np.arange(m)[None, :] < cnt[:, None]  # [n,m]
+        DF = np.where(used[:, :, None], dF[sidx], 0.0)
+        DX = np.where(used[:, :, None], dX[sidx], 0.0)
+        gram = np.matmul(DF, DF.transpose(0, 2, 1))
+        top = np.max(np.diagonal(gram, axis1=1, axis2=2), axis=1)
+        reg = 1e-10 * top + 1e-300
+        gram = gram + reg[:, None, None] * eye
+        both = used[:, :, None] & used[:, None, :]
+        gram = np.where(both, gram, eye)
+        rhs = np.where(used, np.einsum("nmj,nj->nm", DF, f), 0.0)
+        gamma = np.linalg.solve(gram, rhs[..., None])[..., 0]
+        x[sidx] = gs - np.einsum("nmj,nm->nj", DX + DF, gamma)
+    unconv = ~converged
+    result[unconv] = np.where(have_best[unconv, None], best_g[unconv], start[unconv])
+    return result, evals, converged
+
+
+def _final_state_numpy(base, d, w, p, costs, H, avail):
+    _, _, S, L, G = _zeta_numpy(base, d, w, p, costs, H, avail)
+    with np.errstate(invalid="ignore"):
+        foc = np.where(avail, np.abs(S + L * np.where(avail, p - costs, 0.0) - G), 0.0)
+    return S, np.max(foc, axis=1, initial=0.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Newton fallback (numpy, one market at a time)
+# ----------------------------------------------------------------------------------------------
+
+
+def _newton_fallback(base, d, w, costs, start, H, avail, tol, max_newton=40):
+    """Newton on R(p) = p - c - zeta(p) with a forward-difference Jacobian and backtracking on the FOC
+    residual max|Lambda R|.  One market (arrays with a leading axis of 1).  Returns (p, evals, ok)."""
+    idx = np.flatnonzero(avail[0])
+    evals = 0
+
+    def residual(p):
+        nonlocal evals
+        evals += 1
+        g, foc, _, _, _ = _zeta_numpy(base, d, w, p, costs, H, avail)
+        return p[0, idx] - g[0, idx], foc[0], g
+
+    p = start.copy()
+    r, foc, g = residual(p)
+    if not np.isfinite(foc):
+        return start, evals, False
+    n = idx.size
+    for _ in range(max_newton):
+        if foc <= tol:
+            return g, evals, True
+        jac = np.empty((n, n))
+        h = 1e-7 * np.maximum(np.abs(p[0, idx]), 1.0)
+        for col in range(n):
+            q = p.copy()
+            q[0, idx[col]] += h[col]
+            rq, _, _ = residual(q)
+            jac[:, col] = (rq - r) / h[col]
+        try:
+            step = np.linalg.solve(jac, -r)
+        except np.linalg.LinAlgError:
+            return g, evals, False
+        if not np.all(np.isfinite(step)):
+            return g, evals, False
+        t = 1.0
+        improved = False
+        for _ in range(30):
+            q = p.copy()
+            q[0, idx] += t * step
+            rq, fq, gq = residual(q)
+            if np.isfinite(fq) and fq < foc:
+                p, r, foc, g = q, rq, fq, gq
+                improved = True
+                break
+            t *= 0.5
+        if not improved:
+            return g, evals, foc <= tol
+    return g, evals, foc <= tol
+
+
+# ----------------------------------------------------------------------------------------------
+# public solver
+# ----------------------------------------------------------------------------------------------
+
+
+def _labels_from_ownership(ownership: np.ndarray, available: np.ndarray) -> np.ndarray | None:
+    """Firm labels if ``ownership`` is a 0/1 partition on available products, else None."""
+    pair = available[:, :, None] & available[:, None, :]
+    own = np.where(pair, ownership, 0.0)
+    if not np.all((own == 0.0) | (own == 1.0)):
+        return None
+    labels = np.argmax(own == 1.0, axis=2)  # first product of the same firm
+    same = labels[:, :, None] == labels[:, None, :]
+    if not np.array_equal(np.where(pair, same, False), own == 1.0):
+        return None
+    return labels
+
+
+def _prepare(delta, products, tastes, costs, start):
+    delta = np.asarray(delta, dtype=np.float64)
+    if delta.shape != products.price.shape:
+        raise ValueError(f"delta {delta.shape} must be [B,J] = {products.price.shape}")
+    if products.markets != tastes.markets or products.x2.shape[2] != tastes.sigma_nu.shape[2]:
+        raise ValueError("products and tastes disagree on markets or characteristics")
+    costs = np.asarray(costs, dtype=np.float64)
+    if costs.shape != delta.shape:
+        raise ValueError(f"costs {costs.shape} must be [B,J] = {delta.shape}")
+    start = products.price if start is None else np.asarray(start, dtype=np.float64)
+    if start.shape != delta.shape:
+        raise ValueError(f"start {start.shape} must be [B,J] = {delta.shape}")
+    avail = products.available
+    if not (np.all(np.isfinite(costs[avail])) and np.all(np.isfinite(start[avail])) and np.all(np.isfinite(delta[avail]))):
+        raise ValueError("delta, costs and start prices of available products must be finite")
+    delta0 = np.where(avail, delta - tastes.alpha_mean[:, None] * products.price, 0.0)
+    costs = np.where(avail, costs, 0.0)
+    start = np.where(avail, start, products.price)
+    return delta0, costs, start
+
+
+def _run_numba(delta0, products, tastes, costs, start, labels, active, tol, max_evals, method):
+    B, J = delta0.shape
+    avail = products.available
+    # sort each market's products: available first, grouped by firm
+    key = np.where(avail, 0, 1)
+    order = np.lexsort((labels, key), axis=1) if B else np.zeros((0, J), dtype=np.int64)
+    n_avail = avail.sum(axis=1).astype(np.int64)
+    sorted_labels = np.take_along_axis(labels, order, axis=1)
+    change = np.ones((B, J), dtype=bool)
+    change[:, 1:] = sorted_labels[:, 1:] != sorted_labels[:, :-1]
+    change &= np.arange(J)[None, :] < n_avail[:, None]
+    n_seg = change.sum(axis=1).astype(np.int64)
+    seg_bounds = np.zeros((B, J + 1), dtype=np.int64)
+    for b in np.flatnonzero(active):
+        starts = np.flatnonzero(change[b])
+        seg_bounds[b, : starts.size] = starts
+        seg_bounds[b, starts.size] = n_avail[b]
+    take = lambda a: np.ascontiguousarray(np.take_along_axis(a, order, axis=1))  # noqa: E731
+    x2 = np.ascontiguousarray(np.take_along_axis(products.x2, order[:, :, None], axis=1))
+    out_p = take(start).copy()
+    out_s = np.zeros((B, J))
+    out_evals = np.zeros(B, dtype=np.int64)
+    out_conv = np.zeros(B, dtype=bool)
+    out_foc = np.zeros(B)
+    _solve_batch_numba(take(delta0), x2, tastes.sigma_nu, np.ascontiguousarray(tastes.price_derivative),
+                       tastes.weights, take(costs), take(start), n_avail, seg_bounds, n_seg,
+                       np.ascontiguousarray(active), float(tol), int(max_evals), int(method),
+                       out_p, out_s, out_evals, out_conv, out_foc)
+    prices = np.empty_like(out_p)
+    shares = np.empty_like(out_s)
+    np.put_along_axis(prices, order, out_p, axis=1)
+    np.put_along_axis(shares, order, out_s, axis=1)
+    return prices, np.where(avail, shares, 0.0), out_evals, out_conv, out_foc
+
+
+def _base_utilities(delta0, products, tastes, idx):
+    mu = np.matmul(tastes.sigma_nu[idx], products.x2[idx].transpose(0, 2, 1))
+    base = delta0[idx][:, None, :] + mu
+    return np.where(products.available[idx][:, None, :], base, -np.inf)
+
+
+def _run_numpy(delta0, products, tastes, costs, start, H, active, tol, max_evals, method, chunk_elements=2_000_000):
+    B, J = delta0.shape
+    I = tastes.types
+    prices = start.copy()
+    shares = np.zeros((B, J))
+    evals = np.zeros(B, dtype=np.int64)
+    conv = np.zeros(B, dtype=bool)
+    foc = np.zeros(B)
+    idx_all = np.flatnonzero(active)
+    per_chunk = max(1, chunk_elements // max(1, I * J))
+    d = tastes.price_derivative
+    for lo in range(0, idx_all.size, per_chunk):
+        idx = idx_all[lo: lo + per_chunk]
+        base = _base_utilities(delta0, products, tastes, idx)
+        avail = products.available[idx]
+        p, e, c = _solve_chunk_numpy(base, d[idx], tastes.weights[idx], costs[idx], start[idx], H[idx], avail,
+                                     tol, max_evals, method)
+        s, f = _final_state_numpy(base, d[idx], tastes.weights[idx], p, costs[idx], H[idx], avail)
+        prices[idx], shares[idx], evals[idx], conv[idx], foc[idx] = p, np.where(avail, s, 0.0), e, c, f
+    return prices, shares, evals, conv, foc
+
+
+def _solve_unconstrained(delta0, products, tastes, costs, start, labels, H, active, tol, max_evals, method,
+                         backend, fallback):
+    B, J = delta0.shape
+    if backend == "numba" and labels is not None:
+        prices, shares, evals, conv, foc = _run_numba(delta0, products, tastes, costs, start, labels, active,
+                                                      tol, max_evals, method)
+    else:
+        prices, shares, evals, conv, foc = _run_numpy(delta0, products, tastes, costs, start, H, active,
+                                                      tol, max_evals, method)
+    used_fallback = np.zeros(B, dtype=bool)
+    if fallback:
+        for b in np.flatnonzero(active & ~conv):
+            used_fallback[b] = True
+            sl = slice(b, b + 1)
+            base = _base_utilities(delta0, products, tastes, np.array([b]))
+            d = tastes.price_derivative[sl]
+            best = prices[sl] if np.all(np.isfinite(prices[sl])) else start[sl]
+            p, e, ok = _newton_fallback(base, d, tastes.weights[sl], costs[sl], best, H[sl],
+                                        products.available[sl], tol)
+            evals[b] += e
+            s, f = _final_state_numpy(base, d, tastes.weights[sl], p, costs[sl], H[sl], products.available[sl])
+            if ok or f[0] < foc[b] or not np.isfinite(foc[b]):
+                prices[b], shares[b], foc[b] = p[0], np.where(products.available[b], s[0], 0.0), f[0]
+            conv[b] = ok
+    return prices, shares, evals, conv, foc, used_fallback
+
+
+def solve_prices(
+    delta: Any,
+    products: ProductSet,
+    tastes: ConsumerTastes,
+    costs: Any,
+    *,
+    firm_ids: Any = None,
+    ownership: Any = None,
+    start: Any = None,
+    method: str = "anderson",
+    backend: str = "numba",
+    tol: float = 1e-12,
+    max_evaluations: int = 5000,
+    fallback: bool = True,
+    capacity: Any = None,
+    capacity_tol: float = 1e-9,
+    max_capacity_rounds: int = 100,
+) -> PriceEquilibrium:
+    """Bertrand-Nash equilibrium prices in every market by the zeta-markup fixed point.
+
+    delta: ``[B,J]`` mean utilities at ``products.price`` (they move with ``alpha_mean`` as prices move).
+    costs: ``[B,J]`` marginal costs (currency units per unit).
+    firm_ids / ownership: owners as ``[B,J]`` ids, or a ``[B,J,J]`` ownership matrix (partial ownership
+        needs ``backend="numpy"``; it is chosen automatically); default ``products.firm_ids``.
+    start: ``[B,J]`` starting prices (default ``products.price``, as pyblp).
+    method: ``"anderson"`` (default) or ``"simple"`` (pyblp's iteration); see the module docstring.
+    tol: FOC residual tolerance (share units), pyblp's default 1e-12.
+    max_evaluations: cap on zeta-map evaluations per market before the fallback.
+    fallback: run the Newton fallback on markets that did not converge.
+    capacity: optional ``[B,J]`` capacity in shares of the market (units / market size; inf or NaN =
+        unconstrained); prices rise until shares fit (shadow-cost approach, module docstring).
+
+    Markets are solved independently (a converged market stops updating).  Warns with
+    :class:`EquilibriumWarning` giving the count of markets that did not converge.
+    """
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {sorted(_METHODS)}, got {method!r}")
+    if backend not in ("numba", "numpy"):
+        raise ValueError(f"backend must be 'numba' or 'numpy', got {backend!r}")
+    if max_evaluations < 1:
+        raise ValueError("max_evaluations must be >= 1")
+    delta0, costs_arr, start_arr = _prepare(delta, products, tastes, costs, start)
+    B, J = delta0.shape
+    avail = products.available
+    if ownership is not None and firm_ids is not None:
+        raise ValueError("give firm_ids or ownership, not both")
+    if ownership is None:
+        ids = products.firm_ids if firm_ids is None else np.asarray(firm_ids)
+        if ids is None:
+            raise ValueError("give firm_ids or ownership (or ProductSet.firm_ids)")
+        if ids.shape != (B, J):
+            raise ValueError(f"firm_ids {ids.shape} must be [B,J] = {(B, J)}")
+        _, labels = np.unique(ids, return_inverse=True)
+        labels = labels.reshape(B, J).astype(np.int64)
+        H = ownership_matrix(labels, avail)
+    else:
+        H = np.asarray(ownership, dtype=np.float64)
+        if H.shape != (B, J, J):
+            raise ValueError(f"ownership {H.shape} must be [B,J,J] = {(B, J, J)}")
+        H = np.where(avail[:, :, None] & avail[:, None, :], H, 0.0)
+        labels = _labels_from_ownership(H, avail)
+    method_code = _METHODS[method]
+    active = np.ones(B, dtype=bool)
+    shadow = np.zeros((B, J))
+    prices, shares, evals, conv, foc, used_fallback = _solve_unconstrained(
+        delta0, products, tastes, costs_arr, start_arr, labels, H, active, tol, max_evaluations, method_code,
+        backend, fallback)
+
+    if capacity is not None:
+        cap = np.asarray(capacity, dtype=np.float64)
+        if cap.shape != (B, J):
+            raise ValueError(f"capacity {cap.shape} must be [B,J] = {(B, J)}")
+        cap = np.where(np.isnan(cap), np.inf, cap)
+        if np.any(avail & (cap <= 0)):
+            raise ValueError("capacity of available products must be > 0 (mark a product unavailable instead)")
+        constrained = avail & np.isfinite(cap)
+        for _ in range(max_capacity_rounds):
+            over = constrained & (shares > cap * (1.0 + capacity_tol))
+            slack = constrained & (shadow > 0) & (shares < cap * (1.0 - capacity_tol))
+            todo = np.any(over | slack, axis=1) & conv
+            if not np.any(todo):
+                break
+            s_ij, _ = choice_probabilities(np.where(avail, delta0, 0.0) + tastes.alpha_mean[:, None] * prices,
+                                           ProductSet(products.x2, prices, avail), tastes)
+            wd = tastes.weights * tastes.price_derivative
+            own = np.einsum("bi,bij->bj", wd, s_ij * (1.0 - s_ij))  # d s_j / d p_j (< 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                semi = own / shares  # d log s_j / d p_j
+                step = (np.log(shares) - np.log(cap)) / -semi
+            move = (over | slack) & todo[:, None] & np.isfinite(step)
+            shadow = np.where(move, np.maximum(shadow + step, 0.0), shadow)
+            p2, s2, e2, c2, f2, fb2 = _solve_unconstrained(
+                delta0, products, tastes, costs_arr + shadow, prices, labels, H, todo, tol, max_evaluations,
+                method_code, backend, fallback)
+            prices[todo], shares[todo], conv[todo], foc[todo] = p2[todo], s2[todo], c2[todo], f2[todo]
+            evals += e2
+            used_fallback |= fb2
+        else:
+            over = constrained & (shares > cap * (1.0 + capacity_tol))
+            conv &= ~np.any(over, axis=1)
+
+    n_bad = int(np.sum(~conv))
+    if n_bad:
+        warnings.warn(
+            f"solve_prices: {n_bad} of {B} markets did not converge (FOC residual above tol={tol:g} after "
+            f"{max_evaluations} evaluations{' and the Newton fallback' if fallback else ''}); their prices are "
+            "the best iterate found — see PriceEquilibrium.converged and foc_norm",
+            EquilibriumWarning,
+            stacklevel=2,
+        )
+    prices = np.where(avail, prices, start_arr)
+    return PriceEquilibrium(prices, np.where(avail, shares, 0.0), evals, conv, foc, used_fallback, shadow)

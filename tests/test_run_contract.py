@@ -1,0 +1,70 @@
+"""`evlaunch run` writes the three files; summary.json follows DESIGN's contract and is reproducible."""
+
+import json
+import re
+
+import pyarrow.parquet as pq
+import pytest
+
+from evlaunch.runner import RunOptions, run_scenario
+
+QUANTILE_KEYS = {"mean", "p10", "p50", "p90"}
+MONTH = re.compile(r"^\d{4}-\d{2}$")
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, reference_path):
+    out = tmp_path_factory.mktemp("run")
+    return run_scenario(reference_path, out / "a", RunOptions(draws=300, seed=11, chunk_size=300))
+
+
+def check_block(block):
+    assert set(block) == QUANTILE_KEYS
+    assert all(v is None or isinstance(v, float) for v in block.values())
+
+
+def test_summary_follows_the_contract(first_run, reference_model):
+    summary = json.loads(first_run.summary_path.read_text())
+    assert set(summary) == {"scenario", "as_of", "draws", "seed", "version", "paths", "market", "recommended_path"}
+    assert summary["scenario"] == "xiaomi-2023" and summary["as_of"] == "2023-10-31"
+    assert summary["draws"] == 300 and summary["seed"] == 11 and isinstance(summary["version"], str)
+    years = {str(y) for y in reference_model.scenario.years}
+    assert set(summary["paths"]) == set(reference_model.scenario.paths)
+    for path in summary["paths"].values():
+        assert set(path) == {"launch_month", "p_launch_by_target", "deliveries", "orders", "share", "revenue",
+                             "npv", "peak_cash_need", "p_budget_exceeded"}
+        assert set(path["launch_month"]) == {"p10", "p50", "p90"}
+        assert all(v is None or MONTH.match(v) for v in path["launch_month"].values())
+        for key in ("deliveries", "orders", "share", "revenue"):
+            assert set(path[key]) == years
+            for block in path[key].values():
+                check_block(block)
+        check_block(path["npv"])
+        check_block(path["peak_cash_need"])
+        assert 0 <= path["p_launch_by_target"] <= 1 and 0 <= path["p_budget_exceeded"] <= 1
+    assert set(summary["market"]) == {"total_sales", "nev_share"}
+    for series in summary["market"].values():
+        assert set(series) == years
+    assert summary["recommended_path"]["name"] in summary["paths"]
+    assert "NPV" in summary["recommended_path"]["criterion"]
+
+
+def test_same_seed_gives_byte_identical_summary_whatever_the_chunking(first_run, tmp_path, reference_path):
+    again = run_scenario(reference_path, tmp_path / "b", RunOptions(draws=300, seed=11, chunk_size=70))
+    assert again.summary_path.read_bytes() == first_run.summary_path.read_bytes()
+    other_seed = run_scenario(reference_path, tmp_path / "c", RunOptions(draws=300, seed=12, chunk_size=300))
+    assert other_seed.summary_path.read_bytes() != first_run.summary_path.read_bytes()
+
+
+def test_draws_file_has_one_row_per_draw_with_inputs_and_outputs(first_run):
+    table = pq.read_table(first_run.draws_path)
+    assert table.num_rows == 300
+    names = set(table.column_names)
+    assert {"product.price", "market.outside_share", "own.npv", "BAIC.launch_month_index"} <= names
+
+
+def test_report_is_self_contained(first_run):
+    text = first_run.report_path.read_text(encoding="utf-8")
+    assert "<html" in text and "Paths compared" in text and "Plotly.newPlot" in text
+    assert not re.search(r"<script[^>]+src=\"?https?://", text), "report must not load scripts from the network"
+    assert text.count("Plotly.newPlot") >= 5  # launch, deliveries, NPV, cash, market charts

@@ -1,0 +1,109 @@
+"""The simulation reproduces its base period and keeps the invariants an analyst relies on."""
+
+import numpy as np
+import pytest
+
+from evlaunch.market.logit import logit_shares
+from evlaunch.market.policy import purchase_tax
+from evlaunch.simulate import calibrate, parameter_getter, simulate
+from evlaunch.uncertainty.sampling import design, sample_inputs
+
+DRAWS = 64
+
+
+@pytest.fixture(scope="module")
+def inputs(reference_model):
+    sampling = design(reference_model.scenario, 7, reference_model.event_names)
+    return sample_inputs(reference_model.scenario, sampling, 0, DRAWS)
+
+
+def run(model, inputs, **overrides):
+    changed = dict(inputs)
+    for key, value in overrides.items():
+        changed[key] = np.broadcast_to(np.asarray(value, dtype=float), (DRAWS,)).copy() if np.ndim(value) == 0 \
+            else value
+    return simulate(model, changed)
+
+
+def test_calibration_reproduces_base_period_shares(reference_model, inputs):
+    value = parameter_getter(reference_model, inputs, DRAWS)
+    base = calibrate(reference_model, value, DRAWS)
+    lineup = reference_model.lineup
+    effective = base.price + purchase_tax(base.price, lineup.is_nev, int(round(reference_model.base_mid_month)),
+                                          value("finance.vat_rate"), reference_model.scenario.as_of)
+    shares = logit_shares(base.quality + base.alpha[:, None] * effective)
+    np.testing.assert_allclose(shares, base.shares, rtol=1e-9, atol=0)
+    # shares plus the outside option sum to one, and the market total is the sourced monthly mean
+    np.testing.assert_allclose(shares.sum(axis=1) + base.outside_share, 1.0, rtol=1e-12)
+    history = reference_model.history
+    total = history.base_month_totals(*reference_model.scenario.market.base_period).mean()
+    np.testing.assert_allclose(base.potential * shares.sum(axis=1), total, rtol=1e-9)
+    # the implied sales-weighted own-price elasticity is the sampled one
+    weights = base.shares / base.shares.sum(axis=1, keepdims=True)
+    implied = (weights * base.alpha[:, None] * effective * (1 - base.shares)).sum(axis=1)
+    np.testing.assert_allclose(implied, value("market.own_price_elasticity"), rtol=1e-12)
+
+
+def test_same_inputs_same_outputs(reference_model, inputs):
+    first, second = simulate(reference_model, inputs), simulate(reference_model, inputs)
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key])
+
+
+def test_more_capacity_never_lowers_deliveries(reference_model, inputs):
+    low = run(reference_model, inputs, **{"paths.own.capacity_per_year": 60_000.0})
+    high = run(reference_model, inputs, **{"paths.own.capacity_per_year": 240_000.0})
+    # cumulative deliveries to every year end (a bigger plant may clear the backlog earlier, so a single
+    # later year can be lower; what was delivered by any date never is)
+    cumulative_low = cumulative_high = 0.0
+    for year in reference_model.scenario.years:
+        cumulative_low = cumulative_low + low[f"own.deliveries.{year}"]
+        cumulative_high = cumulative_high + high[f"own.deliveries.{year}"]
+        assert np.all(cumulative_high >= cumulative_low - 1e-6)
+    assert cumulative_high.sum() > cumulative_low.sum()
+
+
+def test_later_approval_never_gives_an_earlier_launch(reference_model, inputs):
+    early = run(reference_model, inputs, **{"paths.own.stages.0.months": 2.0})
+    late = run(reference_model, inputs, **{"paths.own.stages.0.months": 14.0})
+    assert np.all(late["own.launch_month_index"] >= early["own.launch_month_index"])
+    launched = np.isfinite(early["own.launch_month_index"])
+    assert np.any(late["own.launch_month_index"][launched] > early["own.launch_month_index"][launched])
+
+
+def test_higher_price_never_raises_the_entrants_share(reference_model, inputs):
+    cheap = run(reference_model, inputs, **{"product.price": 200_000.0})
+    dear = run(reference_model, inputs, **{"product.price": 290_000.0})
+    for year in reference_model.scenario.years:
+        assert np.all(dear[f"own.orders.{year}"] <= cheap[f"own.orders.{year}"] + 1e-6)
+    assert dear["own.orders.2026"].sum() < cheap["own.orders.2026"].sum()
+
+
+def test_failing_stage_falls_back_and_launches_later(reference_model, inputs):
+    never_fails = run(reference_model, inputs, **{"paths.Brilliance.stages.0.failure": 0.0})
+    always_fails = run(reference_model, inputs, **{"paths.Brilliance.stages.0.failure": 1.0})
+    assert np.all(always_fails["Brilliance.path_failed"])
+    chery = list(reference_model.scenario.paths).index("Chery")
+    own = list(reference_model.scenario.paths).index("own")
+    rescued = always_fails["Brilliance.operating_path"]
+    assert set(np.unique(rescued)) <= {chery, own, -1.0}
+    both = np.isfinite(always_fails["Brilliance.launch_month_index"]) & np.isfinite(
+        never_fails["Brilliance.launch_month_index"])
+    assert np.all(always_fails["Brilliance.months_lost"] > 0)
+    # falling back costs the time already spent: never earlier than Chery's own timeline from scratch
+    assert np.all(always_fails["Brilliance.launch_month_index"][both]
+                  >= np.minimum(never_fails["Brilliance.launch_month_index"][both],
+                                always_fails["Chery.launch_month_index"][both]))
+
+
+def test_deliveries_never_exceed_orders_and_capacity(reference_model, inputs):
+    out = simulate(reference_model, inputs)
+    for path in reference_model.scenario.paths:
+        total_orders = sum(out[f"{path}.orders.{y}"] for y in reference_model.scenario.years)
+        total_deliveries = sum(out[f"{path}.deliveries.{y}"] for y in reference_model.scenario.years)
+        assert np.all(total_deliveries <= total_orders + 1e-6)
+        capacity = max(inputs[f"paths.{p}.capacity_per_year"].max() for p in reference_model.scenario.paths)
+        for year in reference_model.scenario.years:
+            assert np.all(out[f"{path}.deliveries.{year}"] <= capacity + 1e-6)
+        share = out[f"{path}.nev_share.2026"]
+        assert np.all((share > 0) & (share < 1))
