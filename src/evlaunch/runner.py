@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from evlaunch import __version__
-from evlaunch.atomic import write_json_atomic
+from evlaunch.atomic import write_json_atomic, write_text_atomic
 from evlaunch.errors import RunError
 from evlaunch.scenario import MAX_DRAWS, Scenario, load_scenario, parse_scenario
 from evlaunch.simulate import Model, prepare, simulate
@@ -112,6 +112,7 @@ def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOpt
     model = _model(scenario_text, source, base_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "scenario.toml", scenario_text)  # the run's exact input, for compare/discover
     prepared = time.perf_counter()
     run_id = None
     if store is not None:

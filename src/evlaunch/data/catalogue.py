@@ -121,6 +121,11 @@ CATALOGUE: dict[str, TableInfo] = {
                   _monthly("month"), "registrations; a model missing from a month was below the top list", keys=("month", "brand", "model")),
         TableInfo("policy_timeline", "Purchase subsidy, purchase-tax exemption, dual credit, entry rules, "
                   "rural campaigns, plate rules, charging plans", _dated("date"), "announcement dates", keys=("date", "jurisdiction", "instrument")),
+        TableInfo("policy_schedule", "Purchase subsidy by range band, purchase-tax relief, rural campaigns and plate "
+                  "privileges by effective date (derived from policy_timeline)", _dated("announced"),
+                  "announcement dates; each row cites its policy_timeline rows", keys=(
+                      "effective_from", "effective_to", "instrument", "powertrain", "range_min_km", "range_max_km",
+                      "announced")),
         TableInfo("charging_points", "Public and total charging points at year end, 2014-2023",
                   _annual("year"), "year-end stock, EVCIPA/NEA", keys=("year",)),
         TableInfo("battery_pack_cost", "BloombergNEF average battery pack price, US$/kWh, 2013-2023",

@@ -173,9 +173,15 @@ def data_section(context: ReportContext) -> Section:
     return Section("Data and sources", body, "data")
 
 
+def _what_matters(context: ReportContext) -> Section | None:
+    from evlaunch.report.sensitivity import what_matters
+
+    return what_matters(context)
+
+
 SECTIONS: list[Callable[[ReportContext], Section | None]] = [
-    overview, launch_section, deliveries_section, money_section, market_section, assumptions_section,
-    data_section,
+    overview, launch_section, deliveries_section, money_section, market_section, _what_matters,
+    assumptions_section, data_section,
 ]
 
 STYLE = """

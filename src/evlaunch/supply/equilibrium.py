@@ -449,7 +449,7 @@ def _zeta_numpy(base, d, w, p, costs, H, avail):
     (p_new, foc_norm, S, L, G)."""
     u = base + d[:, :, None] * p[:, None, :]
     peak = np.maximum(np.max(u, axis=2), 0.0)
-    with np.errstate(under="ignore", over="ignore", invalid="ignore"):
+    with np.errstate(under="ignore", over="ignore", invalid="ignore", divide="ignore"):
         e = np.exp(u - peak[:, :, None])
         s = e / (np.exp(-peak) + e.sum(axis=2))[:, :, None]
         wd = w * d

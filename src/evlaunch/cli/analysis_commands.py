@@ -1,0 +1,231 @@
+"""`evlaunch compare`, `sensitivity`, `discover` and `calibrate`: what decides the answer."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from evlaunch.atomic import write_json_atomic
+from evlaunch.cli.app import app, console, fail
+from evlaunch.errors import RunError
+from evlaunch.runner import DEFAULT_SEED, RunOptions, run_scenario
+from evlaunch.scenario import Scenario, load_scenario, parse_scenario
+from evlaunch.store import RunStore
+
+StoreOption = Annotated[Optional[Path], typer.Option("--store", help="run store file")]
+
+
+def _bn(value: float) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value / 1e9:,.1f}"
+
+
+def load_run(reference: str, store: Path | None, draws: int, seed: int):
+    """(label, scenario, draws table) for a scenario file (run now), a run directory or a stored run id."""
+    from evlaunch.uncertainty.draw_table import DrawTable
+
+    path = Path(reference)
+    if path.suffix == ".toml" and path.is_file():
+        scenario = load_scenario(path)
+        out = Path("runs") / f"{scenario.name}-compare"
+        result = run_scenario(path, out, RunOptions(draws=draws, seed=seed, report=False), RunStore(store))
+        return scenario.name, scenario, DrawTable.open(result.out_dir)
+    if path.is_dir() and (path / "scenario.toml").is_file():
+        scenario = load_scenario(path / "scenario.toml")
+        return path.name, scenario, DrawTable.open(path)
+    record = RunStore(store).get_run(reference)
+    if record["status"] != "finished":
+        raise RunError(f"run {record['run_id']} is {record['status']}; compare needs finished runs")
+    return (record["run_id"], parse_scenario(record["scenario_text"], f"run {record['run_id']}"),
+            DrawTable.open(record["out_dir"]))
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[str], typer.Argument(help="scenario files, run directories or stored run ids")],
+    draws: Annotated[int, typer.Option(min=1, help="draws when a scenario file is given")] = 2000,
+    seed: Annotated[int, typer.Option(min=0)] = DEFAULT_SEED,
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Compare paths within a run and across runs: launch, deliveries, NPV, CVaR, budget risk, dominance."""
+    from evlaunch.analysis.scenario_analysis import dominance_table
+    from evlaunch.summary import path_statistics, recommendation
+
+    rows, npv, launch, recommendations = [], {}, {}, {}
+    for reference in runs:
+        label, scenario, table = load_run(reference, store, draws, seed)
+        statistics = path_statistics(table, scenario)
+        chosen = recommendation(statistics, scenario)
+        recommendations[label] = chosen
+        for path, stats in statistics.items():
+            key = f"{label}:{path}" if len(runs) > 1 else path
+            arrays = table.to_numpy([f"{path}.npv", f"{path}.launch_month_index"] + [
+                f"{path}.deliveries.{year}" for year in scenario.years])
+            npv[key], launch[key] = arrays[f"{path}.npv"], arrays[f"{path}.launch_month_index"]
+            deliveries = sum(arrays[f"{path}.deliveries.{year}"] for year in scenario.years)
+            launch_stats = stats.launch_month
+            rows.append({
+                "path": key, "recommended": path == chosen.path,
+                "launch_month_mean": launch_stats.mean if math.isfinite(launch_stats.mean) else None,
+                "launch_month_p10": launch_stats.p10, "launch_month_p50": launch_stats.p50,
+                "launch_month_p90": launch_stats.p90,
+                "p_launch_by_target": stats.p_launch_by_target,
+                "deliveries_total_mean": float(np.mean(deliveries)),
+                "npv_mean": stats.npv.mean, "npv_p10": stats.npv.p10, "npv_p50": stats.npv.p50,
+                "npv_p90": stats.npv.p90, "npv_cvar10": stats.npv_cvar, "p_budget_exceeded": stats.p_budget_exceeded,
+            })
+    dominance = dominance_table(npv, launch)
+    if as_json:
+        document = {"paths": rows, "dominance": [d[2] for d in dominance],
+                    "recommended": {label: {"path": r.path, "criterion": r.criterion,
+                                            "why_others_lost": r.why_others_lost, "note": r.note}
+                                    for label, r in recommendations.items()}}
+        console.print_json(json.dumps(document, default=lambda v: None if isinstance(v, float) else str(v)))
+        return
+    table = Table(title="paths compared (launch months as months after each scenario's start)")
+    for column in ("path", "launch mean / p10 / p50 / p90", "P(by target)", "deliveries (horizon, mean)",
+                   "NPV mean", "NPV p10 / p50 / p90", "CVaR10 NPV", "P(budget exceeded)"):
+        table.add_column(column, justify="left" if column == "path" else "right")
+
+    def month(value):
+        return "never" if value is None or not math.isfinite(value) else f"{value:.0f}"
+
+    for row in rows:
+        table.add_row(("★ " if row["recommended"] else "") + row["path"],
+                      " / ".join(month(row[k]) for k in ("launch_month_mean", "launch_month_p10", "launch_month_p50",
+                                                         "launch_month_p90")),
+                      f"{row['p_launch_by_target']:.0%}", f"{row['deliveries_total_mean']:,.0f}",
+                      _bn(row["npv_mean"]), " / ".join(_bn(row[k]) for k in ("npv_p10", "npv_p50", "npv_p90")),
+                      _bn(row["npv_cvar10"]), f"{row['p_budget_exceeded']:.1%}")
+    console.print(table)
+    console.print("NPV in bn CNY. ★ = recommended within its run.")
+    for label, chosen in recommendations.items():
+        console.print(f"[bold]{label}[/]: recommended [bold]{chosen.path}[/] — {chosen.criterion}", highlight=False)
+        for other, why in chosen.why_others_lost.items():
+            console.print(f"  {other}: {why}", highlight=False)
+        if chosen.note:
+            console.print(f"  note: {chosen.note}", highlight=False)
+    console.print("First-order stochastic dominance: " + ("; ".join(d[2] for d in dominance) if dominance
+                                                          else "none holds between these paths"), highlight=False)
+
+
+@app.command()
+def sensitivity(
+    scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
+    method: Annotated[str, typer.Option(help="sobol (indices with confidence intervals) or morris (screening)")] = "sobol",
+    output: Annotated[Optional[list[str]], typer.Option(
+        help="per-draw output(s), e.g. own.npv (default: the recommended path's NPV and launch month)")] = None,
+    samples: Annotated[int, typer.Option(min=8, max=8192, help="base samples (Sobol N / Morris trajectories)")] = 128,
+    seed: Annotated[int, typer.Option(min=0)] = 1,
+    top: Annotated[int, typer.Option(min=1, help="rows to print per output")] = 12,
+    out: Annotated[Optional[Path], typer.Option(help="write sensitivity.json and sensitivity.html here")] = None,
+) -> None:
+    """Sobol or Morris sensitivity (SALib) of outputs, and the assumptions that decide the path choice."""
+    from evlaunch.analysis.scenario_analysis import sensitivity_study
+    from evlaunch.report.sensitivity import write_sensitivity_report
+    from evlaunch.simulate import prepare
+
+    if method not in ("sobol", "morris"):
+        fail(f"--method: got {method!r}; expected sobol or morris")
+    parsed = load_scenario(scenario)
+    model = prepare(parsed, scenario.resolve().parent)
+    with console.status(f"running the {method} design"):
+        study = sensitivity_study(model, method, output, samples, seed)
+    document = {"scenario": parsed.name, "method": method, "recommended_path": study.recommended,
+                "runner_up": study.runner_up, "outputs": {}}
+    for label, result in study.results.items():
+        frame = result.table().reset_index()
+        document["outputs"][label] = {"design": {"method": result.design.method, "seed": result.design.seed,
+                                                 "rows": result.design.n_rows},
+                                      "indices": json.loads(frame.to_json(orient="records")),
+                                      "non_finite_replaced": result.n_nonfinite_replaced}
+        shown = Table(title=f"{label} ({method}, {result.design.n_rows:,} model runs)")
+        for column in frame.columns:
+            shown.add_column(str(column), justify="right" if column != "parameter" else "left")
+        for _, row in frame.head(top).iterrows():
+            shown.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values])
+        console.print(shown)
+    if study.runner_up:
+        console.print(f"The last table ranks the assumptions that decide {study.recommended} over {study.runner_up} "
+                      "(sensitivity of their NPV difference).", highlight=False)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "sensitivity.json", document)
+        write_sensitivity_report(out / "sensitivity.html", parsed.name, study)
+        console.print(f"Wrote {out / 'sensitivity.json'} and {out / 'sensitivity.html'}", highlight=False)
+
+
+@app.command()
+def discover(
+    source: Annotated[str, typer.Argument(help="scenario file, run directory or stored run id")],
+    when: Annotated[str, typer.Option("--when", help="condition on per-draw outputs, e.g. \"npv < 0\"")],
+    draws: Annotated[int, typer.Option(min=100, help="draws when a scenario file is given")] = 4000,
+    seed: Annotated[int, typer.Option(min=0)] = DEFAULT_SEED,
+    min_coverage: Annotated[float, typer.Option(min=0.0, max=1.0, help="least share of the cases a box must cover")] = 0.3,
+    inputs_kept: Annotated[int, typer.Option("--inputs", min=1, help="inputs PRIM may restrict, "
+                                             "screened by KS distance")] = 8,
+    store: StoreOption = None,
+) -> None:
+    """Scenario discovery (PRIM): the ranges of assumptions under which a condition mostly holds."""
+    from evlaunch.analysis.conditions import evaluate, names_in, parse_condition
+    from evlaunch.analysis.discovery import DiscoveryConfig, discover as find_boxes
+    from evlaunch.analysis.scenario_analysis import discovery_frame, sample_table, screen_inputs
+    from evlaunch.scenario import uncertain_parameters
+    from evlaunch.simulate import prepare
+    from evlaunch.summary import path_statistics, recommendation
+
+    condition = parse_condition(when)
+    path = Path(source)
+    if path.suffix == ".toml" and path.is_file():
+        scenario: Scenario = load_scenario(path)
+        model = prepare(scenario, path.resolve().parent)
+        table = sample_table(model, draws, seed)
+        events = list(model.event_names)
+    else:
+        _, scenario, table = load_run(source, store, draws, seed)
+        events = [c for c in table.columns if c.endswith("_event")]
+    chosen = recommendation(path_statistics(table, scenario), scenario).path
+    names = names_in(condition)
+    data = {}
+    for name in names:
+        column = name if name in table.columns else f"{chosen}.{name}"
+        if column not in table.columns:
+            fail(f"--when: {name!r} is neither a per-draw column nor an output of the recommended path {chosen!r}; "
+                 f"e.g. npv, launch_month_index, peak_cash_need, deliveries.2026, or {chosen}.npv")
+        data[name] = table.to_numpy([column])[column]
+    mask = evaluate(condition, data)
+    inputs = screen_inputs(discovery_frame(table, sorted(uncertain_parameters(scenario)) + events), mask,
+                           inputs_kept)
+    result = find_boxes(inputs, mask, when, DiscoveryConfig(min_coverage=min_coverage))
+    console.print(f"{when!r} holds in {mask.mean():.1%} of {len(mask):,} draws"
+                  + (f" (bare names refer to the recommended path {chosen})" if any(
+                      n not in table.columns for n in names) else ""), highlight=False)
+    box = result.box
+    trajectory = Table(title="PRIM peeling trajectory (coverage/density trade-off)")
+    for column in ("step", "coverage", "density", "mass", "restricted inputs"):
+        trajectory.add_column(column, justify="right")
+    step = max(len(box.trajectory) // 15, 1)
+    for index, row in box.trajectory.iterrows():
+        if index % step and index != box.chosen and index != len(box.trajectory) - 1:
+            continue
+        trajectory.add_row(("→ " if index == box.chosen else "") + str(index), f"{row['coverage']:.2f}",
+                           f"{row['density']:.2f}", f"{row['mass']:.2f}", str(int(row["n_restricted"])))
+    console.print(trajectory)
+    console.print(box.sentence, highlight=False)
+
+
+@app.command()
+def calibrate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
+              top: Annotated[int, typer.Option(min=1)] = 12) -> None:
+    """Show the calibrated base period: shares, prices, implied own-price elasticities and diversion."""
+    from evlaunch.market.calibration_report import calibration_tables
+
+    parsed = load_scenario(scenario)
+    for table in calibration_tables(parsed, scenario.resolve().parent, top):
+        console.print(table)

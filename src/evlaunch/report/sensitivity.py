@@ -1,0 +1,99 @@
+"""What matters: tornado charts of sensitivity indices, for the run report and `evlaunch sensitivity`.
+
+In the run report the indices come from the run's own draws with SALib's PAWN method (a given-data
+method: no extra model runs), against a dummy input of pure noise whose index shows the noise floor.
+`evlaunch sensitivity` runs a proper Sobol or Morris design and writes its own page.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evlaunch.atomic import write_text_atomic
+from evlaunch.report import charts
+
+PAWN_DRAWS = 4000
+NOISE = "(noise reference: a dummy input)"
+
+
+def pawn_ranking(inputs: dict[str, np.ndarray], output: np.ndarray, seed: int = 0) -> list[tuple[str, float]]:
+    """PAWN median KS statistics of each input for one output, largest first, with a noise reference."""
+    from SALib.analyze import pawn
+
+    names = [n for n, v in inputs.items() if np.nanstd(v) > 0]
+    dummy = np.random.default_rng(seed).uniform(size=len(output))
+    matrix = np.column_stack([inputs[n] for n in names] + [dummy])
+    names = names + [NOISE]
+    finite = np.isfinite(output)
+    if finite.sum() < 100 or np.std(output[finite]) == 0:
+        return []
+    matrix, values = matrix[finite], output[finite]
+    problem = {"num_vars": len(names), "names": names,
+               "bounds": [[float(matrix[:, i].min()), float(matrix[:, i].max()) + 1e-12] for i in range(len(names))]}
+    logging.getLogger("SALib").setLevel(logging.ERROR)
+    result = pawn.analyze(problem, matrix, values, S=10, print_to_console=False, seed=seed)
+    return sorted(zip(names, (float(v) for v in result["median"])), key=lambda item: -item[1])
+
+
+def what_matters(context) -> Any:
+    """Report section: the assumptions that move the recommended path's NPV and launch month, and the
+    NPV gap to the runner-up (which assumptions decide the ranking)."""
+    from evlaunch.report.build import Section
+    from evlaunch.scenario import uncertain_parameters
+
+    scenario, summary = context.scenario, context.summary
+    chosen = summary["recommended_path"]["name"]
+    others = sorted((p for p in summary["paths"] if p != chosen),
+                    key=lambda p: -(summary["paths"][p]["npv"]["mean"] or -math.inf))
+    input_names = sorted(uncertain_parameters(scenario)) + list(context.model.event_names)
+    outputs = [f"{chosen}.npv", f"{chosen}.launch_month_index"] + ([f"{others[0]}.npv"] if others else [])
+    columns = [c for c in input_names + outputs if c in context.table.columns]
+    data = context.table.to_numpy(columns, limit=PAWN_DRAWS)
+    inputs = {n: data[n].astype(float) for n in input_names if n in data}
+    targets = {f"{chosen} NPV": data[f"{chosen}.npv"],
+               f"{chosen} launch month": np.minimum(data[f"{chosen}.launch_month_index"], scenario.horizon_months)}
+    if others:
+        targets[f"NPV gap {chosen} − {others[0]} (decides the choice)"] = data[f"{chosen}.npv"] - data[f"{others[0]}.npv"]
+    body = [f"<p>Which assumptions move the answer: PAWN sensitivity indices (SALib) from the run's first "
+            f"{min(PAWN_DRAWS, summary['draws']):,} draws; bars at or below the noise reference are not "
+            f"distinguishable from chance. <code>evlaunch sensitivity</code> gives Sobol indices with confidence "
+            f"intervals.</p>"]
+    for label, values in targets.items():
+        ranking = pawn_ranking(inputs, np.asarray(values, float))
+        if not ranking:
+            continue
+        top = ranking[:12] + ([item for item in ranking if item[0] == NOISE] if NOISE not in dict(ranking[:12]) else [])
+        figure = charts.bar_chart([name for name, _ in top], [value for _, value in top], label,
+                                  "PAWN index (median KS distance)")
+        body.append(context.figure(figure))
+    return Section("What matters", "".join(body), "what-matters")
+
+
+def write_sensitivity_report(path: Path, scenario_name: str, study) -> Path:
+    """A self-contained page of tornado charts for a Sobol or Morris study."""
+    import plotly.io as pio
+
+    parts, first = [], True
+    for label, result in study.results.items():
+        frame = result.table().reset_index().head(15)
+        if result.total is not None:
+            values, name = frame["ST"].tolist(), "total-order Sobol index ST"
+            errors = frame["ST_conf"].tolist()
+        else:
+            values, name, errors = frame["mu_star"].tolist(), "Morris mu*", frame["mu_star_conf"].tolist()
+        figure = charts.bar_chart(frame["parameter"].tolist(), values, label, name)
+        figure.update_traces(error_x=dict(type="data", array=errors))
+        parts.append(pio.to_html(figure, full_html=False, include_plotlyjs=first))
+        first = False
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>sensitivity — {html.escape(scenario_name)}"
+            f"</title></head><body><h1>Sensitivity — {html.escape(scenario_name)}</h1>"
+            f"<p>Recommended path: {html.escape(study.recommended)}; runner-up: {html.escape(str(study.runner_up))}."
+            f"</p>{''.join(parts)}</body></html>")
+    write_text_atomic(path, page)
+    return path

@@ -1,0 +1,207 @@
+"""Bertrand-Nash pricing: closed forms, cost recovery, backends, fallback, capacity, properties."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evlaunch.market.rc_logit import ConsumerTastes, ProductSet, choice_probabilities, price_derivatives
+from evlaunch.supply.equilibrium import (
+    EquilibriumWarning,
+    foc_residual,
+    marginal_costs,
+    ownership_matrix,
+    solve_prices,
+)
+
+COMBOS = [(m, b) for m in ("simple", "anderson") for b in ("numba", "numpy")]
+
+
+def rc_markets(seed: int, markets: int = 4, products: int = 7, types: int = 30, chars: int = 2, firms: int = 3,
+               spread: float = 1.0):
+    rng = np.random.default_rng(seed)
+    x2 = rng.normal(size=(markets, products, chars))
+    price = rng.uniform(2.0, 4.0, size=(markets, products))
+    weights = rng.uniform(0.5, 1.5, size=(markets, types))
+    weights /= weights.sum(axis=1, keepdims=True)
+    tastes = ConsumerTastes(
+        alpha_mean=-1.0,
+        alpha_i=-0.8 * rng.uniform(0.0, 1.0, size=(markets, types)),
+        sigma_nu=spread * rng.normal(size=(markets, types, chars)),
+        weights=weights,
+    )
+    delta = rng.normal(0.0, 1.0, size=(markets, products))
+    firm_ids = rng.integers(0, firms, size=(markets, products)) * 10 + 3  # arbitrary labels
+    costs = rng.uniform(0.5, 1.5, size=(markets, products))
+    return delta, ProductSet(x2, price, None, firm_ids), tastes, costs
+
+
+def test_ownership_matrix():
+    h = ownership_matrix(np.array([[4, 7, 4]]), np.array([[True, True, False]]))
+    np.testing.assert_array_equal(h[0], [[1, 0, 0], [0, 1, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(ownership_matrix(np.array([[4, 7, 4]]))[0], [[1, 0, 1], [0, 1, 0], [1, 0, 1]])
+
+
+@pytest.mark.parametrize("method,backend", COMBOS)
+def test_single_product_monopoly_logit_markup(method, backend):
+    alphas = np.array([-0.5, -1.0, -2.0])
+    products = ProductSet(np.zeros((3, 1, 0)), np.full((3, 1), 5.0), None, np.zeros((3, 1), dtype=int))
+    tastes = ConsumerTastes.plain_logit(alphas, markets=3)
+    delta = np.array([[3.0], [1.0], [-1.0]])
+    costs = np.array([[1.0], [2.0], [0.5]])
+    eq = solve_prices(delta, products, tastes, costs, method=method, backend=backend)
+    assert eq.converged.all() and not eq.fallback.any()
+    s = eq.shares[:, 0]
+    np.testing.assert_allclose(eq.prices[:, 0] - costs[:, 0], 1.0 / (-alphas * (1.0 - s)), rtol=1e-10)
+    _, check = choice_probabilities(delta, products, tastes, eq.prices)
+    np.testing.assert_allclose(eq.shares, check, rtol=1e-12)
+
+
+@pytest.mark.parametrize("method,backend", COMBOS)
+def test_multiproduct_logit_firms_charge_a_common_markup(method, backend):
+    # plain logit: every product of firm f carries the markup 1 / (|alpha| (1 - sum_{j in f} s_j))
+    alpha = -0.9
+    firm_ids = np.array([[0, 0, 1, 2, 2, 2]])
+    products = ProductSet(np.zeros((1, 6, 0)), np.full((1, 6), 3.0), None, firm_ids)
+    delta = np.array([[1.0, 0.2, 0.5, -0.3, 0.8, 0.0]])
+    costs = np.array([[1.0, 1.5, 0.8, 2.0, 1.2, 0.9]])
+    eq = solve_prices(delta, products, ConsumerTastes.plain_logit(alpha, 1), costs, method=method, backend=backend)
+    markup = eq.prices[0] - costs[0]
+    for f in (0, 1, 2):
+        own = firm_ids[0] == f
+        np.testing.assert_allclose(markup[own], 1.0 / (-alpha * (1.0 - eq.shares[0, own].sum())), rtol=1e-10)
+
+
+@pytest.mark.parametrize("method,backend", COMBOS)
+def test_solution_satisfies_focs_and_costs_are_recovered(method, backend):
+    delta, products, tastes, costs = rc_markets(11)
+    eq = solve_prices(delta, products, tastes, costs, method=method, backend=backend)
+    assert eq.converged.all()
+    assert eq.foc_norm.max() <= 1e-12
+    resid = foc_residual(eq.prices, costs, delta, products, tastes)
+    assert np.abs(resid).max() <= 1e-12
+    # inverting the FOCs at the equilibrium gives back the costs
+    moved = ProductSet(products.x2, eq.prices, None, products.firm_ids)
+    delta_at = delta + tastes.alpha_mean[:, None] * (eq.prices - products.price)
+    _, shares = choice_probabilities(delta_at, moved, tastes)
+    np.testing.assert_allclose(shares, eq.shares, rtol=1e-12)
+    recovered = marginal_costs(eq.prices, shares, price_derivatives(delta_at, moved, tastes),
+                               ownership_matrix(products.firm_ids))
+    np.testing.assert_allclose(recovered, costs, rtol=1e-8)
+
+
+def test_backends_and_methods_agree():
+    delta, products, tastes, costs = rc_markets(12, markets=6, spread=2.0)
+    results = {(m, b): solve_prices(delta, products, tastes, costs, method=m, backend=b) for m, b in COMBOS}
+    ref = results[("simple", "numpy")]
+    for key, eq in results.items():
+        np.testing.assert_allclose(eq.prices, ref.prices, rtol=1e-9, err_msg=str(key))
+        np.testing.assert_allclose(eq.shares, ref.shares, rtol=1e-8, err_msg=str(key))
+    # the same algorithm in both backends takes the same number of steps
+    assert np.abs(results[("simple", "numba")].iterations - ref.iterations).max() <= 1
+    assert np.abs(results[("anderson", "numba")].iterations - results[("anderson", "numpy")].iterations).max() <= 1
+    assert results[("anderson", "numba")].iterations.sum() < ref.iterations.sum()
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_unavailable_product_equals_removing_it(backend):
+    delta, products, tastes, costs = rc_markets(13)
+    available = np.ones_like(products.available)
+    available[:, 3] = False
+    available[1, 5] = False
+    masked = ProductSet(products.x2, products.price, available, products.firm_ids)
+    eq = solve_prices(delta, masked, tastes, costs, backend=backend)
+    assert np.all(eq.shares[~available] == 0.0)
+    np.testing.assert_array_equal(eq.prices[~available], products.price[~available])
+    for b in range(products.markets):
+        keep = np.flatnonzero(available[b])
+        sl = slice(b, b + 1)
+        sub = ProductSet(products.x2[sl][:, keep], products.price[sl][:, keep], None, products.firm_ids[sl][:, keep])
+        sub_tastes = ConsumerTastes(tastes.alpha_mean[sl], tastes.alpha_i[sl], tastes.sigma_nu[sl], tastes.weights[sl])
+        alone = solve_prices(delta[sl][:, keep], sub, sub_tastes, costs[sl][:, keep], backend=backend)
+        np.testing.assert_allclose(eq.prices[b, keep], alone.prices[0], rtol=1e-10)
+        np.testing.assert_allclose(eq.shares[b, keep], alone.shares[0], rtol=1e-9)
+
+
+def test_general_ownership_matrix_uses_the_numpy_path():
+    delta, products, tastes, costs = rc_markets(14, markets=2)
+    h = ownership_matrix(products.firm_ids)
+    partial = h.copy()
+    partial[:, 0, 1] = partial[:, 1, 0] = 0.4  # a 40% cross-holding between products 0 and 1
+    by_ids = solve_prices(delta, products, tastes, costs)
+    by_matrix = solve_prices(delta, products, tastes, costs, ownership=h, backend="numba")
+    np.testing.assert_allclose(by_matrix.prices, by_ids.prices, rtol=1e-10)
+    eq = solve_prices(delta, products, tastes, costs, ownership=partial, backend="numba")
+    assert eq.converged.all()
+    assert np.abs(foc_residual(eq.prices, costs, delta, products, tastes, partial)).max() <= 1e-12
+    assert np.abs(eq.prices - by_ids.prices).max() > 1e-6  # the cross-holding matters
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_fallback_rescues_markets_that_hit_the_cap(backend):
+    delta, products, tastes, costs = rc_markets(15, markets=3)
+    ref = solve_prices(delta, products, tastes, costs, backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # rescued markets must not warn
+        eq = solve_prices(delta, products, tastes, costs, backend=backend, method="simple", max_evaluations=3)
+    assert eq.fallback.all() and eq.converged.all()
+    np.testing.assert_allclose(eq.prices, ref.prices, rtol=1e-9)
+    assert np.all(eq.iterations > 3)
+
+
+def test_unconverged_markets_warn_with_their_count_and_do_not_hang():
+    delta, products, tastes, costs = rc_markets(16, markets=5)
+    with pytest.warns(EquilibriumWarning, match="5 of 5 markets did not converge"):
+        eq = solve_prices(delta, products, tastes, costs, method="simple", max_evaluations=1, fallback=False)
+    assert not eq.converged.any() and np.all(eq.iterations == 1)
+    assert np.all(np.isfinite(eq.prices)) and np.all(eq.foc_norm > 1e-12)
+
+
+def test_capacity_binds_at_the_shadow_cost():
+    delta, products, tastes, costs = rc_markets(17, markets=3)
+    free = solve_prices(delta, products, tastes, costs)
+    capacity = np.full(delta.shape, np.inf)
+    capacity[:, 2] = 0.6 * free.shares[:, 2]  # binding
+    capacity[:, 4] = 2.0 * free.shares[:, 4]  # slack
+    eq = solve_prices(delta, products, tastes, costs, capacity=capacity)
+    assert eq.converged.all()
+    np.testing.assert_allclose(eq.shares[:, 2], capacity[:, 2], rtol=1e-8)
+    assert np.all(eq.shares[:, 4] < capacity[:, 4])
+    assert np.all(eq.shadow_costs[:, 2] > 0) and np.all(eq.shadow_costs[:, [0, 1, 3, 4, 5, 6]] == 0)
+    assert np.all(eq.prices[:, 2] > free.prices[:, 2])
+    # everybody best-responds: FOCs hold with the shadow cost added to the constrained product's cost
+    resid = foc_residual(eq.prices, costs + eq.shadow_costs, delta, products, tastes)
+    assert np.abs(resid).max() <= 1e-11
+    unconstrained = solve_prices(delta, products, tastes, costs, capacity=np.full(delta.shape, np.inf))
+    np.testing.assert_allclose(unconstrained.prices, free.prices, rtol=1e-12)
+
+
+def test_invalid_inputs_are_rejected():
+    delta, products, tastes, costs = rc_markets(18, markets=1)
+    with pytest.raises(ValueError, match="method"):
+        solve_prices(delta, products, tastes, costs, method="newton")
+    with pytest.raises(ValueError, match="firm_ids or ownership"):
+        solve_prices(delta, ProductSet(products.x2, products.price), tastes, costs)
+    with pytest.raises(ValueError, match="finite"):
+        solve_prices(delta, products, tastes, np.full_like(costs, np.nan))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    products=st.integers(1, 8),
+    firms=st.integers(1, 4),
+    spread=st.floats(0.0, 3.0),
+)
+def test_equilibrium_properties(seed, products, firms, spread):
+    delta, product_set, tastes, costs = rc_markets(seed, markets=2, products=products, types=8, firms=firms,
+                                                   spread=spread)
+    eq = solve_prices(delta, product_set, tastes, costs)
+    assert eq.converged.all()
+    assert np.abs(foc_residual(eq.prices, costs, delta, product_set, tastes)).max() <= 1e-12
+    assert np.all(eq.prices > costs)  # positive markups with downward-sloping demand
+    assert np.all(eq.shares > 0) and np.all(eq.shares.sum(axis=1) < 1)

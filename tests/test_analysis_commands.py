@@ -1,0 +1,59 @@
+"""compare, sensitivity, discover and calibrate work end to end on the reference scenario."""
+
+import json
+
+import pytest
+
+from evlaunch.runner import RunOptions, run_scenario
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, reference_path):
+    return run_scenario(reference_path, tmp_path_factory.mktemp("cmp") / "run", RunOptions(draws=400, seed=3))
+
+
+def test_compare_a_run_directory(cli, small_run):
+    code, out, err = cli("compare", small_run.out_dir, "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    paths = {row["path"]: row for row in document["paths"]}
+    assert set(paths) == {"own", "BAIC", "Chery", "Brilliance"}
+    recommended = document["recommended"][small_run.out_dir.name]["path"]
+    assert recommended == small_run.summary["recommended_path"]["name"]
+    assert paths[recommended]["recommended"]
+    for row in paths.values():
+        assert row["npv_cvar10"] <= row["npv_p10"] + 1e-6 <= row["npv_p50"] + 2e-6
+    # first-order dominance implies ordered means and medians
+    for statement in document["dominance"]:
+        a, _, b = statement.split(" (")[0].partition(" dominates ")
+        b, _, what = b.partition(" in ")
+        if what == "NPV":
+            assert paths[a]["npv_mean"] >= paths[b]["npv_mean"] and paths[a]["npv_p50"] >= paths[b]["npv_p50"]
+        else:
+            assert paths[a]["launch_month_p50"] <= paths[b]["launch_month_p50"]
+
+
+def test_sensitivity_ranks_the_approval_risk_first_for_the_own_path(cli, reference_path, tmp_path):
+    code, out, err = cli("sensitivity", reference_path, "--method", "morris", "--samples", "10",
+                         "--output", "own.launch_month_index", "--out", tmp_path)
+    assert code == 0, err
+    document = json.loads((tmp_path / "sensitivity.json").read_text())
+    ranking = document["outputs"]["own.launch_month_index"]["indices"]
+    assert ranking[0]["parameter"] in {"paths.own.stages.0.failure_event", "paths.own.stages.1.failure_event"}
+    assert (tmp_path / "sensitivity.html").read_text().count("Plotly.newPlot") == 1
+
+
+def test_discover_names_a_box_and_refuses_unknown_names(cli, reference_path):
+    code, out, err = cli("discover", reference_path, "--when", "own.npv < 0", "--draws", "1500")
+    assert code == 0, err
+    assert "holds in" in out and "coverage" in out
+    code, out, err = cli("discover", reference_path, "--when", "nosuch < 0", "--draws", "200")
+    assert code == 2 and "nosuch" in err
+    code, out, err = cli("discover", reference_path, "--when", "npv <", "--draws", "200")
+    assert code == 2
+
+
+def test_calibrate_prints_elasticities(cli, reference_path):
+    code, out, err = cli("calibrate", reference_path)
+    assert code == 0, err
+    assert "own-price elasticity" in out and "NEV log-odds slope" in out

@@ -1,0 +1,136 @@
+"""The dashboard in a real browser (Debian's chromium via Playwright): an analyst's session.
+
+Open the reference scenario, fix the price low and run, read the results and the report's charts, run
+again with a high price, check the figures moved the way they must (a dearer car sells fewer), compare
+the two runs side by side, and time Run -> results for 2,000 draws. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+SCENARIO = "xiaomi-2023"
+PRICE = 'input[name="product.price"]'
+CHARGING = 'input[name="market.charging_growth_per_year"]'
+
+
+def _run_with_price(page, server, price: str, draws: int) -> str:
+    """Fill the form, click Run, wait for the results page with its charts; return the run id."""
+    page.goto(f"{server.url}/scenarios/{SCENARIO}")
+    page.locator(PRICE).fill(price)
+    page.locator("#draws").fill(str(draws))
+    page.locator("#run-button").click()
+    page.wait_for_url(re.compile(r"/runs/[^/]+$"), timeout=120_000)
+    page.frame_locator("#report").locator(".main-svg").first.wait_for(state="attached", timeout=60_000)
+    return page.locator("#run-id").inner_text().strip()
+
+
+def _deliveries_last_year(page) -> dict[str, float]:
+    cells = page.locator('#key-figures tr[data-path] td[data-metric="deliveries_last"]')
+    paths = page.locator("#key-figures tr[data-path]")
+    return {paths.nth(i).get_attribute("data-path"): float(cells.nth(i).get_attribute("data-value"))
+            for i in range(cells.count())}
+
+
+def test_price_levers_runs_and_comparison(page, live_server, artifacts):
+    page.goto(live_server.url + "/")
+    assert page.locator("#scenarios").get_by_role("link", name=SCENARIO, exact=True).is_visible()
+    page.screenshot(path=str(artifacts / "home-empty.png"), full_page=True)
+    page.locator("#scenarios").get_by_role("link", name=SCENARIO, exact=True).click()
+    page.wait_for_url(f"**/scenarios/{SCENARIO}")
+    assert "keep: triangular" in page.locator(PRICE).get_attribute("placeholder")
+    assert page.get_by_text("assumption: guide price", exact=False).first.is_visible()
+    page.screenshot(path=str(artifacts / "scenario-form.png"), full_page=True)
+
+    cheap = _run_with_price(page, live_server, "200000", 1000)
+    assert page.locator("#run-status").inner_text() == "finished"
+    assert page.get_by_text("product.price = 200000", exact=False).is_visible()
+    recommended = page.locator("#recommended").get_attribute("data-path")
+    assert recommended in {"own", "BAIC", "Chery", "Brilliance"}
+    charts = page.frame_locator("#report").locator(".plotly-graph-div .main-svg")
+    assert charts.count() >= 3
+    cheap_deliveries = _deliveries_last_year(page)
+    page.screenshot(path=str(artifacts / "results-price-200k.png"), full_page=True)
+
+    dear = _run_with_price(page, live_server, "320000", 1000)
+    dear_deliveries = _deliveries_last_year(page)
+    assert set(dear_deliveries) == set(cheap_deliveries)
+    # Same seed, so common random numbers: a dearer car sells fewer. Summed over paths, the last year's
+    # mean deliveries must fall (capacity can bind a path in some draws, but not all of them at both prices).
+    assert sum(dear_deliveries.values()) < 0.95 * sum(cheap_deliveries.values()), (cheap_deliveries, dear_deliveries)
+    page.screenshot(path=str(artifacts / "results-price-320k.png"))
+
+    # Compare from the home page: A = the cheap run, B = the dear run.
+    page.goto(live_server.url + "/")
+    page.get_by_label(f"A: {cheap}").check()
+    page.get_by_label(f"B: {dear}").check()
+    page.locator("#compare-button").click()
+    page.wait_for_url("**/compare?**")
+    rows = page.locator('#comparison tr[data-metric="deliveries_total"]')
+    assert rows.count() == len(cheap_deliveries)
+    worse = page.locator('#comparison tr.worse[data-metric="deliveries_total"]')
+    assert worse.count() >= 1
+    assert page.locator("#inputs").get_by_text("product.price").is_visible()
+    page.locator("#chart-deliveries .main-svg").first.wait_for(state="attached")
+    page.locator("#chart-npv .main-svg").first.wait_for(state="attached")
+    page.screenshot(path=str(artifacts / "compare.png"), full_page=True)
+
+
+def test_invalid_lever_is_shown_next_to_the_field(page, live_server, artifacts):
+    page.goto(f"{live_server.url}/scenarios/{SCENARIO}")
+    page.locator(PRICE).fill("abc")
+    page.locator(CHARGING).fill("7")
+    page.locator("#run-button").click()
+    page.wait_for_load_state()
+    assert page.locator("#errors").is_visible()
+    price_error = page.locator(".lever.invalid .field-error", has_text="field product.price")
+    assert price_error.is_visible()
+    assert page.locator(".field-error", has_text="market.charging_growth_per_year: got 7").is_visible()
+    assert page.locator(PRICE).input_value() == "abc"  # what the analyst typed is kept
+    page.screenshot(path=str(artifacts / "form-errors.png"), full_page=True)
+    page.console_problems.clear()  # the 422 response of the form post is logged by chromium as a console error
+
+
+def test_progress_and_cancel(page, live_server, artifacts):
+    page.goto(f"{live_server.url}/scenarios/{SCENARIO}")
+    page.locator("#draws").fill("20000")
+    page.locator("#run-button").click()
+    page.wait_for_url(re.compile(r"/jobs/[^/]+$"))
+    page.wait_for_function("document.getElementById('job-status').textContent === 'running'")
+    page.screenshot(path=str(artifacts / "progress.png"))
+    page.locator("#cancel-button").click()
+    page.wait_for_function("document.getElementById('job-status').textContent === 'cancelled'", timeout=60_000)
+    run_link = page.locator("#job-links a")
+    run_id = run_link.inner_text().strip()
+    assert live_server.store.get_run(run_id)["status"] == "cancelled"
+    run_link.click()
+    assert "has no results" in page.locator("main").inner_text()
+
+
+def test_data_page_shows_sources(page, live_server, artifacts):
+    page.goto(f"{live_server.url}/data")
+    page.get_by_role("link", name="lineup_2023").click()
+    page.wait_for_url("**/data/lineup_2023")
+    assert page.locator("#table-rows th.source").is_visible()
+    assert page.locator("#table-rows tbody tr").count() > 10
+    page.screenshot(path=str(artifacts / "data-table.png"))
+
+
+def test_time_run_to_results_for_2000_draws(page, live_server, artifacts):
+    """Not an assertion on speed: prints the figure for the notes."""
+    page.goto(f"{live_server.url}/scenarios/{SCENARIO}")
+    page.locator("#draws").fill("2000")
+    started = time.perf_counter()
+    page.locator("#run-button").click()
+    page.wait_for_url(re.compile(r"/runs/[^/]+$"), timeout=120_000)
+    page_loaded = time.perf_counter() - started
+    page.frame_locator("#report").locator(".main-svg").first.wait_for(state="attached", timeout=60_000)
+    charts_drawn = time.perf_counter() - started
+    print(f"\nRun -> results page for 2,000 draws of {SCENARIO}: {page_loaded:.1f} s "
+          f"(report charts drawn after {charts_drawn:.1f} s)")
+    page.screenshot(path=str(artifacts / "results-reference-2000.png"), full_page=True)
