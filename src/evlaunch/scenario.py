@@ -114,8 +114,11 @@ class Product(_Config):
     comparables: list[str] = Field(min_length=1, description="lineup models the car is positioned against")
     rest_of_vehicle_cost: Quantity = Field(description="unit cost excluding the battery pack, CNY/vehicle")
     learning_rate: Quantity = Field(0.1, description="unit-cost fall per doubling of cumulative output (0..0.5)")
-    awareness_midpoint: Quantity = Field(description="months after launch until awareness reaches half")
-    awareness_width: Quantity = Field(description="logistic width of the awareness ramp, months")
+    awareness_midpoint: Quantity = Field(1.0, description="months after launch until awareness reaches half")
+    awareness_width: Quantity = Field(1.0, description="logistic width of the awareness ramp, months")
+    awareness_from_reference_class: StrictBool = Field(
+        False, description="draw the awareness ramp from new EV brands' fitted ramp-ups (new_brand_ramps) "
+                           "instead of awareness_midpoint/width")
     order_cancellation: Quantity = Field(0.05, description="share of the waiting backlog cancelled each month")
 
 
@@ -182,6 +185,41 @@ class SupplyShock(_Config):
     cost_increase: Quantity = Field(0.0, description="fractional rise of unit cost while it lasts")
 
 
+class Region(_Config):
+    """A part of the market (e.g. large cities, lower-tier cities and rural areas); see `market.regions`."""
+
+    label: str = Field("", max_length=120)
+    weight: Quantity = Field(description="share of potential buyers (weights are normalised to sum to 1)")
+    price_sensitivity: Quantity = Field(1.0, description="multiplier on the price coefficient (income); "
+                                        "normalised so the buyer-weighted mean is 1")
+    charging_share: Quantity = Field(description="share of the public charging points in the region "
+                                     "(normalised to sum to 1)")
+    charging_growth_extra: Quantity = Field(0.0, description="added to market.charging_growth_per_year in "
+                                            "this region after the as-of date")
+    plate_utility: Quantity = Field(0.0, description="NEV utility while large-city plate privileges are in force")
+    campaign_utility: Quantity = Field(0.0, description="NEV utility while a rural NEV campaign runs")
+    note: str = Field("", max_length=2000)
+
+
+def _default_regions() -> dict[str, Region]:
+    return {"national": Region(label="whole market", weight=1.0, charging_share=1.0)}
+
+
+class Dynamics(_Config):
+    """Time-varying product inputs: battery-cost pass-through, technology progress and model ageing."""
+
+    battery_pass_through: Quantity = Field(0.0, description="share of the pack-cost change since the base "
+                                           "period passed into incumbents' BEV/PHEV prices (fixed prices)")
+    bev_battery_kwh: Quantity | None = Field(None, description="pack of incumbent BEVs without a sourced figure")
+    phev_battery_kwh: Quantity | None = Field(None, description="pack of incumbent PHEVs without a sourced figure")
+    range_growth_per_year: Quantity = Field(0.0, description="growth of incumbent BEVs' range per year")
+    range_utility: Quantity = Field(0.0, description="BEV utility per unit of log range")
+    ageing_per_year: Quantity = Field(0.0, description="utility lost per year by a named model after the base "
+                                      "period (launches and the entrant: after their launch)")
+    missing_range_band: dict[str, Quantity] = Field(
+        default_factory=dict, description="range (km) by segment for BEVs whose range is not sourced")
+
+
 class Recommendation(_Frozen):
     """How the recommended path is chosen."""
 
@@ -213,6 +251,8 @@ class Scenario(_Config):
     competition: Competition = Field(default_factory=Competition)
     finance: Finance
     supply_shocks: dict[str, SupplyShock] = Field(default_factory=dict, max_length=10)
+    regions: dict[str, Region] = Field(default_factory=_default_regions, min_length=1, max_length=8)
+    dynamics: Dynamics = Field(default_factory=Dynamics)
     recommendation: Recommendation = Field(default_factory=Recommendation)
 
     @field_validator("start", "target_launch")
@@ -235,6 +275,14 @@ class Scenario(_Config):
                 raise ValueError(f"path name {name!r} must be a letter then letters, digits, '_' or '-'")
             if name in RESERVED_PATH_NAMES:
                 raise ValueError(f"path name {name!r} is reserved; choose another")
+        return value
+
+    @field_validator("regions")
+    @classmethod
+    def _region_names(cls, value: dict[str, Region]) -> dict[str, Region]:
+        for name in value:
+            if not re.match(r"^[A-Za-z][A-Za-z0-9_\-]{0,39}$", name):
+                raise ValueError(f"region name {name!r} must be a letter then letters, digits, '_' or '-'")
         return value
 
     @model_validator(mode="after")
@@ -294,15 +342,21 @@ ALLOWED_RANGES: dict[str, tuple[float, float]] = {
     "cost_increase": (0, 5), "rest_of_vehicle_cost": (1_000, 1e7), "quality_utility": (-10, 10),
     "brand_utility": (-10, 10), "budget_usd": (1, 1e13), "phev_to_bev_ratio": (0, 5),
     "terminal_value_multiple": (0, 30),
+    "weight": (0, 1), "price_sensitivity": (0.05, 20), "charging_share": (0, 1), "charging_growth_extra": (-0.5, 1),
+    "plate_utility": (-5, 5), "campaign_utility": (-5, 5), "battery_pass_through": (0, 2),
+    "bev_battery_kwh": (1, 300), "phev_battery_kwh": (1, 100), "range_growth_per_year": (-0.2, 0.5),
+    "range_utility": (-5, 5), "ageing_per_year": (0, 3),
 }
 RESERVED_PATH_NAMES = {"market", "product", "paths", "finance", "competition", "supply_shocks", "recommendation",
-                       "data", "scenario"}
+                       "data", "scenario", "regions", "dynamics"}
 
 
 def _range_rule(path: str) -> tuple[float, float] | None:
     parts = path.split(".")
     if "missing_price_band" in parts:
         return ALLOWED_RANGES["price"]
+    if "missing_range_band" in parts:
+        return ALLOWED_RANGES["range_km"]
     return ALLOWED_RANGES.get(parts[-1])
 
 

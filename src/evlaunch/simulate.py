@@ -19,7 +19,10 @@ from typing import Callable
 
 import numpy as np
 
+from evlaunch.data import load_table, numeric
 from evlaunch.entry.paths import failure_event_name, path_outcomes
+from evlaunch.entry.reference_class import (RampReferenceClass, fit_reference_class, ramp_fraction,
+                                            ramp_shape_from_uniforms)
 from evlaunch.errors import DataError, ScenarioError
 from evlaunch.finance import net_present_value, peak_cash_need, terminal_value, unit_cost
 from evlaunch.market.history import MarketHistory, load_history
@@ -29,6 +32,7 @@ from evlaunch.market.policy import purchase_tax
 from evlaunch.scenario import Scenario, month_label, month_number, quantities
 from evlaunch.supply.capacity import capacity_ramp, serve_orders
 
+AWARENESS_EVENTS = ("product.awareness_shape_event_1", "product.awareness_shape_event_2")
 Inputs = dict[str, np.ndarray]
 Outputs = dict[str, np.ndarray]
 
@@ -41,7 +45,8 @@ class Model:
     history: MarketHistory
     lineup: Lineup
     competitor_names: tuple[str, ...]
-    event_names: tuple[str, ...]    # extra uniform draws: stage failures and supply-shock occurrences
+    event_names: tuple[str, ...]    # extra uniform draws: stage failures, supply shocks, ramp shapes
+    reference_class: RampReferenceClass | None = None
 
     @property
     def path_names(self) -> tuple[str, ...]:
@@ -77,7 +82,14 @@ def prepare(scenario: Scenario, base_dir: str | Path = ".") -> Model:
     events = [failure_event_name(name, index) for name, path in scenario.paths.items()
               for index in range(len(path.stages))]
     events += [f"supply_shocks.{name}.occurrence_event" for name in scenario.supply_shocks]
-    return Model(scenario, history, lineup, tuple(c.name for c in scenario.competition.launches), tuple(events))
+    reference_class = None
+    if scenario.product.awareness_from_reference_class:
+        ramps = load_table("new_brand_ramps", scenario.as_of, tables.get("new_brand_ramps")).rows
+        ramps = ramps[~ramps["gap"]].assign(deliveries=lambda frame: numeric(frame["deliveries"]))
+        reference_class = fit_reference_class(ramps)
+        events += [AWARENESS_EVENTS[0], AWARENESS_EVENTS[1]]
+    return Model(scenario, history, lineup, tuple(c.name for c in scenario.competition.launches), tuple(events),
+                 reference_class)
 
 
 def parameter_getter(model: Model, inputs: Inputs, draws: int) -> Callable[[str], np.ndarray]:
@@ -91,6 +103,8 @@ def parameter_getter(model: Model, inputs: Inputs, draws: int) -> Callable[[str]
             return np.full(draws, float(fixed[path]))
         if path in fixed:
             return np.full(draws, fixed[path].centre)
+        if path in model.event_names:
+            return np.full(draws, 0.5)  # the central case of a random event's uniform draw
         raise KeyError(f"no input or scenario value for {path!r}")
 
     return value
@@ -204,6 +218,11 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
     entrant_quality = _mean_quality(base, lineup, product.comparables) + value("product.quality_utility")
     entrant_price = value("product.price")
     ready = value("product.ready_months")
+    if model.reference_class is not None:
+        awareness_midpoint, awareness_width = ramp_shape_from_uniforms(
+            model.reference_class, value(AWARENESS_EVENTS[0]), value(AWARENESS_EVENTS[1]))
+    else:
+        awareness_midpoint, awareness_width = value("product.awareness_midpoint"), value("product.awareness_width")
     outcomes = path_outcomes(scenario.paths, value)
     path_order = list(scenario.paths)
     out: Outputs = {}
@@ -249,9 +268,8 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
             all_price = np.concatenate([incumbent_price, entrant_price[:, None]], axis=1)
             nev = np.concatenate([is_nev, [True]])
             tax = purchase_tax(all_price, nev, int(month), vat, scenario.as_of)
-            months_on_sale = t - launch_index
-            awareness = 1.0 / (1.0 + np.exp(-(months_on_sale - value("product.awareness_midpoint"))
-                                             / value("product.awareness_width")))
+            # month 1 = the first month on sale, as in the reference class of new brands' ramp-ups
+            awareness = ramp_fraction(t - launch_index + 1.0, awareness_midpoint, awareness_width)
             entrant_utility = entrant_quality + brand + np.log(np.maximum(awareness, 1e-300))
             utility = np.concatenate([quality, entrant_utility[:, None]], axis=1)
             utility = utility + np.where(nev[None, :], nev_shift[:, t:t + 1], 0.0)
@@ -302,6 +320,8 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
             out[f"{prefix}.deliveries_month.{label}"] = series["deliveries"][:, t].astype(np.float32)
             out[f"{prefix}.nev_share_month.{label}"] = (series["nev"][:, t] / series["market"][:, t]).astype(
                 np.float32)
+    out["product.awareness_midpoint_drawn"] = np.broadcast_to(awareness_midpoint, (draws,)).astype(float)
+    out["product.awareness_width_drawn"] = np.broadcast_to(awareness_width, (draws,)).astype(float)
     out["market.public_chargers.end"] = chargers_by_month[:, -1]
     out["market.price_coefficient"] = base.alpha
     return out

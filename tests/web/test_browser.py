@@ -11,6 +11,7 @@ import re
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -101,10 +102,10 @@ def test_progress_and_cancel(page, live_server, artifacts):
     page.locator("#draws").fill("20000")
     page.locator("#run-button").click()
     page.wait_for_url(re.compile(r"/jobs/[^/]+$"))
-    page.wait_for_function("document.getElementById('job-status').textContent === 'running'")
+    expect(page.locator("#job-status")).to_have_text("running")
     page.screenshot(path=str(artifacts / "progress.png"))
     page.locator("#cancel-button").click()
-    page.wait_for_function("document.getElementById('job-status').textContent === 'cancelled'", timeout=60_000)
+    expect(page.locator("#job-status")).to_have_text("cancelled", timeout=60_000)
     run_link = page.locator("#job-links a")
     run_id = run_link.inner_text().strip()
     assert live_server.store.get_run(run_id)["status"] == "cancelled"
@@ -127,10 +128,16 @@ def test_time_run_to_results_for_2000_draws(page, live_server, artifacts):
     page.locator("#draws").fill("2000")
     started = time.perf_counter()
     page.locator("#run-button").click()
-    page.wait_for_url(re.compile(r"/runs/[^/]+$"), timeout=120_000)
+    page.wait_for_url(re.compile(r"/runs/[^/]+$"), timeout=120_000, wait_until="commit")
+    navigated = time.perf_counter() - started
+    page.wait_for_load_state("load")
     page_loaded = time.perf_counter() - started
     page.frame_locator("#report").locator(".main-svg").first.wait_for(state="attached", timeout=60_000)
     charts_drawn = time.perf_counter() - started
-    print(f"\nRun -> results page for 2,000 draws of {SCENARIO}: {page_loaded:.1f} s "
-          f"(report charts drawn after {charts_drawn:.1f} s)")
+    run_id = page.locator("#run-id").inner_text().strip()
+    timings = live_server.store.get_run(run_id)["timings"]
+    phases = ", ".join(f"{key.removesuffix('_s')} {value:.1f} s" for key, value in timings.items())
+    print(f"\nRun -> results for 2,000 draws of {SCENARIO}: results page after {navigated:.1f} s, loaded with "
+          f"its report after {page_loaded:.1f} s, report charts drawn after {charts_drawn:.1f} s "
+          f"(run_scenario: {phases})")
     page.screenshot(path=str(artifacts / "results-reference-2000.png"), full_page=True)

@@ -190,3 +190,17 @@ def sample_ramp_shape(reference: RampReferenceClass, n: int, rng: np.random.Gene
     midpoint = np.clip(np.exp(logs[:, 0]), *reference.midpoint_bounds)
     width = np.clip(np.exp(logs[:, 1]), *reference.width_bounds)
     return midpoint, width
+
+
+def ramp_shape_from_uniforms(reference: RampReferenceClass, first: np.ndarray, second: np.ndarray
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """(midpoint, width) in months from two uniform draws through the class's correlated log-normal
+    (Cholesky of the fitted covariance): the quasi-random counterpart of `sample_ramp_shape`, so a
+    run's ramp shapes are reproducible however its draws are split."""
+    from scipy.stats import norm
+
+    normals = np.stack([norm.ppf(np.asarray(first, float)), norm.ppf(np.asarray(second, float))], axis=-1)
+    factor = np.linalg.cholesky(reference.log_cov + 1e-12 * np.eye(2))
+    logs = reference.log_mean + normals @ factor.T
+    return (np.clip(np.exp(logs[..., 0]), *reference.midpoint_bounds),
+            np.clip(np.exp(logs[..., 1]), *reference.width_bounds))

@@ -1,54 +1,326 @@
-"""Purchase policy by date: the vehicle purchase tax and its NEV exemption, and the central subsidy.
+"""Purchase policy by month, read from the sourced table `policy_schedule.csv` as of the scenario's date.
 
-Encodes `policy_timeline.csv` (national rows) as functions of price, powertrain and month:
-- purchase tax 10% of the price net of VAT (exemption rows 2014-09-01, 2017-12, 2020-04-22, 2022-09-26);
-- NEVs exempt to 2023-12-31; 2024-2025 exempt up to CNY 30,000; 2026-2027 halved, relief up to
-  CNY 15,000 (row 2023-06-21); after 2027 no rule is known: full tax (an assumption, stated in reports);
-- central purchase subsidy (paid to the maker, passed to the buyer) ended 2022-12-31.
-Only rules public at the scenario's as-of date may be applied: `PolicyRules.as_of` filters them.
+`policy_schedule.csv` is derived from `policy_timeline.csv` (each row cites the timeline rows and URLs
+it comes from; arithmetic is marked "derived"). Its instruments:
+
+- `purchase subsidy`: the central subsidy by powertrain and range band (CNY per vehicle, paid to the
+  maker and passed to the buyer: it lowers the buyer's effective price), with a pre-subsidy price cap
+  in 2020-2022; it ended 2022-12-31;
+- `purchase-tax exemption`: NEVs are relieved of `relief_fraction` of the 10% purchase tax (on the
+  price net of VAT), up to `cap_cny` per vehicle;
+- `rural NEV campaign` and `large-city NEV plate privilege`: when they are in force (`active`); what
+  they are worth to buyers is a scenario assumption by region (see `market.regions`).
+
+Which rule applies in a month (evaluated on the 15th) for a powertrain, as known on the as-of date:
+
+1. only rows announced on or before the as-of date exist for the scenario (the loader withholds the rest);
+2. a *rule* is the set of rows sharing instrument, effective window and announcement date; among the
+   rules whose window covers the month, the latest announced wins (a later notice supersedes a plan);
+3. a month after the as-of date that no known rule covers keeps the last known rule (the one that took
+   effect most recently): a rule announced after the as-of date is unknown to the scenario, so the last
+   known rule is assumed to continue; a month up to the as-of date that no rule covers has none.
+
+Amounts the sources do not give are empty (unknown, never zero): applying one raises a `DataError`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from evlaunch.data import load_table, numeric
+from evlaunch.errors import DataError
 
 PURCHASE_TAX_RATE = 0.10  # of the price net of VAT (policy_timeline 2014-09-01: "10% vehicle purchase tax")
+SUBSIDY = "purchase subsidy"
+TAX_EXEMPTION = "purchase-tax exemption"
+RURAL_CAMPAIGN = "rural NEV campaign"
+PLATE_PRIVILEGE = "large-city NEV plate privilege"
+INSTRUMENTS = (SUBSIDY, TAX_EXEMPTION, RURAL_CAMPAIGN, PLATE_PRIVILEGE)
+POWERTRAINS = ("BEV", "PHEV", "NEV")
+EVALUATION_DAY = 15
+CONTINUATION_NOTE = ("A rule announced after the as-of date is unknown to the scenario: where no known rule "
+                     "covers a month after the as-of date, the last known rule is assumed to continue.")
+
+
+def month_day(month: int, day: int = EVALUATION_DAY) -> date:
+    """The date a month (months since year 0) is evaluated on."""
+    return date(month // 12, month % 12 + 1, day)
 
 
 @dataclass(frozen=True)
-class ExemptionStep:
-    """From `start_month` (months since year 0), NEVs get `relief_fraction` of the tax waived, up to `cap` CNY."""
+class Rule:
+    """Rows of one notice for one instrument and effective window (e.g. the 2021 subsidy by band)."""
 
-    start_month: int
-    relief_fraction: float
-    cap: float
+    instrument: str
+    start: date
+    end: date | None                 # inclusive; None = open (no end announced with the rule)
     announced: date
+    powertrain: np.ndarray           # [r] 'BEV' | 'PHEV' | 'NEV'
+    range_min: np.ndarray            # [r] km, inclusive (NaN = no minimum)
+    range_max: np.ndarray            # [r] km, exclusive (NaN = no maximum)
+    amount: np.ndarray               # [r] CNY (NaN = unknown)
+    relief: np.ndarray               # [r] fraction of the purchase tax waived
+    cap: np.ndarray                  # [r] CNY, most relief per vehicle (NaN = no cap)
+    price_cap: np.ndarray            # [r] CNY, highest pre-subsidy price that qualifies (NaN = none)
+    active: np.ndarray               # [r] 1 in force, 0 not (campaigns, plate privileges)
+    sources: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    def covers(self, day: date) -> bool:
+        return self.start <= day and (self.end is None or day <= self.end)
+
+    def rows_for(self, powertrain: str) -> np.ndarray:
+        return (self.powertrain == powertrain) | (self.powertrain == "NEV")
+
+    def describe(self, powertrain: str) -> str:
+        """The rule's values for a powertrain in words (for reports)."""
+        rows = np.flatnonzero(self.rows_for(powertrain))
+        parts = []
+        for r in rows:
+            if self.instrument == SUBSIDY:
+                amount = "unknown" if np.isnan(self.amount[r]) else f"CNY {self.amount[r]:,.0f}"
+                band = _band(self.range_min[r], self.range_max[r]) if self.powertrain[r] != "NEV" else ""
+                parts.append(f"{band}{': ' if band else ''}{amount}")
+            elif self.instrument == TAX_EXEMPTION:
+                cap = "" if np.isnan(self.cap[r]) else f" up to CNY {self.cap[r]:,.0f}"
+                parts.append(f"{self.relief[r]:.0%} of the tax waived{cap}")
+            else:
+                parts.append("in force" if self.active[r] >= 0.5 else "not in force")
+        price_caps = {float(c) for c in self.price_cap[rows] if not np.isnan(c)}
+        text = "; ".join(parts) if parts else "none"
+        if price_caps:
+            text += f" (only if price ≤ CNY {min(price_caps):,.0f})"
+        return text
+
+    @property
+    def source(self) -> str:
+        return " | ".join(dict.fromkeys(self.sources))
 
 
-# The NEV purchase-tax relief as announced (policy_timeline.csv rows with instrument 'purchase-tax exemption').
-EXEMPTION_STEPS = (
-    ExemptionStep(2014 * 12 + 8, 1.0, np.inf, date(2014, 9, 1)),
-    ExemptionStep(2024 * 12 + 0, 1.0, 30_000.0, date(2023, 6, 21)),
-    ExemptionStep(2026 * 12 + 0, 0.5, 15_000.0, date(2023, 6, 21)),
-    ExemptionStep(2028 * 12 + 0, 0.0, 0.0, date(2023, 6, 21)),
-)
+def _band(low: float, high: float) -> str:
+    if np.isnan(low) and np.isnan(high):
+        return ""
+    if np.isnan(high):
+        return f"≥{low:.0f} km"
+    if np.isnan(low):
+        return f"<{high:.0f} km"
+    return f"{low:.0f}-{high:.0f} km"
+
+
+@dataclass(frozen=True)
+class AppliedRule:
+    """The rule applied to a powertrain in a month, and whether it is assumed to continue past its window."""
+
+    rule: Rule | None
+    continued: bool
+
+
+def _date(text: object, field: str, line: int, path: str) -> date | None:
+    text = "" if text is None or (isinstance(text, float) and np.isnan(text)) else str(text).strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise DataError(f"table 'policy_schedule': {path} line {line}, column {field}: got {text!r}; "
+                        f"expected a date as YYYY-MM-DD") from None
+
+
+class PolicySchedule:
+    """The policy rules known on an as-of date, with lookups by month, powertrain, price and range."""
+
+    def __init__(self, rows: pd.DataFrame, as_of: date, path: str = "policy_schedule.csv"):
+        self.as_of = as_of
+        self.path = path
+        rows = rows[~rows["gap"]] if "gap" in rows.columns else rows
+        rows = rows.reset_index(drop=True)
+        starts, ends, announced = [], [], []
+        for index, row in rows.iterrows():
+            line = int(index) + 2
+            instrument = str(row["instrument"]).strip()
+            if instrument not in INSTRUMENTS:
+                raise DataError(f"table 'policy_schedule': {path} line {line}, column instrument: got {instrument!r}; "
+                                f"expected one of {', '.join(INSTRUMENTS)}")
+            if str(row["powertrain"]).strip() not in POWERTRAINS:
+                raise DataError(f"table 'policy_schedule': {path} line {line}, column powertrain: got "
+                                f"{row['powertrain']!r}; expected one of {', '.join(POWERTRAINS)}")
+            start = _date(row["effective_from"], "effective_from", line, path)
+            when = _date(row["announced"], "announced", line, path)
+            if start is None or when is None:
+                raise DataError(f"table 'policy_schedule': {path} line {line}: effective_from and announced are "
+                                f"required")
+            starts.append(start)
+            ends.append(_date(row["effective_to"], "effective_to", line, path))
+            announced.append(when)
+        frame = rows.assign(_start=starts, _end=ends, _announced=announced)
+        number = {column: numeric(frame[column]).to_numpy(float) for column in
+                  ("range_min_km", "range_max_km", "amount_cny", "relief_fraction", "cap_cny", "price_cap_cny",
+                   "active")}
+        rules: dict[str, list[Rule]] = {name: [] for name in INSTRUMENTS}
+        keys = list(zip(frame["instrument"].str.strip(), frame["_start"], frame["_end"], frame["_announced"]))
+        for key in dict.fromkeys(keys):
+            members = np.array([k == key for k in keys])
+            rules[key[0]].append(Rule(
+                key[0], key[1], key[2], key[3], frame["powertrain"].str.strip().to_numpy()[members],
+                number["range_min_km"][members], number["range_max_km"][members], number["amount_cny"][members],
+                np.nan_to_num(number["relief_fraction"][members], nan=0.0), number["cap_cny"][members],
+                number["price_cap_cny"][members], np.nan_to_num(number["active"][members], nan=1.0),
+                tuple(frame["source"][members].astype(str)), tuple(frame["note"][members].fillna("").astype(str))))
+        self.rules = {name: tuple(items) for name, items in rules.items()}
+        self._cache: dict[tuple[str, str, int], AppliedRule] = {}
+
+    # -- which rule applies -------------------------------------------------------------------------
+    def applied(self, instrument: str, powertrain: str, month: int) -> AppliedRule:
+        """The rule in force for `powertrain` ('BEV' or 'PHEV') in `month` (months since year 0)."""
+        key = (instrument, powertrain, int(month))
+        if key not in self._cache:
+            day = month_day(int(month))
+            candidates = [rule for rule in self.rules[instrument] if rule.rows_for(powertrain).any()]
+            covering = [rule for rule in candidates if rule.covers(day)]
+            if covering:
+                chosen = AppliedRule(max(covering, key=lambda r: (r.announced, r.start)), False)
+            elif day > self.as_of:
+                started = [rule for rule in candidates if rule.start <= day]
+                chosen = AppliedRule(max(started, key=lambda r: (r.start, r.announced)), True) if started \
+                    else AppliedRule(None, False)
+            else:
+                chosen = AppliedRule(None, False)
+            self._cache[key] = chosen
+        return self._cache[key]
+
+    def active(self, instrument: str, powertrain: str, month: int) -> float:
+        """1.0 when a campaign / privilege is in force for the powertrain in the month, else 0.0."""
+        rule = self.applied(instrument, powertrain, month).rule
+        if rule is None:
+            return 0.0
+        rows = np.flatnonzero(rule.rows_for(powertrain))
+        return float(rule.active[rows].max()) if len(rows) else 0.0
+
+    # -- money --------------------------------------------------------------------------------------
+    def subsidy(self, price: np.ndarray, powertrains, range_km: np.ndarray | None, month: int) -> np.ndarray:
+        """Central purchase subsidy per vehicle, CNY, for guide prices (incl. VAT, before subsidy).
+
+        `powertrains`: [K] labels ('BEV', 'PHEV', 'ICE') of the last axis of `price`; `range_km`: ranges
+        broadcastable to `price` (NaN where unknown; needed only where a BEV band applies).
+        """
+        price = np.asarray(price, dtype=float)
+        powertrains = np.asarray(powertrains)
+        ranges = np.broadcast_to(np.nan if range_km is None else np.asarray(range_km, float), price.shape)
+        result = np.zeros(price.shape)
+        for powertrain in ("BEV", "PHEV"):
+            columns = powertrains == powertrain
+            if not columns.any():
+                continue
+            rule = self.applied(SUBSIDY, powertrain, month).rule
+            if rule is None:
+                continue
+            amount = np.zeros(price[..., columns].shape)
+            matched = np.zeros(amount.shape, dtype=bool)
+            for r in np.flatnonzero(rule.rows_for(powertrain)):
+                if powertrain == "BEV" and rule.powertrain[r] == "BEV":
+                    rng = ranges[..., columns]
+                    low, high = rule.range_min[r], rule.range_max[r]
+                    if np.isnan(low) and np.isnan(high):
+                        inside = np.ones(amount.shape, dtype=bool)
+                    else:
+                        if np.isnan(rng).any():
+                            raise DataError(f"the {month_label(month)} subsidy depends on the range band, but a "
+                                            f"BEV's range is unknown; give dynamics.missing_range_band values")
+                        inside = (np.isnan(low) | (rng >= low)) & (np.isnan(high) | (rng < high))
+                else:  # PHEV rows (electric range assumed to qualify) and NEV-wide rows
+                    inside = np.ones(amount.shape, dtype=bool)
+                inside &= ~matched
+                if not np.isnan(rule.price_cap[r]):
+                    inside &= price[..., columns] <= rule.price_cap[r]
+                if inside.any() and np.isnan(rule.amount[r]):
+                    raise DataError(f"policy_schedule: the {powertrain} subsidy in force in {month_label(month)} "
+                                    f"(rule announced {rule.announced}) has no sourced amount (empty = unknown); "
+                                    f"choose a base period or horizon outside it, or supply your own table")
+                amount = np.where(inside, np.nan_to_num(rule.amount[r]), amount)
+                matched |= inside
+            result[..., columns] = amount
+        return result
+
+    def purchase_tax(self, price: np.ndarray, is_nev: np.ndarray, month: int, vat_rate) -> np.ndarray:
+        """Purchase tax a buyer pays in `month`, CNY, for guide prices incl. VAT (NEV relief applied)."""
+        price = np.asarray(price, dtype=float)
+        tax = PURCHASE_TAX_RATE * price / (1.0 + np.asarray(vat_rate, dtype=float)[..., None])
+        rule = self.applied(TAX_EXEMPTION, "BEV", month).rule
+        if rule is None:
+            return tax
+        rows = np.flatnonzero(rule.rows_for("BEV"))
+        fraction = float(rule.relief[rows[0]])
+        cap = float(rule.cap[rows[0]])
+        relief = np.minimum(fraction * tax, np.inf if np.isnan(cap) else cap)
+        return np.where(np.asarray(is_nev, dtype=bool), tax - relief, tax)
+
+    # -- for reports --------------------------------------------------------------------------------
+    def steps(self, first_month: int, last_month: int) -> list[dict[str, str]]:
+        """Every change of the applied rule between two months, per instrument and powertrain."""
+        steps = []
+        for instrument in INSTRUMENTS:
+            for powertrain in ("BEV", "PHEV"):
+                previous = None
+                for month in range(first_month, last_month + 1):
+                    applied = self.applied(instrument, powertrain, month)
+                    state = (id(applied.rule), applied.continued)
+                    if state == previous:
+                        continue
+                    previous = state
+                    rule = applied.rule
+                    steps.append({
+                        "month": month_label(month), "instrument": instrument, "powertrain": powertrain,
+                        "value": "no rule in force" if rule is None else rule.describe(powertrain),
+                        "effective": "" if rule is None else f"{rule.start}..{rule.end or ''}",
+                        "announced": "" if rule is None else str(rule.announced),
+                        "assumed_to_continue": applied.continued,
+                        "source": "" if rule is None else rule.source})
+        merged: dict[tuple, dict[str, str]] = {}
+        for step in steps:  # one line when BEV and PHEV change together to the same values
+            key = (step["month"], step["instrument"], step["value"], step["effective"], step["assumed_to_continue"])
+            if key in merged:
+                merged[key]["powertrain"] = "NEV"
+            else:
+                merged[key] = dict(step)
+        return sorted(merged.values(), key=lambda s: (s["month"], INSTRUMENTS.index(s["instrument"])))
+
+    def continued_months(self, first_month: int, last_month: int) -> list[str]:
+        """Months in which some rule is applied only because the last known rule is assumed to continue."""
+        return [month_label(m) for m in range(first_month, last_month + 1)
+                if any(self.applied(i, p, m).continued for i in INSTRUMENTS for p in ("BEV", "PHEV"))]
+
+
+def month_label(month: int) -> str:
+    return f"{month // 12:04d}-{month % 12 + 1:02d}"
+
+
+@lru_cache(maxsize=16)
+def _cached(as_of: date, path: str | None, mtime: float) -> PolicySchedule:
+    table = load_table("policy_schedule", as_of, path)
+    return PolicySchedule(table.rows, as_of, table.path)
+
+
+def load_policy(as_of: date, path: str | Path | None = None) -> PolicySchedule:
+    """The policy schedule as known on `as_of` (bundled table, or a user's table with the same columns)."""
+    mtime = Path(path).stat().st_mtime if path is not None and Path(path).is_file() else 0.0
+    return _cached(as_of, None if path is None else str(path), mtime)
 
 
 def purchase_tax(price: np.ndarray, is_nev: np.ndarray, month: int, vat_rate: np.ndarray,
                  as_of: date) -> np.ndarray:
     """Purchase tax a buyer pays in `month` (months since year 0), CNY, for guide prices incl. VAT.
 
-    Uses the latest exemption step that starts by `month` among those announced by `as_of`; a step not
-    yet announced at the as-of date is unknown to the scenario, so the previous rule is assumed to go on.
+    Kept for callers of the earlier interface: the bundled schedule as known on `as_of`.
     """
-    price = np.asarray(price, dtype=float)
-    tax = PURCHASE_TAX_RATE * price / (1.0 + np.asarray(vat_rate, dtype=float)[..., None])
-    known = [step for step in EXEMPTION_STEPS if step.announced <= as_of and step.start_month <= month]
-    if not known:
-        return tax
-    step = known[-1]
-    relief = np.minimum(step.relief_fraction * tax, step.cap)
-    return np.where(is_nev, tax - relief, tax)
+    return load_policy(as_of).purchase_tax(price, is_nev, month, vat_rate)
+
+
+def subsidy(price: np.ndarray, powertrains, range_km: np.ndarray | None, month: int, as_of: date) -> np.ndarray:
+    """Central purchase subsidy per vehicle, CNY (bundled schedule as known on `as_of`)."""
+    return load_policy(as_of).subsidy(price, powertrains, range_km, month)

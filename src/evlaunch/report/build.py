@@ -179,8 +179,14 @@ def _what_matters(context: ReportContext) -> Section | None:
     return what_matters(context)
 
 
+def _reference_class(context: ReportContext) -> Section | None:
+    from evlaunch.report.reference_class import reference_class_section
+
+    return reference_class_section(context)
+
+
 SECTIONS: list[Callable[[ReportContext], Section | None]] = [
-    overview, launch_section, deliveries_section, money_section, market_section, _what_matters,
+    overview, launch_section, deliveries_section, _reference_class, money_section, market_section, _what_matters,
     assumptions_section, data_section,
 ]
 

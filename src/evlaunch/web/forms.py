@@ -363,9 +363,7 @@ def build_request(text: str, source: str, levers: Mapping[str, Any], paths: list
         seed_value, seed_problem = _whole_number("seed", seed, 0, 2**63 - 1)
         if seed_problem:
             problem("seed", seed_problem)
-    if lines:
-        raise FormError(lines, by_field)
-
+    # Validate what could be applied even if some fields were unreadable, to report every problem at once.
     scenario_text = text if not changes else modified_text(changed, source, changes)
     try:
         scenario = parse_scenario(scenario_text, source)
@@ -375,7 +373,8 @@ def build_request(text: str, source: str, levers: Mapping[str, Any], paths: list
             name = match.group(1) if match else ""
             key = next((k for k in [*LEVER_KEYS, "paths"] if name == k or name.startswith(k + ".")), "")
             problem(key, line)
-        raise FormError(lines, by_field) from None
+    if lines:
+        raise FormError(lines, by_field)
     assert draws_value is not None and seed_value is not None
     return RunRequest(scenario_text, scenario, draws_value, seed_value, changes)
 

@@ -1,0 +1,78 @@
+"""Report section: the reference class of new EV brands' ramp-ups beside the entrant's forecast."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import plotly.graph_objects as go
+
+from evlaunch.data import load_table, numeric
+from evlaunch.entry.reference_class import ramp_fraction
+from evlaunch.report import charts
+
+MONTHS_SHOWN = 24
+
+
+def aligned_at_launch(deliveries: np.ndarray, launch_index: np.ndarray, months: int = MONTHS_SHOWN) -> np.ndarray:
+    """[N, months] deliveries by month since launch (month 1 = launch month); NaN where not launched."""
+    draws, horizon = deliveries.shape
+    aligned = np.full((draws, months), np.nan)
+    for offset in range(months):
+        column = launch_index + offset
+        inside = np.isfinite(column) & (column < horizon)
+        aligned[inside, offset] = deliveries[inside, column[inside].astype(int)]
+    return aligned
+
+
+def reference_class_section(context):
+    from evlaunch.report.build import Section, table_html
+
+    model, scenario = context.model, context.scenario
+    reference = model.reference_class
+    chosen = context.summary["recommended_path"]["name"]
+    months = scenario.months
+    data = context.arrays([f"{chosen}.deliveries_month.{m}" for m in months] + [f"{chosen}.launch_month_index"])
+    deliveries = np.stack([data[f"{chosen}.deliveries_month.{m}"] for m in months], axis=1).astype(float)
+    aligned = aligned_at_launch(deliveries, data[f"{chosen}.launch_month_index"])
+    figure = go.Figure()
+    ramps = load_table("new_brand_ramps", scenario.as_of).rows
+    ramps = ramps.assign(deliveries=numeric(ramps["deliveries"]), month=numeric(ramps["month_index"]))
+    ramps = ramps[ramps["deliveries"].notna() & ramps["month"].notna()]
+    for index, (brand, rows) in enumerate(ramps.groupby("brand")):
+        colour = charts.PALETTE[(index + 2) % len(charts.PALETTE)]
+        figure.add_trace(go.Scatter(x=rows["month"], y=rows["deliveries"], mode="markers", name=f"{brand} (actual)",
+                                    marker=dict(color=colour, size=6), legendgroup=brand))
+        fitted = [b for b in (reference.brands if reference else ()) if b.brand == brand]
+        if fitted:
+            grid = np.arange(1, MONTHS_SHOWN + 1, dtype=float)
+            curve = fitted[0].plateau * ramp_fraction(grid, np.array(fitted[0].midpoint), np.array(fitted[0].width))
+            figure.add_trace(go.Scatter(x=grid, y=curve, mode="lines", name=f"{brand} (fit)", legendgroup=brand,
+                                        line=dict(color=colour, dash="dot")))
+    launched = np.isfinite(aligned).any(axis=1)
+    if launched.any():
+        p10, p50, p90 = np.nanquantile(aligned[launched], [0.1, 0.5, 0.9], axis=0)
+        grid = np.arange(1, MONTHS_SHOWN + 1)
+        figure.add_trace(go.Scatter(x=grid, y=p90, line=dict(width=0), showlegend=False, hoverinfo="skip"))
+        figure.add_trace(go.Scatter(x=grid, y=p10, fill="tonexty", line=dict(width=0), name="entrant 10-90%",
+                                    fillcolor="rgba(31,119,180,0.2)"))
+        figure.add_trace(go.Scatter(x=grid, y=p50, line=dict(color=charts.PALETTE[0], width=3),
+                                    name=f"entrant median ({html.escape(chosen)})"))
+    figure.update_layout(title="Deliveries in the first 24 months: new EV brands and the entrant",
+                         xaxis_title="month since first deliveries", yaxis_title="vehicles/month",
+                         template="plotly_white", height=460)
+    body = ("<p>Monthly deliveries of new Chinese EV brands in their first 24 months (new_brand_ramps.csv, only "
+            "figures public by the as-of date), their fitted logistic ramps, and the entrant's forecast on the "
+            "recommended path aligned at its launch. ")
+    if reference is not None:
+        body += ("The entrant's awareness ramp is drawn from this class (log-normal spread of midpoint and width "
+                 "across brands).</p>")
+        rows = [[html.escape(b.brand), f"{b.plateau:,.0f}", f"{b.midpoint:.1f}", f"{b.width:.1f}", str(b.n_months),
+                 ", ".join(b.at_bound) or "–"] for b in reference.brands]
+        rows += [[html.escape(brand), "excluded", "", "", "", html.escape(reason)]
+                 for brand, reason in reference.excluded.items()]
+        body += table_html(["brand", "plateau (vehicles/month)", "midpoint (months)", "width (months)", "months fitted",
+                            "note"], rows)
+    else:
+        body += "This scenario sets the awareness ramp by assumption instead.</p>"
+    return Section("Reference class: new brands' ramp-ups", context.figure(figure) + body, "reference-class")
