@@ -128,6 +128,9 @@ class Market(_Config):
     base_period: tuple[YearMonth, YearMonth] = Field(description="first and last month of calibration data")
     outside_share: Quantity = Field(description="share of potential buyers who buy no new car in a month")
     own_price_elasticity: Quantity = Field(description="sales-weighted mean own-price elasticity (negative)")
+    elasticity_basis: Literal["all", "models"] = Field(
+        "all", description="products the elasticity is averaged over: 'all' base products incl. the 'other' "
+                           "aggregates, or the named 'models' only (an aggregate's own-price elasticity is not a model's)")
     growth_per_year: Quantity = Field(description="growth of the total car market per year (fraction)")
     nev_trend_per_year: Quantity = Field(description="drift of NEV utility vs ICE, logit units per year")
     charging_growth_per_year: Quantity = Field(description="growth of public charging points per year")
@@ -414,6 +417,8 @@ def _describe_expected(error: dict[str, Any]) -> str:
         return "no such field (check spelling; unknown fields are not allowed)"
     if kind == "missing":
         return "this field is required"
+    if kind in ("int_type", "float_type", "int_parsing", "float_parsing", "int_from_float", "finite_number"):
+        return "a number" + (" (or a distribution table)" if error.get("quantity") else "")
     if kind.startswith("union_tag") or "discriminator" in kind:
         return f"a distribution table with dist = one of {', '.join(DISTRIBUTION_NAMES)}"
     return message.removeprefix("Value error, ")

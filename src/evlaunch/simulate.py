@@ -6,9 +6,12 @@ scenario's dotted parameter paths) to per-draw outputs (dict of arrays [N]), so 
 analysis, scenario discovery, dask or a dashboard can all drive it unchanged.
 
 Per draw and month: market size grows with seasonality; NEV utility drifts with the trend and with
-charging points; the purchase tax follows the policy timeline; incumbents cut BEV prices after the
-entrant's launch (or re-price, when an equilibrium solver is configured); the entrant's car enters at
-its launch month with an awareness ramp; orders above capacity queue; the money follows.
+charging points by region; purchase subsidy and tax follow the policy schedule (`market.policy`);
+regions differ in price sensitivity, charging and policy bonuses (`market.regions`); battery cost,
+range progress and model ageing move incumbents (`market.dynamics`); incumbents cut BEV prices after
+the entrant's launch (or re-price, when an equilibrium solver is configured); the entrant's car enters
+at its launch month with an awareness ramp; orders above capacity queue; the money follows. Market
+figures by year are whole calendar years (the start year's months before the start are simulated too).
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from evlaunch.entry.reference_class import (RampReferenceClass, fit_reference_cl
                                             ramp_shape_from_uniforms)
 from evlaunch.errors import DataError, ScenarioError
 from evlaunch.finance import net_present_value, peak_cash_need, terminal_value, unit_cost
+from evlaunch.market.dynamics import Demand, calibrate_base, pre_start_market, prepare_policy
 from evlaunch.market.history import MarketHistory, load_history
 from evlaunch.market.lineup import Lineup, build_lineup
-from evlaunch.market.logit import logit_shares, mean_utilities, price_coefficient
-from evlaunch.market.policy import purchase_tax
+from evlaunch.market.policy import PolicySchedule
+from evlaunch.market.regions import RegionSet
 from evlaunch.scenario import Scenario, month_label, month_number, quantities
 from evlaunch.supply.capacity import capacity_ramp, serve_orders
 
@@ -47,6 +51,7 @@ class Model:
     competitor_names: tuple[str, ...]
     event_names: tuple[str, ...]    # extra uniform draws: stage failures, supply shocks, ramp shapes
     reference_class: RampReferenceClass | None = None
+    policy: PolicySchedule | None = None  # policy_schedule as known on the as-of date (market.policy)
 
     @property
     def path_names(self) -> tuple[str, ...]:
@@ -82,6 +87,7 @@ def prepare(scenario: Scenario, base_dir: str | Path = ".") -> Model:
     events = [failure_event_name(name, index) for name, path in scenario.paths.items()
               for index in range(len(path.stages))]
     events += [f"supply_shocks.{name}.occurrence_event" for name in scenario.supply_shocks]
+    policy = prepare_policy(scenario, lineup, tables)
     reference_class = None
     if scenario.product.awareness_from_reference_class:
         ramps = load_table("new_brand_ramps", scenario.as_of, tables.get("new_brand_ramps")).rows
@@ -89,7 +95,7 @@ def prepare(scenario: Scenario, base_dir: str | Path = ".") -> Model:
         reference_class = fit_reference_class(ramps)
         events += [AWARENESS_EVENTS[0], AWARENESS_EVENTS[1]]
     return Model(scenario, history, lineup, tuple(c.name for c in scenario.competition.launches), tuple(events),
-                 reference_class)
+                 reference_class, policy)
 
 
 def parameter_getter(model: Model, inputs: Inputs, draws: int) -> Callable[[str], np.ndarray]:
@@ -120,6 +126,13 @@ class BaseMarket:
     alpha: np.ndarray            # [N] utility per CNY of effective price (negative)
     shares: np.ndarray           # [N, J] base-period shares of potential buyers
     outside_share: np.ndarray    # [N]
+    # `quality` is the plain national inversion; with regions the utilities the simulation uses are
+    # quality + quality_adjustment (joint calibration: region-weighted shares reproduce `shares`).
+    quality_adjustment: np.ndarray | None = None  # [N, J]
+    regions: RegionSet | None = None
+    effective_price: np.ndarray | None = None     # [N, J] price + purchase tax - subsidy, base period
+    range_km: np.ndarray | None = None            # [N, J] sourced or assumed range (NaN if not needed)
+    battery_kwh: np.ndarray | None = None         # [N, J] sourced or assumed battery (NaN if not needed)
 
 
 def calibrate(model: Model, value: Callable[[str], np.ndarray], draws: int) -> BaseMarket:
@@ -147,20 +160,19 @@ def calibrate(model: Model, value: Callable[[str], np.ndarray], draws: int) -> B
     outside = value("market.outside_share")
     potential = total / (1.0 - outside)
     shares = rates / potential[:, None]
-    effective = price + purchase_tax(price, lineup.is_nev, int(round(model.base_mid_month)),
-                                     value("finance.vat_rate"), scenario.as_of)
-    alpha = price_coefficient(value("market.own_price_elasticity"), effective, shares)
-    quality = mean_utilities(shares, outside) - alpha[:, None] * effective
-    return BaseMarket(potential, price, quality, alpha, shares, outside)
+    fit = calibrate_base(model, value, draws, price, shares, outside)
+    return BaseMarket(potential, price, fit.quality, fit.alpha, shares, outside, fit.adjustment, fit.regions,
+                      fit.effective_price, fit.range_km, fit.battery_kwh)
 
 
 def _mean_quality(base: BaseMarket, lineup: Lineup, names: list[str]) -> np.ndarray:
-    return base.quality[:, [lineup.index(name) for name in names]].mean(axis=1)
+    utility = base.quality if base.quality_adjustment is None else base.quality + base.quality_adjustment
+    return utility[:, [lineup.index(name) for name in names]].mean(axis=1)
 
 
 def simulate(model: Model, inputs: Inputs) -> Outputs:
     """Run every path for every draw over the horizon; return per-draw outputs keyed by name."""
-    scenario, lineup, history = model.scenario, model.lineup, model.history
+    scenario, lineup = model.scenario, model.lineup
     draws = len(next(iter(inputs.values()))) if inputs else 1
     value = parameter_getter(model, inputs, draws)
     base = calibrate(model, value, draws)
@@ -169,38 +181,16 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
     months = start + np.arange(horizon)
     years = np.array([m // 12 for m in months])
 
-    # Products: the base lineup, scheduled competitor launches, then the entrant (last column).
-    launches = scenario.competition.launches
-    price = np.concatenate([base.price] + [value(f"competition.launches.{k}.price")[:, None]
-                                           for k in range(len(launches))], axis=1)
-    quality = np.concatenate([base.quality] + [
-        (_mean_quality(base, lineup, c.comparables) + value(f"competition.launches.{k}.quality_utility"))[:, None]
-        for k, c in enumerate(launches)], axis=1)
-    is_nev = np.concatenate([lineup.is_nev, [c.powertrain != "ICE" for c in launches]])
-    is_bev = np.concatenate([np.array(lineup.powertrains) == "BEV", [c.powertrain == "BEV" for c in launches]])
-    launch_month = np.array([month_number(c.month) for c in launches], dtype=int)
-    incumbent_bev = is_bev.copy()
-
-    # Time-varying market drivers (same for every path).
-    years_from_base = (months - model.base_mid_month) / 12.0
-    seasonality = history.seasonality / history.seasonality[
-        [m % 12 for m in range(month_number(scenario.market.base_period[0]),
-                               month_number(scenario.market.base_period[1]) + 1)]].mean()
-    size = base.potential[:, None] * seasonality[months % 12][None, :] * (
-        1.0 + value("market.growth_per_year")[:, None]) ** years_from_base[None, :]
-    charger_year, chargers = history.latest(history.public_chargers_by_year)
-    years_from_chargers = (months + 1 - (charger_year + 1) * 12) / 12.0
-    charging_growth = np.log1p(value("market.charging_growth_per_year"))
-    base_charging_years = (model.base_mid_month + 1 - (charger_year + 1) * 12) / 12.0
-    nev_shift = (value("market.nev_trend_per_year")[:, None] * years_from_base[None, :]
-                 + value("market.charging_effect")[:, None] * charging_growth[:, None]
-                 * (years_from_chargers - base_charging_years)[None, :])
-    pack_year, pack_usd = history.latest(history.pack_usd_per_kwh_by_year)
-    pack_cny = (pack_usd * value("finance.usd_cny")[:, None]
-                * (1.0 + value("finance.battery_cost_change_per_year")[:, None])
-                ** ((months + 1 - (pack_year + 1) * 12) / 12.0)[None, :])
+    # Products (base lineup, scheduled launches, the entrant last) and the time-varying market drivers,
+    # the same for every path: market.dynamics.Demand. `lead` months of the start year precede the start.
+    demand = Demand(model, value, draws, base)
+    lead = demand.lead
+    size = demand.size[:, lead:]
+    pack_cny = demand.pack_cny[:, lead:]
     vat = value("finance.vat_rate")
-    chargers_by_month = chargers * np.exp(charging_growth[:, None] * years_from_chargers[None, :])
+    nev = demand.is_nev
+    regions = demand.regions
+    pre_start = pre_start_market(demand, value("product.price"))
 
     # Supply shocks: per draw, whether each happens and when.
     shock_cut = np.zeros((draws, horizon))
@@ -256,25 +246,15 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
         cumulative = np.zeros(draws)
         series = {key: np.zeros((draws, horizon)) for key in
                   ("orders", "deliveries", "revenue", "cash_flow", "operating_flow", "market", "nev", "share")}
+        by_region = {key: np.zeros((draws, len(regions.names), horizon)) for key in ("deliveries", "market", "nev")}
         for t in range(horizon):
-            month = months[t]
             after_launch = t >= launch_index
-            available = np.ones((draws, price.shape[1] + 1), dtype=bool)
-            if len(launches):
-                available[:, lineup_size(lineup):price.shape[1]] = month >= launch_month
-            available[:, -1] = after_launch
             cut = np.where(after_launch, value("competition.price_war_cut"), 0.0)
-            incumbent_price = price * np.where(incumbent_bev[None, :], 1.0 - cut[:, None], 1.0)
-            all_price = np.concatenate([incumbent_price, entrant_price[:, None]], axis=1)
-            nev = np.concatenate([is_nev, [True]])
-            tax = purchase_tax(all_price, nev, int(month), vat, scenario.as_of)
             # month 1 = the first month on sale, as in the reference class of new brands' ramp-ups
             awareness = ramp_fraction(t - launch_index + 1.0, awareness_midpoint, awareness_width)
             entrant_utility = entrant_quality + brand + np.log(np.maximum(awareness, 1e-300))
-            utility = np.concatenate([quality, entrant_utility[:, None]], axis=1)
-            utility = utility + np.where(nev[None, :], nev_shift[:, t:t + 1], 0.0)
-            utility = utility + base.alpha[:, None] * (all_price + tax)
-            shares = logit_shares(utility, available)
+            regional, shares = demand.month(lead + t, cut, entrant_utility, entrant_price, after_launch,
+                                            launch_index)
             orders = size[:, t] * shares[:, -1]
             capacity = capacity_per_month * capacity_ramp(t - launch_index, ramp) * (1.0 - shock_cut[:, t])
             capacity = np.where(np.isfinite(launch_index), capacity, 0.0)
@@ -296,6 +276,14 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
             series["market"][:, t] = sold
             series["nev"][:, t] = size[:, t] * (shares[:, :-1] * nev[None, :-1]).sum(axis=1) + delivered
             series["share"][:, t] = delivered / sold
+            buyers = size[:, t:t + 1] * regions.weights                                      # [N, R]
+            orders_region = buyers * regional[:, :, -1]
+            mix = np.where(orders[:, None] > 0, orders_region / np.maximum(orders, 1e-300)[:, None], regions.weights)
+            delivered_region = delivered[:, None] * mix
+            by_region["deliveries"][:, :, t] = delivered_region
+            by_region["market"][:, :, t] = buyers * regional.sum(axis=2) - orders_region + delivered_region
+            by_region["nev"][:, :, t] = (buyers * (regional[:, :, :-1] * nev[None, None, :-1]).sum(axis=2)
+                                         + delivered_region)
         npv = net_present_value(series["cash_flow"], discount_rate,
                                 terminal_value(series["cash_flow"], value("finance.terminal_value_multiple"),
                                                series["operating_flow"]))
@@ -312,17 +300,27 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
             columns = years == year
             for key in ("orders", "deliveries", "revenue"):
                 out[f"{prefix}.{key}.{year}"] = series[key][:, columns].sum(axis=1)
-            market_year = series["market"][:, columns].sum(axis=1)
+            before = year == pre_start.year  # the start year's months before the start (market only)
+            market_year = series["market"][:, columns].sum(axis=1) + (pre_start.market if before else 0.0)
+            nev_year = series["nev"][:, columns].sum(axis=1) + (pre_start.nev if before else 0.0)
             out[f"{prefix}.share.{year}"] = series["deliveries"][:, columns].sum(axis=1) / market_year
             out[f"{prefix}.market_total.{year}"] = market_year
-            out[f"{prefix}.nev_share.{year}"] = series["nev"][:, columns].sum(axis=1) / market_year
+            out[f"{prefix}.nev_share.{year}"] = nev_year / market_year
+            for r, region in enumerate(regions.names):
+                market_region = by_region["market"][:, r, columns].sum(axis=1) + (
+                    pre_start.market_region[:, r] if before else 0.0)
+                nev_region = by_region["nev"][:, r, columns].sum(axis=1) + (
+                    pre_start.nev_region[:, r] if before else 0.0)
+                out[f"{prefix}.deliveries_region.{region}.{year}"] = by_region["deliveries"][:, r, columns].sum(axis=1)
+                out[f"{prefix}.market_region.{region}.{year}"] = market_region
+                out[f"{prefix}.nev_share_region.{region}.{year}"] = nev_region / market_region
         for t, label in enumerate(month_labels):
             out[f"{prefix}.deliveries_month.{label}"] = series["deliveries"][:, t].astype(np.float32)
             out[f"{prefix}.nev_share_month.{label}"] = (series["nev"][:, t] / series["market"][:, t]).astype(
                 np.float32)
     out["product.awareness_midpoint_drawn"] = np.broadcast_to(awareness_midpoint, (draws,)).astype(float)
     out["product.awareness_width_drawn"] = np.broadcast_to(awareness_width, (draws,)).astype(float)
-    out["market.public_chargers.end"] = chargers_by_month[:, -1]
+    out["market.public_chargers.end"] = demand.public_chargers_end
     out["market.price_coefficient"] = base.alpha
     return out
 

@@ -95,12 +95,16 @@ def build_summary(table: DrawStatistics, scenario: Scenario, draws: int, seed: i
     years = [str(year) for year in scenario.years]
     start = scenario.start_month
     statistics = path_statistics(table, scenario)
+    chosen = recommendation(statistics, scenario)
+    # one streamed pass over the draws for every column the summary needs
+    columns = [f"{path}.{key}.{year}" for path in scenario.paths
+               for key in ("deliveries", "orders", "share", "revenue") for year in years]
+    columns += [f"{path}.{key}" for path in scenario.paths for key in ("npv", "peak_cash_need")]
+    columns += [f"{chosen.path}.{key}.{year}" for key in ("market_total", "nev_share") for year in years]
+    series = table.stats(columns)
     paths: dict[str, Any] = {}
     for path in scenario.paths:
         launch = statistics[path].launch_month
-        series_columns = [f"{path}.{key}.{year}" for key in ("deliveries", "orders", "share", "revenue")
-                          for year in years]
-        series = table.stats(series_columns + [f"{path}.npv", f"{path}.peak_cash_need"])
         entry: dict[str, Any] = {
             "launch_month": {
                 key: (month_label(start + int(getattr(launch, key)))
@@ -115,12 +119,9 @@ def build_summary(table: DrawStatistics, scenario: Scenario, draws: int, seed: i
         entry["peak_cash_need"] = _stat_block(series[f"{path}.peak_cash_need"])
         entry["p_budget_exceeded"] = statistics[path].p_budget_exceeded
         paths[path] = entry
-    chosen = recommendation(statistics, scenario)
-    market_stats = table.stats([f"{chosen.path}.{key}.{year}" for key in ("market_total", "nev_share")
-                                for year in years])
     market = {
-        "total_sales": {year: _stat_block(market_stats[f"{chosen.path}.market_total.{year}"]) for year in years},
-        "nev_share": {year: _stat_block(market_stats[f"{chosen.path}.nev_share.{year}"]) for year in years},
+        "total_sales": {year: _stat_block(series[f"{chosen.path}.market_total.{year}"]) for year in years},
+        "nev_share": {year: _stat_block(series[f"{chosen.path}.nev_share.{year}"]) for year in years},
     }
     return {
         "scenario": scenario.name,

@@ -30,7 +30,7 @@ def web_paths(tmp_path_factory) -> SimpleNamespace:
 def client(web_paths):
     """A TestClient on a fresh app (lifespan on, so jobs are cancelled at the end)."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # starlette's note on httpx vs httpx2
+        warnings.simplefilter("ignore")  # starlette's deprecation note on httpx vs httpx2, raised at import
         from fastapi.testclient import TestClient
     from evlaunch.web.app import create_app
 

@@ -27,7 +27,9 @@ def _run_with_price(page, server, price: str, draws: int) -> str:
     page.locator("#draws").fill(str(draws))
     page.locator("#run-button").click()
     page.wait_for_url(re.compile(r"/runs/[^/]+$"), timeout=120_000)
-    page.frame_locator("#report").locator(".main-svg").first.wait_for(state="attached", timeout=60_000)
+    report = page.frame_locator("#report")
+    expect(report.locator(".main-svg").first).to_be_attached(timeout=60_000)
+    expect(report.locator("h1")).to_be_visible()
     return page.locator("#run-id").inner_text().strip()
 
 
@@ -44,10 +46,14 @@ def test_price_levers_runs_and_comparison(page, live_server, artifacts):
     page.screenshot(path=str(artifacts / "home-empty.png"), full_page=True)
     page.locator("#scenarios").get_by_role("link", name=SCENARIO, exact=True).click()
     page.wait_for_url(f"**/scenarios/{SCENARIO}")
-    assert "keep: triangular" in page.locator(PRICE).get_attribute("placeholder")
+    assert page.locator(PRICE).get_attribute("placeholder") == "keep the distribution"
+    assert page.locator("#lever-form").get_by_text("triangular: low 180,000, mode 230,000, high 300,000").is_visible()
     assert page.get_by_text("assumption: guide price", exact=False).first.is_visible()
     page.screenshot(path=str(artifacts / "scenario-form.png"), full_page=True)
 
+    # Tall enough that the report frame starts inside the viewport: chromium does not paint offscreen
+    # cross-origin frames, and the report is sandboxed into an opaque origin.
+    page.set_viewport_size({"width": 1360, "height": 1500})
     cheap = _run_with_price(page, live_server, "200000", 1000)
     assert page.locator("#run-status").inner_text() == "finished"
     assert page.get_by_text("product.price = 200000", exact=False).is_visible()
@@ -57,6 +63,11 @@ def test_price_levers_runs_and_comparison(page, live_server, artifacts):
     assert charts.count() >= 3
     cheap_deliveries = _deliveries_last_year(page)
     page.screenshot(path=str(artifacts / "results-price-200k.png"), full_page=True)
+    page.locator("#report").scroll_into_view_if_needed()  # offscreen cross-origin frames get no animation frames
+    chart = page.frame_locator("#report").locator(".plotly-graph-div").nth(2)
+    chart.evaluate("element => element.scrollIntoView()")
+    expect(chart.locator(".main-svg").first).to_be_visible()
+    page.locator("#report").screenshot(path=str(artifacts / "results-report-chart.png"))
 
     dear = _run_with_price(page, live_server, "320000", 1000)
     dear_deliveries = _deliveries_last_year(page)
@@ -70,6 +81,7 @@ def test_price_levers_runs_and_comparison(page, live_server, artifacts):
     page.goto(live_server.url + "/")
     page.get_by_label(f"A: {cheap}").check()
     page.get_by_label(f"B: {dear}").check()
+    page.screenshot(path=str(artifacts / "home-runs.png"), full_page=True)
     page.locator("#compare-button").click()
     page.wait_for_url("**/compare?**")
     rows = page.locator('#comparison tr[data-metric="deliveries_total"]')
@@ -103,6 +115,7 @@ def test_progress_and_cancel(page, live_server, artifacts):
     page.locator("#run-button").click()
     page.wait_for_url(re.compile(r"/jobs/[^/]+$"))
     expect(page.locator("#job-status")).to_have_text("running")
+    expect(page.locator("#job-count")).not_to_have_text(re.compile(r"^0 of"), timeout=60_000)  # a chunk is done
     page.screenshot(path=str(artifacts / "progress.png"))
     page.locator("#cancel-button").click()
     expect(page.locator("#job-status")).to_have_text("cancelled", timeout=60_000)
@@ -117,7 +130,7 @@ def test_data_page_shows_sources(page, live_server, artifacts):
     page.goto(f"{live_server.url}/data")
     page.get_by_role("link", name="lineup_2023").click()
     page.wait_for_url("**/data/lineup_2023")
-    assert page.locator("#table-rows th.source").is_visible()
+    assert page.locator("#table-rows th.col-source").is_visible()
     assert page.locator("#table-rows tbody tr").count() > 10
     page.screenshot(path=str(artifacts / "data-table.png"))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -26,11 +26,11 @@ def is_loopback(host: str) -> bool:
 def serve(
     host: Annotated[str, typer.Option(help="address to bind; the default serves this machine only")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port", min=1, max=65535)] = 8000,
-    store: Annotated[Optional[Path], typer.Option(
+    store: Annotated[Path | None, typer.Option(
         help="run store file (default: $EVLAUNCH_STORE or the user data directory, as for `evlaunch run`)")] = None,
-    scenarios: Annotated[Optional[Path], typer.Option(
+    scenarios: Annotated[Path | None, typer.Option(
         help="directory of scenario files offered in the dashboard (default: ./scenarios)")] = None,
-    runs_dir: Annotated[Optional[Path], typer.Option(
+    runs_dir: Annotated[Path | None, typer.Option(
         "--runs-dir", help="where dashboard runs write their results (default: ./runs/web)")] = None,
     parallel: Annotated[int, typer.Option(help="runs simulating at the same time (others wait)", min=1, max=8)] = 1,
 ) -> None:
@@ -43,7 +43,7 @@ def serve(
     if scenarios is not None and not scenarios.is_dir():
         fail(f"--scenarios {scenarios}: not a directory")
     if not scenarios_dir.is_dir():
-        errors.print(f"[yellow]warning:[/] no ./scenarios directory here; the dashboard will list no scenarios "
+        errors.print("[yellow]warning:[/] no ./scenarios directory here; the dashboard will list no scenarios "
                      "(start it from the repository root or give --scenarios DIR)", highlight=False)
     local = is_loopback(host)
     if not local:

@@ -199,8 +199,10 @@ def ramp_shape_from_uniforms(reference: RampReferenceClass, first: np.ndarray, s
     run's ramp shapes are reproducible however its draws are split."""
     from scipy.stats import norm
 
-    normals = np.stack([norm.ppf(np.asarray(first, float)), norm.ppf(np.asarray(second, float))], axis=-1)
+    first_normal, second_normal = norm.ppf(np.asarray(first, float)), norm.ppf(np.asarray(second, float))
     factor = np.linalg.cholesky(reference.log_cov + 1e-12 * np.eye(2))
-    logs = reference.log_mean + normals @ factor.T
-    return (np.clip(np.exp(logs[..., 0]), *reference.midpoint_bounds),
-            np.clip(np.exp(logs[..., 1]), *reference.width_bounds))
+    # element-wise (not a matrix product over draws), so each draw's value is independent of the batch
+    log_midpoint = reference.log_mean[0] + factor[0, 0] * first_normal
+    log_width = reference.log_mean[1] + factor[1, 0] * first_normal + factor[1, 1] * second_normal
+    return (np.clip(np.exp(log_midpoint), *reference.midpoint_bounds),
+            np.clip(np.exp(log_width), *reference.width_bounds))

@@ -35,6 +35,8 @@ class Lineup:
     monthly_sales: np.ndarray              # [J] vehicles/month, NaN for the 'other' aggregates
     sales_basis: tuple[str, ...]           # what each sales figure is (and its caveat)
     sources: tuple[str, ...]
+    range_km: np.ndarray | None = None     # [J] sourced range (CLTC in lineup_2023), NaN where unknown
+    battery_kwh: np.ndarray | None = None  # [J] sourced battery size, NaN where unknown
 
     @property
     def is_nev(self) -> np.ndarray:
@@ -98,18 +100,25 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
         price_min, price_max = numeric(pd.Series([row["price_min_cny"], row["price_max_cny"]]))
         price = price_min if price_max != price_max else (price_min + price_max) / 2
         records.append((row["model"], row["group"], powertrain, row["segment"], price, row["segment"],
-                        rate, basis, row["source"]))
+                        rate, basis, row["source"], _number(row.get("range_km_cltc")), _number(row.get("battery_kwh"))))
     for missing in sorted(set(monthly_estimates) - {r[0] for r in records}):
         raise DataError(f"market.estimate_sales_from_monthly names {missing!r}, which is not a {table_name} "
                         f"model without a sales figure")
     for name in OTHER_PRODUCTS:
         powertrain = name.split()[1]
         records.append((name, "other", powertrain, "mixed", np.nan, f"other_{powertrain}", np.nan,
-                        "derived: market total minus the listed models", "derived from the monthly totals"))
+                        "derived: market total minus the listed models", "derived from the monthly totals",
+                        np.nan, np.nan))
     columns = list(zip(*records))
     return Lineup(tuple(columns[0]), tuple(columns[1]), tuple(columns[2]), tuple(columns[3]),
                   np.array(columns[4], float), tuple(columns[5]), np.array(columns[6], float),
-                  tuple(columns[7]), tuple(columns[8]))
+                  tuple(columns[7]), tuple(columns[8]), np.array(columns[9], float), np.array(columns[10], float))
+
+
+def _number(text: object) -> float:
+    """A cell as a number (NaN when empty or not a plain number, e.g. '510/620')."""
+    value = pd.to_numeric(str(text).replace(",", "").strip(), errors="coerce") if text is not None else np.nan
+    return float(value) if pd.notna(value) else np.nan
 
 
 def _same_model(brand: str, monthly_name: str, lineup_name: str) -> bool:

@@ -24,7 +24,7 @@ coefficient deviations in the form `market.rc_logit.ConsumerTastes` takes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

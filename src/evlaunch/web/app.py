@@ -27,9 +27,16 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
@@ -38,8 +45,17 @@ from evlaunch.errors import EvlaunchError, RunError, ScenarioError
 from evlaunch.runner import DEFAULT_SEED
 from evlaunch.scenario import MAX_SCENARIO_BYTES, Scenario, parse_scenario, quantities
 from evlaunch.store import RunStore
-from evlaunch.web.forms import (DEFAULT_BROWSER_DRAWS, LEVER_KEYS, MAX_BROWSER_DRAWS, MAX_FIELD_CHARS, FormError,
-                                build_request, dashboard_changes, describe_value, lever_views)
+from evlaunch.web.forms import (
+    DEFAULT_BROWSER_DRAWS,
+    LEVER_KEYS,
+    MAX_BROWSER_DRAWS,
+    MAX_FIELD_CHARS,
+    FormError,
+    build_request,
+    dashboard_changes,
+    describe_value,
+    lever_views,
+)
 from evlaunch.web.jobs import JobManager, TooBusy
 
 WEB_DIR = Path(__file__).resolve().parent
@@ -103,6 +119,20 @@ def _parse_file(path: str, mtime_ns: int, size: int, source: str) -> tuple[str |
 # -- formatting --------------------------------------------------------------------------------------
 
 
+_URL = re.compile(r"https?://[^\s;,<>\"']+")
+
+
+def linkify(text: str) -> Markup:
+    """Escaped text with its http(s) URLs as links (sources often list several)."""
+    parts, last = [], 0
+    for match in _URL.finditer(text):
+        parts.append(escape(text[last:match.start()]))
+        parts.append(Markup('<a href="{0}" rel="noopener noreferrer" target="_blank">{0}</a>').format(match.group(0)))
+        last = match.end()
+    parts.append(escape(text[last:]))
+    return Markup("").join(parts)
+
+
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -128,9 +158,20 @@ def _months_between(first: str | None, second: str | None) -> int | None:
 # -- key figures and comparison --------------------------------------------------------------------------
 
 
-def key_figures(summary: dict[str, Any]) -> dict[str, Any]:
+def path_labels(scenario_text: str) -> dict[str, str]:
+    """Path name -> label, in the scenario's order (summaries come back from the store sorted by name)."""
+    try:
+        paths = tomllib.loads(scenario_text).get("paths", {})
+    except tomllib.TOMLDecodeError:
+        return {}
+    return {name: str(spec.get("label", name)) for name, spec in paths.items() if isinstance(spec, dict)}
+
+
+def key_figures(summary: dict[str, Any], order: list[str] | None = None) -> dict[str, Any]:
     """The figures the results and compare pages show, per path, from a summary.json document."""
     paths = summary.get("paths") or {}
+    if order:
+        paths = {name: paths[name] for name in [*order, *sorted(paths)] if name in paths}
     years = sorted({year for path in paths.values() for year in path.get("deliveries", {})})
     last = years[-1] if years else None
     figures = {}
@@ -199,23 +240,25 @@ def _difference(kind: str, a: Any, b: Any) -> tuple[str, float | None]:
     return f"{delta:+,.0f}{relative}", delta
 
 
-def compare_rows(first: dict[str, Any], second: dict[str, Any]) -> list[dict[str, Any]]:
+def compare_rows(first: dict[str, Any], second: dict[str, Any], order: list[str] | None = None
+                 ) -> list[dict[str, Any]]:
     """Side-by-side rows of key figures per path, with the difference and whether it is better or worse."""
-    a, b = key_figures(first), key_figures(second)
+    a, b = key_figures(first, order), key_figures(second, order)
     names = list(a["paths"]) + [name for name in b["paths"] if name not in a["paths"]]
-    rows = [{"path": "", "label": "recommended path", "a": a["recommended"] or "–", "b": b["recommended"] or "–",
-             "delta": "" if a["recommended"] == b["recommended"] else "changed",
+    rows = [{"path": "", "span": 1, "label": "recommended path", "a": a["recommended"] or "–",
+             "b": b["recommended"] or "–", "delta": "" if a["recommended"] == b["recommended"] else "changed",
              "changed": a["recommended"] != b["recommended"], "verdict": ""}]
     for name in names:
         pa, pb = a["paths"].get(name, {}), b["paths"].get(name, {})
-        for key, label, kind, better in COMPARE_METRICS:
+        for index, (key, label, kind, better) in enumerate(COMPARE_METRICS):
             va, vb = pa.get(key), pb.get(key)
             delta_text, delta = _difference(kind, va, vb)
             verdict = ""
             if delta:
                 good = delta < 0 if better == "lower" else delta > 0
                 verdict = "better" if good else "worse"
-            rows.append({"path": name, "label": label.format(last=a["last_year"] or b["last_year"]),
+            rows.append({"path": name, "span": len(COMPARE_METRICS) if index == 0 else 0,
+                         "label": label.format(last=a["last_year"] or b["last_year"]),
                          "a": _format(kind, va) if name in a["paths"] else "–",
                          "b": _format(kind, vb) if name in b["paths"] else "–",
                          "a_value": va, "b_value": vb, "key": key,
@@ -360,7 +403,7 @@ def create_app(store_path: str | Path | None = None, scenarios_dir: str | Path |
     app.state.runs_dir = out_root
 
     templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
-    templates.env.filters.update(bn=fmt_bn, units=fmt_units, pct=fmt_pct)
+    templates.env.filters.update(bn=fmt_bn, units=fmt_units, pct=fmt_pct, linkify=linkify)
     templates.env.globals.update(version=__version__, max_draws=MAX_BROWSER_DRAWS, max_field=MAX_FIELD_CHARS)
 
     # -- middleware --------------------------------------------------------------------------------
@@ -494,12 +537,8 @@ def create_app(store_path: str | Path | None = None, scenarios_dir: str | Path |
         entry = scenario_entry(name)
         if entry.scenario is None:
             raise HTTPException(409, f"the scenario file is not valid: {entry.error}")
-        try:
-            form = await request.form(max_files=0, max_fields=200, max_part_size=MAX_FIELD_CHARS)
-        except HTTPException:
-            raise
-        except Exception as error:  # malformed multipart and the like
-            raise HTTPException(400, f"could not read the form: {error}") from None
+        # (a malformed multipart body becomes a 400 in starlette; the body size is capped by BodyLimit)
+        form = await request.form(max_files=0, max_fields=200, max_part_size=MAX_BODY_BYTES)
         values = {key: value for key, value in form.multi_items() if isinstance(value, str) and key != "path"}
         checked = [value for value in form.getlist("path") if isinstance(value, str)]
         too_long = [key for key, value in values.items() if len(value) > MAX_FIELD_CHARS]
@@ -536,15 +575,10 @@ def create_app(store_path: str | Path | None = None, scenarios_dir: str | Path |
     def run_page(request: Request, run_id: str):
         record = run_record(run_id)
         summary = record.get("summary")
-        figures = key_figures(summary) if summary else None
+        figures = key_figures(summary, list(path_labels(record["scenario_text"]))) if summary else None
         files = [name for name in DOWNLOADS
                  if record.get("out_dir") and (Path(record["out_dir"]) / name).is_file()]
-        labels = {}
-        try:
-            labels = {name: spec.get("label", name)
-                      for name, spec in tomllib.loads(record["scenario_text"]).get("paths", {}).items()}
-        except tomllib.TOMLDecodeError:
-            pass
+        labels = path_labels(record["scenario_text"])
         job = jobs.job_for_run(run_id)
         return templates.TemplateResponse(request, "run.html", {
             "run": record, "summary": summary, "figures": figures, "files": files, "labels": labels,
@@ -575,8 +609,9 @@ def create_app(store_path: str | Path | None = None, scenarios_dir: str | Path |
             for record in (first, second):
                 if not record.get("summary"):
                     raise HTTPException(409, f"run {record['run_id']} is {record['status']}; it has no results")
-            rows = compare_rows(first["summary"], second["summary"])
-            fa, fb = key_figures(first["summary"]), key_figures(second["summary"])
+            order = list(path_labels(first["scenario_text"]))
+            rows = compare_rows(first["summary"], second["summary"], order)
+            fa, fb = key_figures(first["summary"], order), key_figures(second["summary"], order)
             chart = {"paths": list(dict.fromkeys([*fa["paths"], *fb["paths"]])), "last_year": fa["last_year"],
                      "a": {"id": first["run_id"], **{k: {p: f[k] for p, f in fa["paths"].items()}
                                                        for k in ("deliveries_last", "npv_mean")}},
@@ -607,12 +642,13 @@ def create_app(store_path: str | Path | None = None, scenarios_dir: str | Path |
             mask = rows.astype(str).apply(lambda column: column.str.contains(q, case=False, regex=False)).any(axis=1)
             rows = rows[mask]
         offset = max(0, min(offset, max(0, len(rows) - 1)))
-        columns = [c for c in rows.columns if c not in ("source", "note", "published", "gap")]
+        keys = [c for c in CATALOGUE[table].keys if c in rows.columns]
+        # the row's identity, then where it comes from, then its figures, then the note
+        columns = [*keys, "source", *[c for c in rows.columns if c not in (*keys, "source", "note", "published", "gap")],
+                   "note"]
         page = rows.iloc[offset:offset + TABLE_PAGE_ROWS]
-        cells = [{"values": ["" if row[c] != row[c] else str(row[c]) for c in columns],
-                  "source": "" if row["source"] != row["source"] else str(row["source"]),
-                  "note": "" if row["note"] != row["note"] else str(row["note"]),
-                  "gap": bool(row["gap"])} for _, row in page.iterrows()]
+        cells = [{"values": ["" if row[c] != row[c] else str(row[c]) for c in columns], "gap": bool(row["gap"])}
+                 for _, row in page.iterrows()]
         return templates.TemplateResponse(request, "table.html", {
             "name": table, "info": CATALOGUE[table], "columns": columns, "rows": cells, "total": len(rows),
             "all_rows": len(loaded.rows), "q": q, "offset": offset, "page": TABLE_PAGE_ROWS})

@@ -15,8 +15,9 @@ import datetime as dt
 import math
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -258,7 +259,7 @@ def parse_lever_text(text: str) -> Any:
     except (tomllib.TOMLDecodeError, RecursionError):
         raise ValueError(text) from None
     if isinstance(value, bool) or not isinstance(value, (int, float, dict)):
-        raise ValueError(text)
+        raise ValueError(text)  # noqa: TRY004 - a user's text that is not a number or a table
     return value
 
 

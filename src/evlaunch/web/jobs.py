@@ -12,10 +12,11 @@ import math
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from evlaunch.errors import EvlaunchError
 from evlaunch.runner import DEFAULT_CHUNK, RunOptions, run_scenario
