@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -76,6 +77,8 @@ def compute_chunk(scenario_text: str, source: str, base_dir: str, seed: int, sta
     """Per-draw inputs and outputs for draws [start, stop): a pure function of its arguments, so any
     process (a dask worker included) computes the same rows."""
     model = _model(scenario_text, source, base_dir)
+    if pause := os.environ.get("EVLAUNCH_SLOW_CHUNKS"):  # test hook: slow chunks so a test can kill a run mid-way
+        time.sleep(float(pause))
     sampling = design(model.scenario, seed, model.event_names)
     inputs = sample_inputs(model.scenario, sampling, start, stop)
     outputs = simulate(model, inputs)

@@ -1,0 +1,5 @@
+"""`python -m evlaunch.cli` = the `evlaunch` command."""
+
+from evlaunch.cli import main
+
+main()
