@@ -85,7 +85,12 @@ def make_chunk_fn(scenario_path: Path, seed: int):
     return functools.partial(synthetic_chunk, seed=seed), "synthetic"
 
 
-def run_case(n_draws: int, mode: str, chunk_size: int, scenario: Path, seed: int) -> dict:
+def auto_chunk_size(n_draws: int) -> int:
+    """Enough chunks to keep two workers busy, few enough that per-chunk overhead stays small."""
+    return int(min(10_000, max(250, n_draws // 16)))
+
+
+def run_case(n_draws: int, mode: str, chunk_size: int | None, scenario: Path, seed: int) -> dict:
     """One measurement, meant to run in a fresh process: returns timings and peak memory."""
     import dask
 
@@ -99,7 +104,7 @@ def run_case(n_draws: int, mode: str, chunk_size: int, scenario: Path, seed: int
         tracemalloc.start()
         started = time.perf_counter()
         table = execute(
-            chunk_fn, n_draws, chunk_size=min(chunk_size, n_draws), out_dir=Path(tmp) / "run",
+            chunk_fn, n_draws, chunk_size=min(chunk_size or auto_chunk_size(n_draws), n_draws), out_dir=Path(tmp) / "run",
             run_fingerprint=f"bench-{label}-{seed}", workers=workers,
         )
         run_s = time.perf_counter() - started
@@ -125,7 +130,8 @@ def run_case(n_draws: int, mode: str, chunk_size: int, scenario: Path, seed: int
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-draws", type=float, default=1e6, help="largest draw count to run (default 1e6)")
-    parser.add_argument("--chunk-size", type=int, default=10_000, help="draws per chunk (default 10000)")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="draws per chunk (default: draws / 16, within 250..10000, so 2 workers share work)")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
     parser.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO, help="scenario file for the real model")
     parser.add_argument("--seed", type=int, default=2023)
@@ -149,8 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     for n in counts:
         for mode in modes:
             command = [sys.executable, os.path.abspath(__file__), "--case", str(n), mode,
-                       "--chunk-size", str(args.chunk_size), "--scenario", str(args.scenario), "--seed", str(args.seed)]
-            done = subprocess.run(command, capture_output=True, text=True)
+                       "--scenario", str(args.scenario), "--seed", str(args.seed)]
+            if args.chunk_size is not None:
+                command += ["--chunk-size", str(args.chunk_size)]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 print(f"{'':<12} {n:>9} {mode:<10} FAILED:\n{done.stderr[-2000:]}")
                 return 1

@@ -17,7 +17,7 @@ import pytest
 pyblp = pytest.importorskip("pyblp")
 pd = pytest.importorskip("pandas")
 
-from evlaunch.market.rc_logit import (  # noqa: E402
+from evlaunch.market.rc_logit import (
     ConsumerTastes,
     ProductSet,
     choice_probabilities,
@@ -28,7 +28,7 @@ from evlaunch.market.rc_logit import (  # noqa: E402
     price_derivatives,
     solve_mean_utilities,
 )
-from evlaunch.supply.equilibrium import marginal_costs, ownership_matrix, solve_prices  # noqa: E402
+from evlaunch.supply.equilibrium import marginal_costs, ownership_matrix, solve_prices
 
 BLP_SIGMA = np.array([3.612, 0.0, 4.628, 1.818, 1.050, 2.056])
 BLP_PI_PRICE_INCOME = -43.501
@@ -63,8 +63,13 @@ def blp():
         )
         problem = pyblp.Problem(formulations, products, pyblp.Formulation("0 + I(1 / income)"), agents)
         pi = np.c_[[0, BLP_PI_PRICE_INCOME, 0, 0, 0, 0]]
-        results = problem.solve(np.diag(BLP_SIGMA), pi, method="1s", optimization=pyblp.Optimization("return"),
-                                check_optimality="gradient")
+        results = problem.solve(
+            np.diag(BLP_SIGMA),
+            pi,
+            method="1s",
+            optimization=pyblp.Optimization("return"),
+            check_optimality="gradient",
+        )
         costs = results.compute_costs()
         counterfactual = results.compute_prices(costs=costs * 1.1)
         iterations = []
@@ -77,27 +82,40 @@ def blp():
                 return np.abs(x).max()
 
             pyblp_iteration = pyblp.Iteration("simple", {"atol": 1e-12, "norm": norm})
-            results.compute_prices(costs=(costs * 1.1)[market_ids == t], market_id=t, iteration=pyblp_iteration)
+            results.compute_prices(
+                costs=(costs * 1.1)[market_ids == t], market_id=t, iteration=pyblp_iteration
+            )
             iterations.append(len(calls))
         ours = {}
-        ours["x2"], ours["mask"], _ = pad_markets(market_ids, np.c_[np.ones(len(products)),
-                                                                    products[["hpwt", "air", "mpd", "space"]]])
-        pad = lambda v, fill=0.0: pad_markets(market_ids, np.asarray(v).ravel(), fill)[0]  # noqa: E731
-        nodes, agent_mask, _ = pad_markets(agents["market_ids"], agents[[f"nodes{k}" for k in range(5)]].to_numpy())
+        ours["x2"], ours["mask"], _ = pad_markets(
+            market_ids, np.c_[np.ones(len(products)), products[["hpwt", "air", "mpd", "space"]]]
+        )
+        pad = lambda v, fill=0.0: pad_markets(market_ids, np.asarray(v).ravel(), fill)[0]
+        nodes, agent_mask, _ = pad_markets(
+            agents["market_ids"], agents[[f"nodes{k}" for k in range(5)]].to_numpy()
+        )
         assert agent_mask.all()
         income = pad_markets(agents["market_ids"], agents["income"].to_numpy())[0]
         weights = pad_markets(agents["market_ids"], agents["weights"].to_numpy())[0]
         # nodes fill the columns of X2 with nonzero sigma (all but prices), as in pyblp
         tastes = ConsumerTastes(0.0, BLP_PI_PRICE_INCOME / income, nodes * BLP_SIGMA[BLP_SIGMA != 0], weights)
-        product_set = ProductSet(ours["x2"], pad(products["prices"]), ours["mask"], pad(products["firm_ids"], -1))
-        return dict(
-            mask=ours["mask"], products=product_set, tastes=tastes, shares=pad(products["shares"]),
-            delta=pad(results.delta), costs=pad(costs), prices=pad(counterfactual), iterations=np.array(iterations),
-            elasticities=pad_markets(market_ids, results.compute_elasticities(), np.nan)[0],
-            diversion=pad_markets(market_ids, results.compute_diversion_ratios(), np.nan)[0],
-            surplus=results.compute_consumer_surpluses().ravel(),
-            surplus_after=results.compute_consumer_surpluses(prices=counterfactual).ravel(),
+        product_set = ProductSet(
+            ours["x2"], pad(products["prices"]), ours["mask"], pad(products["firm_ids"], -1)
         )
+        return {
+            "mask": ours["mask"],
+            "products": product_set,
+            "tastes": tastes,
+            "shares": pad(products["shares"]),
+            "delta": pad(results.delta),
+            "costs": pad(costs),
+            "prices": pad(counterfactual),
+            "iterations": np.array(iterations),
+            "elasticities": pad_markets(market_ids, results.compute_elasticities(), np.nan)[0],
+            "diversion": pad_markets(market_ids, results.compute_diversion_ratios(), np.nan)[0],
+            "surplus": results.compute_consumer_surpluses().ravel(),
+            "surplus_after": results.compute_consumer_surpluses(prices=counterfactual).ravel(),
+        }
 
 
 def _per_market(ours, theirs, mask, rtol):
@@ -129,8 +147,13 @@ def test_blp_marginal_costs(blp):
     args = (blp["delta"], blp["products"], blp["tastes"])
     _, shares = choice_probabilities(*args)
     products = blp["products"]
-    costs = marginal_costs(products.price, shares, price_derivatives(*args),
-                           ownership_matrix(products.firm_ids, products.available), products.available)
+    costs = marginal_costs(
+        products.price,
+        shares,
+        price_derivatives(*args),
+        ownership_matrix(products.firm_ids, products.available),
+        products.available,
+    )
     np.testing.assert_allclose(costs[blp["mask"]], blp["costs"][blp["mask"]], rtol=1e-10)
     assert np.all(np.isnan(costs[~blp["mask"]]))
 
@@ -149,8 +172,9 @@ def test_blp_counterfactual_prices_default_solver(blp):
     assert eq.converged.all() and eq.foc_norm.max() <= 1e-12
     assert eq.iterations.sum() < blp["iterations"].sum() / 2
     np.testing.assert_allclose(eq.prices[blp["mask"]], blp["prices"][blp["mask"]], rtol=1e-6)
-    np.testing.assert_allclose(consumer_surplus(blp["delta"], blp["products"], blp["tastes"]), blp["surplus"],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        consumer_surplus(blp["delta"], blp["products"], blp["tastes"]), blp["surplus"], rtol=1e-12
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -185,33 +209,57 @@ def petrin():
         pi = _petrin_pi()
         problem = pyblp.Problem((x1, x2), products, demographics, agents)
         # one market: identity weighting (beta does not matter, only delta and xi = delta - X1 beta do)
-        results = problem.solve(np.diag(PETRIN_SIGMA), pi, method="1s", optimization=pyblp.Optimization("return"),
-                                W=np.eye(problem.MD), check_optimality="gradient")
+        results = problem.solve(
+            np.diag(PETRIN_SIGMA),
+            pi,
+            method="1s",
+            optimization=pyblp.Optimization("return"),
+            W=np.eye(problem.MD),
+            check_optimality="gradient",
+        )
         costs = results.compute_costs().ravel()
         minivan = products["mi"].to_numpy() == 1
         keep = ~minivan
-        simulation = pyblp.Simulation((x1, x2), products[keep], beta=results.beta, sigma=np.diag(PETRIN_SIGMA), pi=pi,
-                                      agent_formulation=demographics, agent_data=agents, xi=results.xi[keep])
+        simulation = pyblp.Simulation(
+            (x1, x2),
+            products[keep],
+            beta=results.beta,
+            sigma=np.diag(PETRIN_SIGMA),
+            pi=pi,
+            agent_formulation=demographics,
+            agent_data=agents,
+            xi=results.xi[keep],
+        )
         equilibrium = simulation.replace_endogenous(
-            costs=costs[keep], prices=products["prices"].to_numpy()[keep],
-            iteration=pyblp.Iteration("simple", {"atol": 1e-12}), compute_gradients=False, compute_hessians=False)
+            costs=costs[keep],
+            prices=products["prices"].to_numpy()[keep],
+            iteration=pyblp.Iteration("simple", {"atol": 1e-12}),
+            compute_gradients=False,
+            compute_hessians=False,
+        )
         nodes = agents[[f"nodes{k}" for k in range(6)]].to_numpy()  # one node column per X2 column here
         demo = agents[PETRIN_DEMOGRAPHICS].to_numpy()
         rc = [k for k, name in enumerate(PETRIN_X2) if name != "prices"]
         sigma_nu = nodes[:, rc] * PETRIN_SIGMA[rc] + demo @ pi[rc].T
         tastes = ConsumerTastes(0.0, (demo @ pi[1])[None], sigma_nu[None], agents["weights"].to_numpy()[None])
         x2_values = np.c_[np.ones(len(products)), products[["hpwt", "space", "mi", "su"]].to_numpy()]
-        product_set = ProductSet(x2_values[None], products["prices"].to_numpy()[None], None,
-                                 products["firm_ids"].to_numpy()[None])
-        return dict(
-            products=product_set, tastes=tastes, shares=products["shares"].to_numpy()[None], minivan=minivan,
-            delta=results.delta.ravel()[None], costs=costs[None],
-            surplus=results.compute_consumer_surpluses().ravel(),
-            surplus_without_minivans_same_prices=results.compute_consumer_surpluses(
-                eliminate_product_ids=list(products["product_ids"][minivan])).ravel(),
-            prices_without_minivans=np.asarray(equilibrium.product_data.prices).ravel(),
-            surplus_without_minivans=equilibrium.compute_consumer_surpluses().ravel(),
+        product_set = ProductSet(
+            x2_values[None], products["prices"].to_numpy()[None], None, products["firm_ids"].to_numpy()[None]
         )
+        return {
+            "products": product_set,
+            "tastes": tastes,
+            "shares": products["shares"].to_numpy()[None],
+            "minivan": minivan,
+            "delta": results.delta.ravel()[None],
+            "costs": costs[None],
+            "surplus": results.compute_consumer_surpluses().ravel(),
+            "surplus_without_minivans_same_prices": results.compute_consumer_surpluses(
+                eliminate_product_ids=list(products["product_ids"][minivan])
+            ).ravel(),
+            "prices_without_minivans": np.asarray(equilibrium.product_data.prices).ravel(),
+            "surplus_without_minivans": equilibrium.compute_consumer_surpluses().ravel(),
+        }
 
 
 def test_petrin_demand_and_costs_match(petrin):
@@ -221,10 +269,16 @@ def test_petrin_demand_and_costs_match(petrin):
     assert result.converged.all()
     np.testing.assert_allclose(result.delta, petrin["delta"], rtol=1e-9, atol=1e-12)
     _, shares = choice_probabilities(result.delta, products, tastes)
-    costs = marginal_costs(products.price, shares, price_derivatives(result.delta, products, tastes),
-                           ownership_matrix(products.firm_ids))
+    costs = marginal_costs(
+        products.price,
+        shares,
+        price_derivatives(result.delta, products, tastes),
+        ownership_matrix(products.firm_ids),
+    )
     np.testing.assert_allclose(costs, petrin["costs"], rtol=1e-9)
-    np.testing.assert_allclose(consumer_surplus(result.delta, products, tastes), petrin["surplus"], rtol=1e-10)
+    np.testing.assert_allclose(
+        consumer_surplus(result.delta, products, tastes), petrin["surplus"], rtol=1e-10
+    )
 
 
 @pytest.mark.parametrize("method,rtol", [("simple", 1e-9), ("anderson", 1e-6)])

@@ -12,7 +12,13 @@ import time
 
 import pytest
 
-from evlaunch.atomic import atomic_path, is_temp_file, write_bytes_atomic, write_json_atomic, write_text_atomic
+from evlaunch.atomic import (
+    atomic_path,
+    is_temp_file,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 
 def _siblings(directory):
@@ -43,20 +49,18 @@ def test_unserialisable_json_leaves_old_file(tmp_path):
 def test_atomic_path_error_keeps_old_target_and_removes_temp(tmp_path):
     target = tmp_path / "report.html"
     target.write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half of the new rep")
-            raise RuntimeError("writer crashed")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half of the new rep")
+        raise RuntimeError("writer crashed")
     assert target.read_text() == "old"
     assert _siblings(tmp_path) == ["report.html"]
 
 
 def test_atomic_path_keyboard_interrupt_removes_temp(tmp_path):
     target = tmp_path / "x.parquet"
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(b"partial")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_path(target) as tmp:
+        tmp.write_bytes(b"partial")
+        raise KeyboardInterrupt
     assert _siblings(tmp_path) == []
 
 
@@ -66,9 +70,8 @@ def test_atomic_path_success_and_writer_that_wrote_nothing(tmp_path):
         assert tmp.parent == tmp_path and is_temp_file(tmp) and not is_temp_file(target)
         tmp.write_bytes(b"done")
     assert target.read_bytes() == b"done"
-    with pytest.raises(FileNotFoundError, match="did not create"):
-        with atomic_path(tmp_path / "never.bin"):
-            pass
+    with pytest.raises(FileNotFoundError, match="did not create"), atomic_path(tmp_path / "never.bin"):
+        pass
     assert _siblings(tmp_path) == ["t.bin"]
 
 

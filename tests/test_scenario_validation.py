@@ -17,7 +17,7 @@ BAD_EDITS = [
     ("triangular out of order", 'price = { dist = "triangular", low = 180000, mode = 230000, high = 300000 }',
      'price = { dist = "triangular", low = 300000, mode = 230000, high = 180000 }', "product.price",
      "low <= mode <= high"),
-    ("text for a number", "horizon_months = 62", 'horizon_months = "sixty"', "horizon_months", "integer"),
+    ("text for a number", "horizon_months = 62", 'horizon_months = "sixty"', "horizon_months", "a number"),
     ("bad month", 'target_launch = "2024-06"', 'target_launch = "2024-13"', "target_launch", "pattern"),
     ("unknown field", 'powertrain = "BEV"              # fact', 'powertrian = "BEV"  # fact', "product.powertrian",
      "no such field"),

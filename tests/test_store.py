@@ -45,7 +45,7 @@ def test_record_lifecycle(store, tmp_path):
 def test_list_filter_prefix_and_delete(store):
     ids = [store.start_run(name, "x", seed=i, draws=10) for i, name in enumerate(["a", "b", "a"])]
     store.finish_run(ids[0], {}, {}, "failed")
-    assert [r["run_id"] for r in store.list_runs()] == sorted(ids, reverse=True)
+    assert [r["run_id"] for r in store.list_runs()] == ids[::-1]  # newest first
     assert {r["run_id"] for r in store.list_runs(scenario="a")} == {ids[0], ids[2]}
     assert [r["run_id"] for r in store.list_runs(status="failed")] == [ids[0]]
     assert len(store.list_runs(limit=1)) == 1
@@ -94,8 +94,8 @@ def test_schema_version_is_recorded_and_newer_stores_are_refused(store):
 def test_a_store_held_open_elsewhere_fails_clearly_after_the_timeout(tmp_path):
     path = tmp_path / "busy.duckdb"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('ok', flush=True); "
-         "time.sleep(30)"],
+        [sys.executable, "-c", (f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('ok', flush=True); "
+         "time.sleep(30)")],
         stdout=subprocess.PIPE, text=True,
     )
     try:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["atomic_path", "is_temp_file", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
 
@@ -95,9 +95,8 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, fsync: bool = True) -> Path:
     """Atomically replace `path` with `data`; returns the target path."""
-    with atomic_path(path, fsync=fsync) as tmp:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
+    with atomic_path(path, fsync=fsync) as tmp, open(tmp, "xb") as fh:
+        fh.write(data)
     return Path(path)
 
 

@@ -129,7 +129,7 @@ class Market(_Config):
     outside_share: Quantity = Field(description="share of potential buyers who buy no new car in a month")
     own_price_elasticity: Quantity = Field(description="sales-weighted mean own-price elasticity (negative)")
     elasticity_basis: Literal["all", "models"] = Field(
-        "all", description="products the elasticity is averaged over: 'all' base products incl. the 'other' "
+        "models", description="products the elasticity is averaged over: 'all' base products incl. the 'other' "
                            "aggregates, or the named 'models' only (an aggregate's own-price elasticity is not a model's)")
     growth_per_year: Quantity = Field(description="growth of the total car market per year (fraction)")
     nev_trend_per_year: Quantity = Field(description="drift of NEV utility vs ICE, logit units per year")

@@ -24,8 +24,15 @@ from evlaunch.market.rc_logit import (
 )
 
 
-def random_market(seed: int, markets: int = 3, products: int = 6, types: int = 40, chars: int = 2,
-                  alpha: float = -0.8, spread: float = 1.0):
+def random_market(
+    seed: int,
+    markets: int = 3,
+    products: int = 6,
+    types: int = 40,
+    chars: int = 2,
+    alpha: float = -0.8,
+    spread: float = 1.0,
+):
     """Random-coefficients markets with income-like price heterogeneity (all alpha_i + alpha < 0)."""
     rng = np.random.default_rng(seed)
     x2 = rng.normal(size=(markets, products, chars))
@@ -62,10 +69,12 @@ def test_probabilities_are_safe_for_extreme_utilities():
     tastes = ConsumerTastes.plain_logit(0.0, markets=2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        s_ij, shares = choice_probabilities(delta, products, tastes)
+        _s_ij, shares = choice_probabilities(delta, products, tastes)
         cs = consumer_surplus(delta, products, ConsumerTastes.plain_logit(-1.0, markets=2))
     assert np.all(np.isfinite(shares)) and np.all(np.isfinite(cs))
-    np.testing.assert_allclose(shares[0, :2], [1 / (1 + np.exp(-1.0)), np.exp(-1.0) / (1 + np.exp(-1.0))], rtol=1e-14)
+    np.testing.assert_allclose(
+        shares[0, :2], [1 / (1 + np.exp(-1.0)), np.exp(-1.0) / (1 + np.exp(-1.0))], rtol=1e-14
+    )
     assert np.all(shares[1] <= 1e-300)  # exp(-999) underflows; no NaN from 0/0
     np.testing.assert_allclose(cs[0], 800.0 + np.log1p(np.exp(-1.0)), rtol=1e-14)
 
@@ -81,11 +90,14 @@ def test_unavailable_product_has_zero_share_and_equals_removing_it():
     removed = ProductSet(products.x2[:, keep], products.price[:, keep])
     _, shares_removed = choice_probabilities(delta[:, keep], removed, tastes)
     np.testing.assert_allclose(shares[:, keep], shares_removed, rtol=1e-13)
-    np.testing.assert_allclose(consumer_surplus(delta, masked, tastes),
-                               consumer_surplus(delta[:, keep], removed, tastes), rtol=1e-13)
+    np.testing.assert_allclose(
+        consumer_surplus(delta, masked, tastes), consumer_surplus(delta[:, keep], removed, tastes), rtol=1e-13
+    )
     jac = price_derivatives(delta, masked, tastes)
     assert np.all(jac[:, 2, :] == 0.0) and np.all(jac[:, :, 2] == 0.0)
-    np.testing.assert_allclose(jac[:, keep][:, :, keep], price_derivatives(delta[:, keep], removed, tastes), rtol=1e-12)
+    np.testing.assert_allclose(
+        jac[:, keep][:, :, keep], price_derivatives(delta[:, keep], removed, tastes), rtol=1e-12
+    )
     assert np.all(np.isnan(elasticities(delta, masked, tastes)[:, 2]))
 
 
@@ -181,7 +193,9 @@ def test_consumer_surplus_plain_logit_and_roys_identity():
         up, down = products.price.copy(), products.price.copy()
         up[:, j] += h
         down[:, j] -= h
-        slope = (consumer_surplus(delta, products, tastes, up) - consumer_surplus(delta, products, tastes, down)) / (2 * h)
+        slope = (
+            consumer_surplus(delta, products, tastes, up) - consumer_surplus(delta, products, tastes, down)
+        ) / (2 * h)
         np.testing.assert_allclose(slope, -shares[:, j], rtol=1e-6)
 
 
@@ -216,7 +230,9 @@ def test_share_and_elasticity_properties(seed, products, types, scale):
     s_ij, shares = choice_probabilities(delta, product_set, tastes)
     # the outside option's probability computed independently: 1 / (1 + sum_j exp u_ij)
     u = utilities(delta, product_set, tastes)
-    outside_i = np.exp(-np.logaddexp.reduce(np.concatenate([np.zeros(u.shape[:2] + (1,)), u], axis=2), axis=2))
+    outside_i = np.exp(
+        -np.logaddexp.reduce(np.concatenate([np.zeros(u.shape[:2] + (1,)), u], axis=2), axis=2)
+    )
     np.testing.assert_allclose(s_ij.sum(axis=2) + outside_i, 1.0, rtol=1e-12)
     assert np.all(shares >= 0) and np.all(shares.sum(axis=1) <= 1.0)  # == 1 only by rounding
     e = elasticities(delta, product_set, tastes)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from evlaunch.market.rc_logit import ConsumerTastes, ProductSet, choice_probabilities, price_derivatives
 from evlaunch.supply.equilibrium import (
     EquilibriumWarning,
+    _foc_and_jacobian,
     foc_residual,
     marginal_costs,
     ownership_matrix,
@@ -21,8 +22,15 @@ from evlaunch.supply.equilibrium import (
 COMBOS = [(m, b) for m in ("simple", "anderson") for b in ("numba", "numpy")]
 
 
-def rc_markets(seed: int, markets: int = 4, products: int = 7, types: int = 30, chars: int = 2, firms: int = 3,
-               spread: float = 1.0):
+def rc_markets(
+    seed: int,
+    markets: int = 4,
+    products: int = 7,
+    types: int = 30,
+    chars: int = 2,
+    firms: int = 3,
+    spread: float = 1.0,
+):
     rng = np.random.default_rng(seed)
     x2 = rng.normal(size=(markets, products, chars))
     price = rng.uniform(2.0, 4.0, size=(markets, products))
@@ -43,7 +51,9 @@ def rc_markets(seed: int, markets: int = 4, products: int = 7, types: int = 30, 
 def test_ownership_matrix():
     h = ownership_matrix(np.array([[4, 7, 4]]), np.array([[True, True, False]]))
     np.testing.assert_array_equal(h[0], [[1, 0, 0], [0, 1, 0], [0, 0, 0]])
-    np.testing.assert_array_equal(ownership_matrix(np.array([[4, 7, 4]]))[0], [[1, 0, 1], [0, 1, 0], [1, 0, 1]])
+    np.testing.assert_array_equal(
+        ownership_matrix(np.array([[4, 7, 4]]))[0], [[1, 0, 1], [0, 1, 0], [1, 0, 1]]
+    )
 
 
 @pytest.mark.parametrize("method,backend", COMBOS)
@@ -69,7 +79,9 @@ def test_multiproduct_logit_firms_charge_a_common_markup(method, backend):
     products = ProductSet(np.zeros((1, 6, 0)), np.full((1, 6), 3.0), None, firm_ids)
     delta = np.array([[1.0, 0.2, 0.5, -0.3, 0.8, 0.0]])
     costs = np.array([[1.0, 1.5, 0.8, 2.0, 1.2, 0.9]])
-    eq = solve_prices(delta, products, ConsumerTastes.plain_logit(alpha, 1), costs, method=method, backend=backend)
+    eq = solve_prices(
+        delta, products, ConsumerTastes.plain_logit(alpha, 1), costs, method=method, backend=backend
+    )
     markup = eq.prices[0] - costs[0]
     for f in (0, 1, 2):
         own = firm_ids[0] == f
@@ -89,8 +101,9 @@ def test_solution_satisfies_focs_and_costs_are_recovered(method, backend):
     delta_at = delta + tastes.alpha_mean[:, None] * (eq.prices - products.price)
     _, shares = choice_probabilities(delta_at, moved, tastes)
     np.testing.assert_allclose(shares, eq.shares, rtol=1e-12)
-    recovered = marginal_costs(eq.prices, shares, price_derivatives(delta_at, moved, tastes),
-                               ownership_matrix(products.firm_ids))
+    recovered = marginal_costs(
+        eq.prices, shares, price_derivatives(delta_at, moved, tastes), ownership_matrix(products.firm_ids)
+    )
     np.testing.assert_allclose(recovered, costs, rtol=1e-8)
 
 
@@ -103,7 +116,10 @@ def test_backends_and_methods_agree():
         np.testing.assert_allclose(eq.shares, ref.shares, rtol=1e-8, err_msg=str(key))
     # the same algorithm in both backends takes the same number of steps
     assert np.abs(results[("simple", "numba")].iterations - ref.iterations).max() <= 1
-    assert np.abs(results[("anderson", "numba")].iterations - results[("anderson", "numpy")].iterations).max() <= 1
+    assert (
+        np.abs(results[("anderson", "numba")].iterations - results[("anderson", "numpy")].iterations).max()
+        <= 1
+    )
     assert results[("anderson", "numba")].iterations.sum() < ref.iterations.sum()
 
 
@@ -120,8 +136,12 @@ def test_unavailable_product_equals_removing_it(backend):
     for b in range(products.markets):
         keep = np.flatnonzero(available[b])
         sl = slice(b, b + 1)
-        sub = ProductSet(products.x2[sl][:, keep], products.price[sl][:, keep], None, products.firm_ids[sl][:, keep])
-        sub_tastes = ConsumerTastes(tastes.alpha_mean[sl], tastes.alpha_i[sl], tastes.sigma_nu[sl], tastes.weights[sl])
+        sub = ProductSet(
+            products.x2[sl][:, keep], products.price[sl][:, keep], None, products.firm_ids[sl][:, keep]
+        )
+        sub_tastes = ConsumerTastes(
+            tastes.alpha_mean[sl], tastes.alpha_i[sl], tastes.sigma_nu[sl], tastes.weights[sl]
+        )
         alone = solve_prices(delta[sl][:, keep], sub, sub_tastes, costs[sl][:, keep], backend=backend)
         np.testing.assert_allclose(eq.prices[b, keep], alone.prices[0], rtol=1e-10)
         np.testing.assert_allclose(eq.shares[b, keep], alone.shares[0], rtol=1e-9)
@@ -151,6 +171,37 @@ def test_fallback_rescues_markets_that_hit_the_cap(backend):
     assert eq.fallback.all() and eq.converged.all()
     np.testing.assert_allclose(eq.prices, ref.prices, rtol=1e-9)
     assert np.all(eq.iterations > 3)
+
+
+def test_newton_hand_over_converges_from_a_rough_point():
+    delta, products, tastes, costs = rc_markets(19, markets=3, spread=2.0)
+    ref = solve_prices(delta, products, tastes, costs, tol=1e-14)
+    eq = solve_prices(delta, products, tastes, costs, newton_after=2)
+    assert eq.fallback.all() and eq.converged.all() and eq.foc_norm.max() <= 1e-12
+    np.testing.assert_allclose(eq.prices, ref.prices, rtol=1e-9)
+
+
+def test_foc_jacobian_matches_finite_differences():
+    delta, products, tastes, costs = rc_markets(20, markets=1, products=6, spread=1.5)
+    base = delta[0][None, :] + tastes.sigma_nu[0] @ products.x2[0].T  # alpha_mean * price is in delta
+    base = base - tastes.alpha_mean[0] * products.price[0][None, :]
+    d, w, p, c = tastes.price_derivative[0], tastes.weights[0], products.price[0], costs[0]
+    h = ownership_matrix(products.firm_ids)[0]
+    h[0, 1] = h[1, 0] = 0.3  # partial ownership too
+    F, _shares, jac = _foc_and_jacobian(base, d, w, p, c, h)
+    np.testing.assert_allclose(
+        F, foc_residual(p[None], c[None], delta, products, tastes, h[None])[0], rtol=1e-12
+    )
+    step = 1e-6
+    for k in range(p.size):
+        up, down = p.copy(), p.copy()
+        up[k] += step
+        down[k] -= step
+        numeric = (
+            _foc_and_jacobian(base, d, w, up, c, h, False)[0]
+            - _foc_and_jacobian(base, d, w, down, c, h, False)[0]
+        )
+        np.testing.assert_allclose(jac[:, k], numeric / (2 * step), rtol=1e-6, atol=1e-10)
 
 
 def test_unconverged_markets_warn_with_their_count_and_do_not_hang():
@@ -198,8 +249,9 @@ def test_invalid_inputs_are_rejected():
     spread=st.floats(0.0, 3.0),
 )
 def test_equilibrium_properties(seed, products, firms, spread):
-    delta, product_set, tastes, costs = rc_markets(seed, markets=2, products=products, types=8, firms=firms,
-                                                   spread=spread)
+    delta, product_set, tastes, costs = rc_markets(
+        seed, markets=2, products=products, types=8, firms=firms, spread=spread
+    )
     eq = solve_prices(delta, product_set, tastes, costs)
     assert eq.converged.all()
     assert np.abs(foc_residual(eq.prices, costs, delta, product_set, tastes)).max() <= 1e-12

@@ -21,7 +21,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:Runtim
 PROBS = (0.0, 0.01, 0.1, 0.25, 0.5, 0.9, 0.975, 1.0)
 
 
-def write_chunks(directory, columns: dict[str, np.ndarray], chunk_size: int) -> DrawTable:
+# Two ways `stats` orders a column: in memory (the column fits the budget) or by DuckDB out-of-core.
+IN_MEMORY, OUT_OF_CORE = 256 * 2**20, 8
+
+
+def write_chunks(directory, columns: dict[str, np.ndarray], chunk_size: int, memory_budget: int = IN_MEMORY) -> DrawTable:
     """Split columns into consecutive Parquet files of chunk_size rows, as execution does."""
     directory.mkdir(parents=True, exist_ok=True)
     n = len(next(iter(columns.values())))
@@ -30,7 +34,7 @@ def write_chunks(directory, columns: dict[str, np.ndarray], chunk_size: int) -> 
         path = directory / f"chunk-{k:06d}.parquet"
         pq.write_table(pa.table({name: values[start : start + chunk_size] for name, values in columns.items()}), path)
         paths.append(path)
-    return DrawTable(paths)
+    return DrawTable(paths, memory_budget=memory_budget)
 
 
 def extended_quantile(values: np.ndarray, q: float) -> float:
@@ -70,8 +74,9 @@ def sample():
     }
 
 
-def test_stats_equal_numpy_bit_for_bit_on_finite_columns(tmp_path, sample):
-    table = write_chunks(tmp_path, sample, chunk_size=333)
+@pytest.mark.parametrize("budget", [IN_MEMORY, OUT_OF_CORE], ids=["in_memory", "duckdb"])
+def test_stats_equal_numpy_bit_for_bit_on_finite_columns(budget, tmp_path, sample):
+    table = write_chunks(tmp_path, sample, chunk_size=333, memory_budget=budget)
     stats = table.stats(["cash", "share", "launched", "heavy"], probs=PROBS)
     for name in ("cash", "share", "launched", "heavy"):
         column = sample[name].astype(np.float64)
@@ -87,8 +92,9 @@ def test_stats_equal_numpy_bit_for_bit_on_finite_columns(tmp_path, sample):
         table.stats("cash", probs=(0.5, 0.5 + 1e-15))
 
 
-def test_stats_with_never_launching_draws(tmp_path, sample):
-    table = write_chunks(tmp_path, sample, chunk_size=1000)
+@pytest.mark.parametrize("budget", [IN_MEMORY, OUT_OF_CORE], ids=["in_memory", "duckdb"])
+def test_stats_with_never_launching_draws(budget, tmp_path, sample):
+    table = write_chunks(tmp_path, sample, chunk_size=1000, memory_budget=budget)
     months = sample["months"]
     stats = table.stats("months", probs=PROBS)["months"]
     for p in PROBS:
@@ -103,9 +109,10 @@ def test_stats_with_never_launching_draws(tmp_path, sample):
     assert stats["share_finite"] == len(finite) / len(months)
 
 
-def test_nan_makes_quantiles_and_mean_nan_like_numpy(tmp_path):
+@pytest.mark.parametrize("budget", [IN_MEMORY, OUT_OF_CORE], ids=["in_memory", "duckdb"])
+def test_nan_makes_quantiles_and_mean_nan_like_numpy(budget, tmp_path):
     values = np.array([1.0, 2.0, np.nan, 4.0, np.inf])
-    stats = write_chunks(tmp_path, {"x": values}, chunk_size=2).stats("x")["x"]
+    stats = write_chunks(tmp_path, {"x": values}, chunk_size=2, memory_budget=budget).stats("x")["x"]
     assert all(math.isnan(stats[k]) for k in ("mean", "p10", "p50", "p90"))
     assert all(math.isnan(v) for v in np.quantile(values, [0.1, 0.5, 0.9]))
     assert stats["mean_finite"] == 7 / 3 and stats["share_finite"] == 0.6
@@ -119,11 +126,12 @@ any_floats = st.one_of(finite_floats, st.sampled_from([np.inf, -np.inf, 0.0, -0.
 @given(
     values=st.lists(any_floats, min_size=1, max_size=40),
     chunk=st.integers(min_value=1, max_value=9),
+    budget=st.sampled_from([IN_MEMORY, OUT_OF_CORE]),
     probs=st.lists(st.floats(min_value=0, max_value=1), min_size=1, max_size=4, unique_by=quantile_key),
 )
-def test_stats_match_reference_for_any_data_and_layout(tmp_path_factory, values, chunk, probs):
+def test_stats_match_reference_for_any_data_and_layout(tmp_path_factory, values, chunk, budget, probs):
     array = np.array(values, dtype=np.float64)
-    table = write_chunks(tmp_path_factory.mktemp("h"), {"x": array}, chunk_size=chunk)
+    table = write_chunks(tmp_path_factory.mktemp("h"), {"x": array}, chunk_size=chunk, memory_budget=budget)
     stats = table.stats("x", probs=probs)["x"]
     for p in probs:
         expected = extended_quantile(array, p)
@@ -141,9 +149,13 @@ def test_stats_match_reference_for_any_data_and_layout(tmp_path_factory, values,
         assert stats["mean"] == reference or (math.isnan(stats["mean"]) and math.isnan(reference))
 
 
-def test_stats_do_not_depend_on_chunking(tmp_path, sample):
-    results = [write_chunks(tmp_path / str(size), sample, size).stats(probs=PROBS) for size in (7, 100, 1000, 6000)]
-    assert all(r == results[0] for r in results[1:]) or _equal_with_nan(results)
+def test_stats_do_not_depend_on_chunking_or_memory_budget(tmp_path, sample):
+    results = [
+        write_chunks(tmp_path / f"{size}-{budget}", sample, size, budget).stats(probs=PROBS)
+        for size in (7, 100, 1000, 6000)
+        for budget in (IN_MEMORY, 3 * 8 * 5_003, OUT_OF_CORE)  # all columns at once, 3 at a time, DuckDB
+    ]
+    assert _equal_with_nan(results)
 
 
 def _equal_with_nan(results):
@@ -210,12 +222,15 @@ def test_mismatched_or_missing_files_are_refused(tmp_path):
         DrawTable([])
 
 
-def test_stats_stream_instead_of_loading_the_table(tmp_path, monkeypatch):
-    """Many chunks, 400k draws: stats never build a whole-column array or pandas frame."""
+@pytest.mark.parametrize("columns_in_budget", [0, 2])
+def test_stats_memory_is_bounded_by_the_budget_not_the_draws(tmp_path, monkeypatch, columns_in_budget):
+    """400k draws in 100 chunks: stats hold at most the budget (DuckDB path: ~one batch), never a frame."""
     rng = np.random.default_rng(5)
     n = 400_000
-    table = write_chunks(tmp_path, {"x": rng.normal(size=n), "y": rng.exponential(size=n)}, chunk_size=4_000)
+    columns = {name: rng.exponential(size=n) for name in ("x", "y", "z", "w")}
     column_bytes = n * 8
+    budget = columns_in_budget * column_bytes or OUT_OF_CORE
+    table = write_chunks(tmp_path, columns, chunk_size=4_000, memory_budget=budget)
 
     def forbidden(*args, **kwargs):
         raise AssertionError("stats must not load whole tables")
@@ -227,9 +242,10 @@ def test_stats_stream_instead_of_loading_the_table(tmp_path, monkeypatch):
     monkeypatch.setattr(pq.ParquetFile, "read", forbidden)
     tracemalloc.start()
     try:
-        stats = table.stats(["x", "y"])
+        stats = table.stats()
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < column_bytes / 4, f"peak {peak} bytes of Python/numpy memory for a {column_bytes}-byte column"
-    assert stats["y"]["p50"] > 0
+    limit = budget + column_bytes / 4 if columns_in_budget else column_bytes / 4
+    assert peak < limit, f"peak {peak} bytes of Python/numpy memory; limit {limit}"
+    assert stats["w"]["p50"] == float(np.quantile(columns["w"], 0.5))

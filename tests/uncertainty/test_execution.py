@@ -81,8 +81,8 @@ def _same(a: dict, b: dict) -> bool:
     """Stats dicts equal exactly (NaN equal to NaN)."""
     if a.keys() != b.keys():
         return False
-    for column in a:
-        for key, value in a[column].items():
+    for column, row in a.items():
+        for key, value in row.items():
             other = b[column][key]
             if not (value == other or (math.isnan(value) and math.isnan(other))):
                 return False
@@ -237,9 +237,9 @@ def test_resume_after_kill_9_reuses_finished_chunks_and_matches_uninterrupted_ru
 def test_resume_refuses_chunks_of_a_different_run(tmp_path):
     execute(synthetic_chunk, 100, chunk_size=10, out_dir=tmp_path, run_fingerprint="scenario-A")
     for kwargs, what in [
-        (dict(run_fingerprint="scenario-B", n_draws=100, chunk_size=10), "run fingerprint 'scenario-A'"),
-        (dict(run_fingerprint="scenario-A", n_draws=200, chunk_size=10), "draws 100 on disk vs 200"),
-        (dict(run_fingerprint="scenario-A", n_draws=100, chunk_size=20), "chunk size 10 on disk vs 20"),
+        ({"run_fingerprint": "scenario-B", "n_draws": 100, "chunk_size": 10}, "run fingerprint 'scenario-A'"),
+        ({"run_fingerprint": "scenario-A", "n_draws": 200, "chunk_size": 10}, "draws 100 on disk vs 200"),
+        ({"run_fingerprint": "scenario-A", "n_draws": 100, "chunk_size": 20}, "chunk size 10 on disk vs 20"),
     ]:
         n = kwargs.pop("n_draws")
         with pytest.raises(RunError, match="new --out") as info:
@@ -324,15 +324,15 @@ def test_chunk_outputs_that_break_the_contract_are_reported(tmp_path, outputs, e
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(n_draws=0), "number of draws"),
-        (dict(chunk_size=0), "chunk size"),
-        (dict(workers=2, scheduler="tcp://127.0.0.1:1"), "not both"),
-        (dict(workers=0), "--workers"),
-        (dict(run_fingerprint=""), "fingerprint"),
+        ({"n_draws": 0}, "number of draws"),
+        ({"chunk_size": 0}, "chunk size"),
+        ({"workers": 2, "scheduler": "tcp://127.0.0.1:1"}, "not both"),
+        ({"workers": 0}, "--workers"),
+        ({"run_fingerprint": ""}, "fingerprint"),
     ],
 )
 def test_invalid_arguments_are_refused(tmp_path, kwargs, message):
-    arguments = dict(n_draws=10, chunk_size=5, out_dir=tmp_path, run_fingerprint="fp") | kwargs
+    arguments = {"n_draws": 10, "chunk_size": 5, "out_dir": tmp_path, "run_fingerprint": "fp"} | kwargs
     n = arguments.pop("n_draws")
     with pytest.raises(RunError, match=message):
         execute(synthetic_chunk, n, **arguments)

@@ -208,8 +208,8 @@ def forecast_column(actual: Actual, scenario: Scenario, market_path: str, source
         monthly = MONTHLY_SERIES.get(series)
         if monthly is None:
             raise DataError(_problem(source, actual.line, "period", actual.period,
-                                     f"a year: the run keeps monthly draws only for market.nev_share and "
-                                     f"<path>.deliveries"))
+                                     "a year: the run keeps monthly draws only for market.nev_share and "
+                                     "<path>.deliveries"))
         if actual.period not in scenario.months:
             raise DataError(_problem(source, actual.line, "period", actual.period,
                                      f"a month within the scenario's horizon {scenario.months[0]}..{scenario.months[-1]}"))
@@ -324,8 +324,15 @@ def run_backtest(scenario_path: str | Path, actuals_path: str | Path, draws: int
     scenario = load_scenario(scenario_path)
     source = str(actuals_path)
     # check every actual maps to an output before spending time on the run (market path: any path)
+    problems = []
     for actual in actuals:
-        forecast_column(actual, scenario, next(iter(scenario.paths)), source)
+        try:
+            forecast_column(actual, scenario, next(iter(scenario.paths)), source)
+        except DataError as error:
+            problems.append(str(error))
+    if problems:
+        raise DataError("\n".join(problems[:20]) + (f"\n... and {len(problems) - 20} more problems"
+                                                     if len(problems) > 20 else ""))
     seed = DEFAULT_SEED if seed is None else seed
     with tempfile.TemporaryDirectory(prefix="evlaunch-backtest-") as out:
         result = run_scenario(scenario_path, out, RunOptions(draws=draws, seed=seed, report=False, workers=workers))
@@ -349,13 +356,13 @@ def run_backtest(scenario_path: str | Path, actuals_path: str | Path, draws: int
     last_year = {q: max(series) if series else None for q, series in history.items()}
     notes = [
         f"Market series come from the recommended path ({market_path}), as in summary.json.",
-        "Yearly market figures are whole calendar years; months of the start year before the scenario start are "
-        "model estimates too.",
-        f"Naive baselines use only data public on {scenario.as_of}: 'frozen' repeats the last full year "
-        f"({', '.join(f'{q}: {y}' for q, y in last_year.items())}), 'trend' extends the line through the last three "
-        f"full years; both on the model's registrations basis (NEV share = BEV registrations x (1 + PHEV/BEV) / all).",
-        "CRPS of a naive baseline is its absolute error (a point forecast). Check each actual's basis: a different "
-        "basis adds its own gap to the error.",
+        ("Yearly market figures are whole calendar years; months of the start year before the scenario start are "
+         "model estimates too."),
+        (f"Naive baselines use only data public on {scenario.as_of}: 'frozen' repeats the last full year "
+         f"({', '.join(f'{q}: {y}' for q, y in last_year.items())}), 'trend' extends the line through the last three "
+         f"full years; both on the model's registrations basis (NEV share = BEV registrations x (1 + PHEV/BEV) / all)."),
+        ("CRPS of a naive baseline is its absolute error (a point forecast). Check each actual's basis: a different "
+         "basis adds its own gap to the error."),
     ]
     return BacktestResult(scenario.name, scenario.as_of.isoformat(), draws, seed, source, market_path, scores,
                           coverage, errors, verdict, notes)

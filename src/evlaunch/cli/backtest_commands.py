@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,7 +17,7 @@ from evlaunch.runner import DEFAULT_SEED
 
 def _fmt(quantity: str, value: float | None) -> str:
     """Shares as percentages, volumes in millions above a million, money in bn CNY."""
-    if value is None or value != value:
+    if value is None or math.isnan(value):
         return "–"
     if quantity.endswith("share"):
         return f"{value:.1%}"
@@ -84,7 +85,10 @@ def backtest(
         console.print(f"[{number}] basis: {basis}", highlight=False, markup=False)
     errors = result.mean_abs_error
     console.print(f"80%-interval coverage: [bold]{result.coverage_80:.0%}[/] "
-                  f"({sum(s.inside_80 for s in result.scores)} of {len(result.scores)} actuals inside p10..p90)",
+                  f"({sum(s.inside_80 for s in result.scores)} of {len(result.scores)} actuals inside p10..p90; "
+                  + ", ".join(f"{LABELS.get(q, q)} {sum(s.inside_80 for s in result.scores if s.quantity == q)}/"
+                              f"{sum(s.quantity == q for s in result.scores)}"
+                              for q in dict.fromkeys(s.quantity for s in result.scores)) + ")",
                   highlight=False)
     if errors["model"] is not None:
         console.print(f"mean |error| of the median: model {errors['model']:.1%}, frozen {errors['frozen']:.1%}, "

@@ -36,17 +36,17 @@ import numpy as np
 
 __all__ = [
     "ConsumerTastes",
-    "ProductSet",
     "MeanUtilities",
-    "mean_utility_at",
-    "utilities",
+    "ProductSet",
     "choice_probabilities",
-    "solve_mean_utilities",
-    "price_derivatives",
-    "elasticities",
-    "diversion_ratios",
     "consumer_surplus",
+    "diversion_ratios",
+    "elasticities",
+    "mean_utility_at",
     "pad_markets",
+    "price_derivatives",
+    "solve_mean_utilities",
+    "utilities",
 ]
 
 
@@ -110,7 +110,7 @@ class ConsumerTastes:
         return self.alpha_mean[:, None] + self.alpha_i
 
     @classmethod
-    def plain_logit(cls, alpha: Any, markets: int) -> "ConsumerTastes":
+    def plain_logit(cls, alpha: Any, markets: int) -> ConsumerTastes:
         """One consumer type with price coefficient ``alpha`` and no random tastes (plain logit)."""
         return cls(
             alpha_mean=alpha,
@@ -174,7 +174,7 @@ class ProductSet:
     def products(self) -> int:
         return self.price.shape[1]
 
-    def with_available(self, available: np.ndarray) -> "ProductSet":
+    def with_available(self, available: np.ndarray) -> ProductSet:
         """The same products with another availability mask (e.g. entry or exit)."""
         return ProductSet(self.x2, self.price, available, self.firm_ids)
 
@@ -199,7 +199,9 @@ def _check(products: ProductSet, tastes: ConsumerTastes, delta: np.ndarray | Non
     if products.markets != tastes.markets:
         raise ValueError(f"products have {products.markets} markets, tastes {tastes.markets}")
     if products.x2.shape[2] != tastes.sigma_nu.shape[2]:
-        raise ValueError(f"x2 has K={products.x2.shape[2]} characteristics, sigma_nu K={tastes.sigma_nu.shape[2]}")
+        raise ValueError(
+            f"x2 has K={products.x2.shape[2]} characteristics, sigma_nu K={tastes.sigma_nu.shape[2]}"
+        )
     if delta is not None and delta.shape != products.price.shape:
         raise ValueError(f"delta {delta.shape} must be [B,J] = {products.price.shape}")
 
@@ -246,9 +248,9 @@ def choice_probabilities(
 def _has_heterogeneity(products: ProductSet, tastes: ConsumerTastes) -> bool:
     if np.any(tastes.alpha_i != 0.0):
         return True
-    if tastes.sigma_nu.shape[2] and np.any(np.matmul(tastes.sigma_nu, products.x2.transpose(0, 2, 1)) != 0.0):
-        return True
-    return False
+    return bool(
+        tastes.sigma_nu.shape[2] and np.any(np.matmul(tastes.sigma_nu, products.x2.transpose(0, 2, 1)) != 0.0)
+    )
 
 
 def solve_mean_utilities(
@@ -283,10 +285,19 @@ def solve_mean_utilities(
     markets = shares.shape[0]
     if not _has_heterogeneity(products, tastes):
         zeros = np.zeros(markets)
-        return MeanUtilities(logit_delta, np.zeros(markets, dtype=np.int64), np.ones(markets, dtype=bool), zeros)
+        return MeanUtilities(
+            logit_delta, np.zeros(markets, dtype=np.int64), np.ones(markets, dtype=bool), zeros
+        )
 
-    delta = logit_delta.copy() if initial_delta is None else np.where(available, _as_float("initial_delta", initial_delta, 2), 0.0)
-    mu = np.matmul(tastes.sigma_nu, products.x2.transpose(0, 2, 1)) + tastes.alpha_i[:, :, None] * products.price[:, None, :]
+    delta = (
+        logit_delta.copy()
+        if initial_delta is None
+        else np.where(available, _as_float("initial_delta", initial_delta, 2), 0.0)
+    )
+    mu = (
+        np.matmul(tastes.sigma_nu, products.x2.transpose(0, 2, 1))
+        + tastes.alpha_i[:, :, None] * products.price[:, None, :]
+    )
 
     def evaluate(idx: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         u = np.where(available[idx, None, :], d[:, None, :] + mu[idx], -np.inf)
@@ -347,11 +358,21 @@ def solve_mean_utilities(
             take = improved | (error[cidx] > 1e-8)
             tidx = cidx[take]
             delta[tidx], s_ij[tidx], s[tidx], resid[tidx], error[tidx] = (
-                d_c[take], s_ij_c[take], s_c[take], r_cc[take], err_c[take])
+                d_c[take],
+                s_ij_c[take],
+                s_c[take],
+                r_cc[take],
+                err_c[take],
+            )
         aidx = active[accept]
         if aidx.size:
             delta[aidx], s_ij[aidx], s[aidx], resid[aidx], error[aidx] = (
-                newton[accept], s_ij_n[accept], s_n[accept], r_n[accept], err_n[accept])
+                newton[accept],
+                s_ij_n[accept],
+                s_n[accept],
+                r_n[accept],
+                err_n[accept],
+            )
             stalls[aidx] = 0
     converged = error <= tol
     return MeanUtilities(np.where(available, delta, 0.0), iterations, converged, error)
@@ -368,7 +389,9 @@ def _jacobian_from_probabilities(s_ij: np.ndarray, tastes: ConsumerTastes) -> np
     return jac
 
 
-def price_derivatives(delta: Any, products: ProductSet, tastes: ConsumerTastes, prices: Any = None) -> np.ndarray:
+def price_derivatives(
+    delta: Any, products: ProductSet, tastes: ConsumerTastes, prices: Any = None
+) -> np.ndarray:
     """``[B,J,J]`` Jacobian of shares with respect to prices, ``d s_j / d p_k`` (per currency unit);
     zero rows and columns for unavailable products."""
     s_ij, _ = choice_probabilities(delta, products, tastes, prices)
@@ -387,7 +410,9 @@ def elasticities(delta: Any, products: ProductSet, tastes: ConsumerTastes, price
     return np.where(pair, out, np.nan)
 
 
-def diversion_ratios(delta: Any, products: ProductSet, tastes: ConsumerTastes, prices: Any = None) -> np.ndarray:
+def diversion_ratios(
+    delta: Any, products: ProductSet, tastes: ConsumerTastes, prices: Any = None
+) -> np.ndarray:
     """``[B,J,J]`` diversion ratios with respect to price (pyblp's convention):
     ``D[j,k] = -(d s_k/d p_j) / (d s_j/d p_j)`` for ``k != j`` and, on the diagonal, the diversion to
     the outside option ``D[j,j] = -(d s_0/d p_j) / (d s_j/d p_j)``; each row sums to 1.  NaN where a

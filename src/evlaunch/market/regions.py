@@ -122,7 +122,7 @@ def regional_shares(utility: np.ndarray, available: np.ndarray | None = None) ->
 
 def national_shares(shares: np.ndarray, regions: RegionSet) -> np.ndarray:
     """Buyer-weighted national shares [N, K] from regional shares [N, R, K]."""
-    return np.einsum("nr,nrk->nk", regions.weights, shares)
+    return (regions.weights[:, :, None] * shares).sum(axis=1)
 
 
 def calibrate_mean_utilities(observed: np.ndarray, alpha: np.ndarray, effective_price: np.ndarray,
@@ -135,14 +135,29 @@ def calibrate_mean_utilities(observed: np.ndarray, alpha: np.ndarray, effective_
         raise DataError("calibration needs positive shares that leave room for the outside option")
     log_observed = np.log(observed)
     outside = 1.0 - observed.sum(axis=1)
-    xi = (log_observed - np.log(outside)[:, None] - np.asarray(alpha)[:, None] * effective_price
+    alpha = np.asarray(alpha, dtype=float)
+    effective_price = np.asarray(effective_price, dtype=float)
+    xi = (log_observed - np.log(outside)[:, None] - alpha[:, None] * effective_price
           if start is None else np.array(start, dtype=float))
+    # Each draw iterates until its own error is below the tolerance and is then left alone, so a draw's
+    # result does not depend on which other draws share its chunk (runs are identical however split).
+    active = np.arange(observed.shape[0])
     for _ in range(CONTRACTION_MAX_ITERATIONS):
-        predicted = national_shares(regional_shares(regional_utilities(xi, alpha, effective_price, regions,
-                                                                       extras)), regions)
-        step = log_observed - np.log(predicted)
-        if np.max(np.abs(step)) < CONTRACTION_TOLERANCE:
+        part = _subset(regions, active)
+        extra = None if extras is None else extras[active]
+        predicted = national_shares(regional_shares(regional_utilities(
+            xi[active], alpha[active], effective_price[active], part, extra)), part)
+        step = log_observed[active] - np.log(predicted)
+        done = np.max(np.abs(step), axis=1) < CONTRACTION_TOLERANCE
+        xi[active[~done]] += step[~done]
+        active = active[~done]
+        if active.size == 0:
             return xi
-        xi = xi + step
     raise DataError(f"the regional calibration did not converge in {CONTRACTION_MAX_ITERATIONS} iterations "
                     f"(max log-share error {np.max(np.abs(step)):.2e}); regions may be too different")
+
+
+def _subset(regions: RegionSet, rows: np.ndarray) -> RegionSet:
+    return RegionSet(regions.names, regions.weights[rows], regions.price_sensitivity[rows],
+                     regions.charging_share[rows], regions.charging_growth_extra[rows], regions.plate_utility[rows],
+                     regions.campaign_utility[rows])

@@ -189,6 +189,7 @@ SECTIONS: list[Callable[[ReportContext], Section | None]] = [
     overview, launch_section, deliveries_section, _reference_class, money_section, market_section, _what_matters,
     assumptions_section, data_section,
 ]
+SECTIONS += __import__("evlaunch.report.dynamics", fromlist=["SECTIONS"]).SECTIONS  # NEV path, policy, regions
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}

@@ -22,13 +22,16 @@ below ``tol`` (pyblp: 1e-12) and the updated prices are returned.
   the residual blows up or stops improving.  It needs ~3x fewer evaluations and, under the same stopping
   rule, lands closer to the exact fixed point than the simple iteration (whose error at stopping can
   reach ~1e-6 relative for products with tiny shares, because Lambda_j is tiny for them).
-* Markets that still fail (iteration cap, non-finite values) go to a fallback: Newton's method on
-  ``p - c - zeta(p)`` with a finite-difference Jacobian and backtracking on the FOC residual; a warning
-  gives the count of markets that remain unconverged.  Nothing loops without a cap.
+* Markets the fixed point does not solve — evaluation cap, non-finite values, or (Anderson) 20
+  restarts, typically a cycling map — go to Newton's method on the FOCs with the analytic Jacobian
+  (one I x J x J product) and an Armijo line search on the share-scaled FOC residual, first from the
+  best point found, then from the start; markets still unsolved resume plain fixed-point steps from the
+  best point with the rest of the evaluation budget.  A warning gives the count of markets that remain
+  unconverged.  Every loop is capped.
 
-Backends: ``"numba"`` (default) compiles the per-market fixed point (parallel over markets, cached on
-disk); the ownership must be a partition into firms (``firm_ids``) — its cost per evaluation is
-O(I J) instead of O(I J^2).  ``"numpy"`` is a pure-numpy path batched over markets that also accepts
+Backends: ``"numba"`` (default) compiles the per-market fixed point (cached on disk; it releases the
+GIL and markets are spread over a few threads); the ownership must be a partition into firms
+(``firm_ids``) — its cost per evaluation is O(I J) instead of O(I J^2).  ``"numpy"`` is a pure-numpy path batched over markets that also accepts
 general (e.g. partial) ownership matrices.  Both run the same algorithm and agree to rounding.
 
 Capacity: with ``capacity[B,J]`` (maximum share of the market a product can serve, i.e. units over
@@ -43,7 +46,9 @@ product satisfies ``s_j <= K_j (1 + capacity_tol)`` and every positive ``lambda_
 from __future__ import annotations
 
 import math
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,9 +65,9 @@ from evlaunch.market.rc_logit import (
 __all__ = [
     "EquilibriumWarning",
     "PriceEquilibrium",
-    "ownership_matrix",
-    "marginal_costs",
     "foc_residual",
+    "marginal_costs",
+    "ownership_matrix",
     "solve_prices",
 ]
 
@@ -71,7 +76,7 @@ _MEMORY = 5  # Anderson memory
 _SWITCH = 0.1  # start mixing once the FOC residual fell below this fraction of its value at the (re)start
 _BLOWUP = 10.0  # restart when the residual exceeds this multiple of the best one
 _PATIENCE = 5  # restart after this many evaluations without a new best
-_MAX_RESTARTS = 50
+_MAX_RESTARTS = 20  # then hand the market to the Newton fallback (the map may be cycling)
 _BIG = 1e300  # pyblp bounds 1/Lambda at 1/1e-300 when Lambda underflows
 
 
@@ -87,8 +92,9 @@ class PriceEquilibrium:
     shares: ``[B,J]`` shares at those prices (0 for unavailable products).
     iterations: ``[B]`` evaluations of the zeta map per market (fallback evaluations included).
     converged: ``[B]`` whether the FOC residual met ``tol``.
-    foc_norm: ``[B]`` max |FOC residual| at the returned prices (share units).
-    fallback: ``[B]`` whether the market needed the Newton fallback.
+    foc_norm: ``[B]`` max |FOC residual| at the returned prices (share units; with capacity, against
+        costs plus shadow costs).
+    fallback: ``[B]`` whether the market went to the Newton fallback.
     shadow_costs: ``[B,J]`` capacity multipliers (currency units per unit; zeros without capacity).
     """
 
@@ -119,7 +125,9 @@ def ownership_matrix(firm_ids: Any, available: Any = None) -> np.ndarray:
     return same.astype(np.float64)
 
 
-def marginal_costs(price: Any, shares: Any, jacobian: Any, ownership: Any, available: Any = None) -> np.ndarray:
+def marginal_costs(
+    price: Any, shares: Any, jacobian: Any, ownership: Any, available: Any = None
+) -> np.ndarray:
     """``[B,J]`` marginal costs implied by the Bertrand FOCs at observed prices and shares.
 
     ``c = p - eta`` with markups ``eta = -(H o (ds/dp)')^{-1} s`` (pyblp's ``compute_costs``);
@@ -164,18 +172,33 @@ def foc_residual(
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
-_C = [1.0 / math.factorial(n) for n in range(14)]
-_C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12, _C13 = _C[2:]
+# exp(r) on |r| <= ln2/2: degree-11 Chebyshev fit (mpmath.chebyfit at 50 digits, rounded to float64);
+# max relative error 2.2e-16 on a dense grid (the same as the degree-13 Taylor polynomial)
+_P = (
+    2.5110037605963777e-08,
+    2.763263963904103e-07,
+    2.755724091857897e-06,
+    2.4801485482328494e-05,
+    0.00019841269890047113,
+    0.0013888888952314775,
+    0.008333333333319601,
+    0.0416666666664881,
+    0.1666666666666668,
+    0.5000000000000019,
+)
+_P11, _P10, _P9, _P8, _P7, _P6, _P5, _P4, _P3, _P2 = _P
 # fast-math flags that allow vectorised reductions but keep NaN/inf semantics
 _FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
 
 
 @nb.njit(cache=True, fastmath=_FASTMATH)
-def _zeta_eval(base, d, w, p, costs, seg, E, kb, A, mx, inv, ws, wds, wds2, S, L, G, p_new):  # pragma: no cover
+def _zeta_eval(
+    base, d, w, p, costs, seg, E, kb, A, mx, inv, ws, wds, wds2, S, L, G, p_new
+):  # pragma: no cover
     """One evaluation of the zeta map in one market (products sorted by firm, ``seg`` firm bounds).
 
     base[j,i] = non-price utility.  Fills shares S, Lambda L, Gamma-tilde margin G and p_new; returns
-    the FOC residual max_j |L_j (p_new_j - p_j)|.  exp is a vectorisable Cody-Waite/Taylor kernel
+    the FOC residual max_j |L_j (p_new_j - p_j)|.  exp is a vectorisable Cody-Waite/polynomial kernel
     accurate to ~1 ulp on [-708, 0] (arguments are <= 0 after the log-sum-exp shift).
     """
     J, I = base.shape
@@ -191,22 +214,19 @@ def _zeta_eval(base, d, w, p, costs, seg, E, kb, A, mx, inv, ws, wds, wds2, S, L
     for j in range(J):
         for i in range(I):
             v = E[j, i] - mx[i]
-            if v < -708.0:
-                v = -708.0
+            v = max(v, -708.0)
             kf = math.floor(v * _LOG2E + 0.5)
             r = (v - kf * _LN2_HI) - kf * _LN2_LO
-            q = _C13
-            q = q * r + _C12
-            q = q * r + _C11
-            q = q * r + _C10
-            q = q * r + _C9
-            q = q * r + _C8
-            q = q * r + _C7
-            q = q * r + _C6
-            q = q * r + _C5
-            q = q * r + _C4
-            q = q * r + _C3
-            q = q * r + _C2
+            q = _P11
+            q = q * r + _P10
+            q = q * r + _P9
+            q = q * r + _P8
+            q = q * r + _P7
+            q = q * r + _P6
+            q = q * r + _P5
+            q = q * r + _P4
+            q = q * r + _P3
+            q = q * r + _P2
             q = q * r + 1.0
             q = q * r + 1.0
             E[j, i] = q
@@ -398,8 +418,7 @@ def _solve_market(base, d, w, costs, start, seg, tol, max_evals, method, out_p, 
                     acc += dF[a, j] * dF[b, j]
                 gram[a, b] = acc
                 gram[b, a] = acc
-            if gram[a, a] > top:
-                top = gram[a, a]
+            top = max(top, gram[a, a])
             acc = 0.0
             for j in range(J):
                 acc += dF[a, j] * f[j]
@@ -427,13 +446,32 @@ def _solve_market(base, d, w, costs, start, seg, tol, max_evals, method, out_p, 
     return evals, converged, foc_at
 
 
-@nb.njit(cache=True, parallel=True)
-def _solve_batch_numba(delta0, x2, sigma_nu, d, w, costs, start, n_avail, seg_bounds, n_seg, active,
-                       tol, max_evals, method, out_p, out_s, out_evals, out_conv, out_foc):  # pragma: no cover
+@nb.njit(cache=True, nogil=True)
+def _solve_batch_numba(
+    delta0,
+    x2,
+    sigma_nu,
+    d,
+    w,
+    costs,
+    start,
+    n_avail,
+    seg_bounds,
+    n_seg,
+    active,
+    tol,
+    max_evals,
+    method,
+    out_p,
+    out_s,
+    out_evals,
+    out_conv,
+    out_foc,
+):  # pragma: no cover
     B = delta0.shape[0]
     K = x2.shape[2]
     I = d.shape[1]
-    for b in nb.prange(B):
+    for b in range(B):
         if not active[b]:
             continue
         J = n_avail[b]
@@ -451,8 +489,19 @@ def _solve_batch_numba(delta0, x2, sigma_nu, d, w, costs, start, n_avail, seg_bo
                     acc += x2[b, j, k] * sigma_nu[b, i, k]
                 base[j, i] = acc
         seg = seg_bounds[b, : n_seg[b] + 1].copy()
-        evals, conv, foc = _solve_market(base, d[b], w[b], costs[b, :J].copy(), start[b, :J].copy(), seg,
-                                         tol, max_evals, method, out_p[b], out_s[b])
+        evals, conv, foc = _solve_market(
+            base,
+            d[b],
+            w[b],
+            costs[b, :J].copy(),
+            start[b, :J].copy(),
+            seg,
+            tol,
+            max_evals,
+            method,
+            out_p[b],
+            out_s[b],
+        )
         out_evals[b] = evals
         out_conv[b] = conv
         out_foc[b] = foc
@@ -604,57 +653,77 @@ def _final_state_numpy(base, d, w, p, costs, H, avail):
 
 
 # ----------------------------------------------------------------------------------------------
-# Newton fallback (numpy, one market at a time)
+# Newton on the FOCs (numpy, one market at a time): the fallback
 # ----------------------------------------------------------------------------------------------
 
 
-def _newton_fallback(base, d, w, costs, start, H, avail, tol, max_newton=40):
-    """Newton on R(p) = p - c - zeta(p) with a forward-difference Jacobian and backtracking on the FOC
-    residual max|Lambda R|.  One market (arrays with a leading axis of 1).  Returns (p, evals, ok)."""
-    idx = np.flatnonzero(avail[0])
-    evals = 0
+def _foc_and_jacobian(base, d, w, p, costs, H, jacobian=True):
+    """FOC residual F [J], shares s [J] and the Jacobian dF/dp [J,J] in one market (available products).
 
-    def residual(p):
-        nonlocal evals
-        evals += 1
-        g, foc, _, _, _ = _zeta_numpy(base, d, w, p, costs, H, avail)
-        return p[0, idx] - g[0, idx], foc[0], g
+    With a_i the price derivative of utility, m = p - c and M_ij = sum_k H_jk s_ik m_k:
+    F_j = sum_i w_i s_ij B_ij, B_ij = 1 + a_i (H_jj m_j - M_ij), and
+    dF_j/dp_l = 1[j=l] sum_i w_i a_i s_ij (B_ij + H_jj) - sum_i w_i a_i s_ij s_il (B_ij - a_i M_ij)
+                - H_jl sum_i w_i a_i s_ij s_il (a_i m_l + 1).
+    """
+    u = base + d[:, None] * p[None, :]
+    peak = np.maximum(np.max(u, axis=1), 0.0)
+    with np.errstate(under="ignore", over="ignore", invalid="ignore"):
+        e = np.exp(u - peak[:, None])
+        s = e / (np.exp(-peak) + e.sum(axis=1))[:, None]
+        m = p - costs
+        M = (s * m[None, :]) @ H.T
+        h_diag = np.diagonal(H)
+        B = 1.0 + d[:, None] * (h_diag[None, :] * m[None, :] - M)
+        F = np.einsum("i,ij->j", w, s * B)
+        shares = w @ s
+        if not jacobian:
+            return F, shares, None
+        was = (w * d)[:, None] * s  # [I,J]
+        jac = -(was * (B - d[:, None] * M)).T @ s
+        jac -= H * (was.T @ (s * (d[:, None] * m[None, :] + 1.0)))
+        jac[np.diag_indices_from(jac)] += np.einsum("ij,ij->j", was, B + h_diag[None, :])
+    return F, shares, jac
 
+
+def _newton(base, d, w, costs, start, H, tol, max_steps=60, rel_tol=1e-10):
+    """Newton's method on the FOCs of one market.
+
+    ``base`` [I,J], ``H`` [J,J], vectors [J] for available products only.  The FOC residual alone is
+    badly scaled (tiny for products with tiny shares even when their prices are far off), so the line
+    search is an Armijo test on ``||F / s||_2`` with the shares of the current point (the Newton step is
+    a descent direction for it), and convergence needs max|F| <= tol and max|F / s| <= ``rel_tol``.
+    Returns (prices, evaluations, converged)."""
     p = start.copy()
-    r, foc, g = residual(p)
-    if not np.isfinite(foc):
-        return start, evals, False
-    n = idx.size
-    for _ in range(max_newton):
-        if foc <= tol:
-            return g, evals, True
-        jac = np.empty((n, n))
-        h = 1e-7 * np.maximum(np.abs(p[0, idx]), 1.0)
-        for col in range(n):
-            q = p.copy()
-            q[0, idx[col]] += h[col]
-            rq, _, _ = residual(q)
-            jac[:, col] = (rq - r) / h[col]
+    F, shares, jac = _foc_and_jacobian(base, d, w, p, costs, H)
+    evals = 1
+    for _ in range(max_steps):
+        scale = np.where(shares > 0, 1.0 / np.maximum(shares, 1e-300), 1.0)
+        value = np.sum((F * scale) ** 2)
+        if not np.isfinite(value):
+            break
+        if np.max(np.abs(F), initial=0.0) <= tol and np.max(np.abs(F * scale), initial=0.0) <= rel_tol:
+            return p, evals, True
         try:
-            step = np.linalg.solve(jac, -r)
+            step = np.linalg.solve(jac, -F)
         except np.linalg.LinAlgError:
-            return g, evals, False
+            break
         if not np.all(np.isfinite(step)):
-            return g, evals, False
+            break
         t = 1.0
-        improved = False
-        for _ in range(30):
-            q = p.copy()
-            q[0, idx] += t * step
-            rq, fq, gq = residual(q)
-            if np.isfinite(fq) and fq < foc:
-                p, r, foc, g = q, rq, fq, gq
-                improved = True
+        for _ in range(40):
+            q = p + t * step
+            Fq, _, _ = _foc_and_jacobian(base, d, w, q, costs, H, jacobian=False)
+            evals += 1
+            vq = np.sum((Fq * scale) ** 2)
+            if np.isfinite(vq) and vq <= (1.0 - 1e-4 * t) * value:
                 break
             t *= 0.5
-        if not improved:
-            return g, evals, foc <= tol
-    return g, evals, foc <= tol
+        else:
+            break  # no descent: at rounding level, or stuck at a near-root
+        p = q
+        F, shares, jac = _foc_and_jacobian(base, d, w, p, costs, H)
+        evals += 1
+    return p, evals, bool(np.max(np.abs(F), initial=0.0) <= tol)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -688,7 +757,11 @@ def _prepare(delta, products, tastes, costs, start):
     if start.shape != delta.shape:
         raise ValueError(f"start {start.shape} must be [B,J] = {delta.shape}")
     avail = products.available
-    if not (np.all(np.isfinite(costs[avail])) and np.all(np.isfinite(start[avail])) and np.all(np.isfinite(delta[avail]))):
+    if not (
+        np.all(np.isfinite(costs[avail]))
+        and np.all(np.isfinite(start[avail]))
+        and np.all(np.isfinite(delta[avail]))
+    ):
         raise ValueError("delta, costs and start prices of available products must be finite")
     delta0 = np.where(avail, delta - tastes.alpha_mean[:, None] * products.price, 0.0)
     costs = np.where(avail, costs, 0.0)
@@ -696,7 +769,22 @@ def _prepare(delta, products, tastes, costs, start):
     return delta0, costs, start
 
 
-def _run_numba(delta0, products, tastes, costs, start, labels, active, tol, max_evals, method):
+def _writable(array):
+    """A C-contiguous, writable array (read-only inputs, e.g. from pandas, would make numba compile
+    another specialisation)."""
+    array = np.asarray(array)
+    if array.flags.c_contiguous and array.flags.writeable:
+        return array
+    return np.array(array, order="C")
+
+
+def _thread_count(threads):
+    if threads is None:
+        return max(1, min(os.cpu_count() or 1, nb.config.NUMBA_NUM_THREADS))
+    return max(1, int(threads))
+
+
+def _run_numba(delta0, products, tastes, costs, start, labels, active, tol, max_evals, method, threads):
     B, J = delta0.shape
     avail = products.available
     # sort each market's products: available first, grouped by firm
@@ -713,17 +801,39 @@ def _run_numba(delta0, products, tastes, costs, start, labels, active, tol, max_
         starts = np.flatnonzero(change[b])
         seg_bounds[b, : starts.size] = starts
         seg_bounds[b, starts.size] = n_avail[b]
-    take = lambda a: np.ascontiguousarray(np.take_along_axis(a, order, axis=1))  # noqa: E731
-    x2 = np.ascontiguousarray(np.take_along_axis(products.x2, order[:, :, None], axis=1))
-    out_p = take(start).copy()
+    take = lambda a: _writable(np.take_along_axis(a, order, axis=1))
+    inputs = (
+        take(delta0),
+        _writable(np.take_along_axis(products.x2, order[:, :, None], axis=1)),
+        _writable(tastes.sigma_nu),
+        _writable(tastes.price_derivative),
+        _writable(tastes.weights),
+        take(costs),
+        take(start),
+        n_avail,
+        seg_bounds,
+        n_seg,
+    )
+    out_p = take(start)
     out_s = np.zeros((B, J))
     out_evals = np.zeros(B, dtype=np.int64)
     out_conv = np.zeros(B, dtype=bool)
     out_foc = np.zeros(B)
-    _solve_batch_numba(take(delta0), x2, tastes.sigma_nu, np.ascontiguousarray(tastes.price_derivative),
-                       tastes.weights, take(costs), take(start), n_avail, seg_bounds, n_seg,
-                       np.ascontiguousarray(active), float(tol), int(max_evals), int(method),
-                       out_p, out_s, out_evals, out_conv, out_foc)
+    outputs = (out_p, out_s, out_evals, out_conv, out_foc)
+    settings = (float(tol), int(max_evals), int(method))
+    todo = np.flatnonzero(active)
+    workers = min(_thread_count(threads), max(1, todo.size // 4))
+    if workers <= 1:
+        _solve_batch_numba(*inputs, _writable(active), *settings, *outputs)
+    else:
+        # the kernel releases the GIL; markets are dealt round-robin to balance the load
+        masks = []
+        for t in range(workers):
+            mask = np.zeros(B, dtype=bool)
+            mask[todo[t::workers]] = True
+            masks.append(mask)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(lambda mask: _solve_batch_numba(*inputs, mask, *settings, *outputs), masks))
     prices = np.empty_like(out_p)
     shares = np.empty_like(out_s)
     np.put_along_axis(prices, order, out_p, axis=1)
@@ -737,7 +847,9 @@ def _base_utilities(delta0, products, tastes, idx):
     return np.where(products.available[idx][:, None, :], base, -np.inf)
 
 
-def _run_numpy(delta0, products, tastes, costs, start, H, active, tol, max_evals, method, chunk_elements=2_000_000):
+def _run_numpy(
+    delta0, products, tastes, costs, start, H, active, tol, max_evals, method, chunk_elements=2_000_000
+):
     B, J = delta0.shape
     I = tastes.types
     prices = start.copy()
@@ -749,40 +861,106 @@ def _run_numpy(delta0, products, tastes, costs, start, H, active, tol, max_evals
     per_chunk = max(1, chunk_elements // max(1, I * J))
     d = tastes.price_derivative
     for lo in range(0, idx_all.size, per_chunk):
-        idx = idx_all[lo: lo + per_chunk]
+        idx = idx_all[lo : lo + per_chunk]
         base = _base_utilities(delta0, products, tastes, idx)
         avail = products.available[idx]
-        p, e, c = _solve_chunk_numpy(base, d[idx], tastes.weights[idx], costs[idx], start[idx], H[idx], avail,
-                                     tol, max_evals, method)
+        p, e, c = _solve_chunk_numpy(
+            base, d[idx], tastes.weights[idx], costs[idx], start[idx], H[idx], avail, tol, max_evals, method
+        )
         s, f = _final_state_numpy(base, d[idx], tastes.weights[idx], p, costs[idx], H[idx], avail)
         prices[idx], shares[idx], evals[idx], conv[idx], foc[idx] = p, np.where(avail, s, 0.0), e, c, f
     return prices, shares, evals, conv, foc
 
 
-def _solve_unconstrained(delta0, products, tastes, costs, start, labels, H, active, tol, max_evals, method,
-                         backend, fallback):
-    B, J = delta0.shape
+def _fixed_point(
+    delta0, products, tastes, costs, start, labels, H, active, tol, max_evals, method, backend, threads
+):
     if backend == "numba" and labels is not None:
-        prices, shares, evals, conv, foc = _run_numba(delta0, products, tastes, costs, start, labels, active,
-                                                      tol, max_evals, method)
-    else:
-        prices, shares, evals, conv, foc = _run_numpy(delta0, products, tastes, costs, start, H, active,
-                                                      tol, max_evals, method)
+        return _run_numba(
+            delta0, products, tastes, costs, start, labels, active, tol, max_evals, method, threads
+        )
+    return _run_numpy(delta0, products, tastes, costs, start, H, active, tol, max_evals, method)
+
+
+def _solve_unconstrained(
+    delta0,
+    products,
+    tastes,
+    costs,
+    start,
+    labels,
+    H,
+    active,
+    tol,
+    max_evals,
+    method,
+    backend,
+    fallback,
+    newton_after,
+    threads,
+):
+    """Fixed point for every active market, then for markets that did not converge (cap, cycling,
+    non-finite values): Newton on the FOCs from the best point found, then from the start; markets still
+    unsolved resume plain fixed-point steps from the best point with the rest of the budget."""
+    B, _J = delta0.shape
+    first_cap = min(newton_after, max_evals) if fallback else max_evals
+    prices, shares, evals, conv, foc = _fixed_point(
+        delta0, products, tastes, costs, start, labels, H, active, tol, first_cap, method, backend, threads
+    )
     used_fallback = np.zeros(B, dtype=bool)
-    if fallback:
-        for b in np.flatnonzero(active & ~conv):
-            used_fallback[b] = True
-            sl = slice(b, b + 1)
-            base = _base_utilities(delta0, products, tastes, np.array([b]))
-            d = tastes.price_derivative[sl]
-            best = prices[sl] if np.all(np.isfinite(prices[sl])) else start[sl]
-            p, e, ok = _newton_fallback(base, d, tastes.weights[sl], costs[sl], best, H[sl],
-                                        products.available[sl], tol)
+    if not fallback:
+        return prices, shares, evals, conv, foc, used_fallback
+    todo = active & ~conv
+    for b in np.flatnonzero(todo):
+        used_fallback[b] = True
+        idx = np.flatnonzero(products.available[b])
+        base = _base_utilities(delta0, products, tastes, np.array([b]))[0][:, idx]
+        args = (base, tastes.price_derivative[b], tastes.weights[b], costs[b, idx])
+        hb = H[b][np.ix_(idx, idx)]
+        for origin in (prices[b, idx], start[b, idx]):
+            if not np.all(np.isfinite(origin)):
+                continue
+            p, e, ok = _newton(*args, origin, hb, tol)
             evals[b] += e
-            s, f = _final_state_numpy(base, d, tastes.weights[sl], p, costs[sl], H[sl], products.available[sl])
-            if ok or f[0] < foc[b] or not np.isfinite(foc[b]):
-                prices[b], shares[b], foc[b] = p[0], np.where(products.available[b], s[0], 0.0), f[0]
-            conv[b] = ok
+            if ok:
+                prices[b, idx] = p
+                conv[b] = True
+                todo[b] = False
+                break
+    left = max_evals - evals
+    resume = todo & (left > 0)
+    if np.any(resume):
+        p2, _, e2, c2, _ = _fixed_point(
+            delta0,
+            products,
+            tastes,
+            costs,
+            prices,
+            labels,
+            H,
+            resume,
+            tol,
+            int(left[resume].max()),
+            _METHODS["simple"],
+            backend,
+            threads,
+        )
+        prices[resume], conv[resume] = p2[resume], c2[resume]
+        evals[resume] += e2[resume]
+    # shares and FOC residual at the returned prices of markets that went through the fallback
+    for b in np.flatnonzero(used_fallback):
+        sl = np.array([b])
+        base = _base_utilities(delta0, products, tastes, sl)
+        s, f = _final_state_numpy(
+            base,
+            tastes.price_derivative[sl],
+            tastes.weights[sl],
+            prices[sl],
+            costs[sl],
+            H[sl],
+            products.available[sl],
+        )
+        shares[b], foc[b] = np.where(products.available[b], s[0], 0.0), f[0]
     return prices, shares, evals, conv, foc, used_fallback
 
 
@@ -800,9 +978,11 @@ def solve_prices(
     tol: float = 1e-12,
     max_evaluations: int = 5000,
     fallback: bool = True,
+    newton_after: int | None = None,
     capacity: Any = None,
     capacity_tol: float = 1e-9,
     max_capacity_rounds: int = 100,
+    threads: int | None = None,
 ) -> PriceEquilibrium:
     """Bertrand-Nash equilibrium prices in every market by the zeta-markup fixed point.
 
@@ -813,10 +993,16 @@ def solve_prices(
     start: ``[B,J]`` starting prices (default ``products.price``, as pyblp).
     method: ``"anderson"`` (default) or ``"simple"`` (pyblp's iteration); see the module docstring.
     tol: FOC residual tolerance (share units), pyblp's default 1e-12.
-    max_evaluations: cap on zeta-map evaluations per market before the fallback.
-    fallback: run the Newton fallback on markets that did not converge.
+    max_evaluations: cap on zeta-map evaluations per market.
+    fallback: hand markets that have not converged after ``newton_after`` evaluations to Newton's method
+        on the FOCs (analytic Jacobian, backtracking), resuming the fixed point if Newton fails.
+    newton_after: evaluations before the Newton fallback (default ``max_evaluations``: Newton only for
+        markets the fixed point cannot solve).  Earlier hand-over rarely pays: markets that converge
+        slowly are mostly ones whose FOCs nearly touch zero away from the root (a luxury car priced far
+        above rivals, bought by a few very rich consumer types), where Newton stalls too.
     capacity: optional ``[B,J]`` capacity in shares of the market (units / market size; inf or NaN =
         unconstrained); prices rise until shares fit (shadow-cost approach, module docstring).
+    threads: worker threads for the numba backend (default: the CPU count); markets are independent.
 
     Markets are solved independently (a converged market stops updating).  Warns with
     :class:`EquilibriumWarning` giving the count of markets that did not converge.
@@ -848,11 +1034,27 @@ def solve_prices(
         H = np.where(avail[:, :, None] & avail[:, None, :], H, 0.0)
         labels = _labels_from_ownership(H, avail)
     method_code = _METHODS[method]
+    if newton_after is None:
+        newton_after = max_evaluations
     active = np.ones(B, dtype=bool)
     shadow = np.zeros((B, J))
     prices, shares, evals, conv, foc, used_fallback = _solve_unconstrained(
-        delta0, products, tastes, costs_arr, start_arr, labels, H, active, tol, max_evaluations, method_code,
-        backend, fallback)
+        delta0,
+        products,
+        tastes,
+        costs_arr,
+        start_arr,
+        labels,
+        H,
+        active,
+        tol,
+        max_evaluations,
+        method_code,
+        backend,
+        fallback,
+        newton_after,
+        threads,
+    )
 
     if capacity is not None:
         cap = np.asarray(capacity, dtype=np.float64)
@@ -860,7 +1062,9 @@ def solve_prices(
             raise ValueError(f"capacity {cap.shape} must be [B,J] = {(B, J)}")
         cap = np.where(np.isnan(cap), np.inf, cap)
         if np.any(avail & (cap <= 0)):
-            raise ValueError("capacity of available products must be > 0 (mark a product unavailable instead)")
+            raise ValueError(
+                "capacity of available products must be > 0 (mark a product unavailable instead)"
+            )
         constrained = avail & np.isfinite(cap)
         for _ in range(max_capacity_rounds):
             over = constrained & (shares > cap * (1.0 + capacity_tol))
@@ -868,8 +1072,11 @@ def solve_prices(
             todo = np.any(over | slack, axis=1) & conv
             if not np.any(todo):
                 break
-            s_ij, _ = choice_probabilities(np.where(avail, delta0, 0.0) + tastes.alpha_mean[:, None] * prices,
-                                           ProductSet(products.x2, prices, avail), tastes)
+            s_ij, _ = choice_probabilities(
+                np.where(avail, delta0, 0.0) + tastes.alpha_mean[:, None] * prices,
+                ProductSet(products.x2, prices, avail),
+                tastes,
+            )
             wd = tastes.weights * tastes.price_derivative
             own = np.einsum("bi,bij->bj", wd, s_ij * (1.0 - s_ij))  # d s_j / d p_j (< 0)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -878,8 +1085,22 @@ def solve_prices(
             move = (over | slack) & todo[:, None] & np.isfinite(step)
             shadow = np.where(move, np.maximum(shadow + step, 0.0), shadow)
             p2, s2, e2, c2, f2, fb2 = _solve_unconstrained(
-                delta0, products, tastes, costs_arr + shadow, prices, labels, H, todo, tol, max_evaluations,
-                method_code, backend, fallback)
+                delta0,
+                products,
+                tastes,
+                costs_arr + shadow,
+                prices,
+                labels,
+                H,
+                todo,
+                tol,
+                max_evaluations,
+                method_code,
+                backend,
+                fallback,
+                newton_after,
+                threads,
+            )
             prices[todo], shares[todo], conv[todo], foc[todo] = p2[todo], s2[todo], c2[todo], f2[todo]
             evals += e2
             used_fallback |= fb2

@@ -1,15 +1,18 @@
 """The table of Monte Carlo draws: one row per draw, one column per model output, kept on disk.
 
 A `DrawTable` reads an ordered list of Parquet files (the chunk files of a run, in draw order, or one
-consolidated `draws.parquet`) and answers summary questions out-of-core: memory stays bounded by one
-record batch (plus DuckDB's own bounded sort buffers), whatever the number of draws.
+consolidated `draws.parquet`) and answers summary questions with bounded memory, whatever the number
+of draws: `stats` loads as many whole columns at a time as fit in `memory_budget` bytes (fast exact
+order statistics with `np.partition`), and a column too long for the budget is sorted out-of-core by
+DuckDB instead; `mean`, `fraction`, `iter_batches` and `to_parquet` stream record batches.
 
 Statistics and their conventions (all returned as Python floats, computed on float64 values; float32
 and bool columns are converted exactly, bool as 0/1):
 
 * Quantiles use numpy's default definition (`np.quantile(x, q, method="linear")`): for finite data the
   result is bit-for-bit the value numpy gives on the concatenated column. The order statistics come
-  from an out-of-core DuckDB sort; the interpolation is numpy's own formula, replayed in Python.
+  from `np.partition` (column within the memory budget) or an out-of-core DuckDB sort (beyond it);
+  the interpolation is numpy's own formula, replayed in Python.
 * NaN anywhere in a column makes every quantile and the mean of that column NaN, as in numpy.
 * +inf / -inf (e.g. "months to launch" of a draw that never launches) are ordered values. Where numpy
   would interpolate with infinities it produces NaN from `inf - inf` (e.g. the median of [1, 2, inf]);
@@ -49,6 +52,7 @@ __all__ = ["DEFAULT_PROBS", "DrawTable", "quantile_key"]
 
 DEFAULT_PROBS: tuple[float, ...] = (0.1, 0.5, 0.9)
 DEFAULT_BATCH_ROWS = 65_536
+DEFAULT_MEMORY_BUDGET = 256 * 2**20  # bytes of float64 columns `stats` may hold at once
 _DUCKDB_MEMORY_LIMIT = "1GB"  # DuckDB spills its sorts to a temporary directory beyond this
 
 _COMPARISONS = {
@@ -76,15 +80,15 @@ class _ExactSum:
     exponent a float64 can give here), and Python's correctly rounded int / int division finishes it.
     """
 
-    _MAX_BATCH = 1 << 26  # keeps every per-exponent partial sum of 27-bit halves below 2**53
+    _BLOCK = 8192  # values per vectorised step: ~8 temporaries of this size, independent of the draws
     _EXP_OFFSET = 1073  # np.frexp exponents of float64 lie in [-1073, 1024]
 
     def __init__(self) -> None:
         self.total = 0  # integer, in units of 2**-1126
 
     def add(self, finite: np.ndarray) -> None:
-        for begin in range(0, finite.size, self._MAX_BATCH):
-            self._add_batch(finite[begin : begin + self._MAX_BATCH])
+        for begin in range(0, finite.size, self._BLOCK):  # blocks < 2**26 also keep the bincounts exact
+            self._add_batch(finite[begin : begin + self._BLOCK])
 
     def _add_batch(self, values: np.ndarray) -> None:
         if values.size == 0:
@@ -132,6 +136,19 @@ class _ColumnScan:
     def mean_finite(self) -> float:
         return self.finite_sum.mean(self.n_finite)
 
+    def add(self, values: np.ndarray) -> None:
+        """Count and sum float64 values, in blocks so temporaries stay small whatever the length."""
+        for begin in range(0, values.size, DEFAULT_BATCH_ROWS):
+            block = values[begin : begin + DEFAULT_BATCH_ROWS]
+            finite = np.isfinite(block)
+            self.n += block.size
+            if not finite.all():
+                self.n_nan += int(np.count_nonzero(np.isnan(block)))
+                self.n_posinf += int(np.count_nonzero(block == np.inf))
+                self.n_neginf += int(np.count_nonzero(block == -np.inf))
+                block = block[finite]
+            self.finite_sum.add(block)
+
 
 def _quantile_positions(n: int, prob: float) -> tuple[int, int, float]:
     """numpy's "linear" method: (lower index, upper index, weight) into the sorted column of n values."""
@@ -176,10 +193,14 @@ class DrawTable:
 
     Construct from the files in draw order, or with `DrawTable.open(out_dir)` for a run's output
     directory. All files must have the same columns and types. Nothing is loaded until asked.
+    `memory_budget` (bytes) caps the float64 column data `stats` holds at once.
     """
 
-    def __init__(self, paths: Sequence[str | os.PathLike[str]]) -> None:
+    def __init__(
+        self, paths: Sequence[str | os.PathLike[str]], *, memory_budget: int = DEFAULT_MEMORY_BUDGET
+    ) -> None:
         self._paths = tuple(Path(p) for p in paths)
+        self.memory_budget = int(memory_budget)
         if not self._paths:
             raise RunError("a draw table needs at least one Parquet file; the run produced none")
         rows = []
@@ -309,20 +330,22 @@ class DrawTable:
     # -- statistics --------------------------------------------------------------------------------
 
     def _scan(self, names: list[str]) -> dict[str, _ColumnScan]:
+        """One streaming pass: counts and exact sums per column."""
         scans = {name: _ColumnScan(finite_sum=_ExactSum()) for name in names}
         for batch in self._iter_arrow(names, DEFAULT_BATCH_ROWS):
             for i, name in enumerate(names):
-                values = _as_float64(batch.column(i))
-                scan = scans[name]
-                finite = np.isfinite(values)
-                scan.n += values.size
-                if not finite.all():
-                    scan.n_nan += int(np.count_nonzero(np.isnan(values)))
-                    scan.n_posinf += int(np.count_nonzero(values == np.inf))
-                    scan.n_neginf += int(np.count_nonzero(values == -np.inf))
-                    values = values[finite]
-                scan.finite_sum.add(values)
+                scans[name].add(_as_float64(batch.column(i)))
         return scans
+
+    def _load_float64(self, names: list[str]) -> dict[str, np.ndarray]:
+        """Whole columns as float64 arrays, filled batch by batch (no intermediate copies)."""
+        arrays = {name: np.empty(self.n_rows, dtype=np.float64) for name in names}
+        offset = 0
+        for batch in self._iter_arrow(names, DEFAULT_BATCH_ROWS):
+            for i, name in enumerate(names):
+                arrays[name][offset : offset + batch.num_rows] = _as_float64(batch.column(i))
+            offset += batch.num_rows
+        return arrays
 
     @contextmanager
     def _duckdb(self):
@@ -361,27 +384,45 @@ class DrawTable:
             raise ValueError(f"quantile probabilities must lie in [0, 1], got {bad}")
         if len({quantile_key(p) for p in probs}) != len(set(probs)):
             raise ValueError(f"quantile probabilities {probs} are too close to tell apart in their keys (p<percent>)")
-        scans = self._scan(names)
         n = self.n_rows
-        result: dict[str, dict[str, float]] = {}
-        needs_sort = [name for name in names if n and probs and not scans[name].n_nan]
-        with self._duckdb() if needs_sort else _no_connection() as con:
-            for name in names:
-                scan = scans[name]
-                row = {"mean": scan.mean()}
-                if name in needs_sort:
-                    positions = [_quantile_positions(n, p) for p in probs]
-                    ranks = {i for lower, upper, _ in positions for i in (lower, upper)}
-                    values = self._order_statistics(con, name, ranks)
-                    for p, (lower, upper, weight) in zip(probs, positions):
-                        row[quantile_key(p)] = _interpolate(values[lower], values[upper], weight)
+        positions = [_quantile_positions(n, p) for p in probs] if n else []
+        ranks = sorted({i for lower, upper, _ in positions for i in (lower, upper)})
+
+        def finish(name: str, scan: _ColumnScan, order: dict[int, float] | None) -> None:
+            row = {"mean": scan.mean()}
+            for i, p in enumerate(probs):
+                if order is None:  # NaN in the column, or no draws
+                    row[quantile_key(p)] = math.nan
                 else:
-                    for p in probs:
-                        row[quantile_key(p)] = math.nan
-                row["mean_finite"] = scan.mean_finite()
-                row["share_finite"] = scan.n_finite / n if n else math.nan
-                result[name] = row
-        return result
+                    lower, upper, weight = positions[i]
+                    row[quantile_key(p)] = _interpolate(order[lower], order[upper], weight)
+            row["mean_finite"] = scan.mean_finite()
+            row["share_finite"] = scan.n_finite / n if n else math.nan
+            result[name] = row
+
+        result: dict[str, dict[str, float]] = {}
+        per_group = self.memory_budget // (8 * n) if n else max(1, len(names))
+        if per_group >= 1:  # whole columns fit: exact order statistics by partial sorting in memory
+            for begin in range(0, len(names), per_group):
+                group = list(dict.fromkeys(names[begin : begin + per_group]))
+                arrays = self._load_float64(group)
+                for name in group:
+                    values = arrays.pop(name)  # freed after use: the next group starts from nothing
+                    scan = _ColumnScan(finite_sum=_ExactSum())
+                    scan.add(values)
+                    order = None
+                    if n and not scan.n_nan:  # numpy: any NaN makes every quantile NaN
+                        values.partition(ranks)
+                        order = {rank: float(values[rank]) for rank in ranks}
+                    del values
+                    finish(name, scan, order)
+        else:  # a column longer than the budget: stream the sums, let DuckDB sort out-of-core
+            scans = self._scan(names)
+            with self._duckdb() as con:
+                for name in names:
+                    order = None if scans[name].n_nan else self._order_statistics(con, name, set(ranks))
+                    finish(name, scans[name], order)
+        return {name: result[name] for name in names}
 
     def mean(self, columns: str | Iterable[str] | None = None) -> dict[str, float]:
         """Exact, order-independent mean per column (NaN/inf propagate as in numpy)."""
@@ -402,9 +443,4 @@ class DrawTable:
         for block in self.iter_batches([name]):
             hits += int(np.count_nonzero(compare(block[name], value)))
         return hits / self.n_rows if self.n_rows else math.nan
-
-
-@contextmanager
-def _no_connection():
-    yield None
 

@@ -50,8 +50,8 @@ from evlaunch.errors import EvlaunchError, RunError
 from evlaunch.uncertainty.draw_table import DrawTable
 
 __all__ = [
-    "ChunkFn",
     "MANIFEST_FORMAT",
+    "ChunkFn",
     "RunCancelled",
     "chunk_bounds",
     "chunk_path",
