@@ -129,7 +129,9 @@ def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOpt
         simulated = time.perf_counter()
         summary = build_summary(table, scenario, options.draws, options.seed, __version__)
         write_json_atomic(out / "summary.json", summary)
-        table.to_parquet(out / "draws.parquet")
+        # draws.parquet: one row per draw with its sampled inputs and key outputs; the monthly series
+        # stay in the chunk files (the report's fan charts read them there)
+        table.to_parquet(out / "draws.parquet", columns=[c for c in table.columns if "_month." not in c])
         summarised = time.perf_counter()
         if options.report:
             from evlaunch.report.build import write_report

@@ -123,6 +123,26 @@ def test_backends_and_methods_agree():
     assert results[("anderson", "numba")].iterations.sum() < ref.iterations.sum()
 
 
+def test_threads_and_read_only_inputs_give_identical_results():
+    delta, products, tastes, costs = rc_markets(21, markets=12)
+    one = solve_prices(delta, products, tastes, costs, threads=1)
+    frozen = [
+        np.array(a) for a in (delta, products.x2, products.price, tastes.sigma_nu, tastes.weights, costs)
+    ]
+    for a in frozen:
+        a.setflags(write=False)  # e.g. pandas copy-on-write views
+    d, x2, price, sigma_nu, weights, c = frozen
+    two = solve_prices(
+        d,
+        ProductSet(x2, price, None, products.firm_ids),
+        ConsumerTastes(tastes.alpha_mean, tastes.alpha_i, sigma_nu, weights),
+        c,
+        threads=2,
+    )
+    np.testing.assert_array_equal(two.prices, one.prices)
+    np.testing.assert_array_equal(two.iterations, one.iterations)
+
+
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_unavailable_product_equals_removing_it(backend):
     delta, products, tastes, costs = rc_markets(13)

@@ -225,12 +225,13 @@ class DrawTable:
 
     @classmethod
     def open(cls, out_dir: str | os.PathLike[str]) -> DrawTable:
-        """The draws of a run directory: its consolidated `draws.parquet`, else its finished chunk files."""
+        """The draws of a run directory: its finished chunk files (every column, the monthly series
+        included), else its consolidated `draws.parquet` (inputs and key outputs)."""
         out = Path(out_dir)
-        if (out / "draws.parquet").is_file():
-            return cls([out / "draws.parquet"])
-        from evlaunch.uncertainty.execution import open_chunks  # execution imports this module
+        from evlaunch.uncertainty.execution import open_chunks, read_manifest  # execution imports this module
 
+        if (out / "draws.parquet").is_file() and read_manifest(out) is None:
+            return cls([out / "draws.parquet"])
         return open_chunks(out)
 
     # -- shape -----------------------------------------------------------------------------------
@@ -307,24 +308,27 @@ class DrawTable:
             result[name] = np.concatenate(parts[name]) if parts[name] else np.empty(0, dtype=dtype)
         return result
 
-    def to_parquet(self, path: str | os.PathLike[str], *, row_group_rows: int = 131_072) -> Path:
+    def to_parquet(self, path: str | os.PathLike[str], *, row_group_rows: int = 131_072,
+                   columns: Iterable[str] | None = None) -> Path:
         """Write all draws to one Parquet file (atomically) in row groups of `row_group_rows` draws.
 
         Streams: at most about one row group is held in memory, whatever the number of draws.
         """
+        names = self._select(columns)
+        schema = pa.schema([self._schema.field(name) for name in names])
         buffered: list[pa.RecordBatch] = []
         buffered_rows = 0
-        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, self._schema) as writer:
-            for batch in self._iter_arrow(self.columns, min(DEFAULT_BATCH_ROWS, row_group_rows)):
+        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+            for batch in self._iter_arrow(names, min(DEFAULT_BATCH_ROWS, row_group_rows)):
                 buffered.append(batch)
                 buffered_rows += batch.num_rows
                 if buffered_rows >= row_group_rows:
-                    block = pa.Table.from_batches(buffered, self._schema)
+                    block = pa.Table.from_batches(buffered, schema)
                     writer.write_table(block.slice(0, row_group_rows), row_group_rows)
                     buffered = block.slice(row_group_rows).to_batches()
                     buffered_rows -= row_group_rows
             if buffered_rows:
-                writer.write_table(pa.Table.from_batches(buffered, self._schema), row_group_rows)
+                writer.write_table(pa.Table.from_batches(buffered, schema), row_group_rows)
         return Path(path)
 
     # -- statistics --------------------------------------------------------------------------------
