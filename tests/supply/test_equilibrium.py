@@ -56,6 +56,19 @@ def test_ownership_matrix():
     )
 
 
+def test_marginal_costs_invert_the_focs_for_any_jacobian():
+    # FOC: s_j + sum_k H[j,k] (d s_k / d p_j) m_k = 0 -- note the transpose of jacobian[k,j] = d s_k / d p_j
+    jacobian = np.array([[[-2.0, 0.3, 0.1], [0.7, -1.5, 0.2], [0.05, 0.4, -1.0]]])
+    ownership = ownership_matrix(np.array([[1, 1, 2]]))
+    markup = np.array([[0.4, 0.9, 0.6]])
+    shares = -np.einsum("bjk,bkj,bk->bj", ownership, jacobian, markup)
+    price = np.array([[3.0, 2.0, 1.5]])
+    np.testing.assert_allclose(marginal_costs(price, shares, jacobian, ownership), price - markup, rtol=1e-14)
+    unavailable = np.array([[True, True, False]])
+    costs = marginal_costs(price, np.where(unavailable, shares, 0.0), jacobian, ownership)
+    assert np.isnan(costs[0, 2])
+
+
 @pytest.mark.parametrize("method,backend", COMBOS)
 def test_single_product_monopoly_logit_markup(method, backend):
     alphas = np.array([-0.5, -1.0, -2.0])

@@ -87,10 +87,15 @@ class ConsumerTastes:
         alpha_mean = np.broadcast_to(np.asarray(self.alpha_mean, dtype=np.float64), (markets,)).copy()
         if sigma_nu.shape[:2] != (markets, types) or weights.shape != (markets, types):
             raise ValueError(
-                f"alpha_i {alpha_i.shape}, sigma_nu {sigma_nu.shape} and weights {weights.shape} must agree on [B,I]"
+                f"alpha_i {alpha_i.shape}, sigma_nu {sigma_nu.shape} and weights {weights.shape} "
+                "must agree on [B,I]"
             )
         if not (np.all(np.isfinite(weights)) and np.all(weights >= 0)):
             raise ValueError("weights must be finite and non-negative")
+        if not (
+            np.all(np.isfinite(alpha_i)) and np.all(np.isfinite(sigma_nu)) and np.all(np.isfinite(alpha_mean))
+        ):
+            raise ValueError("alpha_mean, alpha_i and sigma_nu must be finite")
         object.__setattr__(self, "alpha_mean", alpha_mean)
         object.__setattr__(self, "alpha_i", alpha_i)
         object.__setattr__(self, "sigma_nu", sigma_nu)

@@ -31,8 +31,9 @@ below ``tol`` (pyblp: 1e-12) and the updated prices are returned.
 
 Backends: ``"numba"`` (default) compiles the per-market fixed point (cached on disk; it releases the
 GIL and markets are spread over a few threads); the ownership must be a partition into firms
-(``firm_ids``) — its cost per evaluation is O(I J) instead of O(I J^2).  ``"numpy"`` is a pure-numpy path batched over markets that also accepts
-general (e.g. partial) ownership matrices.  Both run the same algorithm and agree to rounding.
+(``firm_ids``) — its cost per evaluation is O(I J) instead of O(I J^2).  ``"numpy"`` is a pure-numpy
+path batched over markets that also accepts general (e.g. partial) ownership matrices.  Both run the
+same algorithm and agree to rounding.
 
 Capacity: with ``capacity[B,J]`` (maximum share of the market a product can serve, i.e. units over
 market size) a product whose unconstrained share would exceed it behaves as if it had an extra marginal
@@ -1111,9 +1112,9 @@ def solve_prices(
     n_bad = int(np.sum(~conv))
     if n_bad:
         warnings.warn(
-            f"solve_prices: {n_bad} of {B} markets did not converge (FOC residual above tol={tol:g} after "
-            f"{max_evaluations} evaluations{' and the Newton fallback' if fallback else ''}); their prices are "
-            "the best iterate found — see PriceEquilibrium.converged and foc_norm",
+            f"solve_prices: {n_bad} of {B} markets did not converge (FOC residual above tol={tol:g} "
+            f"within {max_evaluations} evaluations{' and the Newton fallback' if fallback else ''}); "
+            "their prices are the best iterate found — see PriceEquilibrium.converged and foc_norm",
             EquilibriumWarning,
             stacklevel=2,
         )
