@@ -199,7 +199,9 @@ def ramp_shape_from_uniforms(reference: RampReferenceClass, first: np.ndarray, s
     run's ramp shapes are reproducible however its draws are split."""
     from scipy.stats import norm
 
-    first_normal, second_normal = norm.ppf(np.asarray(first, float)), norm.ppf(np.asarray(second, float))
+    # clipped: a design may put a uniform exactly at 0 or 1 (Morris levels), whose normal quantile is infinite
+    first_normal = norm.ppf(np.clip(np.asarray(first, float), 1e-12, 1 - 1e-12))
+    second_normal = norm.ppf(np.clip(np.asarray(second, float), 1e-12, 1 - 1e-12))
     factor = np.linalg.cholesky(reference.log_cov + 1e-12 * np.eye(2))
     # element-wise (not a matrix product over draws), so each draw's value is independent of the batch
     log_midpoint = reference.log_mean[0] + factor[0, 0] * first_normal
