@@ -8,6 +8,7 @@ reproducible subset) so that reports of million-draw runs stay small; tables use
 from __future__ import annotations
 
 import html
+import importlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,23 +174,23 @@ def data_section(context: ReportContext) -> Section:
     return Section("Data and sources", body, "data")
 
 
-def _what_matters(context: ReportContext) -> Section | None:
-    from evlaunch.report.sensitivity import what_matters
+def _elsewhere(module: str, name: str) -> Callable[[ReportContext], Section | None]:
+    """A section defined in another report module, imported when a report is built (those modules import
+    this one, so importing them here at load time would be circular)."""
+    def build(context: ReportContext) -> Section | None:
+        return getattr(importlib.import_module(f"evlaunch.report.{module}"), name)(context)
 
-    return what_matters(context)
-
-
-def _reference_class(context: ReportContext) -> Section | None:
-    from evlaunch.report.reference_class import reference_class_section
-
-    return reference_class_section(context)
+    build.__name__ = name
+    return build
 
 
 SECTIONS: list[Callable[[ReportContext], Section | None]] = [
-    overview, launch_section, deliveries_section, _reference_class, money_section, market_section, _what_matters,
+    overview, _elsewhere("paths", "paths_in_depth"), launch_section, deliveries_section,
+    _elsewhere("reference_class", "reference_class_section"), money_section, market_section,
+    _elsewhere("dynamics", "nev_path_section"), _elsewhere("dynamics", "policy_section"),
+    _elsewhere("dynamics", "regions_section"), _elsewhere("sensitivity", "what_matters"),
     assumptions_section, data_section,
 ]
-SECTIONS += __import__("evlaunch.report.dynamics", fromlist=["SECTIONS"]).SECTIONS  # NEV path, policy, regions
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}

@@ -141,4 +141,3 @@ def regions_section(context):
     return Section("Results by region", body, "regions")
 
 
-SECTIONS = [nev_path_section, policy_section, regions_section]

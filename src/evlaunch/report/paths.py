@@ -1,0 +1,75 @@
+"""Report section: each path in depth — when, how much, what can go wrong, which assumptions matter.
+
+Per path: its stages (duration range and failure odds from the scenario), its fallback, how often it
+failed and how many months were lost, the launch quantiles, deliveries, NPV and cash need, and the
+three inputs that move its NPV most (PAWN indices from the run's own draws).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+
+from evlaunch.report.sensitivity import NOISE, pawn_ranking
+from evlaunch.scenario import quantities, uncertain_parameters
+
+DRIVER_DRAWS = 2000
+
+
+def _range(value) -> str:
+    if hasattr(value, "ppf"):
+        low, mid, high = value.ppf(np.array([0.1, 0.5, 0.9]))
+        return f"{mid:,.3g} ({low:,.3g}–{high:,.3g})"
+    return f"{value:,.3g}"
+
+
+def _bn(value: float | None) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value / 1e9:,.1f} bn"
+
+
+def paths_in_depth(context):
+    from evlaunch.report.build import Section, table_html
+
+    scenario, summary = context.scenario, context.summary
+    values = quantities(scenario)
+    input_names = [n for n in sorted(uncertain_parameters(scenario)) + list(context.model.event_names)
+                   if n in context.table.columns]
+    columns = input_names + [c for p in scenario.paths for c in (f"{p}.npv", f"{p}.path_failed", f"{p}.months_lost")]
+    data = context.table.to_numpy([c for c in columns if c in context.table.columns], limit=DRIVER_DRAWS)
+    inputs = {name: data[name].astype(float) for name in input_names}
+    parts = []
+    for name, path in scenario.paths.items():
+        result = summary["paths"][name]
+        stages = [[html.escape(stage.name), _range(values[f"paths.{name}.stages.{k}.months"]),
+                   _range(values[f"paths.{name}.stages.{k}.failure"])] for k, stage in enumerate(path.stages)]
+        failed = float(np.mean(data[f"{name}.path_failed"])) if f"{name}.path_failed" in data else math.nan
+        lost = data.get(f"{name}.months_lost", np.zeros(1))
+        lost_when_failed = float(np.mean(lost[lost > 0])) if np.any(lost > 0) else 0.0
+        drivers = [item for item in pawn_ranking(inputs, data[f"{name}.npv"].astype(float)) if item[0] != NOISE][:3]
+        launch = result["launch_month"]
+        years = sorted(result["deliveries"])
+        deliveries = ", ".join(f"{year}: {result['deliveries'][year]['mean']:,.0f}" for year in years
+                               if result["deliveries"][year]["mean"])
+        facts = [
+            ["when", f"launch p10/p50/p90: {' / '.join(launch[k] or 'never' for k in ('p10', 'p50', 'p90'))}; "
+                     f"P(launch by {scenario.target_launch}) {result['p_launch_by_target']:.0%}"],
+            ["how much", f"mean deliveries by year — {deliveries or 'none'}"],
+            ["money", f"NPV mean {_bn(result['npv']['mean'])} (p10 {_bn(result['npv']['p10'])}, "
+                      f"p90 {_bn(result['npv']['p90'])}); peak cash need p90 {_bn(result['peak_cash_need']['p90'])}; "
+                      f"P(budget exceeded) {result['p_budget_exceeded']:.1%}"],
+            ["what can go wrong", f"a stage fails in {failed:.0%} of draws"
+                                  + (f", then falls back to <b>{html.escape(path.fallback)}</b> after "
+                                     f"{lost_when_failed:.1f} months lost on average" if path.fallback else
+                                     ", and with no fallback the car never launches on this path")
+                                  + "; supply shocks: " + (", ".join(scenario.supply_shocks) or "none")],
+            ["what matters most for its NPV", ", ".join(f"{html.escape(n)} ({v:.2f})" for n, v in drivers)
+             or "–"],
+        ]
+        capacity = _range(values[f"paths.{name}.capacity_per_year"])
+        parts.append(f"<h3>{html.escape(name)} — {html.escape(path.label)}</h3>"
+                     + table_html(["question", "answer"], facts)
+                     + f"<p>Capacity available: {capacity} vehicles/year; stages (median (p10–p90)):</p>"
+                     + table_html(["stage", "months", "failure probability"], stages))
+    return Section("Each path in depth", "".join(parts), "paths-in-depth")
