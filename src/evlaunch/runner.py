@@ -131,7 +131,8 @@ def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOpt
         write_json_atomic(out / "summary.json", summary)
         # draws.parquet: one row per draw with its sampled inputs and key outputs; the monthly series
         # stay in the chunk files (the report's fan charts read them there)
-        table.to_parquet(out / "draws.parquet", columns=[c for c in table.columns if "_month." not in c])
+        table.to_parquet(out / "draws.parquet", columns=[c for c in table.columns if "_month." not in c],
+                         row_group_rows=20_000)  # bounded memory: one row group at a time
         summarised = time.perf_counter()
         if options.report:
             from evlaunch.report.build import write_report
