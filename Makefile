@@ -34,6 +34,7 @@ test: $(VENV)/.installed-dev chromium
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_equilibrium.py
 	$(BIN)/python benchmarks/bench_scale.py
+	$(BIN)/python benchmarks/bench_cost_growth.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
