@@ -12,16 +12,17 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from evlaunch import __version__
 from evlaunch.atomic import write_json_atomic, write_text_atomic
 from evlaunch.errors import RunError
-from evlaunch.scenario import MAX_DRAWS, Scenario, load_scenario, parse_scenario
+from evlaunch.scenario import MAX_DRAWS, load_scenario, parse_scenario
 from evlaunch.simulate import Model, prepare, simulate
 from evlaunch.store import RunStore
 from evlaunch.summary import build_summary

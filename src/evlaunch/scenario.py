@@ -11,13 +11,23 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import numpy as np
-from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from evlaunch.errors import ScenarioError
 from evlaunch.uncertainty.distributions import DISTRIBUTION_NAMES, Distribution
@@ -289,7 +299,7 @@ class Scenario(_Config):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Scenario":
+    def _consistent(self) -> Scenario:
         as_of_month = self.as_of.year * 12 + self.as_of.month - 1
         if month_number(self.start) <= as_of_month:
             raise ValueError(f"start {self.start} must be after the as-of month {self.as_of:%Y-%m}")
@@ -363,7 +373,7 @@ def _range_rule(path: str) -> tuple[float, float] | None:
     return ALLOWED_RANGES.get(parts[-1])
 
 
-def check_ranges(scenario: "Scenario") -> list[str]:
+def check_ranges(scenario: Scenario) -> list[str]:
     """Problems with quantities outside their allowed range, as 'field: got ...; expected ...' lines."""
     problems = []
     for path, value in quantities(scenario).items():

@@ -11,8 +11,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from evlaunch.analysis.decision import (DecisionConfig, DecisionCriterion, Objective, PathStats,
-                                       Recommendation, path_stats, recommend_path)
+from evlaunch.analysis.decision import (
+    DecisionConfig,
+    DecisionCriterion,
+    Objective,
+    PathStats,
+    Recommendation,
+    path_stats,
+    recommend_path,
+)
 from evlaunch.scenario import Scenario, month_label
 
 QUANTILES = (0.1, 0.5, 0.9)

@@ -9,8 +9,16 @@ import numpy as np
 import pytest
 import scoringrules
 
-from evlaunch.analysis.backtest import (Actual, Score, baseline_value, naive_history, read_actuals, run_backtest,
-                                        score, summarise)
+from evlaunch.analysis.backtest import (
+    Actual,
+    Score,
+    baseline_value,
+    naive_history,
+    read_actuals,
+    run_backtest,
+    score,
+    summarise,
+)
 from evlaunch.data import load_table, numeric
 from evlaunch.errors import DataError
 from evlaunch.scenario import load_scenario

@@ -11,8 +11,14 @@ import pytest
 from evlaunch.data import load_table
 from evlaunch.data.catalogue import parse_period_start
 from evlaunch.errors import DataError
-from evlaunch.market.policy import (PLATE_PRIVILEGE, RURAL_CAMPAIGN, SUBSIDY, TAX_EXEMPTION, load_policy,
-                                    purchase_tax)
+from evlaunch.market.policy import (
+    PLATE_PRIVILEGE,
+    RURAL_CAMPAIGN,
+    SUBSIDY,
+    TAX_EXEMPTION,
+    load_policy,
+    purchase_tax,
+)
 
 AS_OF_2021 = date(2021, 3, 31)
 AS_OF_2023 = date(2023, 10, 31)

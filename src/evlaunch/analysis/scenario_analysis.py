@@ -14,8 +14,16 @@ import numpy as np
 import pandas as pd
 
 from evlaunch.analysis.decision import first_order_dominance
-from evlaunch.analysis.sensitivity import (AnalysisOptions, DesignConfig, Method, NonFiniteRule, Parameter,
-                                           SensitivityResult, difference_output, run_sensitivity)
+from evlaunch.analysis.sensitivity import (
+    AnalysisOptions,
+    DesignConfig,
+    Method,
+    NonFiniteRule,
+    Parameter,
+    SensitivityResult,
+    difference_output,
+    run_sensitivity,
+)
 from evlaunch.scenario import uncertain_parameters
 from evlaunch.simulate import Model, simulate
 from evlaunch.summary import ArrayTable, path_statistics, recommendation

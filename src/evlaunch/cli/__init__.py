@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import sys
 
+# Importing the command modules registers their commands on `app`.
+from evlaunch.cli import analysis_commands, backtest_commands, data_commands, run_commands, serve_commands  # noqa: F401
 from evlaunch.cli.app import app, errors
 from evlaunch.errors import EvlaunchError
-
-# Importing the command modules registers their commands on `app`.
-from evlaunch.cli import analysis_commands, backtest_commands, data_commands, run_commands, serve_commands  # noqa: E402,F401
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -18,7 +18,7 @@ from evlaunch.runner import DEFAULT_SEED, RunOptions, run_scenario
 from evlaunch.scenario import Scenario, load_scenario, parse_scenario
 from evlaunch.store import RunStore
 
-StoreOption = Annotated[Optional[Path], typer.Option("--store", help="run store file")]
+StoreOption = Annotated[Path | None, typer.Option("--store", help="run store file")]
 
 
 def _bn(value: float) -> str:
@@ -119,12 +119,12 @@ def compare(
 def sensitivity(
     scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
     method: Annotated[str, typer.Option(help="sobol (indices with confidence intervals) or morris (screening)")] = "sobol",
-    output: Annotated[Optional[list[str]], typer.Option(
+    output: Annotated[list[str] | None, typer.Option(
         help="per-draw output(s), e.g. own.npv (default: the recommended path's NPV and launch month)")] = None,
     samples: Annotated[int, typer.Option(min=8, max=8192, help="base samples (Sobol N / Morris trajectories)")] = 128,
     seed: Annotated[int, typer.Option(min=0)] = 1,
     top: Annotated[int, typer.Option(min=1, help="rows to print per output")] = 12,
-    out: Annotated[Optional[Path], typer.Option(help="write sensitivity.json and sensitivity.html here")] = None,
+    out: Annotated[Path | None, typer.Option(help="write sensitivity.json and sensitivity.html here")] = None,
 ) -> None:
     """Sobol or Morris sensitivity (SALib) of outputs, and the assumptions that decide the path choice."""
     from evlaunch.analysis.scenario_analysis import sensitivity_study
@@ -174,7 +174,8 @@ def discover(
 ) -> None:
     """Scenario discovery (PRIM): the ranges of assumptions under which a condition mostly holds."""
     from evlaunch.analysis.conditions import evaluate, names_in, parse_condition
-    from evlaunch.analysis.discovery import DiscoveryConfig, discover as find_boxes
+    from evlaunch.analysis.discovery import DiscoveryConfig
+    from evlaunch.analysis.discovery import discover as find_boxes
     from evlaunch.analysis.scenario_analysis import discovery_frame, sample_table, screen_inputs
     from evlaunch.scenario import uncertain_parameters
     from evlaunch.simulate import prepare

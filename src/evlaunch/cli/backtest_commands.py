@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich import box
@@ -40,7 +40,7 @@ def backtest(
                                                             "source, note (optional basis)")],
     draws: Annotated[int, typer.Option(help="number of Monte Carlo draws", min=1)] = 1000,
     seed: Annotated[int, typer.Option(help="random seed", min=0)] = DEFAULT_SEED,
-    workers: Annotated[Optional[int], typer.Option(help="start a local dask cluster with N workers", min=1)] = None,
+    workers: Annotated[int | None, typer.Option(help="start a local dask cluster with N workers", min=1)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
 ) -> None:
     """Score a scenario's forecasts against actuals: p10/p50/p90, 80% coverage, median error, CRPS, naive baselines."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -15,11 +15,11 @@ from evlaunch.data.loader import load_table
 
 @app.command()
 def data(
-    table: Annotated[Optional[str], typer.Argument(help="table name; omit to list the tables")] = None,
-    where: Annotated[Optional[list[str]], typer.Option(
+    table: Annotated[str | None, typer.Argument(help="table name; omit to list the tables")] = None,
+    where: Annotated[list[str] | None, typer.Option(
         "--where", help="filter rows: COLUMN=TEXT (case-insensitive substring); repeatable")] = None,
-    as_of: Annotated[Optional[str], typer.Option(help="show only rows public by this date (YYYY-MM-DD)")] = None,
-    columns: Annotated[Optional[str], typer.Option(help="comma-separated columns to show (source always shown)")] = None,
+    as_of: Annotated[str | None, typer.Option(help="show only rows public by this date (YYYY-MM-DD)")] = None,
+    columns: Annotated[str | None, typer.Option(help="comma-separated columns to show (source always shown)")] = None,
     limit: Annotated[int, typer.Option(min=1, help="most rows to print")] = 200,
 ) -> None:
     """List the sourced tables, or print a table's rows with their sources."""

@@ -6,10 +6,17 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from evlaunch.cli.app import app, console, fail, is_terminal
@@ -18,7 +25,7 @@ from evlaunch.scenario import load_scenario, uncertain_parameters
 from evlaunch.store import RunStore
 from evlaunch.uncertainty.execution import RunCancelled
 
-StoreOption = Annotated[Optional[Path], typer.Option(
+StoreOption = Annotated[Path | None, typer.Option(
     "--store", help="run store file (default: $EVLAUNCH_STORE or the user data directory)")]
 
 
@@ -54,9 +61,9 @@ def run(
     draws: Annotated[int, typer.Option(help="number of Monte Carlo draws", min=1)] = 2000,
     seed: Annotated[int, typer.Option(help="random seed (same scenario + seed + version = same numbers)",
                                       min=0)] = DEFAULT_SEED,
-    out: Annotated[Optional[Path], typer.Option(help="output directory (default: runs/<scenario name>)")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="start a local dask cluster with N workers", min=1)] = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="address of an existing dask scheduler")] = None,
+    out: Annotated[Path | None, typer.Option(help="output directory (default: runs/<scenario name>)")] = None,
+    workers: Annotated[int | None, typer.Option(help="start a local dask cluster with N workers", min=1)] = None,
+    scheduler: Annotated[str | None, typer.Option(help="address of an existing dask scheduler")] = None,
     resume: Annotated[bool, typer.Option(help="complete an interrupted run in --out from its finished chunks")] = False,
     chunk_size: Annotated[int, typer.Option(help="draws per chunk", min=1)] = DEFAULT_CHUNK,
     store: StoreOption = None,
@@ -107,8 +114,8 @@ def validate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
 
 @app.command()
 def runs(
-    scenario: Annotated[Optional[str], typer.Option(help="only runs of this scenario name")] = None,
-    status: Annotated[Optional[str], typer.Option(help="running, finished, failed or cancelled")] = None,
+    scenario: Annotated[str | None, typer.Option(help="only runs of this scenario name")] = None,
+    status: Annotated[str | None, typer.Option(help="running, finished, failed or cancelled")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
     store: StoreOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
@@ -132,7 +139,7 @@ def runs(
 @app.command()
 def report(
     run_id: Annotated[str, typer.Argument(help="run id (or a unique prefix) from `evlaunch runs`")],
-    out: Annotated[Optional[Path], typer.Option(help="where to write the report (default: the run's directory)")] = None,
+    out: Annotated[Path | None, typer.Option(help="where to write the report (default: the run's directory)")] = None,
     store: StoreOption = None,
 ) -> None:
     """Rebuild a stored run's report.html from its draws."""

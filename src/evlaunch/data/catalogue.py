@@ -9,9 +9,9 @@ the month ends, annual figures in the following January).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Callable
 
 import pandas as pd
 

@@ -8,7 +8,7 @@ each distribution's inverse CDF (`ppf`), so the same uniforms give the same draw
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -47,7 +47,7 @@ class Normal(_Distribution):
     high: float = math.inf
 
     @model_validator(mode="after")
-    def _check(self) -> "Normal":
+    def _check(self) -> Normal:
         if not _finite(self.mean, self.sd):
             raise ValueError("mean and sd must be finite numbers")
         if not self.low < self.high:
@@ -67,7 +67,7 @@ class LogNormal(_Distribution):
     sigma: float = Field(gt=0)
 
     @model_validator(mode="after")
-    def _check(self) -> "LogNormal":
+    def _check(self) -> LogNormal:
         if not _finite(self.median, self.sigma):
             raise ValueError("median and sigma must be finite numbers")
         return self
@@ -85,7 +85,7 @@ class Triangular(_Distribution):
     high: float
 
     @model_validator(mode="after")
-    def _check(self) -> "Triangular":
+    def _check(self) -> Triangular:
         if not _finite(self.low, self.mode, self.high):
             raise ValueError("low, mode and high must be finite numbers")
         if not (self.low <= self.mode <= self.high and self.low < self.high):
@@ -105,7 +105,7 @@ class Uniform(_Distribution):
     high: float
 
     @model_validator(mode="after")
-    def _check(self) -> "Uniform":
+    def _check(self) -> Uniform:
         if not _finite(self.low, self.high) or not self.low < self.high:
             raise ValueError(f"need finite low < high, got {self.low}, {self.high}")
         return self
@@ -124,7 +124,7 @@ class Beta(_Distribution):
     high: float = 1.0
 
     @model_validator(mode="after")
-    def _check(self) -> "Beta":
+    def _check(self) -> Beta:
         if not _finite(self.alpha, self.beta, self.low, self.high) or not self.low < self.high:
             raise ValueError("alpha, beta must be finite and positive, and low < high")
         return self
@@ -141,7 +141,7 @@ class Discrete(_Distribution):
     weights: list[float] | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "Discrete":
+    def _check(self) -> Discrete:
         if not _finite(*self.values):
             raise ValueError("values must be finite numbers")
         if self.weights is not None:
@@ -159,6 +159,6 @@ class Discrete(_Distribution):
 
 
 Distribution = Annotated[
-    Union[Normal, LogNormal, Triangular, Uniform, Beta, Discrete], Field(discriminator="dist")
+    Normal | LogNormal | Triangular | Uniform | Beta | Discrete, Field(discriminator="dist")
 ]
 DISTRIBUTION_NAMES = ("normal", "lognormal", "triangular", "uniform", "beta", "discrete")
