@@ -168,8 +168,13 @@ class CompetitorLaunch(_Config):
 class Competition(_Config):
     """How incumbents respond: fixed prices with an entry price cut, or Bertrand-Nash re-pricing."""
 
-    reprice: Literal["fixed", "bertrand"] = "fixed"
-    price_war_cut: Quantity = Field(0.0, description="incumbents' BEV price cut after the entrant's launch")
+    reprice: Literal["fixed", "bertrand"] = Field(
+        "fixed", description="'fixed': incumbents keep list prices (battery pass-through aside) and cut BEV prices "
+                             "by price_war_cut after the entrant's launch; 'bertrand': named models re-price to the "
+                             "Bertrand-Nash equilibrium of their groups, with marginal costs recovered from the base "
+                             "period (supply.repricing)")
+    price_war_cut: Quantity = Field(0.0, description="incumbents' BEV price cut after the entrant's launch "
+                                                     "(reprice = 'fixed' only; ignored with 'bertrand')")
     launches: list[CompetitorLaunch] = Field(default_factory=list, max_length=50)
 
 
@@ -222,7 +227,8 @@ class Dynamics(_Config):
     """Time-varying product inputs: battery-cost pass-through, technology progress and model ageing."""
 
     battery_pass_through: Quantity = Field(0.0, description="share of the pack-cost change since the base "
-                                           "period passed into incumbents' BEV/PHEV prices (fixed prices)")
+                                           "period passed into incumbents' BEV/PHEV prices (reprice = 'fixed' "
+                                           "only; with 'bertrand' the pack cost moves marginal costs)")
     bev_battery_kwh: Quantity | None = Field(None, description="pack of incumbent BEVs without a sourced figure")
     phev_battery_kwh: Quantity | None = Field(None, description="pack of incumbent PHEVs without a sourced figure")
     range_growth_per_year: Quantity = Field(0.0, description="growth of incumbent BEVs' range per year")

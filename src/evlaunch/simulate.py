@@ -9,7 +9,8 @@ Per draw and month: market size grows with seasonality; NEV utility drifts with 
 charging points by region; purchase subsidy and tax follow the policy schedule (`market.policy`);
 regions differ in price sensitivity, charging and policy bonuses (`market.regions`); battery cost,
 range progress and model ageing move incumbents (`market.dynamics`); incumbents cut BEV prices after
-the entrant's launch (or re-price, when an equilibrium solver is configured); the entrant's car enters
+the entrant's launch (`competition.reprice = "fixed"`) or re-price to the Bertrand-Nash equilibrium
+(`"bertrand"`, `supply.repricing`); the entrant's car enters
 at its launch month with an awareness ramp; orders above capacity queue; the money follows. Market
 figures by year are whole calendar years (the start year's months before the start are simulated too).
 """
@@ -30,11 +31,12 @@ from evlaunch.errors import DataError, ScenarioError
 from evlaunch.finance import net_present_value, peak_cash_need, terminal_value, unit_cost
 from evlaunch.market.dynamics import Demand, calibrate_base, pre_start_market, prepare_policy
 from evlaunch.market.history import MarketHistory, load_history
-from evlaunch.market.lineup import Lineup, build_lineup
+from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup, build_lineup
 from evlaunch.market.policy import PolicySchedule
 from evlaunch.market.regions import RegionSet
 from evlaunch.scenario import Scenario, month_label, month_number, quantities
 from evlaunch.supply.capacity import capacity_ramp, serve_orders
+from evlaunch.supply.repricing import IncumbentPricing, diversion_groups, entrant_diversion
 
 AWARENESS_EVENTS = ("product.awareness_shape_event_1", "product.awareness_shape_event_2")
 Inputs = dict[str, np.ndarray]
@@ -133,6 +135,7 @@ class BaseMarket:
     effective_price: np.ndarray | None = None     # [N, J] price + purchase tax - subsidy, base period
     range_km: np.ndarray | None = None            # [N, J] sourced or assumed range (NaN if not needed)
     battery_kwh: np.ndarray | None = None         # [N, J] sourced or assumed battery (NaN if not needed)
+    extras: np.ndarray | None = None              # [N, R, J] regional NEV terms of the base period
 
 
 def calibrate(model: Model, value: Callable[[str], np.ndarray], draws: int) -> BaseMarket:
@@ -162,7 +165,7 @@ def calibrate(model: Model, value: Callable[[str], np.ndarray], draws: int) -> B
     shares = rates / potential[:, None]
     fit = calibrate_base(model, value, draws, price, shares, outside)
     return BaseMarket(potential, price, fit.quality, fit.alpha, shares, outside, fit.adjustment, fit.regions,
-                      fit.effective_price, fit.range_km, fit.battery_kwh)
+                      fit.effective_price, fit.range_km, fit.battery_kwh, fit.extras)
 
 
 def _mean_quality(base: BaseMarket, lineup: Lineup, names: list[str]) -> np.ndarray:
@@ -222,6 +225,13 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
     discount_rate = value("finance.discount_rate")
     budget_cny = scenario.finance.budget_usd * value("finance.usd_cny")
     fixed_costs = value("finance.rnd_per_month") + value("finance.opex_per_month")
+    # incumbents' prices: fixed with an entry cut, or Bertrand re-pricing (supply.repricing)
+    pricing = IncumbentPricing(model, value, draws, base, demand) if scenario.competition.reprice == "bertrand" \
+        else None
+    named_bev = np.array([name not in OTHER_PRODUCTS and powertrain == "BEV"
+                          for name, powertrain in zip(lineup.names, lineup.powertrains)])
+    group_names, group_matrix = diversion_groups(demand, lineup, [c.group for c in scenario.competition.launches])
+    price_coefficient = base.alpha[:, None] * regions.price_sensitivity
 
     for path_name in path_order:
         outcome = outcomes[path_name]
@@ -247,15 +257,32 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
         series = {key: np.zeros((draws, horizon)) for key in
                   ("orders", "deliveries", "revenue", "cash_flow", "operating_flow", "market", "nev", "share")}
         by_region = {key: np.zeros((draws, len(regions.names), horizon)) for key in ("deliveries", "market", "nev")}
+        path_pricing = pricing.path() if pricing is not None else None
+        price_change = np.zeros((draws, horizon))     # named incumbent BEVs: units x (p / p_no_entrant - 1)
+        bev_units = np.zeros((draws, horizon))
+        diversion = np.zeros((draws, len(group_names)))  # first 12 months on sale, weighted by orders
+        diversion_weight = np.zeros(draws)
         for t in range(horizon):
             after_launch = t >= launch_index
             cut = np.where(after_launch, value("competition.price_war_cut"), 0.0)
             # month 1 = the first month on sale, as in the reference class of new brands' ramp-ups
             awareness = ramp_fraction(t - launch_index + 1.0, awareness_midpoint, awareness_width)
             entrant_utility = entrant_quality + brand + np.log(np.maximum(awareness, 1e-300))
-            regional, shares = demand.month(lead + t, cut, entrant_utility, entrant_price, after_launch,
-                                            launch_index)
+            if path_pricing is None:
+                regional, shares = demand.month(lead + t, cut, entrant_utility, entrant_price, after_launch,
+                                                launch_index)
+                bev_units[:, t] = size[:, t] * shares[:, :lineup_size(lineup)][:, named_bev].sum(axis=1)
+                price_change[:, t] = -cut * bev_units[:, t]
+            else:
+                _, regional, shares = path_pricing.month(t, entrant_utility, entrant_price, after_launch, launch_index)
+                price_change[:, t], bev_units[:, t] = path_pricing.bev_price_change(shares, size[:, t])
             orders = size[:, t] * shares[:, -1]
+            first_year = after_launch & (t < launch_index + 12)
+            if first_year.any():
+                weight = np.where(first_year, orders, 0.0)
+                ratios = np.nan_to_num(entrant_diversion(regional, regions.weights, price_coefficient)) @ group_matrix
+                diversion += weight[:, None] * ratios
+                diversion_weight += weight
             capacity = capacity_per_month * capacity_ramp(t - launch_index, ramp) * (1.0 - shock_cut[:, t])
             capacity = np.where(np.isfinite(launch_index), capacity, 0.0)
             delivered, backlog = serve_orders(orders, capacity, backlog, cancellation)
@@ -296,6 +323,12 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
         out[f"{prefix}.npv"] = npv
         out[f"{prefix}.peak_cash_need"] = peak
         out[f"{prefix}.budget_exceeded"] = peak > budget_cny
+        if path_pricing is not None:
+            out[f"{prefix}.equilibrium_failures"] = path_pricing.failures.copy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shares_of_buyers = diversion / diversion_weight[:, None]  # NaN: not on sale within the horizon
+        for g, group in enumerate(group_names):
+            out[f"{prefix}.diversion.{group}"] = np.where(diversion_weight > 0, shares_of_buyers[:, g], np.nan)
         for year in year_list:
             columns = years == year
             for key in ("orders", "deliveries", "revenue"):
@@ -306,6 +339,9 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
             out[f"{prefix}.share.{year}"] = series["deliveries"][:, columns].sum(axis=1) / market_year
             out[f"{prefix}.market_total.{year}"] = market_year
             out[f"{prefix}.nev_share.{year}"] = nev_year / market_year
+            units = bev_units[:, columns].sum(axis=1)
+            out[f"{prefix}.incumbent_price_change.{year}"] = np.where(
+                units > 0, price_change[:, columns].sum(axis=1) / np.maximum(units, 1e-300), 0.0)
             for r, region in enumerate(regions.names):
                 market_region = by_region["market"][:, r, columns].sum(axis=1) + (
                     pre_start.market_region[:, r] if before else 0.0)

@@ -113,13 +113,15 @@ def prepare_policy(scenario: Scenario, lineup: Lineup, tables: dict[str, str]) -
                                 f"whose BEVs have no sourced range, because the purchase subsidy in force "
                                 f"depends on the range band")
     pass_through = scenario.dynamics.battery_pass_through
-    if hasattr(pass_through, "ppf") or pass_through != 0:
+    bertrand = scenario.competition.reprice == "bertrand"  # pack costs move marginal costs (supply.repricing)
+    if hasattr(pass_through, "ppf") or pass_through != 0 or bertrand:
         sourced = _sourced(lineup.battery_kwh, size)
+        why = "competition.reprice is 'bertrand'" if bertrand else "dynamics.battery_pass_through is not 0"
         for powertrain, field in (("BEV", "bev_battery_kwh"), ("PHEV", "phev_battery_kwh")):
             lacking = [n for n, p, k in zip(lineup.names, lineup.powertrains, sourced) if p == powertrain and np.isnan(k)]
             if lacking and getattr(dynamics, field) is None:
                 raise ScenarioError(f"scenario {scenario.name}: field dynamics.{field} is required when "
-                                    f"dynamics.battery_pass_through is not 0 ({len(lacking)} {powertrain} models "
+                                    f"{why} ({len(lacking)} {powertrain} models "
                                     f"have no sourced battery size, e.g. {lacking[0]!r})")
     return policy
 
@@ -136,6 +138,7 @@ class BaseCalibration:
     range_km: np.ndarray            # [N, J] sourced or assumed range (NaN where neither is needed)
     battery_kwh: np.ndarray         # [N, J] sourced or assumed battery size (NaN where not needed)
     subsidy: np.ndarray             # [N, J] CNY at the base period's middle month
+    extras: np.ndarray | None = None  # [N, R, J] regional NEV terms of the base period (as calibrated)
 
 
 def product_ranges(model: Model, value: Value, draws: int) -> np.ndarray:
@@ -195,7 +198,7 @@ def calibrate_base(model: Model, value: Value, draws: int, price: np.ndarray, sh
     else:
         adjustment = calibrate_mean_utilities(shares, alpha, effective, regions, extras, start=quality) - quality
     return BaseCalibration(effective, alpha, quality, adjustment, regions, ranges,
-                           product_batteries(model, value, draws), subsidy)
+                           product_batteries(model, value, draws), subsidy, extras)
 
 
 class Demand:
@@ -301,23 +304,28 @@ class Demand:
         launch = self.start_month + np.where(np.isfinite(launch_index), launch_index, 0.0)
         return (launch - self.base_mid) / 12.0
 
-    def month(self, step: int, cut: np.ndarray, entrant_utility: np.ndarray, entrant_price: np.ndarray,
-              entrant_available: np.ndarray, launch_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(regional shares [N, R, K], national shares [N, K]) in time step `step` (0 = January of the start
-        year). `cut`: incumbents' BEV price cut [N]; `entrant_utility`: the entrant's mean utility excluding
-        price and NEV terms [N]; `entrant_available`: on sale [N]; `launch_index`: months after the start."""
+    def state(self, step: int, cut: np.ndarray, entrant_utility: np.ndarray, entrant_price: np.ndarray,
+              entrant_available: np.ndarray, launch_index: np.ndarray,
+              incumbent_price: np.ndarray | None = None) -> MonthState:
+        """What buyers face in time step `step` (0 = January of the start year), before any choice.
+        `cut`: incumbents' BEV price cut [N] (fixed prices); `entrant_utility`: the entrant's mean utility
+        excluding price and NEV terms [N]; `entrant_available`: on sale [N]; `launch_index`: months after the
+        start; `incumbent_price`: the base lineup's guide prices [N, J] (re-priced incumbents; default: the
+        base prices moved by the battery pass-through)."""
         month = self.months[step].item()
         years = self.years_from_base[step]
         size_j = self.size_j
         price = self.price.copy()
-        price[:, :size_j] += self.pass_through * self.pack_change[:, step:step + 1]
+        if incumbent_price is None:
+            price[:, :size_j] += self.pass_through * self.pack_change[:, step:step + 1]
+        else:
+            price[:, :size_j] = incumbent_price
         price = np.where(self.is_bev[None, :-1], price * (1.0 - cut[:, None]), price)
         all_price = np.concatenate([price, entrant_price[:, None]], axis=1)
         incumbent_range = self.range * np.where(self.is_bev[None, :size_j],
                                                 (1.0 + self.range_growth[:, None]) ** years, 1.0)
         ranges = np.concatenate([incumbent_range, self.launch_range, self.entrant_range[:, None]], axis=1)
-        effective = (all_price + self.policy.purchase_tax(all_price, self.is_nev, month, self.vat)
-                     - self.policy.subsidy(all_price, self.powertrains, ranges, month))
+        effective = self.effective_prices(all_price, ranges, month)
         launched_years = np.maximum(years - self.launch_years, 0.0)
         entrant_launch = self.entrant_years_at_launch(launch_index)
         entrant_dynamic = (self.entrant_slope * entrant_launch
@@ -331,9 +339,38 @@ class Demand:
         available[:, -1] = entrant_available
         extras = nev_extras(self.regions, self.is_nev, self.plate[step], self.campaign[step],
                             self.charging_term[:, :, step], self.nev_drift[:, step])
-        regional = regional_shares(regional_utilities(mean_utility, self.alpha, effective, self.regions, extras),
-                                   available)
+        return MonthState(month, all_price, ranges, effective, mean_utility, available, extras)
+
+    def effective_prices(self, price: np.ndarray, ranges: np.ndarray, month: int) -> np.ndarray:
+        """Guide price + purchase tax - subsidy in `month` (months since year 0), [N, K]."""
+        return (price + self.policy.purchase_tax(price, self.is_nev, month, self.vat)
+                - self.policy.subsidy(price, self.powertrains, ranges, month))
+
+    def shares(self, state: MonthState) -> tuple[np.ndarray, np.ndarray]:
+        """(regional shares [N, R, K], national shares [N, K]) of a month's state."""
+        regional = regional_shares(regional_utilities(state.mean_utility, self.alpha, state.effective, self.regions,
+                                                      state.extras), state.available)
         return regional, national_shares(regional, self.regions)
+
+    def month(self, step: int, cut: np.ndarray, entrant_utility: np.ndarray, entrant_price: np.ndarray,
+              entrant_available: np.ndarray, launch_index: np.ndarray,
+              incumbent_price: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(regional shares [N, R, K], national shares [N, K]) in time step `step`; arguments as `state`."""
+        return self.shares(self.state(step, cut, entrant_utility, entrant_price, entrant_available, launch_index,
+                                      incumbent_price))
+
+
+@dataclass(frozen=True)
+class MonthState:
+    """One month's products as buyers see them (K = base lineup, scheduled launches, the entrant)."""
+
+    month: int                  # months since year 0
+    price: np.ndarray           # [N, K] guide prices
+    ranges: np.ndarray          # [N, K] range, km (NaN where unknown and not needed)
+    effective: np.ndarray       # [N, K] price + purchase tax - subsidy
+    mean_utility: np.ndarray    # [N, K] excluding price and regional terms
+    available: np.ndarray       # [N, K] on sale
+    extras: np.ndarray          # [N, R, K] regional NEV terms
 
 
 @dataclass(frozen=True)

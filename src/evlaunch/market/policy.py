@@ -260,6 +260,20 @@ class PolicySchedule:
         relief = np.minimum(fraction * tax, np.inf if np.isnan(cap) else cap)
         return np.where(np.asarray(is_nev, dtype=bool), tax - relief, tax)
 
+    def purchase_tax_rate(self, price: np.ndarray, is_nev: np.ndarray, month: int, vat_rate) -> np.ndarray:
+        """d purchase tax / d guide price in `month` (the marginal rate of `purchase_tax`): 10%/(1+VAT), less
+        the NEV relief fraction while the relief is below its cap (above the cap the full rate applies)."""
+        price = np.asarray(price, dtype=float)
+        rate = PURCHASE_TAX_RATE / (1.0 + np.asarray(vat_rate, dtype=float)[..., None]) * np.ones(price.shape)
+        rule = self.applied(TAX_EXEMPTION, "BEV", month).rule
+        if rule is None:
+            return rate
+        rows = np.flatnonzero(rule.rows_for("BEV"))
+        fraction = float(rule.relief[rows[0]])
+        cap = float(rule.cap[rows[0]])
+        below_cap = fraction * rate * price < (np.inf if np.isnan(cap) else cap)
+        return np.where(np.asarray(is_nev, dtype=bool) & below_cap, rate * (1.0 - fraction), rate)
+
     # -- for reports --------------------------------------------------------------------------------
     def steps(self, first_month: int, last_month: int) -> list[dict[str, str]]:
         """Every change of the applied rule between two months, per instrument and powertrain."""

@@ -188,7 +188,9 @@ SECTIONS: list[Callable[[ReportContext], Section | None]] = [
     overview, _elsewhere("paths", "paths_in_depth"), launch_section, deliveries_section,
     _elsewhere("reference_class", "reference_class_section"), money_section, market_section,
     _elsewhere("dynamics", "nev_path_section"), _elsewhere("dynamics", "policy_section"),
-    _elsewhere("dynamics", "regions_section"), _elsewhere("sensitivity", "what_matters"),
+    _elsewhere("dynamics", "regions_section"),
+    _elsewhere("competition", "price_response_section"), _elsewhere("competition", "diversion_section"),
+    _elsewhere("sensitivity", "what_matters"),
     assumptions_section, data_section,
 ]
 

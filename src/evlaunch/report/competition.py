@@ -1,0 +1,95 @@
+"""Report sections on competition: how incumbents' prices respond to the entrant, and whose buyers it takes.
+
+Each section is `(context) -> Section | None` (see `report.build`); imports from `report.build` happen
+inside the functions so that this module can be imported from there. Both read per-draw outputs of
+`simulate` (`{path}.incumbent_price_change.{year}`, `{path}.equilibrium_failures`, `{path}.diversion.*`;
+`supply.repricing` explains them) and return None for runs made before those outputs existed.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+from evlaunch.report import charts
+from evlaunch.supply.repricing import OUTSIDE
+
+
+def price_response_section(context):
+    from evlaunch.report.build import Section, table_html
+
+    scenario = context.scenario
+    years = [str(year) for year in scenario.years]
+    columns = [f"{p}.incumbent_price_change.{y}" for p in scenario.paths for y in years]
+    data = context.arrays(columns)
+    if len(data) < len(columns):
+        return None
+    series = {path: np.stack([data[f"{path}.incumbent_price_change.{y}"] for y in years], axis=1).astype(float)
+              for path in scenario.paths}
+    figure = charts.fan_chart(years, series, "Incumbents' BEV prices vs a market without the entrant "
+                                             "(median and 10-90% band)", "price change", scale=1.0)
+    figure.update_xaxes(title="year", type="category")
+    figure.update_yaxes(tickformat=".2%")
+    competition = scenario.competition
+    if competition.reprice == "bertrand":
+        failures = context.arrays([f"{p}.equilibrium_failures" for p in scenario.paths])
+        counted = ", ".join(f"{html.escape(p)} {int(np.sum(failures[f'{p}.equilibrium_failures'])):,}"
+                            for p in scenario.paths if f"{p}.equilibrium_failures" in failures)
+        note = ("<p>The run used <b>Bertrand-Nash re-pricing</b> (<code>competition.reprice = \"bertrand\"</code>): "
+                "each group prices its named models to maximise its profit given rivals' prices, with marginal "
+                "costs recovered from the base period's prices (and moved by battery costs); the 'other' "
+                "aggregates, scheduled launches and the entrant keep their prices. Prices are re-solved in the "
+                "first month, each January, at competitor launches and policy steps, and in the entrant's launch "
+                "month, both with the entrant and without it; between re-solves they are held. The chart shows "
+                "the named incumbent BEVs' price with the entrant over their price without it, minus 1, averaged "
+                "over the year weighted by their units sold. With logit demand the response grows with the "
+                "entrant's share, so a small entrant moves incumbents' prices little. Markets whose equilibrium "
+                f"did not converge keep their last prices (counted over the draws shown: {counted or 'none'}).</p>")
+    else:
+        note = ("<p>The run used <b>fixed prices with an entry cut</b> (<code>competition.reprice = \"fixed\"</code>): "
+                "incumbents' BEV prices fall by <code>competition.price_war_cut</code> from the entrant's launch "
+                "month and are otherwise fixed (battery pass-through aside), so the chart shows that assumption, "
+                "averaged over each year weighted by the named incumbent BEVs' units sold. "
+                "<code>competition.reprice = \"bertrand\"</code> derives the response from an equilibrium instead.</p>")
+    rows = []
+    for path in scenario.paths:
+        values = series[path]
+        rows.append([html.escape(path)] + [f"{np.nanmean(values[:, i]):.3%}" for i in range(len(years))])
+    table = table_html(["path (mean)"] + years, rows)
+    return Section("Incumbents' price response", note + context.figure(figure) + table, "price-response")
+
+
+def diversion_section(context):
+    from evlaunch.report.build import Section
+
+    scenario = context.scenario
+    chosen = context.summary["recommended_path"]["name"]
+    prefix = f"{chosen}.diversion."
+    columns = [c for c in context.table.columns if c.startswith(prefix)]
+    if not columns:
+        return None
+    data = context.arrays(columns)
+    launched = np.isfinite(data[columns[0]])
+    if not launched.any():
+        return None
+    means = {c[len(prefix):]: float(np.mean(data[c][launched])) for c in columns}
+    order = sorted(means, key=lambda group: -means[group])
+    labels = ["no new car (outside option)" if g == OUTSIDE else
+              (f"{g} (fringe aggregate)" if g.startswith("other ") else g) for g in order]
+    figure = charts.bar_chart(labels, [means[g] for g in order],
+                              f"Where the entrant's buyers come from (path {chosen}, first 12 months on sale)",
+                              "share of the entrant's buyers (diversion ratio)")
+    figure.update_xaxes(tickformat=".0%")
+    top = [g for g in order if g != OUTSIDE][:3]
+    body = (f"<p>Diversion ratios from the entrant on the recommended path <b>{html.escape(chosen)}</b>: of the "
+            "buyers a price rise would cost it, the share that goes to each group's models and to buying no new "
+            "car — equivalently, where its buyers come from. Per draw they are averaged over the first 12 months "
+            "on sale, weighted by its orders; the bars are means over the "
+            f"{int(launched.sum()):,} draws that launch within the horizon (shares sum to 1). Largest sources: "
+            f"{', '.join(f'{html.escape(g)} {means[g]:.0%}' for g in top)}; no new car {means.get(OUTSIDE, 0):.0%}. "
+            "With logit demand (regions as consumer types) buyers come from rivals roughly in proportion to "
+            "their sales within each region, so large groups and the 'other' aggregates dominate; a nested or "
+            "random-coefficients model with segment tastes would concentrate diversion on close rivals such as "
+            f"{html.escape(', '.join(scenario.product.comparables))}.</p>")
+    return Section("Whose buyers the entrant takes", body + context.figure(figure), "diversion")

@@ -1,0 +1,310 @@
+"""Incumbents' Bertrand-Nash re-pricing inside the simulation (`competition.reprice = "bertrand"`).
+
+Who sets prices. Every named model of the base lineup is priced by its group: a firm owns all models of
+its `group` (`Lineup.groups`) and sets their prices jointly. Not re-priced: the three 'other BEV / PHEV /
+ICE' aggregates (a competitive fringe that keeps its band price: an aggregate of many models has no
+single owner or first-order condition), the scheduled competitor launches and the entrant (their prices
+are scenario inputs; no base-period cost can be recovered for them, so an incumbent group that also owns
+a launch does not internalise the launch's profit). The fixed-price products stay in demand: within each
+consumer type r they are folded into the outside option, whose utility becomes log(1 + sum_f exp u_rf).
+This is exact for the re-priced products' shares and price derivatives because the folded prices do not
+move while incumbents re-price.
+
+Consumer types. The regions of `market.regions`, exactly as the simulation's demand uses them: type
+weights w_r, price coefficient alpha * m_r, and each type's NEV terms (charging, plate privilege, rural
+campaign, NEV drift). For `market.rc_logit` they are types with alpha_mean = alpha, alpha_i = alpha (m_r - 1)
+and type-specific utility terms carried by x2 (one column per type, sigma_nu the identity).
+
+Prices and policy. Utility depends on effective prices (guide price + purchase tax - subsidy); firms set
+guide prices. The solver works in effective prices with the local map p_eff = r_j p + k_j, where r_j =
+d p_eff / d p is the policy's marginal rate at the current guide price: 1 + the marginal purchase tax
+(10 % / (1 + VAT) for ICEs; for NEVs less the relief fraction while the relief is below its cap). A
+subsidy is a lump sum per vehicle (its price cap makes it a step in the price, derivative 0 almost
+everywhere) and enters k_j. A firm maximises sum_k (p_k - c_k) s_k = sum_k (e_k / r_k) s_k with
+e = p_eff - c_eff, c_eff = r c + k, so its first-order conditions in effective prices are the standard ones
+with the ownership H'[j,k] = H[j,k] r_j / r_k. When a firm's products share one rate (e.g. all NEVs below
+the cap) H' = H and the numba solver runs; otherwise the numpy backend. The guide price follows from
+p = p0 + (p_eff - p_eff0) / r (a policy threshold crossed inside one re-solve is not re-checked).
+
+Costs. Marginal costs are recovered once, at the base period (base guide prices, the calibrated utilities
+and regional terms, the base period's policy), from these first-order conditions, in guide-price terms
+(CNY per vehicle incl. VAT, like guide prices). Afterwards they move with the battery pack cost: the
+model's kWh times the change of the pack price since the base period, incl. VAT.
+`dynamics.battery_pass_through` does not apply (it moves prices only when prices are fixed); in the
+Bertrand run the equilibrium decides how much of a cost change reaches prices.
+
+When prices are re-solved (per draw, each path separately). In the first simulated month; every January
+(demand drifts: NEV trend, charging, range progress, ageing); in months where a scheduled competitor
+launches or a purchase subsidy, purchase-tax, plate or rural-campaign rule changes; and in the entrant's
+launch month (per draw). Between re-solves guide prices are held. Each re-solve starts from the prices in
+force and solves every draw as its own market (`supply.equilibrium.solve_prices`; a market stops when
+its own FOC residual meets the tolerance, so a draw's prices do not depend on which draws share its
+batch). A market that does not converge keeps its last prices and is counted in
+`{path}.equilibrium_failures`.
+
+The no-entrant counterfactual is solved in the same months for the same draws with the entrant
+unavailable; `{path}.incumbent_price_change.{year}` is the named incumbent BEVs' mean of
+p / p_counterfactual - 1, weighted by their units sold in the entrant's world, over the year's months
+(0 before the launch). In fixed mode it is the entry price cut (`competition.price_war_cut`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from evlaunch.market.dynamics import Demand, MonthState
+from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
+from evlaunch.market.policy import PLATE_PRIVILEGE, RURAL_CAMPAIGN, SUBSIDY, TAX_EXEMPTION, PolicySchedule
+from evlaunch.market.rc_logit import ConsumerTastes, ProductSet, choice_probabilities, price_derivatives
+from evlaunch.supply.equilibrium import EquilibriumWarning, marginal_costs, ownership_matrix, solve_prices
+
+OUTSIDE = "outside"
+MAX_EVALUATIONS = 2000   # zeta-map evaluations per market and re-solve (then Newton; always bounded)
+
+
+@dataclass(frozen=True)
+class TypeMarket:
+    """The re-priced products of a batch of markets in `rc_logit` form (fixed-price products folded)."""
+
+    delta: np.ndarray           # [n, P] mean utility at the effective prices in `products.price`
+    products: ProductSet
+    tastes: ConsumerTastes
+
+
+def repriced_products(lineup: Lineup) -> tuple[np.ndarray, np.ndarray]:
+    """(base-lineup indices of the products incumbents re-price, integer firm label of each)."""
+    index = np.array([j for j, name in enumerate(lineup.names) if name not in OTHER_PRODUCTS], dtype=int)
+    groups = [lineup.groups[j] for j in index]
+    labels = {group: k for k, group in enumerate(dict.fromkeys(groups))}
+    return index, np.array([labels[g] for g in groups], dtype=np.int64)
+
+
+def type_market(mean_utility: np.ndarray, effective: np.ndarray, extras: np.ndarray, available: np.ndarray,
+                alpha: np.ndarray, weights: np.ndarray, sensitivity: np.ndarray, index: np.ndarray) -> TypeMarket:
+    """Regions as consumer types; products outside `index` keep their prices and join the outside option.
+
+    mean_utility, effective, available [n, K]; extras [n, R, K]; alpha [n]; weights, sensitivity [n, R]."""
+    n, size = mean_utility.shape
+    coefficient = alpha[:, None] * sensitivity                                          # [n, R]
+    utility = mean_utility[:, None, :] + coefficient[:, :, None] * effective[:, None, :] + extras
+    fixed = np.ones(size, dtype=bool)
+    fixed[index] = False
+    folded = np.where(available[:, None, :] & fixed[None, None, :], utility, -np.inf)
+    peak = np.maximum(np.max(folded, axis=2), 0.0)                                    # [n, R]
+    with np.errstate(under="ignore"):
+        log_outside = peak + np.log(np.exp(-peak) + np.exp(folded - peak[:, :, None]).sum(axis=2))
+    x2 = (extras[:, :, index] - log_outside[:, :, None]).transpose(0, 2, 1)          # [n, P, R]
+    types = weights.shape[1]
+    tastes = ConsumerTastes(alpha, alpha[:, None] * (sensitivity - 1.0),
+                            np.broadcast_to(np.eye(types), (n, types, types)), weights)
+    products = ProductSet(x2, effective[:, index], available[:, index])
+    return TypeMarket(mean_utility[:, index] + alpha[:, None] * effective[:, index], products, tastes)
+
+
+def effective_ownership(firms: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """H'[b, j, k] = H[j, k] r_j / r_k: the ownership of the FOCs in effective prices (module docstring)."""
+    same = ownership_matrix(np.broadcast_to(firms, rate.shape))
+    return same * rate[:, :, None] / rate[:, None, :]
+
+
+@dataclass(frozen=True)
+class SupplySide:
+    """Who re-prices and their marginal costs at the base period (per draw)."""
+
+    index: np.ndarray       # [P] base-lineup indices of the re-priced products
+    firms: np.ndarray       # [P] integer firm labels (groups)
+    cost: np.ndarray        # [N, P] marginal cost, CNY per vehicle in guide-price terms (incl. VAT)
+    battery: np.ndarray     # [N, P] kWh whose pack-cost change moves the cost (0 for ICEs)
+    base_price: np.ndarray  # [N, P] base-period guide prices
+    base_shares: np.ndarray  # [N, P] base-period shares of potential buyers (as the model reproduces them)
+    foc_residual: np.ndarray  # [N] max |FOC| at the base prices with the recovered costs (share units)
+
+    @property
+    def margin(self) -> np.ndarray:
+        """(p - c) / p at the base period, [N, P]."""
+        return (self.base_price - self.cost) / self.base_price
+
+
+def base_market(lineup: Lineup, base, index: np.ndarray) -> TypeMarket:
+    """The base period as `type_market` (every base product on sale; the fringe folded)."""
+    utility = base.quality + base.quality_adjustment
+    available = np.ones(utility.shape, dtype=bool)
+    return type_market(utility, base.effective_price, base.extras, available, base.alpha, base.regions.weights,
+                       base.regions.price_sensitivity, index)
+
+
+def recover_costs(lineup: Lineup, base, policy: PolicySchedule, base_month: int, vat: np.ndarray) -> SupplySide:
+    """Marginal costs from the Bertrand FOCs at the base period (module docstring)."""
+    index, firms = repriced_products(lineup)
+    market = base_market(lineup, base, index)
+    _, shares = choice_probabilities(market.delta, market.products, market.tastes)
+    jacobian = price_derivatives(market.delta, market.products, market.tastes)
+    rate = 1.0 + policy.purchase_tax_rate(base.price, lineup.is_nev, base_month, vat)[:, index]
+    ownership = effective_ownership(firms, rate)
+    effective = base.effective_price[:, index]
+    cost_effective = marginal_costs(effective, shares, jacobian, ownership)
+    cost = base.price[:, index] - (effective - cost_effective) / rate
+    margin = effective - cost_effective
+    residual = shares + np.einsum("bjk,bkj,bk->bj", ownership, jacobian, margin)
+    battery = np.nan_to_num(base.battery_kwh[:, index]) * lineup.is_nev[index][None, :]
+    return SupplySide(index, firms, cost, battery, base.price[:, index].copy(), shares,
+                      np.max(np.abs(residual), axis=1))
+
+
+def solve_incumbents(state: MonthState, rows: np.ndarray, guide: np.ndarray, cost: np.ndarray, rate: np.ndarray,
+                     demand: Demand, supply: SupplySide) -> tuple[np.ndarray, np.ndarray]:
+    """Equilibrium guide prices [n, P] of the re-priced products for the draws `rows` (bool [N]) and whether
+    each market converged [n]; a market that did not keeps `guide`. `state` was built with `guide` in force;
+    `guide`, `cost` (guide terms) and `rate` (d p_eff / d p) are [N, P]."""
+    index, regions = supply.index, demand.regions
+    market = type_market(state.mean_utility[rows], state.effective[rows], state.extras[rows], state.available[rows],
+                         demand.alpha[rows], regions.weights[rows], regions.price_sensitivity[rows], index)
+    start = state.effective[rows][:, index]
+    rate_rows = rate[rows]
+    cost_effective = start - rate_rows * (guide[rows] - cost[rows])
+    ownership = effective_ownership(supply.firms, rate_rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EquilibriumWarning)  # counted per draw instead
+        result = solve_prices(market.delta, market.products, market.tastes, cost_effective, ownership=ownership,
+                              start=start, method="anderson", backend="numba", max_evaluations=MAX_EVALUATIONS)
+    new_guide = guide[rows] + (result.prices - start) / rate_rows
+    ok = result.converged & np.all(np.isfinite(new_guide), axis=1) & np.all(new_guide > 0, axis=1)
+    return np.where(ok[:, None], new_guide, guide[rows]), ok
+
+
+def resolve_months(demand: Demand, horizon: int) -> np.ndarray:
+    """[horizon] bool: months (after the start) in which every draw's prices are re-solved."""
+    lead, policy = demand.lead, demand.policy
+    common = np.zeros(horizon, dtype=bool)
+    launches = set(demand.launch_month.tolist())
+    for t in range(horizon):
+        step = lead + t
+        month = int(demand.months[step])
+        if t == 0 or month % 12 == 0 or month in launches:
+            common[t] = True
+            continue
+        for instrument in (SUBSIDY, TAX_EXEMPTION, RURAL_CAMPAIGN, PLATE_PRIVILEGE):
+            for powertrain in ("BEV", "PHEV"):
+                if policy.applied(instrument, powertrain, month).rule is not \
+                        policy.applied(instrument, powertrain, month - 1).rule:
+                    common[t] = True
+    return common
+
+
+class IncumbentPricing:
+    """Bertrand re-pricing for one simulation call: costs recovered once, then one `PathPricing` per path."""
+
+    def __init__(self, model, value, draws: int, base, demand: Demand) -> None:
+        self.demand = demand
+        self.vat = value("finance.vat_rate")
+        self.supply = recover_costs(model.lineup, base, demand.policy, round(model.base_mid_month), self.vat)
+        self.common = resolve_months(demand, model.scenario.horizon_months)
+        self.draws = draws
+        self.is_bev = np.array([model.lineup.powertrains[j] == "BEV" for j in self.supply.index])
+        self.base_price = base.price
+
+    def cost(self, step: int) -> np.ndarray:
+        """[N, P] marginal costs in time step `step` (guide-price terms)."""
+        change = self.demand.pack_change[:, step:step + 1] * (1.0 + self.vat)[:, None]
+        return self.supply.cost + self.supply.battery * change
+
+    def rate(self, state: MonthState) -> np.ndarray:
+        index = self.supply.index
+        price = state.price[:, index]
+        return 1.0 + self.demand.policy.purchase_tax_rate(price, self.demand.is_nev[index], state.month, self.vat)
+
+    def lineup_prices(self, guide: np.ndarray) -> np.ndarray:
+        prices = self.base_price.copy()
+        prices[:, self.supply.index] = guide
+        return prices
+
+    def path(self) -> PathPricing:
+        return PathPricing(self)
+
+
+class PathPricing:
+    """Incumbents' guide prices along one path, with the entrant and in the no-entrant counterfactual."""
+
+    def __init__(self, pricing: IncumbentPricing) -> None:
+        self.pricing = pricing
+        draws = pricing.draws
+        self.guide = pricing.supply.base_price.copy()          # [N, P] with the entrant (when on sale)
+        self.counterfactual = self.guide.copy()                 # [N, P] never an entrant
+        self.failures = np.zeros(draws)
+
+    def _solve(self, step: int, rows: np.ndarray, guide: np.ndarray, entrant: tuple, available: np.ndarray,
+               cost: np.ndarray) -> np.ndarray:
+        pricing = self.pricing
+        state = pricing.demand.state(step, np.zeros(pricing.draws), entrant[0], entrant[1], available, entrant[2],
+                                     pricing.lineup_prices(guide))
+        solved, ok = solve_incumbents(state, rows, guide, cost, pricing.rate(state), pricing.demand, pricing.supply)
+        result = guide.copy()
+        result[rows] = solved
+        self.failures[rows] += ~ok
+        return result
+
+    def month(self, t: int, entrant_utility: np.ndarray, entrant_price: np.ndarray, after_launch: np.ndarray,
+              launch_index: np.ndarray) -> tuple[MonthState, np.ndarray, np.ndarray]:
+        """Re-solve where due, then (state, regional shares, national shares) of month `t` after the start."""
+        pricing = self.pricing
+        demand = pricing.demand
+        step = demand.lead + t
+        entrant = (entrant_utility, entrant_price, launch_index)
+        launching = launch_index == t
+        common = bool(pricing.common[t])
+        rows_counterfactual = np.ones(pricing.draws, dtype=bool) if common else launching
+        rows_entrant = (after_launch & common) | launching
+        if rows_counterfactual.any():
+            cost = pricing.cost(step)
+            self.counterfactual = self._solve(step, rows_counterfactual, self.counterfactual, entrant,
+                                              np.zeros(pricing.draws, dtype=bool), cost)
+            if common:  # not on sale yet: the entrant's world is the counterfactual
+                waiting = ~after_launch
+                self.guide[waiting] = self.counterfactual[waiting]
+            if rows_entrant.any():
+                self.guide = self._solve(step, rows_entrant, self.guide, entrant, after_launch, cost)
+        state = demand.state(step, np.zeros(pricing.draws), entrant_utility, entrant_price, after_launch,
+                             launch_index, pricing.lineup_prices(self.guide))
+        regional, shares = demand.shares(state)
+        return state, regional, shares
+
+    def bev_price_change(self, shares: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sum over named incumbent BEVs of units x (p / p_counterfactual - 1), their units) this month."""
+        pricing = self.pricing
+        bev = pricing.supply.index[pricing.is_bev]
+        units = size[:, None] * shares[:, bev]
+        change = self.guide[:, pricing.is_bev] / self.counterfactual[:, pricing.is_bev] - 1.0
+        return (units * change).sum(axis=1), units.sum(axis=1)
+
+
+def entrant_diversion(regional: np.ndarray, weights: np.ndarray, coefficient: np.ndarray) -> np.ndarray:
+    """Diversion ratios from the last product (the entrant) to every product and, last, the outside option,
+    [N, K + 1] (the entrant's own entry is 0; a row sums to 1): D_k = -(d s_k / d p_e) / (d s_e / d p_e) from
+    regional logit shares [N, R, K], type weights [N, R] and price coefficients alpha * m_r [N, R] (any
+    positive factor, e.g. d p_eff / d p, cancels)."""
+    entrant = regional[:, :, -1]                                       # [N, R]
+    outside = 1.0 - regional.sum(axis=2)                               # [N, R]
+    scale = weights * coefficient * entrant                            # [N, R]
+    own = (scale * (1.0 - entrant)).sum(axis=1)                        # [N]
+    to_products = np.einsum("nr,nrk->nk", scale, regional)
+    to_products[:, -1] = 0.0
+    to_outside = (scale * outside).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.concatenate([to_products, to_outside[:, None]], axis=1) / own[:, None]
+
+
+def diversion_groups(demand: Demand, lineup: Lineup, launch_groups: list[str]) -> tuple[list[str], np.ndarray]:
+    """(group names incl. 'outside', [K + 1, G] 0/1 matrix mapping products and the outside option to groups).
+    Each 'other BEV / PHEV / ICE' aggregate is its own group (the fringe has no owner); the entrant maps to
+    nothing."""
+    base = [name if name in OTHER_PRODUCTS else group for name, group in zip(lineup.names, lineup.groups)]
+    owners = base + list(launch_groups) + [None, OUTSIDE]
+    names = list(dict.fromkeys(g for g in owners if g is not None))
+    matrix = np.zeros((len(owners), len(names)))
+    for k, group in enumerate(owners):
+        if group is not None:
+            matrix[k, names.index(group)] = 1.0
+    return names, matrix
