@@ -5,6 +5,7 @@ import pytest
 
 from evlaunch.market.logit import logit_shares
 from evlaunch.market.policy import purchase_tax
+from evlaunch.market.regions import own_price_elasticities
 from evlaunch.simulate import calibrate, parameter_getter, simulate
 from evlaunch.uncertainty.sampling import design, sample_inputs
 
@@ -38,12 +39,16 @@ def test_calibration_reproduces_base_period_shares(reference_model, inputs):
     history = reference_model.history
     total = history.base_month_totals(*reference_model.scenario.market.base_period).mean()
     np.testing.assert_allclose(base.potential * shares.sum(axis=1), total, rtol=1e-9)
-    # the implied sales-weighted own-price elasticity over the named models is the sampled one
+    # the demand the simulation uses (consumer types: regions x taste types) reproduces the shares too
+    assert len(base.types.region_of) > len(base.regions.names) and np.any(base.types.tastes != 0)
+    own, typed_shares = own_price_elasticities(base.alpha, base.effective_price, base.types, base.extras,
+                                               base.quality + base.quality_adjustment)
+    np.testing.assert_allclose(typed_shares, base.shares, rtol=1e-9, atol=0)
+    # ... and its sales-weighted own-price elasticity over the named models is the sampled one
     named = np.array([not name.startswith("other ") for name in lineup.names])
-    shares_named = base.shares[:, named]
-    weights = shares_named / shares_named.sum(axis=1, keepdims=True)
-    implied = (weights * base.alpha[:, None] * effective[:, named] * (1 - shares_named)).sum(axis=1)
-    np.testing.assert_allclose(implied, value("market.own_price_elasticity"), rtol=1e-12)
+    weights = base.shares[:, named] / base.shares[:, named].sum(axis=1, keepdims=True)
+    implied = (weights * own[:, named]).sum(axis=1)
+    np.testing.assert_allclose(implied, value("market.own_price_elasticity"), rtol=1e-9)
 
 
 def test_same_inputs_same_outputs(reference_model, inputs):

@@ -132,6 +132,27 @@ class Product(_Config):
     order_cancellation: Quantity = Field(0.05, description="share of the waiting backlog cancelled each month")
 
 
+class Tastes(_Config):
+    """Taste heterogeneity within each region (random-coefficients demand, `market.consumer_types`).
+
+    Every `sigma_*` is the standard deviation across a region's consumer types of the taste for one
+    product characteristic, in logit units per unit of the characteristic; `income_dispersion` is the
+    standard deviation of log income within a region (price sensitivity is proportional to 1 / income).
+    All zero (the default) or `types_per_region = 1` gives logit demand within each region.
+    """
+
+    types_per_region: StrictInt = Field(1, ge=1, le=64, description="consumer types (taste nodes) per region")
+    income_dispersion: Quantity = Field(0.0, description="sd of log income within a region")
+    sigma_new_car: Quantity = Field(0.0, description="taste for buying any new car (vs no purchase), logit units")
+    sigma_nev: Quantity = Field(0.0, description="taste for NEVs (BEV or PHEV), logit units")
+    sigma_suv: Quantity = Field(0.0, description="taste for SUVs, logit units")
+    sigma_size: Quantity = Field(0.0, description="taste per segment step (A00, A0, A, B, C, D), logit units")
+    sigma_range: Quantity = Field(0.0, description="taste per unit of log BEV range, logit units")
+    sigma_adas: Quantity = Field(0.0, description="taste for advanced driver assistance, logit units")
+    sigma_brand: Quantity = Field(0.0, description="taste for the entrant's brand, logit units")
+    adas_unknown: Quantity = Field(0.0, description="ADAS level (0..1) of base models without a sourced ADAS entry")
+
+
 class Market(_Config):
     """The whole new passenger-car market: size, outside option, price sensitivity, NEV drift, charging."""
 
@@ -150,6 +171,7 @@ class Market(_Config):
         default_factory=dict, description="guide price by segment for models whose price is unknown, CNY")
     estimate_sales_from_monthly: list[str] = Field(
         default_factory=list, description="lineup models without sales whose rate is estimated from monthly rows")
+    tastes: Tastes = Field(default_factory=Tastes, description="taste heterogeneity within regions")
 
 
 class CompetitorLaunch(_Config):
@@ -161,6 +183,8 @@ class CompetitorLaunch(_Config):
     powertrain: Literal["BEV", "PHEV", "ICE"]
     segment: str = Field(min_length=1, max_length=20)
     price: Quantity
+    body: str = Field("sedan", max_length=40)
+    adas: StrictBool = False
     comparables: list[str] = Field(min_length=1)
     quality_utility: Quantity = 0.0
 

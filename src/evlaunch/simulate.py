@@ -29,10 +29,11 @@ from evlaunch.entry.reference_class import (RampReferenceClass, fit_reference_cl
                                             ramp_shape_from_uniforms)
 from evlaunch.errors import DataError, ScenarioError
 from evlaunch.finance import net_present_value, peak_cash_need, terminal_value, unit_cost
-from evlaunch.market.dynamics import Demand, calibrate_base, pre_start_market, prepare_policy
+from evlaunch.market.dynamics import Demand, calibrate_base, check_tastes, pre_start_market, prepare_policy
 from evlaunch.market.history import MarketHistory, load_history
 from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup, build_lineup
 from evlaunch.market.policy import PolicySchedule
+from evlaunch.market.consumer_types import ConsumerTypes
 from evlaunch.market.regions import RegionSet
 from evlaunch.scenario import Scenario, month_label, month_number, quantities
 from evlaunch.supply.capacity import capacity_ramp, serve_orders
@@ -90,6 +91,7 @@ def prepare(scenario: Scenario, base_dir: str | Path = ".") -> Model:
               for index in range(len(path.stages))]
     events += [f"supply_shocks.{name}.occurrence_event" for name in scenario.supply_shocks]
     policy = prepare_policy(scenario, lineup, tables)
+    check_tastes(scenario, lineup)
     reference_class = None
     if scenario.product.awareness_from_reference_class:
         ramps = load_table("new_brand_ramps", scenario.as_of, tables.get("new_brand_ramps")).rows
@@ -135,7 +137,10 @@ class BaseMarket:
     effective_price: np.ndarray | None = None     # [N, J] price + purchase tax - subsidy, base period
     range_km: np.ndarray | None = None            # [N, J] sourced or assumed range (NaN if not needed)
     battery_kwh: np.ndarray | None = None         # [N, J] sourced or assumed battery (NaN if not needed)
-    extras: np.ndarray | None = None              # [N, R, J] regional NEV terms of the base period
+    extras: np.ndarray | None = None              # [N, T, J] consumer types' terms of the base period
+    types: ConsumerTypes | None = None            # consumer types (regions x taste nodes), market.consumer_types
+    taste_utility: np.ndarray | None = None       # [N, T, K] the types' taste terms for every product
+    characteristics: np.ndarray | None = None     # [N, K, C] every product's characteristics (consumer_types)
 
 
 def calibrate(model: Model, value: Callable[[str], np.ndarray], draws: int) -> BaseMarket:
@@ -165,7 +170,8 @@ def calibrate(model: Model, value: Callable[[str], np.ndarray], draws: int) -> B
     shares = rates / potential[:, None]
     fit = calibrate_base(model, value, draws, price, shares, outside)
     return BaseMarket(potential, price, fit.quality, fit.alpha, shares, outside, fit.adjustment, fit.regions,
-                      fit.effective_price, fit.range_km, fit.battery_kwh, fit.extras)
+                      fit.effective_price, fit.range_km, fit.battery_kwh, fit.extras, fit.types, fit.taste_utility,
+                      fit.characteristics)
 
 
 def _mean_quality(base: BaseMarket, lineup: Lineup, names: list[str]) -> np.ndarray:
@@ -231,7 +237,8 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
     named_bev = np.array([name not in OTHER_PRODUCTS and powertrain == "BEV"
                           for name, powertrain in zip(lineup.names, lineup.powertrains)])
     group_names, group_matrix = diversion_groups(demand, lineup, [c.group for c in scenario.competition.launches])
-    price_coefficient = base.alpha[:, None] * regions.price_sensitivity
+    types = demand.types
+    price_coefficient = base.alpha[:, None] * types.price_sensitivity
 
     for path_name in path_order:
         outcome = outcomes[path_name]
@@ -269,18 +276,18 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
             awareness = ramp_fraction(t - launch_index + 1.0, awareness_midpoint, awareness_width)
             entrant_utility = entrant_quality + brand + np.log(np.maximum(awareness, 1e-300))
             if path_pricing is None:
-                regional, shares = demand.month(lead + t, cut, entrant_utility, entrant_price, after_launch,
-                                                launch_index)
+                typed, shares = demand.month(lead + t, cut, entrant_utility, entrant_price, after_launch,
+                                             launch_index)
                 bev_units[:, t] = size[:, t] * shares[:, :lineup_size(lineup)][:, named_bev].sum(axis=1)
                 price_change[:, t] = -cut * bev_units[:, t]
             else:
-                _, regional, shares = path_pricing.month(t, entrant_utility, entrant_price, after_launch, launch_index)
+                _, typed, shares = path_pricing.month(t, entrant_utility, entrant_price, after_launch, launch_index)
                 price_change[:, t], bev_units[:, t] = path_pricing.bev_price_change(shares, size[:, t])
             orders = size[:, t] * shares[:, -1]
             first_year = after_launch & (t < launch_index + 12)
             if first_year.any():
                 weight = np.where(first_year, orders, 0.0)
-                ratios = np.nan_to_num(entrant_diversion(regional, regions.weights, price_coefficient)) @ group_matrix
+                ratios = np.nan_to_num(entrant_diversion(typed, types.weights, price_coefficient)) @ group_matrix
                 diversion += weight[:, None] * ratios
                 diversion_weight += weight
             capacity = capacity_per_month * capacity_ramp(t - launch_index, ramp) * (1.0 - shock_cut[:, t])
@@ -303,6 +310,7 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
             series["market"][:, t] = sold
             series["nev"][:, t] = size[:, t] * (shares[:, :-1] * nev[None, :-1]).sum(axis=1) + delivered
             series["share"][:, t] = delivered / sold
+            regional = types.within_regions(typed)                                          # [N, R, K]
             buyers = size[:, t:t + 1] * regions.weights                                      # [N, R]
             orders_region = buyers * regional[:, :, -1]
             mix = np.where(orders[:, None] > 0, orders_region / np.maximum(orders, 1e-300)[:, None], regions.weights)

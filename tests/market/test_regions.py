@@ -8,7 +8,7 @@ import pytest
 
 from evlaunch.market.dynamics import base_activity
 from evlaunch.market.logit import logit_shares, mean_utilities
-from evlaunch.market.regions import (RegionSet, calibrate_mean_utilities, consumer_types, national_shares,
+from evlaunch.market.regions import (RegionSet, calibrate_mean_utilities, national_shares,
                                      nev_extras, region_set, regional_shares, regional_utilities, single_region)
 from evlaunch.scenario import load_scenario
 from evlaunch.simulate import calibrate, parameter_getter, prepare, simulate
@@ -95,9 +95,6 @@ def test_shares_with_the_outside_option_sum_to_one_per_region():
     assert np.all(outside > 0) and np.all(shares >= 0)
     np.testing.assert_allclose(shares.sum(axis=2) + outside, 1.0, rtol=0, atol=1e-15)
     assert np.all(shares[np.broadcast_to(~available[:, None, :], shares.shape)] == 0)
-    weights, alpha_i = consumer_types(regions, np.full(6, -2e-5))
-    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
-    np.testing.assert_allclose((weights * alpha_i).sum(axis=1), 0.0, atol=1e-18)
 
 
 def test_more_charging_never_lowers_nev_share():
@@ -166,7 +163,6 @@ def test_calibration_of_a_draw_does_not_depend_on_the_other_draws_in_its_chunk()
     extras = rng.normal(0, 0.5, (draws, 2, products))
     whole = calibrate_mean_utilities(shares, alpha, price, regions, extras)
     rows = np.arange(3, 7)
-    part = RegionSet(regions.names, *(getattr(regions, f)[rows] for f in (
-        "weights", "price_sensitivity", "charging_share", "charging_growth_extra", "plate_utility", "campaign_utility")))
+    part = regions.rows(rows)
     np.testing.assert_array_equal(calibrate_mean_utilities(shares[rows], alpha[rows], price[rows], part, extras[rows]),
                                   whole[rows])

@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evlaunch.market.rc_logit import ConsumerTastes, ProductSet, choice_probabilities, price_derivatives
+from evlaunch.market.rc_logit import (
+    ConsumerTastes,
+    ProductSet,
+    choice_probabilities,
+    mean_utility_at,
+    price_derivatives,
+)
 from evlaunch.supply.equilibrium import (
     EquilibriumWarning,
     _foc_and_jacobian,
@@ -292,3 +298,32 @@ def test_equilibrium_properties(seed, products, firms, spread):
     assert np.abs(foc_residual(eq.prices, costs, delta, product_set, tastes)).max() <= 1e-10
     assert np.all(eq.prices > costs)  # positive markups with downward-sloping demand
     assert np.all(eq.shares > 0) and np.all(eq.shares.sum(axis=1) < 1)
+
+
+def test_rates_in_the_kernel_equal_the_rate_weighted_ownership():
+    """Firms set q with demand's price p = r q + k (a purchase tax): the numba kernel with `rates` solves the
+    same FOCs as the numpy path with the ownership H[j,k] r_j / r_k, and they are the firms' FOCs in q."""
+    delta, products, tastes, costs = rc_markets(31, markets=3, products=6, types=12, firms=2)
+    rng = np.random.default_rng(31)
+    rates = rng.choice([1.0, 1.0885, 1.044], size=delta.shape)
+    with_rates = solve_prices(delta, products, tastes, costs, rates=rates)
+    firms = products.firm_ids
+    ownership = (firms[:, :, None] == firms[:, None, :]) * rates[:, :, None] / rates[:, None, :]
+    explicit = solve_prices(delta, products, tastes, costs, ownership=ownership, backend="numpy")
+    assert with_rates.converged.all() and explicit.converged.all()
+    np.testing.assert_allclose(with_rates.prices, explicit.prices, rtol=1e-9)
+    # firm f maximises sum_k (q_k - c_k / r_k) s_k: FOC in q_j is r_j * (ds/dp)' (p - c) / r + s = 0
+    moved = mean_utility_at(delta, products, tastes, with_rates.prices)
+    at = ProductSet(products.x2, with_rates.prices, None, firms)
+    _, shares = choice_probabilities(moved, at, tastes)
+    jacobian = price_derivatives(moved, at, tastes)
+    same = (firms[:, :, None] == firms[:, None, :]).astype(float)
+    guide_margin = (with_rates.prices - costs) / rates
+    foc = shares + rates * np.einsum("bjk,bkj,bk->bj", same, jacobian, guide_margin)
+    assert np.abs(foc).max() < 1e-10
+    # rates of 1 change nothing (bit for bit)
+    plain = solve_prices(delta, products, tastes, costs)
+    ones = solve_prices(delta, products, tastes, costs, rates=np.ones_like(costs))
+    np.testing.assert_array_equal(plain.prices, ones.prices)
+    with pytest.raises(ValueError, match="rates"):
+        solve_prices(delta, products, tastes, costs, rates=-rates)

@@ -1,9 +1,12 @@
 """Bertrand re-pricing inside the simulation (supply.repricing): cost recovery, the entrant's effect on
 incumbents' prices, diversion, reproducibility however a run is split, and fixed mode unchanged.
 
-`data/fixed_reference.*` hold the reference scenario as it was before re-pricing existed (reprice = "fixed")
-with 6 draws of inputs and their outputs. If the model is changed on purpose, regenerate them: load the
-scenario, `simulate` the stored inputs and save the outputs the same way (names + [outputs, draws] array).
+`data/fixed_reference.*` hold the reference scenario as it was before re-pricing existed (reprice = "fixed",
+no taste heterogeneity within regions) with 6 draws of inputs and their outputs: a regression snapshot of
+fixed mode. Its outputs were regenerated once on purpose, when the price coefficient came to be calibrated
+under the regional demand itself (so the scenario's elasticity holds exactly with regions). If the model
+is changed on purpose again, regenerate them: load the scenario, `simulate` the stored inputs and save
+the outputs the same way (names + [outputs, draws] array, `np.savez_compressed`).
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ def test_entrant_diversion_agrees_with_the_random_coefficients_module():
     np.testing.assert_allclose(ours.sum(axis=1), 1.0, rtol=1e-12)
 
 
-def test_fixed_prices_give_the_outputs_they_gave_before_repricing_existed():
+def test_fixed_prices_reproduce_the_stored_reference_outputs():
     model = prepare(load_scenario(DATA / "fixed_reference.toml"), DATA)
     assert model.scenario.competition.reprice == "fixed"
     stored = np.load(DATA / "fixed_reference.npz")

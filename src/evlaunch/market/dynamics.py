@@ -36,9 +36,10 @@ from evlaunch.errors import ScenarioError
 from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
 from evlaunch.market.logit import mean_utilities, price_coefficient
 from evlaunch.market.policy import PLATE_PRIVILEGE, RURAL_CAMPAIGN, SUBSIDY, PolicySchedule, load_policy
+from evlaunch.market.consumer_types import SEGMENT_STEPS, ConsumerTypes, characteristic_matrix, consumer_types
 from evlaunch.market.regions import (
     RegionSet,
-    calibrate_mean_utilities,
+    calibrate_price_coefficient,
     national_shares,
     nev_extras,
     region_set,
@@ -126,6 +127,32 @@ def prepare_policy(scenario: Scenario, lineup: Lineup, tables: dict[str, str]) -
     return policy
 
 
+def _used(quantity) -> bool:
+    return hasattr(quantity, "ppf") or quantity != 0
+
+
+def check_tastes(scenario: Scenario, lineup: Lineup) -> None:
+    """Refuse a scenario whose taste heterogeneity needs a characteristic the data and scenario lack."""
+    tastes = scenario.market.tastes
+    if _used(tastes.sigma_range):
+        bands = scenario.dynamics.missing_range_band
+        lacking = sorted({band for band, powertrain, known in zip(lineup.price_band, lineup.powertrains,
+                                                                  _sourced(lineup.range_km, len(lineup.names)))
+                          if powertrain == "BEV" and np.isnan(known) and band not in bands})
+        if lacking:
+            raise ScenarioError(f"scenario {scenario.name}: field dynamics.missing_range_band lacks "
+                                f"{', '.join(lacking)}; expected a range (km, or a distribution) for each segment "
+                                f"whose BEVs have no sourced range, because market.tastes.sigma_range is not 0")
+    if _used(tastes.sigma_size):
+        segments = set(lineup.segments) | {c.segment for c in scenario.competition.launches} | {
+            scenario.product.segment}
+        unknown = sorted(segments - set(SEGMENT_STEPS) - {"mixed"})
+        if unknown:
+            raise ScenarioError(f"scenario {scenario.name}: segment label(s) {', '.join(unknown)} are not one of "
+                                f"{', '.join(SEGMENT_STEPS)}; market.tastes.sigma_size needs them (set it to 0 "
+                                f"or use these labels)")
+
+
 @dataclass(frozen=True)
 class BaseCalibration:
     """What the regional calibration of the base period adds to the plain-logit one."""
@@ -138,7 +165,10 @@ class BaseCalibration:
     range_km: np.ndarray            # [N, J] sourced or assumed range (NaN where neither is needed)
     battery_kwh: np.ndarray         # [N, J] sourced or assumed battery size (NaN where not needed)
     subsidy: np.ndarray             # [N, J] CNY at the base period's middle month
-    extras: np.ndarray | None = None  # [N, R, J] regional NEV terms of the base period (as calibrated)
+    extras: np.ndarray | None = None  # [N, T, J] type terms of the base period (regional NEV terms + tastes)
+    types: ConsumerTypes | None = None
+    characteristics: np.ndarray | None = None  # [N, K, C] every product's characteristics (consumer_types)
+    taste_utility: np.ndarray | None = None    # [N, T, K] the types' taste terms for every product
 
 
 def product_ranges(model: Model, value: Value, draws: int) -> np.ndarray:
@@ -190,15 +220,48 @@ def calibrate_base(model: Model, value: Value, draws: int, price: np.ndarray, sh
     alpha = price_coefficient(value("market.own_price_elasticity"), effective[:, models], shares[:, models])
     quality = mean_utilities(shares, outside) - alpha[:, None] * effective
     regions = region_set(list(scenario.regions), value, draws)
+    types = consumer_types(regions, value, draws, scenario.market.tastes.types_per_region)
     campaign, plate = base_activity(policy, scenario, lineup.powertrains)
-    extras = nev_extras(regions, lineup.is_nev, plate, campaign,
-                        value("market.charging_effect")[:, None] * regions.log_density_ratio)
-    if len(regions.names) == 1 and not np.any(extras):
+    regional = nev_extras(regions, lineup.is_nev, plate, campaign,
+                          value("market.charging_effect")[:, None] * regions.log_density_ratio)
+    characteristics = product_characteristics(model, value, draws, shares, ranges)
+    taste = types.taste_utility(characteristics)                       # [N, T, K] all products
+    extras = types.expand(regional) + taste[:, :, :len(lineup.names)]
+    if len(types.region_of) == 1 and not np.any(extras):
         adjustment = np.zeros_like(quality)
     else:
-        adjustment = calibrate_mean_utilities(shares, alpha, effective, regions, extras, start=quality) - quality
+        alpha, xi = calibrate_price_coefficient(shares, value("market.own_price_elasticity"), effective, models,
+                                                types, extras, alpha, quality)
+        adjustment = xi - (mean_utilities(shares, outside) - alpha[:, None] * effective)
+        quality = xi - adjustment
     return BaseCalibration(effective, alpha, quality, adjustment, regions, ranges,
-                           product_batteries(model, value, draws), subsidy, extras)
+                           product_batteries(model, value, draws), subsidy, extras, types, characteristics, taste)
+
+
+def product_characteristics(model: Model, value: Value, draws: int, shares: np.ndarray,
+                            ranges: np.ndarray) -> np.ndarray:
+    """[N, K, C] characteristics of every product (base lineup, scheduled launches, the entrant) for the
+    consumer types' tastes (`market.consumer_types`); `shares` [N, J] and `ranges` [N, J] of the base period."""
+    scenario, lineup = model.scenario, model.lineup
+    launches, product = scenario.competition.launches, scenario.product
+    size_j = len(lineup.names)
+    bodies = lineup.bodies if lineup.bodies is not None else ("",) * size_j
+    adas = lineup.adas if lineup.adas is not None else np.full(size_j, np.nan)
+    launch_ranges = [np.nanmean(ranges[:, [lineup.index(n) for n in c.comparables]], axis=1)
+                     if not np.all(np.isnan(ranges[:, [lineup.index(n) for n in c.comparables]]))
+                     else np.full(draws, np.nan) for c in launches]
+    all_ranges = np.concatenate([ranges, *[r[:, None] for r in launch_ranges],
+                                 np.broadcast_to(value("product.range_km"), (draws,))[:, None]], axis=1)
+    aggregate_of = [name.split()[1] if name in OTHER_PRODUCTS else None for name in lineup.names]
+    aggregate_of += [None] * (len(launches) + 1)
+    weights = np.concatenate([shares, np.zeros((draws, len(launches) + 1))], axis=1)
+    return characteristic_matrix(
+        list(lineup.powertrains) + [c.powertrain for c in launches] + [product.powertrain],
+        list(lineup.segments) + [c.segment for c in launches] + [product.segment],
+        list(bodies) + [c.body for c in launches] + [product.body],
+        np.concatenate([adas, [1.0 if c.adas else 0.0 for c in launches], [1.0 if product.adas else 0.0]]),
+        all_ranges, np.arange(size_j + len(launches) + 1) == size_j + len(launches), aggregate_of, weights,
+        value("market.tastes.adas_unknown"))
 
 
 class Demand:
@@ -212,6 +275,8 @@ class Demand:
         scenario, lineup, history = model.scenario, model.lineup, model.history
         self.policy = _policy(model)
         self.regions: RegionSet = base.regions
+        self.types: ConsumerTypes = base.types
+        self.taste_utility = base.taste_utility   # [N, T, K] constant over time
         self.alpha = base.alpha
         self.lead = lead_months(scenario)
         self.periods = self.lead + scenario.horizon_months
@@ -337,9 +402,9 @@ class Demand:
         available = np.ones(mean_utility.shape, dtype=bool)
         available[:, size_j:size_j + self.size_l] = month >= self.launch_month
         available[:, -1] = entrant_available
-        extras = nev_extras(self.regions, self.is_nev, self.plate[step], self.campaign[step],
-                            self.charging_term[:, :, step], self.nev_drift[:, step])
-        return MonthState(month, all_price, ranges, effective, mean_utility, available, extras)
+        extras = self.types.expand(nev_extras(self.regions, self.is_nev, self.plate[step], self.campaign[step],
+                                              self.charging_term[:, :, step], self.nev_drift[:, step]))
+        return MonthState(month, all_price, ranges, effective, mean_utility, available, extras + self.taste_utility)
 
     def effective_prices(self, price: np.ndarray, ranges: np.ndarray, month: int) -> np.ndarray:
         """Guide price + purchase tax - subsidy in `month` (months since year 0), [N, K]."""
@@ -347,15 +412,16 @@ class Demand:
                 - self.policy.subsidy(price, self.powertrains, ranges, month))
 
     def shares(self, state: MonthState) -> tuple[np.ndarray, np.ndarray]:
-        """(regional shares [N, R, K], national shares [N, K]) of a month's state."""
-        regional = regional_shares(regional_utilities(state.mean_utility, self.alpha, state.effective, self.regions,
-                                                      state.extras), state.available)
-        return regional, national_shares(regional, self.regions)
+        """(shares per consumer type [N, T, K], national shares [N, K]) of a month's state."""
+        typed = regional_shares(regional_utilities(state.mean_utility, self.alpha, state.effective, self.types,
+                                                   state.extras), state.available)
+        return typed, national_shares(typed, self.types)
 
     def month(self, step: int, cut: np.ndarray, entrant_utility: np.ndarray, entrant_price: np.ndarray,
               entrant_available: np.ndarray, launch_index: np.ndarray,
               incumbent_price: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(regional shares [N, R, K], national shares [N, K]) in time step `step`; arguments as `state`."""
+        """(shares per consumer type [N, T, K], national shares [N, K]) in time step `step`; arguments as
+        `state`."""
         return self.shares(self.state(step, cut, entrant_utility, entrant_price, entrant_available, launch_index,
                                       incumbent_price))
 
@@ -370,7 +436,7 @@ class MonthState:
     effective: np.ndarray       # [N, K] price + purchase tax - subsidy
     mean_utility: np.ndarray    # [N, K] excluding price and regional terms
     available: np.ndarray       # [N, K] on sale
-    extras: np.ndarray          # [N, R, K] regional NEV terms
+    extras: np.ndarray          # [N, T, K] consumer types' terms (regional NEV terms + tastes)
 
 
 @dataclass(frozen=True)
@@ -391,8 +457,9 @@ def pre_start_market(demand: Demand, entrant_price: np.ndarray) -> PreStart:
     market_region, nev_region = np.zeros((draws, regions)), np.zeros((draws, regions))
     never = np.full(draws, np.inf)
     for step in range(demand.lead):
-        regional, _ = demand.month(step, np.zeros(draws), np.zeros(draws), entrant_price,
-                                   np.zeros(draws, dtype=bool), never)
+        typed, _ = demand.month(step, np.zeros(draws), np.zeros(draws), entrant_price,
+                                np.zeros(draws, dtype=bool), never)
+        regional = demand.types.within_regions(typed)
         buyers = demand.size[:, step:step + 1] * demand.regions.weights           # [N, R]
         sold_region = buyers * regional.sum(axis=2)
         nev_sold_region = buyers * (regional[:, :, :-1] * demand.is_nev[None, None, :-1]).sum(axis=2)

@@ -37,6 +37,8 @@ class Lineup:
     sources: tuple[str, ...]
     range_km: np.ndarray | None = None     # [J] sourced range (CLTC in lineup_2023), NaN where unknown
     battery_kwh: np.ndarray | None = None  # [J] sourced battery size, NaN where unknown
+    bodies: tuple[str, ...] | None = None  # body label ('SUV', 'sedan', 'hatch', ...; 'mixed' for aggregates)
+    adas: np.ndarray | None = None         # [J] 1 where the data name an ADAS feature, NaN where unknown
 
     @property
     def is_nev(self) -> np.ndarray:
@@ -100,7 +102,8 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
         price_min, price_max = numeric(pd.Series([row["price_min_cny"], row["price_max_cny"]]))
         price = price_min if price_max != price_max else (price_min + price_max) / 2
         records.append((row["model"], row["group"], powertrain, row["segment"], price, row["segment"],
-                        rate, basis, row["source"], _number(row.get("range_km_cltc")), _number(row.get("battery_kwh"))))
+                        rate, basis, row["source"], _number(row.get("range_km_cltc")), _number(row.get("battery_kwh")),
+                        _text(row.get("body")), 1.0 if _text(row.get("adas")) else np.nan))
     for missing in sorted(set(monthly_estimates) - {r[0] for r in records}):
         raise DataError(f"market.estimate_sales_from_monthly names {missing!r}, which is not a {table_name} "
                         f"model without a sales figure")
@@ -108,11 +111,17 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
         powertrain = name.split()[1]
         records.append((name, "other", powertrain, "mixed", np.nan, f"other_{powertrain}", np.nan,
                         "derived: market total minus the listed models", "derived from the monthly totals",
-                        np.nan, np.nan))
+                        np.nan, np.nan, "mixed", np.nan))
     columns = list(zip(*records))
     return Lineup(tuple(columns[0]), tuple(columns[1]), tuple(columns[2]), tuple(columns[3]),
                   np.array(columns[4], float), tuple(columns[5]), np.array(columns[6], float),
-                  tuple(columns[7]), tuple(columns[8]), np.array(columns[9], float), np.array(columns[10], float))
+                  tuple(columns[7]), tuple(columns[8]), np.array(columns[9], float), np.array(columns[10], float),
+                  tuple(columns[11]), np.array(columns[12], float))
+
+
+def _text(cell: object) -> str:
+    """A cell as stripped text ('' when empty)."""
+    return "" if cell is None or (isinstance(cell, float) and cell != cell) else str(cell).strip()
 
 
 def _number(text: object) -> float:

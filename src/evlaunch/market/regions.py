@@ -14,11 +14,11 @@ Utility of product k for a buyer in region r (logit within the region, outside o
                  + plate_r * A_plate[k] (+ the scenario's common NEV drift)
 
 National shares are the buyer-weighted sum over regions. The mean utilities `xi` are calibrated jointly
-(BLP contraction) so that the national base-period shares are reproduced exactly.
+so that the national base-period shares are reproduced exactly.
 
-Everything here is an array function of per-draw values, so the regions can later be fed to the
-random-coefficients module as consumer types: `consumer_types` gives the type weights and price-
-coefficient deviations in the form `market.rc_logit.ConsumerTastes` takes.
+Within each region buyers differ further (income, tastes for NEVs, body, size, range, ADAS, brand):
+`market.consumer_types` splits each region into consumer types; the functions here take any object with
+`weights` and `price_sensitivity` [N, T] (regions or consumer types) and extras [N, T, K].
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from evlaunch.market.logit import logit_shares
 
 CONTRACTION_TOLERANCE = 1e-13   # max |log observed share - log predicted share|
 CONTRACTION_MAX_ITERATIONS = 10_000
+ROUNDING_FLOOR = 1e-11          # log-share error below which a stalled Newton iteration has converged
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,11 @@ class RegionSet:
     def log_density_ratio(self) -> np.ndarray:
         """log(regional charging points per potential buyer / national), [N, R]."""
         return np.log(self.charging_share / self.weights)
+
+    def rows(self, rows: np.ndarray) -> RegionSet:
+        """The same regions for a subset of draws."""
+        return RegionSet(self.names, self.weights[rows], self.price_sensitivity[rows], self.charging_share[rows],
+                         self.charging_growth_extra[rows], self.plate_utility[rows], self.campaign_utility[rows])
 
 
 def _normalised(values: np.ndarray, name: str) -> np.ndarray:
@@ -81,13 +87,6 @@ def single_region(draws: int) -> RegionSet:
     """One national region: reproduces the plain logit exactly."""
     ones, zeros = np.ones((draws, 1)), np.zeros((draws, 1))
     return RegionSet(("national",), ones, ones.copy(), ones.copy(), zeros, zeros.copy(), zeros.copy())
-
-
-def consumer_types(regions: RegionSet, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(weights [N, R], alpha_i [N, R]): the regions as consumer types for `rc_logit.ConsumerTastes`
-    (alpha_mean = alpha; a type's price coefficient is alpha * m_r = alpha + alpha_i)."""
-    alpha = np.asarray(alpha, dtype=float)
-    return regions.weights, alpha[:, None] * (regions.price_sensitivity - 1.0)
 
 
 def nev_extras(regions: RegionSet, is_nev: np.ndarray, plate_active: np.ndarray, campaign_active: float,
@@ -126,10 +125,16 @@ def national_shares(shares: np.ndarray, regions: RegionSet) -> np.ndarray:
 
 
 def calibrate_mean_utilities(observed: np.ndarray, alpha: np.ndarray, effective_price: np.ndarray,
-                             regions: RegionSet, extras: np.ndarray | None = None,
+                             types, extras: np.ndarray | None = None,
                              start: np.ndarray | None = None) -> np.ndarray:
-    """Mean utilities xi [N, J] (excluding price and regional terms) whose region-weighted shares equal
-    `observed` [N, J] exactly (Berry 1994 / BLP 1995 contraction xi += log s_obs - log s_pred)."""
+    """Mean utilities xi [N, J] (excluding price and type terms) whose buyer-weighted shares over the
+    consumer `types` (anything with `weights` and `price_sensitivity` [N, T], e.g. a `RegionSet` or
+    `market.consumer_types.ConsumerTypes`) equal `observed` [N, J] exactly; `extras` [N, T, J].
+
+    Newton's method on log shares (the share Jacobian d s / d xi = sum_t w_t (diag s_t - s_t s_t')),
+    typically 6-10 steps; a draw whose error stops falling for five steps above the rounding floor
+    continues with the BLP contraction xi += log s_obs - log s_pred (always convergent, slower).
+    Converged at CONTRACTION_TOLERANCE in log shares, or at rounding level below ROUNDING_FLOOR."""
     observed = np.asarray(observed, dtype=float)
     if np.any(observed <= 0) or np.any(observed.sum(axis=1) >= 1):
         raise DataError("calibration needs positive shares that leave room for the outside option")
@@ -137,27 +142,99 @@ def calibrate_mean_utilities(observed: np.ndarray, alpha: np.ndarray, effective_
     outside = 1.0 - observed.sum(axis=1)
     alpha = np.asarray(alpha, dtype=float)
     effective_price = np.asarray(effective_price, dtype=float)
+    weights, sensitivity = np.asarray(types.weights, dtype=float), np.asarray(types.price_sensitivity, dtype=float)
     xi = (log_observed - np.log(outside)[:, None] - alpha[:, None] * effective_price
           if start is None else np.array(start, dtype=float))
     # Each draw iterates until its own error is below the tolerance and is then left alone, so a draw's
     # result does not depend on which other draws share its chunk (runs are identical however split).
     active = np.arange(observed.shape[0])
+    previous = np.full(observed.shape[0], np.inf)
+    newton = np.ones(observed.shape[0], dtype=bool)
+    stalled = np.zeros(observed.shape[0], dtype=int)
     for _ in range(CONTRACTION_MAX_ITERATIONS):
-        part = _subset(regions, active)
-        extra = None if extras is None else extras[active]
-        predicted = national_shares(regional_shares(regional_utilities(
-            xi[active], alpha[active], effective_price[active], part, extra)), part)
+        w = weights[active]
+        utility = (xi[active][:, None, :] + (alpha[active][:, None] * sensitivity[active])[:, :, None]
+                   * effective_price[active][:, None, :])
+        if extras is not None:
+            utility = utility + extras[active]
+        typed = logit_shares(utility)                                   # [n, T, J]
+        predicted = np.einsum("nt,ntj->nj", w, typed)
         step = log_observed[active] - np.log(predicted)
-        done = np.max(np.abs(step), axis=1) < CONTRACTION_TOLERANCE
+        error = np.max(np.abs(step), axis=1)
+        worse = error >= previous[active]
+        stalled[active] = np.where(worse, stalled[active] + 1, 0)
+        # at rounding level (a few Newton steps without progress below ROUNDING_FLOOR) a draw is done
+        done = (error < CONTRACTION_TOLERANCE) | ((stalled[active] >= 3) & (error < ROUNDING_FLOOR))
+        # Newton not improving for a while above the floor: the contraction (always convergent) from now on
+        newton[active] &= ~((stalled[active] >= 5) & (error > ROUNDING_FLOOR))
+        previous[active] = np.minimum(error, previous[active])
+        use = newton[active] & ~done
+        if use.any():
+            weighted = typed[use] * w[use][:, :, None]
+            jacobian = np.einsum("ntj,ntk->njk", weighted, typed[use])
+            jacobian = -jacobian
+            jacobian[:, np.arange(jacobian.shape[1]), np.arange(jacobian.shape[1])] += predicted[use]
+            with np.errstate(all="ignore"):
+                try:
+                    newton_step = np.linalg.solve(jacobian, (predicted[use] * step[use])[..., None])[..., 0]
+                except np.linalg.LinAlgError:
+                    newton_step = np.full_like(step[use], np.nan)
+            finite = np.all(np.isfinite(newton_step), axis=1)
+            step[np.flatnonzero(use)[finite]] = newton_step[finite]
         xi[active[~done]] += step[~done]
         active = active[~done]
         if active.size == 0:
             return xi
-    raise DataError(f"the regional calibration did not converge in {CONTRACTION_MAX_ITERATIONS} iterations "
-                    f"(max log-share error {np.max(np.abs(step)):.2e}); regions may be too different")
+    raise DataError(f"the calibration over consumer types did not converge in {CONTRACTION_MAX_ITERATIONS} "
+                    f"iterations (max log-share error {np.max(error):.2e}); types may be too different")
 
 
-def _subset(regions: RegionSet, rows: np.ndarray) -> RegionSet:
-    return RegionSet(regions.names, regions.weights[rows], regions.price_sensitivity[rows],
-                     regions.charging_share[rows], regions.charging_growth_extra[rows], regions.plate_utility[rows],
-                     regions.campaign_utility[rows])
+PRICE_COEFFICIENT_TOLERANCE = 1e-10   # relative error of the implied sales-weighted own-price elasticity
+PRICE_COEFFICIENT_MAX_ITERATIONS = 200
+
+
+def own_price_elasticities(alpha: np.ndarray, effective_price: np.ndarray, types, extras: np.ndarray | None,
+                           xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(own-price elasticities [N, J] w.r.t. the effective price, shares [N, J]) under the consumer types:
+    e_j = p_j / s_j * sum_t w_t alpha m_t s_tj (1 - s_tj)."""
+    coefficient = np.asarray(alpha, dtype=float)[:, None] * types.price_sensitivity            # [N, T]
+    typed = regional_shares(regional_utilities(xi, alpha, effective_price, types, extras))    # [N, T, J]
+    shares = national_shares(typed, types)
+    slope = np.einsum("nt,ntj->nj", types.weights * coefficient, typed * (1.0 - typed))
+    return effective_price * slope / shares, shares
+
+
+def calibrate_price_coefficient(observed: np.ndarray, elasticity: np.ndarray, effective_price: np.ndarray,
+                                basis: np.ndarray, types, extras: np.ndarray | None, alpha: np.ndarray,
+                                xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha [N], xi [N, J]): the price coefficient whose implied sales-weighted own-price elasticity over
+    the products `basis` [J] (bool) equals `elasticity` [N] under the consumer types, with the mean
+    utilities that reproduce `observed` exactly. Starts from `alpha` and `xi` (e.g. the plain-logit values);
+    each draw rescales its alpha by target / implied until the relative error is below the tolerance."""
+    alpha, xi = np.array(alpha, dtype=float), np.array(xi, dtype=float)
+    target = np.broadcast_to(np.asarray(elasticity, dtype=float), alpha.shape)
+    active = np.arange(alpha.shape[0])
+    last_log_alpha = np.full(alpha.shape, np.nan)
+    last_log_implied = np.full(alpha.shape, np.nan)
+    for _ in range(PRICE_COEFFICIENT_MAX_ITERATIONS):
+        part = types.rows(active)
+        extra = None if extras is None else extras[active]
+        xi[active] = calibrate_mean_utilities(observed[active], alpha[active], effective_price[active], part,
+                                              extra, start=xi[active])
+        own, shares = own_price_elasticities(alpha[active], effective_price[active], part, extra, xi[active])
+        weights = shares[:, basis] / shares[:, basis].sum(axis=1, keepdims=True)
+        implied = (weights * own[:, basis]).sum(axis=1)
+        ratio = target[active] / implied
+        done = np.abs(ratio - 1.0) < PRICE_COEFFICIENT_TOLERANCE
+        # secant on log |implied| against log |alpha| (the elasticity is nearly proportional to alpha)
+        log_alpha, log_implied = np.log(-alpha[active]), np.log(-implied)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slope = (log_implied - last_log_implied[active]) / (log_alpha - last_log_alpha[active])
+        slope = np.where(np.isfinite(slope) & (slope > 0.2) & (slope < 5.0), slope, 1.0)
+        last_log_alpha[active], last_log_implied[active] = log_alpha, log_implied
+        alpha[active[~done]] = -np.exp(log_alpha + np.log(ratio) / slope)[~done]
+        active = active[~done]
+        if active.size == 0:
+            return alpha, xi
+    raise DataError(f"the price coefficient did not reach market.own_price_elasticity in "
+                    f"{PRICE_COEFFICIENT_MAX_ITERATIONS} iterations (relative error {np.max(np.abs(ratio - 1)):.1e})")

@@ -194,7 +194,7 @@ _FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
 
 @nb.njit(cache=True, fastmath=_FASTMATH)
 def _zeta_eval(
-    base, d, w, p, costs, seg, E, kb, A, mx, inv, ws, wds, wds2, S, L, G, p_new
+    base, d, w, p, costs, rate, seg, E, kb, A, mx, inv, ws, wds, wds2, S, L, G, p_new
 ):  # pragma: no cover
     """One evaluation of the zeta map in one market (products sorted by firm, ``seg`` firm bounds).
 
@@ -249,7 +249,7 @@ def _zeta_eval(
         for i in range(I):
             A[f, i] = 0.0
         for j in range(seg[f], seg[f + 1]):
-            mj = p[j] - costs[j]
+            mj = (p[j] - costs[j]) / rate[j]
             s_sum = 0.0
             l_sum = 0.0
             for i in range(I):
@@ -264,7 +264,7 @@ def _zeta_eval(
             g = 0.0
             for i in range(I):
                 g += wds2[i] * E[j, i] * A[f, i]
-            G[j] = g
+            G[j] = g * rate[j]
     foc = 0.0
     for j in range(J):
         lam = L[j]
@@ -320,7 +320,7 @@ def _all_finite(x):  # pragma: no cover
 
 
 @nb.njit(cache=True)
-def _solve_market(base, d, w, costs, start, seg, tol, max_evals, method, out_p, out_s):  # pragma: no cover
+def _solve_market(base, d, w, costs, rate, start, seg, tol, max_evals, method, out_p, out_s):  # pragma: no cover
     """Solve one market; returns (evaluations, converged, foc_norm_at_result).  Same state machine as
     :func:`_solve_chunk_numpy` (see there)."""
     J, I = base.shape
@@ -360,7 +360,7 @@ def _solve_market(base, d, w, costs, start, seg, tol, max_evals, method, out_p, 
     converged = False
     result = start.copy()
     while evals < max_evals:
-        foc = _zeta_eval(base, d, w, x, costs, seg, E, kb, A, mx, inv, ws, wds, wds2, S, L, G, g)
+        foc = _zeta_eval(base, d, w, x, costs, rate, seg, E, kb, A, mx, inv, ws, wds, wds2, S, L, G, g)
         evals += 1
         finite = np.isfinite(foc) and _all_finite(g)
         if evals == 1:
@@ -436,7 +436,7 @@ def _solve_market(base, d, w, costs, start, seg, tol, max_evals, method, out_p, 
     if not converged:
         result[:] = best_g if have_best else start
     # shares and FOC residual at the returned prices
-    _zeta_eval(base, d, w, result, costs, seg, E, kb, A, mx, inv, ws, wds, wds2, S, L, G, g)
+    _zeta_eval(base, d, w, result, costs, rate, seg, E, kb, A, mx, inv, ws, wds, wds2, S, L, G, g)
     foc_at = 0.0
     for j in range(J):
         r = abs(S[j] + L[j] * (result[j] - costs[j]) - G[j])
@@ -455,6 +455,7 @@ def _solve_batch_numba(
     d,
     w,
     costs,
+    rates,
     start,
     n_avail,
     seg_bounds,
@@ -495,6 +496,7 @@ def _solve_batch_numba(
             d[b],
             w[b],
             costs[b, :J].copy(),
+            rates[b, :J].copy(),
             start[b, :J].copy(),
             seg,
             tol,
@@ -785,7 +787,7 @@ def _thread_count(threads):
     return max(1, int(threads))
 
 
-def _run_numba(delta0, products, tastes, costs, start, labels, active, tol, max_evals, method, threads):
+def _run_numba(delta0, products, tastes, costs, rates, start, labels, active, tol, max_evals, method, threads):
     B, J = delta0.shape
     avail = products.available
     # sort each market's products: available first, grouped by firm
@@ -810,6 +812,7 @@ def _run_numba(delta0, products, tastes, costs, start, labels, active, tol, max_
         _writable(tastes.price_derivative),
         _writable(tastes.weights),
         take(costs),
+        take(rates),
         take(start),
         n_avail,
         seg_bounds,
@@ -874,11 +877,11 @@ def _run_numpy(
 
 
 def _fixed_point(
-    delta0, products, tastes, costs, start, labels, H, active, tol, max_evals, method, backend, threads
+    delta0, products, tastes, costs, rates, start, labels, H, active, tol, max_evals, method, backend, threads
 ):
     if backend == "numba" and labels is not None:
         return _run_numba(
-            delta0, products, tastes, costs, start, labels, active, tol, max_evals, method, threads
+            delta0, products, tastes, costs, rates, start, labels, active, tol, max_evals, method, threads
         )
     return _run_numpy(delta0, products, tastes, costs, start, H, active, tol, max_evals, method)
 
@@ -888,6 +891,7 @@ def _solve_unconstrained(
     products,
     tastes,
     costs,
+    rates,
     start,
     labels,
     H,
@@ -906,7 +910,7 @@ def _solve_unconstrained(
     B, _J = delta0.shape
     first_cap = min(newton_after, max_evals) if fallback else max_evals
     prices, shares, evals, conv, foc = _fixed_point(
-        delta0, products, tastes, costs, start, labels, H, active, tol, first_cap, method, backend, threads
+        delta0, products, tastes, costs, rates, start, labels, H, active, tol, first_cap, method, backend, threads
     )
     used_fallback = np.zeros(B, dtype=bool)
     if not fallback:
@@ -936,6 +940,7 @@ def _solve_unconstrained(
             products,
             tastes,
             costs,
+            rates,
             prices,
             labels,
             H,
@@ -973,6 +978,7 @@ def solve_prices(
     *,
     firm_ids: Any = None,
     ownership: Any = None,
+    rates: Any = None,
     start: Any = None,
     method: str = "anderson",
     backend: str = "numba",
@@ -991,6 +997,10 @@ def solve_prices(
     costs: ``[B,J]`` marginal costs (currency units per unit).
     firm_ids / ownership: owners as ``[B,J]`` ids, or a ``[B,J,J]`` ownership matrix (partial ownership
         needs ``backend="numpy"``; it is chosen automatically); default ``products.firm_ids``.
+    rates: optional ``[B,J]`` positive d p / d q of the price ``p`` demand sees with respect to the price
+        ``q`` the firm sets (e.g. 1 + a marginal purchase tax: ``p = rates * q + k``), with ``costs`` and
+        prices in demand's units; firm-level FOCs then carry the ownership ``H[j,k] rates_j / rates_k``.
+        With ``firm_ids`` the numba kernel handles it; default 1 (pyblp's problem).
     start: ``[B,J]`` starting prices (default ``products.price``, as pyblp).
     method: ``"anderson"`` (default) or ``"simple"`` (pyblp's iteration); see the module docstring.
     tol: FOC residual tolerance (share units), pyblp's default 1e-12.
@@ -1019,6 +1029,12 @@ def solve_prices(
     avail = products.available
     if ownership is not None and firm_ids is not None:
         raise ValueError("give firm_ids or ownership, not both")
+    rates_arr = np.ones((B, J)) if rates is None else np.asarray(rates, dtype=np.float64)
+    if rates_arr.shape != (B, J) or not np.all(rates_arr[avail] > 0) or not np.all(np.isfinite(rates_arr[avail])):
+        raise ValueError(f"rates must be [B,J] = {(B, J)} positive finite numbers")
+    rates_arr = np.where(avail, rates_arr, 1.0)
+    if rates is not None and ownership is not None:
+        raise ValueError("give rates with firm_ids, not with an ownership matrix (fold them into it)")
     if ownership is None:
         ids = products.firm_ids if firm_ids is None else np.asarray(firm_ids)
         if ids is None:
@@ -1027,7 +1043,7 @@ def solve_prices(
             raise ValueError(f"firm_ids {ids.shape} must be [B,J] = {(B, J)}")
         _, labels = np.unique(ids, return_inverse=True)
         labels = labels.reshape(B, J).astype(np.int64)
-        H = ownership_matrix(labels, avail)
+        H = ownership_matrix(labels, avail) * rates_arr[:, :, None] / rates_arr[:, None, :]
     else:
         H = np.asarray(ownership, dtype=np.float64)
         if H.shape != (B, J, J):
@@ -1044,6 +1060,7 @@ def solve_prices(
         products,
         tastes,
         costs_arr,
+        rates_arr,
         start_arr,
         labels,
         H,
@@ -1090,6 +1107,7 @@ def solve_prices(
                 products,
                 tastes,
                 costs_arr + shadow,
+                rates_arr,
                 prices,
                 labels,
                 H,

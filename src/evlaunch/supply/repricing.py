@@ -22,8 +22,8 @@ d p_eff / d p is the policy's marginal rate at the current guide price: 1 + the 
 subsidy is a lump sum per vehicle (its price cap makes it a step in the price, derivative 0 almost
 everywhere) and enters k_j. A firm maximises sum_k (p_k - c_k) s_k = sum_k (e_k / r_k) s_k with
 e = p_eff - c_eff, c_eff = r c + k, so its first-order conditions in effective prices are the standard ones
-with the ownership H'[j,k] = H[j,k] r_j / r_k. When a firm's products share one rate (e.g. all NEVs below
-the cap) H' = H and the numba solver runs; otherwise the numpy backend. The guide price follows from
+with the ownership H'[j,k] = H[j,k] r_j / r_k (`solve_prices(..., rates=r)`, which the numba kernel
+solves directly). The guide price follows from
 p = p0 + (p_eff - p_eff0) / r (a policy threshold crossed inside one re-solve is not re-checked).
 
 Costs. Marginal costs are recovered once, at the base period (base guide prices, the calibrated utilities
@@ -132,8 +132,8 @@ def base_market(lineup: Lineup, base, index: np.ndarray) -> TypeMarket:
     """The base period as `type_market` (every base product on sale; the fringe folded)."""
     utility = base.quality + base.quality_adjustment
     available = np.ones(utility.shape, dtype=bool)
-    return type_market(utility, base.effective_price, base.extras, available, base.alpha, base.regions.weights,
-                       base.regions.price_sensitivity, index)
+    return type_market(utility, base.effective_price, base.extras, available, base.alpha, base.types.weights,
+                       base.types.price_sensitivity, index)
 
 
 def recover_costs(lineup: Lineup, base, policy: PolicySchedule, base_month: int, vat: np.ndarray) -> SupplySide:
@@ -159,17 +159,18 @@ def solve_incumbents(state: MonthState, rows: np.ndarray, guide: np.ndarray, cos
     """Equilibrium guide prices [n, P] of the re-priced products for the draws `rows` (bool [N]) and whether
     each market converged [n]; a market that did not keeps `guide`. `state` was built with `guide` in force;
     `guide`, `cost` (guide terms) and `rate` (d p_eff / d p) are [N, P]."""
-    index, regions = supply.index, demand.regions
+    index, types = supply.index, demand.types
     market = type_market(state.mean_utility[rows], state.effective[rows], state.extras[rows], state.available[rows],
-                         demand.alpha[rows], regions.weights[rows], regions.price_sensitivity[rows], index)
+                         demand.alpha[rows], types.weights[rows], types.price_sensitivity[rows], index)
     start = state.effective[rows][:, index]
     rate_rows = rate[rows]
     cost_effective = start - rate_rows * (guide[rows] - cost[rows])
-    ownership = effective_ownership(supply.firms, rate_rows)
+    firms = np.broadcast_to(supply.firms, rate_rows.shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EquilibriumWarning)  # counted per draw instead
-        result = solve_prices(market.delta, market.products, market.tastes, cost_effective, ownership=ownership,
-                              start=start, method="anderson", backend="numba", max_evaluations=MAX_EVALUATIONS)
+        result = solve_prices(market.delta, market.products, market.tastes, cost_effective, firm_ids=firms,
+                              rates=rate_rows, start=start, method="anderson", backend="numba",
+                              max_evaluations=MAX_EVALUATIONS)
     new_guide = guide[rows] + (result.prices - start) / rate_rows
     ok = result.converged & np.all(np.isfinite(new_guide), axis=1) & np.all(new_guide > 0, axis=1)
     return np.where(ok[:, None], new_guide, guide[rows]), ok
