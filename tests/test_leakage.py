@@ -75,3 +75,16 @@ def test_2021_outputs_do_not_change_when_later_rows_are_deleted(monkeypatch, tmp
     assert before.keys() == after.keys()
     for key in before:
         np.testing.assert_array_equal(before[key], after[key], err_msg=key)
+
+
+def test_lineup_sums_that_include_later_months_are_replaced_by_the_public_months():
+    """lineup_2023's Jan-Sep sums include September rows published on 2023-11-05; as of 2023-10-31 the
+    base-period rate must come from the Jan-Aug rows only (the table's note: Model Y Jan-Aug sum 279,400)."""
+    from evlaunch.market.lineup import build_lineup
+
+    lineup = build_lineup("lineup_2023", date(2023, 10, 31), [], ("2023-01", "2023-08"))
+    model_y = lineup.index("Tesla Model Y")
+    assert lineup.monthly_sales[model_y] == pytest.approx(279_400 / 8)
+    assert "published after the as-of date" in lineup.sales_basis[model_y]
+    # an H1 figure (published in July) is kept as it is
+    assert lineup.monthly_sales[lineup.index("Nissan Sylphy")] == pytest.approx(158_635 / 6)

@@ -97,7 +97,13 @@ def test_failing_stage_falls_back_and_launches_later(reference_model, inputs):
     both = np.isfinite(always_fails["Brilliance.launch_month_index"]) & np.isfinite(
         never_fails["Brilliance.launch_month_index"])
     assert np.all(always_fails["Brilliance.months_lost"] > 0)
-    # falling back costs the time already spent: never earlier than Chery's own timeline from scratch
+    # falling back costs the time already spent: a draw rescued by Chery launches no earlier than Chery
+    # taken up at the start, and on average clearly later
+    by_chery = (rescued == chery) & np.isfinite(always_fails["Chery.launch_month_index"])
+    assert by_chery.sum() >= 5
+    fallen, direct = always_fails["Brilliance.launch_month_index"][by_chery], always_fails["Chery.launch_month_index"][
+        by_chery]
+    assert np.all(fallen >= direct) and fallen.mean() >= direct.mean() + 1.0
     assert np.all(always_fails["Brilliance.launch_month_index"][both]
                   >= np.minimum(never_fails["Brilliance.launch_month_index"][both],
                                 always_fails["Chery.launch_month_index"][both]))

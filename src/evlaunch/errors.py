@@ -18,3 +18,10 @@ class DataError(EvlaunchError):
 
 class RunError(EvlaunchError):
     """A run cannot start or resume as asked (e.g. --resume with a different scenario)."""
+
+
+def naming_source(error: EvlaunchError, source: str | None) -> EvlaunchError:
+    """The same error with the scenario file `source` in front of its message (unless it is there already)."""
+    if source is None or str(error).startswith(str(source)):
+        return error
+    return type(error)(f"{source}: {error}")

@@ -21,7 +21,7 @@ import numpy as np
 
 from evlaunch import __version__
 from evlaunch.atomic import write_json_atomic, write_text_atomic
-from evlaunch.errors import RunError
+from evlaunch.errors import EvlaunchError, RunError, naming_source
 from evlaunch.scenario import MAX_DRAWS, load_scenario, parse_scenario
 from evlaunch.simulate import Model, prepare, simulate
 from evlaunch.store import RunStore
@@ -70,7 +70,7 @@ class RunResult:
 
 @functools.lru_cache(maxsize=4)
 def _model(scenario_text: str, source: str, base_dir: str) -> Model:
-    return prepare(parse_scenario(scenario_text, source), base_dir)
+    return prepare(parse_scenario(scenario_text, source), base_dir, source)
 
 
 def compute_chunk(scenario_text: str, source: str, base_dir: str, seed: int, start: int, stop: int
@@ -82,7 +82,10 @@ def compute_chunk(scenario_text: str, source: str, base_dir: str, seed: int, sta
         time.sleep(float(pause))
     sampling = design(model.scenario, seed, model.event_names)
     inputs = sample_inputs(model.scenario, sampling, start, stop)
-    outputs = simulate(model, inputs)
+    try:
+        outputs = simulate(model, inputs)
+    except EvlaunchError as error:
+        raise naming_source(error, source) from None
     return {**inputs, **outputs}
 
 
@@ -115,6 +118,8 @@ def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOpt
     base_dir = str(Path(scenario_path).resolve().parent)
     model = _model(scenario_text, source, base_dir)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out}: exists and is not a directory; give a directory for the run's files")
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "scenario.toml", scenario_text)  # the run's exact input, for compare/discover
     prepared = time.perf_counter()

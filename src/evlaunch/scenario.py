@@ -88,6 +88,9 @@ class Stage(_Config):
     name: str = Field(min_length=1, max_length=80)
     months: Quantity = Field(description="duration of the stage, months")
     failure: Quantity = Field(0.0, description="probability the stage fails (0..1)")
+    under_way: StrictBool = Field(False, description="the stage's clock runs from the scenario start whenever its "
+                                  "path is taken up (e.g. an application already filed), so a fallback to the path "
+                                  "does not restart it")
     note: str = Field("", max_length=2000)
 
 
@@ -332,20 +335,24 @@ class Scenario(_Config):
     def _consistent(self) -> Scenario:
         as_of_month = self.as_of.year * 12 + self.as_of.month - 1
         if month_number(self.start) <= as_of_month:
-            raise ValueError(f"start {self.start} must be after the as-of month {self.as_of:%Y-%m}")
+            raise ValueError(f"field start: got {self.start!r}; expected a month after the as-of month "
+                             f"{self.as_of:%Y-%m}")
         for month in self.market.base_period:
             if month_number(month) > as_of_month:
-                raise ValueError(f"market.base_period month {month} is after as_of {self.as_of}")
+                raise ValueError(f"field market.base_period: got month {month!r}; expected months up to the "
+                                 f"as-of date {self.as_of} (nothing later may be read)")
         if month_number(self.market.base_period[0]) > month_number(self.market.base_period[1]):
-            raise ValueError("market.base_period must be (first month, last month) in order")
+            raise ValueError(f"field market.base_period: got {list(self.market.base_period)}; expected "
+                             f"(first month, last month) in order")
         for name, path in self.paths.items():
             seen = [name]
             while path.fallback is not None:
                 if path.fallback not in self.paths:
-                    raise ValueError(f"paths.{seen[-1]}.fallback names {path.fallback!r}, which is not a path "
-                                     f"(paths: {', '.join(self.paths)})")
+                    raise ValueError(f"field paths.{seen[-1]}.fallback: got {path.fallback!r}; expected one of "
+                                     f"the paths: {', '.join(self.paths)}")
                 if path.fallback in seen:
-                    raise ValueError(f"fallbacks form a cycle: {' -> '.join(seen + [path.fallback])}")
+                    raise ValueError(f"field paths.{seen[-1]}.fallback: got {path.fallback!r}; expected no cycle "
+                                     f"of fallbacks ({' -> '.join(seen + [path.fallback])})")
                 seen.append(path.fallback)
                 path = self.paths[path.fallback]
         return self
@@ -488,6 +495,9 @@ def format_validation_error(source: str, error: ValidationError) -> str:
         key = field
         if key in lines and item.get("type", "").endswith("_type"):
             continue  # a union reports each alternative; keep the first, clearest message
+        if field == "(top level)":  # a check across fields: its message names them
+            lines[key] = f"{source}: {expected}"
+            continue
         lines[key] = f"{source}: field {field}: got {shown}; expected {expected}"
     return "\n".join(lines.values())
 

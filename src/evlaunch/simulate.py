@@ -11,7 +11,8 @@ regions differ in price sensitivity, charging and policy bonuses (`market.region
 range progress and model ageing move incumbents (`market.dynamics`); incumbents cut BEV prices after
 the entrant's launch (`competition.reprice = "fixed"`) or re-price to the Bertrand-Nash equilibrium
 (`"bertrand"`, `supply.repricing`); the entrant's car enters
-at its launch month with an awareness ramp; orders above capacity queue; the money follows. Market
+at its launch month with an awareness ramp; orders above capacity queue; the money follows (a draw in
+which every path of the chain fails abandons the project at the last failure: R&D and opex stop). Market
 figures by year are whole calendar years (the start year's months before the start are simulated too).
 """
 
@@ -27,7 +28,7 @@ from evlaunch.data import load_table, numeric
 from evlaunch.entry.paths import failure_event_name, path_outcomes
 from evlaunch.entry.reference_class import (RampReferenceClass, fit_reference_class, ramp_fraction,
                                             ramp_shape_from_uniforms)
-from evlaunch.errors import DataError, ScenarioError
+from evlaunch.errors import DataError, ScenarioError, naming_source
 from evlaunch.finance import net_present_value, peak_cash_need, terminal_value, unit_cost
 from evlaunch.market.dynamics import Demand, calibrate_base, check_tastes, pre_start_market, prepare_policy
 from evlaunch.market.history import MarketHistory, load_history
@@ -66,8 +67,23 @@ class Model:
         return (month_number(first) + month_number(last)) / 2.0
 
 
-def prepare(scenario: Scenario, base_dir: str | Path = ".") -> Model:
-    """Load the data a scenario needs and check that every product it names exists."""
+def prepare(scenario: Scenario, base_dir: str | Path = ".", source: str | None = None) -> Model:
+    """Load the data a scenario needs and check that every product it names exists; errors name the scenario
+    file `source` (when given) and the field."""
+    try:
+        return _prepare(scenario, base_dir)
+    except (DataError, ScenarioError) as error:
+        raise naming_source(error, source) from None
+
+
+def _named_products(lineup: Lineup, field: str, names: list[str]) -> None:
+    for name in names:
+        if name not in lineup.names or name in OTHER_PRODUCTS:
+            raise ScenarioError(f"field {field}: got {name!r}; expected a model of the base lineup: "
+                                f"{', '.join(n for n in lineup.names if n not in OTHER_PRODUCTS)}")
+
+
+def _prepare(scenario: Scenario, base_dir: str | Path) -> Model:
     tables = {name: str((Path(base_dir) / path)) for name, path in scenario.data.tables.items()}
     lineup_source = scenario.data.lineup
     if lineup_source.endswith(".csv"):
@@ -75,11 +91,9 @@ def prepare(scenario: Scenario, base_dir: str | Path = ".") -> Model:
     history = load_history(scenario.as_of, tables)
     lineup = build_lineup(lineup_source, scenario.as_of, scenario.market.estimate_sales_from_monthly,
                           scenario.market.base_period)
-    for name in scenario.product.comparables:
-        lineup.index(name)
-    for launch in scenario.competition.launches:
-        for name in launch.comparables:
-            lineup.index(name)
+    _named_products(lineup, "product.comparables", scenario.product.comparables)
+    for k, launch in enumerate(scenario.competition.launches):
+        _named_products(lineup, f"competition.launches.{k}.comparables", launch.comparables)
     bands = scenario.market.missing_price_band
     needed = {band for band, price in zip(lineup.price_band, lineup.known_price) if price != price}
     missing = sorted(needed - set(bands))
@@ -163,8 +177,10 @@ def calibrate(model: Model, value: Callable[[str], np.ndarray], draws: int) -> B
         j = lineup.names.index(f"other {name}")
         rates[:, j] = remainder - rates[:, listed & (powertrain == name)].sum(axis=1)
         if np.any(rates[:, j] <= 0):
-            raise DataError(f"the listed {name} models sell more than the {name} total of {first}..{last}; "
-                            f"check market.phev_to_bev_ratio and the lineup's sales bases")
+            raise DataError(f"field market.phev_to_bev_ratio: a sampled ratio up to "
+                            f"{np.max(value('market.phev_to_bev_ratio')):.3g} leaves the listed {name} models selling more "
+                            f"than the {name} total of {first}..{last}; expected a ratio that leaves room for the "
+                            f"'other {name}' aggregate (check the lineup's sales bases too)")
     outside = value("market.outside_share")
     potential = total / (1.0 - outside)
     shares = rates / potential[:, None]
@@ -259,6 +275,8 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
                                              outcome.production_start - outcome.months_lost, 0.0), 1.0)
         upfront_begin = outcome.months_lost
         sunk_months = np.maximum(outcome.months_lost, 1.0)
+        # every path of the chain failed: the project is abandoned at the last failure, its running costs stop
+        abandoned_at = np.where(operating < 0, outcome.months_lost, np.inf)
         backlog = np.zeros(draws)
         cumulative = np.zeros(draws)
         series = {key: np.zeros((draws, horizon)) for key in
@@ -305,8 +323,9 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
             series["orders"][:, t] = orders
             series["deliveries"][:, t] = delivered
             series["revenue"][:, t] = revenue
-            series["operating_flow"][:, t] = operating_flow - fixed_costs
-            series["cash_flow"][:, t] = operating_flow - fixed_costs - upfront_now - sunk_now
+            running = np.where(t < abandoned_at, fixed_costs, 0.0)
+            series["operating_flow"][:, t] = operating_flow - running
+            series["cash_flow"][:, t] = operating_flow - running - upfront_now - sunk_now
             series["market"][:, t] = sold
             series["nev"][:, t] = size[:, t] * (shares[:, :-1] * nev[None, :-1]).sum(axis=1) + delivered
             series["share"][:, t] = delivered / sold

@@ -3,10 +3,12 @@ incumbents' prices, diversion, reproducibility however a run is split, and fixed
 
 `data/fixed_reference.*` hold the reference scenario as it was before re-pricing existed (reprice = "fixed",
 no taste heterogeneity within regions) with 6 draws of inputs and their outputs: a regression snapshot of
-fixed mode. Its outputs were regenerated once on purpose, when the price coefficient came to be calibrated
-under the regional demand itself (so the scenario's elasticity holds exactly with regions). If the model
-is changed on purpose again, regenerate them: load the scenario, `simulate` the stored inputs and save
-the outputs the same way (names + [outputs, draws] array, `np.savez_compressed`).
+fixed mode. Its outputs were regenerated on purpose when the model changed: the price coefficient is
+calibrated under the regional demand itself (so the scenario's elasticity holds exactly with regions);
+lineup sums that include months published after the as-of date give way to the public months; a
+fallback path's stages `under_way` are not restarted and an abandoned project stops its running costs.
+If the model is changed on purpose again, regenerate them: load the scenario, `simulate` the stored
+inputs and save the outputs the same way (names + [outputs, draws] array, `np.savez_compressed`).
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def sensitivity(
     if method not in ("sobol", "morris"):
         fail(f"--method: got {method!r}; expected sobol or morris")
     parsed = load_scenario(scenario)
-    model = prepare(parsed, scenario.resolve().parent)
+    model = prepare(parsed, scenario.resolve().parent, str(scenario))
     with console.status(f"running the {method} design"):
         study = sensitivity_study(model, method, output, samples, seed)
     document = {"scenario": parsed.name, "method": method, "recommended_path": study.recommended,
@@ -185,7 +185,7 @@ def discover(
     path = Path(source)
     if path.suffix == ".toml" and path.is_file():
         scenario: Scenario = load_scenario(path)
-        model = prepare(scenario, path.resolve().parent)
+        model = prepare(scenario, path.resolve().parent, str(path))
         table = sample_table(model, draws, seed)
         events = list(model.event_names)
     else:

@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from evlaunch.cli.app import app, console, fail, is_terminal
+from evlaunch.errors import EvlaunchError, naming_source
 from evlaunch.runner import DEFAULT_CHUNK, DEFAULT_SEED, RunOptions, run_scenario
 from evlaunch.scenario import load_scenario, uncertain_parameters
 from evlaunch.store import RunStore
@@ -103,13 +104,27 @@ def run(
 
 @app.command()
 def validate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")]) -> None:
-    """Check a scenario file: exit 0 if valid, else exit 2 naming the file, field, value and expectation."""
-    from evlaunch.simulate import prepare
+    """Check a scenario file: exit 0 if valid, else exit 2 naming the file, field, value and expectation.
+
+    Beyond the schema it prepares the data the scenario needs and simulates a small sample of draws
+    (VALIDATION_DRAWS), so problems only a run would meet (e.g. sampled PHEV sales above the market's)
+    are reported here too."""
+    from evlaunch.runner import DEFAULT_SEED
+    from evlaunch.simulate import prepare, simulate
+    from evlaunch.uncertainty.sampling import design, sample_inputs
 
     parsed = load_scenario(scenario)
-    prepare(parsed, scenario.resolve().parent)
+    model = prepare(parsed, scenario.resolve().parent, str(scenario))
+    try:
+        simulate(model, sample_inputs(parsed, design(parsed, DEFAULT_SEED, model.event_names), 0, VALIDATION_DRAWS))
+    except EvlaunchError as error:
+        raise naming_source(error, str(scenario)) from None
     console.print(f"{scenario}: valid — scenario {parsed.name!r}, as of {parsed.as_of}, {len(parsed.paths)} paths, "
-                  f"{len(uncertain_parameters(parsed))} uncertain parameters", highlight=False)
+                  f"{len(uncertain_parameters(parsed))} uncertain parameters ({VALIDATION_DRAWS} sampled draws "
+                  f"simulated)", highlight=False)
+
+
+VALIDATION_DRAWS = 64
 
 
 @app.command()

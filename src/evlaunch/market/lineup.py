@@ -19,6 +19,7 @@ from evlaunch.data import load_table, numeric
 from evlaunch.errors import DataError
 
 OTHER_PRODUCTS = ("other BEV", "other PHEV", "other ICE")
+SUMMED_MONTHLY = re.compile(r"sum of \d+ monthly rows")
 POWERTRAIN_GROUPS = {"BEV": "BEV", "PHEV": "PHEV", "EREV": "PHEV", "ICE": "ICE", "ICE/HEV": "ICE", "HEV": "ICE"}
 
 
@@ -65,7 +66,10 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
 
     `monthly_estimates` names models without a sales figure whose base-period rate is estimated as the
     mean of their visible monthly BEV registrations in `base_months` (a stated assumption: months in
-    which the model was below the top list are unknown, so this overstates slightly).
+    which the model was below the top list are unknown, so this overstates slightly). A sales figure the
+    table sums from monthly registrations ('sum of 9 monthly rows Jan-Sep 2023') is replaced by the mean
+    of the monthly rows public at the as-of date within `base_months`: lineup_2023's sums include
+    September rows published in November 2023, after the reference scenario's as-of date.
     """
     is_path = table_name_or_path.endswith(".csv")
     table_name = "lineup_2023" if is_path else table_name_or_path
@@ -77,20 +81,30 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
     sales_column = [c for c in rows.columns if c.startswith("sales_") and c != "sales_basis"][0]
     default_months = 12 if sales_column == "sales_2020" else 9
     sales = numeric(rows[sales_column])
+    summed = numeric(rows[sales_column]).notna() & rows["sales_basis"].astype(str).str.contains(SUMMED_MONTHLY)
     by_model = None
-    if monthly_estimates:
+    if monthly_estimates or summed.any():
+        # the loader keeps only the monthly rows published by the as-of date
         by_model = load_table("china_bev_monthly_by_model", as_of).rows
         by_model = by_model[(by_model["month"] >= base_months[0]) & (by_model["month"] <= base_months[1])]
+    n_base = len(_month_range(*base_months))
     records = []
     for (_, row), units in zip(rows.iterrows(), sales):
         powertrain = POWERTRAIN_GROUPS.get(str(row["powertrain"]).strip())
         if powertrain is None:
             continue
         basis = str(row["sales_basis"])
-        if units == units:
+        visible = None if by_model is None else by_model[
+            [_same_model(b, m, row["model"]) for b, m in zip(by_model["brand"], by_model["model"])]]
+        if units == units and SUMMED_MONTHLY.search(basis) and visible is not None and not visible.empty:
+            # the lineup's figure sums monthly rows, some published after the as-of date: use the public ones
+            rate = float(numeric(visible["bev_registrations"]).mean())
+            basis = (f"mean of the {len(visible)} public monthly registration rows {base_months[0]}..{base_months[1]}"
+                     f" (china_bev_monthly_by_model.csv){'' if len(visible) == n_base else '; months below the top list unknown'}"
+                     f"; the lineup's '{basis}' includes rows published after the as-of date")
+        elif units == units:
             rate = units / _months_covered(basis, default_months)
         elif row["model"] in monthly_estimates:
-            visible = by_model[[_same_model(b, m, row["model"]) for b, m in zip(by_model["brand"], by_model["model"])]]
             if visible.empty:
                 raise DataError(f"no monthly registrations of {row['model']!r} are public in "
                                 f"{base_months[0]}..{base_months[1]} to estimate its sales from")
@@ -128,6 +142,15 @@ def _number(text: object) -> float:
     """A cell as a number (NaN when empty or not a plain number, e.g. '510/620')."""
     value = pd.to_numeric(str(text).replace(",", "").strip(), errors="coerce") if text is not None else np.nan
     return float(value) if pd.notna(value) else np.nan
+
+
+def _month_range(first: str, last: str) -> list[str]:
+    year, month = int(first[:4]), int(first[5:7])
+    months = []
+    while f"{year:04d}-{month:02d}" <= last:
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
 
 
 def _same_model(brand: str, monthly_name: str, lineup_name: str) -> bool:

@@ -61,7 +61,8 @@ class RegionSet:
 
 def _normalised(values: np.ndarray, name: str) -> np.ndarray:
     if np.any(values < 0) or np.any(values.sum(axis=1) <= 0):
-        raise DataError(f"regions: every {name} must be non-negative and at least one positive")
+        raise DataError(f"field regions.*.{name}: got {np.min(values):.3g} or all zero; expected non-negative "
+                        f"values, at least one positive")
     return values / values.sum(axis=1, keepdims=True)
 
 
@@ -73,11 +74,12 @@ def region_set(names: list[str], value: Callable[[str], np.ndarray], draws: int)
     weights = _normalised(stack("weight"), "weight")
     charging = _normalised(stack("charging_share"), "charging_share")
     if np.any(charging <= 0) or np.any(weights <= 0):
-        raise DataError("regions: each region needs a positive weight and a positive charging_share "
+        raise DataError("field regions.*.weight / charging_share: expected each region to have a positive weight "
+                        "and a positive charging_share "
                         "(charging density enters as a logarithm)")
     multiplier = stack("price_sensitivity")
     if np.any(multiplier <= 0):
-        raise DataError("regions: price_sensitivity must be positive")
+        raise DataError(f"field regions.*.price_sensitivity: got {np.min(multiplier):.3g}; expected positive values")
     multiplier = multiplier / (weights * multiplier).sum(axis=1, keepdims=True)
     return RegionSet(tuple(names), weights, multiplier, charging, stack("charging_growth_extra"),
                      stack("plate_utility"), stack("campaign_utility"))

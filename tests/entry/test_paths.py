@@ -1,0 +1,82 @@
+"""Staged paths: exact timelines for constructed cases, fallbacks that lose the time spent, stages already
+under way that a fallback does not restart, and abandonment when every path fails."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evlaunch.entry.paths import failure_event_name, path_outcomes
+from evlaunch.scenario import EntryPath, Stage
+
+
+def make_path(months: list[float], fallback: str | None = None, under_way: tuple[int, ...] = ()) -> EntryPath:
+    stages = [Stage(name=f"stage {k}", months=m, failure=0.0, under_way=k in under_way) for k, m in enumerate(months)]
+    return EntryPath(label="test", licence="partner", stages=stages, fallback=fallback, capacity_per_year=1e5,
+                     ramp_months=6, upfront_cost=1e9)
+
+
+def value_of(paths: dict[str, EntryPath], fails: dict[tuple[str, int], np.ndarray], draws: int = 3):
+    """`value` for path_outcomes: stage months from the paths, failure 0.5 and events deciding the outcome."""
+    def value(path: str) -> np.ndarray:
+        parts = path.split(".")
+        if path.endswith("failure_event"):
+            failing = fails.get((parts[1], int(parts[3])), np.zeros(draws, dtype=bool))
+            return np.where(failing, 0.0, 1.0)
+        if parts[-1] == "failure":
+            return np.full(draws, 0.5)
+        if parts[-1] == "months":
+            return np.full(draws, float(paths[parts[1]].stages[int(parts[3])].months))
+        if parts[-1] == "upfront_cost":
+            return np.full(draws, float(paths[parts[1]].upfront_cost))
+        raise KeyError(path)
+    return value
+
+
+def test_success_failure_and_fallback_timelines_are_exact():
+    paths = {"A": make_path([3, 2], fallback="B"), "B": make_path([4, 5])}
+    fails = {("A", 0): np.array([False, True, True]), ("B", 1): np.array([False, False, True])}
+    outcome = path_outcomes(paths, value_of(paths, fails))["A"]
+    # draw 0: A succeeds at 5; draw 1: A fails at 3, B taken up then, produces at 3 + 9; draw 2: B fails too
+    np.testing.assert_array_equal(outcome.production_start, [5.0, 12.0, np.inf])
+    np.testing.assert_array_equal(outcome.operating_path, [0, 1, -1])
+    np.testing.assert_array_equal(outcome.months_lost, [0.0, 3.0, 3.0 + 9.0])   # draw 2: the last failure
+    np.testing.assert_array_equal(outcome.failed, [False, True, True])
+    # sunk upfront: A's cost pro rata to its 3 of 5 months; in draw 2 all of B's too
+    np.testing.assert_allclose(outcome.sunk_upfront, [0.0, 0.6e9, 1.6e9])
+    assert failure_event_name("A", 0) == "paths.A.stages.0.failure_event"
+
+
+@pytest.mark.parametrize("duration,expected", [(6.0, 6.0 + 5.0), (2.0, 3.0 + 5.0)])
+def test_a_stage_under_way_is_not_restarted_by_a_fallback(duration, expected):
+    """B's first stage (an application filed before the start) runs meanwhile: taken up at month 3 it ends at
+    max(3, its own duration); without `under_way` it would end at 3 + duration."""
+    paths = {"A": make_path([3, 2], fallback="B"), "B": make_path([duration, 5], under_way=(0,))}
+    fails = {("A", 0): np.ones(3, dtype=bool)}
+    outcome = path_outcomes(paths, value_of(paths, fails))
+    np.testing.assert_array_equal(outcome["A"].production_start, expected)
+    np.testing.assert_array_equal(outcome["B"].production_start, duration + 5.0)  # taken up at the start
+    restarted = {"A": paths["A"], "B": make_path([duration, 5])}
+    later = path_outcomes(restarted, value_of(restarted, fails))["A"].production_start
+    assert np.all(later >= outcome["A"].production_start) and np.all(later == 3.0 + duration + 5.0)
+
+
+def test_abandoned_project_stops_its_running_costs(reference_model):
+    """When every path of a chain fails, R&D and opex stop at the last failure: the peak cash need is what
+    was spent until then, not the horizon's running costs."""
+    from evlaunch.simulate import simulate
+    from evlaunch.uncertainty.sampling import design, sample_inputs
+
+    scenario = reference_model.scenario
+    inputs = sample_inputs(scenario, design(scenario, 7, reference_model.event_names), 0, 8)
+    for name in ("own", "BAIC", "Chery", "Brilliance"):
+        inputs[f"paths.{name}.stages.0.failure"] = np.ones(8)  # every first stage fails
+    out = simulate(reference_model, inputs)
+    assert np.all(out["Brilliance.operating_path"] == -1)
+    lost = out["Brilliance.months_lost"]
+    running = inputs["finance.rnd_per_month"] + inputs["finance.opex_per_month"]
+    bound = running * np.ceil(lost) + inputs["paths.Brilliance.upfront_cost"] + inputs["paths.Chery.upfront_cost"] \
+        + inputs["paths.own.upfront_cost"]
+    assert np.all(lost < scenario.horizon_months - 12)
+    assert np.all(out["Brilliance.peak_cash_need"] <= bound + 1.0)
+    assert np.all(out["Brilliance.peak_cash_need"] < running * scenario.horizon_months)
