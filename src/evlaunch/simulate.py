@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from evlaunch.data import load_table, numeric
+from evlaunch.entry.partners import check_partners
 from evlaunch.entry.paths import failure_event_name, path_outcomes
 from evlaunch.entry.reference_class import (RampReferenceClass, fit_reference_class, ramp_fraction,
                                             ramp_shape_from_uniforms)
@@ -106,6 +107,7 @@ def _prepare(scenario: Scenario, base_dir: str | Path) -> Model:
     events += [f"supply_shocks.{name}.occurrence_event" for name in scenario.supply_shocks]
     policy = prepare_policy(scenario, lineup, tables)
     check_tastes(scenario, lineup)
+    check_partners(scenario.paths, scenario.as_of, tables.get("firms"))
     reference_class = None
     if scenario.product.awareness_from_reference_class:
         ramps = load_table("new_brand_ramps", scenario.as_of, tables.get("new_brand_ramps")).rows

@@ -80,3 +80,20 @@ def test_abandoned_project_stops_its_running_costs(reference_model):
     assert np.all(lost < scenario.horizon_months - 12)
     assert np.all(out["Brilliance.peak_cash_need"] <= bound + 1.0)
     assert np.all(out["Brilliance.peak_cash_need"] < running * scenario.horizon_months)
+
+
+def test_partners_are_firms_of_the_firms_table_with_their_sourced_facts(reference_path, reference_text):
+    from evlaunch.entry.partners import partner_facts
+    from evlaunch.errors import ScenarioError
+    from evlaunch.scenario import parse_scenario
+    from evlaunch.simulate import prepare
+
+    scenario = parse_scenario(reference_text, "ref.toml")
+    facts = partner_facts(scenario.paths["Brilliance"].partner, scenario.as_of)
+    assert len(facts.rows) >= 1 and all(source.strip() for _, _, source in facts.lines())
+    assert any("debt" in text.lower() or "default" in text.lower() for _, text, _ in facts.lines())
+    # rows published after the as-of date (full-year 2023, January 2024) are not shown
+    assert all(int(year) <= 2022 for year, _, _ in partner_facts("Chery", scenario.as_of).lines())
+    bad = reference_text.replace('partner = "Chery"', 'partner = "Cherry Motors"', 1)
+    with pytest.raises(ScenarioError, match=r"paths\.Chery\.partner: got 'Cherry Motors'"):
+        prepare(parse_scenario(bad, "bad.toml"), reference_path.parent)

@@ -87,19 +87,22 @@ def sensitivity_study(model: Model, method: str = "sobol", outputs: list[str] | 
 
 def dominance_table(npv: dict[str, np.ndarray], launch: dict[str, np.ndarray]) -> list[tuple[str, str, str]]:
     """Pairs (A, B, statement) where A first-order stochastically dominates B in NPV (higher is better)
-    or in launch month (earlier is better)."""
+    or in launch month (earlier is better). Two identical distributions dominate each other only weakly:
+    that is stated once, as 'A and B have the same distribution'."""
     statements = []
     names = list(npv)
-    for a in names:
+    for i, a in enumerate(names):
         for b in names:
             if a == b:
                 continue
-            if (result := first_order_dominance(npv[a], npv[b], higher_is_better=True)).value != "none":
-                statements.append((a, b, f"{a} dominates {b} in NPV ({result.value})"))
             launch_a = np.where(np.isnan(launch[a]), math.inf, launch[a])
             launch_b = np.where(np.isnan(launch[b]), math.inf, launch[b])
-            if (result := first_order_dominance(launch_a, launch_b, higher_is_better=False)).value != "none":
-                statements.append((a, b, f"{a} dominates {b} in launch month ({result.value})"))
+            for quantity, x, y, higher in (("NPV", npv[a], npv[b], True), ("launch month", launch_a, launch_b, False)):
+                result = first_order_dominance(x, y, higher_is_better=higher).value
+                if result == "strict":
+                    statements.append((a, b, f"{a} dominates {b} in {quantity} (strict)"))
+                elif result == "weak" and names.index(b) > i:  # equal distributions: say it once
+                    statements.append((a, b, f"{a} and {b} have the same {quantity} distribution"))
     return statements
 
 

@@ -25,15 +25,23 @@ def _bn(value: float) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value / 1e9:,.1f}"
 
 
-def load_run(reference: str, store: Path | None, draws: int, seed: int):
-    """(label, scenario, draws table) for a scenario file (run now), a run directory or a stored run id."""
+def load_run(reference: str, store: Path | None, draws: int, seed: int, out_root: Path | None = None,
+             keep: bool = True):
+    """(label, scenario, draws table) for a scenario file (run now), a run directory or a stored run id.
+
+    A scenario file is run into `out_root`/<name> and recorded in the store when `keep`; otherwise into a
+    temporary directory that lives as long as the process, without a store record."""
     from evlaunch.uncertainty.draw_table import DrawTable
 
     path = Path(reference)
     if path.suffix == ".toml" and path.is_file():
         scenario = load_scenario(path)
-        out = Path("runs") / f"{scenario.name}-compare"
-        result = run_scenario(path, out, RunOptions(draws=draws, seed=seed, report=False), RunStore(store))
+        if keep:
+            out = (out_root or Path("runs")) / f"{scenario.name}-compare"
+            result = run_scenario(path, out, RunOptions(draws=draws, seed=seed, report=False), RunStore(store))
+        else:
+            out = Path(_scratch_dir()) / scenario.name
+            result = run_scenario(path, out, RunOptions(draws=draws, seed=seed, report=False))
         return scenario.name, scenario, DrawTable.open(result.out_dir)
     if path.is_dir() and (path / "scenario.toml").is_file():
         scenario = load_scenario(path / "scenario.toml")
@@ -45,12 +53,25 @@ def load_run(reference: str, store: Path | None, draws: int, seed: int):
             DrawTable.open(record["out_dir"]))
 
 
+def _scratch_dir() -> str:
+    import atexit
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="evlaunch-compare-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
+
+
 @app.command()
 def compare(
     runs: Annotated[list[str], typer.Argument(help="scenario files, run directories or stored run ids")],
     draws: Annotated[int, typer.Option(min=1, help="draws when a scenario file is given")] = 2000,
     seed: Annotated[int, typer.Option(min=0)] = DEFAULT_SEED,
     store: StoreOption = None,
+    out: Annotated[Path | None, typer.Option(help="where runs of scenario files go (default ./runs)")] = None,
+    keep: Annotated[bool, typer.Option("--keep/--no-keep", help="keep runs of scenario files (in --out and the "
+                                       "store) or run them into a temporary directory")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Compare paths within a run and across runs: launch, deliveries, NPV, CVaR, budget risk, dominance."""
@@ -59,7 +80,7 @@ def compare(
 
     rows, npv, launch, recommendations = [], {}, {}, {}
     for reference in runs:
-        label, scenario, table = load_run(reference, store, draws, seed)
+        label, scenario, table = load_run(reference, store, draws, seed, out, keep)
         statistics = path_statistics(table, scenario)
         chosen = recommendation(statistics, scenario)
         recommendations[label] = chosen
@@ -70,9 +91,12 @@ def compare(
             npv[key], launch[key] = arrays[f"{path}.npv"], arrays[f"{path}.launch_month_index"]
             deliveries = sum(arrays[f"{path}.deliveries.{year}"] for year in scenario.years)
             launch_stats = stats.launch_month
+            months = arrays[f"{path}.launch_month_index"]
+            launched = np.isfinite(months)
             rows.append({
                 "path": key, "recommended": path == chosen.path,
-                "launch_month_mean": launch_stats.mean if math.isfinite(launch_stats.mean) else None,
+                "launch_month_mean": float(np.mean(months[launched])) if launched.any() else None,
+                "p_never": float(1.0 - launched.mean()),
                 "launch_month_p10": launch_stats.p10, "launch_month_p50": launch_stats.p50,
                 "launch_month_p90": launch_stats.p90,
                 "p_launch_by_target": stats.p_launch_by_target,
@@ -88,10 +112,12 @@ def compare(
                                     for label, r in recommendations.items()}}
         console.print_json(json.dumps(document, default=lambda v: None if isinstance(v, float) else str(v)))
         return
-    table = Table(title="paths compared (launch months as months after each scenario's start)")
-    for column in ("path", "launch mean / p10 / p50 / p90", "P(by target)", "deliveries (horizon, mean)",
+    table = Table(title="paths compared (launch months as months after each scenario's start; the mean over the "
+                        "draws that launch within the horizon)")
+    for column in ("path", "launch mean / p10 / p50 / p90", "P(never)", "P(by target)", "deliveries (horizon, mean)",
                    "NPV mean", "NPV p10 / p50 / p90", "CVaR10 NPV", "P(budget exceeded)"):
-        table.add_column(column, justify="left" if column == "path" else "right")
+        table.add_column(column, justify="left" if column == "path" else "right",
+                         overflow="fold", min_width=12 if column == "path" else None)
 
     def month(value):
         return "never" if value is None or not math.isfinite(value) else f"{value:.0f}"
@@ -100,7 +126,7 @@ def compare(
         table.add_row(("★ " if row["recommended"] else "") + row["path"],
                       " / ".join(month(row[k]) for k in ("launch_month_mean", "launch_month_p10", "launch_month_p50",
                                                          "launch_month_p90")),
-                      f"{row['p_launch_by_target']:.0%}", f"{row['deliveries_total_mean']:,.0f}",
+                      f"{row['p_never']:.0%}", f"{row['p_launch_by_target']:.0%}", f"{row['deliveries_total_mean']:,.0f}",
                       _bn(row["npv_mean"]), " / ".join(_bn(row[k]) for k in ("npv_p10", "npv_p50", "npv_p90")),
                       _bn(row["npv_cvar10"]), f"{row['p_budget_exceeded']:.1%}")
     console.print(table)
@@ -151,6 +177,11 @@ def sensitivity(
         for _, row in frame.head(top).iterrows():
             shown.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values])
         console.print(shown)
+    for label, result in study.results.items():
+        if result.n_nonfinite_replaced:
+            console.print(f"{label}: {result.n_nonfinite_replaced:,} of {result.design.n_rows:,} model runs gave a "
+                          "non-finite value (e.g. never launched) and were replaced by the largest finite one before "
+                          "the indices were computed", highlight=False)
     if study.runner_up:
         console.print(f"The last table ranks the assumptions that decide {study.recommended} over {study.runner_up} "
                       "(sensitivity of their NPV difference).", highlight=False)
@@ -219,6 +250,34 @@ def discover(
                            f"{row['density']:.2f}", f"{row['mass']:.2f}", str(int(row["n_restricted"])))
     console.print(trajectory)
     console.print(box.sentence, highlight=False)
+    console.print("(the box's figures are for the limits that survive the quasi-p test, so they can differ from "
+                  "the marked trajectory row)", highlight=False)
+    base_rate = float(mask.mean())
+    lift = box.density / base_rate if base_rate > 0 else math.inf
+    if lift < WEAK_LIFT:
+        console.print(f"[yellow]weak box:[/] its density {box.density:.0%} is only {lift:.2f} times the "
+                      f"{base_rate:.0%} overall rate; no range of the screened inputs concentrates {when!r} — "
+                      "it depends on many inputs a little, or on chance", highlight=False)
+    for name in box.limits:
+        if name.endswith("_event"):
+            console.print(f"  {name}: {describe_event(name)}", highlight=False)
+
+
+WEAK_LIFT = 1.5  # a box whose density is below this multiple of the base rate explains little
+
+
+def describe_event(name: str) -> str:
+    """Plain words for a chance draw's column (uniform on [0, 1], one per draw)."""
+    parts = name.split(".")
+    if name.endswith(".failure_event") and parts[0] == "paths":
+        return (f"the chance draw that decides whether stage {int(parts[3]) + 1} of path {parts[1]} fails "
+                f"(it fails when the draw is below the stage's failure probability)")
+    if name.endswith(".occurrence_event"):
+        return f"the chance draw that decides whether supply shock {parts[1]} happens (below its probability)"
+    if "awareness_shape_event" in name:
+        return ("the chance draw that picks the entrant's awareness ramp from the new-brand reference class "
+                "(low = fast ramp)")
+    return "a chance draw of the Monte Carlo"
 
 
 @app.command()

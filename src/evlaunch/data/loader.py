@@ -80,7 +80,6 @@ def read_rows(name: str, path: str | Path | None = None) -> tuple[pd.DataFrame, 
                         f"figure must say where it comes from (fill the 'source' column or empty the figure)")
     frame["gap"] = unsourced
     return frame, str(file_path)
-    return frame, str(file_path)
 
 
 def load_table(name: str, as_of: date | None = None, path: str | Path | None = None) -> Table:

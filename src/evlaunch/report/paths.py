@@ -2,7 +2,8 @@
 
 Per path: its stages (duration range and failure odds from the scenario), its fallback, how often it
 failed and how many months were lost, the launch quantiles, deliveries, NPV and cash need, and the
-three inputs that move its NPV most (PAWN indices from the run's own draws).
+three inputs that move its NPV most (PAWN indices from the run's own draws; only the inputs of the
+path and its fallbacks, and only those above the noise reference).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 
 import numpy as np
 
+from evlaunch.entry.partners import partner_facts
 from evlaunch.report.sensitivity import NOISE, pawn_ranking
 from evlaunch.scenario import quantities, uncertain_parameters
 
@@ -27,6 +29,14 @@ def _range(value) -> str:
 
 def _bn(value: float | None) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value / 1e9:,.1f} bn"
+
+
+def fallback_chain(scenario, name: str) -> list[str]:
+    """The path and the fallbacks it may end on, in order (only their inputs can move its outcome)."""
+    chain = [name]
+    while scenario.paths[chain[-1]].fallback is not None:
+        chain.append(scenario.paths[chain[-1]].fallback)
+    return chain
 
 
 def paths_in_depth(context):
@@ -47,7 +57,11 @@ def paths_in_depth(context):
         failed = float(np.mean(data[f"{name}.path_failed"])) if f"{name}.path_failed" in data else math.nan
         lost = data.get(f"{name}.months_lost", np.zeros(1))
         lost_when_failed = float(np.mean(lost[lost > 0])) if np.any(lost > 0) else 0.0
-        drivers = [item for item in pawn_ranking(inputs, data[f"{name}.npv"].astype(float)) if item[0] != NOISE][:3]
+        chain = fallback_chain(scenario, name)
+        relevant = {n: v for n, v in inputs.items() if not n.startswith("paths.") or n.split(".")[1] in chain}
+        ranking = pawn_ranking(relevant, data[f"{name}.npv"].astype(float))
+        noise = next((v for n, v in ranking if n == NOISE), 0.0)
+        drivers = [item for item in ranking if item[0] != NOISE and item[1] > noise][:3]
         launch = result["launch_month"]
         years = sorted(result["deliveries"])
         deliveries = ", ".join(f"{year}: {result['deliveries'][year]['mean']:,.0f}" for year in years
@@ -64,12 +78,20 @@ def paths_in_depth(context):
                                      f"{lost_when_failed:.1f} months lost on average" if path.fallback else
                                      ", and with no fallback the car never launches on this path")
                                   + "; supply shocks: " + (", ".join(scenario.supply_shocks) or "none")],
-            ["what matters most for its NPV", ", ".join(f"{html.escape(n)} ({v:.2f})" for n, v in drivers)
-             or "–"],
+            ["what matters most for its NPV", (", ".join(f"{html.escape(n)} ({v:.2f})" for n, v in drivers)
+                                               or "no input above the noise level") + f" (PAWN; noise {noise:.2f})"],
         ]
         capacity = _range(values[f"paths.{name}.capacity_per_year"])
+        partner = ""
+        if path.partner is not None:
+            rows = [[html.escape(year), html.escape(text), html.escape(source)]
+                    for year, text, source in partner_facts(path.partner, scenario.as_of,
+                                                            scenario.data.tables.get("firms")).lines()]
+            partner = (f"<p>What firms.csv says about {html.escape(path.partner)} (rows public by "
+                       f"{scenario.as_of}); the path's capacity, fee and deal risk above are assumptions judged "
+                       f"against these facts:</p>" + table_html(["year", "facts", "source"], rows or [["–", "none", ""]]))
         parts.append(f"<h3>{html.escape(name)} — {html.escape(path.label)}</h3>"
                      + table_html(["question", "answer"], facts)
                      + f"<p>Capacity available: {capacity} vehicles/year; stages (median (p10–p90)):</p>"
-                     + table_html(["stage", "months", "failure probability"], stages))
+                     + table_html(["stage", "months", "failure probability"], stages) + partner)
     return Section("Each path in depth", "".join(parts), "paths-in-depth")
