@@ -64,7 +64,7 @@ def test_list_filter_prefix_and_delete(store):
         store.finish_run(run_id, {}, {}, "finished")
     with pytest.raises(ValueError, match="finishes as one of"):
         store.finish_run(ids[2], {}, {}, "running")
-    with pytest.raises(ValueError, match="unknown run status"):
+    with pytest.raises(RunError, match="--status: got"):
         store.list_runs(status="done")
 
 
@@ -152,3 +152,40 @@ def test_two_processes_recording_at_once_lose_nothing(tmp_path):
         mine = RunStore(path).list_runs(scenario=name, limit=None)
         assert sorted(r["summary"]["i"] for r in mine) == list(range(20))
         assert all(r["summary"]["worker"] == name and json.dumps(r["timings"]) for r in mine)
+
+
+def test_a_run_whose_process_died_is_listed_as_interrupted(store):
+    script = textwrap.dedent(f"""
+        import os
+        from evlaunch.store import RunStore
+        run_id = RunStore({str(store.path)!r}).start_run("dies", "x", seed=1, draws=10)
+        print(run_id, flush=True)
+        os._exit(9)  # killed before it could record the end
+    """)
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    run_id = child.stdout.strip()
+    assert child.returncode == 9 and run_id
+    assert store.get_run(run_id)["status"] == "interrupted"
+    assert [r["run_id"] for r in store.list_runs(status="interrupted")] == [run_id]
+    live = store.start_run("alive", "x", seed=2, draws=10)  # this process is alive
+    assert store.get_run(live)["status"] == "running"
+    assert [r["run_id"] for r in store.list_runs(status="running")] == [live]
+    with pytest.raises(RunError, match="--status: got 'bogus'"):
+        store.list_runs(status="bogus")
+
+
+def test_a_version_1_store_is_migrated(tmp_path):
+    from evlaunch.store import _create_v1
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+    _create_v1(con)
+    con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    con.execute("INSERT INTO runs (run_id, created_at, scenario_name, scenario_text, scenario_hash, version, seed, "
+                "draws, status) VALUES ('20240101-000000-abcdef', now(), 's', 'x', 'h', '0.1.0', 1, 10, 'finished')")
+    con.close()
+    store = RunStore(path)
+    assert store.schema_version() == SCHEMA_VERSION
+    old = store.get_run("20240101")
+    assert old["status"] == "finished" and old["owner"] is None

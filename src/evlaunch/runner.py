@@ -30,7 +30,7 @@ from evlaunch.uncertainty.execution import execute
 from evlaunch.uncertainty.sampling import design, sample_inputs
 
 DEFAULT_SEED = 20231031
-DEFAULT_CHUNK = 5000
+DEFAULT_CHUNK = 500   # draws per chunk: the unit of progress, resume and distribution
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,15 @@ def check_options(options: RunOptions) -> None:
         raise RunError(f"--chunk-size must be positive, got {options.chunk_size}")
 
 
+def _check_cancel(cancel: threading.Event | None, out: Path, draws: int, chunk_size: int) -> None:
+    """Cancelling between the phases after simulation (the chunks stay, so the run can resume)."""
+    if cancel is not None and cancel.is_set():
+        from evlaunch.uncertainty.execution import RunCancelled
+
+        chunks = -(-draws // chunk_size)
+        raise RunCancelled(out, chunks, chunks, draws, draws)
+
+
 def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOptions = RunOptions(),
                  store: RunStore | None = None, progress: Callable[[int, int], None] | None = None,
                  cancel: threading.Event | None = None, scenario_text: str | None = None) -> RunResult:
@@ -128,11 +137,20 @@ def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOpt
         run_id = store.start_run(scenario.name, scenario_text, seed=options.seed, draws=options.draws,
                                  out_dir=str(out.resolve()), draws_path=str((out / "draws.parquet").resolve()))
     chunk_fn = functools.partial(compute_chunk, scenario_text, source, base_dir, options.seed)
+    reused: list[int] = []  # draws already in finished chunks (a resumed run): the first progress report
+
+    def report_progress(done: int, total: int) -> None:
+        if not reused:
+            reused.append(done)
+        if progress is not None:
+            progress(done, total)
+
     try:
         table = execute(chunk_fn, options.draws, chunk_size=min(options.chunk_size, options.draws), out_dir=out,
                         run_fingerprint=fingerprint(scenario_text, options.seed), workers=options.workers,
-                        scheduler=options.scheduler, resume=options.resume, progress=progress, cancel=cancel)
+                        scheduler=options.scheduler, resume=options.resume, progress=report_progress, cancel=cancel)
         simulated = time.perf_counter()
+        _check_cancel(cancel, out, options.draws, min(options.chunk_size, options.draws))
         summary = build_summary(table, scenario, options.draws, options.seed, __version__)
         write_json_atomic(out / "summary.json", summary)
         # draws.parquet: one row per draw with its sampled inputs and key outputs; the monthly series
@@ -140,6 +158,7 @@ def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOpt
         table.to_parquet(out / "draws.parquet", columns=[c for c in table.columns if "_month." not in c],
                          row_group_rows=20_000)  # bounded memory: one row group at a time
         summarised = time.perf_counter()
+        _check_cancel(cancel, out, options.draws, min(options.chunk_size, options.draws))
         if options.report:
             from evlaunch.report.build import write_report
 
@@ -154,7 +173,7 @@ def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOpt
         raise
     timings = {"prepare_s": prepared - started, "simulate_s": simulated - prepared,
                "summarise_s": summarised - simulated, "report_s": finished - summarised,
-               "total_s": finished - started}
+               "total_s": finished - started, "draws_simulated": options.draws - (reused[0] if reused else 0)}
     if store is not None and run_id is not None:
         store.finish_run(run_id, summary, timings, "finished")
     return RunResult(run_id, out, summary, timings)

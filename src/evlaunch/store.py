@@ -31,8 +31,9 @@ from evlaunch.errors import RunError
 
 __all__ = ["SCHEMA_VERSION", "STATUSES", "RunStore", "default_store_path"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("running", "finished", "failed", "cancelled")
+INTERRUPTED = "interrupted"  # shown for a "running" run whose process on this host is gone (killed, crashed)
 ENV_VAR = "EVLAUNCH_STORE"
 _MAX_BACKOFF_SECONDS = 0.25
 
@@ -51,6 +52,7 @@ _COLUMNS = (
     "summary",
     "out_dir",
     "draws_path",
+    "owner",
 )
 
 
@@ -78,8 +80,37 @@ def _create_v1(con) -> None:
     con.execute("CREATE INDEX runs_scenario ON runs (scenario_name)")
 
 
+def _add_owner_v2(con) -> None:
+    """Who runs it ("host:pid"), so a run whose process died can be told from a live one."""
+    con.execute("ALTER TABLE runs ADD COLUMN owner VARCHAR")
+
+
 # version -> migration taking the schema from version - 1 to version; append, never edit.
-_MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _create_v1}
+_MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _create_v1, 2: _add_owner_v2}
+
+
+def _owner() -> str:
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_gone(owner: str | None) -> bool:
+    """Whether the owner "host:pid" is a process of this host that no longer exists."""
+    import socket
+
+    if not owner or ":" not in owner:
+        return False
+    host, pid = owner.rsplit(":", 1)
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def default_store_path() -> Path:
@@ -229,8 +260,8 @@ class RunStore:
                 try:
                     con.execute(
                         "INSERT INTO runs (run_id, created_at, scenario_name, scenario_text, scenario_hash, "
-                        "version, seed, draws, status, out_dir, draws_path) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                        "version, seed, draws, status, out_dir, draws_path, owner) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
                         [
                             run_id,
                             created_at,
@@ -242,6 +273,7 @@ class RunStore:
                             int(draws),
                             None if out_dir is None else os.fspath(out_dir),
                             None if draws_path is None else os.fspath(draws_path),
+                            _owner(),
                         ],
                     )
                     return run_id
@@ -291,16 +323,18 @@ class RunStore:
     def list_runs(
         self, scenario: str | None = None, status: str | None = None, limit: int | None = 50
     ) -> list[dict[str, Any]]:
-        """Runs, newest first, optionally only one scenario's and/or one status; at most `limit`."""
-        if status is not None and status not in STATUSES:
-            raise ValueError(f"unknown run status {status!r}; use one of {STATUSES}")
+        """Runs, newest first, optionally only one scenario's and/or one status; at most `limit`. A
+        "running" run whose process on this host is gone is listed as "interrupted" (resume it with
+        `evlaunch run ... --resume`)."""
+        if status is not None and status not in (*STATUSES, INTERRUPTED):
+            raise RunError(f"--status: got {status!r}; expected one of {', '.join((*STATUSES, INTERRUPTED))}")
         where, params = [], []
         if scenario is not None:
             where.append("scenario_name = ?")
             params.append(scenario)
         if status is not None:
             where.append("status = ?")
-            params.append(status)
+            params.append("running" if status == INTERRUPTED else status)
         query = f"SELECT {', '.join(_COLUMNS)} FROM runs"
         if where:
             query += " WHERE " + " AND ".join(where)
@@ -308,7 +342,10 @@ class RunStore:
         if limit is not None:
             query += f" LIMIT {max(0, int(limit))}"
         rows = self._run(lambda con: con.execute(query, params).fetchall())
-        return [_row_to_dict(row) for row in rows]
+        records = [_row_to_dict(row) for row in rows]
+        if status in ("running", INTERRUPTED):
+            records = [r for r in records if r["status"] == status]
+        return records
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """The run with this id or unique id prefix (RunError if none or several match)."""
@@ -344,6 +381,8 @@ class RunStore:
 
 def _row_to_dict(row: tuple) -> dict[str, Any]:
     record = dict(zip(_COLUMNS, row))
+    if record["status"] == "running" and _process_gone(record.get("owner")):
+        record["status"] = INTERRUPTED
     record["created_at"] = _utc_iso(record["created_at"])
     record["finished_at"] = _utc_iso(record["finished_at"])
     for key in ("summary", "timings"):

@@ -92,14 +92,18 @@ def run(
             result = run_scenario(scenario, out_dir, options, run_store, advance, cancel)
         except (RunCancelled, KeyboardInterrupt):
             progress.stop()
+            where = (" --no-store" if no_store else f" --store {store}" if store else "") + (
+                f" --workers {workers}" if workers else "") + (f" --scheduler {scheduler}" if scheduler else "")
             fail(f"interrupted; finished chunks are kept in {out_dir}. Resume with:\n"
                  f"  evlaunch run {scenario} --draws {draws} --seed {seed} --out {out_dir} "
-                 f"--chunk-size {chunk_size} --resume", code=130)
+                 f"--chunk-size {chunk_size}{where} --resume", code=130)
     print_summary(result.summary)
     console.print(f"Wrote {result.summary_path}, {result.draws_path}, {result.report_path}"
                   + (f" (run {result.run_id})" if result.run_id else ""), highlight=False)
-    console.print(f"Took {result.timings['total_s']:.1f} s ({draws / max(result.timings['simulate_s'], 1e-9):,.0f} "
-                  "draws/s simulating)", highlight=False)
+    simulated = result.timings.get("draws_simulated", draws)
+    console.print(f"Took {result.timings['total_s']:.1f} s ({simulated / max(result.timings['simulate_s'], 1e-9):,.0f} "
+                  f"draws/s simulating{f'; {draws - simulated:,} draws reused from finished chunks' if simulated < draws else ''})",
+                  highlight=False)
 
 
 @app.command()

@@ -26,11 +26,11 @@ from evlaunch.uncertainty.execution import RunCancelled
 log = logging.getLogger("evlaunch.web")
 
 JOB_STATUSES = ("queued", "running", "finished", "failed", "cancelled")
-MIN_CHUNK = 2_500  # every chunk adds to the summary's reading time, so progress steps are not too fine
+MIN_CHUNK = 250  # progress and cancel act between chunks; smaller chunks vectorise less well
 
 
 def chunk_size_for(draws: int) -> int:
-    """About eight progress steps for large runs, without many small chunks (they slow summarising)."""
+    """About eight progress steps (and chances to cancel) per run, without chunks below MIN_CHUNK draws."""
     return min(DEFAULT_CHUNK, max(MIN_CHUNK, math.ceil(draws / 8)))
 
 
