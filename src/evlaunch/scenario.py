@@ -266,6 +266,25 @@ class Dynamics(_Config):
         default_factory=dict, description="range (km) by segment for BEVs whose range is not sourced")
 
 
+class PolicyAssumptions(_Config):
+    """Policy the sourced schedule (`policy_schedule.csv`) does not hold: an assumed extra purchase subsidy
+    for NEVs, e.g. the local subsidies the 2023 seeds say were "brought back" (no amounts in the data), or a
+    policy analyst's counterfactual. It is paid per vehicle to buyers of qualifying models on top of the
+    schedule's subsidy, from `extra_subsidy_from` (default: the scenario start) to `extra_subsidy_to`
+    (default: open-ended), for guide prices up to `extra_subsidy_price_cap` (default: no cap)."""
+
+    extra_nev_subsidy: Quantity = Field(0.0, description="extra purchase subsidy per qualifying NEV, CNY")
+    extra_subsidy_powertrains: list[Literal["BEV", "PHEV"]] = Field(["BEV", "PHEV"], min_length=1, max_length=2)
+    extra_subsidy_from: YearMonth | None = Field(None, description="first month of the extra subsidy")
+    extra_subsidy_to: YearMonth | None = Field(None, description="last month of the extra subsidy")
+    extra_subsidy_price_cap: Number | None = Field(None, description="highest guide price that qualifies, CNY")
+
+    @field_validator("extra_subsidy_from", "extra_subsidy_to")
+    @classmethod
+    def _month(cls, value: str | None) -> str | None:
+        return None if value is None else _year_month(value)
+
+
 class Recommendation(_Frozen):
     """How the recommended path is chosen."""
 
@@ -299,6 +318,7 @@ class Scenario(_Config):
     supply_shocks: dict[str, SupplyShock] = Field(default_factory=dict, max_length=10)
     regions: dict[str, Region] = Field(default_factory=_default_regions, min_length=1, max_length=8)
     dynamics: Dynamics = Field(default_factory=Dynamics)
+    policy: PolicyAssumptions = Field(default_factory=PolicyAssumptions)
     recommendation: Recommendation = Field(default_factory=Recommendation)
 
     @field_validator("start", "target_launch")
@@ -396,9 +416,12 @@ ALLOWED_RANGES: dict[str, tuple[float, float]] = {
     "plate_utility": (-5, 5), "campaign_utility": (-5, 5), "battery_pass_through": (0, 2),
     "bev_battery_kwh": (1, 300), "phev_battery_kwh": (1, 100), "range_growth_per_year": (-0.2, 0.5),
     "range_utility": (-5, 5), "ageing_per_year": (0, 3),
+    "income_dispersion": (0, 3), "sigma_new_car": (0, 10), "sigma_nev": (0, 10), "sigma_suv": (0, 10),
+    "sigma_size": (0, 10), "sigma_range": (0, 10), "sigma_adas": (0, 10), "sigma_brand": (0, 10),
+    "adas_unknown": (0, 1), "extra_nev_subsidy": (0, 200_000), "extra_subsidy_price_cap": (1_000, 1e8),
 }
 RESERVED_PATH_NAMES = {"market", "product", "paths", "finance", "competition", "supply_shocks", "recommendation",
-                       "data", "scenario", "regions", "dynamics"}
+                       "data", "scenario", "regions", "dynamics", "policy"}
 
 
 def _range_rule(path: str) -> tuple[float, float] | None:

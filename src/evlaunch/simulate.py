@@ -18,24 +18,28 @@ figures by year are whole calendar years (the start year's months before the sta
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from evlaunch.data import load_table, numeric
 from evlaunch.entry.partners import check_partners
 from evlaunch.entry.paths import failure_event_name, path_outcomes
-from evlaunch.entry.reference_class import (RampReferenceClass, fit_reference_class, ramp_fraction,
-                                            ramp_shape_from_uniforms)
+from evlaunch.entry.reference_class import (
+    RampReferenceClass,
+    fit_reference_class,
+    ramp_fraction,
+    ramp_shape_from_uniforms,
+)
 from evlaunch.errors import DataError, ScenarioError, naming_source
 from evlaunch.finance import net_present_value, peak_cash_need, terminal_value, unit_cost
+from evlaunch.market.consumer_types import ConsumerTypes
 from evlaunch.market.dynamics import Demand, calibrate_base, check_tastes, pre_start_market, prepare_policy
 from evlaunch.market.history import MarketHistory, load_history
 from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup, build_lineup
 from evlaunch.market.policy import PolicySchedule
-from evlaunch.market.consumer_types import ConsumerTypes
 from evlaunch.market.regions import RegionSet
 from evlaunch.scenario import Scenario, month_label, month_number, quantities
 from evlaunch.supply.capacity import capacity_ramp, serve_orders
@@ -85,7 +89,7 @@ def _named_products(lineup: Lineup, field: str, names: list[str]) -> None:
 
 
 def _prepare(scenario: Scenario, base_dir: str | Path) -> Model:
-    tables = {name: str((Path(base_dir) / path)) for name, path in scenario.data.tables.items()}
+    tables = {name: str(Path(base_dir) / path) for name, path in scenario.data.tables.items()}
     lineup_source = scenario.data.lineup
     if lineup_source.endswith(".csv"):
         lineup_source = str(Path(base_dir) / lineup_source)

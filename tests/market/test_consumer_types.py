@@ -12,8 +12,19 @@ import pytest
 from evlaunch.errors import ScenarioError
 from evlaunch.market.consumer_types import CHARACTERISTICS, taste_nodes
 from evlaunch.market.lineup import OTHER_PRODUCTS
-from evlaunch.market.rc_logit import ConsumerTastes, ProductSet, choice_probabilities, diversion_ratios, elasticities
-from evlaunch.market.regions import calibrate_mean_utilities, national_shares, regional_shares, regional_utilities
+from evlaunch.market.rc_logit import (
+    ConsumerTastes,
+    ProductSet,
+    choice_probabilities,
+    diversion_ratios,
+    elasticities,
+)
+from evlaunch.market.regions import (
+    calibrate_mean_utilities,
+    national_shares,
+    regional_shares,
+    regional_utilities,
+)
 from evlaunch.scenario import parse_scenario
 from evlaunch.simulate import calibrate, parameter_getter, prepare
 from evlaunch.supply.repricing import base_market

@@ -148,3 +148,26 @@ def test_loader_withholds_rules_announced_later():
     assert (rows["published"] <= AS_OF_2021).all()
     assert not (rows["announced"] == "2023-06-21").any()
     assert SUBSIDY in set(rows["instrument"])
+
+
+def test_an_assumed_extra_nev_subsidy_lowers_effective_prices_only_in_its_window(reference_model):
+    from evlaunch.market.policy import extra_subsidy
+    from evlaunch.simulate import simulate
+    from evlaunch.uncertainty.sampling import design, sample_inputs
+
+    scenario = reference_model.scenario
+    inputs = sample_inputs(scenario, design(scenario, 3, reference_model.event_names), 0, 16)
+    none, some = dict(inputs), dict(inputs)
+    none["policy.extra_nev_subsidy"] = np.zeros(16)
+    some["policy.extra_nev_subsidy"] = np.full(16, 20_000.0)
+    subsidy = extra_subsidy(scenario, lambda path: some[path], 16)
+    price = np.array([[150_000.0, 150_000.0, 150_000.0, 320_000.0]] * 16)
+    powertrains = ["BEV", "PHEV", "ICE", "BEV"]
+    inside = subsidy.per_vehicle(price, powertrains, scenario.start_month)
+    np.testing.assert_array_equal(inside[0], [20_000.0, 20_000.0, 0.0, 0.0])  # ICEs and models above the cap: none
+    assert not subsidy.per_vehicle(price, powertrains, int(subsidy.last_month) + 1).any()  # after 2024-12
+    without, with_subsidy = simulate(reference_model, none), simulate(reference_model, some)
+    # the window (to 2024-12): more NEVs are sold in 2024; the subsidy never lowers the NEV share
+    assert np.all(with_subsidy["own.nev_share.2024"] > without["own.nev_share.2024"])
+    for year in scenario.years:
+        assert np.all(with_subsidy[f"own.nev_share.{year}"] >= without[f"own.nev_share.{year}"] - 1e-9)

@@ -8,8 +8,16 @@ import pytest
 
 from evlaunch.market.dynamics import base_activity
 from evlaunch.market.logit import logit_shares, mean_utilities
-from evlaunch.market.regions import (RegionSet, calibrate_mean_utilities, national_shares,
-                                     nev_extras, region_set, regional_shares, regional_utilities, single_region)
+from evlaunch.market.regions import (
+    RegionSet,
+    calibrate_mean_utilities,
+    national_shares,
+    nev_extras,
+    region_set,
+    regional_shares,
+    regional_utilities,
+    single_region,
+)
 from evlaunch.scenario import load_scenario
 from evlaunch.simulate import calibrate, parameter_getter, prepare, simulate
 from evlaunch.uncertainty.sampling import design, sample_inputs
@@ -73,9 +81,13 @@ def test_2021_scenario_base_year_reproduced_by_region_weighted_shares(model_2021
     assert campaign == pytest.approx(0.5)           # rural campaign Jul-Dec 2020 (policy_schedule)
     extras = nev_extras(base.regions, model_2021.lineup.is_nev, plate, campaign,
                         value("market.charging_effect")[:, None] * base.regions.log_density_ratio)
+    # the consumer types carry their region's terms plus their tastes
+    types = base.types
+    size_j = base.shares.shape[1]
+    np.testing.assert_allclose(base.extras, types.expand(extras) + base.taste_utility[:, :, :size_j], rtol=1e-12)
     utility = regional_utilities(base.quality + base.quality_adjustment, base.alpha, base.effective_price,
-                                 base.regions, extras)
-    national = national_shares(regional_shares(utility), base.regions)
+                                 types, base.extras)
+    national = national_shares(regional_shares(utility), types)
     np.testing.assert_allclose(national, base.shares, rtol=1e-9, atol=0)
     total = model_2021.history.base_month_totals(*model_2021.scenario.market.base_period).mean()
     np.testing.assert_allclose(base.potential * national.sum(axis=1), total, rtol=1e-9)

@@ -226,7 +226,7 @@ def test_form_post_starts_a_job_and_redirects_to_its_progress_page(client):
 
 
 def test_cancel_stops_a_run_and_the_store_says_cancelled(client):
-    job = start(client, draws=20_000)
+    job = start(client, draws=2_000)  # the dashboard's default: several chunks, so Cancel acts between them
     deadline = time.monotonic() + 60
     while True:
         state = client.get(f"/api/jobs/{job['id']}").json()
@@ -238,7 +238,7 @@ def test_cancel_stops_a_run_and_the_store_says_cancelled(client):
     assert cancelled.status_code == 200 and cancelled.json()["cancel_requested"]
     state, _ = wait_for_job(client, job["id"])
     assert state["status"] == "cancelled", state
-    assert state["done"] < 20_000
+    assert state["done"] < 2_000
     record = client.get(f"/api/runs/{state['run_id']}").json()
     assert record["status"] == "cancelled"
     page = client.get(f"/runs/{state['run_id']}")
@@ -346,3 +346,18 @@ def test_serve_binds_localhost_by_default_and_warns_otherwise(cli, monkeypatch, 
     assert "warning" in err and "no login" in err
     code, out, err = cli("serve", "--scenarios", tmp_path / "missing")
     assert code == 2 and "not a directory" in err
+
+
+def test_pricing_mode_and_subsidy_levers_change_the_scenario_and_reject_bad_values(reference_text):
+    run = build_request(reference_text, "x.toml", {"competition.reprice": "fixed", "policy.extra_nev_subsidy": "8000"},
+                        None, "10", "", 1)
+    assert run.scenario.competition.reprice == "fixed" and run.scenario.policy.extra_nev_subsidy == 8000
+    assert any(change.startswith("competition.reprice = ") for change in run.changes)
+    with pytest.raises(FormError) as error:
+        build_request(reference_text, "x.toml", {"competition.reprice": "nash"}, None, "10", "", 1)
+    assert error.value.by_field["competition.reprice"][0].endswith("expected one of bertrand, fixed")
+    # a value with more TOML after a newline is refused, not silently truncated
+    with pytest.raises(FormError) as error:
+        build_request(reference_text, "x.toml", {"product.price": '200000\n[data]\nlineup = "/etc/passwd"'}, None,
+                      "10", "", 1)
+    assert error.value.by_field["product.price"][0].endswith("expected one line")

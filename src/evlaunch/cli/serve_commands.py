@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from evlaunch import default_scenarios_dir
 from evlaunch.cli.app import app, console, errors, fail
 
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
@@ -29,7 +30,8 @@ def serve(
     store: Annotated[Path | None, typer.Option(
         help="run store file (default: $EVLAUNCH_STORE or the user data directory, as for `evlaunch run`)")] = None,
     scenarios: Annotated[Path | None, typer.Option(
-        help="directory of scenario files offered in the dashboard (default: ./scenarios)")] = None,
+        help="directory of scenario files offered in the dashboard (default: ./scenarios if it exists, else "
+             "the reference scenarios bundled with evlaunch)")] = None,
     runs_dir: Annotated[Path | None, typer.Option(
         "--runs-dir", help="where dashboard runs write their results (default: ./runs/web)")] = None,
     parallel: Annotated[int, typer.Option(help="runs simulating at the same time (others wait)", min=1, max=8)] = 1,
@@ -39,12 +41,9 @@ def serve(
 
     from evlaunch.web.app import create_app
 
-    scenarios_dir = scenarios if scenarios is not None else Path("scenarios")
     if scenarios is not None and not scenarios.is_dir():
         fail(f"--scenarios {scenarios}: not a directory")
-    if not scenarios_dir.is_dir():
-        errors.print("[yellow]warning:[/] no ./scenarios directory here; the dashboard will list no scenarios "
-                     "(start it from the repository root or give --scenarios DIR)", highlight=False)
+    scenarios_dir = scenarios if scenarios is not None else default_scenarios_dir()
     local = is_loopback(host)
     if not local:
         errors.print(f"[bold yellow]warning:[/] binding to {host}: anyone who can reach this machine on port {port} "

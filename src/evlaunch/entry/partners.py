@@ -50,7 +50,7 @@ def partner_facts(firm: str, as_of: date, path: str | None = None) -> PartnerFac
 
 def check_partners(paths: dict, as_of: date, path: str | None = None) -> None:
     """Every `partner` must be a firm of the firms table (its facts are shown with the path)."""
-    firms = sorted(set(firms_table(None, path)["firm"]))
+    firms = sorted(set(firms_table(as_of, path)["firm"]))
     for name, entry in paths.items():
         if entry.partner is not None and entry.partner not in firms:
             raise ScenarioError(f"field paths.{name}.partner: got {entry.partner!r}; expected a firm of firms.csv: "

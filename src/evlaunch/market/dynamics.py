@@ -4,7 +4,8 @@
 
 - market size: the base period's potential buyers, seasonality, and `market.growth_per_year`;
 - policy (`market.policy`): purchase subsidy by range band and purchase tax by date, as known on the
-  as-of date (the last known rule continues beyond what was announced); rural campaigns and large-city
+  as-of date (the last known rule continues beyond what was announced), plus the scenario's assumed
+  extra NEV subsidy (`[policy]`, e.g. local subsidies brought back, or a counterfactual); rural campaigns and large-city
   plate privileges switch the regions' NEV bonuses on and off;
 - charging points by region: the sourced year-end counts (interpolated), then the assumed national
   growth plus each region's extra growth after the as-of date; NEV utility moves with
@@ -33,10 +34,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from evlaunch.errors import ScenarioError
+from evlaunch.market.consumer_types import SEGMENT_STEPS, ConsumerTypes, characteristic_matrix, consumer_types
 from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
 from evlaunch.market.logit import mean_utilities, price_coefficient
-from evlaunch.market.policy import PLATE_PRIVILEGE, RURAL_CAMPAIGN, SUBSIDY, PolicySchedule, load_policy
-from evlaunch.market.consumer_types import SEGMENT_STEPS, ConsumerTypes, characteristic_matrix, consumer_types
+from evlaunch.market.policy import (
+    PLATE_PRIVILEGE,
+    RURAL_CAMPAIGN,
+    SUBSIDY,
+    PolicySchedule,
+    extra_subsidy,
+    load_policy,
+)
 from evlaunch.market.regions import (
     RegionSet,
     calibrate_price_coefficient,
@@ -211,7 +219,8 @@ def calibrate_base(model: Model, value: Value, draws: int, price: np.ndarray, sh
     policy = _policy(model)
     middle = round(model.base_mid_month)
     ranges = product_ranges(model, value, draws)
-    subsidy = policy.subsidy(price, lineup.powertrains, ranges, middle)
+    subsidy = (policy.subsidy(price, lineup.powertrains, ranges, middle)
+               + extra_subsidy(scenario, value, draws).per_vehicle(price, lineup.powertrains, middle))
     effective = price + policy.purchase_tax(price, lineup.is_nev, middle, value("finance.vat_rate")) - subsidy
     models = _named(lineup) if scenario.market.elasticity_basis == "models" else np.ones(len(lineup.names), bool)
     if not models.any():
@@ -287,6 +296,7 @@ class Demand:
         self.base_mid = base_mid
         self.start_month = scenario.start_month
         self.vat = value("finance.vat_rate")
+        self.extra_subsidy = extra_subsidy(scenario, value, draws)
 
         # market size: potential buyers, seasonality, growth
         seasonality = history.seasonality / history.seasonality[[m % 12 for m in base_months(scenario)]].mean()
@@ -407,9 +417,11 @@ class Demand:
         return MonthState(month, all_price, ranges, effective, mean_utility, available, extras + self.taste_utility)
 
     def effective_prices(self, price: np.ndarray, ranges: np.ndarray, month: int) -> np.ndarray:
-        """Guide price + purchase tax - subsidy in `month` (months since year 0), [N, K]."""
+        """Guide price + purchase tax - subsidy (the schedule's and the scenario's extra one) in `month`
+        (months since year 0), [N, K]."""
         return (price + self.policy.purchase_tax(price, self.is_nev, month, self.vat)
-                - self.policy.subsidy(price, self.powertrains, ranges, month))
+                - self.policy.subsidy(price, self.powertrains, ranges, month)
+                - self.extra_subsidy.per_vehicle(price, self.powertrains, month))
 
     def shares(self, state: MonthState) -> tuple[np.ndarray, np.ndarray]:
         """(shares per consumer type [N, T, K], national shares [N, K]) of a month's state."""

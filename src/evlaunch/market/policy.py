@@ -338,3 +338,39 @@ def purchase_tax(price: np.ndarray, is_nev: np.ndarray, month: int, vat_rate: np
 def subsidy(price: np.ndarray, powertrains, range_km: np.ndarray | None, month: int, as_of: date) -> np.ndarray:
     """Central purchase subsidy per vehicle, CNY (bundled schedule as known on `as_of`)."""
     return load_policy(as_of).subsidy(price, powertrains, range_km, month)
+
+
+@dataclass(frozen=True)
+class ExtraSubsidy:
+    """The scenario's assumed extra NEV purchase subsidy (`[policy]` in the scenario), per draw: paid to
+    buyers of qualifying models on top of the sourced schedule's subsidy (it lowers the effective price)."""
+
+    amount: np.ndarray                 # [N] CNY per vehicle
+    powertrains: tuple[str, ...]       # which powertrains qualify ('BEV', 'PHEV')
+    first_month: int                   # months since year 0, inclusive
+    last_month: float                  # inclusive; inf = open-ended
+    price_cap: float                   # highest qualifying guide price, CNY; inf = none
+
+    def per_vehicle(self, price: np.ndarray, powertrains, month: int) -> np.ndarray:
+        """[N, K] extra subsidy per vehicle for guide prices [N, K] of products with `powertrains` [K]."""
+        price = np.asarray(price, dtype=float)
+        if not self.first_month <= month <= self.last_month:
+            return np.zeros(price.shape)
+        qualifies = np.isin(np.asarray(powertrains), self.powertrains)[None, :] & (price <= self.price_cap)
+        return np.where(qualifies, self.amount[:, None], 0.0)
+
+    def changes(self) -> set[int]:
+        """Months in which the subsidy starts or stops (prices are re-solved there)."""
+        return {self.first_month} | ({int(self.last_month) + 1} if np.isfinite(self.last_month) else set())
+
+
+def extra_subsidy(scenario, value, draws: int) -> ExtraSubsidy:
+    """The scenario's `[policy]` extra subsidy for `draws` draws (`value`: per-draw scenario values)."""
+    from evlaunch.scenario import month_number
+
+    policy = scenario.policy
+    amount = np.broadcast_to(np.asarray(value("policy.extra_nev_subsidy"), dtype=float), (draws,)).copy()
+    first = month_number(policy.extra_subsidy_from) if policy.extra_subsidy_from else scenario.start_month
+    last = month_number(policy.extra_subsidy_to) if policy.extra_subsidy_to else np.inf
+    cap = float(policy.extra_subsidy_price_cap) if policy.extra_subsidy_price_cap is not None else np.inf
+    return ExtraSubsidy(amount, tuple(policy.extra_subsidy_powertrains), first, last, cap)

@@ -23,8 +23,8 @@ Within each region buyers differ further (income, tastes for NEVs, body, size, r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from evlaunch.market.dynamics import base_months
 from evlaunch.market.policy import CONTINUATION_NOTE, load_policy, month_label
 from evlaunch.report import charts
+from evlaunch.scenario import quantities
 
 
 def history_points(history) -> dict[str, dict[int, float]]:
@@ -88,12 +89,21 @@ def policy_section(context):
               "tax is 10% of the price net of VAT less the NEV relief. What plate privileges and rural campaigns "
               "are worth is a scenario assumption by region.</p>")
     header = ["from", "instrument", "powertrain", "value", "rule in force", "announced", "source"]
+    extra = scenario.policy
+    amount = quantities(scenario).get("policy.extra_nev_subsidy", 0.0)
+    if hasattr(amount, "ppf") or amount:
+        low, mid, high = (amount.ppf(np.array([0.1, 0.5, 0.9])) if hasattr(amount, "ppf")
+                          else np.array([amount] * 3, dtype=float))
+        cap = (f", guide price up to CNY {extra.extra_subsidy_price_cap:,.0f}"
+               if extra.extra_subsidy_price_cap is not None else "")
+        body += (f"<p><b>Assumed extra subsidy</b> (<code>[policy]</code> in the scenario, not a sourced rule): "
+                 f"CNY {mid:,.0f} per {' and '.join(extra.extra_subsidy_powertrains)} (p10 {low:,.0f}, p90 {high:,.0f}) "
+                 f"from {extra.extra_subsidy_from or scenario.start} to {extra.extra_subsidy_to or 'the horizon'}"
+                 f"{cap}, on top of the rules below.</p>")
     return Section("Policy applied", body + table_html(header, rows, "small"), "policy")
 
 
 def _fixed(scenario, path: str) -> float | None:
-    from evlaunch.scenario import quantities
-
     value = quantities(scenario).get(path)
     if value is None:
         return None

@@ -180,7 +180,7 @@ def resolve_months(demand: Demand, horizon: int) -> np.ndarray:
     """[horizon] bool: months (after the start) in which every draw's prices are re-solved."""
     lead, policy = demand.lead, demand.policy
     common = np.zeros(horizon, dtype=bool)
-    launches = set(demand.launch_month.tolist())
+    launches = set(demand.launch_month.tolist()) | demand.extra_subsidy.changes()
     for t in range(horizon):
         step = lead + t
         month = int(demand.months[step])

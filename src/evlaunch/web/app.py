@@ -40,7 +40,7 @@ from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from evlaunch import __version__
+from evlaunch import __version__, default_scenarios_dir
 from evlaunch.errors import EvlaunchError, RunError, ScenarioError
 from evlaunch.runner import DEFAULT_SEED
 from evlaunch.scenario import MAX_SCENARIO_BYTES, Scenario, parse_scenario, quantities
@@ -385,7 +385,7 @@ def create_app(store_path: str | Path | None = None, scenarios_dir: str | Path |
     `evlaunch serve` passes the loopback names when bound to localhost, against DNS rebinding).
     """
     store = RunStore(store_path)
-    scenarios = Path(scenarios_dir) if scenarios_dir is not None else Path("scenarios")
+    scenarios = Path(scenarios_dir) if scenarios_dir is not None else default_scenarios_dir()
     scenarios = scenarios.resolve()
     out_root = (Path(runs_dir) if runs_dir is not None else Path("runs") / "web").resolve()
     jobs = JobManager(store, out_root, max_parallel=max_parallel_runs)

@@ -29,7 +29,7 @@ MAX_BROWSER_DRAWS = 20_000
 DEFAULT_BROWSER_DRAWS = 2_000
 MARKER = "# Modified in the evlaunch dashboard"
 
-LeverKind = Literal["quantity", "number", "month"]
+LeverKind = Literal["quantity", "number", "month", "choice"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class Lever:
     label: str
     unit: str
     kind: LeverKind = "quantity"
+    options: tuple[str, ...] = ()   # for kind "choice"
 
 
 LEVERS: tuple[Lever, ...] = (
@@ -48,8 +49,13 @@ LEVERS: tuple[Lever, ...] = (
     Lever("product.range_km", "Range", "km"),
     Lever("target_launch", "Target launch", "YYYY-MM", "month"),
     Lever("finance.budget_usd", "Budget", "US$", "number"),
-    Lever("competition.price_war_cut", "Incumbents' BEV price cut after launch", "fraction (0.05 = 5%)"),
+    Lever("competition.reprice", "How incumbents price", "bertrand = re-price to the equilibrium; fixed = list "
+          "prices with a cut", "choice", ("bertrand", "fixed")),
+    Lever("competition.price_war_cut", "Incumbents' BEV price cut after launch (fixed prices only)",
+          "fraction (0.05 = 5%)"),
+    Lever("policy.extra_nev_subsidy", "Extra NEV purchase subsidy (assumed, e.g. brought back)", "CNY per vehicle"),
     Lever("market.charging_growth_per_year", "Growth of charging points", "fraction per year"),
+    Lever("market.charging_effect", "Charging network effect on NEV utility", "utility per unit of log chargers"),
 )
 LEVER_KEYS = {lever.key: lever for lever in LEVERS}
 
@@ -190,6 +196,7 @@ class LeverView:
     current: str
     is_distribution: bool
     allowed: str
+    options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -212,7 +219,9 @@ def lever_views(text: str) -> tuple[list[LeverView], list[PathView]]:
             key=lever.key, label=lever.label, unit=lever.unit, kind=lever.kind, description=description,
             comment=comments.get(lever.key, ""), current=describe_value(value),
             is_distribution=isinstance(value, Mapping),
-            allowed="" if allowed is None else f"{_number(allowed[0])} to {_number(allowed[1])}"))
+            allowed=(" or ".join(lever.options) if lever.kind == "choice" else
+                     "" if allowed is None else f"{_number(allowed[0])} to {_number(allowed[1])}"),
+            options=lever.options))
     paths = [PathView(name, str(spec.get("label", name)), spec.get("fallback"),
                       comments.get(f"paths.{name}.fallback", ""))
              for name, spec in raw.get("paths", {}).items()]
@@ -265,9 +274,16 @@ def parse_lever_text(text: str) -> Any:
 
 def _convert(lever: Lever, value: Any, source: str) -> Any:
     """The lever's value for the TOML dict, or raise ValueError with the CLI-style line."""
+    if isinstance(value, str) and ("\n" in value or "\r" in value):
+        raise ValueError(f"{source}: field {lever.key}: got {_shown(value)}; expected one line")
     if lever.kind == "month":
         if not isinstance(value, str):
             raise ValueError(f"{source}: field {lever.key}: got {_shown(value)}; expected a month as 'YYYY-MM'")
+        return value.strip()
+    if lever.kind == "choice":
+        if not isinstance(value, str) or value.strip() not in lever.options:
+            raise ValueError(f"{source}: field {lever.key}: got {_shown(value)}; expected one of "
+                             f"{', '.join(lever.options)}")
         return value.strip()
     if isinstance(value, str):
         try:
