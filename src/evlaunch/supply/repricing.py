@@ -43,7 +43,7 @@ batch). A market that does not converge keeps its last prices and is counted in
 `{path}.equilibrium_failures`.
 
 The no-entrant counterfactual is solved in the same months for the same draws with the entrant
-unavailable; `{path}.incumbent_price_change.{year}` is the named incumbent BEVs' mean of
+unavailable (in the common months once for all paths, each from the previous common month's prices); `{path}.incumbent_price_change.{year}` is the named incumbent BEVs' mean of
 p / p_counterfactual - 1, weighted by their units sold in the entrant's world, over the year's months
 (0 before the launch). In fixed mode it is the entry price cut (`competition.price_war_cut`).
 """
@@ -206,6 +206,21 @@ class IncumbentPricing:
         self.draws = draws
         self.is_bev = np.array([model.lineup.powertrains[j] == "BEV" for j in self.supply.index])
         self.base_price = base.price
+        # month t -> (no-entrant prices [N, P], converged [N]): the same for every path, solved once
+        self._counterfactual: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def counterfactual(self, t: int, entrant: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """(no-entrant equilibrium guide prices [N, P], converged [N]) in common re-solve month t, solved
+        once for all paths, each month from the previous common month's solution."""
+        if t not in self._counterfactual:
+            earlier = [k for k in self._counterfactual if k < t]
+            start = self._counterfactual[max(earlier)][0] if earlier else self.supply.base_price
+            step = self.demand.lead + t
+            state = self.demand.state(step, np.zeros(self.draws), entrant[0], entrant[1],
+                                      np.zeros(self.draws, dtype=bool), entrant[2], self.lineup_prices(start))
+            self._counterfactual[t] = solve_incumbents(state, np.ones(self.draws, dtype=bool), start, self.cost(step),
+                                                       self.rate(state), self.demand, self.supply)
+        return self._counterfactual[t]
 
     def cost(self, step: int) -> np.ndarray:
         """[N, P] marginal costs in time step `step` (guide-price terms)."""
@@ -256,15 +271,18 @@ class PathPricing:
         entrant = (entrant_utility, entrant_price, launch_index)
         launching = launch_index == t
         common = bool(pricing.common[t])
-        rows_counterfactual = np.ones(pricing.draws, dtype=bool) if common else launching
         rows_entrant = (after_launch & common) | launching
-        if rows_counterfactual.any():
+        if common or launching.any():
             cost = pricing.cost(step)
-            self.counterfactual = self._solve(step, rows_counterfactual, self.counterfactual, entrant,
-                                              np.zeros(pricing.draws, dtype=bool), cost)
-            if common:  # not on sale yet: the entrant's world is the counterfactual
+            if common:  # every draw, shared by all paths; not on sale yet: the entrant's world is the counterfactual
+                prices, ok = pricing.counterfactual(t, entrant)
+                self.counterfactual = prices.copy()
+                self.failures += ~ok
                 waiting = ~after_launch
                 self.guide[waiting] = self.counterfactual[waiting]
+            else:       # the draws launching now: both worlds at the same costs and demand
+                self.counterfactual = self._solve(step, launching, self.counterfactual, entrant,
+                                                  np.zeros(pricing.draws, dtype=bool), cost)
             if rows_entrant.any():
                 self.guide = self._solve(step, rows_entrant, self.guide, entrant, after_launch, cost)
         state = demand.state(step, np.zeros(pricing.draws), entrant_utility, entrant_price, after_launch,
