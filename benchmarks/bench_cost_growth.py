@@ -2,7 +2,8 @@
 
 Times `simulate` on the same 1,000 draws of the reference scenario, changing one dimension at a time:
 - products: extra scheduled competitor launches (each a copy of the Jiyue 01 entry) on top of the base lineup;
-- consumer types: the two regions split into 1, 2, 4 or 8 equal-weight regions;
+- consumer types: taste types per region (1, 4, 8, 16; the reference has 8) and the number of regions
+  (1, 2, 4, 8 equal-weight regions);
 - months: the horizon.
 Prints a table of seconds per 1,000 draws and the growth factor against the smallest case.
 
@@ -37,6 +38,10 @@ def with_regions(text: str, count: int) -> str:
     return text[:start] + regions + text[end:]
 
 
+def with_types(text: str, per_region: int) -> str:
+    return re.sub(r"(?m)^types_per_region = \d+", f"types_per_region = {per_region}", text)
+
+
 def with_horizon(text: str, months: int) -> str:
     return re.sub(r"(?m)^horizon_months = \d+", f"horizon_months = {months}", text)
 
@@ -60,7 +65,8 @@ def main() -> None:
     args = parser.parse_args()
     text = REFERENCE.read_text(encoding="utf-8")
     cases = [("products", f"+{n} launches", with_launches(text, n)) for n in (0, 10, 30)]
-    cases += [("consumer types", f"{n} regions", with_regions(text, n)) for n in (1, 2, 4, 8)]
+    cases += [("taste types", f"{n} per region", with_types(text, n)) for n in (1, 4, 8, 16)]
+    cases += [("regions", f"{n} regions", with_regions(text, n)) for n in (1, 2, 4, 8)]
     cases += [("months", f"{n} months", with_horizon(text, n)) for n in (24, 62, 120, 240)]
     print(f"{'dimension':<16}{'case':<16}{'s per 1,000 draws':>20}{'x smallest':>12}")
     smallest: dict[str, float] = {}

@@ -177,12 +177,3 @@ def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOpt
     if store is not None and run_id is not None:
         store.finish_run(run_id, summary, timings, "finished")
     return RunResult(run_id, out, summary, timings)
-
-
-
-
-def make_chunk_fn(scenario_path: str | Path, seed: int = DEFAULT_SEED) -> Callable[[int, int], dict[str, np.ndarray]]:
-    """The picklable per-chunk function of a scenario file (what `run_scenario` executes), for benchmarks."""
-    text = Path(scenario_path).read_text(encoding="utf-8")
-    return functools.partial(compute_chunk, text, str(scenario_path), str(Path(scenario_path).resolve().parent),
-                             int(seed))
