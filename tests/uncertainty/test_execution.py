@@ -248,10 +248,19 @@ def test_resume_refuses_chunks_of_a_different_run(tmp_path):
     assert read_manifest(tmp_path)["run_fingerprint"] == "scenario-A"  # untouched
 
 
-def test_fresh_run_refuses_a_directory_holding_another_runs_chunks(tmp_path):
+def test_fresh_run_replaces_a_finished_run_but_refuses_an_unfinished_one(tmp_path):
+    """Re-running into the same --out (e.g. `make demo` after editing the scenario) replaces a finished run;
+    the finished chunks of an interrupted run of something else are not thrown away."""
     execute(synthetic_chunk, 100, chunk_size=10, out_dir=tmp_path, run_fingerprint="scenario-A")
-    with pytest.raises(RunError, match="different run"):
-        execute(synthetic_chunk, 100, chunk_size=10, out_dir=tmp_path, run_fingerprint="scenario-B")
+    table = execute(synthetic_chunk, 60, chunk_size=20, out_dir=tmp_path, run_fingerprint="scenario-B")
+    assert read_manifest(tmp_path)["run_fingerprint"] == "scenario-B" and table.n_rows == 60
+    assert len(list((tmp_path / "chunks").glob("chunk-*.parquet"))) == 3
+    manifest = read_manifest(tmp_path)
+    manifest["complete"] = False  # as an interrupted run leaves it
+    (tmp_path / "chunks" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RunError, match="unfinished different run"):
+        execute(synthetic_chunk, 100, chunk_size=10, out_dir=tmp_path, run_fingerprint="scenario-C")
+    assert read_manifest(tmp_path)["run_fingerprint"] == "scenario-B"  # untouched
     (tmp_path / "chunks" / "manifest.json").unlink()
     with pytest.raises(RunError, match="no manifest.json"):
         execute(synthetic_chunk, 100, chunk_size=10, out_dir=tmp_path, run_fingerprint="scenario-A")

@@ -57,8 +57,14 @@ def distribution_chart(values: dict[str, np.ndarray], title: str, x_title: str, 
     return _layout(figure, title, x_title, "share of draws")
 
 
-def bar_chart(labels: list[str], values: list[float], title: str, x_title: str) -> go.Figure:
-    """Horizontal bars (e.g. a tornado of sensitivity indices)."""
-    figure = go.Figure(go.Bar(x=values, y=labels, orientation="h", marker_color=PALETTE[0]))
+def bar_chart(labels: list[str], values: list[float], title: str, x_title: str,
+              reference: tuple[str, list[float]] | None = None, name: str = "") -> go.Figure:
+    """Horizontal bars (e.g. a tornado of sensitivity indices), optionally beside (name, values) of a reference."""
+    figure = go.Figure(go.Bar(x=values, y=labels, orientation="h", marker_color=PALETTE[0], name=name or None,
+                              showlegend=reference is not None))
+    if reference is not None:
+        figure.add_trace(go.Bar(x=reference[1], y=labels, orientation="h", marker_color="#9e9e9e",
+                                name=reference[0], opacity=0.6))
+        figure.update_layout(barmode="group")
     figure.update_yaxes(autorange="reversed")
     return _layout(figure, title, x_title, "")

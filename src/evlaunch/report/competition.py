@@ -43,9 +43,11 @@ def price_response_section(context):
                 "first month, each January, at competitor launches and policy steps, and in the entrant's launch "
                 "month, both with the entrant and without it; between re-solves they are held. The chart shows "
                 "the named incumbent BEVs' price with the entrant over their price without it, minus 1, averaged "
-                "over the year weighted by their units sold. With logit demand the response grows with the "
-                "entrant's share, so a small entrant moves incumbents' prices little. Markets whose equilibrium "
-                f"did not converge keep their last prices (counted over the draws shown: {counted or 'none'}).</p>")
+                "over the year weighted by their units sold. The response grows with the entrant's share and with "
+                "how close a substitute it is for each rival (consumer types with tastes for NEVs, body, size, "
+                "range, ADAS and income-dependent price sensitivity), so an entrant with about one percent of the "
+                "market moves incumbents' prices little. Markets whose equilibrium did not converge keep their "
+                f"last prices (counted over the draws shown: {counted or 'none'}).</p>")
     else:
         note = ("<p>The run used <b>fixed prices with an entry cut</b> (<code>competition.reprice = \"fixed\"</code>): "
                 "incumbents' BEV prices fall by <code>competition.price_war_cut</code> from the entrant's launch "
@@ -77,9 +79,13 @@ def diversion_section(context):
     order = sorted(means, key=lambda group: -means[group])
     labels = ["no new car (outside option)" if g == OUTSIDE else
               (f"{g} (fringe aggregate)" if g.startswith("other ") else g) for g in order]
+    proportional = base_period_shares(context.model, order)
     figure = charts.bar_chart(labels, [means[g] for g in order],
                               f"Where the entrant's buyers come from (path {chosen}, first 12 months on sale)",
-                              "share of the entrant's buyers (diversion ratio)")
+                              "share of the entrant's buyers (diversion ratio)",
+                              ("in proportion to base-period shares (plain logit)", [proportional[g] for g in order]),
+                              "the model (consumer types)")
+    figure.update_layout(height=max(420, 36 * len(order) + 160))
     figure.update_xaxes(tickformat=".0%")
     top = [g for g in order if g != OUTSIDE][:3]
     body = (f"<p>Diversion ratios from the entrant on the recommended path <b>{html.escape(chosen)}</b>: of the "
@@ -88,8 +94,32 @@ def diversion_section(context):
             "on sale, weighted by its orders; the bars are means over the "
             f"{int(launched.sum()):,} draws that launch within the horizon (shares sum to 1). Largest sources: "
             f"{', '.join(f'{html.escape(g)} {means[g]:.0%}' for g in top)}; no new car {means.get(OUTSIDE, 0):.0%}. "
-            "With logit demand (regions as consumer types) buyers come from rivals roughly in proportion to "
-            "their sales within each region, so large groups and the 'other' aggregates dominate; a nested or "
-            "random-coefficients model with segment tastes would concentrate diversion on close rivals such as "
+            "The grey bars show what plain logit demand would say: buyers in proportion to each group's share "
+            "of the base period's potential buyers (outside option included). "
+            "Buyers are consumer types by region with their own tastes for NEVs, SUVs, size, range, ADAS and the "
+            "entrant's brand and a price sensitivity that falls with income (<code>market.tastes</code>), so "
+            "diversion leans towards close rivals (NEVs, sedans, the B segment) rather than following sales "
+            "alone; how far it leans is set by the assumed taste spreads. The 'other' aggregates stand for many "
+            "models each, so they take a large part; their characteristics are the sales-weighted means of the "
+            f"named models of their powertrain. The comparables named in the scenario: "
             f"{html.escape(', '.join(scenario.product.comparables))}.</p>")
     return Section("Whose buyers the entrant takes", body + context.figure(figure), "diversion")
+
+
+def base_period_shares(model, groups: list[str]) -> dict[str, float]:
+    """Each diversion group's share of the base period's potential buyers (no purchase included) at the
+    inputs' central values: where a plain logit entrant's buyers would come from."""
+    from evlaunch.market.lineup import OTHER_PRODUCTS
+    from evlaunch.simulate import calibrate, parameter_getter
+
+    base = calibrate(model, parameter_getter(model, {}, 1), 1)
+    lineup = model.lineup
+    shares = dict.fromkeys(groups, 0.0)
+    for j, name in enumerate(lineup.names):
+        group = name if name in OTHER_PRODUCTS else lineup.groups[j]
+        if group in shares:
+            shares[group] += float(base.shares[0, j])
+    if OUTSIDE in shares:
+        shares[OUTSIDE] = float(base.outside_share[0])
+    total = float(base.shares[0].sum() + base.outside_share[0])
+    return {group: share / total for group, share in shares.items()}

@@ -253,11 +253,12 @@ def _prepare(out_dir: Path, n_draws: int, chunk_size: int, fingerprint: str, res
                 f"cannot resume in {out_dir}: its chunks belong to a different run ({mismatch}); "
                 "use a new --out, or drop --resume to start over in an empty directory"
             )
-        if mismatch and existing:
+        if mismatch and existing and not manifest.get("complete"):
             raise RunError(
-                f"{out_dir} already holds {len(existing)} chunk file(s) of a different run ({mismatch}); "
-                "use a new --out or delete that directory"
+                f"{out_dir} holds {len(existing)} chunk file(s) of an unfinished different run ({mismatch}); "
+                "finish that run with its own command and --resume, or use a new --out, or delete the directory"
             )
+        # a finished run of another scenario, seed or size in the same directory is replaced by this one
         if not mismatch and resume:
             wanted["columns"] = manifest.get("columns")
     elif existing:
