@@ -53,7 +53,8 @@ class RunResult:
     run_id: str | None
     out_dir: Path
     summary: dict[str, Any]
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)   # seconds per phase
+    draws_simulated: int | None = None   # draws computed by this call (fewer than the run's when resumed)
 
     @property
     def summary_path(self) -> Path:
@@ -173,7 +174,7 @@ def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOpt
         raise
     timings = {"prepare_s": prepared - started, "simulate_s": simulated - prepared,
                "summarise_s": summarised - simulated, "report_s": finished - summarised,
-               "total_s": finished - started, "draws_simulated": options.draws - (reused[0] if reused else 0)}
+               "total_s": finished - started}
     if store is not None and run_id is not None:
         store.finish_run(run_id, summary, timings, "finished")
-    return RunResult(run_id, out, summary, timings)
+    return RunResult(run_id, out, summary, timings, options.draws - (reused[0] if reused else 0))

@@ -100,7 +100,7 @@ def run(
     print_summary(result.summary)
     console.print(f"Wrote {result.summary_path}, {result.draws_path}, {result.report_path}"
                   + (f" (run {result.run_id})" if result.run_id else ""), highlight=False)
-    simulated = result.timings.get("draws_simulated", draws)
+    simulated = result.draws_simulated if result.draws_simulated is not None else draws
     console.print(f"Took {result.timings['total_s']:.1f} s ({simulated / max(result.timings['simulate_s'], 1e-9):,.0f} "
                   f"draws/s simulating{f'; {draws - simulated:,} draws reused from finished chunks' if simulated < draws else ''})",
                   highlight=False)
