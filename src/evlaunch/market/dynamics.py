@@ -236,13 +236,13 @@ def calibrate_base(model: Model, value: Value, draws: int, price: np.ndarray, sh
     characteristics = product_characteristics(model, value, draws, shares, ranges)
     taste = types.taste_utility(characteristics)                       # [N, T, K] all products
     extras = types.expand(regional) + taste[:, :, :len(lineup.names)]
-    if len(types.region_of) == 1 and not np.any(extras):
+    if len(types.region_of) == 1 and not np.any(extras):  # plain logit: the inversion above is exact
         adjustment = np.zeros_like(quality)
-    else:
+    else:  # alpha and xi under the consumer types; `quality` stays the plain inversion at that alpha
         alpha, xi = calibrate_price_coefficient(shares, value("market.own_price_elasticity"), effective, models,
                                                 types, extras, alpha, quality)
-        adjustment = xi - (mean_utilities(shares, outside) - alpha[:, None] * effective)
-        quality = xi - adjustment
+        quality = mean_utilities(shares, outside) - alpha[:, None] * effective
+        adjustment = xi - quality
     return BaseCalibration(effective, alpha, quality, adjustment, regions, ranges,
                            product_batteries(model, value, draws), subsidy, extras, types, characteristics, taste)
 
@@ -256,9 +256,11 @@ def product_characteristics(model: Model, value: Value, draws: int, shares: np.n
     size_j = len(lineup.names)
     bodies = lineup.bodies if lineup.bodies is not None else ("",) * size_j
     adas = lineup.adas if lineup.adas is not None else np.full(size_j, np.nan)
-    launch_ranges = [np.nanmean(ranges[:, [lineup.index(n) for n in c.comparables]], axis=1)
-                     if not np.all(np.isnan(ranges[:, [lineup.index(n) for n in c.comparables]]))
-                     else np.full(draws, np.nan) for c in launches]
+    def comparables_range(names: list[str]) -> np.ndarray:
+        known = ranges[:, [lineup.index(n) for n in names]]
+        return np.full(draws, np.nan) if np.all(np.isnan(known)) else np.nanmean(known, axis=1)
+
+    launch_ranges = [comparables_range(c.comparables) for c in launches]
     all_ranges = np.concatenate([ranges, *[r[:, None] for r in launch_ranges],
                                  np.broadcast_to(value("product.range_km"), (draws,))[:, None]], axis=1)
     aggregate_of = [name.split()[1] if name in OTHER_PRODUCTS else None for name in lineup.names]

@@ -34,7 +34,7 @@ class MarketHistory:
         """Monthly values between two 'YYYY-MM' months inclusive (error if any month is not public)."""
         values = self.monthly_total if series == "total" else self.monthly_bev
         months = [m for m in sorted(values) if first <= m <= last]
-        expected = _month_range(first, last)
+        expected = month_range(first, last)
         missing = sorted(set(expected) - set(months))
         if missing:
             raise DataError(f"no {series} registrations public by {self.as_of} for months {', '.join(missing)} "
@@ -55,7 +55,8 @@ class MarketHistory:
         return year, series[year]
 
 
-def _month_range(first: str, last: str) -> list[str]:
+def month_range(first: str, last: str) -> list[str]:
+    """'YYYY-MM' labels from `first` to `last`, inclusive."""
     year, month = int(first[:4]), int(first[5:7])
     months = []
     while f"{year:04d}-{month:02d}" <= last:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from evlaunch.data import load_table, numeric
 from evlaunch.errors import DataError
+from evlaunch.market.history import month_range
 
 OTHER_PRODUCTS = ("other BEV", "other PHEV", "other ICE")
 SUMMED_MONTHLY = re.compile(r"sum of \d+ monthly rows")
@@ -87,7 +88,7 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
         # the loader keeps only the monthly rows published by the as-of date
         by_model = load_table("china_bev_monthly_by_model", as_of).rows
         by_model = by_model[(by_model["month"] >= base_months[0]) & (by_model["month"] <= base_months[1])]
-    n_base = len(_month_range(*base_months))
+    n_base = len(month_range(*base_months))
     records = []
     for (_, row), units in zip(rows.iterrows(), sales):
         powertrain = POWERTRAIN_GROUPS.get(str(row["powertrain"]).strip())
@@ -142,15 +143,6 @@ def _number(text: object) -> float:
     """A cell as a number (NaN when empty or not a plain number, e.g. '510/620')."""
     value = pd.to_numeric(str(text).replace(",", "").strip(), errors="coerce") if text is not None else np.nan
     return float(value) if pd.notna(value) else np.nan
-
-
-def _month_range(first: str, last: str) -> list[str]:
-    year, month = int(first[:4]), int(first[5:7])
-    months = []
-    while f"{year:04d}-{month:02d}" <= last:
-        months.append(f"{year:04d}-{month:02d}")
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return months
 
 
 def _same_model(brand: str, monthly_name: str, lineup_name: str) -> bool:
