@@ -68,3 +68,17 @@ def test_report_is_self_contained(first_run):
     assert "<html" in text and "Paths compared" in text and "Plotly.newPlot" in text
     assert not re.search(r"<script[^>]+src=\"?https?://", text), "report must not load scripts from the network"
     assert text.count("Plotly.newPlot") >= 5  # launch, deliveries, NPV, cash, market charts
+
+
+def test_rebuilding_a_runs_report_gives_the_same_file(first_run, reference_path, tmp_path):
+    """`evlaunch report RUN` reproduces report.html byte for byte (no random element ids or timestamps)."""
+    from evlaunch.report.build import write_report
+    from evlaunch.runner import _model
+    from evlaunch.scenario import load_scenario
+    from evlaunch.uncertainty.draw_table import DrawTable
+
+    text = (first_run.out_dir / "scenario.toml").read_text(encoding="utf-8")
+    model = _model(text, str(reference_path), str(reference_path.parent))
+    again = write_report(tmp_path / "report.html", load_scenario(reference_path), model,
+                         DrawTable.open(first_run.out_dir), json.loads(first_run.summary_path.read_text()))
+    assert again.read_bytes() == first_run.report_path.read_bytes()

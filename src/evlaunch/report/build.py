@@ -50,10 +50,11 @@ class ReportContext:
         return self.table.to_numpy(present, limit=CHART_DRAWS)
 
     def figure(self, figure: go.Figure) -> str:
-        """HTML of a figure; the first one carries plotly.js, later ones reuse it."""
+        """HTML of a figure; the first one carries plotly.js, later ones reuse it. Element ids are numbered
+        (not plotly's random ones), so the same run gives the same report file."""
         self.figures += 1
         return pio.to_html(figure, full_html=False, include_plotlyjs=self.figures == 1,
-                           config={"displaylogo": False, "responsive": True})
+                           config={"displaylogo": False, "responsive": True}, div_id=f"figure-{self.figures}")
 
 
 def _money(value: float | None) -> str:
@@ -221,7 +222,10 @@ def render(context: ReportContext) -> str:
 
 
 def write_report(path: str | Path, scenario: Scenario, model: Model, table: Any, summary: dict[str, Any]) -> Path:
-    """Render and atomically write report.html."""
+    """Render and atomically write report.html (paths in the scenario's order, whatever the summary's key
+    order: summary.json is written with sorted keys)."""
+    paths = summary["paths"]
+    summary = {**summary, "paths": {name: paths[name] for name in scenario.paths if name in paths}}
     context = ReportContext(scenario, model, table, summary)
     write_text_atomic(Path(path), render(context))
     return Path(path)
