@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from evlaunch import __version__
 from evlaunch.atomic import write_json_atomic, write_text_atomic
@@ -84,7 +85,10 @@ def compute_chunk(scenario_text: str, source: str, base_dir: str, seed: int, sta
     sampling = design(model.scenario, seed, model.event_names)
     inputs = sample_inputs(model.scenario, sampling, start, stop)
     try:
-        outputs = simulate(model, inputs)
+        # one BLAS thread: a threaded BLAS sums in an order that depends on its thread count, which would make
+        # the last digits depend on the machine and on how a run is split (local vs dask workers)
+        with threadpool_limits(limits=1, user_api="blas"):
+            outputs = simulate(model, inputs)
     except EvlaunchError as error:
         raise naming_source(error, source) from None
     return {**inputs, **outputs}
