@@ -53,5 +53,5 @@ def check_partners(paths: dict, as_of: date, path: str | None = None) -> None:
     firms = sorted(set(firms_table(as_of, path)["firm"]))
     for name, entry in paths.items():
         if entry.partner is not None and entry.partner not in firms:
-            raise ScenarioError(f"field paths.{name}.partner: got {entry.partner!r}; expected a firm of firms.csv: "
-                                f"{', '.join(firms)}")
+            raise ScenarioError(f"field paths.{name}.partner: got {entry.partner!r}; expected a firm with rows in "
+                                f"firms.csv public by {as_of}: {', '.join(firms) or 'none'} (or leave `partner` out)")
