@@ -57,3 +57,24 @@ def test_calibrate_prints_elasticities(cli, reference_path):
     code, out, err = cli("calibrate", reference_path)
     assert code == 0, err
     assert "own-price elasticity" in out and "NEV log-odds slope" in out
+
+
+def test_compare_a_scenario_file_without_keeping_its_run(cli, reference_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "store.duckdb"
+    code, out, err = cli("compare", reference_path, "--draws", "120", "--no-keep", "--store", store, "--json")
+    assert code == 0, err
+    rows = {row["path"]: row for row in json.loads(out)["paths"]}
+    assert set(rows) == {"own", "BAIC", "Chery", "Brilliance"}
+    assert all(0.0 <= row["p_never"] <= 1.0 for row in rows.values())
+    # the own licence can be refused with no fallback: some draws never launch, and the mean is over the rest
+    assert rows["own"]["p_never"] > 0 and rows["own"]["launch_month_mean"] is not None
+    assert not (tmp_path / "runs").exists() and not store.exists()  # nothing kept
+
+
+def test_a_box_barely_denser_than_the_base_rate_is_called_weak():
+    from evlaunch.analysis.discovery import weak_box_message
+
+    assert "1.20 times" in weak_box_message(0.36, 0.30, "npv < 0")
+    assert weak_box_message(0.60, 0.30, "npv < 0") is None  # twice the base rate: a real concentration
+    assert weak_box_message(0.10, 0.0, "npv < 0") is None   # nothing to compare with

@@ -271,3 +271,17 @@ def discover(inputs: pd.DataFrame, mask: np.ndarray, condition: str = "the condi
         raise DiscoveryError("PRIM found no box that concentrates the condition; try a smaller peel_alpha or "
                              "a lower mass_min, or accept that no input range explains it")
     return DiscoveryResult(condition=condition, n_draws=n_draws, n_cases=n_cases, boxes=tuple(boxes))
+
+
+WEAK_LIFT = 1.5  # a box whose density is below this multiple of the base rate explains little
+
+
+def weak_box_message(density: float, base_rate: float, condition: str) -> str | None:
+    """Why a box explains little, when its density is under WEAK_LIFT times the condition's overall rate."""
+    if base_rate <= 0:
+        return None
+    lift = density / base_rate
+    if lift >= WEAK_LIFT:
+        return None
+    return (f"its density {density:.0%} is only {lift:.2f} times the {base_rate:.0%} overall rate; no range of the "
+            f"screened inputs concentrates {condition!r}: it depends on many inputs a little, or on chance")

@@ -205,7 +205,7 @@ def discover(
 ) -> None:
     """Scenario discovery (PRIM): the ranges of assumptions under which a condition mostly holds."""
     from evlaunch.analysis.conditions import evaluate, names_in, parse_condition
-    from evlaunch.analysis.discovery import DiscoveryConfig
+    from evlaunch.analysis.discovery import DiscoveryConfig, weak_box_message
     from evlaunch.analysis.discovery import discover as find_boxes
     from evlaunch.analysis.scenario_analysis import discovery_frame, sample_table, screen_inputs
     from evlaunch.scenario import uncertain_parameters
@@ -252,18 +252,12 @@ def discover(
     console.print(box.sentence, highlight=False)
     console.print("(the box's figures are for the limits that survive the quasi-p test, so they can differ from "
                   "the marked trajectory row)", highlight=False)
-    base_rate = float(mask.mean())
-    lift = box.density / base_rate if base_rate > 0 else math.inf
-    if lift < WEAK_LIFT:
-        console.print(f"[yellow]weak box:[/] its density {box.density:.0%} is only {lift:.2f} times the "
-                      f"{base_rate:.0%} overall rate; no range of the screened inputs concentrates {when!r} — "
-                      "it depends on many inputs a little, or on chance", highlight=False)
+    warning = weak_box_message(box.density, float(mask.mean()), when)
+    if warning:
+        console.print(f"[yellow]weak box:[/] {warning}", highlight=False)
     for name in box.limits:
         if name.endswith("_event"):
             console.print(f"  {name}: {describe_event(name)}", highlight=False)
-
-
-WEAK_LIFT = 1.5  # a box whose density is below this multiple of the base rate explains little
 
 
 def describe_event(name: str) -> str:
