@@ -164,3 +164,19 @@ def test_range_taste_needs_every_bev_range(reference_path, reference_text):
     with pytest.raises(ScenarioError, match=r"dynamics\.missing_range_band .*sigma_range"):
         prepare(parse_scenario(text, "no-ranges.toml"), reference_path.parent)
     prepare(parse_scenario(with_tastes(text, sigma_range=0.0), "no-ranges.toml"), reference_path.parent)
+
+
+@pytest.mark.parametrize("per_region,spread", [(2, None), (4, None), (16, None), (4, 5.0)])
+def test_calibration_reproduces_the_base_period_for_any_number_of_types(reference_path, reference_text, per_region,
+                                                                         spread):
+    """Few types (no whitening possible), many types, and very wide tastes: Newton with its trust region and
+    contraction fallback still reproduces the base shares (4 types once overshot into zero shares)."""
+    text = with_tastes(reference_text, types_per_region=per_region)
+    if spread is not None:
+        text = with_tastes(text, **{f"sigma_{name}": spread for name in CHARACTERISTICS})
+    _, base = base_of(text, reference_path, DRAWS)
+    types = base.types
+    assert len(types.region_of) == per_region * len(types.regions.names)
+    shares = national_shares(regional_shares(regional_utilities(base.quality + base.quality_adjustment, base.alpha,
+                                                                base.effective_price, types, base.extras)), types)
+    np.testing.assert_allclose(shares, base.shares, rtol=1e-9)

@@ -34,6 +34,7 @@ from evlaunch.market.logit import logit_shares
 CONTRACTION_TOLERANCE = 1e-13   # max |log observed share - log predicted share|
 CONTRACTION_MAX_ITERATIONS = 10_000
 ROUNDING_FLOOR = 1e-11          # log-share error below which a stalled Newton iteration has converged
+MAX_NEWTON_STEP = 1.0           # logit units: the most a Newton step moves any mean utility
 
 
 @dataclass(frozen=True)
@@ -134,8 +135,9 @@ def calibrate_mean_utilities(observed: np.ndarray, alpha: np.ndarray, effective_
     `market.consumer_types.ConsumerTypes`) equal `observed` [N, J] exactly; `extras` [N, T, J].
 
     Newton's method on log shares (the share Jacobian d s / d xi = sum_t w_t (diag s_t - s_t s_t')),
-    typically 6-10 steps; a draw whose error stops falling for five steps above the rounding floor
-    continues with the BLP contraction xi += log s_obs - log s_pred (always convergent, slower).
+    with steps capped at MAX_NEWTON_STEP, typically 6-10 steps; a draw whose error stops falling for five
+    steps above the rounding floor, or whose step overshoots into zero shares, continues from its best
+    point with the BLP contraction xi += log s_obs - log s_pred (always convergent, slower).
     Converged at CONTRACTION_TOLERANCE in log shares, or at rounding level below ROUNDING_FLOOR."""
     observed = np.asarray(observed, dtype=float)
     if np.any(observed <= 0) or np.any(observed.sum(axis=1) >= 1):
@@ -149,10 +151,13 @@ def calibrate_mean_utilities(observed: np.ndarray, alpha: np.ndarray, effective_
           if start is None else np.array(start, dtype=float))
     # Each draw iterates until its own error is below the tolerance and is then left alone, so a draw's
     # result does not depend on which other draws share its chunk (runs are identical however split).
-    active = np.arange(observed.shape[0])
-    previous = np.full(observed.shape[0], np.inf)
-    newton = np.ones(observed.shape[0], dtype=bool)
-    stalled = np.zeros(observed.shape[0], dtype=int)
+    draws = observed.shape[0]
+    active = np.arange(draws)
+    best = np.full(draws, np.inf)          # smallest error seen, and the xi that gave it
+    best_xi = xi.copy()
+    newton = np.ones(draws, dtype=bool)
+    stalled = np.zeros(draws, dtype=int)
+    error = np.zeros(0)
     for _ in range(CONTRACTION_MAX_ITERATIONS):
         w = weights[active]
         utility = (xi[active][:, None, :] + (alpha[active][:, None] * sensitivity[active])[:, :, None]
@@ -161,16 +166,23 @@ def calibrate_mean_utilities(observed: np.ndarray, alpha: np.ndarray, effective_
             utility = utility + extras[active]
         typed = logit_shares(utility)                                   # [n, T, J]
         predicted = np.einsum("nt,ntj->nj", w, typed)
-        step = log_observed[active] - np.log(predicted)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = log_observed[active] - np.log(predicted)
         error = np.max(np.abs(step), axis=1)
-        worse = error >= previous[active]
-        stalled[active] = np.where(worse, stalled[active] + 1, 0)
+        # a Newton step that overshot into shares of 0 (or NaN): back to the best point, contraction from there
+        broken = ~np.isfinite(error)
+        if broken.any():
+            rows = active[broken]
+            xi[rows], newton[rows], stalled[rows] = best_xi[rows], False, 0
+        improved = error < best[active]
+        stalled[active] = np.where(improved | broken, 0, stalled[active] + 1)
+        best_xi[active[improved]] = xi[active[improved]]
+        best[active[improved]] = error[improved]
         # at rounding level (a few Newton steps without progress below ROUNDING_FLOOR) a draw is done
-        done = (error < CONTRACTION_TOLERANCE) | ((stalled[active] >= 3) & (error < ROUNDING_FLOOR))
+        done = ~broken & ((error < CONTRACTION_TOLERANCE) | ((stalled[active] >= 3) & (error < ROUNDING_FLOOR)))
         # Newton not improving for a while above the floor: the contraction (always convergent) from now on
         newton[active] &= ~((stalled[active] >= 5) & (error > ROUNDING_FLOOR))
-        previous[active] = np.minimum(error, previous[active])
-        use = newton[active] & ~done
+        use = newton[active] & ~done & ~broken
         if use.any():
             weighted = typed[use] * w[use][:, :, None]
             jacobian = np.einsum("ntj,ntk->njk", weighted, typed[use])
@@ -181,14 +193,18 @@ def calibrate_mean_utilities(observed: np.ndarray, alpha: np.ndarray, effective_
                     newton_step = np.linalg.solve(jacobian, (predicted[use] * step[use])[..., None])[..., 0]
                 except np.linalg.LinAlgError:
                     newton_step = np.full_like(step[use], np.nan)
+            # a trust region: no mean utility moves more than MAX_NEWTON_STEP logit units in one step
+            size = np.max(np.abs(newton_step), axis=1, keepdims=True)
+            newton_step = newton_step / np.maximum(size / MAX_NEWTON_STEP, 1.0)
             finite = np.all(np.isfinite(newton_step), axis=1)
             step[np.flatnonzero(use)[finite]] = newton_step[finite]
-        xi[active[~done]] += step[~done]
+        moving = ~done & ~broken
+        xi[active[moving]] += step[moving]
         active = active[~done]
         if active.size == 0:
             return xi
     raise DataError(f"the calibration over consumer types did not converge in {CONTRACTION_MAX_ITERATIONS} "
-                    f"iterations (max log-share error {np.max(error):.2e}); types may be too different")
+                    f"iterations (max log-share error {np.nanmax(error):.2e}); types may be too different")
 
 
 PRICE_COEFFICIENT_TOLERANCE = 1e-10   # relative error of the implied sales-weighted own-price elasticity
