@@ -247,17 +247,25 @@ class PolicySchedule:
             result[..., columns] = amount
         return result
 
+    def _nev_tax_relief(self, month: int) -> tuple[float, float] | None:
+        """The NEV purchase-tax relief applied in `month`: (fraction of the tax waived, cap in CNY per
+        vehicle, inf when uncapped), or None when no exemption applies."""
+        rule = self.applied(TAX_EXEMPTION, "BEV", month).rule
+        if rule is None:
+            return None
+        row = np.flatnonzero(rule.rows_for("BEV"))[0]
+        cap = float(rule.cap[row])
+        return float(rule.relief[row]), (np.inf if np.isnan(cap) else cap)
+
     def purchase_tax(self, price: np.ndarray, is_nev: np.ndarray, month: int, vat_rate) -> np.ndarray:
         """Purchase tax a buyer pays in `month`, CNY, for guide prices incl. VAT (NEV relief applied)."""
         price = np.asarray(price, dtype=float)
         tax = PURCHASE_TAX_RATE * price / (1.0 + np.asarray(vat_rate, dtype=float)[..., None])
-        rule = self.applied(TAX_EXEMPTION, "BEV", month).rule
-        if rule is None:
+        relief_rule = self._nev_tax_relief(month)
+        if relief_rule is None:
             return tax
-        rows = np.flatnonzero(rule.rows_for("BEV"))
-        fraction = float(rule.relief[rows[0]])
-        cap = float(rule.cap[rows[0]])
-        relief = np.minimum(fraction * tax, np.inf if np.isnan(cap) else cap)
+        fraction, cap = relief_rule
+        relief = np.minimum(fraction * tax, cap)
         return np.where(np.asarray(is_nev, dtype=bool), tax - relief, tax)
 
     def purchase_tax_rate(self, price: np.ndarray, is_nev: np.ndarray, month: int, vat_rate) -> np.ndarray:
@@ -265,13 +273,11 @@ class PolicySchedule:
         the NEV relief fraction while the relief is below its cap (above the cap the full rate applies)."""
         price = np.asarray(price, dtype=float)
         rate = PURCHASE_TAX_RATE / (1.0 + np.asarray(vat_rate, dtype=float)[..., None]) * np.ones(price.shape)
-        rule = self.applied(TAX_EXEMPTION, "BEV", month).rule
-        if rule is None:
+        relief_rule = self._nev_tax_relief(month)
+        if relief_rule is None:
             return rate
-        rows = np.flatnonzero(rule.rows_for("BEV"))
-        fraction = float(rule.relief[rows[0]])
-        cap = float(rule.cap[rows[0]])
-        below_cap = fraction * rate * price < (np.inf if np.isnan(cap) else cap)
+        fraction, cap = relief_rule
+        below_cap = fraction * rate * price < cap
         return np.where(np.asarray(is_nev, dtype=bool) & below_cap, rate * (1.0 - fraction), rate)
 
     # -- for reports --------------------------------------------------------------------------------
