@@ -74,7 +74,10 @@ def build():
     x2, mask, unique = pad_markets(
         market_ids, np.c_[np.ones(len(products)), products[["hpwt", "air", "mpd", "space"]]]
     )
-    pad = lambda v, fill=0.0: pad_markets(market_ids, np.asarray(v).ravel(), fill)[0]
+
+    def pad(values, fill=0.0):
+        return pad_markets(market_ids, np.asarray(values).ravel(), fill)[0]
+
     nodes = pad_markets(agents["market_ids"], agents[[f"nodes{k}" for k in range(5)]].to_numpy())[0]
     income = pad_markets(agents["market_ids"], agents["income"].to_numpy())[0]
     weights = pad_markets(agents["market_ids"], agents["weights"].to_numpy())[0]

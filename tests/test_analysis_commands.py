@@ -34,7 +34,7 @@ def test_compare_a_run_directory(cli, small_run):
 
 
 def test_sensitivity_ranks_the_approval_risk_first_for_the_own_path(cli, reference_path, tmp_path):
-    code, out, err = cli("sensitivity", reference_path, "--method", "morris", "--samples", "10",
+    code, _, err = cli("sensitivity", reference_path, "--method", "morris", "--samples", "10",
                          "--output", "own.launch_month_index", "--out", tmp_path)
     assert code == 0, err
     document = json.loads((tmp_path / "sensitivity.json").read_text())

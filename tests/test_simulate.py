@@ -30,7 +30,7 @@ def test_calibration_reproduces_base_period_shares(reference_model, inputs):
     value = parameter_getter(reference_model, inputs, DRAWS)
     base = calibrate(reference_model, value, DRAWS)
     lineup = reference_model.lineup
-    effective = base.price + purchase_tax(base.price, lineup.is_nev, int(round(reference_model.base_mid_month)),
+    effective = base.price + purchase_tax(base.price, lineup.is_nev, round(reference_model.base_mid_month),
                                           value("finance.vat_rate"), reference_model.scenario.as_of)
     shares = logit_shares(base.quality + base.alpha[:, None] * effective)
     np.testing.assert_allclose(shares, base.shares, rtol=1e-9, atol=0)

@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (
@@ -36,8 +36,8 @@ MAX_SCENARIO_BYTES = 1_000_000
 MAX_HORIZON_MONTHS = 240
 MAX_DRAWS = 10_000_000
 
-Number = Union[StrictInt, StrictFloat]
-Quantity = Union[StrictInt, StrictFloat, Distribution]
+Number = StrictInt | StrictFloat
+Quantity = StrictInt | StrictFloat | Distribution
 YEAR_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 

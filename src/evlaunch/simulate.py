@@ -18,6 +18,7 @@ figures by year are whole calendar years (the start year's months before the sta
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,7 +101,7 @@ def _prepare(scenario: Scenario, base_dir: str | Path) -> Model:
     for k, launch in enumerate(scenario.competition.launches):
         _named_products(lineup, f"competition.launches.{k}.comparables", launch.comparables)
     bands = scenario.market.missing_price_band
-    needed = {band for band, price in zip(lineup.price_band, lineup.known_price) if price != price}
+    needed = {band for band, price in zip(lineup.price_band, lineup.known_price) if math.isnan(price)}
     missing = sorted(needed - set(bands))
     if missing:
         raise ScenarioError(f"scenario {scenario.name}: field market.missing_price_band lacks "
@@ -266,7 +267,7 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
         outcome = outcomes[path_name]
         operating = outcome.operating_path
 
-        def of_operating(field: str) -> np.ndarray:
+        def of_operating(field: str, operating: np.ndarray = operating) -> np.ndarray:
             values = np.stack([value(f"paths.{p}.{field}") for p in path_order], axis=1)
             return np.where(operating >= 0, values[np.arange(draws), np.maximum(operating, 0)], 0.0)
 

@@ -353,7 +353,7 @@ def check_outputs_match(design: Design, values: np.ndarray, label: str,
             "design.values, all rows, in order")
     if evaluated_inputs is None:
         return
-    for j, name in enumerate(meta.names):
+    for name in meta.names:
         if name not in evaluated_inputs:
             raise DesignMismatchError(f"the evaluated inputs lack {name!r}, which design {meta.fingerprint} varies; "
                                       "pass the inputs the model ran on")

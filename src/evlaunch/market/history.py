@@ -7,6 +7,7 @@ and the battery pack price.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
 
@@ -100,7 +101,7 @@ def load_history(as_of: date, tables: dict[str, str] | None = None) -> MarketHis
             phev_ratio[year] = phev_units / bev_units
 
     chargers = load_table("charging_points", as_of, tables.get("charging_points")).rows
-    public = {int(y): v for y, v in zip(chargers["year"], numeric(chargers["public_chargers"])) if v == v}
+    public = {int(y): v for y, v in zip(chargers["year"], numeric(chargers["public_chargers"])) if not math.isnan(v)}
     packs = load_table("battery_pack_cost", as_of, tables.get("battery_pack_cost")).rows
     pack_price = {}
     for _, row in packs.iterrows():

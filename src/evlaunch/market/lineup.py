@@ -8,6 +8,7 @@ are named assumptions the Monte Carlo varies; nothing is filled silently.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -79,7 +80,7 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
                         f"got {table_name_or_path!r}")
     table = load_table(table_name, as_of, table_name_or_path if is_path else None)
     rows = table.rows[~table.rows["gap"]]
-    sales_column = [c for c in rows.columns if c.startswith("sales_") and c != "sales_basis"][0]
+    sales_column = next(c for c in rows.columns if c.startswith("sales_") and c != "sales_basis")
     default_months = 12 if sales_column == "sales_2020" else 9
     sales = numeric(rows[sales_column])
     summed = numeric(rows[sales_column]).notna() & rows["sales_basis"].astype(str).str.contains(SUMMED_MONTHLY)
@@ -97,13 +98,13 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
         basis = str(row["sales_basis"])
         visible = None if by_model is None else by_model[
             [_same_model(b, m, row["model"]) for b, m in zip(by_model["brand"], by_model["model"])]]
-        if units == units and SUMMED_MONTHLY.search(basis) and visible is not None and not visible.empty:
+        if not math.isnan(units) and SUMMED_MONTHLY.search(basis) and visible is not None and not visible.empty:
             # the lineup's figure sums monthly rows, some published after the as-of date: use the public ones
             rate = float(numeric(visible["bev_registrations"]).mean())
             basis = (f"mean of the {len(visible)} public monthly registration rows {base_months[0]}..{base_months[1]}"
                      f" (china_bev_monthly_by_model.csv){'' if len(visible) == n_base else '; months below the top list unknown'}"
                      f"; the lineup's '{basis}' includes rows published after the as-of date")
-        elif units == units:
+        elif not math.isnan(units):
             rate = units / _months_covered(basis, default_months)
         elif row["model"] in monthly_estimates:
             if visible.empty:
@@ -115,7 +116,7 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
         else:
             continue
         price_min, price_max = numeric(pd.Series([row["price_min_cny"], row["price_max_cny"]]))
-        price = price_min if price_max != price_max else (price_min + price_max) / 2
+        price = price_min if math.isnan(price_max) else (price_min + price_max) / 2
         records.append((row["model"], row["group"], powertrain, row["segment"], price, row["segment"],
                         rate, basis, row["source"], _number(row.get("range_km_cltc")), _number(row.get("battery_kwh")),
                         _text(row.get("body")), 1.0 if _text(row.get("adas")) else np.nan))
@@ -136,7 +137,7 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
 
 def _text(cell: object) -> str:
     """A cell as stripped text ('' when empty)."""
-    return "" if cell is None or (isinstance(cell, float) and cell != cell) else str(cell).strip()
+    return "" if cell is None or (isinstance(cell, float) and math.isnan(cell)) else str(cell).strip()
 
 
 def _number(text: object) -> float:

@@ -164,8 +164,8 @@ def assumptions_section(context: ReportContext) -> Section:
 def data_section(context: ReportContext) -> Section:
     lineup = context.model.lineup
     rows = [[html.escape(name), html.escape(group), powertrain,
-             _units(price) if price == price else "assumed (band)",
-             _units(sales) if sales == sales else "derived", html.escape(basis), html.escape(source[:90])]
+             _units(price) if not math.isnan(price) else "assumed (band)",
+             _units(sales) if not math.isnan(sales) else "derived", html.escape(basis), html.escape(source[:90])]
             for name, group, powertrain, price, sales, basis, source in
             zip(lineup.names, lineup.groups, lineup.powertrains, lineup.known_price, lineup.monthly_sales,
                 lineup.sales_basis, lineup.sources)]

@@ -804,7 +804,10 @@ def _run_numba(delta0, products, tastes, costs, rates, start, labels, active, to
         starts = np.flatnonzero(change[b])
         seg_bounds[b, : starts.size] = starts
         seg_bounds[b, starts.size] = n_avail[b]
-    take = lambda a: _writable(np.take_along_axis(a, order, axis=1))
+
+    def take(values):
+        return _writable(np.take_along_axis(values, order, axis=1))
+
     inputs = (
         take(delta0),
         _writable(np.take_along_axis(products.x2, order[:, :, None], axis=1)),

@@ -268,7 +268,7 @@ def parse_lever_text(text: str) -> Any:
     except (tomllib.TOMLDecodeError, RecursionError):
         raise ValueError(text) from None
     if isinstance(value, bool) or not isinstance(value, (int, float, dict)):
-        raise ValueError(text)  # noqa: TRY004 - a user's text that is not a number or a table
+        raise ValueError(text)  # a user's text that is not a number or a table
     return value
 
 
