@@ -228,7 +228,8 @@ def calibrate_price_coefficient(observed: np.ndarray, elasticity: np.ndarray, ef
     """(alpha [N], xi [N, J]): the price coefficient whose implied sales-weighted own-price elasticity over
     the products `basis` [J] (bool) equals `elasticity` [N] under the consumer types, with the mean
     utilities that reproduce `observed` exactly. Starts from `alpha` and `xi` (e.g. the plain-logit values);
-    each draw rescales its alpha by target / implied until the relative error is below the tolerance."""
+    each draw takes secant steps on log|alpha| against log|implied elasticity| (nearly proportional) until
+    the relative error is below PRICE_COEFFICIENT_TOLERANCE."""
     alpha, xi = np.array(alpha, dtype=float), np.array(xi, dtype=float)
     target = np.broadcast_to(np.asarray(elasticity, dtype=float), alpha.shape)
     active = np.arange(alpha.shape[0])
