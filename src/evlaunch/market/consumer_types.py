@@ -118,13 +118,15 @@ def consumer_types(regions: RegionSet, value: Callable[[str], np.ndarray], draws
     weights = regions.weights[:, region_of] / per_region
     dispersion = np.broadcast_to(value("market.tastes.income_dispersion"), (draws,))
     if np.any(dispersion < 0):
-        raise DataError("market.tastes.income_dispersion must be >= 0")
+        raise DataError(f"field market.tastes.income_dispersion: got {dispersion.min():.3g} in some draws; expected "
+                        f">= 0 (a non-negative distribution, e.g. triangular or lognormal)")
     multiplier = regions.price_sensitivity[:, region_of] * np.exp(dispersion[:, None] * nodes[node_of, 0][None, :])
     multiplier = multiplier / (weights * multiplier).sum(axis=1, keepdims=True)
     sigmas = np.stack([np.broadcast_to(value(f"market.tastes.{SIGMA_FIELDS[name]}"), (draws,))
                        for name in CHARACTERISTICS], axis=1)                                # [N, C]
-    if np.any(sigmas < 0):
-        raise DataError("market.tastes.sigma_* must be >= 0 (they are standard deviations)")
+    for c in np.flatnonzero(np.any(sigmas < 0, axis=0)):
+        raise DataError(f"field market.tastes.{SIGMA_FIELDS[CHARACTERISTICS[c]]}: got {sigmas[:, c].min():.3g} "
+                        f"in some draws; expected >= 0 (a standard deviation across consumer types)")
     tastes = sigmas[:, None, :] * nodes[node_of, 1:][None, :, :]
     return ConsumerTypes(regions, region_of, weights, multiplier, tastes)
 
