@@ -6,14 +6,15 @@ ICE' aggregates (a competitive fringe that keeps its band price: an aggregate of
 single owner or first-order condition), the scheduled competitor launches and the entrant (their prices
 are scenario inputs; no base-period cost can be recovered for them, so an incumbent group that also owns
 a launch does not internalise the launch's profit). The fixed-price products stay in demand: within each
-consumer type r they are folded into the outside option, whose utility becomes log(1 + sum_f exp u_rf).
+consumer type t they are folded into the outside option, whose utility becomes log(1 + sum_f exp u_tf).
 This is exact for the re-priced products' shares and price derivatives because the folded prices do not
 move while incumbents re-price.
 
-Consumer types. The regions of `market.regions`, exactly as the simulation's demand uses them: type
-weights w_r, price coefficient alpha * m_r, and each type's NEV terms (charging, plate privilege, rural
-campaign, NEV drift). For `market.rc_logit` they are types with alpha_mean = alpha, alpha_i = alpha (m_r - 1)
-and type-specific utility terms carried by x2 (one column per type, sigma_nu the identity).
+Consumer types. The types of `market.consumer_types` (regions x taste types), exactly as the simulation's
+demand uses them: type weights w_t, price coefficient alpha * m_t, and each type's utility terms (its
+region's charging, plate privilege, rural campaign and NEV drift, and its tastes for the products'
+characteristics). For `market.rc_logit` they are types with alpha_mean = alpha, alpha_i = alpha (m_t - 1)
+and the type-specific terms carried by x2 (one column per type, sigma_nu the identity).
 
 Prices and policy. Utility depends on effective prices (guide price + purchase tax - subsidy); firms set
 guide prices. The solver works in effective prices with the local map p_eff = r_j p + k_j, where r_j =
@@ -84,19 +85,21 @@ def repriced_products(lineup: Lineup) -> tuple[np.ndarray, np.ndarray]:
 
 def type_market(mean_utility: np.ndarray, effective: np.ndarray, extras: np.ndarray, available: np.ndarray,
                 alpha: np.ndarray, weights: np.ndarray, sensitivity: np.ndarray, index: np.ndarray) -> TypeMarket:
-    """Regions as consumer types; products outside `index` keep their prices and join the outside option.
+    """Consumer types in `rc_logit` form; products outside `index` keep their prices and join the outside
+    option.
 
-    mean_utility, effective, available [n, K]; extras [n, R, K]; alpha [n]; weights, sensitivity [n, R]."""
+    mean_utility, effective, available [n, K]; extras [n, T, K] (each type's utility terms); alpha [n];
+    weights, sensitivity [n, T]."""
     n, size = mean_utility.shape
-    coefficient = alpha[:, None] * sensitivity                                          # [n, R]
+    coefficient = alpha[:, None] * sensitivity                                          # [n, T]
     utility = mean_utility[:, None, :] + coefficient[:, :, None] * effective[:, None, :] + extras
     fixed = np.ones(size, dtype=bool)
     fixed[index] = False
     folded = np.where(available[:, None, :] & fixed[None, None, :], utility, -np.inf)
-    peak = np.maximum(np.max(folded, axis=2), 0.0)                                    # [n, R]
+    peak = np.maximum(np.max(folded, axis=2), 0.0)                                    # [n, T]
     with np.errstate(under="ignore"):
         log_outside = peak + np.log(np.exp(-peak) + np.exp(folded - peak[:, :, None]).sum(axis=2))
-    x2 = (extras[:, :, index] - log_outside[:, :, None]).transpose(0, 2, 1)          # [n, P, R]
+    x2 = (extras[:, :, index] - log_outside[:, :, None]).transpose(0, 2, 1)          # [n, P, T]
     types = weights.shape[1]
     tastes = ConsumerTastes(alpha, alpha[:, None] * (sensitivity - 1.0),
                             np.broadcast_to(np.eye(types), (n, types, types)), weights)
