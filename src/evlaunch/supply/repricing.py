@@ -302,16 +302,16 @@ class PathPricing:
         return (units * change).sum(axis=1), units.sum(axis=1)
 
 
-def entrant_diversion(regional: np.ndarray, weights: np.ndarray, coefficient: np.ndarray) -> np.ndarray:
+def entrant_diversion(typed: np.ndarray, weights: np.ndarray, coefficient: np.ndarray) -> np.ndarray:
     """Diversion ratios from the last product (the entrant) to every product and, last, the outside option,
     [N, K + 1] (the entrant's own entry is 0; a row sums to 1): D_k = -(d s_k / d p_e) / (d s_e / d p_e) from
-    regional logit shares [N, R, K], type weights [N, R] and price coefficients alpha * m_r [N, R] (any
-    positive factor, e.g. d p_eff / d p, cancels)."""
-    entrant = regional[:, :, -1]                                       # [N, R]
-    outside = 1.0 - regional.sum(axis=2)                               # [N, R]
-    scale = weights * coefficient * entrant                            # [N, R]
+    the consumer types' logit shares [N, T, K], type weights [N, T] and price coefficients alpha * m_t [N, T]
+    (any positive factor, e.g. d p_eff / d p, cancels)."""
+    entrant = typed[:, :, -1]                                          # [N, T]
+    outside = 1.0 - typed.sum(axis=2)                                  # [N, T]
+    scale = weights * coefficient * entrant                            # [N, T]
     own = (scale * (1.0 - entrant)).sum(axis=1)                        # [N]
-    to_products = np.einsum("nr,nrk->nk", scale, regional)
+    to_products = np.einsum("nt,ntk->nk", scale, typed)
     to_products[:, -1] = 0.0
     to_outside = (scale * outside).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
