@@ -7,7 +7,9 @@ analysis, scenario discovery, dask or a dashboard can all drive it unchanged.
 
 Per draw and month: market size grows with seasonality; NEV utility drifts with the trend and with
 charging points by region; purchase subsidy and tax follow the policy schedule (`market.policy`);
-regions differ in price sensitivity, charging and policy bonuses (`market.regions`); battery cost,
+regions differ in price sensitivity, charging and policy bonuses (`market.regions`), and within each
+region consumer types differ in income and tastes (random-coefficients demand, `market.consumer_types`);
+battery cost,
 range progress and model ageing move incumbents (`market.dynamics`); incumbents cut BEV prices after
 the entrant's launch (`competition.reprice = "fixed"`) or re-price to the Bertrand-Nash equilibrium
 (`"bertrand"`, `supply.repricing`); the entrant's car enters
