@@ -9,13 +9,12 @@ Per draw and month: market size grows with seasonality; NEV utility drifts with 
 charging points by region; purchase subsidy and tax follow the policy schedule (`market.policy`);
 regions differ in price sensitivity, charging and policy bonuses (`market.regions`), and within each
 region consumer types differ in income and tastes (random-coefficients demand, `market.consumer_types`);
-battery cost,
-range progress and model ageing move incumbents (`market.dynamics`); incumbents cut BEV prices after
-the entrant's launch (`competition.reprice = "fixed"`) or re-price to the Bertrand-Nash equilibrium
-(`"bertrand"`, `supply.repricing`); the entrant's car enters
-at its launch month with an awareness ramp; orders above capacity queue; the money follows (a draw in
-which every path of the chain fails abandons the project at the last failure: R&D and opex stop). Market
-figures by year are whole calendar years (the start year's months before the start are simulated too).
+battery cost, range progress and model ageing move incumbents (`market.dynamics`); incumbents cut BEV
+prices after the entrant's launch (`competition.reprice = "fixed"`) or re-price to the Bertrand-Nash
+equilibrium (`"bertrand"`, `supply.repricing`); the entrant's car enters at its launch month with an
+awareness ramp; orders above capacity queue; the money follows (a draw in which every path of the chain
+fails abandons the project at the last failure: R&D and opex stop). Market figures by year are whole
+calendar years (the start year's months before the start are simulated too).
 """
 
 from __future__ import annotations

@@ -124,7 +124,9 @@ def consumer_types(regions: RegionSet, value: Callable[[str], np.ndarray], draws
     multiplier = multiplier / (weights * multiplier).sum(axis=1, keepdims=True)
     sigmas = np.stack([np.broadcast_to(value(f"market.tastes.{SIGMA_FIELDS[name]}"), (draws,))
                        for name in CHARACTERISTICS], axis=1)                                # [N, C]
-    for c in np.flatnonzero(np.any(sigmas < 0, axis=0)):
+    negative = np.flatnonzero(np.any(sigmas < 0, axis=0))
+    if negative.size:
+        c = negative[0]
         raise DataError(f"field market.tastes.{SIGMA_FIELDS[CHARACTERISTICS[c]]}: got {sigmas[:, c].min():.3g} "
                         f"in some draws; expected >= 0 (a standard deviation across consumer types)")
     tastes = sigmas[:, None, :] * nodes[node_of, 1:][None, :, :]

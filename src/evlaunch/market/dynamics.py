@@ -256,6 +256,7 @@ def product_characteristics(model: Model, value: Value, draws: int, shares: np.n
     size_j = len(lineup.names)
     bodies = lineup.bodies if lineup.bodies is not None else ("",) * size_j
     adas = lineup.adas if lineup.adas is not None else np.full(size_j, np.nan)
+
     def comparables_range(names: list[str]) -> np.ndarray:
         known = ranges[:, [lineup.index(n) for n in names]]
         return np.full(draws, np.nan) if np.all(np.isnan(known)) else np.nanmean(known, axis=1)

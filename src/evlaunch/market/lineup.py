@@ -83,7 +83,7 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
     sales_column = next(c for c in rows.columns if c.startswith("sales_") and c != "sales_basis")
     default_months = 12 if sales_column == "sales_2020" else 9
     sales = numeric(rows[sales_column])
-    summed = numeric(rows[sales_column]).notna() & rows["sales_basis"].astype(str).str.contains(SUMMED_MONTHLY)
+    summed = sales.notna() & rows["sales_basis"].astype(str).str.contains(SUMMED_MONTHLY)
     by_model = None
     if monthly_estimates or summed.any():
         # the loader keeps only the monthly rows published by the as-of date
