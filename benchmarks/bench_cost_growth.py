@@ -17,9 +17,9 @@ import re
 import time
 from pathlib import Path
 
-from evlaunch.scenario import parse_scenario
-from evlaunch.simulate import prepare, simulate
-from evlaunch.uncertainty.sampling import design, sample_inputs
+from evlaunch.config.scenario import parse_scenario
+from evlaunch.runs.sampling import design, sample_inputs
+from evlaunch.simulation.simulate import prepare, simulate
 
 REFERENCE = Path(__file__).resolve().parent.parent / "scenarios" / "xiaomi-2023.toml"
 

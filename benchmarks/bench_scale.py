@@ -1,6 +1,6 @@
 """Scale benchmark: draws per second, peak memory and identical summaries of whole runs of the reference scenario.
 
-Each case is `evlaunch.runner.run_scenario` (simulation in chunks, the streamed summary, draws.parquet;
+Each case is `evlaunch.runs.runner.run_scenario` (simulation in chunks, the streamed summary, draws.parquet;
 no report) in a fresh subprocess, so its peak resident memory (`resource.getrusage`, the driver and,
 for dask, its worker processes) is its own. Modes: this process ("local") and a temporary dask
 LocalCluster with 1 or 2 worker processes (run times include starting it, ~2-4 s). For every draw
@@ -35,7 +35,7 @@ def run_case(n_draws: int, mode: str, chunk_size: int | None, scenario: Path, se
     """One measurement, meant to run in a fresh process: timings, peak memory and the summary's hash."""
     import dask
 
-    from evlaunch.runner import DEFAULT_CHUNK, RunOptions, run_scenario
+    from evlaunch.runs.runner import DEFAULT_CHUNK, RunOptions, run_scenario
 
     workers = None if mode == "local" else int(mode.split("=")[1])
     with tempfile.TemporaryDirectory(prefix="evlaunch-bench-") as tmp, dask.config.set({"temporary-directory": tmp}):

@@ -32,8 +32,8 @@ def reference_text() -> str:
 
 @pytest.fixture(scope="session")
 def reference_model():
-    from evlaunch.scenario import load_scenario
-    from evlaunch.simulate import prepare
+    from evlaunch.config.scenario import load_scenario
+    from evlaunch.simulation.simulate import prepare
 
     return prepare(load_scenario(REFERENCE), REFERENCE.parent)
 

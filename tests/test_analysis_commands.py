@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from evlaunch.runner import RunOptions, run_scenario
+from evlaunch.runs.runner import RunOptions, run_scenario
 
 
 @pytest.fixture(scope="module")

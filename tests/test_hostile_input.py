@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from evlaunch.config.scenario import parse_scenario
 from evlaunch.errors import EvlaunchError
-from evlaunch.scenario import parse_scenario
-from evlaunch.simulate import prepare
+from evlaunch.simulation.simulate import prepare
 
 VALUE = re.compile(r"(?m)^(\s*[A-Za-z_0-9]+\s*=\s*)([^#\n]+)")
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evlaunch.config.scenario import load_scenario
 from evlaunch.data import loader
 from evlaunch.data.catalogue import CATALOGUE
 from evlaunch.market import policy
-from evlaunch.scenario import load_scenario
-from evlaunch.simulate import prepare, simulate
-from evlaunch.uncertainty.sampling import design, sample_inputs
+from evlaunch.runs.sampling import design, sample_inputs
+from evlaunch.simulation.simulate import prepare, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "xiaomi-2021.toml"

@@ -6,7 +6,7 @@ import re
 import pyarrow.parquet as pq
 import pytest
 
-from evlaunch.runner import RunOptions, run_scenario
+from evlaunch.runs.runner import RunOptions, run_scenario
 
 QUANTILE_KEYS = {"mean", "p10", "p50", "p90"}
 MONTH = re.compile(r"^\d{4}-\d{2}$")
@@ -72,10 +72,10 @@ def test_report_is_self_contained(first_run):
 
 def test_rebuilding_a_runs_report_gives_the_same_file(first_run, reference_path, tmp_path):
     """`evlaunch report RUN` reproduces report.html byte for byte (no random element ids or timestamps)."""
+    from evlaunch.config.scenario import load_scenario
     from evlaunch.report.build import write_report
-    from evlaunch.runner import _model
-    from evlaunch.scenario import load_scenario
-    from evlaunch.uncertainty.draw_table import DrawTable
+    from evlaunch.runs.draw_table import DrawTable
+    from evlaunch.runs.runner import _model
 
     text = (first_run.out_dir / "scenario.toml").read_text(encoding="utf-8")
     model = _model(text, str(reference_path), str(reference_path.parent))

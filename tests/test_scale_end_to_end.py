@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from evlaunch.runner import RunOptions, run_scenario
+from evlaunch.runs.runner import RunOptions, run_scenario
 
 DRAWS = 600
 

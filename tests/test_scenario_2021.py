@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evlaunch.runner import RunOptions, run_scenario
-from evlaunch.scenario import load_scenario, month_number
-from evlaunch.simulate import calibrate, parameter_getter, prepare
+from evlaunch.config.scenario import load_scenario, month_number
+from evlaunch.runs.runner import RunOptions, run_scenario
+from evlaunch.simulation.simulate import calibrate, parameter_getter, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "xiaomi-2021.toml"

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
+from evlaunch.config.scenario import parse_scenario, quantities, uncertain_parameters
 from evlaunch.errors import ScenarioError
-from evlaunch.scenario import parse_scenario, quantities, uncertain_parameters
 
 BAD_EDITS = [
     # (description, old text, new text, field the message must name, expectation fragment)

@@ -6,8 +6,8 @@ import pytest
 from evlaunch.market.logit import logit_shares
 from evlaunch.market.policy import purchase_tax
 from evlaunch.market.regions import own_price_elasticities
-from evlaunch.simulate import calibrate, parameter_getter, simulate
-from evlaunch.uncertainty.sampling import design, sample_inputs
+from evlaunch.runs.sampling import design, sample_inputs
+from evlaunch.simulation.simulate import calibrate, parameter_getter, simulate
 
 DRAWS = 64
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from evlaunch.errors import RunError
-from evlaunch.store import SCHEMA_VERSION, RunStore, default_store_path
+from evlaunch.runs.store import SCHEMA_VERSION, RunStore, default_store_path
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_a_store_held_open_elsewhere_fails_clearly_after_the_timeout(tmp_path):
 _RECORDER = textwrap.dedent(
     """
     import os, sys, time
-    from evlaunch.store import RunStore
+    from evlaunch.runs.store import RunStore
     store = RunStore(sys.argv[1], lock_timeout=60)
     open(sys.argv[3] + "." + sys.argv[2], "w").close()  # ready
     while not os.path.exists(sys.argv[3]):  # start together, so the two really contend
@@ -157,7 +157,7 @@ def test_two_processes_recording_at_once_lose_nothing(tmp_path):
 def test_a_run_whose_process_died_is_listed_as_interrupted(store):
     script = textwrap.dedent(f"""
         import os
-        from evlaunch.store import RunStore
+        from evlaunch.runs.store import RunStore
         run_id = RunStore({str(store.path)!r}).start_run("dies", "x", seed=1, draws=10)
         print(run_id, flush=True)
         os._exit(9)  # killed before it could record the end
@@ -175,7 +175,7 @@ def test_a_run_whose_process_died_is_listed_as_interrupted(store):
 
 
 def test_a_version_1_store_is_migrated(tmp_path):
-    from evlaunch.store import _create_v1
+    from evlaunch.runs.store import _create_v1
 
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 import scoringrules
 
-from evlaunch.analysis.backtest import (
+from evlaunch.config.scenario import load_scenario
+from evlaunch.data import load_table, numeric
+from evlaunch.errors import DataError
+from evlaunch.studies.backtest import (
     Actual,
     Score,
     baseline_value,
@@ -19,9 +22,6 @@ from evlaunch.analysis.backtest import (
     score,
     summarise,
 )
-from evlaunch.data import load_table, numeric
-from evlaunch.errors import DataError
-from evlaunch.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "scenarios" / "xiaomi-2021.toml"

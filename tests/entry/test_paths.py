@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from evlaunch.config.scenario import EntryPath, Stage
 from evlaunch.entry.paths import failure_event_name, path_outcomes
-from evlaunch.scenario import EntryPath, Stage
 
 
 def make_path(months: list[float], fallback: str | None = None, under_way: tuple[int, ...] = ()) -> EntryPath:
@@ -64,8 +64,8 @@ def test_a_stage_under_way_is_not_restarted_by_a_fallback(duration, expected):
 def test_abandoned_project_stops_its_running_costs(reference_model):
     """When every path of a chain fails, R&D and opex stop at the last failure: the peak cash need is what
     was spent until then, not the horizon's running costs."""
-    from evlaunch.simulate import simulate
-    from evlaunch.uncertainty.sampling import design, sample_inputs
+    from evlaunch.runs.sampling import design, sample_inputs
+    from evlaunch.simulation.simulate import simulate
 
     scenario = reference_model.scenario
     inputs = sample_inputs(scenario, design(scenario, 7, reference_model.event_names), 0, 8)
@@ -83,10 +83,10 @@ def test_abandoned_project_stops_its_running_costs(reference_model):
 
 
 def test_partners_are_firms_of_the_firms_table_with_their_sourced_facts(reference_path, reference_text):
+    from evlaunch.config.scenario import parse_scenario
     from evlaunch.entry.partners import partner_facts
     from evlaunch.errors import ScenarioError
-    from evlaunch.scenario import parse_scenario
-    from evlaunch.simulate import prepare
+    from evlaunch.simulation.simulate import prepare
 
     scenario = parse_scenario(reference_text, "ref.toml")
     facts = partner_facts(scenario.paths["Brilliance"].partner, scenario.as_of)

@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 
+from evlaunch.config.scenario import parse_scenario
 from evlaunch.errors import ScenarioError
 from evlaunch.market.consumer_types import CHARACTERISTICS, taste_nodes
 from evlaunch.market.lineup import OTHER_PRODUCTS
@@ -25,10 +26,9 @@ from evlaunch.market.regions import (
     regional_shares,
     regional_utilities,
 )
-from evlaunch.scenario import parse_scenario
-from evlaunch.simulate import calibrate, parameter_getter, prepare
+from evlaunch.runs.sampling import design, sample_inputs
+from evlaunch.simulation.simulate import calibrate, parameter_getter, prepare
 from evlaunch.supply.repricing import base_market
-from evlaunch.uncertainty.sampling import design, sample_inputs
 
 DRAWS = 12
 

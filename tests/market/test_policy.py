@@ -152,8 +152,8 @@ def test_loader_withholds_rules_announced_later():
 
 def test_an_assumed_extra_nev_subsidy_lowers_effective_prices_only_in_its_window(reference_model):
     from evlaunch.market.policy import extra_subsidy
-    from evlaunch.simulate import simulate
-    from evlaunch.uncertainty.sampling import design, sample_inputs
+    from evlaunch.runs.sampling import design, sample_inputs
+    from evlaunch.simulation.simulate import simulate
 
     scenario = reference_model.scenario
     inputs = sample_inputs(scenario, design(scenario, 3, reference_model.event_names), 0, 16)

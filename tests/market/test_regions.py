@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evlaunch.market.dynamics import base_activity
+from evlaunch.config.scenario import load_scenario
+from evlaunch.market.demand import base_activity
 from evlaunch.market.logit import logit_shares, mean_utilities
 from evlaunch.market.regions import (
     RegionSet,
@@ -18,9 +19,8 @@ from evlaunch.market.regions import (
     regional_utilities,
     single_region,
 )
-from evlaunch.scenario import load_scenario
-from evlaunch.simulate import calibrate, parameter_getter, prepare, simulate
-from evlaunch.uncertainty.sampling import design, sample_inputs
+from evlaunch.runs.sampling import design, sample_inputs
+from evlaunch.simulation.simulate import calibrate, parameter_getter, prepare, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO_2021 = ROOT / "scenarios" / "xiaomi-2021.toml"

@@ -19,13 +19,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from evlaunch.config.scenario import load_scenario, parse_scenario
 from evlaunch.market.rc_logit import diversion_ratios
-from evlaunch.runner import RunOptions, run_scenario
-from evlaunch.scenario import load_scenario, parse_scenario
-from evlaunch.simulate import calibrate, parameter_getter, prepare, simulate
+from evlaunch.runs.runner import RunOptions, run_scenario
+from evlaunch.runs.sampling import design, sample_inputs
+from evlaunch.simulation.simulate import calibrate, parameter_getter, prepare, simulate
 from evlaunch.supply.equilibrium import solve_prices
 from evlaunch.supply.repricing import base_market, entrant_diversion, recover_costs, type_market
-from evlaunch.uncertainty.sampling import design, sample_inputs
 
 DATA = Path(__file__).parent / "data"
 DRAWS = 32

@@ -13,10 +13,10 @@ from rich.table import Table
 
 from evlaunch.atomic import write_json_atomic
 from evlaunch.cli.app import app, console, fail
+from evlaunch.config.scenario import Scenario, load_scenario, parse_scenario
 from evlaunch.errors import RunError
-from evlaunch.runner import DEFAULT_SEED, RunOptions, run_scenario
-from evlaunch.scenario import Scenario, load_scenario, parse_scenario
-from evlaunch.store import RunStore
+from evlaunch.runs.runner import DEFAULT_SEED, RunOptions, run_scenario
+from evlaunch.runs.store import RunStore
 
 StoreOption = Annotated[Path | None, typer.Option("--store", help="run store file")]
 
@@ -31,7 +31,7 @@ def load_run(reference: str, store: Path | None, draws: int, seed: int, out_root
 
     A scenario file is run into `out_root`/<name> and recorded in the store when `keep`; otherwise into a
     temporary directory that lives as long as the process, without a store record."""
-    from evlaunch.uncertainty.draw_table import DrawTable
+    from evlaunch.runs.draw_table import DrawTable
 
     path = Path(reference)
     if path.suffix == ".toml" and path.is_file():
@@ -75,8 +75,8 @@ def compare(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Compare paths within a run and across runs: launch, deliveries, NPV, CVaR, budget risk, dominance."""
-    from evlaunch.analysis.scenario_analysis import dominance_table
-    from evlaunch.summary import path_statistics, recommendation
+    from evlaunch.runs.summary import path_statistics, recommendation
+    from evlaunch.studies.scenario_analysis import dominance_table
 
     rows, npv, launch, recommendations = [], {}, {}, {}
     for reference in runs:
@@ -153,9 +153,9 @@ def sensitivity(
     out: Annotated[Path | None, typer.Option(help="write sensitivity.json and sensitivity.html here")] = None,
 ) -> None:
     """Sobol or Morris sensitivity (SALib) of outputs, and the assumptions that decide the path choice."""
-    from evlaunch.analysis.scenario_analysis import sensitivity_study
     from evlaunch.report.sensitivity import write_sensitivity_report
-    from evlaunch.simulate import prepare
+    from evlaunch.simulation.simulate import prepare
+    from evlaunch.studies.scenario_analysis import sensitivity_study
 
     if method not in ("sobol", "morris"):
         fail(f"--method: got {method!r}; expected sobol or morris")
@@ -207,10 +207,10 @@ def discover(
     from evlaunch.analysis.conditions import evaluate, names_in, parse_condition
     from evlaunch.analysis.discovery import DiscoveryConfig, weak_box_message
     from evlaunch.analysis.discovery import discover as find_boxes
-    from evlaunch.analysis.scenario_analysis import discovery_frame, sample_table, screen_inputs
-    from evlaunch.scenario import uncertain_parameters
-    from evlaunch.simulate import prepare
-    from evlaunch.summary import path_statistics, recommendation
+    from evlaunch.config.scenario import uncertain_parameters
+    from evlaunch.runs.summary import path_statistics, recommendation
+    from evlaunch.simulation.simulate import prepare
+    from evlaunch.studies.scenario_analysis import discovery_frame, sample_table, screen_inputs
 
     condition = parse_condition(when)
     path = Path(source)
@@ -278,7 +278,7 @@ def describe_event(name: str) -> str:
 def calibrate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
               top: Annotated[int, typer.Option(min=1)] = 12) -> None:
     """Show the calibrated base period: shares, prices, implied own-price elasticities and diversion."""
-    from evlaunch.market.calibration_report import calibration_tables
+    from evlaunch.studies.calibration_report import calibration_tables
 
     parsed = load_scenario(scenario)
     for table in calibration_tables(parsed, scenario.resolve().parent, top):

@@ -12,7 +12,7 @@ from rich import box
 from rich.table import Table
 
 from evlaunch.cli.app import app, console
-from evlaunch.runner import DEFAULT_SEED
+from evlaunch.runs.runner import DEFAULT_SEED
 
 
 def _fmt(quantity: str, value: float | None) -> str:
@@ -44,7 +44,7 @@ def backtest(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
 ) -> None:
     """Score a scenario's forecasts against actuals: p10/p50/p90, 80% coverage, median error, CRPS, naive baselines."""
-    from evlaunch.analysis.backtest import run_backtest
+    from evlaunch.studies.backtest import run_backtest
 
     result = run_backtest(scenario, actuals, draws=draws, seed=seed, workers=workers)
     if as_json:

@@ -20,11 +20,11 @@ from rich.progress import (
 from rich.table import Table
 
 from evlaunch.cli.app import app, console, fail, is_terminal
+from evlaunch.config.scenario import load_scenario, uncertain_parameters
 from evlaunch.errors import EvlaunchError, naming_source
-from evlaunch.runner import DEFAULT_CHUNK, DEFAULT_SEED, RunOptions, run_scenario
-from evlaunch.scenario import load_scenario, uncertain_parameters
-from evlaunch.store import RunStore
-from evlaunch.uncertainty.execution import RunCancelled
+from evlaunch.runs.execution import RunCancelled
+from evlaunch.runs.runner import DEFAULT_CHUNK, DEFAULT_SEED, RunOptions, run_scenario
+from evlaunch.runs.store import RunStore
 
 StoreOption = Annotated[Path | None, typer.Option(
     "--store", help="run store file (default: $EVLAUNCH_STORE or the user data directory)")]
@@ -113,9 +113,9 @@ def validate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
     Beyond the schema it prepares the data the scenario needs and simulates a small sample of draws
     (VALIDATION_DRAWS), so problems only a run would meet (e.g. sampled PHEV sales above the market's)
     are reported here too."""
-    from evlaunch.runner import DEFAULT_SEED
-    from evlaunch.simulate import prepare, simulate
-    from evlaunch.uncertainty.sampling import design, sample_inputs
+    from evlaunch.runs.runner import DEFAULT_SEED
+    from evlaunch.runs.sampling import design, sample_inputs
+    from evlaunch.simulation.simulate import prepare, simulate
 
     parsed = load_scenario(scenario)
     model = prepare(parsed, scenario.resolve().parent, str(scenario))
@@ -162,10 +162,10 @@ def report(
     store: StoreOption = None,
 ) -> None:
     """Rebuild a stored run's report.html from its draws."""
+    from evlaunch.config.scenario import parse_scenario
     from evlaunch.report.build import write_report
-    from evlaunch.runner import _model
-    from evlaunch.scenario import parse_scenario
-    from evlaunch.uncertainty.draw_table import DrawTable
+    from evlaunch.runs.draw_table import DrawTable
+    from evlaunch.runs.runner import _model
 
     record = open_store(store).get_run(run_id)
     if record["status"] != "finished":

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from evlaunch import default_scenarios_dir
 from evlaunch.cli.app import app, console, errors, fail
+from evlaunch.config.locations import default_scenarios_dir
 
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evlaunch.scenario import EntryPath
+from evlaunch.config.scenario import EntryPath
 
 
 def failure_event_name(path: str, stage: int) -> str:

@@ -372,7 +372,7 @@ class ExtraSubsidy:
 
 def extra_subsidy(scenario, value, draws: int) -> ExtraSubsidy:
     """The scenario's `[policy]` extra subsidy for `draws` draws (`value`: per-draw scenario values)."""
-    from evlaunch.scenario import month_number
+    from evlaunch.config.scenario import month_number
 
     policy = scenario.policy
     amount = np.broadcast_to(np.asarray(value("policy.extra_nev_subsidy"), dtype=float), (draws,)).copy()

@@ -19,11 +19,11 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from evlaunch import __version__
+from evlaunch._version import __version__
 from evlaunch.atomic import write_text_atomic
+from evlaunch.config.scenario import Scenario, month_label, quantities
 from evlaunch.report import charts
-from evlaunch.scenario import Scenario, month_label, quantities
-from evlaunch.simulate import Model
+from evlaunch.simulation.simulate import Model
 
 CHART_DRAWS = 20_000
 

@@ -110,7 +110,7 @@ def base_period_shares(model, groups: list[str]) -> dict[str, float]:
     """Each diversion group's share of the base period's potential buyers (no purchase included) at the
     inputs' central values: where a plain logit entrant's buyers would come from."""
     from evlaunch.market.lineup import OTHER_PRODUCTS
-    from evlaunch.simulate import calibrate, parameter_getter
+    from evlaunch.simulation.simulate import calibrate, parameter_getter
 
     base = calibrate(model, parameter_getter(model, {}, 1), 1)
     lineup = model.lineup

@@ -12,10 +12,10 @@ import html
 import numpy as np
 import plotly.graph_objects as go
 
-from evlaunch.market.dynamics import base_months
+from evlaunch.config.scenario import quantities
+from evlaunch.market.demand import base_months
 from evlaunch.market.policy import CONTINUATION_NOTE, load_policy, month_label
 from evlaunch.report import charts
-from evlaunch.scenario import quantities
 
 
 def history_points(history) -> dict[str, dict[int, float]]:

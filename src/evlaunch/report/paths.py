@@ -13,9 +13,9 @@ import math
 
 import numpy as np
 
+from evlaunch.config.scenario import quantities, uncertain_parameters
 from evlaunch.entry.partners import partner_facts
 from evlaunch.report.sensitivity import NOISE, pawn_ranking
-from evlaunch.scenario import quantities, uncertain_parameters
 
 DRIVER_DRAWS = 2000
 

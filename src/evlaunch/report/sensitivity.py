@@ -44,8 +44,8 @@ def pawn_ranking(inputs: dict[str, np.ndarray], output: np.ndarray, seed: int = 
 def what_matters(context) -> Any:
     """Report section: the assumptions that move the recommended path's NPV and launch month, and the
     NPV gap to the runner-up (which assumptions decide the ranking)."""
+    from evlaunch.config.scenario import uncertain_parameters
     from evlaunch.report.build import Section
-    from evlaunch.scenario import uncertain_parameters
 
     scenario, summary = context.scenario, context.summary
     chosen = summary["recommended_path"]["name"]

@@ -56,7 +56,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evlaunch.market.dynamics import Demand, MonthState
+from evlaunch.market.demand import Demand, MonthState
 from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
 from evlaunch.market.policy import PLATE_PRIVILEGE, RURAL_CAMPAIGN, SUBSIDY, TAX_EXEMPTION, PolicySchedule
 from evlaunch.market.rc_logit import ConsumerTastes, ProductSet, choice_probabilities, price_derivatives

@@ -2,7 +2,7 @@
 
 Pages: scenarios and stored runs (home), a lever form per scenario, a live progress page per run
 job, a run's results (key figures and its interactive report), two runs side by side, and the
-bundled data tables with their sources. Runs go through `evlaunch.runner.run_scenario` and the same
+bundled data tables with their sources. Runs go through `evlaunch.runs.runner.run_scenario` and the same
 run store as the CLI.
 
 Safety: scenarios are referred to by name and looked up in the listing of the scenarios directory;
@@ -40,11 +40,12 @@ from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from evlaunch import __version__, default_scenarios_dir
+from evlaunch._version import __version__
+from evlaunch.config.locations import default_scenarios_dir
+from evlaunch.config.scenario import MAX_SCENARIO_BYTES, Scenario, parse_scenario, quantities
 from evlaunch.errors import EvlaunchError, RunError, ScenarioError
-from evlaunch.runner import DEFAULT_SEED
-from evlaunch.scenario import MAX_SCENARIO_BYTES, Scenario, parse_scenario, quantities
-from evlaunch.store import RunStore
+from evlaunch.runs.runner import DEFAULT_SEED
+from evlaunch.runs.store import RunStore
 from evlaunch.web.forms import (
     DEFAULT_BROWSER_DRAWS,
     LEVER_KEYS,

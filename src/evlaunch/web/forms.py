@@ -1,7 +1,7 @@
 """The dashboard's lever form: which scenario fields it offers, their help text, and applying overrides.
 
 The form is generated from the scenario schema (each lever's description, unit and allowed range come
-from `evlaunch.scenario`) and from the scenario file (its current value and the `fact:`/`assumption:`
+from `evlaunch.config.scenario`) and from the scenario file (its current value and the `fact:`/`assumption:`
 comment written next to the key). An empty lever keeps the file's value, which may be a distribution;
 a filled one replaces it by a number (or by a distribution table typed in TOML syntax). Overrides are
 applied to the parsed TOML and validated by `parse_scenario`, so a bad value gets exactly the
@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from evlaunch.config.scenario import ALLOWED_RANGES, Scenario, parse_scenario
 from evlaunch.errors import ScenarioError
-from evlaunch.scenario import ALLOWED_RANGES, Scenario, parse_scenario
 
 MAX_FIELD_CHARS = 1024
 MAX_BROWSER_DRAWS = 20_000

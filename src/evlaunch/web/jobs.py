@@ -1,6 +1,6 @@
 """Background runs for the dashboard: one thread per run, progress, cancel.
 
-A job wraps one call of `evlaunch.runner.run_scenario` (the same code and the same run store as the
+A job wraps one call of `evlaunch.runs.runner.run_scenario` (the same code and the same run store as the
 CLI). At most `max_parallel` runs simulate at once; later jobs wait as "queued". The job learns its run
 id when `run_scenario` records the run in the store, so a cancelled or failed run can be found there too.
 """
@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from evlaunch.errors import EvlaunchError
-from evlaunch.runner import DEFAULT_CHUNK, RunOptions, run_scenario
-from evlaunch.store import RunStore
-from evlaunch.uncertainty.execution import RunCancelled
+from evlaunch.runs.execution import RunCancelled
+from evlaunch.runs.runner import DEFAULT_CHUNK, RunOptions, run_scenario
+from evlaunch.runs.store import RunStore
 
 log = logging.getLogger("evlaunch.web")
 

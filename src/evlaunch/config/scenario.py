@@ -29,8 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from evlaunch.config.distributions import DISTRIBUTION_NAMES, Distribution
 from evlaunch.errors import ScenarioError
-from evlaunch.uncertainty.distributions import DISTRIBUTION_NAMES, Distribution
 
 MAX_SCENARIO_BYTES = 1_000_000
 MAX_HORIZON_MONTHS = 240

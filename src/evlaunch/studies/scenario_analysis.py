@@ -24,10 +24,10 @@ from evlaunch.analysis.sensitivity import (
     difference_output,
     run_sensitivity,
 )
-from evlaunch.scenario import uncertain_parameters
-from evlaunch.simulate import Model, simulate
-from evlaunch.summary import ArrayTable, path_statistics, recommendation
-from evlaunch.uncertainty.sampling import design, sample_inputs
+from evlaunch.config.scenario import uncertain_parameters
+from evlaunch.runs.sampling import design, sample_inputs
+from evlaunch.runs.summary import ArrayTable, path_statistics, recommendation
+from evlaunch.simulation.simulate import Model, simulate
 
 
 def scenario_parameters(model: Model) -> list[Parameter]:

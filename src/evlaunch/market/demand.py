@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from evlaunch.config.scenario import Scenario, month_number
 from evlaunch.errors import ScenarioError
 from evlaunch.market.consumer_types import SEGMENT_STEPS, ConsumerTypes, characteristic_matrix, consumer_types
 from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
@@ -54,10 +55,9 @@ from evlaunch.market.regions import (
     regional_shares,
     regional_utilities,
 )
-from evlaunch.scenario import Scenario, month_number
 
 if TYPE_CHECKING:  # pragma: no cover
-    from evlaunch.simulate import Model
+    from evlaunch.simulation.simulate import Model
 
 Value = Callable[[str], np.ndarray]
 

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from evlaunch.config.scenario import Scenario, load_scenario
 from evlaunch.errors import DataError
-from evlaunch.scenario import Scenario, load_scenario
 
 MAX_ACTUALS_BYTES = 5 * 1024 * 1024
 MAX_ACTUALS_ROWS = 10_000
@@ -317,8 +317,8 @@ def summarise(scores: list[Score]) -> tuple[float, dict[str, float | None], list
 def run_backtest(scenario_path: str | Path, actuals_path: str | Path, draws: int = 1000, seed: int | None = None,
                  workers: int | None = None) -> BacktestResult:
     """Validate the actuals, run the scenario (no report, no store) and score every actual."""
-    from evlaunch.runner import DEFAULT_SEED, RunOptions, run_scenario
-    from evlaunch.uncertainty.draw_table import DrawTable
+    from evlaunch.runs.draw_table import DrawTable
+    from evlaunch.runs.runner import DEFAULT_SEED, RunOptions, run_scenario
 
     actuals = read_actuals(actuals_path)
     scenario = load_scenario(scenario_path)

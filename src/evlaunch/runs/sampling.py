@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import qmc
 
-from evlaunch.scenario import Scenario, uncertain_parameters
+from evlaunch.config.scenario import Scenario, uncertain_parameters
 
 EPSILON = 1e-12
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evlaunch.config.scenario import Scenario, month_label, month_number, quantities
 from evlaunch.data import load_table, numeric
 from evlaunch.entry.partners import check_partners
 from evlaunch.entry.paths import failure_event_name, path_outcomes
@@ -38,12 +39,11 @@ from evlaunch.entry.reference_class import (
 from evlaunch.errors import DataError, ScenarioError, naming_source
 from evlaunch.finance import net_present_value, peak_cash_need, terminal_value, unit_cost
 from evlaunch.market.consumer_types import ConsumerTypes
-from evlaunch.market.dynamics import Demand, calibrate_base, check_tastes, pre_start_market, prepare_policy
+from evlaunch.market.demand import Demand, calibrate_base, check_tastes, pre_start_market, prepare_policy
 from evlaunch.market.history import MarketHistory, load_history
 from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup, build_lineup
 from evlaunch.market.policy import PolicySchedule
 from evlaunch.market.regions import RegionSet
-from evlaunch.scenario import Scenario, month_label, month_number, quantities
 from evlaunch.supply.capacity import capacity_ramp, serve_orders
 from evlaunch.supply.repricing import IncumbentPricing, diversion_groups, entrant_diversion
 

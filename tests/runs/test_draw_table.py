@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evlaunch.errors import RunError
-from evlaunch.uncertainty.draw_table import DrawTable, quantile_key
+from evlaunch.runs.draw_table import DrawTable, quantile_key
 
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 

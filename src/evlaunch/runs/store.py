@@ -250,7 +250,7 @@ class RunStore:
         import duckdb
 
         if version is None:
-            from evlaunch import __version__ as version
+            from evlaunch._version import __version__ as version
         scenario_hash = hashlib.sha256(scenario_text.encode("utf-8")).hexdigest()
         created_at = datetime.now(UTC).replace(tzinfo=None)
 

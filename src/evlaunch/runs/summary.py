@@ -20,7 +20,7 @@ from evlaunch.analysis.decision import (
     path_stats,
     recommend_path,
 )
-from evlaunch.scenario import Scenario, month_label
+from evlaunch.config.scenario import Scenario, month_label
 
 QUANTILES = (0.1, 0.5, 0.9)
 OBJECTIVES = {"max_expected_npv": Objective.EXPECTED_NPV, "max_median_npv": Objective.MEDIAN_NPV,

@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 
 from evlaunch.atomic import atomic_path, is_temp_file, write_json_atomic
 from evlaunch.errors import EvlaunchError, RunError
-from evlaunch.uncertainty.draw_table import DrawTable
+from evlaunch.runs.draw_table import DrawTable
 
 __all__ = [
     "MANIFEST_FORMAT",

@@ -20,15 +20,15 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from evlaunch import __version__
+from evlaunch._version import __version__
 from evlaunch.atomic import write_json_atomic, write_text_atomic
 from evlaunch.errors import EvlaunchError, RunError, naming_source
-from evlaunch.scenario import MAX_DRAWS, load_scenario, parse_scenario
-from evlaunch.simulate import Model, prepare, simulate
-from evlaunch.store import RunStore
-from evlaunch.summary import build_summary
-from evlaunch.uncertainty.execution import execute
-from evlaunch.uncertainty.sampling import design, sample_inputs
+from evlaunch.config.scenario import MAX_DRAWS, load_scenario, parse_scenario
+from evlaunch.simulation.simulate import Model, prepare, simulate
+from evlaunch.runs.store import RunStore
+from evlaunch.runs.summary import build_summary
+from evlaunch.runs.execution import execute
+from evlaunch.runs.sampling import design, sample_inputs
 
 DEFAULT_SEED = 20231031
 DEFAULT_CHUNK = 500   # draws per chunk: the unit of progress, resume and distribution
@@ -111,7 +111,7 @@ def check_options(options: RunOptions) -> None:
 def _check_cancel(cancel: threading.Event | None, out: Path, draws: int, chunk_size: int) -> None:
     """Cancelling between the phases after simulation (the chunks stay, so the run can resume)."""
     if cancel is not None and cancel.is_set():
-        from evlaunch.uncertainty.execution import RunCancelled
+        from evlaunch.runs.execution import RunCancelled
 
         chunks = -(-draws // chunk_size)
         raise RunCancelled(out, chunks, chunks, draws, draws)
@@ -171,7 +171,7 @@ def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOpt
         finished = time.perf_counter()
     except BaseException as error:
         if store is not None and run_id is not None:
-            from evlaunch.uncertainty.execution import RunCancelled
+            from evlaunch.runs.execution import RunCancelled
 
             status = "cancelled" if isinstance(error, (RunCancelled, KeyboardInterrupt)) else "failed"
             store.finish_run(run_id, None, {"seconds": time.perf_counter() - started}, status)

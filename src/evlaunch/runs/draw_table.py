@@ -228,7 +228,7 @@ class DrawTable:
         """The draws of a run directory: its finished chunk files (every column, the monthly series
         included), else its consolidated `draws.parquet` (inputs and key outputs)."""
         out = Path(out_dir)
-        from evlaunch.uncertainty.execution import open_chunks, read_manifest  # execution imports this module
+        from evlaunch.runs.execution import open_chunks, read_manifest  # execution imports this module
 
         if (out / "draws.parquet").is_file() and read_manifest(out) is None:
             return cls([out / "draws.parquet"])

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from evlaunch.errors import EvlaunchError, RunError
-from evlaunch.uncertainty.draw_table import DrawTable
-from evlaunch.uncertainty.execution import (
+from evlaunch.runs.draw_table import DrawTable
+from evlaunch.runs.execution import (
     RunCancelled,
     chunk_bounds,
     chunk_path,
@@ -198,7 +198,7 @@ def test_resume_after_kill_9_reuses_finished_chunks_and_matches_uninterrupted_ru
         import functools, sys
         sys.path.insert(0, {str(HERE)!r})
         import test_execution as t
-        from evlaunch.uncertainty.execution import execute
+        from evlaunch.runs.execution import execute
         execute(functools.partial(t.synthetic_chunk, delay=0.03), {N}, chunk_size=25,
                 out_dir={str(out)!r}, run_fingerprint="fp")
         """
@@ -348,7 +348,7 @@ def test_invalid_arguments_are_refused(tmp_path, kwargs, message):
 
 
 def test_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
-    from evlaunch.uncertainty import execution
+    from evlaunch.runs import execution
 
     monkeypatch.setattr(execution, "_CONNECT_TIMEOUT", "1s")
     with pytest.raises(RunError, match="cannot connect to the dask scheduler"):

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
+from evlaunch.config.scenario import Scenario
 from evlaunch.data import load_table
 from evlaunch.market.lineup import OTHER_PRODUCTS
 from evlaunch.market.rc_logit import diversion_ratios, elasticities
-from evlaunch.scenario import Scenario
-from evlaunch.simulate import calibrate, parameter_getter, prepare
+from evlaunch.simulation.simulate import calibrate, parameter_getter, prepare
 from evlaunch.supply.repricing import recover_costs, type_market
 
 
@@ -156,8 +156,8 @@ SAMPLED_DRAWS = 500
 def sampled_costs(model) -> np.ndarray:
     """Share of sampled draws (the run's sampler, default seed) in which each re-priced model's recovered
     marginal cost is <= 0."""
-    from evlaunch.runner import DEFAULT_SEED
-    from evlaunch.uncertainty.sampling import design, sample_inputs
+    from evlaunch.runs.runner import DEFAULT_SEED
+    from evlaunch.runs.sampling import design, sample_inputs
 
     inputs = sample_inputs(model.scenario, design(model.scenario, DEFAULT_SEED, model.event_names), 0, SAMPLED_DRAWS)
     value = parameter_getter(model, inputs, SAMPLED_DRAWS)
