@@ -27,6 +27,7 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -134,7 +135,7 @@ def _tokenise(text: str) -> list[_Token]:
         if match is None:
             raise _error(text, pos, f"unexpected character {text[pos]!r}; a condition uses names, numbers, "
                                     "< <= > >= == !=, and/or/not and parentheses")
-        kind = match.lastgroup
+        kind = cast(str, match.lastgroup)  # every alternative of _TOKEN is a named group
         word = match.group()
         if kind == "name" and word in KEYWORDS:
             kind = "keyword"

@@ -69,8 +69,7 @@ def summarise(values: np.ndarray, *, nan_as: float | None = None) -> Summary:
     """Mean and p10/p50/p90 of per-draw `values`; NaN draws are refused unless `nan_as` replaces them."""
     arr = _as_draws(values, "values", nan_as=nan_as)
     infinite = ~np.isfinite(arr)
-    method = "inverted_cdf" if infinite.any() else "linear"
-    p10, p50, p90 = np.quantile(arr, [0.10, 0.50, 0.90], method=method)
+    p10, p50, p90 = np.quantile(arr, [0.10, 0.50, 0.90], method="inverted_cdf" if infinite.any() else "linear")
     with np.errstate(invalid="ignore"):
         mean = float(np.mean(arr))
     return Summary(mean=mean, p10=float(p10), p50=float(p50), p90=float(p90),
@@ -257,8 +256,8 @@ def _bn(cny: float) -> str:
     return f"{cny / 1e9:,.2f} bn CNY"
 
 
-def _pct(p: float) -> str:
-    return f"{100 * p:.1f}%"
+def _pct(p: float | None) -> str:
+    return "no limit" if p is None else f"{100 * p:.1f}%"
 
 
 def _objective_value(stats: PathStats, objective: Objective) -> float:

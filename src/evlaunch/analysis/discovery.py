@@ -119,8 +119,8 @@ class DiscoveryResult:
         return self.boxes[0]
 
 
-def _num(value: float) -> str:
-    return f"{value:.3g}"
+def _num(value: float | None) -> str:
+    return "unbounded" if value is None else f"{value:.3g}"
 
 
 def choose_box(trajectory: pd.DataFrame, config: DiscoveryConfig) -> int:

@@ -248,6 +248,8 @@ def make_finite(values: np.ndarray, rule: NonFiniteRule, label: str) -> tuple[np
     finite = np.isfinite(arr)
     replaced = int((~finite).sum())
     if replaced:
+        high: float | None
+        low: float | None
         if finite.any():
             high = rule.posinf_cap if rule.posinf_cap is not None else float(arr[finite].max())
             low = rule.neginf_floor if rule.neginf_floor is not None else float(arr[finite].min())
