@@ -1,7 +1,6 @@
 """Report sections on competition: how incumbents' prices respond to the entrant, and whose buyers it takes.
 
-Each section is `(context) -> Section | None` (see `report.build`); imports from `report.build` happen
-inside the functions so that this module can be imported from there. Both read per-draw outputs of
+Each section is `(context) -> Section | None` (`report.build` lists them). Both read per-draw outputs of
 `simulate` (`{path}.incumbent_price_change.{year}`, `{path}.equilibrium_failures`, `{path}.diversion.*`;
 `supply.repricing` explains them) and return None for runs made before those outputs existed.
 """
@@ -12,13 +11,14 @@ import html
 
 import numpy as np
 
+from evlaunch.market.lineup import OTHER_PRODUCTS
 from evlaunch.report import charts
+from evlaunch.report.html import Section, table_html
+from evlaunch.simulation.simulate import calibrate, parameter_getter
 from evlaunch.supply.repricing import OUTSIDE
 
 
 def price_response_section(context):
-    from evlaunch.report.build import Section, table_html
-
     scenario = context.scenario
     years = [str(year) for year in scenario.years]
     columns = [f"{p}.incumbent_price_change.{y}" for p in scenario.paths for y in years]
@@ -63,8 +63,6 @@ def price_response_section(context):
 
 
 def diversion_section(context):
-    from evlaunch.report.build import Section
-
     scenario = context.scenario
     chosen = context.summary["recommended_path"]["name"]
     prefix = f"{chosen}.diversion."
@@ -109,9 +107,6 @@ def diversion_section(context):
 def base_period_shares(model, groups: list[str]) -> dict[str, float]:
     """Each diversion group's share of the base period's potential buyers (no purchase included) at the
     inputs' central values: where a plain logit entrant's buyers would come from."""
-    from evlaunch.market.lineup import OTHER_PRODUCTS
-    from evlaunch.simulation.simulate import calibrate, parameter_getter
-
     base = calibrate(model, parameter_getter(model, {}, 1), 1)
     lineup = model.lineup
     shares = dict.fromkeys(groups, 0.0)

@@ -1,8 +1,7 @@
 """Report sections on market dynamics: the NEV-share path the run assumed beside the historical points,
 the policy steps applied (with their sources), and results by region.
 
-Each section is `(context) -> Section | None` (see `report.build`); imports from `report.build` happen
-inside the functions so that this module can be imported from there.
+Each section is `(context) -> Section | None` (`report.build` lists them).
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from evlaunch.config.scenario import quantities
 from evlaunch.market.demand import base_months
 from evlaunch.market.policy import CONTINUATION_NOTE, load_policy, month_label
 from evlaunch.report import charts
+from evlaunch.report.html import Section, table_html
 
 
 def history_points(history) -> dict[str, dict[int, float]]:
@@ -33,8 +33,6 @@ def history_points(history) -> dict[str, dict[int, float]]:
 
 
 def nev_path_section(context):
-    from evlaunch.report.build import Section
-
     scenario, model = context.scenario, context.model
     chosen = context.summary["recommended_path"]["name"]
     months = scenario.months
@@ -65,8 +63,6 @@ def nev_path_section(context):
 
 
 def policy_section(context):
-    from evlaunch.report.build import Section, table_html
-
     scenario, model = context.scenario, context.model
     policy = getattr(model, "policy", None) or load_policy(scenario.as_of)
     first = base_months(scenario)[0]
@@ -111,8 +107,6 @@ def _fixed(scenario, path: str) -> float | None:
 
 
 def regions_section(context):
-    from evlaunch.report.build import Section, table_html
-
     scenario = context.scenario
     chosen = context.summary["recommended_path"]["name"]
     years = [str(year) for year in scenario.years]

@@ -15,6 +15,7 @@ import numpy as np
 
 from evlaunch.config.scenario import quantities, uncertain_parameters
 from evlaunch.entry.partners import partner_facts
+from evlaunch.report.html import Section, table_html
 from evlaunch.report.sensitivity import NOISE, pawn_ranking
 
 DRIVER_DRAWS = 2000
@@ -40,8 +41,6 @@ def fallback_chain(scenario, name: str) -> list[str]:
 
 
 def paths_in_depth(context):
-    from evlaunch.report.build import Section, table_html
-
     scenario, summary = context.scenario, context.summary
     values = quantities(scenario)
     input_names = [n for n in sorted(uncertain_parameters(scenario)) + list(context.model.event_names)

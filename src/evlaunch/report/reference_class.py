@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from evlaunch.data import load_table, numeric
 from evlaunch.entry.reference_class import ramp_fraction
 from evlaunch.report import charts
+from evlaunch.report.html import Section, table_html
 
 MONTHS_SHOWN = 24
 
@@ -26,8 +27,6 @@ def aligned_at_launch(deliveries: np.ndarray, launch_index: np.ndarray, months: 
 
 
 def reference_class_section(context):
-    from evlaunch.report.build import Section, table_html
-
     model, scenario = context.model, context.scenario
     reference = model.reference_class
     chosen = context.summary["recommended_path"]["name"]
