@@ -137,7 +137,8 @@ def choose_box(trajectory: pd.DataFrame, config: DiscoveryConfig) -> int:
 
 
 def _quiet_prim():
-    """Import ema_workbench's PRIM without its import-time warnings."""
+    """Import ema_workbench's PRIM without its import-time warnings. Imported here, not at the top: it
+    takes about 4 s to import and only discovery needs it (tests/test_layout.py allows it)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from ema_workbench.analysis import prim

@@ -34,6 +34,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from SALib.analyze import morris as morris_analyze
+from SALib.analyze import sobol as sobol_analyze
+from SALib.sample import morris as morris_sample
+from SALib.sample import sobol as sobol_sample
 
 from evlaunch.errors import EvlaunchError
 
@@ -180,9 +184,6 @@ def _salib_problem(names: Sequence[str]) -> dict:
 
 def build_design(parameters: Sequence[Parameter], config: DesignConfig, rng: np.random.Generator) -> Design:
     """Draw a Sobol (Saltelli) or Morris design for `parameters`; the seed is drawn from `rng` and recorded."""
-    from SALib.sample import morris as morris_sample
-    from SALib.sample import sobol as sobol_sample
-
     _check_parameters(parameters)
     n = config.base_samples
     names = tuple(p.name for p in parameters)
@@ -388,8 +389,6 @@ def analyse(design: Design, outputs: Mapping[str, np.ndarray], output: OutputSpe
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if meta.method is Method.SOBOL:
-            from SALib.analyze import sobol as sobol_analyze
-
             si = sobol_analyze.analyze(problem, values, calc_second_order=meta.calc_second_order,
                                        num_resamples=options.num_resamples, conf_level=options.conf_level,
                                        seed=meta.seed)
@@ -400,8 +399,6 @@ def analyse(design: Design, outputs: Mapping[str, np.ndarray], output: OutputSpe
                 first_order=np.asarray(si["S1"], float), first_order_conf=np.asarray(si["S1_conf"], float),
                 total=total, total_conf=np.asarray(si["ST_conf"], float), n_nonfinite_replaced=replaced,
                 conf_level=options.conf_level)
-        from SALib.analyze import morris as morris_analyze
-
         si = morris_analyze.analyze(problem, design.unit, values, num_resamples=options.num_resamples,
                                     conf_level=options.conf_level, num_levels=meta.morris_levels,
                                     seed=meta.seed)
@@ -459,10 +456,11 @@ def difference_output(best: str, runner_up: str, metric: str = "npv", *, key: st
                          compute=compute)
 
 
-def rank_decision_drivers(parameters: Sequence[Parameter], model: Model, best: str, runner_up: str,
-                          rng: np.random.Generator, metric: str = "npv", *,
-                          config: DesignConfig = DesignConfig(), key: str = "{path}.{metric}",
-                          options: AnalysisOptions = AnalysisOptions()) -> SensitivityResult:
+def rank_decision_drivers(  # noqa: PLR0913 - the last three are keyword-only option objects
+        parameters: Sequence[Parameter], model: Model, best: str, runner_up: str,
+        rng: np.random.Generator, metric: str = "npv", *,
+        config: DesignConfig = DesignConfig(), key: str = "{path}.{metric}",
+        options: AnalysisOptions = AnalysisOptions()) -> SensitivityResult:
     """Which inputs decide the path choice: sensitivity of (best - runner_up) in `metric`.
 
     Inputs ranked first are those whose uncertainty most moves the gap between the two leading paths
