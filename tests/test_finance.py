@@ -1,0 +1,100 @@
+"""The entrant's money against closed forms: annuities and perpetuities for the NPV, a hand-worked cash
+path for the peak cash need, and the learning curve's doublings for the unit cost."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from evlaunch.finance import (
+    LEARNING_REFERENCE_VOLUME,
+    net_present_value,
+    peak_cash_need,
+    terminal_value,
+    unit_cost,
+)
+
+
+def monthly_discount(annual_rate: float) -> float:
+    """v = (1 + r)^(-1/12): the value today of 1 CNY one month later."""
+    return (1.0 + annual_rate) ** (-1.0 / 12.0)
+
+
+@pytest.mark.parametrize("annual_rate", [0.0, 0.08, 0.25])
+@pytest.mark.parametrize("months", [1, 12, 60])
+def test_level_monthly_cash_flows_are_an_annuity(annual_rate, months):
+    """C each month-end for T months: NPV = C v (1 - v^T) / (1 - v) (C T when the rate is zero)."""
+    c = 1_000_000.0
+    v = monthly_discount(annual_rate)
+    expected = c * months if annual_rate == 0 else c * v * (1 - v**months) / (1 - v)
+    npv = net_present_value(np.full((1, months), c), np.array([annual_rate]), np.zeros(1))
+    assert npv[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_terminal_value_is_discounted_from_the_horizon():
+    v = monthly_discount(0.1)
+    npv = net_present_value(np.zeros((1, 36)), np.array([0.1]), np.array([5e9]))
+    assert npv[0] == pytest.approx(5e9 * v**36, rel=1e-12)
+    assert npv[0] == pytest.approx(5e9 / 1.1**3, rel=1e-12)  # 36 months = 3 years at 10% a year
+
+
+def test_an_annuity_plus_its_perpetuity_tail_is_the_perpetuity():
+    """T months of C plus a terminal value worth C v / (1 - v) at T (the rest of a monthly perpetuity)
+    is a perpetuity from month 1: C v / (1 - v)."""
+    c, rate = 2.5e8, 0.09
+    v = monthly_discount(rate)
+    perpetuity = c * v / (1 - v)
+    npv = net_present_value(np.full((1, 48), c), np.array([rate]), np.array([perpetuity]))
+    assert npv[0] == pytest.approx(perpetuity, rel=1e-12)
+
+
+def test_each_draw_is_discounted_at_its_own_rate():
+    cash = np.ones((3, 24))
+    rates = np.array([0.0, 0.05, 0.2])
+    npv = net_present_value(cash, rates, np.zeros(3))
+    for k in range(len(rates)):
+        assert npv[k] == pytest.approx(net_present_value(cash[:1], rates[k:k + 1], np.zeros(1))[0], rel=1e-15)
+    assert npv[0] > npv[1] > npv[2]
+
+
+def test_peak_cash_need_of_a_worked_cash_path():
+    # cumulative: -5, -8, -4, -10, +10: the deepest point is -10
+    assert peak_cash_need(np.array([[-5.0, -3.0, 4.0, -6.0, 20.0]]))[0] == 10.0
+    assert peak_cash_need(np.array([[3.0, 1.0, 2.0]]))[0] == 0.0  # never below zero
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float64, st.integers(1, 40), elements=st.floats(-1e9, 1e9)))
+def test_peak_cash_need_is_the_deepest_cumulative_outflow(cash):
+    running, deepest = 0.0, 0.0
+    for flow in cash:
+        running += flow
+        deepest = max(deepest, -running)
+    assert peak_cash_need(cash[None, :])[0] == pytest.approx(deepest, rel=1e-9, abs=1e-3)
+
+
+def test_terminal_value_is_the_multiple_of_the_last_year_and_never_negative():
+    cash = np.concatenate([np.full(24, -7.0), np.full(12, 10.0)])[None, :]
+    assert terminal_value(cash, np.array([8.0]))[0] == 8.0 * 120.0
+    assert terminal_value(-cash, np.array([8.0]))[0] == 0.0
+    operating = np.full((1, 36), 5.0)
+    assert terminal_value(cash, np.array([2.0]), capex_free_flow=operating)[0] == 2.0 * 60.0
+
+
+def test_unit_cost_without_learning_is_battery_plus_rest_times_the_path_factor():
+    cost = unit_cost(np.array([60.0]), np.array([800.0]), np.array([120_000.0]), np.array([1.1]),
+                     np.array([LEARNING_REFERENCE_VOLUME / 2]), np.array([0.15]))
+    assert cost[0] == pytest.approx((60 * 800 + 120_000) * 1.1, rel=1e-15)
+
+
+@pytest.mark.parametrize("doublings", [0, 1, 2, 3.5])
+def test_each_doubling_of_output_beyond_the_reference_cuts_cost_by_the_learning_rate(doublings):
+    learning_rate = 0.12
+    base = unit_cost(np.array([75.0]), np.array([900.0]), np.array([100_000.0]), np.array([1.0]),
+                     np.array([LEARNING_REFERENCE_VOLUME]), np.array([learning_rate]))
+    later = unit_cost(np.array([75.0]), np.array([900.0]), np.array([100_000.0]), np.array([1.0]),
+                      np.array([LEARNING_REFERENCE_VOLUME * 2**doublings]), np.array([learning_rate]))
+    assert later[0] == pytest.approx(base[0] * (1 - learning_rate) ** doublings, rel=1e-12)
