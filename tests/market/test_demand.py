@@ -1,0 +1,109 @@
+"""The demand engine (`Demand`): month-by-month choice shares of every product and of buying no new car.
+
+Checked through the model as the simulation builds it (`prepare`, the base-period calibration, `Demand`),
+against invariants that hold whatever the parameters: shares and the outside option sum to one, products
+not on sale sell nothing, the base period is reproduced exactly when nothing moves, a higher entrant
+price never raises its share (and never lowers a rival's), more charging never lowers the NEV share.
+`demand_for` is the one place that knows how a `Demand` is built.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evlaunch.config.scenario import month_number, quantities
+from evlaunch.market.demand import Demand
+from evlaunch.runs.sampling import design, sample_inputs
+from evlaunch.simulation.simulate import calibrate, parameter_getter
+
+DRAWS = 8
+ENTRANT_PRICE = 250_000.0
+# the drivers that move the market away from the base period between months
+DRIVERS = ("market.nev_trend_per_year", "dynamics.ageing_per_year", "dynamics.range_growth_per_year",
+           "market.charging_effect", "dynamics.battery_pass_through")
+
+
+@pytest.fixture(scope="module")
+def inputs(reference_model):
+    sampling = design(reference_model.scenario, 7, reference_model.event_names)
+    return sample_inputs(reference_model.scenario, sampling, 0, DRAWS)
+
+
+def demand_for(model, inputs, **overrides):
+    """(Demand, base-period calibration) for `inputs` with some inputs set to one value for every draw."""
+    changed = {**inputs, **{key: np.full(DRAWS, float(value)) for key, value in overrides.items()}}
+    value = parameter_getter(model, changed, DRAWS)
+    base = calibrate(model, value, DRAWS)
+    return Demand(model, value, DRAWS, base), base
+
+
+def shares(demand, step, entrant_price=ENTRANT_PRICE, on_sale=True):
+    """(per consumer type [N, T, K], national [N, K]) with the entrant on sale since the scenario start."""
+    launch = np.zeros(DRAWS) if on_sale else np.full(DRAWS, np.inf)
+    return demand.month(step, np.zeros(DRAWS), np.zeros(DRAWS), np.full(DRAWS, entrant_price),
+                        np.full(DRAWS, on_sale), launch)
+
+
+def still(model) -> dict[str, float]:
+    """Inputs that switch off every driver of change: no drift, ageing, range progress, charging effect,
+    battery pass-through, plate privileges or rural campaigns."""
+    regional = [k for k in quantities(model.scenario) if k.endswith(("campaign_utility", "plate_utility"))]
+    return dict.fromkeys((*DRIVERS, *regional), 0.0)
+
+
+def test_with_nothing_moving_every_base_month_reproduces_the_base_period(reference_model, inputs):
+    demand, base = demand_for(reference_model, inputs, **still(reference_model))
+    size_j = len(reference_model.lineup.names)
+    first, last = (month_number(m) for m in reference_model.scenario.market.base_period)
+    steps = [s for s in range(demand.periods) if first <= demand.months[s] <= last]
+    assert steps  # the start year's lead months cover the base period
+    for step in steps:
+        _, national = shares(demand, step, on_sale=False)
+        np.testing.assert_allclose(national[:, :size_j], base.shares, rtol=1e-9, atol=0)
+        np.testing.assert_allclose(national.sum(axis=1) + base.outside_share, 1.0, rtol=1e-12)
+
+
+def test_shares_and_the_outside_option_sum_to_one_in_every_month(reference_model, inputs):
+    demand, _ = demand_for(reference_model, inputs)
+    for step in range(0, demand.periods, 7):
+        typed, national = shares(demand, step)
+        assert np.all(typed >= 0) and np.all(national >= 0)
+        inside = typed.sum(axis=2)
+        assert np.all((inside > 0) & (inside < 1))  # the rest buys no new car
+        assert np.all((national.sum(axis=1) > 0) & (national.sum(axis=1) < 1))
+
+
+def test_products_not_on_sale_sell_nothing(reference_model, inputs):
+    demand, _ = demand_for(reference_model, inputs)
+    size_j, size_l = demand.size_j, demand.size_l
+    _, before = shares(demand, 0, on_sale=False)
+    assert np.all(before[:, -1] == 0.0)
+    for k, launch in enumerate(demand.launch_month):
+        step_before = int(np.searchsorted(demand.months, launch)) - 1
+        if step_before >= 0:
+            _, national = shares(demand, step_before)
+            assert np.all(national[:, size_j + k] == 0.0)
+    _, last = shares(demand, demand.periods - 1)
+    assert np.all(last[:, size_j:size_j + size_l] > 0) and np.all(last[:, -1] > 0)
+
+
+@pytest.mark.parametrize("step", [-1, -30])
+def test_a_higher_entrant_price_lowers_its_share_and_raises_every_rivals(reference_model, inputs, step):
+    demand, _ = demand_for(reference_model, inputs)
+    step = demand.periods + step
+    _, cheap = shares(demand, step, ENTRANT_PRICE)
+    _, dear = shares(demand, step, ENTRANT_PRICE * 1.1)
+    assert np.all(dear[:, -1] < cheap[:, -1])
+    assert np.all(dear[:, :-1] >= cheap[:, :-1] * (1 - 1e-12))
+
+
+def test_more_charging_never_lowers_the_nev_share(reference_model, inputs):
+    slow, _ = demand_for(reference_model, inputs, **{"market.charging_growth_per_year": 0.15})
+    fast, _ = demand_for(reference_model, inputs, **{"market.charging_growth_per_year": 0.45})
+    gained = []
+    for step in range(slow.lead, slow.periods, 6):
+        nev = [shares(d, step)[1][:, d.is_nev].sum(axis=1) for d in (slow, fast)]
+        assert np.all(nev[1] >= nev[0] * (1 - 1e-12))
+        gained.append(np.all(nev[1] > nev[0]))
+    assert gained[-1]  # and by the horizon it is strictly higher
