@@ -38,7 +38,7 @@ bench: $(VENV)/.installed-dev
 
 # Core packages mypy checks (the others are followed silently until they pass and join this list):
 # config waits on one annotation in scenario.py; market and supply on Optional arrays (rc_logit,
-# equilibrium) and a few mismatched annotations (docs/architecture.md lists them).
+# equilibrium) and a few mismatched annotations.
 MYPY_PACKAGES := evlaunch.errors evlaunch.atomic evlaunch._version evlaunch.data evlaunch.analysis \
 	evlaunch.entry evlaunch.finance
 
