@@ -75,10 +75,10 @@ def test_rebuilding_a_runs_report_gives_the_same_file(first_run, reference_path,
     from evlaunch.config.scenario import load_scenario
     from evlaunch.report.build import write_report
     from evlaunch.runs.draw_table import DrawTable
-    from evlaunch.runs.runner import _model
+    from evlaunch.runs.runner import load_model
 
     text = (first_run.out_dir / "scenario.toml").read_text(encoding="utf-8")
-    model = _model(text, str(reference_path), str(reference_path.parent))
+    model = load_model(reference_path, text)
     again = write_report(tmp_path / "report.html", load_scenario(reference_path), model,
                          DrawTable.open(first_run.out_dir), json.loads(first_run.summary_path.read_text()))
     assert again.read_bytes() == first_run.report_path.read_bytes()
