@@ -28,7 +28,14 @@ from evlaunch.runs.cost import (
     format_seconds,
 )
 from evlaunch.runs.execution import RunCancelled
-from evlaunch.runs.runner import DEFAULT_CHUNK, DEFAULT_SEED, RunOptions, load_model, run_scenario
+from evlaunch.runs.runner import (
+    DEFAULT_CHUNK,
+    DEFAULT_SEED,
+    RunOptions,
+    check_options,
+    load_model,
+    run_scenario,
+)
 from evlaunch.runs.sampling import design, sample_inputs
 from evlaunch.runs.store import RunStore
 from evlaunch.simulation.simulate import simulate
@@ -90,6 +97,9 @@ def run(
         fail("give either --workers (start a local cluster) or --scheduler (use an existing one), not both")
     if out is not None and not out.strip():
         fail("--out is empty; give a directory for the run's files (e.g. runs/my-scenario)")
+    options = RunOptions(draws=draws, seed=seed, chunk_size=chunk_size, workers=workers, scheduler=scheduler,
+                         resume=resume)
+    check_options(options)
     parsed = load_scenario(scenario)
     out_dir = Path(out) if out is not None else Path("runs") / parsed.name
     cost = estimate(load_model(scenario), draws, chunk_size, workers)
@@ -98,8 +108,6 @@ def run(
         fail(f"this run is {cost.describe()}: above the {format_seconds(MAX_SECONDS_WITHOUT_CONFIRMATION)} or "
              f"{MAX_MEMORY_BYTES_WITHOUT_CONFIRMATION / 2**30:.0f} GiB that start without confirmation. Add --yes to "
              "run it anyway, or use fewer --draws, a smaller --chunk-size (less memory) or --workers N (less time)")
-    options = RunOptions(draws=draws, seed=seed, chunk_size=chunk_size, workers=workers, scheduler=scheduler,
-                         resume=resume)
     run_store = None if no_store else open_store(store)
     cancel = threading.Event()
     show = is_terminal()
