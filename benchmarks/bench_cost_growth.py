@@ -4,7 +4,8 @@ coefficients behind `evlaunch.runs.cost` (the estimate `validate` and `run` prin
 Each case is the reference scenario with one dimension changed, measured in a fresh subprocess:
 `simulate` of a small and a larger batch of draws after a warm-up (numba compilation), giving a
 fixed cost per `simulate` call (F, seconds: per chunk in a run) and a cost per draw (V, seconds), and
-the process's peak resident memory after each batch (the base and the memory per draw). Times are
+the process's peak resident memory (the base), and the working memory per draw: the growth of the
+peak memory numpy allocates within one call (tracemalloc) from the small to the large batch. Times are
 CPU seconds of the process (one BLAS thread, as in a run), so they are what an idle core takes even
 when the machine is busy with other work. Dimensions:
 - paths: copies of the own-licence path (1, 4, 12; the reference has 4 paths of 2-3 stages);
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 REFERENCE = Path(__file__).resolve().parent.parent / "scenarios" / "xiaomi-2023.toml"
@@ -104,10 +106,20 @@ def measure(text: str, small: int, large: int) -> dict[str, float]:
             simulate(model, inputs)
         seconds[n] = time.process_time() - started
         peak_mib[n] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    traced_mib = {}
+    tracemalloc.start()  # numpy reports its buffers to tracemalloc: the working memory of one simulate call
+    for n in (small, large):
+        inputs = sample_inputs(model.scenario, sampling, 0, n)
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        simulate(model, inputs)
+        traced_mib[n] = (tracemalloc.get_traced_memory()[1] - before) / 2**20
+        del inputs
+    tracemalloc.stop()
     per_draw = max((seconds[large] - seconds[small]) / (large - small), 1e-9)
     return {**dimensions(model).as_dict(), "fixed_s": max(seconds[small] - small * per_draw, 1e-6),
             "per_draw_s": per_draw, "rss_mib": peak_mib[large], "base_mib": peak_mib[small],
-            "per_draw_mib": max((peak_mib[large] - peak_mib[small]) / (large - small), 1e-3), "draws": large}
+            "per_draw_mib": max((traced_mib[large] - traced_mib[small]) / (large - small), 1e-4), "draws": large}
 
 
 def measure_in_subprocess(text: str, small: int, large: int) -> dict[str, float]:
@@ -131,7 +143,7 @@ def cases(text: str) -> list[tuple[str, str, str]]:
     return found
 
 
-DIMENSION_FIELD = {"paths": "paths", "products": "products", "types": "types", "regions": "types", "months": "months"}
+DIMENSION_FIELD = {"paths": "paths", "products": "products", "types": "types", "regions": "regions", "months": "months"}
 
 
 def main() -> None:
@@ -139,12 +151,16 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=8, help="draws in the small batch")
     parser.add_argument("--large", type=int, default=128, help="draws in the large batch")
     parser.add_argument("--limits", action="store_true", help="also measure a scenario at every schema limit")
+    parser.add_argument("--only-limits", action="store_true", help="measure only the scenario at the limits")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: measure one scenario file
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(Path(args.measure).read_text(encoding="utf-8"), args.small, args.large)))
         return
     text = REFERENCE.read_text(encoding="utf-8")
+    if args.only_limits:
+        limits(text)
+        return
     print(f"{'dimension':<10}{'case':<16}{'F s/call':>10}{'V ms/draw':>11}{'peak MiB':>10}")
     results: dict[str, list[dict[str, float]]] = {}
     for dimension, label, variant in cases(text):
@@ -156,23 +172,29 @@ def main() -> None:
     for dimension, rows in results.items():
         field = DIMENSION_FIELD[dimension]
         first, last = rows[0], rows[-1]
-        if dimension == "regions":
-            continue  # the same consumer types as "types": a check that regions and types cost alike
         for quantity in exponents:
             exponents[quantity][field] = round(math.log(last[quantity] / first[quantity])
                                                / math.log(last[field] / first[field]), 2)
     reference = results["paths"][1]
-    print("\nreference:", json.dumps({k: reference[k] for k in ("paths", "products", "types", "months", "fixed_s",
+    print("\nreference:", json.dumps({k: reference[k] for k in ("paths", "products", "types", "regions", "months", "fixed_s",
                                                                  "per_draw_s", "base_mib", "per_draw_mib")}))
     print("exponents:", json.dumps(exponents))
     if args.limits:
-        from evlaunch.runs.cost import estimate_from_dimensions
+        limits(text)
 
-        row = measure_in_subprocess(at_schema_limits(text), 2, 4)
-        guess = estimate_from_dimensions(row["paths"], row["products"], row["types"], row["months"], draws=4,
-                                         chunk_size=4, workers=1)
-        print(f"limits: measured F {row['fixed_s']:.1f} s, V {row['per_draw_s']:.2f} s/draw, {row['rss_mib']:.0f} MiB;"
-              f" estimated {guess.seconds:.1f} s for 4 draws (measured {row['fixed_s'] + 4 * row['per_draw_s']:.1f} s)")
+
+def limits(text: str) -> None:
+    """Measure the scenario at every schema limit (2 and 4 draws) and compare it with the estimate."""
+    from evlaunch.runs.cost import estimate_from_dimensions
+
+    row = measure_in_subprocess(at_schema_limits(text), 2, 4)
+    print("limits:", json.dumps(row))
+    dims = {k: row[k] for k in ("paths", "products", "types", "regions", "months")}
+    for n in (4, 64):
+        guess = estimate_from_dimensions(**dims, draws=n, chunk_size=n)
+        print(f"limits, {n} draws: measured {row['fixed_s'] + n * row['per_draw_s']:.1f} s and "
+              f"{row['base_mib'] + n * row['per_draw_mib']:.0f} MiB; estimated {guess.seconds:.1f} s and "
+              f"{guess.memory_bytes / 2**20:.0f} MiB")
 
 
 if __name__ == "__main__":
