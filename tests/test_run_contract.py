@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -75,10 +76,80 @@ def test_rebuilding_a_runs_report_gives_the_same_file(first_run, reference_path,
     from evlaunch.config.scenario import load_scenario
     from evlaunch.report.build import write_report
     from evlaunch.runs.draw_table import DrawTable
-    from evlaunch.runs.runner import _model
+    from evlaunch.runs.runner import load_model
 
     text = (first_run.out_dir / "scenario.toml").read_text(encoding="utf-8")
-    model = _model(text, str(reference_path), str(reference_path.parent))
+    model = load_model(reference_path, text)
     again = write_report(tmp_path / "report.html", load_scenario(reference_path), model,
                          DrawTable.open(first_run.out_dir), json.loads(first_run.summary_path.read_text()))
     assert again.read_bytes() == first_run.report_path.read_bytes()
+
+
+SMALL = {"draws": 96, "chunk_size": 32}
+
+
+@pytest.fixture(scope="module")
+def small_runs(tmp_path_factory, reference_path):
+    """Two uninterrupted runs of 3 chunks: seed 5 (what a resume must reproduce) and seed 6 (a foreign run)."""
+    root = tmp_path_factory.mktemp("small")
+    return {seed: run_scenario(reference_path, root / f"seed{seed}", RunOptions(seed=seed, report=False, **SMALL))
+            for seed in (5, 6)}
+
+
+def _interrupted_copy(run, where):
+    """The run's directory as a run killed before its summary leaves it (manifest not yet complete)."""
+    import shutil
+
+    shutil.copytree(run.out_dir, where)
+    for name in ("summary.json", "draws.parquet"):
+        (where / name).unlink()
+    manifest = json.loads((where / "chunks" / "manifest.json").read_text())
+    manifest.pop("complete")
+    (where / "chunks" / "manifest.json").write_text(json.dumps(manifest))
+    return where
+
+
+def test_resume_recomputes_a_chunk_with_flipped_bytes_naming_it(small_runs, reference_path, tmp_path, cli):
+    """Reproducer: bytes flipped inside a chunk (footer intact) passed the completeness check, then --resume
+    exited 1 with "Couldn't deserialize thrift" naming no file."""
+    out = _interrupted_copy(small_runs[5], tmp_path / "damaged")
+    damaged = out / "chunks" / "chunk-000001.parquet"
+    data = bytearray(damaged.read_bytes())
+    for offset in range(len(data) // 4, len(data) // 4 + 32):
+        data[offset] ^= 0x5A
+    damaged.write_bytes(bytes(data))
+    pq.read_metadata(damaged)  # the footer is intact
+    code, _, err = cli("run", reference_path, "--draws", "96", "--chunk-size", "32", "--seed", "5", "--out", out,
+                       "--resume", "--no-store")
+    assert code == 0, err
+    assert str(damaged) in " ".join(err.split()) and "recomputing" in err
+    assert (out / "summary.json").read_bytes() == small_runs[5].summary_path.read_bytes()
+
+
+def test_resume_recomputes_a_same_shaped_chunk_of_another_seed(small_runs, reference_path, tmp_path):
+    """Reproducer: a chunk from a run with another seed was mixed in silently (exit 0, a different summary)."""
+    import shutil
+
+    out = _interrupted_copy(small_runs[5], tmp_path / "mixed")
+    foreign = out / "chunks" / "chunk-000002.parquet"
+    shutil.copyfile(small_runs[6].out_dir / "chunks" / "chunk-000002.parquet", foreign)
+    notices = []
+    result = run_scenario(reference_path, out, RunOptions(seed=5, resume=True, report=False, **SMALL),
+                          notify=notices.append)
+    assert len(notices) == 1 and str(foreign) in notices[0] and "another run" in notices[0]
+    assert result.draws_simulated == 32
+    assert result.summary_path.read_bytes() == small_runs[5].summary_path.read_bytes()
+
+
+@pytest.mark.parametrize(("make_out", "fragment"), [
+    (lambda tmp: "", "--out is empty"),
+    (lambda tmp: (tmp / "link").symlink_to(tmp / "gone") or tmp / "link", "which does not exist"),
+    (lambda tmp: (tmp / "file").write_text("x") and tmp / "file" / "run", "is not a directory"),
+    (lambda tmp: "/proc/evl", "cannot create or write to this directory"),
+])
+def test_out_paths_that_cannot_hold_a_run_exit_2_naming_them(cli, reference_path, tmp_path, make_out, fragment):
+    out = str(make_out(tmp_path))
+    code, stdout, err = cli("run", reference_path, "--draws", "8", "--out", out, "--no-store")
+    message = " ".join(err.split())
+    assert code == 2 and fragment in message and (out == "" or out in message), (stdout, err)
+    assert "Traceback" not in stdout + err and not (Path.cwd() / "chunks").exists()

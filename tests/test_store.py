@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -189,3 +190,41 @@ def test_a_version_1_store_is_migrated(tmp_path):
     assert store.schema_version() == SCHEMA_VERSION
     old = store.get_run("20240101")
     assert old["status"] == "finished" and old["owner"] is None
+
+
+def _dead_owner_record(store, out_dir, text, seed, draws) -> str:
+    """A "running" record whose process is gone (as `kill -9` leaves it)."""
+    script = textwrap.dedent(f"""
+        import os
+        from evlaunch.runs.store import RunStore
+        print(RunStore({str(store.path)!r}).start_run("killed", {text!r}, seed={seed}, draws={draws},
+                                                       out_dir={str(out_dir)!r}), flush=True)
+        os._exit(9)
+    """)
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    return child.stdout.strip()
+
+
+def test_resume_reopens_the_interrupted_record_instead_of_adding_one(store, tmp_path):
+    out = tmp_path / "out"
+    killed = _dead_owner_record(store, out, "x = 1", 5, 100)
+    assert store.get_run(killed)["status"] == "interrupted"
+    assert store.reopen_run(str(tmp_path / "elsewhere"), "x = 1", seed=5, draws=100) is None
+    assert store.reopen_run(str(out), "x = 2", seed=5, draws=100) is None
+    assert store.reopen_run(str(out), "x = 1", seed=6, draws=100) is None
+    assert store.reopen_run(str(out), "x = 1", seed=5, draws=200) is None
+    assert store.reopen_run(str(out), "x = 1", seed=5, draws=100) == killed
+    reopened = store.get_run(killed)
+    assert reopened["status"] == "running" and reopened["owner"].endswith(f":{os.getpid()}")
+    store.finish_run(killed, {"ok": 1}, {}, "finished")
+    assert [r["status"] for r in store.list_runs()] == ["finished"]  # one record, finished
+    assert store.reopen_run(str(out), "x = 1", seed=5, draws=100) is None  # a finished run is not reopened
+
+
+def test_resume_never_takes_over_a_live_run_but_reopens_cancelled_and_failed_ones(store, tmp_path):
+    live = store.start_run("live", "x", seed=1, draws=10, out_dir=tmp_path)  # owned by this (living) process
+    assert store.reopen_run(str(tmp_path), "x", seed=1, draws=10) is None
+    for status in ("cancelled", "failed"):
+        store.finish_run(live, None, {}, status)
+        assert store.reopen_run(str(tmp_path), "x", seed=1, draws=10) == live
+        assert store.get_run(live)["status"] == "running" and store.get_run(live)["finished_at"] is None

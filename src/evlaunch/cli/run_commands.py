@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -19,12 +18,31 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from evlaunch.cli.app import app, console, fail, is_terminal
+from evlaunch.cli.app import app, console, errors, fail, is_terminal
 from evlaunch.config.scenario import load_scenario, uncertain_parameters
 from evlaunch.errors import EvlaunchError, naming_source
+from evlaunch.runs.cost import (
+    MAX_MEMORY_BYTES_WITHOUT_CONFIRMATION,
+    MAX_SECONDS_WITHOUT_CONFIRMATION,
+    estimate,
+    format_seconds,
+)
 from evlaunch.runs.execution import RunCancelled
-from evlaunch.runs.runner import DEFAULT_CHUNK, DEFAULT_SEED, RunOptions, run_scenario
+from evlaunch.runs.runner import (
+    DEFAULT_CHUNK,
+    DEFAULT_SEED,
+    RunOptions,
+    check_options,
+    load_model,
+    run_scenario,
+)
+from evlaunch.runs.sampling import design, sample_inputs
 from evlaunch.runs.store import RunStore
+from evlaunch.simulation.simulate import simulate
+
+DEFAULT_DRAWS = 2000
+VALIDATION_DRAWS = 64
+VALIDATION_BUDGET_S = 60.0  # longest sample simulation `validate` runs without --yes
 
 StoreOption = Annotated[Path | None, typer.Option(
     "--store", help="run store file (default: $EVLAUNCH_STORE or the user data directory)")]
@@ -59,24 +77,37 @@ def print_summary(summary: dict) -> None:
 @app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
-    draws: Annotated[int, typer.Option(help="number of Monte Carlo draws", min=1)] = 2000,
+    draws: Annotated[int, typer.Option(help="number of Monte Carlo draws", min=1)] = DEFAULT_DRAWS,
     seed: Annotated[int, typer.Option(help="random seed (same scenario + seed + version = same numbers)",
                                       min=0)] = DEFAULT_SEED,
-    out: Annotated[Path | None, typer.Option(help="output directory (default: runs/<scenario name>)")] = None,
+    out: Annotated[str | None, typer.Option(help="output directory (default: runs/<scenario name>)")] = None,
     workers: Annotated[int | None, typer.Option(help="start a local dask cluster with N workers", min=1)] = None,
     scheduler: Annotated[str | None, typer.Option(help="address of an existing dask scheduler")] = None,
     resume: Annotated[bool, typer.Option(help="complete an interrupted run in --out from its finished chunks")] = False,
     chunk_size: Annotated[int, typer.Option(help="draws per chunk", min=1)] = DEFAULT_CHUNK,
     store: StoreOption = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="do not record the run in the store")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="run even if the estimate is over 10 minutes or 8 GiB")] = False,
 ) -> None:
-    """Run a scenario: writes summary.json, draws.parquet and report.html, and records the run."""
+    """Run a scenario: writes summary.json, draws.parquet and report.html, and records the run.
+
+    Before simulating it prints the estimated time and memory; above 10 minutes or 8 GiB it stops
+    (exit 2) unless --yes is given."""
     if workers is not None and scheduler is not None:
         fail("give either --workers (start a local cluster) or --scheduler (use an existing one), not both")
-    parsed = load_scenario(scenario)
-    out_dir = out or Path("runs") / parsed.name
+    if out is not None and not out.strip():
+        fail("--out is empty; give a directory for the run's files (e.g. runs/my-scenario)")
     options = RunOptions(draws=draws, seed=seed, chunk_size=chunk_size, workers=workers, scheduler=scheduler,
                          resume=resume)
+    check_options(options)
+    parsed = load_scenario(scenario)
+    out_dir = Path(out) if out is not None else Path("runs") / parsed.name
+    cost = estimate(load_model(scenario), draws, chunk_size, workers)
+    errors.print(f"{scenario}: {cost.describe()}", highlight=False, soft_wrap=True)
+    if cost.needs_confirmation and not yes:
+        fail(f"this run is {cost.describe()}: above the {format_seconds(MAX_SECONDS_WITHOUT_CONFIRMATION)} or "
+             f"{MAX_MEMORY_BYTES_WITHOUT_CONFIRMATION / 2**30:.0f} GiB that start without confirmation. Add --yes to "
+             "run it anyway, or use fewer --draws, a smaller --chunk-size (less memory) or --workers N (less time)")
     run_store = None if no_store else open_store(store)
     cancel = threading.Event()
     show = is_terminal()
@@ -96,7 +127,7 @@ def run(
                 f" --workers {workers}" if workers else "") + (f" --scheduler {scheduler}" if scheduler else "")
             fail(f"interrupted; finished chunks are kept in {out_dir}. Resume with:\n"
                  f"  evlaunch run {scenario} --draws {draws} --seed {seed} --out {out_dir} "
-                 f"--chunk-size {chunk_size}{where} --resume", code=130)
+                 f"--chunk-size {chunk_size}{where}{' --yes' if yes else ''} --resume", code=130)
     print_summary(result.summary)
     console.print(f"Wrote {result.summary_path}, {result.draws_path}, {result.report_path}"
                   + (f" (run {result.run_id})" if result.run_id else ""), highlight=False)
@@ -107,28 +138,35 @@ def run(
 
 
 @app.command()
-def validate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")]) -> None:
+def validate(
+    scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
+    yes: Annotated[bool, typer.Option("--yes", help="simulate the sample of draws even if it is estimated to "
+                                                     "take long")] = False,
+) -> None:
     """Check a scenario file: exit 0 if valid, else exit 2 naming the file, field, value and expectation.
 
-    Beyond the schema it prepares the data the scenario needs and simulates a small sample of draws
-    (VALIDATION_DRAWS), so problems only a run would meet (e.g. sampled PHEV sales above the market's)
-    are reported here too."""
-    from evlaunch.runs.runner import DEFAULT_SEED
-    from evlaunch.runs.sampling import design, sample_inputs
-    from evlaunch.simulation.simulate import prepare, simulate
-
+    Beyond the schema it prepares the data the scenario needs, prints the estimated cost of a default
+    run, and simulates a small sample of draws (VALIDATION_DRAWS), so problems only a run would meet
+    (e.g. sampled PHEV sales above the market's) are reported here too. A sample estimated to take
+    more than VALIDATION_BUDGET_S seconds is skipped (and said so) unless --yes is given."""
     parsed = load_scenario(scenario)
-    model = prepare(parsed, scenario.resolve().parent, str(scenario))
-    try:
-        simulate(model, sample_inputs(parsed, design(parsed, DEFAULT_SEED, model.event_names), 0, VALIDATION_DRAWS))
-    except EvlaunchError as error:
-        raise naming_source(error, str(scenario)) from None
+    model = load_model(scenario)
+    console.print(f"{scenario}: a default run is {estimate(model, DEFAULT_DRAWS, DEFAULT_CHUNK).describe()}",
+                  highlight=False)
+    sample = estimate(model, VALIDATION_DRAWS, VALIDATION_DRAWS)
+    if sample.seconds > VALIDATION_BUDGET_S and not yes:
+        checked = (f"sample simulation skipped: estimated ~{format_seconds(sample.seconds)} for {VALIDATION_DRAWS} "
+                   "draws; add --yes to simulate them")
+    else:
+        try:
+            simulate(model, sample_inputs(parsed, design(parsed, DEFAULT_SEED, model.event_names), 0, VALIDATION_DRAWS))
+        except EvlaunchError as error:
+            raise naming_source(error, str(scenario)) from None
+        checked = f"{VALIDATION_DRAWS} sampled draws simulated"
     console.print(f"{scenario}: valid — scenario {parsed.name!r}, as of {parsed.as_of}, {len(parsed.paths)} paths, "
-                  f"{len(uncertain_parameters(parsed))} uncertain parameters ({VALIDATION_DRAWS} sampled draws "
-                  f"simulated)", highlight=False)
+                  f"{len(uncertain_parameters(parsed))} uncertain parameters ({checked})", highlight=False)
 
 
-VALIDATION_DRAWS = 64
 
 
 @app.command()
@@ -165,7 +203,6 @@ def report(
     from evlaunch.config.scenario import parse_scenario
     from evlaunch.report.build import write_report
     from evlaunch.runs.draw_table import DrawTable
-    from evlaunch.runs.runner import _model
 
     record = open_store(store).get_run(run_id)
     if record["status"] != "finished":
@@ -174,6 +211,6 @@ def report(
     if not (out_dir / "chunks").is_dir():
         fail(f"run {record['run_id']}: its draws in {out_dir} are gone; re-run the scenario to rebuild them")
     scenario = parse_scenario(record["scenario_text"], f"run {record['run_id']}")
-    model = _model(record["scenario_text"], f"run {record['run_id']}", os.fspath(out_dir))
+    model = load_model(out_dir / "scenario.toml", record["scenario_text"])
     path = write_report(out or out_dir / "report.html", scenario, model, DrawTable.open(out_dir), record["summary"])
     console.print(f"Wrote {path}", highlight=False)

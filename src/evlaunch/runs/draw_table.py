@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 
 from evlaunch.atomic import atomic_path
 from evlaunch.errors import RunError
+from evlaunch.runs.run_dir import finished_chunk_paths, read_manifest
 
 __all__ = ["DEFAULT_PROBS", "DrawTable", "quantile_key"]
 
@@ -228,11 +229,9 @@ class DrawTable:
         """The draws of a run directory: its finished chunk files (every column, the monthly series
         included), else its consolidated `draws.parquet` (inputs and key outputs)."""
         out = Path(out_dir)
-        from evlaunch.runs.execution import open_chunks, read_manifest  # execution imports this module
-
         if (out / "draws.parquet").is_file() and read_manifest(out) is None:
             return cls([out / "draws.parquet"])
-        return open_chunks(out)
+        return cls(finished_chunk_paths(out))
 
     # -- shape -----------------------------------------------------------------------------------
 
@@ -275,8 +274,11 @@ class DrawTable:
 
     def _iter_arrow(self, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
         for path in self._paths:
-            with pq.ParquetFile(path) as parquet:
-                yield from parquet.iter_batches(batch_size=batch_size, columns=columns)
+            try:
+                with pq.ParquetFile(path) as parquet:
+                    yield from parquet.iter_batches(batch_size=batch_size, columns=columns)
+            except (OSError, pa.ArrowException) as exc:  # a file damaged or removed since the footer was read
+                raise RunError(f"cannot read draw file {path}: {exc}; re-run (or --resume) to recreate it") from exc
 
     def iter_batches(
         self, columns: str | Iterable[str] | None = None, *, batch_size: int = DEFAULT_BATCH_ROWS

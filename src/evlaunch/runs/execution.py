@@ -8,11 +8,13 @@ whose inputs for draws [start, stop) are derived from (seed, draw index) alone, 
 scheduling gives the same per-draw rows. `execute` cuts [0, n_draws) into chunks
 `[k * chunk_size, min(n_draws, (k + 1) * chunk_size))`, runs them, and writes each finished chunk
 atomically to `out_dir/chunks/chunk-000123.parquet` (one column per output). A manifest
-`out_dir/chunks/manifest.json` records which run the chunks belong to (fingerprint, draws, chunk
+`out_dir/chunks/manifest.json` (see `run_dir`) records which run the chunks belong to (fingerprint, draws, chunk
 size, columns) so that
 
 * `resume=True` continues an interrupted run (Ctrl-C, crash, `kill -9`): chunks already on disk that
-  read back with the right rows and columns are kept, the others are computed;
+  read back whole, with the right rows and columns, this run's label (fingerprint, chunk index, draw
+  range) and a matching checksum are kept (`run_dir.verify_chunk`); the others are computed, and a
+  damaged or foreign one is named on stderr;
 * a directory holding another run's chunks is refused instead of silently mixed.
 
 Where chunks run:
@@ -32,8 +34,8 @@ Only one `execute` may write to an `out_dir` at a time (enforced with a lock fil
 
 from __future__ import annotations
 
-import json
 import os
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
@@ -43,11 +45,23 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from evlaunch.atomic import atomic_path, is_temp_file, write_json_atomic
+from evlaunch.atomic import is_temp_file, write_json_atomic
 from evlaunch.errors import EvlaunchError, RunError
 from evlaunch.runs.draw_table import DrawTable
+from evlaunch.runs.run_dir import (
+    CHUNKS_DIR,
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    ChunkLabel,
+    chunk_bounds,
+    chunk_path,
+    finished_chunk_paths,
+    read_manifest,
+    schema_columns,
+    verify_chunk,
+    write_chunk,
+)
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -62,10 +76,8 @@ __all__ = [
 
 ChunkFn = Callable[[int, int], Mapping[str, np.ndarray]]
 Progress = Callable[[int, int], None]
+Notify = Callable[[str], None]
 
-MANIFEST_FORMAT = "evlaunch-chunks/1"
-CHUNKS_DIR = "chunks"
-MANIFEST_NAME = "manifest.json"
 _LOCK_NAME = ".lock"
 _ALLOWED_KINDS = "fbiu"  # float, bool, signed and unsigned integers
 _POLL_SECONDS = 0.2  # how often a cluster run checks `cancel` while waiting for chunks
@@ -88,47 +100,9 @@ class RunCancelled(EvlaunchError):
         )
 
 
-def chunk_bounds(n_draws: int, chunk_size: int) -> list[tuple[int, int]]:
-    """The [start, stop) draw ranges of all chunks, in order."""
-    return [(start, min(n_draws, start + chunk_size)) for start in range(0, n_draws, chunk_size)]
-
-
-def chunk_path(chunks_dir: Path, index: int) -> Path:
-    """File of chunk `index` (at least 6 digits; ordering always uses the index, never the name)."""
-    return Path(chunks_dir) / f"chunk-{index:06d}.parquet"
-
-
-def read_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The chunk manifest of a run directory, or None if it has none."""
-    path = Path(out_dir) / CHUNKS_DIR / MANIFEST_NAME
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    try:
-        manifest = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{path} is not valid JSON ({exc}); delete {path.parent} or use a new --out") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise RunError(
-            f"{path} is not an evlaunch chunk manifest of format {MANIFEST_FORMAT!r}; "
-            f"delete {path.parent} or use a new --out"
-        )
-    return manifest
-
-
 def open_chunks(out_dir: str | os.PathLike[str]) -> DrawTable:
     """The finished draws of a run directory as a DrawTable (refuses an unfinished run)."""
-    out = Path(out_dir)
-    manifest = read_manifest(out)
-    if manifest is None:
-        raise RunError(f"{out} holds no evlaunch draws (no {CHUNKS_DIR}/{MANIFEST_NAME}); check the --out path")
-    n_chunks = len(chunk_bounds(manifest["n_draws"], manifest["chunk_size"]))
-    paths = [chunk_path(out / CHUNKS_DIR, k) for k in range(n_chunks)]
-    missing = sum(1 for p in paths if not p.is_file())
-    if missing:
-        raise RunError(f"the run in {out} is unfinished ({missing} of {n_chunks} chunks missing); finish it with --resume")
-    return DrawTable(paths)
+    return DrawTable(finished_chunk_paths(out_dir))
 
 
 # -- chunk files ---------------------------------------------------------------------------------
@@ -152,34 +126,13 @@ def _check_outputs(outputs: Any, start: int, stop: int, columns: dict[str, str] 
         arrays[name] = pa.array(array)
     table = pa.table(arrays)
     if columns is not None:
-        found = _schema_columns(table.schema)
+        found = schema_columns(table.schema)
         if found != columns:
             raise RunError(
                 f"chunk_fn({start}, {stop}) returned columns {found}, but earlier chunks of this run have "
                 f"{columns}; the model changed under the same run fingerprint: use a new --out"
             )
     return table
-
-
-def _schema_columns(schema: pa.Schema) -> dict[str, str]:
-    return {field.name: str(field.type) for field in schema}
-
-
-def _write_chunk(path: Path, table: pa.Table) -> None:
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
-
-
-def _chunk_is_complete(path: Path, rows: int, columns: dict[str, str] | None) -> bool:
-    """A chunk file counts as done only if its footer reads back with the right rows (and columns)."""
-    try:
-        metadata = pq.read_metadata(path)
-        schema = metadata.schema.to_arrow_schema()
-    except (OSError, pa.ArrowException):
-        return False
-    if metadata.num_rows != rows:
-        return False
-    return columns is None or _schema_columns(schema) == columns
 
 
 # -- run directory -------------------------------------------------------------------------------
@@ -190,10 +143,15 @@ class _Plan:
     chunks_dir: Path
     bounds: list[tuple[int, int]]
     manifest: dict[str, Any]
+    identity: dict[str, Any]
 
     @property
     def columns(self) -> dict[str, str] | None:
         return self.manifest.get("columns")
+
+    def label(self, index: int) -> ChunkLabel:
+        start, stop = self.bounds[index]
+        return ChunkLabel(self.manifest["run_fingerprint"], index, start, stop, self.identity)
 
     def save_manifest(self) -> None:
         write_json_atomic(self.chunks_dir / MANIFEST_NAME, self.manifest)
@@ -228,7 +186,8 @@ def _describe_mismatch(manifest: dict[str, Any], wanted: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _prepare(out_dir: Path, n_draws: int, chunk_size: int, fingerprint: str, resume: bool) -> tuple[_Plan, list[int]]:
+def _prepare(out_dir: Path, n_draws: int, chunk_size: int, fingerprint: str, resume: bool,
+             identity: dict[str, Any], notify: Notify) -> tuple[_Plan, list[int]]:
     """Check the directory against this run, write the manifest, return the plan and chunks still to do."""
     chunks_dir = out_dir / CHUNKS_DIR
     bounds = chunk_bounds(n_draws, chunk_size)
@@ -238,6 +197,7 @@ def _prepare(out_dir: Path, n_draws: int, chunk_size: int, fingerprint: str, res
         "n_draws": n_draws,
         "chunk_size": chunk_size,
         "n_chunks": len(bounds),
+        "identity": identity,
         "columns": None,
     }
     manifest = read_manifest(out_dir)
@@ -267,20 +227,38 @@ def _prepare(out_dir: Path, n_draws: int, chunk_size: int, fingerprint: str, res
             "use a new --out or delete that directory"
         )
 
-    plan = _Plan(chunks_dir, bounds, wanted)
+    plan = _Plan(chunks_dir, bounds, wanted, identity)
     if not resume:
         for path in existing:  # a fresh start of the same run: recompute everything
-            path.unlink()
+            _remove(path)
     plan.save_manifest()
 
     todo = []
-    for index, (start, stop) in enumerate(bounds):
+    for index in range(len(bounds)):
         path = chunk_path(chunks_dir, index)
-        if resume and path.exists() and _chunk_is_complete(path, stop - start, plan.columns):
-            continue
-        path.unlink(missing_ok=True)  # unreadable or wrong-sized: recompute
+        if resume and path.exists():
+            problem = verify_chunk(path, plan.label(index), plan.columns)
+            if problem is None:
+                continue
+            notify(f"{path}: not a valid chunk of this run: {problem}; recomputing it")
+            _remove(path)
         todo.append(index)
     return plan, todo
+
+
+def _remove(path: Path) -> None:
+    """Delete a chunk file that is about to be recomputed (RunError naming it if that is impossible)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise RunError(
+            f"{path} must be recomputed but cannot be removed ({exc.strerror or exc}); "
+            "fix its permissions or use a new --out"
+        ) from exc
+
+
+def _stderr(message: str) -> None:
+    print(f"evlaunch: {message}", file=sys.stderr, flush=True)
 
 
 # -- execution -----------------------------------------------------------------------------------
@@ -300,9 +278,9 @@ class _Recorder:
     def record(self, index: int, outputs: Any) -> None:
         start, stop = self.plan.bounds[index]
         table = _check_outputs(outputs, start, stop, self.plan.columns)
-        _write_chunk(chunk_path(self.plan.chunks_dir, index), table)
+        write_chunk(chunk_path(self.plan.chunks_dir, index), table, self.plan.label(index))
         if self.plan.columns is None:
-            self.plan.manifest["columns"] = _schema_columns(table.schema)
+            self.plan.manifest["columns"] = schema_columns(table.schema)
             self.plan.save_manifest()
         self.chunks_done += 1
         self.draws_done += stop - start
@@ -423,11 +401,17 @@ def execute(
     resume: bool = False,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    identity: Mapping[str, Any] | None = None,
+    notify: Notify | None = None,
 ) -> DrawTable:
     """Run `chunk_fn` over draws [0, n_draws) in chunks of `chunk_size`; return the table of all draws.
 
     `run_fingerprint` identifies everything that determines the draws (scenario, seed, code version):
-    `resume=True` refuses chunks written under another fingerprint, draw count or chunk size.
+    `resume=True` refuses a directory whose manifest has another fingerprint, draw count or chunk size,
+    and checks every chunk file already there (see `run_dir.verify_chunk`: label, draw range, checksum);
+    one that is damaged or from another run is recomputed, and `notify(message)` (default: print to
+    stderr) says so naming the file. `identity` (JSON-serialisable fields such as the scenario hash and
+    seed) is recorded in the manifest and in every chunk's label.
     `progress(done_draws, n_draws)` is called once at the start and after each finished chunk.
     Setting `cancel` (from another thread) or Ctrl-C stops submitting new chunks, keeps finished
     ones and raises `RunCancelled`. An exception raised by `chunk_fn` propagates unchanged after the
@@ -449,7 +433,8 @@ def execute(
     chunks_dir = out / CHUNKS_DIR
     chunks_dir.mkdir(parents=True, exist_ok=True)
     with _exclusive(chunks_dir):
-        plan, todo = _prepare(out, n_draws, chunk_size, run_fingerprint, resume)
+        plan, todo = _prepare(out, n_draws, chunk_size, run_fingerprint, resume, dict(identity or {}),
+                              notify or _stderr)
         recorder = _Recorder(plan, todo, n_draws, progress)
         recorder.report()
         try:

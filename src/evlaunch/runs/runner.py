@@ -22,13 +22,14 @@ from threadpoolctl import threadpool_limits
 
 from evlaunch._version import __version__
 from evlaunch.atomic import write_json_atomic, write_text_atomic
-from evlaunch.errors import EvlaunchError, RunError, naming_source
 from evlaunch.config.scenario import MAX_DRAWS, load_scenario, parse_scenario
-from evlaunch.simulation.simulate import Model, prepare, simulate
+from evlaunch.errors import EvlaunchError, RunError, naming_source
+from evlaunch.runs.execution import RunCancelled, execute
+from evlaunch.runs.run_dir import make_out_dir
+from evlaunch.runs.sampling import design, sample_inputs
 from evlaunch.runs.store import RunStore
 from evlaunch.runs.summary import build_summary
-from evlaunch.runs.execution import execute
-from evlaunch.runs.sampling import design, sample_inputs
+from evlaunch.simulation.simulate import Model, prepare, simulate
 
 DEFAULT_SEED = 20231031
 DEFAULT_CHUNK = 500   # draws per chunk: the unit of progress, resume and distribution
@@ -75,13 +76,26 @@ def _model(scenario_text: str, source: str, base_dir: str) -> Model:
     return prepare(parse_scenario(scenario_text, source), base_dir, source)
 
 
+def load_model(scenario_path: str | os.PathLike[str], scenario_text: str | None = None) -> Model:
+    """The prepared model of a scenario file, as a run uses it.
+
+    `scenario_text` (e.g. a stored run's exact input) is used instead of the file's contents; it is
+    still named by `scenario_path` in messages, and its relative table paths are read from that
+    path's folder. Models are cached by (text, path), so a run and its report share one.
+    Raises ScenarioError/DataError (exit 2 in the CLI) for an invalid scenario or missing data.
+    """
+    path = Path(scenario_path)
+    if scenario_text is None:
+        load_scenario(path)  # the file's own checks and messages (unreadable, not TOML, schema)
+        scenario_text = path.read_text(encoding="utf-8")
+    return _model(scenario_text, str(scenario_path), str(path.resolve().parent))
+
+
 def compute_chunk(scenario_text: str, source: str, base_dir: str, seed: int, start: int, stop: int
                   ) -> dict[str, np.ndarray]:
     """Per-draw inputs and outputs for draws [start, stop): a pure function of its arguments, so any
     process (a dask worker included) computes the same rows."""
     model = _model(scenario_text, source, base_dir)
-    if pause := os.environ.get("EVLAUNCH_SLOW_CHUNKS"):  # test hook: slow chunks so a test can kill a run mid-way
-        time.sleep(float(pause))
     sampling = design(model.scenario, seed, model.event_names)
     inputs = sample_inputs(model.scenario, sampling, start, stop)
     try:
@@ -99,6 +113,12 @@ def fingerprint(scenario_text: str, seed: int) -> str:
     return hashlib.sha256(f"{__version__}\n{seed}\n{scenario_text}".encode()).hexdigest()[:32]
 
 
+def run_identity(scenario_text: str, seed: int) -> dict[str, object]:
+    """What every chunk file of a run records about it besides the fingerprint (read in messages)."""
+    return {"scenario_sha256": hashlib.sha256(scenario_text.encode("utf-8")).hexdigest(), "seed": int(seed),
+            "version": __version__}
+
+
 def check_options(options: RunOptions) -> None:
     if not 1 <= options.draws <= MAX_DRAWS:
         raise RunError(f"--draws must be between 1 and {MAX_DRAWS:,}, got {options.draws}")
@@ -111,16 +131,21 @@ def check_options(options: RunOptions) -> None:
 def _check_cancel(cancel: threading.Event | None, out: Path, draws: int, chunk_size: int) -> None:
     """Cancelling between the phases after simulation (the chunks stay, so the run can resume)."""
     if cancel is not None and cancel.is_set():
-        from evlaunch.runs.execution import RunCancelled
-
         chunks = -(-draws // chunk_size)
         raise RunCancelled(out, chunks, chunks, draws, draws)
 
 
 def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOptions = RunOptions(),
                  store: RunStore | None = None, progress: Callable[[int, int], None] | None = None,
-                 cancel: threading.Event | None = None, scenario_text: str | None = None) -> RunResult:
-    """Run a scenario file (or `scenario_text`, named by `scenario_path`) and write its results to `out_dir`."""
+                 cancel: threading.Event | None = None, scenario_text: str | None = None, *,
+                 notify: Callable[[str], None] | None = None) -> RunResult:
+    """Run a scenario file (or `scenario_text`, named by `scenario_path`) and write its results to `out_dir`.
+
+    With `options.resume`, finished chunks in `out_dir` are checked and reused (a damaged or foreign one
+    is recomputed and `notify(message)` names it; default: stderr), and the store's record of the
+    interrupted run is completed instead of a second one being added. An unusable `out_dir` (empty,
+    a file, a broken link, below a file, not creatable) is a RunError naming it.
+    """
     check_options(options)
     started = time.perf_counter()
     source = str(scenario_path)
@@ -131,16 +156,16 @@ def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOpt
         scenario = parse_scenario(scenario_text, source)
     base_dir = str(Path(scenario_path).resolve().parent)
     model = _model(scenario_text, source, base_dir)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise RunError(f"--out {out}: exists and is not a directory; give a directory for the run's files")
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_out_dir(out_dir)
     write_text_atomic(out / "scenario.toml", scenario_text)  # the run's exact input, for compare/discover
     prepared = time.perf_counter()
     run_id = None
     if store is not None:
-        run_id = store.start_run(scenario.name, scenario_text, seed=options.seed, draws=options.draws,
-                                 out_dir=str(out.resolve()), draws_path=str((out / "draws.parquet").resolve()))
+        if options.resume:
+            run_id = store.reopen_run(str(out.resolve()), scenario_text, seed=options.seed, draws=options.draws)
+        if run_id is None:
+            run_id = store.start_run(scenario.name, scenario_text, seed=options.seed, draws=options.draws,
+                                     out_dir=str(out.resolve()), draws_path=str((out / "draws.parquet").resolve()))
     chunk_fn = functools.partial(compute_chunk, scenario_text, source, base_dir, options.seed)
     reused: list[int] = []  # draws already in finished chunks (a resumed run): the first progress report
 
@@ -153,7 +178,8 @@ def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOpt
     try:
         table = execute(chunk_fn, options.draws, chunk_size=min(options.chunk_size, options.draws), out_dir=out,
                         run_fingerprint=fingerprint(scenario_text, options.seed), workers=options.workers,
-                        scheduler=options.scheduler, resume=options.resume, progress=report_progress, cancel=cancel)
+                        scheduler=options.scheduler, resume=options.resume, progress=report_progress, cancel=cancel,
+                        identity=run_identity(scenario_text, options.seed), notify=notify)
         simulated = time.perf_counter()
         _check_cancel(cancel, out, options.draws, min(options.chunk_size, options.draws))
         summary = build_summary(table, scenario, options.draws, options.seed, __version__)
@@ -171,8 +197,6 @@ def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOpt
         finished = time.perf_counter()
     except BaseException as error:
         if store is not None and run_id is not None:
-            from evlaunch.runs.execution import RunCancelled
-
             status = "cancelled" if isinstance(error, (RunCancelled, KeyboardInterrupt)) else "failed"
             store.finish_run(run_id, None, {"seconds": time.perf_counter() - started}, status)
         raise

@@ -17,16 +17,19 @@ migrations in `_MIGRATIONS` in order, opening a newer one is refused with a mess
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
 import secrets
+import socket
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from evlaunch._version import __version__
 from evlaunch.errors import RunError
 
 __all__ = ["SCHEMA_VERSION", "STATUSES", "RunStore", "default_store_path"]
@@ -90,15 +93,11 @@ _MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _create_v1, 2: _add_owner_v2
 
 
 def _owner() -> str:
-    import socket
-
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _process_gone(owner: str | None) -> bool:
     """Whether the owner "host:pid" is a process of this host that no longer exists."""
-    import socket
-
     if not owner or ":" not in owner:
         return False
     host, pid = owner.rsplit(":", 1)
@@ -245,12 +244,9 @@ class RunStore:
         draws_path: str | os.PathLike[str] | None = None,
     ) -> str:
         """Record a run as "running" and return its new id (e.g. "20240501-120000-a1b2c3")."""
-        import hashlib
+        import duckdb  # imported when used: opening the CLI should not load the database engine
 
-        import duckdb
-
-        if version is None:
-            from evlaunch._version import __version__ as version
+        version = __version__ if version is None else version
         scenario_hash = hashlib.sha256(scenario_text.encode("utf-8")).hexdigest()
         created_at = datetime.now(UTC).replace(tzinfo=None)
 
@@ -282,6 +278,36 @@ class RunStore:
             raise RunError(f"could not find a free run id in {self.path}")
 
         return self._run(insert)
+
+    def reopen_run(self, out_dir: str | os.PathLike[str], scenario_text: str, *, seed: int, draws: int,
+                   version: str | None = None) -> str | None:
+        """For `--resume`: mark the unfinished record of this run as running again and return its id.
+
+        The record is the newest one with the same output directory, scenario text, seed, draws and
+        code version whose status is failed, cancelled, or running with its process gone (listed as
+        interrupted). None if there is none (the caller then starts a new record). A record still
+        owned by a live process is never taken over.
+        """
+        scenario_hash = hashlib.sha256(scenario_text.encode("utf-8")).hexdigest()
+        version = __version__ if version is None else version
+
+        def claim(con) -> str | None:
+            rows = con.execute(
+                "SELECT run_id, status, owner FROM runs WHERE out_dir = ? AND scenario_hash = ? AND seed = ? "
+                "AND draws = ? AND version = ? AND status IN ('running', 'failed', 'cancelled') "
+                "ORDER BY created_at DESC, run_id DESC",
+                [os.fspath(out_dir), scenario_hash, int(seed), int(draws), str(version)],
+            ).fetchall()
+            for run_id, status, owner in rows:
+                if status == "running" and not _process_gone(owner):
+                    continue
+                con.execute(
+                    "UPDATE runs SET status = 'running', owner = ?, finished_at = NULL, summary = NULL, "
+                    "timings = NULL WHERE run_id = ?", [_owner(), run_id])
+                return run_id
+            return None
+
+        return self._run(claim)
 
     def finish_run(
         self,
