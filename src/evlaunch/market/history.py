@@ -88,13 +88,18 @@ def load_history(as_of: date, tables: dict[str, str] | None = None) -> MarketHis
                 seasonality[months] += ratio
             seasonality /= len(ratios)
 
-    annual = load_table("market_annual", as_of, tables.get("market_annual")).rows
+    annual_table = load_table("market_annual", as_of, tables.get("market_annual"))
+    annual, annual_path = annual_table.rows, annual_table.path
     caam = annual[annual["basis"].str.startswith("CAAM")]
     nev_share, phev_ratio = {}, {}
     for _, row in caam.iterrows():
         year = int(row["year"])
         pv, nev_pv = numeric_value(row["pv_sales"]), numeric_value(row["nev_pv_sales"])
         if pv and nev_pv:
+            if nev_pv >= pv:
+                raise DataError(f"table 'market_annual': {annual_path}, year {year} ({row['basis']}): got "
+                                f"nev_pv_sales {row['nev_pv_sales']!r} and pv_sales {row['pv_sales']!r}; expected "
+                                f"passenger NEV sales below all passenger sales")
             nev_share[year] = nev_pv / pv
         bev_units, phev_units = numeric_value(row["bev_sales"]), numeric_value(row["phev_sales"])
         if bev_units and phev_units:
