@@ -125,6 +125,20 @@ def check_schema(frame: pd.DataFrame, info: TableInfo, file_path: str | Path) ->
 
 
 @lru_cache(maxsize=64)
+def _published_cached(name: str, path: str, mtime: float) -> tuple[date | None, ...]:
+    frame = _checked_csv(name, path, mtime)
+    return tuple(CATALOGUE[name].published(row) for _, row in frame.iterrows())
+
+
+def _published(name: str, path: str, mtime: float, frame: pd.DataFrame) -> tuple[date | None, ...]:
+    """Each row's publication date (cached per file version; `frame` holds the same rows as the file)."""
+    dates = _published_cached(name, path, mtime)
+    if len(dates) != len(frame):  # the file changed within the clock's resolution: compute afresh
+        return tuple(CATALOGUE[name].published(row) for _, row in frame.iterrows())
+    return dates
+
+
+@lru_cache(maxsize=64)
 def _checked_csv(name: str, path: str, mtime: float) -> pd.DataFrame:
     """A table's rows, read and checked against its schema (cached per file version)."""
     frame = _read_csv(path, mtime)
@@ -182,7 +196,8 @@ def load_table(name: str, as_of: date | None = None, path: str | Path | None = N
     frame, file_path = read_rows(name, path)
     info = CATALOGUE[name]
     frame = frame.copy()
-    frame["published"] = [info.published(row) for _, row in frame.iterrows()]
+    resolved = Path(file_path).resolve()
+    frame["published"] = list(_published(name, str(resolved), resolved.stat().st_mtime, frame))
     if as_of is None:
         return Table(info, frame.reset_index(drop=True), file_path)
     keep = frame["published"].map(lambda day: day is None or day <= as_of)

@@ -92,14 +92,16 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
         by_model = load_table("china_bev_monthly_by_model", as_of, monthly_path).rows
         by_model = by_model[(by_model["month"] >= base_months[0]) & (by_model["month"] <= base_months[1])]
     n_base = len(month_range(*base_months))
+    if by_model is not None:
+        brands = np.array([str(b).lower() for b in by_model["brand"]], dtype=object)
+        models = np.array([str(m).lower() for m in by_model["model"]], dtype=object)
     records = []
     for (_, row), units in zip(rows.iterrows(), sales):
         powertrain = POWERTRAIN_GROUPS.get(str(row["powertrain"]).strip())
         if powertrain is None:
             continue
         basis = str(row["sales_basis"])
-        visible = None if by_model is None else by_model[
-            [_same_model(b, m, row["model"]) for b, m in zip(by_model["brand"], by_model["model"])]]
+        visible = None if by_model is None else by_model[_same_models(brands, models, str(row["model"]))]
         if not math.isnan(units) and SUMMED_MONTHLY.search(basis) and visible is not None and not visible.empty:
             # the lineup's figure sums monthly rows, some published after the as-of date: use the public ones
             rate = float(numeric(visible["bev_registrations"]).mean())
@@ -156,7 +158,9 @@ def _number(text: object) -> float:
     return float(value) if pd.notna(value) else np.nan
 
 
-def _same_model(brand: str, monthly_name: str, lineup_name: str) -> bool:
-    """Monthly rows split brand and model ('Tesla', 'Model 3'); lineup rows join them ('Tesla Model 3')."""
+def _same_models(brands: np.ndarray, models: np.ndarray, lineup_name: str) -> np.ndarray:
+    """Which monthly rows are the lineup's model: monthly rows split brand and model ('Tesla', 'Model 3'),
+    lineup rows join them ('Tesla Model 3'); `brands` and `models` are the monthly rows' names, lower-cased."""
     lineup_name = lineup_name.lower()
-    return str(brand).lower() in lineup_name and str(monthly_name).lower() in lineup_name
+    return np.array([brand in lineup_name and model in lineup_name for brand, model in zip(brands, models)],
+                    dtype=bool)
