@@ -568,9 +568,13 @@ def _format_location(location: tuple[Any, ...]) -> str:
 def format_validation_error(source: str, error: ValidationError) -> str:
     """One line per problem: `file: field path: got VALUE; expected WHAT`."""
     lines: dict[str, str] = {}
-    for item in error.errors(include_url=False):
-        field = _format_location(tuple(item.get("loc", ())))
+    items = error.errors(include_url=False)
+    fields = [_format_location(tuple(item.get("loc", ()))) for item in items]
+    for item, field in zip(items, fields):
         value = item.get("input")
+        if (isinstance(value, dict) and item.get("type", "").endswith("_type")
+                and any(other.startswith(field + ".") for other in fields)):
+            continue  # a number was not given but a table whose own problems are reported below
         shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
         if len(shown) > 80:
             shown = shown[:77] + "..."
@@ -578,7 +582,7 @@ def format_validation_error(source: str, error: ValidationError) -> str:
         key = field
         if key in lines and item.get("type", "").endswith("_type"):
             continue  # a union reports each alternative; keep the first, clearest message
-        if field == "(top level)":  # a check across fields: its message names them
+        if field == "(top level)" or expected.startswith("field "):  # a check across fields: it names them
             lines[key] = f"{source}: {expected}"
             continue
         lines[key] = f"{source}: field {field}: got {shown}; expected {expected}"
