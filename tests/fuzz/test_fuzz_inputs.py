@@ -41,10 +41,13 @@ from evlaunch.simulation.simulate import prepare, simulate
 
 CASES = int(os.environ.get("EVLAUNCH_FUZZ_CASES", "160"))
 CASE_SECONDS = float(os.environ.get("EVLAUNCH_FUZZ_CASE_SECONDS", "60"))
+# make fuzz: record a crash or hang and go on (the census), failing at the end instead of at the first one
+KEEP_GOING = os.environ.get("EVLAUNCH_FUZZ_KEEP_GOING") == "1"
 DRAWS = 8
 SEED = 14
 REFERENCE = Path(__file__).resolve().parents[2] / "scenarios" / "xiaomi-2023.toml"
 OUTCOMES: collections.Counter[str] = collections.Counter()
+FAILURES: list[dict[str, str]] = []  # with KEEP_GOING: what crashed or hung, and on which input
 # outputs that may be NaN (or +inf) by meaning: a path that never launches has no launch month and no diversion
 MAY_BE_NAN = re.compile(r"\.launch_month_index$|\.diversion\.")
 
@@ -301,9 +304,15 @@ def exercise(text: str, folder: Path) -> str:
         return outcome
     except CaseTimeout:
         OUTCOMES["hang"] += 1
+        if KEEP_GOING:
+            FAILURES.append({"class": "hang", "error": f"> {CASE_SECONDS:g} s", "scenario": text})
+            return "hang"
         pytest.fail(f"case took more than {CASE_SECONDS:g} s")
-    except Exception:
+    except Exception as error:
         OUTCOMES["crash"] += 1
+        if KEEP_GOING:
+            FAILURES.append({"class": "crash", "error": f"{type(error).__name__}: {error}"[:2000], "scenario": text})
+            return "crash"
         raise
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -315,6 +324,9 @@ def exercise(text: str, folder: Path) -> str:
                                           else False)).all()]
     if bad:
         OUTCOMES["accepted with non-finite outputs"] += 1
+        if KEEP_GOING:
+            FAILURES.append({"class": "non-finite", "error": ", ".join(bad[:5]), "scenario": text})
+            return "non-finite"
     assert not bad, f"accepted, but outputs are not finite: {bad[:5]}"
     OUTCOMES["accepted"] += 1
     assert elapsed < CASE_SECONDS
@@ -327,7 +339,9 @@ def outcome_report():
     yield
     target = os.environ.get("EVLAUNCH_FUZZ_REPORT")
     if target:
-        Path(target).write_text(json.dumps(dict(OUTCOMES.most_common()), indent=1), encoding="utf-8")
+        report = {"outcomes": dict(OUTCOMES.most_common()), "failures": FAILURES[:50]}
+        Path(target).write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+    assert not FAILURES, f"{len(FAILURES)} cases crashed, hung or gave non-finite outputs (see EVLAUNCH_FUZZ_REPORT)"
 
 
 FUZZ_SETTINGS = dict(deadline=None, database=None, suppress_health_check=list(HealthCheck))

@@ -497,6 +497,9 @@ def check_ranges(scenario: Scenario) -> list[str]:
                 problems.append(f"field {path}: got a {value.dist} distribution that cannot be sampled: "
                                 f"{unsampleable}; expected parameters whose draws are finite numbers")
                 continue
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"field {path}: got {value!r}; expected a finite number (not nan or inf)")
+            continue
         rule = _range_rule(path)
         if rule is None:
             continue
@@ -508,7 +511,9 @@ def check_ranges(scenario: Scenario) -> list[str]:
                                 f"[{support[0]:.4g}, {support[1]:.4g}]; expected values within [{low:g}, {high:g}] "
                                 f"(narrow or truncate it with low/high)")
         elif not low <= value <= high:
-            problems.append(f"field {path}: got {value!r}; expected a number within [{low:g}, {high:g}]")
+            shown = repr(value) if len(repr(value)) <= 40 else f"{float(value):.4g}" if isinstance(
+                value, float) or abs(value) < 1e300 else f"an integer of {len(str(abs(value)))} digits"
+            problems.append(f"field {path}: got {shown}; expected a number within [{low:g}, {high:g}]")
     return problems
 
 
