@@ -279,6 +279,10 @@ def _field_or_file(message: str) -> str | None:
     table = re.search(r"table '([a-z_0-9]+)'", message)
     if table:
         return f"table {table.group(1)}"
+    dotted = re.search(r"\b((?:market|product|paths|finance|competition|supply_shocks|regions|dynamics|policy|"
+                       r"recommendation|data)\.[A-Za-z_][A-Za-z0-9_.\-]*)", message)
+    if dotted:
+        return "field " + re.sub(r"\.[0-9]+\b", ".N", dotted.group(1).rstrip("."))
     if re.search(r"\.(toml|csv)\b", message):
         return "file"
     return None

@@ -32,6 +32,7 @@ from evlaunch.entry.partners import check_partners
 from evlaunch.entry.paths import failure_event_name, path_outcomes
 from evlaunch.entry.reference_class import (
     RampReferenceClass,
+    ReferenceClassError,
     fit_reference_class,
     ramp_fraction,
     ramp_shape_from_uniforms,
@@ -117,9 +118,13 @@ def _prepare(scenario: Scenario, base_dir: str | Path) -> Model:
     check_partners(scenario.paths, scenario.as_of, tables.get("firms"))
     reference_class = None
     if scenario.product.awareness_from_reference_class:
-        ramps = load_table("new_brand_ramps", scenario.as_of, tables.get("new_brand_ramps")).rows
-        ramps = ramps[~ramps["gap"]].assign(deliveries=lambda frame: numeric(frame["deliveries"]))
-        reference_class = fit_reference_class(ramps)
+        ramps_table = load_table("new_brand_ramps", scenario.as_of, tables.get("new_brand_ramps"))
+        ramps = ramps_table.rows[~ramps_table.rows["gap"]].assign(deliveries=lambda frame: numeric(frame["deliveries"]))
+        try:
+            reference_class = fit_reference_class(ramps)
+        except ReferenceClassError as error:
+            raise DataError(f"table 'new_brand_ramps': {ramps_table.path}: {error} (field "
+                            f"product.awareness_from_reference_class draws the ramp from it)") from None
         events += [AWARENESS_EVENTS[0], AWARENESS_EVENTS[1]]
     return Model(scenario, history, lineup, tuple(c.name for c in scenario.competition.launches), tuple(events),
                  reference_class, policy, tables)
