@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DRAWS ?= 2000
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench lint chromium clean
+.PHONY: demo test fuzz bench lint chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,15 @@ chromium:
 
 test: $(VENV)/.installed-dev chromium
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# The input fuzzer at length (tests/fuzz): FUZZ_CASES mutated scenarios and user tables, each through
+# load -> prepare -> a small simulate; the count of each outcome class (and any crash, hang or non-finite
+# output, with its input) goes to runs/fuzz-outcomes.json; it fails if there was any.
+FUZZ_CASES ?= 5000
+fuzz: $(VENV)/.installed-dev
+	mkdir -p runs
+	EVLAUNCH_FUZZ_CASES=$(FUZZ_CASES) EVLAUNCH_FUZZ_KEEP_GOING=1 EVLAUNCH_FUZZ_REPORT=runs/fuzz-outcomes.json \
+		$(BIN)/python -m pytest tests/fuzz -p no:cacheprovider -q
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_equilibrium.py

@@ -2,6 +2,7 @@
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -96,4 +97,45 @@ def test_bad_command_line_usage_exits_2(cli, reference_path, tmp_path, args, fra
     code, out, err = cli(*args)
     assert code == 2, (out, err)
     assert fragment in " ".join((out + err).split())
+    assert "Traceback" not in out + err
+
+
+# -- issue 14: user tables named by a scenario --------------------------------------------------------------
+
+def _scenario_with_tables(reference_text, folder, tables: dict[str, str]) -> Path:
+    lines = "".join(f'{name} = "{path}"\n' for name, path in tables.items())
+    path = folder / "mine.toml"
+    path.write_text(reference_text.replace("[market]\n", f"[data.tables]\n{lines}\n[market]\n", 1), encoding="utf-8")
+    return path
+
+
+def test_run_away_from_the_scenario_folder_reads_its_tables_everywhere(reference_text, tmp_path, cli, monkeypatch):
+    """Relative table paths are joined to the scenario's folder by every reader, the report's partner facts
+    (firms) and reference-class chart (new_brand_ramps) included: the run writes report.html, and the chart
+    shows the user's ramps, not the bundled ones."""
+    from evlaunch.data.loader import bundled_path
+
+    folder, elsewhere = tmp_path / "scenario", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    (folder / "my_firms.csv").write_bytes(bundled_path("firms").read_bytes())
+    ramps = bundled_path("new_brand_ramps").read_text(encoding="utf-8")
+    assert ramps.count("\nNIO,") > 3
+    (folder / "my_ramps.csv").write_text(ramps.replace("\nNIO,", "\nZeta Motors,"), encoding="utf-8")
+    scenario = _scenario_with_tables(reference_text, folder, {"firms": "my_firms.csv",
+                                                              "new_brand_ramps": "my_ramps.csv"})
+    monkeypatch.chdir(elsewhere)
+    code, out, err = cli("run", Path("..") / "scenario" / scenario.name, "--draws", "8", "--out", "out", "--no-store")
+    assert code == 0, (out, err)
+    report = (elsewhere / "out" / "report.html").read_text(encoding="utf-8")
+    assert "Zeta Motors" in report and "Brilliance" in report
+
+
+def test_a_bad_user_table_is_exit_2_naming_the_file(reference_text, tmp_path, cli):
+    (tmp_path / "firms_header_only.csv").write_text(
+        "firm,year,total_sales,nev_sales,notable_plants,capacity_utilisation,production_licence,source,note\n")
+    scenario = _scenario_with_tables(reference_text, tmp_path, {"firms": "firms_header_only.csv"})
+    code, out, err = cli("validate", scenario)
+    message = " ".join(err.split())
+    assert code == 2 and "firms_header_only.csv has a header but no rows" in message and str(scenario) in message
     assert "Traceback" not in out + err

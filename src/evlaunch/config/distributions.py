@@ -3,6 +3,11 @@
 A scenario scalar is either a fixed number or a table such as
 `{dist = "triangular", low = 1, mode = 3, high = 9}`. Sampling maps quasi-random uniforms through
 each distribution's inverse CDF (`ppf`), so the same uniforms give the same draws everywhere.
+
+Parameters are strict like fixed scalars (numbers only: no booleans, no strings) and finite; a
+distribution whose inverse CDF gives a non-finite value anywhere the sampler may reach (e.g. a
+normal truncated to a window 1e308 standard deviations from its mean) is refused
+(`support_problem`).
 """
 
 from __future__ import annotations
@@ -14,9 +19,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import stats
 
+# Probabilities at which a distribution must give finite values: the sampler's extremes (uniforms are
+# clipped to [1e-12, 1 - 1e-12], runs.sampling), the quantiles shown to users, and the median.
+PROBES = np.array([1e-12, 1e-6, 0.001, 0.1, 0.5, 0.9, 0.999, 1 - 1e-6, 1 - 1e-12])
+
 
 class _Distribution(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     def ppf(self, uniform: np.ndarray) -> np.ndarray:
         """Values at the given probabilities (inverse CDF), one per uniform in (0, 1)."""
@@ -31,6 +40,17 @@ class _Distribution(BaseModel):
     def centre(self) -> float:
         """The median: the value used when a run asks for a single deterministic case."""
         return float(self.ppf(np.array([0.5]))[0])
+
+    def support_problem(self) -> str | None:
+        """Why the distribution cannot be sampled (its inverse CDF gives a non-finite value at some
+        probability the sampler may reach), or None when every probe is finite."""
+        with np.errstate(all="ignore"):
+            values = np.asarray(self.ppf(PROBES), dtype=float)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            where = ", ".join(f"{p:g}" for p in PROBES[bad][:3])
+            return f"its inverse CDF gives {values[bad][0]} at probability {where}"
+        return None
 
 
 def _finite(*values: float) -> bool:
@@ -147,7 +167,7 @@ class Discrete(_Distribution):
         if self.weights is not None:
             if len(self.weights) != len(self.values):
                 raise ValueError(f"{len(self.weights)} weights for {len(self.values)} values")
-            if any(w < 0 or not math.isfinite(w) for w in self.weights) or sum(self.weights) <= 0:
+            if any(w < 0 or not math.isfinite(w) for w in self.weights) or not 0 < math.fsum(self.weights) < math.inf:
                 raise ValueError("weights must be finite, non-negative and not all zero")
         return self
 

@@ -30,20 +30,23 @@ from pydantic import (
 )
 
 from evlaunch.config.distributions import DISTRIBUTION_NAMES, Distribution
+from evlaunch.data.catalogue import USER_TABLES
 from evlaunch.errors import ScenarioError
 
 MAX_SCENARIO_BYTES = 1_000_000
 MAX_HORIZON_MONTHS = 240
 MAX_DRAWS = 10_000_000
+MAX_START_AFTER_AS_OF_MONTHS = 24  # the first simulated month lies within two years of the as-of date
 
 Number = StrictInt | StrictFloat
 Quantity = StrictInt | StrictFloat | Distribution
-YEAR_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# ASCII digits only: `\d` would also accept other scripts' digits ('２０２３-11').
+YEAR_MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$", re.ASCII)
 
 
 def month_number(year_month: str) -> int:
     """Months since year 0 for 'YYYY-MM' (so differences are month counts)."""
-    match = YEAR_MONTH.match(year_month)
+    match = YEAR_MONTH.fullmatch(year_month) if isinstance(year_month, str) else None
     if not match:
         raise ValueError(f"expected a month as 'YYYY-MM', got {year_month!r}")
     return int(match.group(1)) * 12 + int(match.group(2)) - 1
@@ -284,20 +287,40 @@ class PolicyAssumptions(_Config):
     def _month(cls, value: str | None) -> str | None:
         return None if value is None else _year_month(value)
 
+    @model_validator(mode="after")
+    def _window(self) -> PolicyAssumptions:
+        first, last = self.extra_subsidy_from, self.extra_subsidy_to
+        if first is not None and last is not None and month_number(first) > month_number(last):
+            raise ValueError(f"field policy.extra_subsidy_from: got {first!r}, after extra_subsidy_to {last!r}; "
+                             f"expected a first month no later than the last (else the subsidy never applies)")
+        return self
+
 
 class Recommendation(_Frozen):
     """How the recommended path is chosen."""
 
     criterion: Literal["max_expected_npv", "max_median_npv", "max_cvar_npv", "max_p_launch_by_target"] = (
         "max_expected_npv")
-    max_p_budget_exceeded: float = Field(0.10, ge=0, le=1)
+    max_p_budget_exceeded: StrictInt | StrictFloat = Field(0.10, ge=0, le=1)
 
 
 class DataSources(_Frozen):
     """Which tables the scenario uses: bundled names, or paths (relative to the scenario file) to own tables."""
 
     lineup: str = Field("lineup_2023", min_length=1, max_length=500)
-    tables: dict[str, str] = Field(default_factory=dict)
+    tables: dict[str, Annotated[str, Field(min_length=1, max_length=500)]] = Field(default_factory=dict)
+
+    @field_validator("tables")
+    @classmethod
+    def _known_tables(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, path in value.items():
+            if name not in USER_TABLES:
+                raise ValueError(f"field data.tables.{name}: no such table a scenario can replace; expected one "
+                                 f"of {', '.join(USER_TABLES)} (the lineup is set by data.lineup)")
+            if not path.lower().endswith(".csv"):
+                raise ValueError(f"field data.tables.{name}: got {path!r}; expected a path to a .csv file "
+                                 f"(relative to the scenario file) with the bundled table's columns")
+        return value
 
 
 class Scenario(_Config):
@@ -325,6 +348,15 @@ class Scenario(_Config):
     @classmethod
     def _month(cls, value: str) -> str:
         return _year_month(value)
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _as_of_is_a_date(cls, value: Any) -> Any:
+        if not isinstance(value, (date, str)):
+            raise ValueError("a date such as 2023-10-31")
+        if isinstance(value, str) and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value, re.ASCII):
+            raise ValueError("a date such as 2023-10-31")
+        return value
 
     @field_validator("as_of")
     @classmethod
@@ -357,6 +389,28 @@ class Scenario(_Config):
         if month_number(self.start) <= as_of_month:
             raise ValueError(f"field start: got {self.start!r}; expected a month after the as-of month "
                              f"{self.as_of:%Y-%m}")
+        if month_number(self.start) > as_of_month + MAX_START_AFTER_AS_OF_MONTHS:
+            raise ValueError(f"field start: got {self.start!r}; expected a month within "
+                             f"{MAX_START_AFTER_AS_OF_MONTHS} months after the as-of month {self.as_of:%Y-%m} "
+                             f"(up to {month_label(as_of_month + MAX_START_AFTER_AS_OF_MONTHS)})")
+        first, last = month_number(self.start), month_number(self.start) + self.horizon_months - 1
+        window = f"{month_label(first)}..{month_label(last)}"
+        if not first <= month_number(self.target_launch) <= last:
+            raise ValueError(f"field target_launch: got {self.target_launch!r}; expected a month within the "
+                             f"simulated months {window}")
+        for k, launch in enumerate(self.competition.launches):
+            if not month_number(self.market.base_period[1]) < month_number(launch.month) <= last:
+                raise ValueError(f"field competition.launches.{k}.month: got {launch.month!r}; expected a month "
+                                 f"after the base period (which ends {self.market.base_period[1]}; models on "
+                                 f"sale then belong to the lineup) and up to the last simulated month "
+                                 f"{month_label(last)}")
+        policy = self.policy
+        if policy.extra_subsidy_to is not None and month_number(policy.extra_subsidy_to) < first:
+            raise ValueError(f"field policy.extra_subsidy_to: got {policy.extra_subsidy_to!r}; expected a month "
+                             f"within the simulated months {window} (else the subsidy never applies)")
+        if policy.extra_subsidy_from is not None and month_number(policy.extra_subsidy_from) > last:
+            raise ValueError(f"field policy.extra_subsidy_from: got {policy.extra_subsidy_from!r}; expected a "
+                             f"month within the simulated months {window} (else the subsidy never applies)")
         for month in self.market.base_period:
             if month_number(month) > as_of_month:
                 raise ValueError(f"field market.base_period: got month {month!r}; expected months up to the "
@@ -437,6 +491,15 @@ def check_ranges(scenario: Scenario) -> list[str]:
     """Problems with quantities outside their allowed range, as 'field: got ...; expected ...' lines."""
     problems = []
     for path, value in quantities(scenario).items():
+        if hasattr(value, "ppf"):
+            unsampleable = value.support_problem()
+            if unsampleable is not None:
+                problems.append(f"field {path}: got a {value.dist} distribution that cannot be sampled: "
+                                f"{unsampleable}; expected parameters whose draws are finite numbers")
+                continue
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"field {path}: got {value!r}; expected a finite number (not nan or inf)")
+            continue
         rule = _range_rule(path)
         if rule is None:
             continue
@@ -448,7 +511,9 @@ def check_ranges(scenario: Scenario) -> list[str]:
                                 f"[{support[0]:.4g}, {support[1]:.4g}]; expected values within [{low:g}, {high:g}] "
                                 f"(narrow or truncate it with low/high)")
         elif not low <= value <= high:
-            problems.append(f"field {path}: got {value!r}; expected a number within [{low:g}, {high:g}]")
+            shown = repr(value) if len(repr(value)) <= 40 else f"{float(value):.4g}" if isinstance(
+                value, float) or abs(value) < 1e300 else f"an integer of {len(str(abs(value)))} digits"
+            problems.append(f"field {path}: got {shown}; expected a number within [{low:g}, {high:g}]")
     return problems
 
 
@@ -508,9 +573,13 @@ def _format_location(location: tuple[Any, ...]) -> str:
 def format_validation_error(source: str, error: ValidationError) -> str:
     """One line per problem: `file: field path: got VALUE; expected WHAT`."""
     lines: dict[str, str] = {}
-    for item in error.errors(include_url=False):
-        field = _format_location(tuple(item.get("loc", ())))
+    items = error.errors(include_url=False)
+    fields = [_format_location(tuple(item.get("loc", ()))) for item in items]
+    for item, field in zip(items, fields):
         value = item.get("input")
+        if (isinstance(value, dict) and item.get("type", "").endswith("_type")
+                and any(other.startswith(field + ".") for other in fields)):
+            continue  # a number was not given but a table whose own problems are reported below
         shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
         if len(shown) > 80:
             shown = shown[:77] + "..."
@@ -518,7 +587,7 @@ def format_validation_error(source: str, error: ValidationError) -> str:
         key = field
         if key in lines and item.get("type", "").endswith("_type"):
             continue  # a union reports each alternative; keep the first, clearest message
-        if field == "(top level)":  # a check across fields: its message names them
+        if field == "(top level)" or expected.startswith("field "):  # a check across fields: it names them
             lines[key] = f"{source}: {expected}"
             continue
         lines[key] = f"{source}: field {field}: got {shown}; expected {expected}"

@@ -4,10 +4,15 @@ Every bundled table carries a `source` and a `note` on each row. The model may o
 that was public at a scenario's "as of" date, so each table says how a row's publication date
 follows from its period (see the data README: monthly registrations appear about five weeks after
 the month ends, annual figures in the following January).
+
+Each table also declares its columns' schema once (`Column`: what a cell must be — a month, a year,
+a date, a number within a range, one of a few words — and whether it may be empty) and which columns
+identify a row (`unique`); the loader applies both to the bundled tables and to a user's own copies.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,47 +21,64 @@ from datetime import date, timedelta
 import pandas as pd
 
 _MONTHLY_LAG = timedelta(days=35)
+FIRST_YEAR, LAST_YEAR = 1990, 2100  # plausible years of a row about China's car market
+# A loose period: 'YYYY', 'YYYY-MM' or 'YYYY-MM-DD' at the start of the cell (ASCII digits only).
+PERIOD = re.compile(r"\s*([0-9]{4})(?:-([0-9]{2}))?(?:-([0-9]{2}))?", re.ASCII)
 
 
-def _month_end(year: int, month: int) -> date:
+def _day(year: int, month: int, day: int) -> date | None:
+    """The date, or None when it does not exist (2018-02-30, month 13, year 0)."""
+    try:
+        return date(year, month, day)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _month_end(year: int, month: int) -> date | None:
+    if not (1 <= month <= 12 and 1 <= year <= 9998):
+        return None
     first_next = date(year + (month == 12), month % 12 + 1, 1)
     return first_next - timedelta(days=1)
 
 
 def parse_period_start(text: str) -> date | None:
-    """First day of the period a loose date string names ('2021-02 (mid)', '2023', '2018-06-12')."""
-    match = re.match(r"\s*(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?", str(text))
+    """First day of the period a loose date string names ('2021-02 (mid)', '2023', '2018-06-12');
+    None when it names none or no real day ('2018-02-30', '2023-13')."""
+    match = PERIOD.match(str(text))
     if not match:
         return None
     year, month, day = match.group(1), match.group(2), match.group(3)
-    return date(int(year), int(month or 1), int(day or 1))
+    return _day(int(year), int(month or 1), int(day or 1))
 
 
 def parse_period_end(text: str) -> date | None:
-    """Last day of the period a loose date string names ('2023' -> 2023-12-31, '2023-06' -> 2023-06-30)."""
-    match = re.match(r"\s*(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?", str(text))
+    """Last day of the period a loose date string names ('2023' -> 2023-12-31, '2023-06' -> 2023-06-30);
+    None when it names none or no real day."""
+    match = PERIOD.match(str(text))
     if not match:
         return None
     year, month, day = match.group(1), match.group(2), match.group(3)
     if day:
-        return date(int(year), int(month), int(day))
+        return _day(int(year), int(month), int(day))
     if month:
         return _month_end(int(year), int(month))
-    return date(int(year), 12, 31)
+    return _day(int(year), 12, 31)
+
+
+def _plus(day: date | None, lag: timedelta) -> date | None:
+    return None if day is None or day.year >= 9999 else day + lag
 
 
 def _monthly(column: str) -> Callable[[pd.Series], date | None]:
     def published(row: pd.Series) -> date | None:
-        end = parse_period_end(row[column])
-        return None if end is None else end + _MONTHLY_LAG
+        return _plus(parse_period_end(row[column]), _MONTHLY_LAG)
 
     return published
 
 
 def _annual(column: str, lag_days: int = 31) -> Callable[[pd.Series], date | None]:
     def published(row: pd.Series) -> date | None:
-        end = parse_period_end(str(row[column])[:4])
-        return None if end is None else end + timedelta(days=lag_days)
+        return _plus(parse_period_end(str(row[column])[:4]), timedelta(days=lag_days))
 
     return published
 
@@ -74,8 +96,8 @@ def _fixed(day: date) -> Callable[[pd.Series], date | None]:
 
 def _study_year(row: pd.Series) -> date | None:
     """A study is public from January of the year in its citation, e.g. 'Li, Tong (2017)'."""
-    match = re.search(r"\((\d{4})\)", str(row["study"]))
-    return date(int(match.group(1)), 1, 1) if match else None
+    match = re.search(r"\(([0-9]{4})\)", str(row["study"]))
+    return _day(int(match.group(1)), 1, 1) if match else None
 
 
 def _ramp_month(row: pd.Series) -> date | None:
@@ -84,19 +106,124 @@ def _ramp_month(row: pd.Series) -> date | None:
     at the end of the 24-month window."""
     start = parse_period_start(row["launch_month"])
     index = pd.to_numeric(row["month_index"], errors="coerce")
-    if start is not None and pd.notna(index):
+    if start is not None and pd.notna(index) and math.isfinite(index) and 1 <= index <= 1200:
         month_number = start.month - 1 + int(index) - 1
-        return _month_end(start.year + month_number // 12, month_number % 12 + 1) + _MONTHLY_LAG
+        return _plus(_month_end(start.year + month_number // 12, month_number % 12 + 1), _MONTHLY_LAG)
     note = str(row["note"])
-    calendar_month = re.search(r"(\d{4})-(\d{2})", note)
-    if calendar_month:
-        return _month_end(int(calendar_month.group(1)), int(calendar_month.group(2))) + _MONTHLY_LAG
-    period_year = re.search(r"(?:yearly|Q\d|quarterly Q\d|Q\d-)\s*(\d{4})", note) or re.search(r"(\d{4})", note)
-    if period_year:
-        return date(int(period_year.group(1)), 12, 31) + timedelta(days=31)
+    calendar_month = re.search(r"([0-9]{4})-(0[1-9]|1[0-2])", note)
+    if calendar_month and _month_end(int(calendar_month.group(1)), int(calendar_month.group(2))):
+        return _plus(_month_end(int(calendar_month.group(1)), int(calendar_month.group(2))), _MONTHLY_LAG)
+    period_year = (re.search(r"(?:yearly|Q[0-9]|quarterly Q[0-9]|Q[0-9]-)\s*([0-9]{4})", note)
+                   or re.search(r"([0-9]{4})", note))
+    if period_year and _day(int(period_year.group(1)), 12, 31):
+        return _plus(_day(int(period_year.group(1)), 12, 31), timedelta(days=31))
     if start is not None:
-        return _month_end(start.year + 2, start.month) + _MONTHLY_LAG
+        return _plus(_month_end(start.year + 2, start.month), _MONTHLY_LAG)
     return None
+
+
+@dataclass(frozen=True)
+class Column:
+    """What a table's cells in one column must be.
+
+    `kind`: 'text'; 'month' ('YYYY-MM'); 'year' ('YYYY'); 'date' ('YYYY-MM-DD'); 'period' (a cell that
+    starts with 'YYYY', 'YYYY-MM' or 'YYYY-MM-DD', e.g. '2021-02 (mid)'); 'number' (a finite decimal
+    number within [low, high], thousands commas allowed); 'integer' (a whole number within [low, high]);
+    'choice' (one of `choices`). Years must lie within FIRST_YEAR..LAST_YEAR. An empty cell is allowed
+    unless `required`. A number or period column with `remarks` may hold a remark instead of a figure
+    or date (read as unknown, e.g. '25914 (BAIC BluePark/BJEV)', '(not found)').
+    """
+
+    name: str
+    kind: str = "text"
+    required: bool = False
+    low: float = -math.inf
+    high: float = math.inf
+    choices: tuple[str, ...] = ()
+    remarks: bool = False
+
+    def expectation(self) -> str:
+        """What a cell must be, in words (for error messages)."""
+        if self.kind == "month":
+            return f"a month as YYYY-MM (ASCII digits, month 01-12, year {FIRST_YEAR}..{LAST_YEAR})"
+        if self.kind == "year":
+            return f"a year as YYYY within {FIRST_YEAR}..{LAST_YEAR}"
+        if self.kind == "date":
+            return f"a date as YYYY-MM-DD that exists, year {FIRST_YEAR}..{LAST_YEAR}"
+        if self.kind == "period":
+            return f"a date starting YYYY, YYYY-MM or YYYY-MM-DD that exists, year {FIRST_YEAR}..{LAST_YEAR}"
+        if self.kind in ("number", "integer"):
+            what = "a whole number" if self.kind == "integer" else "a finite number"
+            return f"{what} within [{self.low:g}, {self.high:g}]"
+        if self.kind == "choice":
+            return f"one of {', '.join(self.choices)}"
+        return "text"
+
+
+def _text(name: str, required: bool = False) -> Column:
+    return Column(name, "text", required)
+
+
+def _count(name: str, high: float = 1e9, low: float = 0.0, remarks: bool = False) -> Column:
+    """Vehicles, chargers or other counts: non-negative and finite."""
+    return Column(name, "number", low=low, high=high, remarks=remarks)
+
+
+_PRICE = dict(kind="number", low=1_000.0, high=1e8)  # CNY per vehicle, as a scenario's product.price
+_LINEUP = (
+    _text("model", True), _text("brand"), _text("group"), _text("powertrain", True), _text("segment"),
+    _text("body"), Column("price_min_cny", **_PRICE), Column("price_max_cny", **_PRICE),
+    Column("range_km_cltc", "number", low=10, high=2_000), Column("battery_kwh", "number", low=1, high=300),
+    _text("adas"), _text("sales_basis"))
+_PRODUCTS = (
+    _text("model", True), Column("price_min_cny", **_PRICE), Column("price_max_cny", **_PRICE),
+    Column("range_km_cltc", "number", low=10, high=2_000))
+COLUMNS: dict[str, tuple[Column, ...]] = {
+    "market_annual": (
+        Column("year", "year", True), _count("pv_sales"), _count("nev_sales"), _count("nev_pv_sales"),
+        _count("bev_sales"), _count("phev_sales"), Column("nev_share", "number", low=0, high=1),
+        _text("basis", True)),
+    "china_cars_monthly_total": (Column("month", "month", True), _count("all_car_registrations", low=1)),
+    "china_bev_monthly_by_model": (
+        Column("month", "month", True), _text("brand"), _text("model", True), _count("bev_registrations", 1e8)),
+    "policy_timeline": (Column("date", "period", True), _text("instrument", True)),
+    "policy_schedule": (
+        Column("effective_from", "date", True), Column("effective_to", "date"),
+        Column("instrument", "choice", True, choices=(
+            "purchase subsidy", "purchase-tax exemption", "rural NEV campaign", "large-city NEV plate privilege")),
+        Column("powertrain", "choice", True, choices=("BEV", "PHEV", "NEV")),
+        Column("range_min_km", "number", low=0, high=2_000), Column("range_max_km", "number", low=0, high=2_000),
+        Column("amount_cny", "number", low=0, high=1e6), Column("relief_fraction", "number", low=0, high=1),
+        Column("cap_cny", "number", low=0, high=1e7), Column("price_cap_cny", **_PRICE),
+        Column("active", "number", low=0, high=1), Column("announced", "date", True)),
+    "charging_points": (
+        Column("year", "year", True), _count("public_chargers", low=1), _count("all_chargers_incl_private", low=1)),
+    "battery_pack_cost": (
+        Column("year", "year", True), Column("usd_per_kwh", "number", low=1, high=10_000),
+        Column("china_usd_per_kwh", "number", low=1, high=10_000)),
+    "elasticities": (_text("quantity", True), _count("value", low=-math.inf, high=math.inf, remarks=True)),
+    "products_2020": (*_PRODUCTS, _count("sales_2020")),
+    "products_2023": (*_PRODUCTS, _count("sales_2023")),
+    "lineup_2020": (*_LINEUP, _count("sales_2020", 1e8, low=1)),
+    "lineup_2023": (*_LINEUP, _count("sales_2023_jan_sep", 1e8, low=1)),
+    "firms": (
+        _text("firm", True), Column("year", "year", True), _count("total_sales"), _count("nev_sales", remarks=True)),
+    "entrants": (_text("entrant", True), Column("date", "period", remarks=True), _text("event", True)),
+    "new_brand_ramps": (
+        _text("brand", True), Column("launch_month", "month"), Column("month_index", "integer", low=1, high=240),
+        _count("deliveries", 1e8), _count("cumulative", 1e9)),
+    "new_brand_orders": (_text("brand", True), _count("value", 1e8), Column("date", "period", True)),
+}
+# Columns that identify a row: no two rows may share them (a repeated row would be counted twice).
+UNIQUE: dict[str, tuple[str, ...]] = {
+    "market_annual": ("year", "basis"), "china_cars_monthly_total": ("month",),
+    "china_bev_monthly_by_model": ("month", "brand", "model"), "charging_points": ("year",),
+    "battery_pack_cost": ("year",), "lineup_2020": ("model",), "lineup_2023": ("model",), "firms": ("firm", "year"),
+    "new_brand_ramps": ("brand", "launch_month", "month_index"),
+}
+# The tables a scenario may replace with its own copy (`[data.tables]`); the lineup is `data.lineup`.
+USER_TABLES = ("china_cars_monthly_total", "china_bev_monthly_by_model", "market_annual", "charging_points",
+               "battery_pack_cost", "policy_schedule", "firms", "new_brand_ramps")
 
 
 @dataclass(frozen=True)
@@ -108,6 +235,16 @@ class TableInfo:
     published: Callable[[pd.Series], date | None]
     basis: str = ""
     keys: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        """The schema of the columns the model reads (others are free text)."""
+        return COLUMNS.get(self.name, ())
+
+    @property
+    def unique(self) -> tuple[str, ...]:
+        """Columns no two rows may share (empty: no check)."""
+        return UNIQUE.get(self.name, ())
 
 
 CATALOGUE: dict[str, TableInfo] = {

@@ -8,7 +8,7 @@ and the battery pack price.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -30,6 +30,7 @@ class MarketHistory:
     phev_to_bev_by_year: dict[int, float]    # PHEV / BEV sales, CAAM basis
     public_chargers_by_year: dict[int, float]
     pack_usd_per_kwh_by_year: dict[int, float]  # China pack price where given, else global average
+    paths: dict[str, str] = field(default_factory=dict)  # file each table was read from, by table name
 
     def base_month_totals(self, first: str, last: str, series: str = "total") -> np.ndarray:
         """Monthly values between two 'YYYY-MM' months inclusive (error if any month is not public)."""
@@ -38,15 +39,20 @@ class MarketHistory:
         expected = month_range(first, last)
         missing = sorted(set(expected) - set(months))
         if missing:
-            raise DataError(f"no {series} registrations public by {self.as_of} for months {', '.join(missing)} "
-                            f"(monthly figures appear about five weeks after the month)")
+            table = "china_cars_monthly_total" if series == "total" else "china_bev_monthly_by_model"
+            raise DataError(f"table {table!r}: {self.paths.get(table, table + '.csv')}: no {series} registrations "
+                            f"public by {self.as_of} for months {', '.join(missing)} of field market.base_period "
+                            f"(monthly figures appear about five weeks after the month); expected every month of "
+                            f"the base period")
         return np.array([values[m] for m in expected])
 
     def nev_log_odds_slope(self, years: int = 4) -> float:
         """Slope per year of log(NEV share / (1 - share)) over the last `years` public years."""
         known = sorted(self.nev_share_by_year.items())[-years:]
         if len(known) < 2:
-            raise DataError(f"fewer than two years of NEV share are public by {self.as_of}")
+            raise DataError(f"table 'market_annual': {self.paths.get('market_annual', 'market_annual.csv')}: fewer "
+                            f"than two years of NEV share (CAAM rows with pv_sales and nev_pv_sales) are public by "
+                            f"{self.as_of}; expected at least two")
         x = np.array([year for year, _ in known], float)
         share = np.array([value for _, value in known])
         return float(np.polyfit(x, np.log(share / (1 - share)), 1)[0])
@@ -69,9 +75,11 @@ def month_range(first: str, last: str) -> list[str]:
 def load_history(as_of: date, tables: dict[str, str] | None = None) -> MarketHistory:
     """Read the history tables as of a date (optionally from a user's own copies of them)."""
     tables = tables or {}
-    totals = load_table("china_cars_monthly_total", as_of, tables.get("china_cars_monthly_total")).rows
+    totals_table = load_table("china_cars_monthly_total", as_of, tables.get("china_cars_monthly_total"))
+    totals = totals_table.rows
     monthly_total = dict(zip(totals["month"], numeric(totals["all_car_registrations"])))
-    bev = load_table("china_bev_monthly_by_model", as_of, tables.get("china_bev_monthly_by_model")).rows
+    bev_table = load_table("china_bev_monthly_by_model", as_of, tables.get("china_bev_monthly_by_model"))
+    bev = bev_table.rows
     bev = bev.assign(units=numeric(bev["bev_registrations"]))
     monthly_bev = bev.groupby("month")["units"].sum().to_dict()
 
@@ -88,30 +96,42 @@ def load_history(as_of: date, tables: dict[str, str] | None = None) -> MarketHis
                 seasonality[months] += ratio
             seasonality /= len(ratios)
 
-    annual = load_table("market_annual", as_of, tables.get("market_annual")).rows
+    annual_table = load_table("market_annual", as_of, tables.get("market_annual"))
+    annual, annual_path = annual_table.rows, annual_table.path
     caam = annual[annual["basis"].str.startswith("CAAM")]
     nev_share, phev_ratio = {}, {}
     for _, row in caam.iterrows():
         year = int(row["year"])
         pv, nev_pv = numeric_value(row["pv_sales"]), numeric_value(row["nev_pv_sales"])
         if pv and nev_pv:
+            if nev_pv >= pv:
+                raise DataError(f"table 'market_annual': {annual_path}, year {year} ({row['basis']}): got "
+                                f"nev_pv_sales {row['nev_pv_sales']!r} and pv_sales {row['pv_sales']!r}; expected "
+                                f"passenger NEV sales below all passenger sales")
             nev_share[year] = nev_pv / pv
         bev_units, phev_units = numeric_value(row["bev_sales"]), numeric_value(row["phev_sales"])
         if bev_units and phev_units:
             phev_ratio[year] = phev_units / bev_units
 
-    chargers = load_table("charging_points", as_of, tables.get("charging_points")).rows
+    chargers_table = load_table("charging_points", as_of, tables.get("charging_points"))
+    chargers = chargers_table.rows
     public = {int(y): v for y, v in zip(chargers["year"], numeric(chargers["public_chargers"])) if not math.isnan(v)}
-    packs = load_table("battery_pack_cost", as_of, tables.get("battery_pack_cost")).rows
+    packs_table = load_table("battery_pack_cost", as_of, tables.get("battery_pack_cost"))
+    packs = packs_table.rows
     pack_price = {}
     for _, row in packs.iterrows():
         china, world = numeric_value(row["china_usd_per_kwh"]), numeric_value(row["usd_per_kwh"])
         if china or world:
             pack_price[int(row["year"])] = china or world
-    for name, series in (("NEV share", nev_share), ("public chargers", public), ("pack price", pack_price)):
+    chargers_path, packs_path = chargers_table.path, packs_table.path
+    for name, series, table, path in (("NEV share", nev_share, "market_annual", annual_path),
+                                      ("public chargers", public, "charging_points", chargers_path),
+                                      ("pack price", pack_price, "battery_pack_cost", packs_path)):
         if not series:
-            raise DataError(f"no {name} figures are public by {as_of}")
-    return MarketHistory(as_of, monthly_total, monthly_bev, seasonality, nev_share, phev_ratio, public, pack_price)
+            raise DataError(f"table {table!r}: {path}: no {name} figures are public by {as_of}; expected at least one")
+    return MarketHistory(as_of, monthly_total, monthly_bev, seasonality, nev_share, phev_ratio, public, pack_price,
+                         {"china_cars_monthly_total": totals_table.path, "china_bev_monthly_by_model": bev_table.path,
+                          "market_annual": annual_path})
 
 
 def numeric_value(text: object) -> float | None:

@@ -63,7 +63,7 @@ def _months_covered(basis: str, default: int) -> int:
 
 
 def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[str],
-                 base_months: tuple[str, str]) -> Lineup:
+                 base_months: tuple[str, str], monthly_path: str | None = None) -> Lineup:
     """Read a lineup table (bundled name or user path) and form the base-period products.
 
     `monthly_estimates` names models without a sales figure whose base-period rate is estimated as the
@@ -71,7 +71,9 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
     which the model was below the top list are unknown, so this overstates slightly). A sales figure the
     table sums from monthly registrations ('sum of 9 monthly rows Jan-Sep 2023') is replaced by the mean
     of the monthly rows public at the as-of date within `base_months`: lineup_2023's sums include
-    September rows published in November 2023, after the reference scenario's as-of date.
+    September rows published in November 2023, after the reference scenario's as-of date. The monthly
+    rows come from `monthly_path` (a user's china_bev_monthly_by_model) when given, else the bundled table.
+    A listed model's prices must be in order and its base-period sales rate positive.
     """
     is_path = table_name_or_path.endswith(".csv")
     table_name = "lineup_2023" if is_path else table_name_or_path
@@ -87,17 +89,19 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
     by_model = None
     if monthly_estimates or summed.any():
         # the loader keeps only the monthly rows published by the as-of date
-        by_model = load_table("china_bev_monthly_by_model", as_of).rows
+        by_model = load_table("china_bev_monthly_by_model", as_of, monthly_path).rows
         by_model = by_model[(by_model["month"] >= base_months[0]) & (by_model["month"] <= base_months[1])]
     n_base = len(month_range(*base_months))
+    if by_model is not None:
+        brands = np.array([str(b).lower() for b in by_model["brand"]], dtype=object)
+        models = np.array([str(m).lower() for m in by_model["model"]], dtype=object)
     records = []
     for (_, row), units in zip(rows.iterrows(), sales):
         powertrain = POWERTRAIN_GROUPS.get(str(row["powertrain"]).strip())
         if powertrain is None:
             continue
         basis = str(row["sales_basis"])
-        visible = None if by_model is None else by_model[
-            [_same_model(b, m, row["model"]) for b, m in zip(by_model["brand"], by_model["model"])]]
+        visible = None if by_model is None else by_model[_same_models(brands, models, str(row["model"]))]
         if not math.isnan(units) and SUMMED_MONTHLY.search(basis) and visible is not None and not visible.empty:
             # the lineup's figure sums monthly rows, some published after the as-of date: use the public ones
             rate = float(numeric(visible["bev_registrations"]).mean())
@@ -116,6 +120,14 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
         else:
             continue
         price_min, price_max = numeric(pd.Series([row["price_min_cny"], row["price_max_cny"]]))
+        if price_min > price_max or (math.isnan(price_min) and not math.isnan(price_max)):
+            raise DataError(f"table {table_name!r}: {table.path}, model {row['model']!r}: got price_min_cny "
+                            f"{row['price_min_cny']!r} and price_max_cny {row['price_max_cny']!r}; expected a "
+                            f"minimum price no higher than the maximum (or only a minimum)")
+        if not (math.isfinite(rate) and rate > 0):
+            raise DataError(f"table {table_name!r}: {table.path}, model {row['model']!r}: its base-period sales "
+                            f"rate is {rate!r} vehicles/month ({basis}); expected a positive number (remove "
+                            f"models that did not sell from the lineup)")
         price = price_min if math.isnan(price_max) else (price_min + price_max) / 2
         records.append((row["model"], row["group"], powertrain, row["segment"], price, row["segment"],
                         rate, basis, row["source"], _number(row.get("range_km_cltc")), _number(row.get("battery_kwh")),
@@ -146,7 +158,9 @@ def _number(text: object) -> float:
     return float(value) if pd.notna(value) else np.nan
 
 
-def _same_model(brand: str, monthly_name: str, lineup_name: str) -> bool:
-    """Monthly rows split brand and model ('Tesla', 'Model 3'); lineup rows join them ('Tesla Model 3')."""
+def _same_models(brands: np.ndarray, models: np.ndarray, lineup_name: str) -> np.ndarray:
+    """Which monthly rows are the lineup's model: monthly rows split brand and model ('Tesla', 'Model 3'),
+    lineup rows join them ('Tesla Model 3'); `brands` and `models` are the monthly rows' names, lower-cased."""
     lineup_name = lineup_name.lower()
-    return str(brand).lower() in lineup_name and str(monthly_name).lower() in lineup_name
+    return np.array([brand in lineup_name and model in lineup_name for brand, model in zip(brands, models)],
+                    dtype=bool)

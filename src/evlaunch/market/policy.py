@@ -239,7 +239,8 @@ class PolicySchedule:
                 if not np.isnan(rule.price_cap[r]):
                     inside &= price[..., columns] <= rule.price_cap[r]
                 if inside.any() and np.isnan(rule.amount[r]):
-                    raise DataError(f"policy_schedule: the {powertrain} subsidy in force in {month_label(month)} "
+                    raise DataError(f"table 'policy_schedule': {self.path}: the {powertrain} subsidy in force in "
+                                    f"{month_label(month)} "
                                     f"(rule announced {rule.announced}) has no sourced amount (empty = unknown); "
                                     f"choose a base period or horizon outside it, or supply your own table")
                 amount = np.where(inside, np.nan_to_num(rule.amount[r]), amount)

@@ -3,7 +3,8 @@
 Per path: its stages (duration range and failure odds from the scenario), its fallback, how often it
 failed and how many months were lost, the launch quantiles, deliveries, NPV and cash need, and the
 three inputs that move its NPV most (PAWN indices from the run's own draws; only the inputs of the
-path and its fallbacks, and only those above the noise reference).
+path and its fallbacks, and only those above the noise reference). Partner facts come from the
+scenario's own firms table when it names one (its path joined to the scenario's folder by `prepare`).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def paths_in_depth(context):
         if path.partner is not None:
             rows = [[html.escape(year), html.escape(text), html.escape(source)]
                     for year, text, source in partner_facts(path.partner, scenario.as_of,
-                                                            scenario.data.tables.get("firms")).lines()]
+                                                            context.model.tables.get("firms")).lines()]
             partner = (f"<p>What firms.csv says about {html.escape(path.partner)} (rows public by "
                        f"{scenario.as_of}); the path's capacity, fee and deal risk above are assumptions judged "
                        f"against these facts:</p>" + table_html(["year", "facts", "source"], rows or [["–", "none", ""]]))

@@ -1,4 +1,7 @@
-"""Report section: the reference class of new EV brands' ramp-ups beside the entrant's forecast."""
+"""Report section: the reference class of new EV brands' ramp-ups beside the entrant's forecast.
+
+The ramps come from the scenario's own new_brand_ramps table when it names one, else the bundled table.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ def reference_class_section(context):
     deliveries = np.stack([data[f"{chosen}.deliveries_month.{m}"] for m in months], axis=1).astype(float)
     aligned = aligned_at_launch(deliveries, data[f"{chosen}.launch_month_index"])
     figure = go.Figure()
-    ramps = load_table("new_brand_ramps", scenario.as_of).rows
+    ramps = load_table("new_brand_ramps", scenario.as_of, model.tables.get("new_brand_ramps")).rows
     ramps = ramps.assign(deliveries=numeric(ramps["deliveries"]), month=numeric(ramps["month_index"]))
     ramps = ramps[ramps["deliveries"].notna() & ramps["month"].notna()]
     for index, (brand, rows) in enumerate(ramps.groupby("brand")):

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from evlaunch.config.scenario import Scenario, uncertain_parameters
+from evlaunch.errors import ScenarioError
 
 EPSILON = 1e-12
 
@@ -48,10 +49,15 @@ def uniforms(sampling: SamplingDesign, start: int, stop: int) -> np.ndarray:
 
 
 def sample_inputs(scenario: Scenario, sampling: SamplingDesign, start: int, stop: int) -> dict[str, np.ndarray]:
-    """Per-draw values of every uncertain input for draws [start, stop)."""
+    """Per-draw values of every uncertain input for draws [start, stop); a non-finite draw is refused naming
+    the field and its distribution."""
     points = uniforms(sampling, start, stop)
     distributions = uncertain_parameters(scenario)
     inputs = {}
     for column, name in enumerate(sampling.dimensions):
         inputs[name] = distributions[name].ppf(points[:, column]) if name in distributions else points[:, column]
+        if not np.all(np.isfinite(inputs[name])):
+            raise ScenarioError(f"field {name}: got a {distributions[name].dist if name in distributions else 'uniform'}"
+                                f" distribution {distributions.get(name)!r} that draws non-finite values; expected "
+                                f"parameters whose draws are finite numbers")
     return inputs

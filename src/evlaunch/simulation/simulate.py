@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from evlaunch.entry.partners import check_partners
 from evlaunch.entry.paths import failure_event_name, path_outcomes
 from evlaunch.entry.reference_class import (
     RampReferenceClass,
+    ReferenceClassError,
     fit_reference_class,
     ramp_fraction,
     ramp_shape_from_uniforms,
@@ -63,6 +64,7 @@ class Model:
     event_names: tuple[str, ...]    # extra uniform draws: stage failures, supply shocks, ramp shapes
     reference_class: RampReferenceClass | None = None
     policy: PolicySchedule | None = None  # policy_schedule as known on the as-of date (market.policy)
+    tables: dict[str, str] = field(default_factory=dict)  # the scenario's own tables, paths joined to its folder
 
     @property
     def path_names(self) -> tuple[str, ...]:
@@ -97,7 +99,7 @@ def _prepare(scenario: Scenario, base_dir: str | Path) -> Model:
         lineup_source = str(Path(base_dir) / lineup_source)
     history = load_history(scenario.as_of, tables)
     lineup = build_lineup(lineup_source, scenario.as_of, scenario.market.estimate_sales_from_monthly,
-                          scenario.market.base_period)
+                          scenario.market.base_period, tables.get("china_bev_monthly_by_model"))
     _named_products(lineup, "product.comparables", scenario.product.comparables)
     for k, launch in enumerate(scenario.competition.launches):
         _named_products(lineup, f"competition.launches.{k}.comparables", launch.comparables)
@@ -116,12 +118,16 @@ def _prepare(scenario: Scenario, base_dir: str | Path) -> Model:
     check_partners(scenario.paths, scenario.as_of, tables.get("firms"))
     reference_class = None
     if scenario.product.awareness_from_reference_class:
-        ramps = load_table("new_brand_ramps", scenario.as_of, tables.get("new_brand_ramps")).rows
-        ramps = ramps[~ramps["gap"]].assign(deliveries=lambda frame: numeric(frame["deliveries"]))
-        reference_class = fit_reference_class(ramps)
+        ramps_table = load_table("new_brand_ramps", scenario.as_of, tables.get("new_brand_ramps"))
+        ramps = ramps_table.rows[~ramps_table.rows["gap"]].assign(deliveries=lambda frame: numeric(frame["deliveries"]))
+        try:
+            reference_class = fit_reference_class(ramps)
+        except ReferenceClassError as error:
+            raise DataError(f"table 'new_brand_ramps': {ramps_table.path}: {error} (field "
+                            f"product.awareness_from_reference_class draws the ramp from it)") from None
         events += [AWARENESS_EVENTS[0], AWARENESS_EVENTS[1]]
     return Model(scenario, history, lineup, tuple(c.name for c in scenario.competition.launches), tuple(events),
-                 reference_class, policy)
+                 reference_class, policy, tables)
 
 
 def parameter_getter(model: Model, inputs: Inputs, draws: int) -> Callable[[str], np.ndarray]:
