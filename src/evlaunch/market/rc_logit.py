@@ -42,6 +42,7 @@ __all__ = [
     "ProductSet",
     "choice_probabilities",
     "consumer_surplus",
+    "diversion_from_probabilities",
     "diversion_ratios",
     "elasticities",
     "mean_utility_at",
@@ -460,21 +461,40 @@ def elasticities(delta: Any, products: ProductSet, tastes: ConsumerTastes, price
     return np.where(pair, out, np.nan)
 
 
+def diversion_from_probabilities(
+    s_ij: Any, weights: Any, price_derivative: Any, sources: Any = None
+) -> np.ndarray:
+    """``[B,R,J]`` diversion ratios with respect to price from the products ``sources`` (``R`` indices,
+    default all products) given the choice probabilities ``s_ij [B,I,J]``, integration weights
+    ``[B,I]`` and each type's price derivative of utility ``d_i [B,I]`` (any factor common to a market
+    cancels).  With ``a_ij = w_i d_i s_ij``:
+
+        D[j,k] = sum_i a_ij s_ik / sum_i a_ij (1 - s_ij)    (k != j: -(d s_k/d p_j) / (d s_j/d p_j)),
+        D[j,j] = sum_i a_ij s_i0 / sum_i a_ij (1 - s_ij)    (to the outside option, s_i0 = 1 - sum_k s_ik);
+
+    each row sums to 1.  The one diversion formula: :func:`diversion_ratios` evaluates it at a market's
+    utilities, the simulation on its consumer types' shares."""
+    s_ij = np.asarray(s_ij, dtype=np.float64)
+    wd = np.asarray(weights, dtype=np.float64) * np.asarray(price_derivative, dtype=np.float64)
+    rows = np.arange(s_ij.shape[2]) if sources is None else np.atleast_1d(np.asarray(sources))
+    source = s_ij[:, :, rows]  # [B,I,R]
+    scale = source * wd[:, :, None]
+    own = np.einsum("bir,bir->br", scale, 1.0 - source)
+    ratios = np.matmul(scale.transpose(0, 2, 1), s_ij)  # [B,R,J]
+    ratios[:, np.arange(rows.size), rows] = np.einsum("bir,bi->br", scale, 1.0 - s_ij.sum(axis=2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return ratios / own[:, :, None]
+
+
 def diversion_ratios(
     delta: Any, products: ProductSet, tastes: ConsumerTastes, prices: Any = None
 ) -> np.ndarray:
     """``[B,J,J]`` diversion ratios with respect to price (pyblp's convention):
     ``D[j,k] = -(d s_k/d p_j) / (d s_j/d p_j)`` for ``k != j`` and, on the diagonal, the diversion to
     the outside option ``D[j,j] = -(d s_0/d p_j) / (d s_j/d p_j)``; each row sums to 1.  NaN where a
-    product is unavailable."""
-    jac = price_derivatives(delta, products, tastes, prices)
-    own = np.diagonal(jac, axis1=1, axis2=2)  # [B,J]
-    to_products = jac.transpose(0, 2, 1)  # [b,j,k] = d s_k / d p_j
-    d_outside = -to_products.sum(axis=2)  # d s_0 / d p_j
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = -to_products / own[:, :, None]
-        j = np.arange(jac.shape[1])
-        ratios[:, j, j] = -d_outside / own
+    product is unavailable (:func:`diversion_from_probabilities` at the market's choice probabilities)."""
+    s_ij, _ = choice_probabilities(delta, products, tastes, prices)
+    ratios = diversion_from_probabilities(s_ij, tastes.weights, tastes.price_derivative)
     pair = products.available[:, :, None] & products.available[:, None, :]
     return np.where(pair, ratios, np.nan)
 

@@ -30,7 +30,13 @@ import numpy as np
 
 from evlaunch.errors import DataError
 from evlaunch.market.logit import logit_shares
-from evlaunch.market.rc_logit import ConsumerTastes, ProductSet, solve_mean_utilities
+from evlaunch.market.rc_logit import (
+    ConsumerTastes,
+    ProductSet,
+    choice_probabilities,
+    elasticities,
+    solve_mean_utilities,
+)
 
 INVERSION_MAX_ITERATIONS = 10_000  # share evaluations per draw in the inversion over consumer types
 ROUNDING_FLOOR = 1e-11          # log-share error below which an inversion stalled at rounding level has converged
@@ -182,12 +188,10 @@ PRICE_COEFFICIENT_MAX_ITERATIONS = 200
 def own_price_elasticities(alpha: np.ndarray, effective_price: np.ndarray, types, extras: np.ndarray | None,
                            xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(own-price elasticities [N, J] w.r.t. the effective price, shares [N, J]) under the consumer types:
-    e_j = p_j / s_j * sum_t w_t alpha m_t s_tj (1 - s_tj)."""
-    coefficient = np.asarray(alpha, dtype=float)[:, None] * types.price_sensitivity            # [N, T]
-    typed = regional_shares(regional_utilities(xi, alpha, effective_price, types, extras))    # [N, T, J]
-    shares = national_shares(typed, types)
-    slope = np.einsum("nt,ntj->nj", types.weights * coefficient, typed * (1.0 - typed))
-    return effective_price * slope / shares, shares
+    e_j = p_j / s_j * sum_t w_t alpha m_t s_tj (1 - s_tj), the diagonal of `rc_logit.elasticities`."""
+    products, tastes = type_demand(alpha, effective_price, types, extras)
+    _, shares = choice_probabilities(xi, products, tastes)
+    return np.diagonal(elasticities(xi, products, tastes), axis1=1, axis2=2), shares
 
 
 def calibrate_price_coefficient(observed: np.ndarray, elasticity: np.ndarray, effective_price: np.ndarray,

@@ -59,7 +59,13 @@ import numpy as np
 from evlaunch.market.demand import Demand, MonthState
 from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
 from evlaunch.market.policy import PLATE_PRIVILEGE, RURAL_CAMPAIGN, SUBSIDY, TAX_EXEMPTION, PolicySchedule
-from evlaunch.market.rc_logit import ConsumerTastes, ProductSet, choice_probabilities, price_derivatives
+from evlaunch.market.rc_logit import (
+    ConsumerTastes,
+    ProductSet,
+    choice_probabilities,
+    diversion_from_probabilities,
+    price_derivatives,
+)
 from evlaunch.supply.equilibrium import EquilibriumWarning, marginal_costs, ownership_matrix, solve_prices
 
 OUTSIDE = "outside"
@@ -306,16 +312,11 @@ def entrant_diversion(typed: np.ndarray, weights: np.ndarray, coefficient: np.nd
     """Diversion ratios from the last product (the entrant) to every product and, last, the outside option,
     [N, K + 1] (the entrant's own entry is 0; a row sums to 1): D_k = -(d s_k / d p_e) / (d s_e / d p_e) from
     the consumer types' logit shares [N, T, K], type weights [N, T] and price coefficients alpha * m_t [N, T]
-    (any positive factor, e.g. d p_eff / d p, cancels)."""
-    entrant = typed[:, :, -1]                                          # [N, T]
-    outside = 1.0 - typed.sum(axis=2)                                  # [N, T]
-    scale = weights * coefficient * entrant                            # [N, T]
-    own = (scale * (1.0 - entrant)).sum(axis=1)                        # [N]
-    to_products = np.einsum("nt,ntk->nk", scale, typed)
-    to_products[:, -1] = 0.0
-    to_outside = (scale * outside).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.concatenate([to_products, to_outside[:, None]], axis=1) / own[:, None]
+    (any positive factor, e.g. d p_eff / d p, cancels); `rc_logit.diversion_from_probabilities`."""
+    row = diversion_from_probabilities(typed, weights, coefficient, sources=[typed.shape[2] - 1])[:, 0, :]
+    ratios = np.concatenate([row, row[:, -1:]], axis=1)                # [N, K + 1], outside last
+    ratios[:, -2] = 0.0
+    return ratios
 
 
 def diversion_groups(demand: Demand, lineup: Lineup, launch_groups: list[str]) -> tuple[list[str], np.ndarray]:
