@@ -66,10 +66,19 @@ from evlaunch.market.rc_logit import (
     diversion_from_probabilities,
     price_derivatives,
 )
-from evlaunch.supply.equilibrium import EquilibriumWarning, marginal_costs, ownership_matrix, solve_prices
+from evlaunch.supply.equilibrium import (
+    EquilibriumOptions,
+    EquilibriumWarning,
+    PricingProblem,
+    marginal_costs,
+    ownership_matrix,
+    solve_prices,
+)
 
 OUTSIDE = "outside"
 MAX_EVALUATIONS = 2000   # zeta-map evaluations per market and re-solve (then Newton; always bounded)
+# FOC residual <= EQUILIBRIUM_TOLERANCE (1e-12 share units) per market, Anderson steps, the numba kernel
+REPRICING_OPTIONS = EquilibriumOptions(method="anderson", backend="numba", max_evaluations=MAX_EVALUATIONS)
 
 
 @dataclass(frozen=True)
@@ -177,9 +186,9 @@ def solve_incumbents(state: MonthState, rows: np.ndarray, guide: np.ndarray, cos
     firms = np.broadcast_to(supply.firms, rate_rows.shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EquilibriumWarning)  # counted per draw instead
-        result = solve_prices(market.delta, market.products, market.tastes, cost_effective, firm_ids=firms,
-                              rates=rate_rows, start=start, method="anderson", backend="numba",
-                              max_evaluations=MAX_EVALUATIONS)
+        problem = PricingProblem(delta=market.delta, products=market.products, tastes=market.tastes,
+                                 costs=cost_effective, firm_ids=firms, rates=rate_rows)
+        result = solve_prices(problem, start=start, options=REPRICING_OPTIONS)
     new_guide = guide[rows] + (result.prices - start) / rate_rows
     ok = result.converged & np.all(np.isfinite(new_guide), axis=1) & np.all(new_guide > 0, axis=1)
     return np.where(ok[:, None], new_guide, guide[rows]), ok
