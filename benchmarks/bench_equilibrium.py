@@ -35,7 +35,7 @@ import pandas as pd
 import pyblp
 
 from evlaunch.market.rc_logit import ConsumerTastes, ProductSet, pad_markets
-from evlaunch.supply.equilibrium import solve_prices
+from evlaunch.supply.equilibrium import EquilibriumOptions, PricingProblem, solve_prices
 
 SIGMA = np.array([3.612, 0.0, 4.628, 1.818, 1.050, 2.056])
 PI_PRICE_INCOME = -43.501
@@ -123,7 +123,10 @@ def main() -> None:
         B = mask.shape[0]
 
         t0 = time.perf_counter()
-        solve_prices(delta, products, tastes, costs * 1.1, threads=1)  # JIT compile or load the disk cache
+        solve_prices(
+            PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs * 1.1),
+            options=EquilibriumOptions(threads=1),
+        )  # JIT compile or load the disk cache
         print(
             f"numba kernel ready (compile or cache load) in {time.perf_counter() - t0:.2f} s; "
             f"threads={args.threads}"
@@ -139,7 +142,8 @@ def main() -> None:
         for method in ("anderson", "simple"):
             t0 = time.perf_counter()
             ours[method] = solve_prices(
-                delta, products, tastes, costs * 1.1, method=method, threads=args.threads
+                PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs * 1.1),
+                options=EquilibriumOptions(method=method, threads=args.threads),
             )
             ours[method + "_time"] = time.perf_counter() - t0
         print("\n20 BLP markets, costs x 1.1, start = observed prices")
@@ -200,7 +204,12 @@ def main() -> None:
             best = np.inf
             for _ in range(3):
                 t0 = time.perf_counter()
-                eq = solve_prices(batch_delta, batch_products, batch_tastes, batch_costs, threads=threads)
+                eq = solve_prices(
+                    PricingProblem(
+                        delta=batch_delta, products=batch_products, tastes=batch_tastes, costs=batch_costs
+                    ),
+                    options=EquilibriumOptions(threads=threads),
+                )
                 best = min(best, time.perf_counter() - t0)
             timings[threads] = best / n
         assert eq.converged.all(), "some perturbed markets did not converge"
@@ -217,28 +226,35 @@ def main() -> None:
         sub_tastes = ConsumerTastes(
             0.0, batch_tastes.alpha_i[sub], batch_tastes.sigma_nu[sub], batch_tastes.weights[sub]
         )
-        tight = solve_prices(batch_delta[sub], sub_products, sub_tastes, batch_costs[sub], tol=1e-15)
+        tight = solve_prices(
+            PricingProblem(
+                delta=batch_delta[sub], products=sub_products, tastes=sub_tastes, costs=batch_costs[sub]
+            ),
+            options=EquilibriumOptions(tol=1e-15),
+        )
         pyblp_vs_tight = rel_diff(theirs_batch, tight.prices, batch_mask[sub])
         ours_vs_tight = rel_diff(eq.prices[sub], tight.prices, batch_mask[sub])
 
         t0 = time.perf_counter()
         numpy_n = 2 * B
         solve_prices(
-            batch_delta[:numpy_n],
-            ProductSet(
-                batch_products.x2[:numpy_n],
-                batch_products.price[:numpy_n],
-                batch_products.available[:numpy_n],
-                batch_products.firm_ids[:numpy_n],
+            PricingProblem(
+                delta=batch_delta[:numpy_n],
+                products=ProductSet(
+                    batch_products.x2[:numpy_n],
+                    batch_products.price[:numpy_n],
+                    batch_products.available[:numpy_n],
+                    batch_products.firm_ids[:numpy_n],
+                ),
+                tastes=ConsumerTastes(
+                    0.0,
+                    batch_tastes.alpha_i[:numpy_n],
+                    batch_tastes.sigma_nu[:numpy_n],
+                    batch_tastes.weights[:numpy_n],
+                ),
+                costs=batch_costs[:numpy_n],
             ),
-            ConsumerTastes(
-                0.0,
-                batch_tastes.alpha_i[:numpy_n],
-                batch_tastes.sigma_nu[:numpy_n],
-                batch_tastes.weights[:numpy_n],
-            ),
-            batch_costs[:numpy_n],
-            backend="numpy",
+            options=EquilibriumOptions(backend="numpy"),
         )
         t_numpy = (time.perf_counter() - t0) / numpy_n
 

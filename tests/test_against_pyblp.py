@@ -28,7 +28,13 @@ from evlaunch.market.rc_logit import (
     price_derivatives,
     solve_mean_utilities,
 )
-from evlaunch.supply.equilibrium import marginal_costs, ownership_matrix, solve_prices
+from evlaunch.supply.equilibrium import (
+    EquilibriumOptions,
+    PricingProblem,
+    marginal_costs,
+    ownership_matrix,
+    solve_prices,
+)
 
 BLP_SIGMA = np.array([3.612, 0.0, 4.628, 1.818, 1.050, 2.056])
 BLP_PI_PRICE_INCOME = -43.501
@@ -162,7 +168,12 @@ def test_blp_marginal_costs(blp):
 
 
 def test_blp_counterfactual_prices_simple_iteration_matches_pyblp_step_for_step(blp):
-    eq = solve_prices(blp["delta"], blp["products"], blp["tastes"], blp["costs"] * 1.1, method="simple")
+    eq = solve_prices(
+        PricingProblem(
+            delta=blp["delta"], products=blp["products"], tastes=blp["tastes"], costs=blp["costs"] * 1.1
+        ),
+        options=EquilibriumOptions(method="simple"),
+    )
     assert eq.converged.all()
     np.testing.assert_allclose(eq.prices[blp["mask"]], blp["prices"][blp["mask"]], rtol=1e-10)
     assert np.abs(eq.iterations - blp["iterations"]).max() <= 1
@@ -171,7 +182,11 @@ def test_blp_counterfactual_prices_simple_iteration_matches_pyblp_step_for_step(
 
 
 def test_blp_counterfactual_prices_default_solver(blp):
-    eq = solve_prices(blp["delta"], blp["products"], blp["tastes"], blp["costs"] * 1.1)
+    eq = solve_prices(
+        PricingProblem(
+            delta=blp["delta"], products=blp["products"], tastes=blp["tastes"], costs=blp["costs"] * 1.1
+        )
+    )
     assert eq.converged.all() and eq.foc_norm.max() <= 1e-12
     assert eq.iterations.sum() < blp["iterations"].sum() / 2
     np.testing.assert_allclose(eq.prices[blp["mask"]], blp["prices"][blp["mask"]], rtol=1e-6)
@@ -292,7 +307,10 @@ def test_petrin_removing_minivans_in_1984(petrin, method, rtol):
     same_prices = consumer_surplus(delta, without, tastes)
     np.testing.assert_allclose(same_prices, petrin["surplus_without_minivans_same_prices"], rtol=1e-10)
     # ... and rivals re-price without the minivans
-    eq = solve_prices(delta, without, tastes, petrin["costs"], method=method)
+    eq = solve_prices(
+        PricingProblem(delta=delta, products=without, tastes=tastes, costs=petrin["costs"]),
+        options=EquilibriumOptions(method=method),
+    )
     assert eq.converged.all()
     np.testing.assert_allclose(eq.prices[0, ~petrin["minivan"]], petrin["prices_without_minivans"], rtol=rtol)
     after = consumer_surplus(delta, without, tastes, eq.prices)

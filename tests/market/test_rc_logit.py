@@ -125,6 +125,20 @@ def test_contraction_with_padding_and_a_cap_reports_non_convergence():
     assert not capped.converged.any() and np.all(capped.iterations == 1)
 
 
+@pytest.mark.parametrize("types,spread", [(2, 5.0), (3, 8.0), (4, 8.0)])
+def test_inversion_survives_few_types_with_very_wide_tastes(types, spread):
+    """Shares down to ~1e-14: plain Newton overshoots into zero shares and the contraction alone crawls
+    (neither converges in 10,000 evaluations here); the trust region, the return to the best point and the
+    contraction from there reproduce the shares."""
+    delta, products, tastes = random_market(7, markets=20, products=8, types=types, spread=spread)
+    _, shares = choice_probabilities(delta, products, tastes)
+    result = solve_mean_utilities(shares, products, tastes, max_iterations=10_000)
+    assert result.converged.all() and result.iterations.max() < 200
+    np.testing.assert_allclose(result.delta, delta, rtol=0, atol=1e-8)
+    plain = solve_mean_utilities(shares, products, tastes, max_iterations=2_000, max_step=np.inf)
+    assert not plain.converged.all()
+
+
 def test_closed_form_without_heterogeneity():
     shares = np.array([[0.2, 0.1, 0.05], [0.3, 0.3, 0.01]])
     products = ProductSet(np.zeros((2, 3, 0)), np.ones((2, 3)))

@@ -17,7 +17,9 @@ from evlaunch.market.rc_logit import (
     price_derivatives,
 )
 from evlaunch.supply.equilibrium import (
+    EquilibriumOptions,
     EquilibriumWarning,
+    PricingProblem,
     _foc_and_jacobian,
     foc_residual,
     marginal_costs,
@@ -82,7 +84,10 @@ def test_single_product_monopoly_logit_markup(method, backend):
     tastes = ConsumerTastes.plain_logit(alphas, markets=3)
     delta = np.array([[3.0], [1.0], [-1.0]])
     costs = np.array([[1.0], [2.0], [0.5]])
-    eq = solve_prices(delta, products, tastes, costs, method=method, backend=backend)
+    eq = solve_prices(
+        PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs),
+        options=EquilibriumOptions(method=method, backend=backend),
+    )
     assert eq.converged.all() and not eq.fallback.any()
     s = eq.shares[:, 0]
     np.testing.assert_allclose(eq.prices[:, 0] - costs[:, 0], 1.0 / (-alphas * (1.0 - s)), rtol=1e-10)
@@ -99,7 +104,10 @@ def test_multiproduct_logit_firms_charge_a_common_markup(method, backend):
     delta = np.array([[1.0, 0.2, 0.5, -0.3, 0.8, 0.0]])
     costs = np.array([[1.0, 1.5, 0.8, 2.0, 1.2, 0.9]])
     eq = solve_prices(
-        delta, products, ConsumerTastes.plain_logit(alpha, 1), costs, method=method, backend=backend
+        PricingProblem(
+            delta=delta, products=products, tastes=ConsumerTastes.plain_logit(alpha, 1), costs=costs
+        ),
+        options=EquilibriumOptions(method=method, backend=backend),
     )
     markup = eq.prices[0] - costs[0]
     for f in (0, 1, 2):
@@ -110,7 +118,10 @@ def test_multiproduct_logit_firms_charge_a_common_markup(method, backend):
 @pytest.mark.parametrize("method,backend", COMBOS)
 def test_solution_satisfies_focs_and_costs_are_recovered(method, backend):
     delta, products, tastes, costs = rc_markets(11)
-    eq = solve_prices(delta, products, tastes, costs, method=method, backend=backend)
+    eq = solve_prices(
+        PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs),
+        options=EquilibriumOptions(method=method, backend=backend),
+    )
     assert eq.converged.all()
     assert eq.foc_norm.max() <= 1e-12
     resid = foc_residual(eq.prices, costs, delta, products, tastes)
@@ -128,7 +139,13 @@ def test_solution_satisfies_focs_and_costs_are_recovered(method, backend):
 
 def test_backends_and_methods_agree():
     delta, products, tastes, costs = rc_markets(12, markets=6, spread=2.0)
-    results = {(m, b): solve_prices(delta, products, tastes, costs, method=m, backend=b) for m, b in COMBOS}
+    results = {
+        (m, b): solve_prices(
+            PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs),
+            options=EquilibriumOptions(method=m, backend=b),
+        )
+        for m, b in COMBOS
+    }
     ref = results[("simple", "numpy")]
     for key, eq in results.items():
         np.testing.assert_allclose(eq.prices, ref.prices, rtol=1e-9, err_msg=str(key))
@@ -144,7 +161,10 @@ def test_backends_and_methods_agree():
 
 def test_threads_and_read_only_inputs_give_identical_results():
     delta, products, tastes, costs = rc_markets(21, markets=12)
-    one = solve_prices(delta, products, tastes, costs, threads=1)
+    one = solve_prices(
+        PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs),
+        options=EquilibriumOptions(threads=1),
+    )
     frozen = [
         np.array(a) for a in (delta, products.x2, products.price, tastes.sigma_nu, tastes.weights, costs)
     ]
@@ -152,11 +172,13 @@ def test_threads_and_read_only_inputs_give_identical_results():
         a.setflags(write=False)  # e.g. pandas copy-on-write views
     d, x2, price, sigma_nu, weights, c = frozen
     two = solve_prices(
-        d,
-        ProductSet(x2, price, None, products.firm_ids),
-        ConsumerTastes(tastes.alpha_mean, tastes.alpha_i, sigma_nu, weights),
-        c,
-        threads=2,
+        PricingProblem(
+            delta=d,
+            products=ProductSet(x2, price, None, products.firm_ids),
+            tastes=ConsumerTastes(tastes.alpha_mean, tastes.alpha_i, sigma_nu, weights),
+            costs=c,
+        ),
+        options=EquilibriumOptions(threads=2),
     )
     np.testing.assert_array_equal(two.prices, one.prices)
     np.testing.assert_array_equal(two.iterations, one.iterations)
@@ -169,7 +191,10 @@ def test_unavailable_product_equals_removing_it(backend):
     available[:, 3] = False
     available[1, 5] = False
     masked = ProductSet(products.x2, products.price, available, products.firm_ids)
-    eq = solve_prices(delta, masked, tastes, costs, backend=backend)
+    eq = solve_prices(
+        PricingProblem(delta=delta, products=masked, tastes=tastes, costs=costs),
+        options=EquilibriumOptions(backend=backend),
+    )
     assert np.all(eq.shares[~available] == 0.0)
     np.testing.assert_array_equal(eq.prices[~available], products.price[~available])
     for b in range(products.markets):
@@ -181,7 +206,12 @@ def test_unavailable_product_equals_removing_it(backend):
         sub_tastes = ConsumerTastes(
             tastes.alpha_mean[sl], tastes.alpha_i[sl], tastes.sigma_nu[sl], tastes.weights[sl]
         )
-        alone = solve_prices(delta[sl][:, keep], sub, sub_tastes, costs[sl][:, keep], backend=backend)
+        alone = solve_prices(
+            PricingProblem(
+                delta=delta[sl][:, keep], products=sub, tastes=sub_tastes, costs=costs[sl][:, keep]
+            ),
+            options=EquilibriumOptions(backend=backend),
+        )
         np.testing.assert_allclose(eq.prices[b, keep], alone.prices[0], rtol=1e-10)
         np.testing.assert_allclose(eq.shares[b, keep], alone.shares[0], rtol=1e-9)
 
@@ -191,10 +221,16 @@ def test_general_ownership_matrix_uses_the_numpy_path():
     h = ownership_matrix(products.firm_ids)
     partial = h.copy()
     partial[:, 0, 1] = partial[:, 1, 0] = 0.4  # a 40% cross-holding between products 0 and 1
-    by_ids = solve_prices(delta, products, tastes, costs)
-    by_matrix = solve_prices(delta, products, tastes, costs, ownership=h, backend="numba")
+    by_ids = solve_prices(PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs))
+    by_matrix = solve_prices(
+        PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs, ownership=h),
+        options=EquilibriumOptions(backend="numba"),
+    )
     np.testing.assert_allclose(by_matrix.prices, by_ids.prices, rtol=1e-10)
-    eq = solve_prices(delta, products, tastes, costs, ownership=partial, backend="numba")
+    eq = solve_prices(
+        PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs, ownership=partial),
+        options=EquilibriumOptions(backend="numba"),
+    )
     assert eq.converged.all()
     assert np.abs(foc_residual(eq.prices, costs, delta, products, tastes, partial)).max() <= 1e-12
     assert np.abs(eq.prices - by_ids.prices).max() > 1e-6  # the cross-holding matters
@@ -203,10 +239,16 @@ def test_general_ownership_matrix_uses_the_numpy_path():
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_fallback_rescues_markets_that_hit_the_cap(backend):
     delta, products, tastes, costs = rc_markets(15, markets=3)
-    ref = solve_prices(delta, products, tastes, costs, backend=backend)
+    ref = solve_prices(
+        PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs),
+        options=EquilibriumOptions(backend=backend),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # rescued markets must not warn
-        eq = solve_prices(delta, products, tastes, costs, backend=backend, method="simple", max_evaluations=3)
+        eq = solve_prices(
+            PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs),
+            options=EquilibriumOptions(backend=backend, method="simple", max_evaluations=3),
+        )
     assert eq.fallback.all() and eq.converged.all()
     np.testing.assert_allclose(eq.prices, ref.prices, rtol=1e-9)
     assert np.all(eq.iterations > 3)
@@ -214,8 +256,14 @@ def test_fallback_rescues_markets_that_hit_the_cap(backend):
 
 def test_newton_hand_over_converges_from_a_rough_point():
     delta, products, tastes, costs = rc_markets(19, markets=3, spread=2.0)
-    ref = solve_prices(delta, products, tastes, costs, tol=1e-14)
-    eq = solve_prices(delta, products, tastes, costs, newton_after=2)
+    ref = solve_prices(
+        PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs),
+        options=EquilibriumOptions(tol=1e-14),
+    )
+    eq = solve_prices(
+        PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs),
+        options=EquilibriumOptions(newton_after=2),
+    )
     assert eq.fallback.all() and eq.converged.all() and eq.foc_norm.max() <= 1e-12
     np.testing.assert_allclose(eq.prices, ref.prices, rtol=1e-9)
 
@@ -246,18 +294,23 @@ def test_foc_jacobian_matches_finite_differences():
 def test_unconverged_markets_warn_with_their_count_and_do_not_hang():
     delta, products, tastes, costs = rc_markets(16, markets=5)
     with pytest.warns(EquilibriumWarning, match="5 of 5 markets did not converge"):
-        eq = solve_prices(delta, products, tastes, costs, method="simple", max_evaluations=1, fallback=False)
+        eq = solve_prices(
+            PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs),
+            options=EquilibriumOptions(method="simple", max_evaluations=1, fallback=False),
+        )
     assert not eq.converged.any() and np.all(eq.iterations == 1)
     assert np.all(np.isfinite(eq.prices)) and np.all(eq.foc_norm > 1e-12)
 
 
 def test_capacity_binds_at_the_shadow_cost():
     delta, products, tastes, costs = rc_markets(17, markets=3)
-    free = solve_prices(delta, products, tastes, costs)
+    free = solve_prices(PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs))
     capacity = np.full(delta.shape, np.inf)
     capacity[:, 2] = 0.6 * free.shares[:, 2]  # binding
     capacity[:, 4] = 2.0 * free.shares[:, 4]  # slack
-    eq = solve_prices(delta, products, tastes, costs, capacity=capacity)
+    eq = solve_prices(
+        PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs, capacity=capacity)
+    )
     assert eq.converged.all()
     np.testing.assert_allclose(eq.shares[:, 2], capacity[:, 2], rtol=1e-8)
     assert np.all(eq.shares[:, 4] < capacity[:, 4])
@@ -266,18 +319,31 @@ def test_capacity_binds_at_the_shadow_cost():
     # everybody best-responds: FOCs hold with the shadow cost added to the constrained product's cost
     resid = foc_residual(eq.prices, costs + eq.shadow_costs, delta, products, tastes)
     assert np.abs(resid).max() <= 1e-11
-    unconstrained = solve_prices(delta, products, tastes, costs, capacity=np.full(delta.shape, np.inf))
+    unconstrained = solve_prices(
+        PricingProblem(
+            delta=delta, products=products, tastes=tastes, costs=costs, capacity=np.full(delta.shape, np.inf)
+        )
+    )
     np.testing.assert_allclose(unconstrained.prices, free.prices, rtol=1e-12)
 
 
 def test_invalid_inputs_are_rejected():
     delta, products, tastes, costs = rc_markets(18, markets=1)
     with pytest.raises(ValueError, match="method"):
-        solve_prices(delta, products, tastes, costs, method="newton")
+        solve_prices(
+            PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs),
+            options=EquilibriumOptions(method="newton"),
+        )
     with pytest.raises(ValueError, match="firm_ids or ownership"):
-        solve_prices(delta, ProductSet(products.x2, products.price), tastes, costs)
+        solve_prices(
+            PricingProblem(
+                delta=delta, products=ProductSet(products.x2, products.price), tastes=tastes, costs=costs
+            )
+        )
     with pytest.raises(ValueError, match="finite"):
-        solve_prices(delta, products, tastes, np.full_like(costs, np.nan))
+        solve_prices(
+            PricingProblem(delta=delta, products=products, tastes=tastes, costs=np.full_like(costs, np.nan))
+        )
 
 
 @settings(max_examples=25, deadline=None)
@@ -291,7 +357,7 @@ def test_equilibrium_properties(seed, products, firms, spread):
     delta, product_set, tastes, costs = rc_markets(
         seed, markets=2, products=products, types=8, firms=firms, spread=spread
     )
-    eq = solve_prices(delta, product_set, tastes, costs)
+    eq = solve_prices(PricingProblem(delta=delta, products=product_set, tastes=tastes, costs=costs))
     assert eq.converged.all()
     # the solver stops when the residual of the last zeta step is below tol (1e-12, as pyblp) and returns
     # the updated prices, so the residual re-evaluated at those prices is within a small multiple of tol
@@ -306,10 +372,15 @@ def test_rates_in_the_kernel_equal_the_rate_weighted_ownership():
     delta, products, tastes, costs = rc_markets(31, markets=3, products=6, types=12, firms=2)
     rng = np.random.default_rng(31)
     rates = rng.choice([1.0, 1.0885, 1.044], size=delta.shape)
-    with_rates = solve_prices(delta, products, tastes, costs, rates=rates)
+    with_rates = solve_prices(
+        PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs, rates=rates)
+    )
     firms = products.firm_ids
     ownership = (firms[:, :, None] == firms[:, None, :]) * rates[:, :, None] / rates[:, None, :]
-    explicit = solve_prices(delta, products, tastes, costs, ownership=ownership, backend="numpy")
+    explicit = solve_prices(
+        PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs, ownership=ownership),
+        options=EquilibriumOptions(backend="numpy"),
+    )
     assert with_rates.converged.all() and explicit.converged.all()
     np.testing.assert_allclose(with_rates.prices, explicit.prices, rtol=1e-9)
     # firm f maximises sum_k (q_k - c_k / r_k) s_k: FOC in q_j is r_j * (ds/dp)' (p - c) / r + s = 0
@@ -322,8 +393,10 @@ def test_rates_in_the_kernel_equal_the_rate_weighted_ownership():
     foc = shares + rates * np.einsum("bjk,bkj,bk->bj", same, jacobian, guide_margin)
     assert np.abs(foc).max() < 1e-10
     # rates of 1 change nothing (bit for bit)
-    plain = solve_prices(delta, products, tastes, costs)
-    ones = solve_prices(delta, products, tastes, costs, rates=np.ones_like(costs))
+    plain = solve_prices(PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs))
+    ones = solve_prices(
+        PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs, rates=np.ones_like(costs))
+    )
     np.testing.assert_array_equal(plain.prices, ones.prices)
     with pytest.raises(ValueError, match="rates"):
-        solve_prices(delta, products, tastes, costs, rates=-rates)
+        solve_prices(PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs, rates=-rates))

@@ -24,7 +24,7 @@ from evlaunch.market.rc_logit import diversion_ratios
 from evlaunch.runs.runner import RunOptions, run_scenario
 from evlaunch.runs.sampling import design, sample_inputs
 from evlaunch.simulation.simulate import calibrate, parameter_getter, prepare, simulate
-from evlaunch.supply.equilibrium import solve_prices
+from evlaunch.supply.equilibrium import PricingProblem, solve_prices
 from evlaunch.supply.repricing import base_market, entrant_diversion, recover_costs, type_market
 
 DATA = Path(__file__).parent / "data"
@@ -79,8 +79,9 @@ def test_recovered_costs_make_the_base_prices_an_equilibrium(bertrand_model, inp
     cost_effective = supply.cost * rate
     start = market.products.price * 1.05
     ownership = (supply.firms[:, None] == supply.firms[None, :]) * rate[:, :, None] / rate[:, None, :]
-    result = solve_prices(market.delta, market.products, market.tastes, cost_effective, ownership=ownership,
-                          start=start)
+    problem = PricingProblem(delta=market.delta, products=market.products, tastes=market.tastes,
+                             costs=cost_effective, ownership=ownership)
+    result = solve_prices(problem, start=start)
     assert result.converged.all()
     np.testing.assert_allclose(result.prices, market.products.price, rtol=1e-7)
 

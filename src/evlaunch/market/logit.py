@@ -2,7 +2,7 @@
 inversion of mean utilities so the base period's shares are reproduced exactly.
 
 Arrays carry any leading axes (draws, months); the last axis is products. The outside option (no new
-car this month) has utility 0.
+car this month) has utility 0. Elasticities and diversion ratios (for any consumer types): `market.rc_logit`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,3 @@ def mean_utilities(shares: np.ndarray, outside_share: np.ndarray) -> np.ndarray:
     """Utilities that reproduce `shares` exactly: log(s_j) - log(s_0) (Berry 1994 inversion)."""
     return np.log(shares) - np.log(np.asarray(outside_share, dtype=float))[..., None]
 
-
-def own_price_elasticities(alpha: np.ndarray, price: np.ndarray, shares: np.ndarray) -> np.ndarray:
-    """d log s_j / d log p_j = alpha * p_j * (1 - s_j)."""
-    return np.asarray(alpha)[..., None] * price * (1.0 - shares)

@@ -35,11 +35,14 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "INVERSION_TOLERANCE",
+    "MAX_NEWTON_STEP",
     "ConsumerTastes",
     "MeanUtilities",
     "ProductSet",
     "choice_probabilities",
     "consumer_surplus",
+    "diversion_from_probabilities",
     "diversion_ratios",
     "elasticities",
     "mean_utility_at",
@@ -48,6 +51,13 @@ __all__ = [
     "solve_mean_utilities",
     "utilities",
 ]
+
+
+INVERSION_TOLERANCE = 1e-14  # max |log s_j(delta) - log S_j| at which the BLP inversion has converged
+MAX_NEWTON_STEP = 1.0  # utils: the most one Newton step of the inversion moves any mean utility
+# inversion steps without a new best point before Newton gives up (8; 3 in the round-off zone, a max
+# log-share error below 1e-10) and before the contraction that follows stops (3)
+_NEWTON_PATIENCE, _ROUNDING_PATIENCE, _ROUNDING_ZONE = 8, 3, 1e-10
 
 
 def _as_float(name: str, value: Any, ndim: int) -> np.ndarray:
@@ -258,23 +268,126 @@ def _has_heterogeneity(products: ProductSet, tastes: ConsumerTastes) -> bool:
     )
 
 
+class _Inversion:
+    """State of the BLP inversion for every market: the mean utilities, the choice probabilities and the
+    log-share residuals they give, the error; the best point so far; share evaluations, steps since the
+    last new best, and whether the market still takes Newton steps."""
+
+    def __init__(self, products: ProductSet, tastes: ConsumerTastes, log_target: np.ndarray,
+                 delta: np.ndarray) -> None:
+        self.available = products.available
+        self.weights = tastes.weights
+        self.log_target = log_target
+        self.mu = (
+            np.matmul(tastes.sigma_nu, products.x2.transpose(0, 2, 1))
+            + tastes.alpha_i[:, :, None] * products.price[:, None, :]
+        )
+        markets = delta.shape[0]
+        self.delta = delta
+        self.iterations = np.zeros(markets, dtype=np.int64)
+        self.stalls = np.zeros(markets, dtype=np.int64)
+        self.newton_on = np.ones(markets, dtype=bool)
+        self.s_ij, self.s, self.resid = self.evaluate(np.arange(markets), delta)
+        self.error = np.max(np.abs(self.resid), axis=1, initial=0.0)
+        self.best_delta, self.best_error = delta.copy(), self.error.copy()
+
+    def evaluate(self, idx: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(s_ij, s, log s - log S) of markets ``idx`` at mean utilities ``d``; counts the evaluation.
+        A zero predicted share of an available product gives a residual of -inf."""
+        available = self.available[idx]
+        u = np.where(available[:, None, :], d[:, None, :] + self.mu[idx], -np.inf)
+        s_ij, _ = _probabilities_from_utilities(u)
+        s = np.einsum("bi,bij->bj", self.weights[idx], s_ij)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            resid = np.where(available, np.log(s) - self.log_target[idx], 0.0)
+        resid = np.where(np.isfinite(resid), resid, np.where(available, -np.inf, 0.0))
+        self.iterations[idx] += 1
+        return s_ij, s, resid
+
+    def move(self, idx: np.ndarray, d: np.ndarray, evaluated: tuple, error: np.ndarray) -> None:
+        """Markets ``idx`` go to ``d``; a new best point resets their stall count, else it grows."""
+        self.delta[idx] = d
+        self.s_ij[idx], self.s[idx], self.resid[idx] = evaluated
+        self.error[idx] = error
+        better = error < self.best_error[idx]
+        self.best_delta[idx[better]], self.best_error[idx[better]] = d[better], error[better]
+        self.stalls[idx] = np.where(better, 0, self.stalls[idx] + 1)
+
+    def newton(self, active: np.ndarray, max_step: float) -> None:
+        """A Newton step (trust region ``max_step``) in markets ``active``.  A step that fails or
+        overshoots into zero shares returns the market to its best point, where it continues with the
+        contraction."""
+        d, r, w = self.delta[active], self.resid[active], self.weights[active]
+        avail = self.available[active]
+        # d log s / d delta = diag(1/s) (diag(s) - sum_i w_i s_ij s_ik)
+        weighted = self.s_ij[active] * w[:, :, None]
+        jac = -np.matmul(weighted.transpose(0, 2, 1), self.s_ij[active])
+        jac[:, np.arange(jac.shape[1]), np.arange(jac.shape[1])] += self.s[active]
+        jac = np.where(avail[:, :, None] & avail[:, None, :], jac, np.eye(jac.shape[1]))
+        rhs = np.where(avail & np.isfinite(r), -self.s[active] * r, 0.0)
+        try:
+            step = np.linalg.solve(jac, rhs[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            step = np.full_like(rhs, np.nan)
+        # the trust region: no mean utility moves more than max_step utils in one step
+        size = np.max(np.abs(step), axis=1, initial=0.0)
+        with np.errstate(invalid="ignore"):
+            step = step / np.maximum(size / max_step, 1.0)[:, None]
+        candidate = d + step
+        evaluated = self.evaluate(active, candidate)
+        error = np.max(np.abs(evaluated[2]), axis=1, initial=0.0)
+        ok = np.all(np.isfinite(candidate), axis=1) & np.isfinite(error)
+        self.move(active[ok], candidate[ok], tuple(e[ok] for e in evaluated), error[ok])
+        self.to_contraction(active[~ok])
+
+    def to_contraction(self, idx: np.ndarray) -> None:
+        """Markets ``idx`` stop taking Newton steps and go back to their best point."""
+        if idx.size:
+            self.newton_on[idx] = False
+            self.stalls[idx] = 0
+            self.delta[idx] = self.best_delta[idx]
+            self.s_ij[idx], self.s[idx], self.resid[idx] = self.evaluate(idx, self.delta[idx])
+            self.error[idx] = self.best_error[idx]
+
+    def contraction(self, idx: np.ndarray) -> None:
+        """One BLP contraction step ``delta <- delta - (log s - log S)`` in markets ``idx`` (a zero
+        predicted share raises that product's utility by 1); in the round-off zone (error <= 1e-8) it is
+        kept only where it improves."""
+        r = self.resid[idx]
+        d = self.delta[idx] - np.where(np.isfinite(r), r, -1.0)
+        evaluated = self.evaluate(idx, d)
+        error = np.max(np.abs(evaluated[2]), axis=1, initial=0.0)
+        take = (error < self.error[idx]) | (self.error[idx] > 1e-8)
+        self.stalls[idx[~take]] += 1
+        self.move(idx[take], d[take], tuple(e[take] for e in evaluated), error[take])
+
+
 def solve_mean_utilities(
     observed_shares: Any,
     products: ProductSet,
     tastes: ConsumerTastes,
     *,
     initial_delta: Any = None,
-    tol: float = 1e-14,
+    tol: float = INVERSION_TOLERANCE,
     max_iterations: int = 1000,
+    max_step: float = MAX_NEWTON_STEP,
 ) -> MeanUtilities:
     """Mean utilities ``delta [B,J]`` that reproduce ``observed_shares [B,J]`` exactly (BLP inversion).
 
     Without heterogeneity (all ``alpha_i`` and ``sigma_nu @ x2`` zero) it is the closed form
-    ``log s_j - log s_0`` (Berry 1994).  Otherwise each market is solved by Newton steps on
-    ``log s(delta) = log S`` safeguarded by the BLP contraction ``delta <- delta + log S - log s(delta)``
-    (taken whenever the Newton step does not reduce the error), until ``max |log s - log S| <= tol``.
-    Markets stop updating once converged; the cap ``max_iterations`` bounds the share evaluations per
-    market.  Observed shares of available products must be positive with an outside share > 0.
+    ``log s_j - log s_0`` (Berry 1994).  Otherwise each market takes Newton steps on
+    ``log s(delta) = log S`` inside a trust region (no mean utility moves more than ``max_step`` utils
+    per step) while they keep finding new best points; after 8 steps without one (3 once the error is
+    below 1e-10), or a step that fails or overshoots into zero shares, it continues from its best point
+    with the BLP contraction ``delta <- delta + log S - log s(delta)`` (always convergent, slower).
+
+    Tolerance: a market is converged when ``max_j |log s_j(delta) - log S_j| <= tol`` (default
+    ``INVERSION_TOLERANCE`` = 1e-14, i.e. shares reproduced to ~1e-14 relative).  It stops earlier, at
+    rounding level, when 3 contraction steps in a row fail to improve (``converged``
+    False, ``max_log_share_error`` then typically 1e-15..1e-12); ``max_iterations`` caps the share
+    evaluations per market.  The best point found is returned.  Each market iterates on its own, so its
+    result does not depend on the other markets in the batch.  Observed shares of available products must
+    be positive with an outside share > 0; ``initial_delta`` defaults to the plain-logit inversion.
     """
     _check(products, tastes)
     shares = _as_float("observed_shares", observed_shares, 2)
@@ -293,94 +406,27 @@ def solve_mean_utilities(
         return MeanUtilities(
             logit_delta, np.zeros(markets, dtype=np.int64), np.ones(markets, dtype=bool), zeros
         )
-
     delta = (
         logit_delta.copy()
         if initial_delta is None
         else np.where(available, _as_float("initial_delta", initial_delta, 2), 0.0)
     )
-    mu = (
-        np.matmul(tastes.sigma_nu, products.x2.transpose(0, 2, 1))
-        + tastes.alpha_i[:, :, None] * products.price[:, None, :]
-    )
-
-    def evaluate(idx: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        u = np.where(available[idx, None, :], d[:, None, :] + mu[idx], -np.inf)
-        s_ij, _ = _probabilities_from_utilities(u)
-        s = np.einsum("bi,bij->bj", tastes.weights[idx], s_ij)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            resid = np.where(available[idx], np.log(s) - log_target[idx], 0.0)
-        resid = np.where(np.isfinite(resid), resid, np.where(available[idx], -np.inf, 0.0))
-        return s_ij, s, resid
-
-    iterations = np.zeros(markets, dtype=np.int64)
-    converged = np.zeros(markets, dtype=bool)
-    error = np.full(markets, np.inf)
-    stalls = np.zeros(markets, dtype=np.int64)
-    idx_all = np.arange(markets)
-    s_ij, s, resid = evaluate(idx_all, delta)
-    iterations += 1
-    error[:] = np.max(np.abs(resid), axis=1, initial=0.0)
-    eye = np.eye(products.products)
+    state = _Inversion(products, tastes, log_target, delta)
+    every = np.arange(markets)
     while True:
-        active = idx_all[(error > tol) & (iterations < max_iterations) & (stalls < 3)]
+        patience = np.where(state.best_error > _ROUNDING_ZONE, _NEWTON_PATIENCE, _ROUNDING_PATIENCE)
+        state.to_contraction(every[state.newton_on & (state.stalls >= patience) & (state.best_error > tol)])
+        stopped = ~state.newton_on & (state.stalls >= _ROUNDING_PATIENCE)
+        active = every[(state.best_error > tol) & (state.iterations < max_iterations) & ~stopped]
         if active.size == 0:
             break
-        d, r, w = delta[active], resid[active], tastes.weights[active]
-        avail = available[active]
-        finite = np.all(np.isfinite(r), axis=1)
-        # Newton: d log s / d delta = diag(1/s) (diag(s) - sum_i w_i s_ij s_ik)
-        weighted = s_ij[active] * w[:, :, None]
-        jac = -np.matmul(weighted.transpose(0, 2, 1), s_ij[active])
-        jac[:, np.arange(jac.shape[1]), np.arange(jac.shape[1])] += s[active]
-        pair = avail[:, :, None] & avail[:, None, :]
-        jac = np.where(pair, jac, eye)
-        rhs = np.where(avail & np.isfinite(r), -s[active] * r, 0.0)
-        try:
-            step = np.linalg.solve(jac, rhs[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            step = np.full_like(rhs, np.nan)
-        ok = finite & np.all(np.isfinite(step), axis=1)
-        newton = np.where(ok[:, None], d + step, d)
-        s_ij_n, s_n, r_n = evaluate(active, newton)
-        iterations[active] += 1
-        err_n = np.max(np.abs(r_n), axis=1, initial=0.0)
-        accept = ok & (err_n < error[active])
-        # contraction step for markets where Newton failed to improve
-        contract = ~accept
-        if np.any(contract):
-            cidx = active[contract]
-            r_c = resid[cidx]
-            r_c = np.where(np.isfinite(r_c), r_c, -1.0)  # a zero predicted share: raise its utility
-            d_c = delta[cidx] - r_c
-            s_ij_c, s_c, r_cc = evaluate(cidx, d_c)
-            iterations[cidx] += 1
-            err_c = np.max(np.abs(r_cc), axis=1, initial=0.0)
-            improved = err_c < error[cidx]
-            stalls[cidx] = np.where(improved, 0, stalls[cidx] + 1)
-            # the contraction is taken even if the max error rises slightly far from the solution; in
-            # the round-off zone only improvements are kept
-            take = improved | (error[cidx] > 1e-8)
-            tidx = cidx[take]
-            delta[tidx], s_ij[tidx], s[tidx], resid[tidx], error[tidx] = (
-                d_c[take],
-                s_ij_c[take],
-                s_c[take],
-                r_cc[take],
-                err_c[take],
-            )
-        aidx = active[accept]
-        if aidx.size:
-            delta[aidx], s_ij[aidx], s[aidx], resid[aidx], error[aidx] = (
-                newton[accept],
-                s_ij_n[accept],
-                s_n[accept],
-                r_n[accept],
-                err_n[accept],
-            )
-            stalls[aidx] = 0
-    converged = error <= tol
-    return MeanUtilities(np.where(available, delta, 0.0), iterations, converged, error)
+        newton = state.newton_on[active]
+        if np.any(newton):
+            state.newton(active[newton], max_step)
+        if not np.all(newton):
+            state.contraction(active[~newton])
+    error = state.best_error
+    return MeanUtilities(np.where(available, state.best_delta, 0.0), state.iterations, error <= tol, error)
 
 
 def _jacobian_from_probabilities(s_ij: np.ndarray, tastes: ConsumerTastes) -> np.ndarray:
@@ -415,21 +461,40 @@ def elasticities(delta: Any, products: ProductSet, tastes: ConsumerTastes, price
     return np.where(pair, out, np.nan)
 
 
+def diversion_from_probabilities(
+    s_ij: Any, weights: Any, price_derivative: Any, sources: Any = None
+) -> np.ndarray:
+    """``[B,R,J]`` diversion ratios with respect to price from the products ``sources`` (``R`` indices,
+    default all products) given the choice probabilities ``s_ij [B,I,J]``, integration weights
+    ``[B,I]`` and each type's price derivative of utility ``d_i [B,I]`` (any factor common to a market
+    cancels).  With ``a_ij = w_i d_i s_ij``:
+
+        D[j,k] = sum_i a_ij s_ik / sum_i a_ij (1 - s_ij)    (k != j: -(d s_k/d p_j) / (d s_j/d p_j)),
+        D[j,j] = sum_i a_ij s_i0 / sum_i a_ij (1 - s_ij)    (to the outside option, s_i0 = 1 - sum_k s_ik);
+
+    each row sums to 1.  The one diversion formula: :func:`diversion_ratios` evaluates it at a market's
+    utilities, the simulation on its consumer types' shares."""
+    s_ij = np.asarray(s_ij, dtype=np.float64)
+    wd = np.asarray(weights, dtype=np.float64) * np.asarray(price_derivative, dtype=np.float64)
+    rows = np.arange(s_ij.shape[2]) if sources is None else np.atleast_1d(np.asarray(sources))
+    source = s_ij[:, :, rows]  # [B,I,R]
+    scale = source * wd[:, :, None]
+    own = np.einsum("bir,bir->br", scale, 1.0 - source)
+    ratios = np.matmul(scale.transpose(0, 2, 1), s_ij)  # [B,R,J]
+    ratios[:, np.arange(rows.size), rows] = np.einsum("bir,bi->br", scale, 1.0 - s_ij.sum(axis=2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return ratios / own[:, :, None]
+
+
 def diversion_ratios(
     delta: Any, products: ProductSet, tastes: ConsumerTastes, prices: Any = None
 ) -> np.ndarray:
     """``[B,J,J]`` diversion ratios with respect to price (pyblp's convention):
     ``D[j,k] = -(d s_k/d p_j) / (d s_j/d p_j)`` for ``k != j`` and, on the diagonal, the diversion to
     the outside option ``D[j,j] = -(d s_0/d p_j) / (d s_j/d p_j)``; each row sums to 1.  NaN where a
-    product is unavailable."""
-    jac = price_derivatives(delta, products, tastes, prices)
-    own = np.diagonal(jac, axis1=1, axis2=2)  # [B,J]
-    to_products = jac.transpose(0, 2, 1)  # [b,j,k] = d s_k / d p_j
-    d_outside = -to_products.sum(axis=2)  # d s_0 / d p_j
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = -to_products / own[:, :, None]
-        j = np.arange(jac.shape[1])
-        ratios[:, j, j] = -d_outside / own
+    product is unavailable (:func:`diversion_from_probabilities` at the market's choice probabilities)."""
+    s_ij, _ = choice_probabilities(delta, products, tastes, prices)
+    ratios = diversion_from_probabilities(s_ij, tastes.weights, tastes.price_derivative)
     pair = products.available[:, :, None] & products.available[:, None, :]
     return np.where(pair, ratios, np.nan)
 

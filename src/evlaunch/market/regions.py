@@ -30,11 +30,16 @@ import numpy as np
 
 from evlaunch.errors import DataError
 from evlaunch.market.logit import logit_shares
+from evlaunch.market.rc_logit import (
+    ConsumerTastes,
+    ProductSet,
+    choice_probabilities,
+    elasticities,
+    solve_mean_utilities,
+)
 
-CONTRACTION_TOLERANCE = 1e-13   # max |log observed share - log predicted share|
-CONTRACTION_MAX_ITERATIONS = 10_000
-ROUNDING_FLOOR = 1e-11          # log-share error below which a stalled Newton iteration has converged
-MAX_NEWTON_STEP = 1.0           # logit units: the most a Newton step moves any mean utility
+INVERSION_MAX_ITERATIONS = 10_000  # share evaluations per draw in the inversion over consumer types
+ROUNDING_FLOOR = 1e-11          # log-share error below which an inversion stalled at rounding level has converged
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,26 @@ def national_shares(shares: np.ndarray, regions: RegionSet) -> np.ndarray:
     return (regions.weights[:, :, None] * shares).sum(axis=1)
 
 
+def type_demand(alpha: np.ndarray, effective_price: np.ndarray, types,
+                extras: np.ndarray | None = None) -> tuple[ProductSet, ConsumerTastes]:
+    """The consumer `types` (weights and price_sensitivity [N, T]) as `market.rc_logit` demand whose mean
+    utility is xi: each type's whole price coefficient alpha * m_t [N, T] is its `alpha_i` (so
+    `alpha_mean` = 0 and delta = xi, CNY prices `effective_price` [N, J]), and its utility terms `extras`
+    [N, T, J] are characteristics x2 [N, J, T] with `sigma_nu` the identity (exact: u = xi + extras +
+    alpha m_t p)."""
+    alpha = np.asarray(alpha, dtype=float)
+    weights = np.asarray(types.weights, dtype=float)
+    coefficient = alpha[:, None] * np.asarray(types.price_sensitivity, dtype=float)         # [N, T]
+    draws, count = weights.shape
+    price = np.asarray(effective_price, dtype=float)
+    if extras is None:
+        x2, sigma_nu = np.zeros(price.shape + (0,)), np.zeros((draws, count, 0))
+    else:
+        x2, sigma_nu = np.asarray(extras, dtype=float).transpose(0, 2, 1), np.broadcast_to(np.eye(count),
+                                                                                          (draws, count, count))
+    return ProductSet(x2, price), ConsumerTastes(np.zeros(draws), coefficient, sigma_nu, weights)
+
+
 def calibrate_mean_utilities(observed: np.ndarray, alpha: np.ndarray, effective_price: np.ndarray,
                              types, extras: np.ndarray | None = None,
                              start: np.ndarray | None = None) -> np.ndarray:
@@ -134,77 +159,26 @@ def calibrate_mean_utilities(observed: np.ndarray, alpha: np.ndarray, effective_
     consumer `types` (anything with `weights` and `price_sensitivity` [N, T], e.g. a `RegionSet` or
     `market.consumer_types.ConsumerTypes`) equal `observed` [N, J] exactly; `extras` [N, T, J].
 
-    Newton's method on log shares (the share Jacobian d s / d xi = sum_t w_t (diag s_t - s_t s_t')),
-    with steps capped at MAX_NEWTON_STEP, typically 6-10 steps; a draw whose error stops falling for five
-    steps above the rounding floor, or whose step overshoots into zero shares, continues from its best
-    point with the BLP contraction xi += log s_obs - log s_pred (always convergent, slower).
-    Converged at CONTRACTION_TOLERANCE in log shares, or at rounding level below ROUNDING_FLOOR."""
+    The BLP inversion `market.rc_logit.solve_mean_utilities` (Newton with a trust region, the contraction
+    where Newton does not improve) on the types in `type_demand` form, from `start` (default: the plain
+    logit's xi at the mean price coefficient).  Converged at `rc_logit.INVERSION_TOLERANCE` (1e-14) in log
+    shares, or at rounding level below ROUNDING_FLOOR (1e-11); otherwise a DataError."""
     observed = np.asarray(observed, dtype=float)
     if np.any(observed <= 0) or np.any(observed.sum(axis=1) >= 1):
         raise DataError("calibration needs positive shares that leave room for the outside option")
-    log_observed = np.log(observed)
-    outside = 1.0 - observed.sum(axis=1)
     alpha = np.asarray(alpha, dtype=float)
     effective_price = np.asarray(effective_price, dtype=float)
-    weights, sensitivity = np.asarray(types.weights, dtype=float), np.asarray(types.price_sensitivity, dtype=float)
-    xi = (log_observed - np.log(outside)[:, None] - alpha[:, None] * effective_price
-          if start is None else np.array(start, dtype=float))
-    # Each draw iterates until its own error is below the tolerance and is then left alone, so a draw's
-    # result does not depend on which other draws share its chunk (runs are identical however split).
-    draws = observed.shape[0]
-    active = np.arange(draws)
-    best = np.full(draws, np.inf)          # smallest error seen, and the xi that gave it
-    best_xi = xi.copy()
-    newton = np.ones(draws, dtype=bool)
-    stalled = np.zeros(draws, dtype=int)
-    error = np.zeros(0)
-    for _ in range(CONTRACTION_MAX_ITERATIONS):
-        w = weights[active]
-        utility = (xi[active][:, None, :] + (alpha[active][:, None] * sensitivity[active])[:, :, None]
-                   * effective_price[active][:, None, :])
-        if extras is not None:
-            utility = utility + extras[active]
-        typed = logit_shares(utility)                                   # [n, T, J]
-        predicted = np.einsum("nt,ntj->nj", w, typed)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = log_observed[active] - np.log(predicted)
-        error = np.max(np.abs(step), axis=1)
-        # a Newton step that overshot into shares of 0 (or NaN): back to the best point, contraction from there
-        broken = ~np.isfinite(error)
-        if broken.any():
-            rows = active[broken]
-            xi[rows], newton[rows], stalled[rows] = best_xi[rows], False, 0
-        improved = error < best[active]
-        stalled[active] = np.where(improved | broken, 0, stalled[active] + 1)
-        best_xi[active[improved]] = xi[active[improved]]
-        best[active[improved]] = error[improved]
-        # at rounding level (a few Newton steps without progress below ROUNDING_FLOOR) a draw is done
-        done = ~broken & ((error < CONTRACTION_TOLERANCE) | ((stalled[active] >= 3) & (error < ROUNDING_FLOOR)))
-        # Newton not improving for a while above the floor: the contraction (always convergent) from now on
-        newton[active] &= ~((stalled[active] >= 5) & (error > ROUNDING_FLOOR))
-        use = newton[active] & ~done & ~broken
-        if use.any():
-            weighted = typed[use] * w[use][:, :, None]
-            jacobian = np.einsum("ntj,ntk->njk", weighted, typed[use])
-            jacobian = -jacobian
-            jacobian[:, np.arange(jacobian.shape[1]), np.arange(jacobian.shape[1])] += predicted[use]
-            with np.errstate(all="ignore"):
-                try:
-                    newton_step = np.linalg.solve(jacobian, (predicted[use] * step[use])[..., None])[..., 0]
-                except np.linalg.LinAlgError:
-                    newton_step = np.full_like(step[use], np.nan)
-            # a trust region: no mean utility moves more than MAX_NEWTON_STEP logit units in one step
-            size = np.max(np.abs(newton_step), axis=1, keepdims=True)
-            newton_step = newton_step / np.maximum(size / MAX_NEWTON_STEP, 1.0)
-            finite = np.all(np.isfinite(newton_step), axis=1)
-            step[np.flatnonzero(use)[finite]] = newton_step[finite]
-        moving = ~done & ~broken
-        xi[active[moving]] += step[moving]
-        active = active[~done]
-        if active.size == 0:
-            return xi
-    raise DataError(f"the calibration over consumer types did not converge in {CONTRACTION_MAX_ITERATIONS} "
-                    f"iterations (max log-share error {np.nanmax(error):.2e}); types may be too different")
+    if start is None:
+        outside = 1.0 - observed.sum(axis=1)
+        start = np.log(observed) - np.log(outside)[:, None] - alpha[:, None] * effective_price
+    products, tastes = type_demand(alpha, effective_price, types, extras)
+    result = solve_mean_utilities(observed, products, tastes, initial_delta=start,
+                                  max_iterations=INVERSION_MAX_ITERATIONS)
+    error = result.max_log_share_error
+    if not np.all(result.converged | (error < ROUNDING_FLOOR)):
+        raise DataError(f"the calibration over consumer types did not converge in {INVERSION_MAX_ITERATIONS} "
+                        f"iterations (max log-share error {np.nanmax(error):.2e}); types may be too different")
+    return result.delta
 
 
 PRICE_COEFFICIENT_TOLERANCE = 1e-10   # relative error of the implied sales-weighted own-price elasticity
@@ -214,12 +188,10 @@ PRICE_COEFFICIENT_MAX_ITERATIONS = 200
 def own_price_elasticities(alpha: np.ndarray, effective_price: np.ndarray, types, extras: np.ndarray | None,
                            xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(own-price elasticities [N, J] w.r.t. the effective price, shares [N, J]) under the consumer types:
-    e_j = p_j / s_j * sum_t w_t alpha m_t s_tj (1 - s_tj)."""
-    coefficient = np.asarray(alpha, dtype=float)[:, None] * types.price_sensitivity            # [N, T]
-    typed = regional_shares(regional_utilities(xi, alpha, effective_price, types, extras))    # [N, T, J]
-    shares = national_shares(typed, types)
-    slope = np.einsum("nt,ntj->nj", types.weights * coefficient, typed * (1.0 - typed))
-    return effective_price * slope / shares, shares
+    e_j = p_j / s_j * sum_t w_t alpha m_t s_tj (1 - s_tj), the diagonal of `rc_logit.elasticities`."""
+    products, tastes = type_demand(alpha, effective_price, types, extras)
+    _, shares = choice_probabilities(xi, products, tastes)
+    return np.diagonal(elasticities(xi, products, tastes), axis1=1, axis2=2), shares
 
 
 def calibrate_price_coefficient(observed: np.ndarray, elasticity: np.ndarray, effective_price: np.ndarray,

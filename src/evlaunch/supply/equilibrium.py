@@ -64,8 +64,11 @@ from evlaunch.market.rc_logit import (
 )
 
 __all__ = [
+    "EQUILIBRIUM_TOLERANCE",
+    "EquilibriumOptions",
     "EquilibriumWarning",
     "PriceEquilibrium",
+    "PricingProblem",
     "foc_residual",
     "marginal_costs",
     "ownership_matrix",
@@ -79,6 +82,7 @@ _BLOWUP = 10.0  # restart when the residual exceeds this multiple of the best on
 _PATIENCE = 5  # restart after this many evaluations without a new best
 _MAX_RESTARTS = 20  # then hand the market to the Newton fallback (the map may be cycling)
 _BIG = 1e300  # pyblp bounds 1/Lambda at 1/1e-300 when Lambda underflows
+EQUILIBRIUM_TOLERANCE = 1e-12  # max |FOC residual| (share units) at which a market has converged (pyblp's)
 
 
 class EquilibriumWarning(RuntimeWarning):
@@ -106,6 +110,75 @@ class PriceEquilibrium:
     foc_norm: np.ndarray
     fallback: np.ndarray
     shadow_costs: np.ndarray
+
+
+@dataclass(frozen=True, kw_only=True)
+class EquilibriumOptions:
+    """How :func:`solve_prices` solves (the same for every market).
+
+    method: ``"anderson"`` (default) or ``"simple"`` (pyblp's iteration); see the module docstring.
+    backend: ``"numba"`` (default) or ``"numpy"`` (chosen automatically for partial ownership).
+    tol: FOC residual tolerance, max_j |s_j + sum_k H[j,k] (d s_k/d p_j)(p_k - c_k)| in share units
+        (default ``EQUILIBRIUM_TOLERANCE`` = 1e-12, pyblp's).  With shares ~1e-3..1e-1 and own-price
+        derivatives ~s_j / p_j this leaves prices within ~1e-9 relative of the exact fixed point for
+        the Anderson method (up to ~1e-6 for products with tiny shares under the simple iteration);
+        compare prices computed on different CPUs at rtol 1e-6.
+    max_evaluations: cap on zeta-map evaluations per market.
+    fallback: hand markets that have not converged after ``newton_after`` evaluations to Newton's method
+        on the FOCs (analytic Jacobian, backtracking), resuming the fixed point if Newton fails.
+    newton_after: evaluations before the Newton fallback (default ``max_evaluations``: Newton only for
+        markets the fixed point cannot solve).  Earlier hand-over rarely pays: markets that converge
+        slowly are mostly ones whose FOCs nearly touch zero away from the root (a luxury car priced far
+        above rivals, bought by a few very rich consumer types), where Newton stalls too.
+    capacity_tol: relative slack of the capacity constraints ``s_j <= K_j (1 + capacity_tol)``.
+    max_capacity_rounds: cap on the outer rounds of shadow costs.
+    threads: worker threads for the numba backend (default: the CPU count); markets are independent.
+    """
+
+    method: str = "anderson"
+    backend: str = "numba"
+    tol: float = EQUILIBRIUM_TOLERANCE
+    max_evaluations: int = 5000
+    fallback: bool = True
+    newton_after: int | None = None
+    capacity_tol: float = 1e-9
+    max_capacity_rounds: int = 100
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in _METHODS:
+            raise ValueError(f"method must be one of {sorted(_METHODS)}, got {self.method!r}")
+        if self.backend not in ("numba", "numpy"):
+            raise ValueError(f"backend must be 'numba' or 'numpy', got {self.backend!r}")
+        if self.max_evaluations < 1:
+            raise ValueError("max_evaluations must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PricingProblem:
+    """The markets to price (``B`` markets, ``J`` products padded as in :class:`ProductSet`).
+
+    delta: ``[B,J]`` mean utilities at ``products.price`` (they move with ``alpha_mean`` as prices move).
+    products, tastes: the demand side (``market.rc_logit``).
+    costs: ``[B,J]`` marginal costs (currency units per unit).
+    firm_ids / ownership: owners as ``[B,J]`` ids, or a ``[B,J,J]`` ownership matrix (partial ownership
+        runs on the numpy backend); default ``products.firm_ids``.
+    rates: optional ``[B,J]`` positive d p / d q of the price ``p`` demand sees with respect to the price
+        ``q`` the firm sets (e.g. 1 + a marginal purchase tax: ``p = rates * q + k``), with ``costs`` and
+        prices in demand's units; firm-level FOCs then carry the ownership ``H[j,k] rates_j / rates_k``.
+        Needs ``firm_ids``; default 1 (pyblp's problem).
+    capacity: optional ``[B,J]`` capacity in shares of the market (units / market size; inf or NaN =
+        unconstrained); prices rise until shares fit (shadow-cost approach, module docstring).
+    """
+
+    delta: Any
+    products: ProductSet
+    tastes: ConsumerTastes
+    costs: Any
+    firm_ids: Any = None
+    ownership: Any = None
+    rates: Any = None
+    capacity: Any = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -193,17 +266,12 @@ _FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
 
 
 @nb.njit(cache=True, fastmath=_FASTMATH)
-def _zeta_eval(
-    base, d, w, p, costs, rate, seg, E, kb, A, mx, inv, ws, wds, wds2, S, L, G, p_new
-):  # pragma: no cover
-    """One evaluation of the zeta map in one market (products sorted by firm, ``seg`` firm bounds).
-
-    base[j,i] = non-price utility.  Fills shares S, Lambda L, Gamma-tilde margin G and p_new; returns
-    the FOC residual max_j |L_j (p_new_j - p_j)|.  exp is a vectorisable Cody-Waite/polynomial kernel
-    accurate to ~1 ulp on [-708, 0] (arguments are <= 0 after the log-sum-exp shift).
-    """
+def _exp_utilities(base, d, p, E, kb, mx):  # pragma: no cover
+    """Utilities u_ij = base[j,i] + d_i p_j shifted by each type's peak mx_i = max(0, max_j u_ij), then
+    exponentiated: E[j,i] holds the mantissa polynomial of exp(u_ij - mx_i) and kb[j,i] its binary
+    exponent bits (added by the caller).  A vectorisable Cody-Waite/polynomial exp accurate to ~1 ulp on
+    [-708, 0]."""
     J, I = base.shape
-    nseg = seg.shape[0] - 1
     for i in range(I):
         mx[i] = 0.0
     for j in range(J):
@@ -232,6 +300,38 @@ def _zeta_eval(
             q = q * r + 1.0
             E[j, i] = q
             kb[j, i] = np.int64(kf) << 52
+
+
+@nb.njit(cache=True)
+def _scratch(J, I, nseg):  # pragma: no cover
+    """Work arrays of :func:`_zeta_eval` for a market of J products, I types and nseg firms:
+    (E, kb, A, mx, inv, ws, wds, wds2, S, L, G)."""
+    return (
+        np.empty((J, I)),
+        np.empty((J, I), dtype=np.int64),
+        np.empty((max(nseg, 1), I)),
+        np.empty(I),
+        np.empty(I),
+        np.empty(I),
+        np.empty(I),
+        np.empty(I),
+        np.empty(J),
+        np.empty(J),
+        np.empty(J),
+    )
+
+
+@nb.njit(cache=True, fastmath=_FASTMATH)
+def _zeta_eval(base, d, w, p, costs, rate, seg, scratch, p_new):  # pragma: no cover
+    """One evaluation of the zeta map in one market (products sorted by firm, ``seg`` firm bounds).
+
+    base[j,i] = non-price utility; ``scratch`` from :func:`_scratch`.  Fills shares S, Lambda L,
+    Gamma-tilde margin G (in ``scratch``) and p_new; returns the FOC residual max_j |L_j (p_new_j - p_j)|.
+    """
+    E, kb, A, mx, inv, ws, wds, wds2, S, L, G = scratch
+    J, I = base.shape
+    nseg = seg.shape[0] - 1
+    _exp_utilities(base, d, p, E, kb, mx)
     bits = E.view(np.int64)
     for i in range(I):
         inv[i] = math.exp(-mx[i])
@@ -320,38 +420,95 @@ def _all_finite(x):  # pragma: no cover
 
 
 @nb.njit(cache=True)
+def _anderson_memory(J):  # pragma: no cover
+    """Anderson mixing state for J products: (dX, dF, prev_x, prev_f, f, gram, gamma, history), history =
+    [count of stored differences, next slot, whether a previous point exists]."""
+    m = _MEMORY
+    return (
+        np.zeros((m, J)),
+        np.zeros((m, J)),
+        np.empty(J),
+        np.empty(J),
+        np.empty(J),
+        np.empty((m, m)),
+        np.empty(m),
+        np.zeros(3, dtype=np.int64),
+    )
+
+
+@nb.njit(cache=True)
+def _anderson_step(x, g, memory):  # pragma: no cover
+    """Replace x by the Anderson-mixed next point from x and its image g = c + zeta(x): memory
+    ``_MEMORY`` differences of points and residuals f = g - x, regularised normal equations."""
+    dX, dF, prev_x, prev_f, f, gram, gamma, history = memory
+    J = x.shape[0]
+    m = _MEMORY
+    for j in range(J):
+        f[j] = g[j] - x[j]
+    if history[2]:
+        pos = history[1]
+        for j in range(J):
+            dX[pos, j] = x[j] - prev_x[j]
+            dF[pos, j] = f[j] - prev_f[j]
+        history[1] = (pos + 1) % m
+        if history[0] < m:
+            history[0] += 1
+    prev_x[:] = x
+    prev_f[:] = f
+    history[2] = 1
+    count = history[0]
+    if count == 0:
+        x[:] = g
+        return
+    top = 0.0
+    for a in range(count):
+        for b in range(a, count):
+            acc = 0.0
+            for j in range(J):
+                acc += dF[a, j] * dF[b, j]
+            gram[a, b] = acc
+            gram[b, a] = acc
+        top = max(top, gram[a, a])
+        acc = 0.0
+        for j in range(J):
+            acc += dF[a, j] * f[j]
+        gamma[a] = acc
+    reg = 1e-10 * top + 1e-300
+    for a in range(count):
+        gram[a, a] += reg
+    _solve_small(gram, gamma, count)
+    for j in range(J):
+        acc = g[j]
+        for a in range(count):
+            acc -= (dX[a, j] + dF[a, j]) * gamma[a]
+        x[j] = acc
+
+
+@nb.njit(cache=True)
+def _foc_at(base, d, w, p, costs, rate, seg, scratch, g):  # pragma: no cover
+    """max_j |FOC_j| at prices p (shares left in scratch)."""
+    _zeta_eval(base, d, w, p, costs, rate, seg, scratch, g)
+    S, L, G = scratch[8], scratch[9], scratch[10]
+    foc_at = 0.0
+    for j in range(p.shape[0]):
+        r = abs(S[j] + L[j] * (p[j] - costs[j]) - G[j])
+        if not (r <= foc_at):
+            foc_at = r
+    return foc_at
+
+
+@nb.njit(cache=True)
 def _solve_market(base, d, w, costs, rate, start, seg, tol, max_evals, method, out_p, out_s):  # pragma: no cover
     """Solve one market; returns (evaluations, converged, foc_norm_at_result).  Same state machine as
     :func:`_solve_chunk_numpy` (see there)."""
     J, I = base.shape
-    nseg = seg.shape[0] - 1
-    E = np.empty((J, I))
-    kb = np.empty((J, I), dtype=np.int64)
-    A = np.empty((max(nseg, 1), I))
-    mx = np.empty(I)
-    inv = np.empty(I)
-    ws = np.empty(I)
-    wds = np.empty(I)
-    wds2 = np.empty(I)
-    S = np.empty(J)
-    L = np.empty(J)
-    G = np.empty(J)
+    scratch = _scratch(J, I, seg.shape[0] - 1)
+    memory = _anderson_memory(J)
     g = np.empty(J)
     x = start.copy()
     best_g = start.copy()
     best_foc = np.inf
     have_best = False
-    m = _MEMORY
-    dX = np.zeros((m, J))
-    dF = np.zeros((m, J))
-    prev_x = np.empty(J)
-    prev_f = np.empty(J)
-    f = np.empty(J)
-    gram = np.empty((m, m))
-    gamma = np.empty(m)
-    count = 0
-    pos = 0
-    have_prev = False
     accelerating = False
     f_ref = np.inf
     since = 0
@@ -360,7 +517,7 @@ def _solve_market(base, d, w, costs, rate, start, seg, tol, max_evals, method, o
     converged = False
     result = start.copy()
     while evals < max_evals:
-        foc = _zeta_eval(base, d, w, x, costs, rate, seg, E, kb, A, mx, inv, ws, wds, wds2, S, L, G, g)
+        foc = _zeta_eval(base, d, w, x, costs, rate, seg, scratch, g)
         evals += 1
         finite = np.isfinite(foc) and _all_finite(g)
         if evals == 1:
@@ -390,62 +547,17 @@ def _solve_market(base, d, w, costs, rate, start, seg, tol, max_evals, method, o
             if restarts > _MAX_RESTARTS:
                 break
             x[:] = best_g
-            count = 0
-            pos = 0
-            have_prev = False
+            memory[7][:] = 0
             accelerating = False
             f_ref = best_foc
             continue
-        for j in range(J):
-            f[j] = g[j] - x[j]
-        if have_prev:
-            for j in range(J):
-                dX[pos, j] = x[j] - prev_x[j]
-                dF[pos, j] = f[j] - prev_f[j]
-            pos = (pos + 1) % m
-            if count < m:
-                count += 1
-        prev_x[:] = x
-        prev_f[:] = f
-        have_prev = True
-        if count == 0:
-            x[:] = g
-            continue
-        top = 0.0
-        for a in range(count):
-            for b in range(a, count):
-                acc = 0.0
-                for j in range(J):
-                    acc += dF[a, j] * dF[b, j]
-                gram[a, b] = acc
-                gram[b, a] = acc
-            top = max(top, gram[a, a])
-            acc = 0.0
-            for j in range(J):
-                acc += dF[a, j] * f[j]
-            gamma[a] = acc
-        reg = 1e-10 * top + 1e-300
-        for a in range(count):
-            gram[a, a] += reg
-        _solve_small(gram, gamma, count)
-        for j in range(J):
-            acc = g[j]
-            for a in range(count):
-                acc -= (dX[a, j] + dF[a, j]) * gamma[a]
-            x[j] = acc
+        _anderson_step(x, g, memory)
     if not converged:
         result[:] = best_g if have_best else start
-    # shares and FOC residual at the returned prices
-    _zeta_eval(base, d, w, result, costs, rate, seg, E, kb, A, mx, inv, ws, wds, wds2, S, L, G, g)
-    foc_at = 0.0
-    for j in range(J):
-        r = abs(S[j] + L[j] * (result[j] - costs[j]) - G[j])
-        if not (r <= foc_at):
-            foc_at = r
+    foc_at = _foc_at(base, d, w, result, costs, rate, seg, scratch, g)
     out_p[:J] = result
-    out_s[:J] = S
+    out_s[:J] = scratch[8]
     return evals, converged, foc_at
-
 
 @nb.njit(cache=True, nogil=True)
 def _solve_batch_numba(
@@ -538,6 +650,84 @@ def _zeta_numpy(base, d, w, p, costs, H, avail):
     return p_new, foc, S, L, G
 
 
+class _ChunkState:
+    """Per-market state of the fixed point in :func:`_solve_chunk_numpy` (``b`` markets, ``J`` products)."""
+
+    def __init__(self, start: np.ndarray) -> None:
+        b, J = start.shape
+        m = _MEMORY
+        self.start = start
+        self.x, self.result, self.best_g = start.copy(), start.copy(), start.copy()
+        self.best_foc, self.f_ref = np.full(b, np.inf), np.full(b, np.inf)
+        self.dX, self.dF = np.zeros((b, m, J)), np.zeros((b, m, J))
+        self.prev_x, self.prev_f = np.zeros((b, J)), np.zeros((b, J))
+        self.count, self.pos = np.zeros(b, dtype=np.int64), np.zeros(b, dtype=np.int64)
+        self.since, self.restarts = np.zeros(b, dtype=np.int64), np.zeros(b, dtype=np.int64)
+        self.evals = np.zeros(b, dtype=np.int64)
+        self.have_best, self.have_prev = np.zeros(b, dtype=bool), np.zeros(b, dtype=bool)
+        self.accelerating = np.zeros(b, dtype=bool)
+        self.converged, self.done = np.zeros(b, dtype=bool), np.zeros(b, dtype=bool)
+
+    def record(self, act: np.ndarray, g: np.ndarray, foc: np.ndarray, tol: float) -> np.ndarray:
+        """Count the evaluation of markets ``act`` (images g, residuals foc), keep new best points and
+        finish the converged; returns the mask of markets still live."""
+        finite = np.isfinite(foc)
+        self.evals[act] += 1
+        first = self.evals[act] == 1
+        self.f_ref[act[first]] = foc[first]
+        better = finite & (foc < self.best_foc[act])
+        self.best_foc[act[better]] = foc[better]
+        self.best_g[act[better]] = g[better]
+        self.have_best[act[better]] = True
+        self.since[act] = np.where(better, 0, self.since[act] + 1)
+        conv = finite & (foc <= tol)
+        self.result[act[conv]] = g[conv]
+        self.converged[act[conv]] = True
+        self.done[act[conv]] = True
+        return ~conv
+
+    def restart(self, ridx: np.ndarray) -> None:
+        """Markets ``ridx`` restart plain steps from their best point (or give up after _MAX_RESTARTS)."""
+        self.restarts[ridx] += 1
+        give_up = self.restarts[ridx] > _MAX_RESTARTS
+        self.done[ridx[give_up]] = True
+        again = ridx[~give_up]
+        self.x[again] = self.best_g[again]
+        self.count[again] = 0
+        self.pos[again] = 0
+        self.have_prev[again] = False
+        self.accelerating[again] = False
+        self.f_ref[again] = self.best_foc[again]
+
+    def anderson(self, sidx: np.ndarray, gs: np.ndarray) -> None:
+        """Anderson-mixed next points of markets ``sidx`` from their images ``gs`` (as :func:`_anderson_step`)."""
+        m = _MEMORY
+        xs = self.x[sidx]
+        f = gs - xs
+        hp = self.have_prev[sidx]
+        if np.any(hp):
+            hidx = sidx[hp]
+            self.dX[hidx, self.pos[hidx]] = xs[hp] - self.prev_x[hidx]
+            self.dF[hidx, self.pos[hidx]] = f[hp] - self.prev_f[hidx]
+            self.pos[hidx] = (self.pos[hidx] + 1) % m
+            self.count[hidx] = np.minimum(self.count[hidx] + 1, m)
+        self.prev_x[sidx] = xs
+        self.prev_f[sidx] = f
+        self.have_prev[sidx] = True
+        used = np.arange(m)[None, :] < self.count[sidx][:, None]  # [n,m]
+        DF = np.where(used[:, :, None], self.dF[sidx], 0.0)
+        DX = np.where(used[:, :, None], self.dX[sidx], 0.0)
+        gram = np.matmul(DF, DF.transpose(0, 2, 1))
+        top = np.max(np.diagonal(gram, axis1=1, axis2=2), axis=1)
+        reg = 1e-10 * top + 1e-300
+        eye = np.eye(m)
+        gram = gram + reg[:, None, None] * eye
+        gram = np.where(used[:, :, None] & used[:, None, :], gram, eye)
+        rhs = np.where(used, np.einsum("nmj,nj->nm", DF, f), 0.0)
+        gamma = np.linalg.solve(gram, rhs[..., None])[..., 0]
+        self.x[sidx] = gs - np.einsum("nmj,nm->nj", DX + DF, gamma)
+
+
 def _solve_chunk_numpy(base, d, w, costs, start, H, avail, tol, max_evals, method):
     """The fixed point for the markets of a chunk, vectorised over markets (same algorithm as the numba
     kernel :func:`_solve_market`).
@@ -548,105 +738,33 @@ def _solve_chunk_numpy(base, d, w, costs, start, H, avail, tol, max_evals, metho
     on a non-finite value, a residual ``_BLOWUP`` times the best, or ``_PATIENCE`` evaluations without a
     new best, restart plain steps from the best point found (at most ``_MAX_RESTARTS`` times).
     """
-    b, J = start.shape
-    m = _MEMORY
-    x = start.copy()
-    result = start.copy()
-    best_g = start.copy()
-    best_foc = np.full(b, np.inf)
-    have_best = np.zeros(b, dtype=bool)
-    dX = np.zeros((b, m, J))
-    dF = np.zeros((b, m, J))
-    prev_x = np.zeros((b, J))
-    prev_f = np.zeros((b, J))
-    count = np.zeros(b, dtype=np.int64)
-    pos = np.zeros(b, dtype=np.int64)
-    have_prev = np.zeros(b, dtype=bool)
-    accelerating = np.zeros(b, dtype=bool)
-    f_ref = np.full(b, np.inf)
-    since = np.zeros(b, dtype=np.int64)
-    restarts = np.zeros(b, dtype=np.int64)
-    evals = np.zeros(b, dtype=np.int64)
-    converged = np.zeros(b, dtype=bool)
-    done = np.zeros(b, dtype=bool)
-    eye = np.eye(m)
+    state = _ChunkState(start)
     while True:
-        act = np.flatnonzero(~done & (evals < max_evals))
+        act = np.flatnonzero(~state.done & (state.evals < max_evals))
         if act.size == 0:
             break
-        g, foc, _, _, _ = _zeta_numpy(base[act], d[act], w[act], x[act], costs[act], H[act], avail[act])
-        evals[act] += 1
+        g, foc, _, _, _ = _zeta_numpy(base[act], d[act], w[act], state.x[act], costs[act], H[act], avail[act])
         finite = np.isfinite(foc)
-        first = evals[act] == 1
-        f_ref[act[first]] = foc[first]
-        better = finite & (foc < best_foc[act])
-        best_foc[act[better]] = foc[better]
-        best_g[act[better]] = g[better]
-        have_best[act[better]] = True
-        since[act] = np.where(better, 0, since[act] + 1)
-        conv = finite & (foc <= tol)
-        result[act[conv]] = g[conv]
-        converged[act[conv]] = True
-        done[act[conv]] = True
-        live = ~conv
+        live = state.record(act, g, foc, tol)
         # plain phase (always for the simple method)
-        plain = live & ~accelerating[act]
-        failed = plain & ~finite
-        done[act[failed]] = True
-        switch = plain & finite & (method == 1) & (foc < _SWITCH * f_ref[act])
-        accelerating[act[switch]] = True
-        since[act[switch]] = 0
+        plain = live & ~state.accelerating[act]
+        state.done[act[plain & ~finite]] = True
+        switch = plain & finite & (method == 1) & (foc < _SWITCH * state.f_ref[act])
+        state.accelerating[act[switch]] = True
+        state.since[act[switch]] = 0
         step_plain = plain & finite & ~switch
-        x[act[step_plain]] = g[step_plain]
+        state.x[act[step_plain]] = g[step_plain]
         # accelerated phase
-        acc = live & (accelerating[act] | switch)
-        restart = acc & (~finite | (foc > _BLOWUP * best_foc[act]) | (since[act] >= _PATIENCE))
+        acc = live & (state.accelerating[act] | switch)
+        restart = acc & (~finite | (foc > _BLOWUP * state.best_foc[act]) | (state.since[act] >= _PATIENCE))
         if np.any(restart):
-            ridx = act[restart]
-            restarts[ridx] += 1
-            give_up = restarts[ridx] > _MAX_RESTARTS
-            done[ridx[give_up]] = True
-            again = ridx[~give_up]
-            x[again] = best_g[again]
-            count[again] = 0
-            pos[again] = 0
-            have_prev[again] = False
-            accelerating[again] = False
-            f_ref[again] = best_foc[again]
+            state.restart(act[restart])
         step = acc & ~restart
-        if not np.any(step):
-            continue
-        sidx = act[step]
-        gs = g[step]
-        xs = x[sidx]
-        f = gs - xs
-        hp = have_prev[sidx]
-        if np.any(hp):
-            hidx = sidx[hp]
-            dX[hidx, pos[hidx]] = xs[hp] - prev_x[hidx]
-            dF[hidx, pos[hidx]] = f[hp] - prev_f[hidx]
-            pos[hidx] = (pos[hidx] + 1) % m
-            count[hidx] = np.minimum(count[hidx] + 1, m)
-        prev_x[sidx] = xs
-        prev_f[sidx] = f
-        have_prev[sidx] = True
-        cnt = count[sidx]
-        used = np.arange(m)[None, :] < cnt[:, None]  # [n,m]
-        DF = np.where(used[:, :, None], dF[sidx], 0.0)
-        DX = np.where(used[:, :, None], dX[sidx], 0.0)
-        gram = np.matmul(DF, DF.transpose(0, 2, 1))
-        top = np.max(np.diagonal(gram, axis1=1, axis2=2), axis=1)
-        reg = 1e-10 * top + 1e-300
-        gram = gram + reg[:, None, None] * eye
-        both = used[:, :, None] & used[:, None, :]
-        gram = np.where(both, gram, eye)
-        rhs = np.where(used, np.einsum("nmj,nj->nm", DF, f), 0.0)
-        gamma = np.linalg.solve(gram, rhs[..., None])[..., 0]
-        x[sidx] = gs - np.einsum("nmj,nm->nj", DX + DF, gamma)
-    unconv = ~converged
-    result[unconv] = np.where(have_best[unconv, None], best_g[unconv], start[unconv])
-    return result, evals, converged
-
+        if np.any(step):
+            state.anderson(act[step], g[step])
+    unconv = ~state.converged
+    state.result[unconv] = np.where(state.have_best[unconv, None], state.best_g[unconv], start[unconv])
+    return state.result, state.evals, state.converged
 
 def _final_state_numpy(base, d, w, p, costs, H, avail):
     _, _, S, L, G = _zeta_numpy(base, d, w, p, costs, H, avail)
@@ -879,52 +997,43 @@ def _run_numpy(
     return prices, shares, evals, conv, foc
 
 
-def _fixed_point(
-    delta0, products, tastes, costs, rates, start, labels, H, active, tol, max_evals, method, backend, threads
-):
-    if backend == "numba" and labels is not None:
+@dataclass(frozen=True)
+class _Market:
+    """A :class:`PricingProblem` checked and prepared for the solvers (costs and start vary per call).
+
+    delta0: ``[B,J]`` mean utilities net of the mean price term; rates: ``[B,J]`` (1 where unavailable);
+    labels: ``[B,J]`` firm labels when the ownership is a partition (numba backend), else None;
+    H: ``[B,J,J]`` ownership of the FOCs (with the rates folded in)."""
+
+    delta0: np.ndarray
+    products: ProductSet
+    tastes: ConsumerTastes
+    rates: np.ndarray
+    labels: np.ndarray | None
+    H: np.ndarray
+
+
+def _fixed_point(market: _Market, costs, start, active, options: EquilibriumOptions, max_evals, method):
+    if options.backend == "numba" and market.labels is not None:
         return _run_numba(
-            delta0, products, tastes, costs, rates, start, labels, active, tol, max_evals, method, threads
+            market.delta0, market.products, market.tastes, costs, market.rates, start, market.labels, active,
+            options.tol, max_evals, method, options.threads,
         )
-    return _run_numpy(delta0, products, tastes, costs, start, H, active, tol, max_evals, method)
-
-
-def _solve_unconstrained(
-    delta0,
-    products,
-    tastes,
-    costs,
-    rates,
-    start,
-    labels,
-    H,
-    active,
-    tol,
-    max_evals,
-    method,
-    backend,
-    fallback,
-    newton_after,
-    threads,
-):
-    """Fixed point for every active market, then for markets that did not converge (cap, cycling,
-    non-finite values): Newton on the FOCs from the best point found, then from the start; markets still
-    unsolved resume plain fixed-point steps from the best point with the rest of the budget."""
-    B, _J = delta0.shape
-    first_cap = min(newton_after, max_evals) if fallback else max_evals
-    prices, shares, evals, conv, foc = _fixed_point(
-        delta0, products, tastes, costs, rates, start, labels, H, active, tol, first_cap, method, backend, threads
+    return _run_numpy(
+        market.delta0, market.products, market.tastes, costs, start, market.H, active, options.tol, max_evals,
+        method,
     )
-    used_fallback = np.zeros(B, dtype=bool)
-    if not fallback:
-        return prices, shares, evals, conv, foc, used_fallback
-    todo = active & ~conv
+
+
+def _newton_fallback(market: _Market, costs, start, prices, conv, evals, todo, tol) -> None:
+    """Newton on the FOCs for markets ``todo``, from the best point found, then from the start; updates
+    prices, conv, evals and todo in place."""
+    products, tastes = market.products, market.tastes
     for b in np.flatnonzero(todo):
-        used_fallback[b] = True
         idx = np.flatnonzero(products.available[b])
-        base = _base_utilities(delta0, products, tastes, np.array([b]))[0][:, idx]
+        base = _base_utilities(market.delta0, products, tastes, np.array([b]))[0][:, idx]
         args = (base, tastes.price_derivative[b], tastes.weights[b], costs[b, idx])
-        hb = H[b][np.ix_(idx, idx)]
+        hb = market.H[b][np.ix_(idx, idx)]
         for origin in (prices[b, idx], start[b, idx]):
             if not np.all(np.isfinite(origin)):
                 continue
@@ -935,209 +1044,164 @@ def _solve_unconstrained(
                 conv[b] = True
                 todo[b] = False
                 break
+
+
+def _state_at(market: _Market, costs, prices, markets) -> tuple[np.ndarray, np.ndarray]:
+    """(shares ``[n,J]``, max |FOC| ``[n]``) of ``markets`` at ``prices``."""
+    products, tastes = market.products, market.tastes
+    base = _base_utilities(market.delta0, products, tastes, markets)
+    avail = products.available[markets]
+    s, f = _final_state_numpy(
+        base, tastes.price_derivative[markets], tastes.weights[markets], prices[markets], costs[markets],
+        market.H[markets], avail,
+    )
+    return np.where(avail, s, 0.0), f
+
+
+def _solve_unconstrained(market: _Market, costs, start, active, options: EquilibriumOptions):
+    """Fixed point for every active market, then for markets that did not converge (cap, cycling,
+    non-finite values): Newton on the FOCs from the best point found, then from the start; markets still
+    unsolved resume plain fixed-point steps from the best point with the rest of the budget.
+    Returns (prices, shares, evaluations, converged, foc_norm, used_fallback)."""
+    B = market.delta0.shape[0]
+    max_evals = options.max_evaluations
+    newton_after = max_evals if options.newton_after is None else options.newton_after
+    first_cap = min(newton_after, max_evals) if options.fallback else max_evals
+    method = _METHODS[options.method]
+    prices, shares, evals, conv, foc = _fixed_point(market, costs, start, active, options, first_cap, method)
+    used_fallback = np.zeros(B, dtype=bool)
+    if not options.fallback:
+        return prices, shares, evals, conv, foc, used_fallback
+    todo = active & ~conv
+    used_fallback[todo] = True
+    _newton_fallback(market, costs, start, prices, conv, evals, todo, options.tol)
     left = max_evals - evals
     resume = todo & (left > 0)
     if np.any(resume):
         p2, _, e2, c2, _ = _fixed_point(
-            delta0,
-            products,
-            tastes,
-            costs,
-            rates,
-            prices,
-            labels,
-            H,
-            resume,
-            tol,
-            int(left[resume].max()),
-            _METHODS["simple"],
-            backend,
-            threads,
+            market, costs, prices, resume, options, int(left[resume].max()), _METHODS["simple"]
         )
         prices[resume], conv[resume] = p2[resume], c2[resume]
         evals[resume] += e2[resume]
     # shares and FOC residual at the returned prices of markets that went through the fallback
     for b in np.flatnonzero(used_fallback):
-        sl = np.array([b])
-        base = _base_utilities(delta0, products, tastes, sl)
-        s, f = _final_state_numpy(
-            base,
-            tastes.price_derivative[sl],
-            tastes.weights[sl],
-            prices[sl],
-            costs[sl],
-            H[sl],
-            products.available[sl],
-        )
-        shares[b], foc[b] = np.where(products.available[b], s[0], 0.0), f[0]
+        s, f = _state_at(market, costs, prices, np.array([b]))
+        shares[b], foc[b] = s[0], f[0]
     return prices, shares, evals, conv, foc, used_fallback
 
 
-def solve_prices(
-    delta: Any,
-    products: ProductSet,
-    tastes: ConsumerTastes,
-    costs: Any,
-    *,
-    firm_ids: Any = None,
-    ownership: Any = None,
-    rates: Any = None,
-    start: Any = None,
-    method: str = "anderson",
-    backend: str = "numba",
-    tol: float = 1e-12,
-    max_evaluations: int = 5000,
-    fallback: bool = True,
-    newton_after: int | None = None,
-    capacity: Any = None,
-    capacity_tol: float = 1e-9,
-    max_capacity_rounds: int = 100,
-    threads: int | None = None,
-) -> PriceEquilibrium:
-    """Bertrand-Nash equilibrium prices in every market by the zeta-markup fixed point.
-
-    delta: ``[B,J]`` mean utilities at ``products.price`` (they move with ``alpha_mean`` as prices move).
-    costs: ``[B,J]`` marginal costs (currency units per unit).
-    firm_ids / ownership: owners as ``[B,J]`` ids, or a ``[B,J,J]`` ownership matrix (partial ownership
-        needs ``backend="numpy"``; it is chosen automatically); default ``products.firm_ids``.
-    rates: optional ``[B,J]`` positive d p / d q of the price ``p`` demand sees with respect to the price
-        ``q`` the firm sets (e.g. 1 + a marginal purchase tax: ``p = rates * q + k``), with ``costs`` and
-        prices in demand's units; firm-level FOCs then carry the ownership ``H[j,k] rates_j / rates_k``.
-        With ``firm_ids`` the numba kernel handles it; default 1 (pyblp's problem).
-    start: ``[B,J]`` starting prices (default ``products.price``, as pyblp).
-    method: ``"anderson"`` (default) or ``"simple"`` (pyblp's iteration); see the module docstring.
-    tol: FOC residual tolerance (share units), pyblp's default 1e-12.
-    max_evaluations: cap on zeta-map evaluations per market.
-    fallback: hand markets that have not converged after ``newton_after`` evaluations to Newton's method
-        on the FOCs (analytic Jacobian, backtracking), resuming the fixed point if Newton fails.
-    newton_after: evaluations before the Newton fallback (default ``max_evaluations``: Newton only for
-        markets the fixed point cannot solve).  Earlier hand-over rarely pays: markets that converge
-        slowly are mostly ones whose FOCs nearly touch zero away from the root (a luxury car priced far
-        above rivals, bought by a few very rich consumer types), where Newton stalls too.
-    capacity: optional ``[B,J]`` capacity in shares of the market (units / market size; inf or NaN =
-        unconstrained); prices rise until shares fit (shadow-cost approach, module docstring).
-    threads: worker threads for the numba backend (default: the CPU count); markets are independent.
-
-    Markets are solved independently (a converged market stops updating).  Warns with
-    :class:`EquilibriumWarning` giving the count of markets that did not converge.
-    """
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {sorted(_METHODS)}, got {method!r}")
-    if backend not in ("numba", "numpy"):
-        raise ValueError(f"backend must be 'numba' or 'numpy', got {backend!r}")
-    if max_evaluations < 1:
-        raise ValueError("max_evaluations must be >= 1")
-    delta0, costs_arr, start_arr = _prepare(delta, products, tastes, costs, start)
-    B, J = delta0.shape
-    avail = products.available
-    if ownership is not None and firm_ids is not None:
-        raise ValueError("give firm_ids or ownership, not both")
-    rates_arr = np.ones((B, J)) if rates is None else np.asarray(rates, dtype=np.float64)
-    if rates_arr.shape != (B, J) or not np.all(rates_arr[avail] > 0) or not np.all(np.isfinite(rates_arr[avail])):
-        raise ValueError(f"rates must be [B,J] = {(B, J)} positive finite numbers")
-    rates_arr = np.where(avail, rates_arr, 1.0)
-    if rates is not None and ownership is not None:
-        raise ValueError("give rates with firm_ids, not with an ownership matrix (fold them into it)")
-    if ownership is None:
-        ids = products.firm_ids if firm_ids is None else np.asarray(firm_ids)
-        if ids is None:
-            raise ValueError("give firm_ids or ownership (or ProductSet.firm_ids)")
-        if ids.shape != (B, J):
-            raise ValueError(f"firm_ids {ids.shape} must be [B,J] = {(B, J)}")
-        _, labels = np.unique(ids, return_inverse=True)
-        labels = labels.reshape(B, J).astype(np.int64)
-        H = ownership_matrix(labels, avail) * rates_arr[:, :, None] / rates_arr[:, None, :]
-    else:
-        H = np.asarray(ownership, dtype=np.float64)
+def _ownership(problem: PricingProblem, rates: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """(firm labels or None, ownership H ``[B,J,J]`` of the FOCs) of a problem."""
+    B, J = rates.shape
+    avail = problem.products.available
+    if problem.ownership is not None:
+        if problem.firm_ids is not None:
+            raise ValueError("give firm_ids or ownership, not both")
+        if problem.rates is not None:
+            raise ValueError("give rates with firm_ids, not with an ownership matrix (fold them into it)")
+        H = np.asarray(problem.ownership, dtype=np.float64)
         if H.shape != (B, J, J):
             raise ValueError(f"ownership {H.shape} must be [B,J,J] = {(B, J, J)}")
         H = np.where(avail[:, :, None] & avail[:, None, :], H, 0.0)
-        labels = _labels_from_ownership(H, avail)
-    method_code = _METHODS[method]
-    if newton_after is None:
-        newton_after = max_evaluations
-    active = np.ones(B, dtype=bool)
+        return _labels_from_ownership(H, avail), H
+    ids = problem.products.firm_ids if problem.firm_ids is None else np.asarray(problem.firm_ids)
+    if ids is None:
+        raise ValueError("give firm_ids or ownership (or ProductSet.firm_ids)")
+    if ids.shape != (B, J):
+        raise ValueError(f"firm_ids {ids.shape} must be [B,J] = {(B, J)}")
+    _, labels = np.unique(ids, return_inverse=True)
+    labels = labels.reshape(B, J).astype(np.int64)
+    return labels, ownership_matrix(labels, avail) * rates[:, :, None] / rates[:, None, :]
+
+
+def _prepare_market(problem: PricingProblem, start) -> tuple[_Market, np.ndarray, np.ndarray]:
+    """(the prepared market, costs ``[B,J]``, start prices ``[B,J]``), after checking the problem."""
+    products, tastes = problem.products, problem.tastes
+    delta0, costs, start_arr = _prepare(problem.delta, products, tastes, problem.costs, start)
+    B, J = delta0.shape
+    avail = products.available
+    rates = np.ones((B, J)) if problem.rates is None else np.asarray(problem.rates, dtype=np.float64)
+    if rates.shape != (B, J) or not np.all(rates[avail] > 0) or not np.all(np.isfinite(rates[avail])):
+        raise ValueError(f"rates must be [B,J] = {(B, J)} positive finite numbers")
+    rates = np.where(avail, rates, 1.0)
+    labels, H = _ownership(problem, rates)
+    return _Market(delta0, products, tastes, rates, labels, H), costs, start_arr
+
+
+def _capacity_rounds(market: _Market, costs, capacity, solution, options: EquilibriumOptions) -> np.ndarray:
+    """Shadow costs of capacity ``[B,J]`` by the outer loop of the module docstring; updates the
+    unconstrained ``solution`` (prices, shares, evaluations, converged, foc_norm, used_fallback) in place."""
+    products, tastes = market.products, market.tastes
+    prices, shares, evals, conv, foc, used_fallback = solution
+    avail = products.available
+    B, J = prices.shape
+    cap = np.asarray(capacity, dtype=np.float64)
+    if cap.shape != (B, J):
+        raise ValueError(f"capacity {cap.shape} must be [B,J] = {(B, J)}")
+    cap = np.where(np.isnan(cap), np.inf, cap)
+    if np.any(avail & (cap <= 0)):
+        raise ValueError("capacity of available products must be > 0 (mark a product unavailable instead)")
+    constrained = avail & np.isfinite(cap)
     shadow = np.zeros((B, J))
-    prices, shares, evals, conv, foc, used_fallback = _solve_unconstrained(
-        delta0,
-        products,
-        tastes,
-        costs_arr,
-        rates_arr,
-        start_arr,
-        labels,
-        H,
-        active,
-        tol,
-        max_evaluations,
-        method_code,
-        backend,
-        fallback,
-        newton_after,
-        threads,
-    )
+    slack_tol = options.capacity_tol
+    for _ in range(options.max_capacity_rounds):
+        over = constrained & (shares > cap * (1.0 + slack_tol))
+        slack = constrained & (shadow > 0) & (shares < cap * (1.0 - slack_tol))
+        todo = np.any(over | slack, axis=1) & conv
+        if not np.any(todo):
+            break
+        s_ij, _ = choice_probabilities(
+            np.where(avail, market.delta0, 0.0) + tastes.alpha_mean[:, None] * prices,
+            ProductSet(products.x2, prices, avail),
+            tastes,
+        )
+        wd = tastes.weights * tastes.price_derivative
+        own = np.einsum("bi,bij->bj", wd, s_ij * (1.0 - s_ij))  # d s_j / d p_j (< 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            semi = own / shares  # d log s_j / d p_j
+            step = (np.log(shares) - np.log(cap)) / -semi
+        move = (over | slack) & todo[:, None] & np.isfinite(step)
+        shadow = np.where(move, np.maximum(shadow + step, 0.0), shadow)
+        p2, s2, e2, c2, f2, fb2 = _solve_unconstrained(market, costs + shadow, prices, todo, options)
+        prices[todo], shares[todo], conv[todo], foc[todo] = p2[todo], s2[todo], c2[todo], f2[todo]
+        evals += e2
+        used_fallback |= fb2
+    else:
+        over = constrained & (shares > cap * (1.0 + slack_tol))
+        conv &= ~np.any(over, axis=1)
+    return shadow
 
-    if capacity is not None:
-        cap = np.asarray(capacity, dtype=np.float64)
-        if cap.shape != (B, J):
-            raise ValueError(f"capacity {cap.shape} must be [B,J] = {(B, J)}")
-        cap = np.where(np.isnan(cap), np.inf, cap)
-        if np.any(avail & (cap <= 0)):
-            raise ValueError(
-                "capacity of available products must be > 0 (mark a product unavailable instead)"
-            )
-        constrained = avail & np.isfinite(cap)
-        for _ in range(max_capacity_rounds):
-            over = constrained & (shares > cap * (1.0 + capacity_tol))
-            slack = constrained & (shadow > 0) & (shares < cap * (1.0 - capacity_tol))
-            todo = np.any(over | slack, axis=1) & conv
-            if not np.any(todo):
-                break
-            s_ij, _ = choice_probabilities(
-                np.where(avail, delta0, 0.0) + tastes.alpha_mean[:, None] * prices,
-                ProductSet(products.x2, prices, avail),
-                tastes,
-            )
-            wd = tastes.weights * tastes.price_derivative
-            own = np.einsum("bi,bij->bj", wd, s_ij * (1.0 - s_ij))  # d s_j / d p_j (< 0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                semi = own / shares  # d log s_j / d p_j
-                step = (np.log(shares) - np.log(cap)) / -semi
-            move = (over | slack) & todo[:, None] & np.isfinite(step)
-            shadow = np.where(move, np.maximum(shadow + step, 0.0), shadow)
-            p2, s2, e2, c2, f2, fb2 = _solve_unconstrained(
-                delta0,
-                products,
-                tastes,
-                costs_arr + shadow,
-                rates_arr,
-                prices,
-                labels,
-                H,
-                todo,
-                tol,
-                max_evaluations,
-                method_code,
-                backend,
-                fallback,
-                newton_after,
-                threads,
-            )
-            prices[todo], shares[todo], conv[todo], foc[todo] = p2[todo], s2[todo], c2[todo], f2[todo]
-            evals += e2
-            used_fallback |= fb2
-        else:
-            over = constrained & (shares > cap * (1.0 + capacity_tol))
-            conv &= ~np.any(over, axis=1)
 
+def solve_prices(
+    problem: PricingProblem, *, start: Any = None, options: EquilibriumOptions | None = None
+) -> PriceEquilibrium:
+    """Bertrand-Nash equilibrium prices in every market of ``problem`` by the zeta-markup fixed point.
+
+    start: ``[B,J]`` starting prices (default ``problem.products.price``, as pyblp).
+    options: how to solve (:class:`EquilibriumOptions`; default tolerance ``EQUILIBRIUM_TOLERANCE``).
+
+    Markets are solved independently (a converged market stops updating), so a market's prices do not
+    depend on the other markets in the batch.  Warns with :class:`EquilibriumWarning` giving the count
+    of markets that did not converge.
+    """
+    options = EquilibriumOptions() if options is None else options
+    market, costs, start_arr = _prepare_market(problem, start)
+    B, J = costs.shape
+    solution = _solve_unconstrained(market, costs, start_arr, np.ones(B, dtype=bool), options)
+    if problem.capacity is not None:
+        shadow = _capacity_rounds(market, costs, problem.capacity, solution, options)
+    else:
+        shadow = np.zeros((B, J))
+    prices, shares, evals, conv, foc, used_fallback = solution
     n_bad = int(np.sum(~conv))
     if n_bad:
         warnings.warn(
-            f"solve_prices: {n_bad} of {B} markets did not converge (FOC residual above tol={tol:g} "
-            f"within {max_evaluations} evaluations{' and the Newton fallback' if fallback else ''}); "
-            "their prices are the best iterate found — see PriceEquilibrium.converged and foc_norm",
+            f"solve_prices: {n_bad} of {B} markets did not converge (FOC residual above tol={options.tol:g} "
+            f"within {options.max_evaluations} evaluations{' and the Newton fallback' if options.fallback else ''}"
+            "); their prices are the best iterate found — see PriceEquilibrium.converged and foc_norm",
             EquilibriumWarning,
             stacklevel=2,
         )
+    avail = market.products.available
     prices = np.where(avail, prices, start_arr)
     return PriceEquilibrium(prices, np.where(avail, shares, 0.0), evals, conv, foc, used_fallback, shadow)

@@ -59,11 +59,26 @@ import numpy as np
 from evlaunch.market.demand import Demand, MonthState
 from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
 from evlaunch.market.policy import PLATE_PRIVILEGE, RURAL_CAMPAIGN, SUBSIDY, TAX_EXEMPTION, PolicySchedule
-from evlaunch.market.rc_logit import ConsumerTastes, ProductSet, choice_probabilities, price_derivatives
-from evlaunch.supply.equilibrium import EquilibriumWarning, marginal_costs, ownership_matrix, solve_prices
+from evlaunch.market.rc_logit import (
+    ConsumerTastes,
+    ProductSet,
+    choice_probabilities,
+    diversion_from_probabilities,
+    price_derivatives,
+)
+from evlaunch.supply.equilibrium import (
+    EquilibriumOptions,
+    EquilibriumWarning,
+    PricingProblem,
+    marginal_costs,
+    ownership_matrix,
+    solve_prices,
+)
 
 OUTSIDE = "outside"
 MAX_EVALUATIONS = 2000   # zeta-map evaluations per market and re-solve (then Newton; always bounded)
+# FOC residual <= EQUILIBRIUM_TOLERANCE (1e-12 share units) per market, Anderson steps, the numba kernel
+REPRICING_OPTIONS = EquilibriumOptions(method="anderson", backend="numba", max_evaluations=MAX_EVALUATIONS)
 
 
 @dataclass(frozen=True)
@@ -171,9 +186,9 @@ def solve_incumbents(state: MonthState, rows: np.ndarray, guide: np.ndarray, cos
     firms = np.broadcast_to(supply.firms, rate_rows.shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EquilibriumWarning)  # counted per draw instead
-        result = solve_prices(market.delta, market.products, market.tastes, cost_effective, firm_ids=firms,
-                              rates=rate_rows, start=start, method="anderson", backend="numba",
-                              max_evaluations=MAX_EVALUATIONS)
+        problem = PricingProblem(delta=market.delta, products=market.products, tastes=market.tastes,
+                                 costs=cost_effective, firm_ids=firms, rates=rate_rows)
+        result = solve_prices(problem, start=start, options=REPRICING_OPTIONS)
     new_guide = guide[rows] + (result.prices - start) / rate_rows
     ok = result.converged & np.all(np.isfinite(new_guide), axis=1) & np.all(new_guide > 0, axis=1)
     return np.where(ok[:, None], new_guide, guide[rows]), ok
@@ -306,16 +321,11 @@ def entrant_diversion(typed: np.ndarray, weights: np.ndarray, coefficient: np.nd
     """Diversion ratios from the last product (the entrant) to every product and, last, the outside option,
     [N, K + 1] (the entrant's own entry is 0; a row sums to 1): D_k = -(d s_k / d p_e) / (d s_e / d p_e) from
     the consumer types' logit shares [N, T, K], type weights [N, T] and price coefficients alpha * m_t [N, T]
-    (any positive factor, e.g. d p_eff / d p, cancels)."""
-    entrant = typed[:, :, -1]                                          # [N, T]
-    outside = 1.0 - typed.sum(axis=2)                                  # [N, T]
-    scale = weights * coefficient * entrant                            # [N, T]
-    own = (scale * (1.0 - entrant)).sum(axis=1)                        # [N]
-    to_products = np.einsum("nt,ntk->nk", scale, typed)
-    to_products[:, -1] = 0.0
-    to_outside = (scale * outside).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.concatenate([to_products, to_outside[:, None]], axis=1) / own[:, None]
+    (any positive factor, e.g. d p_eff / d p, cancels); `rc_logit.diversion_from_probabilities`."""
+    row = diversion_from_probabilities(typed, weights, coefficient, sources=[typed.shape[2] - 1])[:, 0, :]
+    ratios = np.concatenate([row, row[:, -1:]], axis=1)                # [N, K + 1], outside last
+    ratios[:, -2] = 0.0
+    return ratios
 
 
 def diversion_groups(demand: Demand, lineup: Lineup, launch_groups: list[str]) -> tuple[list[str], np.ndarray]:
