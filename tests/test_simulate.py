@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
+from evlaunch.market.calibration import calibrate
 from evlaunch.market.logit import logit_shares
 from evlaunch.market.policy import purchase_tax
 from evlaunch.market.regions import own_price_elasticities
 from evlaunch.runs.sampling import design, sample_inputs
-from evlaunch.simulation.simulate import calibrate, parameter_getter, simulate
+from evlaunch.simulation import simulate
 
 DRAWS = 64
 
@@ -27,11 +28,11 @@ def run(model, inputs, **overrides):
 
 
 def test_calibration_reproduces_base_period_shares(reference_model, inputs):
-    value = parameter_getter(reference_model, inputs, DRAWS)
-    base = calibrate(reference_model, value, DRAWS)
+    parameters = reference_model.parameters(inputs)
+    base = calibrate(reference_model.market, parameters)
     lineup = reference_model.lineup
     effective = base.price + purchase_tax(base.price, lineup.is_nev, round(reference_model.base_mid_month),
-                                          value("finance.vat_rate"), reference_model.scenario.as_of)
+                                          parameters.finance.vat_rate, reference_model.scenario.as_of)
     shares = logit_shares(base.quality + base.alpha[:, None] * effective)
     np.testing.assert_allclose(shares, base.shares, rtol=1e-9, atol=0)
     # shares plus the outside option sum to one, and the market total is the sourced monthly mean
@@ -48,7 +49,7 @@ def test_calibration_reproduces_base_period_shares(reference_model, inputs):
     named = np.array([not name.startswith("other ") for name in lineup.names])
     weights = base.shares[:, named] / base.shares[:, named].sum(axis=1, keepdims=True)
     implied = (weights * own[:, named]).sum(axis=1)
-    np.testing.assert_allclose(implied, value("market.own_price_elasticity"), rtol=1e-9)
+    np.testing.assert_allclose(implied, parameters.market.own_price_elasticity, rtol=1e-9)
 
 
 def test_same_inputs_same_outputs(reference_model, inputs):

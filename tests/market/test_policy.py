@@ -160,7 +160,7 @@ def test_an_assumed_extra_nev_subsidy_lowers_effective_prices_only_in_its_window
     none, some = dict(inputs), dict(inputs)
     none["policy.extra_nev_subsidy"] = np.zeros(16)
     some["policy.extra_nev_subsidy"] = np.full(16, 20_000.0)
-    subsidy = extra_subsidy(scenario, lambda path: some[path], 16)
+    subsidy = extra_subsidy(scenario, some["policy.extra_nev_subsidy"], 16)
     price = np.array([[150_000.0, 150_000.0, 150_000.0, 320_000.0]] * 16)
     powertrains = ["BEV", "PHEV", "ICE", "BEV"]
     inside = subsidy.per_vehicle(price, powertrains, scenario.start_month)

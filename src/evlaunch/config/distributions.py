@@ -15,6 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import stats
 
 
+def is_uncertain(quantity: object) -> bool:
+    """Whether a scenario quantity is a distribution (sampled per draw) rather than a fixed number."""
+    return isinstance(quantity, _Distribution)
+
+
 class _Distribution(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

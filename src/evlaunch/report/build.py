@@ -21,6 +21,7 @@ import plotly.io as pio
 
 from evlaunch._version import __version__
 from evlaunch.atomic import write_text_atomic
+from evlaunch.config.distributions import is_uncertain
 from evlaunch.config.scenario import Scenario, month_label, quantities
 from evlaunch.report import charts
 from evlaunch.simulation.simulate import Model
@@ -150,7 +151,7 @@ def market_section(context: ReportContext) -> Section:
 def assumptions_section(context: ReportContext) -> Section:
     rows = []
     for path, value in quantities(context.scenario).items():
-        if hasattr(value, "ppf"):
+        if is_uncertain(value):
             low, high = value.bounds()
             described = ", ".join(f"{k}={v}" for k, v in value.model_dump().items() if k != "dist")
             rows.append([html.escape(path), f"{value.dist}({html.escape(described)})",

@@ -109,10 +109,10 @@ def diversion_section(context):
 def base_period_shares(model, groups: list[str]) -> dict[str, float]:
     """Each diversion group's share of the base period's potential buyers (no purchase included) at the
     inputs' central values: where a plain logit entrant's buyers would come from."""
+    from evlaunch.market.calibration import calibrate
     from evlaunch.market.lineup import OTHER_PRODUCTS
-    from evlaunch.simulation.simulate import calibrate, parameter_getter
 
-    base = calibrate(model, parameter_getter(model, {}, 1), 1)
+    base = calibrate(model.market, model.parameters())
     lineup = model.lineup
     shares = dict.fromkeys(groups, 0.0)
     for j, name in enumerate(lineup.names):

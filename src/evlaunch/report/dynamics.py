@@ -12,8 +12,9 @@ import html
 import numpy as np
 import plotly.graph_objects as go
 
+from evlaunch.config.distributions import is_uncertain
 from evlaunch.config.scenario import quantities
-from evlaunch.market.demand import base_months
+from evlaunch.market.calibration import base_months
 from evlaunch.market.policy import CONTINUATION_NOTE, load_policy, month_label
 from evlaunch.report import charts
 
@@ -91,8 +92,8 @@ def policy_section(context):
     header = ["from", "instrument", "powertrain", "value", "rule in force", "announced", "source"]
     extra = scenario.policy
     amount = quantities(scenario).get("policy.extra_nev_subsidy", 0.0)
-    if hasattr(amount, "ppf") or amount:
-        low, mid, high = (amount.ppf(np.array([0.1, 0.5, 0.9])) if hasattr(amount, "ppf")
+    if is_uncertain(amount) or amount:
+        low, mid, high = (amount.ppf(np.array([0.1, 0.5, 0.9])) if is_uncertain(amount)
                           else np.array([amount] * 3, dtype=float))
         cap = (f", guide price up to CNY {extra.extra_subsidy_price_cap:,.0f}"
                if extra.extra_subsidy_price_cap is not None else "")
@@ -107,7 +108,7 @@ def _fixed(scenario, path: str) -> float | None:
     value = quantities(scenario).get(path)
     if value is None:
         return None
-    return float(value.centre) if hasattr(value, "ppf") else float(value)
+    return float(value.centre) if is_uncertain(value) else float(value)
 
 
 def regions_section(context):

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from evlaunch.config.distributions import is_uncertain
 from evlaunch.config.scenario import quantities, uncertain_parameters
 from evlaunch.entry.partners import partner_facts
 from evlaunch.report.sensitivity import NOISE, pawn_ranking
@@ -21,7 +22,7 @@ DRIVER_DRAWS = 2000
 
 
 def _range(value) -> str:
-    if hasattr(value, "ppf"):
+    if is_uncertain(value):
         low, mid, high = value.ppf(np.array([0.1, 0.5, 0.9]))
         return f"{mid:,.3g} ({low:,.3g}–{high:,.3g})"
     return f"{value:,.3g}"
