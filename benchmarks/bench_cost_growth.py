@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from evlaunch.config.scenario import parse_scenario
-from evlaunch.runs.sampling import design, sample_inputs
+from evlaunch.runs.sampling import sample_draws
 from evlaunch.simulation.simulate import prepare, simulate
 
 REFERENCE = Path(__file__).resolve().parent.parent / "scenarios" / "xiaomi-2023.toml"
@@ -48,7 +48,7 @@ def with_horizon(text: str, months: int) -> str:
 
 def seconds(text: str, draws: int, repeats: int) -> float:
     model = prepare(parse_scenario(text, "bench"), REFERENCE.parent)
-    inputs = sample_inputs(model.scenario, design(model.scenario, 1, model.event_names), 0, draws)
+    inputs = sample_draws(model, 1, 0, draws)
     simulate(model, inputs)  # warm-up (numba compilation, caches)
     best = float("inf")
     for _ in range(repeats):

@@ -64,11 +64,11 @@ def test_a_stage_under_way_is_not_restarted_by_a_fallback(duration, expected):
 def test_abandoned_project_stops_its_running_costs(reference_model):
     """When every path of a chain fails, R&D and opex stop at the last failure: the peak cash need is what
     was spent until then, not the horizon's running costs."""
-    from evlaunch.runs.sampling import design, sample_inputs
+    from evlaunch.runs.sampling import sample_draws
     from evlaunch.simulation.simulate import simulate
 
     scenario = reference_model.scenario
-    inputs = sample_inputs(scenario, design(scenario, 7, reference_model.event_names), 0, 8)
+    inputs = sample_draws(reference_model, 7, 0, 8)
     for name in ("own", "BAIC", "Chery", "Brilliance"):
         inputs[f"paths.{name}.stages.0.failure"] = np.ones(8)  # every first stage fails
     out = simulate(reference_model, inputs)

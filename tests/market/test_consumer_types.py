@@ -27,7 +27,7 @@ from evlaunch.market.regions import (
     regional_shares,
     regional_utilities,
 )
-from evlaunch.runs.sampling import design, sample_inputs
+from evlaunch.runs.sampling import sample_draws
 from evlaunch.simulation.simulate import prepare
 from evlaunch.supply.repricing import base_market
 
@@ -47,8 +47,7 @@ def base_of(text: str, reference_path, draws: int = 1):
     if draws == 1:
         parameters = model.parameters()
     else:
-        parameters = model.parameters(sample_inputs(model.scenario, design(model.scenario, 5, model.event_names),
-                                                    0, draws))
+        parameters = model.parameters(sample_draws(model, 5, 0, draws))
     return model, calibrate(model.market, parameters)
 
 

@@ -20,7 +20,7 @@ from evlaunch.market.regions import (
     regional_utilities,
     single_region,
 )
-from evlaunch.runs.sampling import design, sample_inputs
+from evlaunch.runs.sampling import sample_draws
 from evlaunch.simulation.simulate import prepare, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +35,7 @@ def model_2021():
 
 @pytest.fixture(scope="module")
 def inputs_2021(model_2021):
-    return sample_inputs(model_2021.scenario, design(model_2021.scenario, 11, model_2021.event_names), 0, DRAWS)
+    return sample_draws(model_2021, 11, 0, DRAWS)
 
 
 def two_regions(draws: int, rng: np.random.Generator) -> RegionSet:

@@ -23,7 +23,7 @@ from evlaunch.config.scenario import load_scenario, parse_scenario
 from evlaunch.market.calibration import calibrate
 from evlaunch.market.rc_logit import diversion_ratios
 from evlaunch.runs.runner import RunOptions, run_scenario
-from evlaunch.runs.sampling import design, sample_inputs
+from evlaunch.runs.sampling import sample_draws
 from evlaunch.simulation import prepare, simulate
 from evlaunch.supply.equilibrium import solve_prices
 from evlaunch.supply.repricing import base_market, entrant_diversion, recover_costs, type_market
@@ -51,8 +51,7 @@ def bertrand_model(bertrand_text, reference_path):
 
 @pytest.fixture(scope="module")
 def inputs(bertrand_model):
-    sampling = design(bertrand_model.scenario, 3, bertrand_model.event_names)
-    return sample_inputs(bertrand_model.scenario, sampling, 0, DRAWS)
+    return sample_draws(bertrand_model, 3, 0, DRAWS)
 
 
 @pytest.fixture(scope="module")

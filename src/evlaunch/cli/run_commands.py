@@ -114,13 +114,13 @@ def validate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
     (VALIDATION_DRAWS), so problems only a run would meet (e.g. sampled PHEV sales above the market's)
     are reported here too."""
     from evlaunch.runs.runner import DEFAULT_SEED
-    from evlaunch.runs.sampling import design, sample_inputs
-    from evlaunch.simulation.simulate import prepare, simulate
+    from evlaunch.runs.sampling import simulate_draws
+    from evlaunch.simulation.simulate import prepare
 
     parsed = load_scenario(scenario)
     model = prepare(parsed, scenario.resolve().parent, str(scenario))
     try:
-        simulate(model, sample_inputs(parsed, design(parsed, DEFAULT_SEED, model.event_names), 0, VALIDATION_DRAWS))
+        simulate_draws(model, DEFAULT_SEED, 0, VALIDATION_DRAWS)
     except EvlaunchError as error:
         raise naming_source(error, str(scenario)) from None
     console.print(f"{scenario}: valid — scenario {parsed.name!r}, as of {parsed.as_of}, {len(parsed.paths)} paths, "

@@ -12,6 +12,13 @@ import html
 
 import numpy as np
 
+from evlaunch.config.columns import (
+    EQUILIBRIUM_FAILURES,
+    INCUMBENT_PRICE_CHANGE,
+    diversion_prefix,
+    path_column,
+    yearly,
+)
 from evlaunch.report import charts
 from evlaunch.supply.repricing import OUTSIDE
 
@@ -21,11 +28,11 @@ def price_response_section(context):
 
     scenario = context.scenario
     years = [str(year) for year in scenario.years]
-    columns = [f"{p}.incumbent_price_change.{y}" for p in scenario.paths for y in years]
+    columns = [yearly(p, INCUMBENT_PRICE_CHANGE, y) for p in scenario.paths for y in years]
     data = context.arrays(columns)
     if len(data) < len(columns):
         return None
-    series = {path: np.stack([data[f"{path}.incumbent_price_change.{y}"] for y in years], axis=1).astype(float)
+    series = {path: np.stack([data[yearly(path, INCUMBENT_PRICE_CHANGE, y)] for y in years], axis=1).astype(float)
               for path in scenario.paths}
     figure = charts.fan_chart(years, series, "Incumbents' BEV prices vs a market without the entrant "
                                              "(median and 10-90% band)", "price change", scale=1.0)
@@ -33,9 +40,9 @@ def price_response_section(context):
     figure.update_yaxes(tickformat=".2%")
     competition = scenario.competition
     if competition.reprice == "bertrand":
-        failures = context.arrays([f"{p}.equilibrium_failures" for p in scenario.paths])
-        counted = ", ".join(f"{html.escape(p)} {int(np.sum(failures[f'{p}.equilibrium_failures'])):,}"
-                            for p in scenario.paths if f"{p}.equilibrium_failures" in failures)
+        failures = context.arrays([path_column(p, EQUILIBRIUM_FAILURES) for p in scenario.paths])
+        counted = ", ".join(f"{html.escape(p)} {int(np.sum(failures[path_column(p, EQUILIBRIUM_FAILURES)])):,}"
+                            for p in scenario.paths if path_column(p, EQUILIBRIUM_FAILURES) in failures)
         note = ("<p>The run used <b>Bertrand-Nash re-pricing</b> (<code>competition.reprice = \"bertrand\"</code>): "
                 "each group prices its named models to maximise its profit given rivals' prices, with marginal "
                 "costs recovered from the base period's prices (and moved by battery costs); the 'other' "
@@ -67,7 +74,7 @@ def diversion_section(context):
 
     scenario = context.scenario
     chosen = context.summary["recommended_path"]["name"]
-    prefix = f"{chosen}.diversion."
+    prefix = diversion_prefix(chosen)
     columns = [c for c in context.table.columns if c.startswith(prefix)]
     if not columns:
         return None

@@ -12,6 +12,14 @@ import html
 import numpy as np
 import plotly.graph_objects as go
 
+from evlaunch.config.columns import (
+    DELIVERIES_REGION,
+    MARKET_REGION,
+    NEV_SHARE_MONTH,
+    NEV_SHARE_REGION,
+    monthly,
+    regional,
+)
 from evlaunch.config.distributions import is_uncertain
 from evlaunch.config.scenario import quantities
 from evlaunch.market.calibration import base_months
@@ -39,10 +47,10 @@ def nev_path_section(context):
     scenario, model = context.scenario, context.model
     chosen = context.summary["recommended_path"]["name"]
     months = scenario.months
-    data = context.arrays([f"{chosen}.nev_share_month.{m}" for m in months])
+    data = context.arrays([monthly(chosen, NEV_SHARE_MONTH, m) for m in months])
     if len(data) < len(months):
         return None
-    series = {"forecast NEV share": np.stack([data[f"{chosen}.nev_share_month.{m}"] for m in months],
+    series = {"forecast NEV share": np.stack([data[monthly(chosen, NEV_SHARE_MONTH, m)] for m in months],
                                              axis=1).astype(float)}
     figure = charts.fan_chart(months, series, "NEV share the run assumed, and the history public at the as-of date",
                               "NEV share of new-car sales", scale=1.0)
@@ -137,9 +145,9 @@ def regions_section(context):
     rows = []
     for year in years:
         for region in regions:
-            market = stats[f"{chosen}.market_region.{region}.{year}"]["mean"]
-            share = stats[f"{chosen}.nev_share_region.{region}.{year}"]
-            deliveries = stats[f"{chosen}.deliveries_region.{region}.{year}"]
+            market = stats[regional(chosen, MARKET_REGION, region, year)]["mean"]
+            share = stats[regional(chosen, NEV_SHARE_REGION, region, year)]
+            deliveries = stats[regional(chosen, DELIVERIES_REGION, region, year)]
             rows.append([year, html.escape(region), f"{market:,.0f}",
                          f"{share['mean']:.1%} ({share['p10']:.1%} … {share['p90']:.1%})",
                          f"{deliveries['mean']:,.0f} ({deliveries['p10']:,.0f} … {deliveries['p90']:,.0f})"])

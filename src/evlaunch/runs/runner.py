@@ -24,11 +24,11 @@ from evlaunch._version import __version__
 from evlaunch.atomic import write_json_atomic, write_text_atomic
 from evlaunch.errors import EvlaunchError, RunError, naming_source
 from evlaunch.config.scenario import MAX_DRAWS, load_scenario, parse_scenario
-from evlaunch.simulation.simulate import Model, prepare, simulate
+from evlaunch.simulation.simulate import Model, prepare
 from evlaunch.runs.store import RunStore
 from evlaunch.runs.summary import build_summary
 from evlaunch.runs.execution import execute
-from evlaunch.runs.sampling import design, sample_inputs
+from evlaunch.runs.sampling import simulate_draws
 
 DEFAULT_SEED = 20231031
 DEFAULT_CHUNK = 500   # draws per chunk: the unit of progress, resume and distribution
@@ -82,13 +82,11 @@ def compute_chunk(scenario_text: str, source: str, base_dir: str, seed: int, sta
     model = _model(scenario_text, source, base_dir)
     if pause := os.environ.get("EVLAUNCH_SLOW_CHUNKS"):  # test hook: slow chunks so a test can kill a run mid-way
         time.sleep(float(pause))
-    sampling = design(model.scenario, seed, model.event_names)
-    inputs = sample_inputs(model.scenario, sampling, start, stop)
     try:
         # one BLAS thread: a threaded BLAS sums in an order that depends on its thread count, which would make
         # the last digits depend on the machine and on how a run is split (local vs dask workers)
         with threadpool_limits(limits=1, user_api="blas"):
-            outputs = simulate(model, inputs)
+            inputs, outputs = simulate_draws(model, seed, start, stop)
     except EvlaunchError as error:
         raise naming_source(error, source) from None
     return {**inputs, **outputs}

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from evlaunch.config.scenario import Scenario, uncertain_parameters
+from evlaunch.simulation import Model, simulate
 
 EPSILON = 1e-12
 
@@ -55,3 +56,16 @@ def sample_inputs(scenario: Scenario, sampling: SamplingDesign, start: int, stop
     for column, name in enumerate(sampling.dimensions):
         inputs[name] = distributions[name].ppf(points[:, column]) if name in distributions else points[:, column]
     return inputs
+
+
+def sample_draws(model: Model, seed: int, start: int, stop: int) -> dict[str, np.ndarray]:
+    """The model's sampled inputs (uncertain quantities and random events) for draws [start, stop) of the run
+    with `seed`."""
+    return sample_inputs(model.scenario, design(model.scenario, seed, model.event_names), start, stop)
+
+
+def simulate_draws(model: Model, seed: int, start: int, stop: int
+                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(inputs, outputs) of draws [start, stop) of the run with `seed`: sample, then simulate."""
+    inputs = sample_draws(model, seed, start, stop)
+    return inputs, simulate(model, inputs)

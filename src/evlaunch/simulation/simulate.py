@@ -131,7 +131,7 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
     outcomes = path_outcomes(model.scenario.paths, parameters.paths)
     out: Outputs = {}
     for path_name in model.scenario.paths:
-        terms = path_terms(outcomes[path_name], parameters.paths, setting.demand.lead, parameters)
+        terms = path_terms(outcomes[path_name], parameters.paths, parameters)
         series, state, path_pricing = simulate_path(setting, terms)
         out.update(path_outputs(path_name, setting, terms, series, state, path_pricing))
         out.update(yearly_outputs(path_name, setting, series))
@@ -219,8 +219,7 @@ def prepare_setting(model: Model, parameters: Parameters) -> Setting:
                    scenario.finance.budget_usd * parameters.finance.usd_cny)
 
 
-def path_terms(outcome: PathOutcome, paths: dict[str, PathParameters], lead: int,
-               parameters: Parameters) -> PathTerms:
+def path_terms(outcome: PathOutcome, paths: dict[str, PathParameters], parameters: Parameters) -> PathTerms:
     """The terms of the path that operates in each draw (0 where none does), its launch month, and how its
     upfront and the failed paths' sunk costs spread over the months."""
     operating, order = outcome.operating_path, list(paths)

@@ -158,10 +158,9 @@ def sampled_costs(model) -> np.ndarray:
     """Share of sampled draws (the run's sampler, default seed) in which each re-priced model's recovered
     marginal cost is <= 0."""
     from evlaunch.runs.runner import DEFAULT_SEED
-    from evlaunch.runs.sampling import design, sample_inputs
+    from evlaunch.runs.sampling import sample_draws
 
-    inputs = sample_inputs(model.scenario, design(model.scenario, DEFAULT_SEED, model.event_names), 0, SAMPLED_DRAWS)
-    parameters = model.parameters(inputs)
+    parameters = model.parameters(sample_draws(model, DEFAULT_SEED, 0, SAMPLED_DRAWS))
     base = calibrate(model.market, parameters)
     supply = recover_costs(model.lineup, base, model.policy, round(model.base_mid_month),
                            parameters.finance.vat_rate)
