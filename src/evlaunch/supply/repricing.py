@@ -141,7 +141,8 @@ def base_market(lineup: Lineup, base: BaseMarket, index: np.ndarray) -> TypeMark
                        base.types.price_sensitivity, index)
 
 
-def recover_costs(lineup: Lineup, base: BaseMarket, policy: PolicySchedule, base_month: int, vat: np.ndarray) -> SupplySide:
+def recover_costs(lineup: Lineup, base: BaseMarket, policy: PolicySchedule, base_month: int,
+                  vat: np.ndarray) -> SupplySide:
     """Marginal costs from the Bertrand FOCs at the base period (module docstring)."""
     index, firms = repriced_products(lineup)
     market = base_market(lineup, base, index)
