@@ -11,8 +11,8 @@ from evlaunch.config.scenario import load_scenario
 from evlaunch.data import loader
 from evlaunch.data.catalogue import CATALOGUE
 from evlaunch.market import policy
-from evlaunch.runs.sampling import design, sample_inputs
-from evlaunch.simulation.simulate import prepare, simulate
+from evlaunch.runs.sampling import simulate_draws
+from evlaunch.simulation.simulate import prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "xiaomi-2021.toml"
@@ -24,8 +24,7 @@ def run_2021() -> dict[str, np.ndarray]:
     scenario = load_scenario(SCENARIO)
     assert scenario.as_of == AS_OF
     model = prepare(scenario, SCENARIO.parent)
-    inputs = sample_inputs(scenario, design(scenario, 5, model.event_names), 0, DRAWS)
-    return simulate(model, inputs)
+    return simulate_draws(model, 5, 0, DRAWS)[1]
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from evlaunch.config.scenario import load_scenario, month_number
+from evlaunch.market.calibration import calibrate
 from evlaunch.runs.runner import RunOptions, run_scenario
-from evlaunch.simulation.simulate import calibrate, parameter_getter, prepare
+from evlaunch.simulation.simulate import prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "xiaomi-2021.toml"
@@ -81,8 +82,7 @@ def test_cites_nothing_published_after_the_as_of_date():
 
 def test_base_period_subsidy_enters_the_effective_price(scenario):
     model = prepare(scenario, SCENARIO.parent)
-    value = parameter_getter(model, {}, 1)
-    base = calibrate(model, value, 1)
+    base = calibrate(model.market, model.parameters())
     tesla = model.lineup.index("Tesla Model 3")
     # 2020 rule (policy_timeline 2020-04-23): >=400 km CNY 22,500, pre-subsidy price <= 300,000; NEV tax exempt
     assert base.effective_price[0, tesla] == pytest.approx(271_550 - 22_500)

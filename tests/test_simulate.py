@@ -3,19 +3,23 @@
 import numpy as np
 import pytest
 
+from evlaunch.config.columns import DELIVERIES, NPV, path_column, yearly
+from evlaunch.config.distributions import is_uncertain
+from evlaunch.config.scenario import quantities, uncertain_parameters
+from evlaunch.market.calibration import calibrate
 from evlaunch.market.logit import logit_shares
 from evlaunch.market.policy import purchase_tax
 from evlaunch.market.regions import own_price_elasticities
-from evlaunch.runs.sampling import design, sample_inputs
-from evlaunch.simulation.simulate import calibrate, parameter_getter, simulate
+from evlaunch.runs.sampling import sample_draws
+from evlaunch.simulation import simulate
+from evlaunch.simulation.outputs import diversion_group_names, output_names
 
 DRAWS = 64
 
 
 @pytest.fixture(scope="module")
 def inputs(reference_model):
-    sampling = design(reference_model.scenario, 7, reference_model.event_names)
-    return sample_inputs(reference_model.scenario, sampling, 0, DRAWS)
+    return sample_draws(reference_model, 7, 0, DRAWS)
 
 
 def run(model, inputs, **overrides):
@@ -27,11 +31,11 @@ def run(model, inputs, **overrides):
 
 
 def test_calibration_reproduces_base_period_shares(reference_model, inputs):
-    value = parameter_getter(reference_model, inputs, DRAWS)
-    base = calibrate(reference_model, value, DRAWS)
+    parameters = reference_model.parameters(inputs)
+    base = calibrate(reference_model.market, parameters)
     lineup = reference_model.lineup
     effective = base.price + purchase_tax(base.price, lineup.is_nev, round(reference_model.base_mid_month),
-                                          value("finance.vat_rate"), reference_model.scenario.as_of)
+                                          parameters.finance.vat_rate, reference_model.scenario.as_of)
     shares = logit_shares(base.quality + base.alpha[:, None] * effective)
     np.testing.assert_allclose(shares, base.shares, rtol=1e-9, atol=0)
     # shares plus the outside option sum to one, and the market total is the sourced monthly mean
@@ -48,7 +52,7 @@ def test_calibration_reproduces_base_period_shares(reference_model, inputs):
     named = np.array([not name.startswith("other ") for name in lineup.names])
     weights = base.shares[:, named] / base.shares[:, named].sum(axis=1, keepdims=True)
     implied = (weights * own[:, named]).sum(axis=1)
-    np.testing.assert_allclose(implied, value("market.own_price_elasticity"), rtol=1e-9)
+    np.testing.assert_allclose(implied, parameters.market.own_price_elasticity, rtol=1e-9)
 
 
 def test_same_inputs_same_outputs(reference_model, inputs):
@@ -120,3 +124,50 @@ def test_deliveries_never_exceed_orders_and_capacity(reference_model, inputs):
             assert np.all(out[f"{path}.deliveries.{year}"] <= capacity + 1e-6)
         share = out[f"{path}.nev_share.2026"]
         assert np.all((share > 0) & (share < 1))
+
+
+def test_every_output_column_is_declared_by_the_schema_in_order(reference_model, inputs):
+    out = simulate(reference_model, inputs)
+    launch_groups = [c.group for c in reference_model.scenario.competition.launches]
+    groups = diversion_group_names(reference_model.lineup, launch_groups)
+    assert list(out) == output_names(reference_model.scenario, groups)
+    assert path_column("own", NPV) == "own.npv" and "own.npv" in out  # the names are the contract's
+    assert yearly("own", DELIVERIES, 2026) == "own.deliveries.2026"
+
+
+def test_parameters_take_inputs_then_fixed_values_then_centres_then_half_for_events(reference_model, inputs):
+    scenario = reference_model.scenario
+    uncertain = uncertain_parameters(scenario)
+    central = reference_model.parameters()
+    assert central.draws == 1
+    # a distribution without a sampled input sits at its centre; a random event at 0.5
+    assert central.market.own_price_elasticity[0] == uncertain["market.own_price_elasticity"].centre
+    assert np.all(central.paths["own"].stages[0].failure_event == 0.5)
+    # a fixed value is used as it is; a sampled input is taken as given, and overrides a fixed value too
+    fixed = quantities(scenario)["finance.vat_rate"]
+    assert not is_uncertain(fixed) and central.finance.vat_rate[0] == fixed
+    sampled = reference_model.parameters({**inputs, "finance.vat_rate": np.full(DRAWS, 0.2)})
+    np.testing.assert_array_equal(sampled.finance.vat_rate, 0.2)
+    np.testing.assert_array_equal(sampled.market.own_price_elasticity, inputs["market.own_price_elasticity"])
+    np.testing.assert_array_equal(sampled.paths["own"].stages[0].failure_event,
+                                  inputs["paths.own.stages.0.failure_event"])
+    # kernels cannot change them behind each other's backs
+    with pytest.raises(ValueError):
+        sampled.market.outside_share[0] = 0.5
+
+
+def test_market_supply_and_entry_code_never_imports_the_simulation_or_above():
+    import ast
+    from pathlib import Path
+
+    import evlaunch
+
+    root = Path(evlaunch.__file__).parent
+    above = ("evlaunch.simulation", "evlaunch.runs", "evlaunch.studies", "evlaunch.report", "evlaunch.web",
+             "evlaunch.cli")
+    for package in ("market", "supply", "entry", "config", "analysis"):
+        for module in (root / package).glob("*.py"):
+            for node in ast.walk(ast.parse(module.read_text())):
+                names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                assert not any(name.startswith(above) for name in names), f"{module} imports {names}"

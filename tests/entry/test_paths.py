@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from evlaunch.config.parameters import PathParameters, StageParameters
 from evlaunch.config.scenario import EntryPath, Stage
 from evlaunch.entry.paths import failure_event_name, path_outcomes
 
@@ -16,21 +17,20 @@ def make_path(months: list[float], fallback: str | None = None, under_way: tuple
                      ramp_months=6, upfront_cost=1e9)
 
 
-def value_of(paths: dict[str, EntryPath], fails: dict[tuple[str, int], np.ndarray], draws: int = 3):
-    """`value` for path_outcomes: stage months from the paths, failure 0.5 and events deciding the outcome."""
-    def value(path: str) -> np.ndarray:
-        parts = path.split(".")
-        if path.endswith("failure_event"):
-            failing = fails.get((parts[1], int(parts[3])), np.zeros(draws, dtype=bool))
-            return np.where(failing, 0.0, 1.0)
-        if parts[-1] == "failure":
-            return np.full(draws, 0.5)
-        if parts[-1] == "months":
-            return np.full(draws, float(paths[parts[1]].stages[int(parts[3])].months))
-        if parts[-1] == "upfront_cost":
-            return np.full(draws, float(paths[parts[1]].upfront_cost))
-        raise KeyError(path)
-    return value
+def value_of(paths: dict[str, EntryPath], fails: dict[tuple[str, int], np.ndarray], draws: int = 3
+             ) -> dict[str, PathParameters]:
+    """Parameters for path_outcomes: stage months from the paths, failure 0.5 and events deciding the outcome."""
+    def full(number) -> np.ndarray:
+        return np.full(draws, float(number))
+
+    def stage(name: str, index: int, months) -> StageParameters:
+        failing = fails.get((name, index), np.zeros(draws, dtype=bool))
+        return StageParameters(full(months), full(0.5), np.where(failing, 0.0, 1.0))
+
+    return {name: PathParameters(tuple(stage(name, k, s.months) for k, s in enumerate(path.stages)),
+                                 full(path.capacity_per_year), full(path.ramp_months), full(path.upfront_cost),
+                                 full(path.fee_per_vehicle), full(path.unit_cost_factor), full(path.brand_utility))
+            for name, path in paths.items()}
 
 
 def test_success_failure_and_fallback_timelines_are_exact():
@@ -64,11 +64,11 @@ def test_a_stage_under_way_is_not_restarted_by_a_fallback(duration, expected):
 def test_abandoned_project_stops_its_running_costs(reference_model):
     """When every path of a chain fails, R&D and opex stop at the last failure: the peak cash need is what
     was spent until then, not the horizon's running costs."""
-    from evlaunch.runs.sampling import design, sample_inputs
+    from evlaunch.runs.sampling import sample_draws
     from evlaunch.simulation.simulate import simulate
 
     scenario = reference_model.scenario
-    inputs = sample_inputs(scenario, design(scenario, 7, reference_model.event_names), 0, 8)
+    inputs = sample_draws(reference_model, 7, 0, 8)
     for name in ("own", "BAIC", "Chery", "Brilliance"):
         inputs[f"paths.{name}.stages.0.failure"] = np.ones(8)  # every first stage fails
     out = simulate(reference_model, inputs)

@@ -11,6 +11,7 @@ import pytest
 
 from evlaunch.config.scenario import parse_scenario
 from evlaunch.errors import ScenarioError
+from evlaunch.market.calibration import calibrate
 from evlaunch.market.consumer_types import CHARACTERISTICS, taste_nodes
 from evlaunch.market.lineup import OTHER_PRODUCTS
 from evlaunch.market.rc_logit import (
@@ -26,8 +27,8 @@ from evlaunch.market.regions import (
     regional_shares,
     regional_utilities,
 )
-from evlaunch.runs.sampling import design, sample_inputs
-from evlaunch.simulation.simulate import calibrate, parameter_getter, prepare
+from evlaunch.runs.sampling import sample_draws
+from evlaunch.simulation.simulate import prepare
 from evlaunch.supply.repricing import base_market
 
 DRAWS = 12
@@ -44,11 +45,10 @@ def with_tastes(text: str, **values: float) -> str:
 def base_of(text: str, reference_path, draws: int = 1):
     model = prepare(parse_scenario(text, "tastes.toml"), reference_path.parent)
     if draws == 1:
-        value = parameter_getter(model, {}, 1)
+        parameters = model.parameters()
     else:
-        value = parameter_getter(model, sample_inputs(model.scenario, design(model.scenario, 5, model.event_names),
-                                                      0, draws), draws)
-    return model, calibrate(model, value, draws)
+        parameters = model.parameters(sample_draws(model, 5, 0, draws))
+    return model, calibrate(model.market, parameters)
 
 
 @pytest.mark.parametrize("count", [1, 4, 8, 12, 32])

@@ -152,15 +152,15 @@ def test_loader_withholds_rules_announced_later():
 
 def test_an_assumed_extra_nev_subsidy_lowers_effective_prices_only_in_its_window(reference_model):
     from evlaunch.market.policy import extra_subsidy
-    from evlaunch.runs.sampling import design, sample_inputs
+    from evlaunch.runs.sampling import sample_draws
     from evlaunch.simulation.simulate import simulate
 
     scenario = reference_model.scenario
-    inputs = sample_inputs(scenario, design(scenario, 3, reference_model.event_names), 0, 16)
+    inputs = sample_draws(reference_model, 3, 0, 16)
     none, some = dict(inputs), dict(inputs)
     none["policy.extra_nev_subsidy"] = np.zeros(16)
     some["policy.extra_nev_subsidy"] = np.full(16, 20_000.0)
-    subsidy = extra_subsidy(scenario, lambda path: some[path], 16)
+    subsidy = extra_subsidy(scenario, some["policy.extra_nev_subsidy"], 16)
     price = np.array([[150_000.0, 150_000.0, 150_000.0, 320_000.0]] * 16)
     powertrains = ["BEV", "PHEV", "ICE", "BEV"]
     inside = subsidy.per_vehicle(price, powertrains, scenario.start_month)

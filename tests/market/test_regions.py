@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evlaunch.config.parameters import RegionParameters
 from evlaunch.config.scenario import load_scenario
-from evlaunch.market.demand import base_activity
+from evlaunch.market.calibration import base_activity, calibrate
 from evlaunch.market.logit import logit_shares, mean_utilities
 from evlaunch.market.regions import (
     RegionSet,
@@ -19,8 +20,8 @@ from evlaunch.market.regions import (
     regional_utilities,
     single_region,
 )
-from evlaunch.runs.sampling import design, sample_inputs
-from evlaunch.simulation.simulate import calibrate, parameter_getter, prepare, simulate
+from evlaunch.runs.sampling import sample_draws
+from evlaunch.simulation.simulate import prepare, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO_2021 = ROOT / "scenarios" / "xiaomi-2021.toml"
@@ -34,7 +35,7 @@ def model_2021():
 
 @pytest.fixture(scope="module")
 def inputs_2021(model_2021):
-    return sample_inputs(model_2021.scenario, design(model_2021.scenario, 11, model_2021.event_names), 0, DRAWS)
+    return sample_draws(model_2021, 11, 0, DRAWS)
 
 
 def two_regions(draws: int, rng: np.random.Generator) -> RegionSet:
@@ -74,13 +75,13 @@ def test_one_region_is_the_plain_logit_inversion():
 
 
 def test_2021_scenario_base_year_reproduced_by_region_weighted_shares(model_2021, inputs_2021):
-    value = parameter_getter(model_2021, inputs_2021, DRAWS)
-    base = calibrate(model_2021, value, DRAWS)
+    parameters = model_2021.parameters(inputs_2021)
+    base = calibrate(model_2021.market, parameters)
     assert len(base.regions.names) == 2 and np.any(np.abs(base.quality_adjustment) > 1e-3)
     campaign, plate = base_activity(model_2021.policy, model_2021.scenario, model_2021.lineup.powertrains)
     assert campaign == pytest.approx(0.5)           # rural campaign Jul-Dec 2020 (policy_schedule)
     extras = nev_extras(base.regions, model_2021.lineup.is_nev, plate, campaign,
-                        value("market.charging_effect")[:, None] * base.regions.log_density_ratio)
+                        parameters.market.charging_effect[:, None] * base.regions.log_density_ratio)
     # the consumer types carry their region's terms plus their tastes
     types = base.types
     size_j = base.shares.shape[1]
@@ -159,7 +160,10 @@ def test_region_weights_are_normalised_per_draw():
     values = {"regions.a.weight": np.array([2.0, 1.0]), "regions.b.weight": np.array([2.0, 3.0]),
               "regions.a.charging_share": np.array([1.0, 1.0]), "regions.b.charging_share": np.array([3.0, 1.0]),
               "regions.a.price_sensitivity": np.array([1.0, 0.5]), "regions.b.price_sensitivity": np.array([1.0, 1.5])}
-    regions = region_set(["a", "b"], lambda path: values.get(path, np.zeros(2)), 2)
+    fields = ("weight", "price_sensitivity", "charging_share", "charging_growth_extra", "plate_utility",
+              "campaign_utility")
+    regions = region_set({name: RegionParameters(*(values.get(f"regions.{name}.{field}", np.zeros(2))
+                                                   for field in fields)) for name in ("a", "b")}, 2)
     np.testing.assert_allclose(regions.weights, [[0.5, 0.5], [0.25, 0.75]])
     np.testing.assert_allclose(regions.charging_share, [[0.25, 0.75], [0.5, 0.5]])
     np.testing.assert_allclose((regions.weights * regions.price_sensitivity).sum(axis=1), 1.0)

@@ -20,10 +20,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from evlaunch.config.scenario import load_scenario, parse_scenario
+from evlaunch.market.calibration import calibrate
 from evlaunch.market.rc_logit import diversion_ratios
 from evlaunch.runs.runner import RunOptions, run_scenario
-from evlaunch.runs.sampling import design, sample_inputs
-from evlaunch.simulation.simulate import calibrate, parameter_getter, prepare, simulate
+from evlaunch.runs.sampling import sample_draws
+from evlaunch.simulation import prepare, simulate
 from evlaunch.supply.equilibrium import PricingProblem, solve_prices
 from evlaunch.supply.repricing import base_market, entrant_diversion, recover_costs, type_market
 
@@ -50,8 +51,7 @@ def bertrand_model(bertrand_text, reference_path):
 
 @pytest.fixture(scope="module")
 def inputs(bertrand_model):
-    sampling = design(bertrand_model.scenario, 3, bertrand_model.event_names)
-    return sample_inputs(bertrand_model.scenario, sampling, 0, DRAWS)
+    return sample_draws(bertrand_model, 3, 0, DRAWS)
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +60,10 @@ def outputs(bertrand_model, inputs):
 
 
 def test_recovered_costs_make_the_base_prices_an_equilibrium(bertrand_model, inputs):
-    value = parameter_getter(bertrand_model, inputs, DRAWS)
-    base = calibrate(bertrand_model, value, DRAWS)
+    parameters = bertrand_model.parameters(inputs)
+    base = calibrate(bertrand_model.market, parameters)
     supply = recover_costs(bertrand_model.lineup, base, bertrand_model.policy,
-                           round(bertrand_model.base_mid_month), value("finance.vat_rate"))
+                           round(bertrand_model.base_mid_month), parameters.finance.vat_rate)
     assert np.all(supply.foc_residual < 1e-15)  # shares are ~1e-2: relative residual < 1e-13
     # the model's shares at base are the calibrated ones, and the firms are the lineup's groups
     np.testing.assert_allclose(supply.base_shares, base.shares[:, supply.index], rtol=1e-10)

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from evlaunch.atomic import write_json_atomic
 from evlaunch.cli.app import app, console, fail
+from evlaunch.config.columns import DELIVERIES, LAUNCH_MONTH_INDEX, NPV, path_column, yearly
 from evlaunch.config.scenario import Scenario, load_scenario, parse_scenario
 from evlaunch.errors import RunError
 from evlaunch.runs.runner import DEFAULT_SEED, RunOptions, run_scenario
@@ -86,12 +87,12 @@ def compare(
         recommendations[label] = chosen
         for path, stats in statistics.items():
             key = f"{label}:{path}" if len(runs) > 1 else path
-            arrays = table.to_numpy([f"{path}.npv", f"{path}.launch_month_index"] + [
-                f"{path}.deliveries.{year}" for year in scenario.years])
-            npv[key], launch[key] = arrays[f"{path}.npv"], arrays[f"{path}.launch_month_index"]
-            deliveries = sum(arrays[f"{path}.deliveries.{year}"] for year in scenario.years)
+            arrays = table.to_numpy([path_column(path, NPV), path_column(path, LAUNCH_MONTH_INDEX)] + [
+                yearly(path, DELIVERIES, year) for year in scenario.years])
+            npv[key], launch[key] = arrays[path_column(path, NPV)], arrays[path_column(path, LAUNCH_MONTH_INDEX)]
+            deliveries = sum(arrays[yearly(path, DELIVERIES, year)] for year in scenario.years)
             launch_stats = stats.launch_month
-            months = arrays[f"{path}.launch_month_index"]
+            months = arrays[path_column(path, LAUNCH_MONTH_INDEX)]
             launched = np.isfinite(months)
             rows.append({
                 "path": key, "recommended": path == chosen.path,

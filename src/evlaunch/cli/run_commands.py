@@ -36,9 +36,8 @@ from evlaunch.runs.runner import (
     load_model,
     run_scenario,
 )
-from evlaunch.runs.sampling import design, sample_inputs
+from evlaunch.runs.sampling import simulate_draws
 from evlaunch.runs.store import RunStore
-from evlaunch.simulation.simulate import simulate
 
 DEFAULT_DRAWS = 2000
 VALIDATION_DRAWS = 64
@@ -159,7 +158,7 @@ def validate(
                    "draws; add --yes to simulate them")
     else:
         try:
-            simulate(model, sample_inputs(parsed, design(parsed, DEFAULT_SEED, model.event_names), 0, VALIDATION_DRAWS))
+            simulate_draws(model, DEFAULT_SEED, 0, VALIDATION_DRAWS)
         except EvlaunchError as error:
             raise naming_source(error, str(scenario)) from None
         checked = f"{VALIDATION_DRAWS} sampled draws simulated"

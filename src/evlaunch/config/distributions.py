@@ -24,6 +24,11 @@ from scipy import stats
 PROBES = np.array([1e-12, 1e-6, 0.001, 0.1, 0.5, 0.9, 0.999, 1 - 1e-6, 1 - 1e-12])
 
 
+def is_uncertain(quantity: object) -> bool:
+    """Whether a scenario quantity is a distribution (sampled per draw) rather than a fixed number."""
+    return isinstance(quantity, _Distribution)
+
+
 class _Distribution(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 

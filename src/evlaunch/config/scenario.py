@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from evlaunch.config.distributions import DISTRIBUTION_NAMES, Distribution
+from evlaunch.config.distributions import DISTRIBUTION_NAMES, Distribution, is_uncertain
 from evlaunch.data.catalogue import USER_TABLES
 from evlaunch.errors import ScenarioError
 
@@ -504,7 +504,7 @@ def check_ranges(scenario: Scenario) -> list[str]:
         if rule is None:
             continue
         low, high = rule
-        if hasattr(value, "ppf"):
+        if is_uncertain(value):
             support = value.ppf(np.array([1e-6, 1 - 1e-6]))
             if support[0] < low or support[1] > high:
                 problems.append(f"field {path}: got a {value.dist} distribution spanning "
@@ -537,12 +537,12 @@ def _walk(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
 def quantities(scenario: Scenario) -> dict[str, Any]:
     """Every numeric leaf of the scenario by dotted path: numbers and distributions (not strings or flags)."""
     return {path: value for path, value in _walk(scenario, "")
-            if (isinstance(value, (int, float)) and not isinstance(value, bool)) or hasattr(value, "ppf")}
+            if (isinstance(value, (int, float)) and not isinstance(value, bool)) or is_uncertain(value)}
 
 
 def uncertain_parameters(scenario: Scenario) -> dict[str, Any]:
     """The scenario's distributions by dotted path (what the Monte Carlo varies)."""
-    return {path: value for path, value in quantities(scenario).items() if hasattr(value, "ppf")}
+    return {path: value for path, value in quantities(scenario).items() if is_uncertain(value)}
 
 
 def _describe_expected(error: dict[str, Any]) -> str:

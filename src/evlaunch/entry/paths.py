@@ -10,10 +10,12 @@ if never) and which path's plant, costs and capacity then apply.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from evlaunch.config.parameters import PathParameters
 from evlaunch.config.scenario import EntryPath
 
 
@@ -34,31 +36,32 @@ class PathOutcome:
     sunk_upfront: np.ndarray       # [N] CNY spent on failed paths' upfront costs (pro rata to time spent)
 
 
-def path_timeline(path_name: str, path: EntryPath, value, entry: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                                                   np.ndarray]:
+def path_timeline(path: EntryPath, parameters: PathParameters, entry: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(month its last stage ends, failed flag, month of the failure) for one path taken up at month `entry`
     [N], per draw. A stage marked `under_way` (e.g. an application already filed) runs from the scenario
     start whenever the path is taken up: it ends at max(previous stage's end, its own duration)."""
     end = np.asarray(entry, dtype=float)
     failed = np.zeros(end.shape, dtype=bool)
     failure_time = np.full(end.shape, np.inf)
-    for index, stage in enumerate(path.stages):
-        months = np.maximum(value(f"paths.{path_name}.stages.{index}.months"), 0.0)
+    for stage, drawn in zip(path.stages, parameters.stages, strict=True):
+        months = np.maximum(drawn.months, 0.0)
         end = np.maximum(end, months) if stage.under_way else end + months
-        fails_here = value(failure_event_name(path_name, index)) < value(f"paths.{path_name}.stages.{index}.failure")
+        fails_here = drawn.failure_event < drawn.failure
         failure_time = np.where(~failed & fails_here, end, failure_time)
         failed = failed | fails_here
     return end, failed, failure_time
 
 
-def path_outcomes(paths: dict[str, EntryPath], value) -> dict[str, PathOutcome]:
+def path_outcomes(paths: dict[str, EntryPath], parameters: Mapping[str, PathParameters]) -> dict[str, PathOutcome]:
     """Outcomes of every path taken up at the scenario start, following fallback chains (validated acyclic
-    by the scenario); a fallback is taken up when the failing stage ends."""
+    by the scenario); a fallback is taken up when the failing stage ends. `parameters`: each path's per-draw
+    stage durations, failure probabilities and failure events, and its upfront cost."""
     order = list(paths)
 
     def outcome(name: str, entry: np.ndarray) -> PathOutcome:
-        end, failed, failure_time = path_timeline(name, paths[name], value, entry)
-        upfront = value(f"paths.{name}.upfront_cost")
+        end, failed, failure_time = path_timeline(paths[name], parameters[name], entry)
+        upfront = parameters[name].upfront_cost
         spent = np.minimum((failure_time - entry) / np.maximum(end - entry, 1e-9), 1.0)
         sunk_here = np.where(failed, upfront * spent, 0.0)
         fallback = paths[name].fallback
@@ -74,5 +77,5 @@ def path_outcomes(paths: dict[str, EntryPath], value) -> dict[str, PathOutcome]:
             sunk_here + np.where(failed, rescue.sunk_upfront, 0.0),
         )
 
-    draws = np.shape(value(f"paths.{order[0]}.stages.0.months"))
+    draws = np.shape(parameters[order[0]].stages[0].months)
     return {name: outcome(name, np.zeros(draws)) for name in order}

@@ -37,12 +37,12 @@ Pure array functions; no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import norm, qmc
 
+from evlaunch.config.parameters import TasteParameters
 from evlaunch.errors import DataError
 from evlaunch.market.regions import RegionSet
 
@@ -108,21 +108,20 @@ class ConsumerTypes:
                              self.price_sensitivity[rows], self.tastes[rows])
 
 
-def consumer_types(regions: RegionSet, value: Callable[[str], np.ndarray], draws: int,
-                   per_region: int) -> ConsumerTypes:
-    """The scenario's consumer types (`market.tastes.*` per draw) for `regions`."""
+def consumer_types(regions: RegionSet, tastes: TasteParameters, draws: int, per_region: int) -> ConsumerTypes:
+    """The scenario's consumer types (its tastes per draw) for `regions`."""
     nodes = taste_nodes(per_region)
     count = len(regions.names)
     region_of = np.repeat(np.arange(count), per_region)
     node_of = np.tile(np.arange(per_region), count)
     weights = regions.weights[:, region_of] / per_region
-    dispersion = np.broadcast_to(value("market.tastes.income_dispersion"), (draws,))
+    dispersion = np.broadcast_to(tastes.income_dispersion, (draws,))
     if np.any(dispersion < 0):
         raise DataError(f"field market.tastes.income_dispersion: got {dispersion.min():.3g} in some draws; expected "
                         f">= 0 (a non-negative distribution, e.g. triangular or lognormal)")
     multiplier = regions.price_sensitivity[:, region_of] * np.exp(dispersion[:, None] * nodes[node_of, 0][None, :])
     multiplier = multiplier / (weights * multiplier).sum(axis=1, keepdims=True)
-    sigmas = np.stack([np.broadcast_to(value(f"market.tastes.{SIGMA_FIELDS[name]}"), (draws,))
+    sigmas = np.stack([np.broadcast_to(getattr(tastes, SIGMA_FIELDS[name]), (draws,))
                        for name in CHARACTERISTICS], axis=1)                                # [N, C]
     negative = np.flatnonzero(np.any(sigmas < 0, axis=0))
     if negative.size:

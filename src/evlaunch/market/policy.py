@@ -371,12 +371,12 @@ class ExtraSubsidy:
         return {self.first_month} | ({int(self.last_month) + 1} if np.isfinite(self.last_month) else set())
 
 
-def extra_subsidy(scenario, value, draws: int) -> ExtraSubsidy:
-    """The scenario's `[policy]` extra subsidy for `draws` draws (`value`: per-draw scenario values)."""
+def extra_subsidy(scenario, amount_per_vehicle: np.ndarray, draws: int) -> ExtraSubsidy:
+    """The scenario's `[policy]` extra subsidy for `draws` draws (`amount_per_vehicle`: CNY, [N] or scalar)."""
     from evlaunch.config.scenario import month_number
 
     policy = scenario.policy
-    amount = np.broadcast_to(np.asarray(value("policy.extra_nev_subsidy"), dtype=float), (draws,)).copy()
+    amount = np.broadcast_to(np.asarray(amount_per_vehicle, dtype=float), (draws,)).copy()
     first = month_number(policy.extra_subsidy_from) if policy.extra_subsidy_from else scenario.start_month
     last = month_number(policy.extra_subsidy_to) if policy.extra_subsidy_to else np.inf
     cap = float(policy.extra_subsidy_price_cap) if policy.extra_subsidy_price_cap is not None else np.inf

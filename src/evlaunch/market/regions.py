@@ -23,11 +23,12 @@ Within each region buyers differ further (income, tastes for NEVs, body, size, r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from evlaunch.config.parameters import RegionParameters
 from evlaunch.errors import DataError
 from evlaunch.market.logit import logit_shares
 from evlaunch.market.rc_logit import (
@@ -72,10 +73,12 @@ def _normalised(values: np.ndarray, name: str) -> np.ndarray:
     return values / values.sum(axis=1, keepdims=True)
 
 
-def region_set(names: list[str], value: Callable[[str], np.ndarray], draws: int) -> RegionSet:
-    """Read the scenario's regions (`regions.<name>.<field>`) for every draw and normalise them."""
+def region_set(regions: Mapping[str, RegionParameters], draws: int) -> RegionSet:
+    """The scenario's regions (name -> per-draw parameters, in order) for every draw, normalised."""
+    names = list(regions)
+
     def stack(field: str) -> np.ndarray:
-        return np.stack([np.broadcast_to(value(f"regions.{name}.{field}"), (draws,)) for name in names], axis=1)
+        return np.stack([np.broadcast_to(getattr(regions[name], field), (draws,)) for name in names], axis=1)
 
     weights = _normalised(stack("weight"), "weight")
     charging = _normalised(stack("charging_share"), "charging_share")

@@ -11,21 +11,28 @@ import html
 
 import numpy as np
 
+from evlaunch.config.columns import (
+    EQUILIBRIUM_FAILURES,
+    INCUMBENT_PRICE_CHANGE,
+    diversion_prefix,
+    path_column,
+    yearly,
+)
+from evlaunch.market.calibration import calibrate
 from evlaunch.market.lineup import OTHER_PRODUCTS
 from evlaunch.report import charts
 from evlaunch.report.html import Section, table_html
-from evlaunch.simulation.simulate import calibrate, parameter_getter
 from evlaunch.supply.repricing import OUTSIDE
 
 
 def price_response_section(context):
     scenario = context.scenario
     years = [str(year) for year in scenario.years]
-    columns = [f"{p}.incumbent_price_change.{y}" for p in scenario.paths for y in years]
+    columns = [yearly(p, INCUMBENT_PRICE_CHANGE, y) for p in scenario.paths for y in years]
     data = context.arrays(columns)
     if len(data) < len(columns):
         return None
-    series = {path: np.stack([data[f"{path}.incumbent_price_change.{y}"] for y in years], axis=1).astype(float)
+    series = {path: np.stack([data[yearly(path, INCUMBENT_PRICE_CHANGE, y)] for y in years], axis=1).astype(float)
               for path in scenario.paths}
     figure = charts.fan_chart(years, series, "Incumbents' BEV prices vs a market without the entrant "
                                              "(median and 10-90% band)", "price change", scale=1.0)
@@ -33,9 +40,9 @@ def price_response_section(context):
     figure.update_yaxes(tickformat=".2%")
     competition = scenario.competition
     if competition.reprice == "bertrand":
-        failures = context.arrays([f"{p}.equilibrium_failures" for p in scenario.paths])
-        counted = ", ".join(f"{html.escape(p)} {int(np.sum(failures[f'{p}.equilibrium_failures'])):,}"
-                            for p in scenario.paths if f"{p}.equilibrium_failures" in failures)
+        failures = context.arrays([path_column(p, EQUILIBRIUM_FAILURES) for p in scenario.paths])
+        counted = ", ".join(f"{html.escape(p)} {int(np.sum(failures[path_column(p, EQUILIBRIUM_FAILURES)])):,}"
+                            for p in scenario.paths if path_column(p, EQUILIBRIUM_FAILURES) in failures)
         note = ("<p>The run used <b>Bertrand-Nash re-pricing</b> (<code>competition.reprice = \"bertrand\"</code>): "
                 "each group prices its named models to maximise its profit given rivals' prices, with marginal "
                 "costs recovered from the base period's prices (and moved by battery costs); the 'other' "
@@ -65,7 +72,7 @@ def price_response_section(context):
 def diversion_section(context):
     scenario = context.scenario
     chosen = context.summary["recommended_path"]["name"]
-    prefix = f"{chosen}.diversion."
+    prefix = diversion_prefix(chosen)
     columns = [c for c in context.table.columns if c.startswith(prefix)]
     if not columns:
         return None
@@ -107,7 +114,7 @@ def diversion_section(context):
 def base_period_shares(model, groups: list[str]) -> dict[str, float]:
     """Each diversion group's share of the base period's potential buyers (no purchase included) at the
     inputs' central values: where a plain logit entrant's buyers would come from."""
-    base = calibrate(model, parameter_getter(model, {}, 1), 1)
+    base = calibrate(model.market, model.parameters())
     lineup = model.lineup
     shares = dict.fromkeys(groups, 0.0)
     for j, name in enumerate(lineup.names):

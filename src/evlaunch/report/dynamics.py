@@ -11,8 +11,17 @@ import html
 import numpy as np
 import plotly.graph_objects as go
 
+from evlaunch.config.columns import (
+    DELIVERIES_REGION,
+    MARKET_REGION,
+    NEV_SHARE_MONTH,
+    NEV_SHARE_REGION,
+    monthly,
+    regional,
+)
+from evlaunch.config.distributions import is_uncertain
 from evlaunch.config.scenario import quantities
-from evlaunch.market.demand import base_months
+from evlaunch.market.calibration import base_months
 from evlaunch.market.policy import CONTINUATION_NOTE, load_policy, month_label
 from evlaunch.report import charts
 from evlaunch.report.html import Section, table_html
@@ -36,10 +45,10 @@ def nev_path_section(context):
     scenario, model = context.scenario, context.model
     chosen = context.summary["recommended_path"]["name"]
     months = scenario.months
-    data = context.arrays([f"{chosen}.nev_share_month.{m}" for m in months])
+    data = context.arrays([monthly(chosen, NEV_SHARE_MONTH, m) for m in months])
     if len(data) < len(months):
         return None
-    series = {"forecast NEV share": np.stack([data[f"{chosen}.nev_share_month.{m}"] for m in months],
+    series = {"forecast NEV share": np.stack([data[monthly(chosen, NEV_SHARE_MONTH, m)] for m in months],
                                              axis=1).astype(float)}
     figure = charts.fan_chart(months, series, "NEV share the run assumed, and the history public at the as-of date",
                               "NEV share of new-car sales", scale=1.0)
@@ -87,8 +96,8 @@ def policy_section(context):
     header = ["from", "instrument", "powertrain", "value", "rule in force", "announced", "source"]
     extra = scenario.policy
     amount = quantities(scenario).get("policy.extra_nev_subsidy", 0.0)
-    if hasattr(amount, "ppf") or amount:
-        low, mid, high = (amount.ppf(np.array([0.1, 0.5, 0.9])) if hasattr(amount, "ppf")
+    if is_uncertain(amount) or amount:
+        low, mid, high = (amount.ppf(np.array([0.1, 0.5, 0.9])) if is_uncertain(amount)
                           else np.array([amount] * 3, dtype=float))
         cap = (f", guide price up to CNY {extra.extra_subsidy_price_cap:,.0f}"
                if extra.extra_subsidy_price_cap is not None else "")
@@ -103,7 +112,7 @@ def _fixed(scenario, path: str) -> float | None:
     value = quantities(scenario).get(path)
     if value is None:
         return None
-    return float(value.centre) if hasattr(value, "ppf") else float(value)
+    return float(value.centre) if is_uncertain(value) else float(value)
 
 
 def regions_section(context):
@@ -130,9 +139,9 @@ def regions_section(context):
     rows = []
     for year in years:
         for region in regions:
-            market = stats[f"{chosen}.market_region.{region}.{year}"]["mean"]
-            share = stats[f"{chosen}.nev_share_region.{region}.{year}"]
-            deliveries = stats[f"{chosen}.deliveries_region.{region}.{year}"]
+            market = stats[regional(chosen, MARKET_REGION, region, year)]["mean"]
+            share = stats[regional(chosen, NEV_SHARE_REGION, region, year)]
+            deliveries = stats[regional(chosen, DELIVERIES_REGION, region, year)]
             rows.append([year, html.escape(region), f"{market:,.0f}",
                          f"{share['mean']:.1%} ({share['p10']:.1%} … {share['p90']:.1%})",
                          f"{deliveries['mean']:,.0f} ({deliveries['p10']:,.0f} … {deliveries['p90']:,.0f})"])

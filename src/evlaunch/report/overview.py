@@ -11,6 +11,16 @@ import math
 
 import numpy as np
 
+from evlaunch.config.columns import (
+    DELIVERIES_MONTH,
+    LAUNCH_MONTH_INDEX,
+    NEV_SHARE_MONTH,
+    NPV,
+    PEAK_CASH_NEED,
+    monthly,
+    path_column,
+)
+from evlaunch.config.distributions import is_uncertain
 from evlaunch.config.scenario import month_label, quantities
 from evlaunch.report import charts
 from evlaunch.report.context import ReportContext
@@ -42,11 +52,11 @@ def overview(context: ReportContext) -> Section:
 
 def launch_section(context: ReportContext) -> Section:
     scenario = context.scenario
-    columns = [f"{p}.launch_month_index" for p in scenario.paths]
+    columns = [path_column(p, LAUNCH_MONTH_INDEX) for p in scenario.paths]
     data = context.arrays(columns)
     labels, never = {}, {}
     for path in scenario.paths:
-        index = data[f"{path}.launch_month_index"]
+        index = data[path_column(path, LAUNCH_MONTH_INDEX)]
         inside = index[np.isfinite(index) & (index < scenario.horizon_months)]
         labels[path] = [month_label(scenario.start_month + int(i)) for i in inside]
         never[path] = 1.0 - len(inside) / max(len(index), 1)
@@ -59,20 +69,20 @@ def deliveries_section(context: ReportContext) -> Section:
     months = scenario.months
     series = {}
     for path in scenario.paths:
-        data = context.arrays([f"{path}.deliveries_month.{m}" for m in months])
-        series[path] = np.stack([data[f"{path}.deliveries_month.{m}"] for m in months], axis=1).astype(float)
+        data = context.arrays([monthly(path, DELIVERIES_MONTH, m) for m in months])
+        series[path] = np.stack([data[monthly(path, DELIVERIES_MONTH, m)] for m in months], axis=1).astype(float)
     figure = charts.fan_chart(months, series, "Deliveries per month (median and 10-90% band)", "vehicles/month")
     return Section("Deliveries", context.figure(figure), "deliveries")
 
 
 def money_section(context: ReportContext) -> Section:
     scenario = context.scenario
-    data = context.arrays([f"{p}.npv" for p in scenario.paths])
-    figure = charts.distribution_chart({p: data[f"{p}.npv"] for p in scenario.paths},
+    data = context.arrays([path_column(p, NPV) for p in scenario.paths])
+    figure = charts.distribution_chart({p: data[path_column(p, NPV)] for p in scenario.paths},
                                        "NPV at the scenario start", "NPV, bn CNY", scale=1e-9)
-    peak = context.arrays([f"{p}.peak_cash_need" for p in scenario.paths])
+    peak = context.arrays([path_column(p, PEAK_CASH_NEED) for p in scenario.paths])
     budget_usd = scenario.finance.budget_usd
-    figure_peak = charts.distribution_chart({p: peak[f"{p}.peak_cash_need"] for p in scenario.paths},
+    figure_peak = charts.distribution_chart({p: peak[path_column(p, PEAK_CASH_NEED)] for p in scenario.paths},
                                             f"Peak cash need (budget US${budget_usd / 1e9:,.0f} bn)",
                                             "peak cash need, bn CNY", scale=1e-9)
     return Section("Money", context.figure(figure) + context.figure(figure_peak), "money")
@@ -82,8 +92,8 @@ def market_section(context: ReportContext) -> Section:
     scenario = context.scenario
     chosen = context.summary["recommended_path"]["name"]
     months = scenario.months
-    data = context.arrays([f"{chosen}.nev_share_month.{m}" for m in months])
-    series = {"NEV share": np.stack([data[f"{chosen}.nev_share_month.{m}"] for m in months], axis=1).astype(float)}
+    data = context.arrays([monthly(chosen, NEV_SHARE_MONTH, m) for m in months])
+    series = {"NEV share": np.stack([data[monthly(chosen, NEV_SHARE_MONTH, m)] for m in months], axis=1).astype(float)}
     figure = charts.fan_chart(months, series, f"NEV share of new-car sales (with the entrant on path {chosen})",
                               "share", scale=1.0)
     figure.update_yaxes(tickformat=".0%")
@@ -96,7 +106,7 @@ def market_section(context: ReportContext) -> Section:
 def assumptions_section(context: ReportContext) -> Section:
     rows = []
     for path, value in quantities(context.scenario).items():
-        if hasattr(value, "ppf"):
+        if is_uncertain(value):
             low, high = value.bounds()
             described = ", ".join(f"{k}={v}" for k, v in value.model_dump().items() if k != "dist")
             rows.append([html.escape(path), f"{value.dist}({html.escape(described)})",

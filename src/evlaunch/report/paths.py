@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from evlaunch.config.columns import MONTHS_LOST, NPV, PATH_FAILED, path_column
+from evlaunch.config.distributions import is_uncertain
 from evlaunch.config.scenario import quantities, uncertain_parameters
 from evlaunch.entry.partners import partner_facts
 from evlaunch.report.html import Section, table_html
@@ -23,7 +25,7 @@ DRIVER_DRAWS = 2000
 
 
 def _range(value) -> str:
-    if hasattr(value, "ppf"):
+    if is_uncertain(value):
         low, mid, high = value.ppf(np.array([0.1, 0.5, 0.9]))
         return f"{mid:,.3g} ({low:,.3g}–{high:,.3g})"
     return f"{value:,.3g}"
@@ -46,7 +48,7 @@ def paths_in_depth(context):
     values = quantities(scenario)
     input_names = [n for n in sorted(uncertain_parameters(scenario)) + list(context.model.event_names)
                    if n in context.table.columns]
-    columns = input_names + [c for p in scenario.paths for c in (f"{p}.npv", f"{p}.path_failed", f"{p}.months_lost")]
+    columns = input_names + [path_column(p, name) for p in scenario.paths for name in (NPV, PATH_FAILED, MONTHS_LOST)]
     data = context.table.to_numpy([c for c in columns if c in context.table.columns], limit=DRIVER_DRAWS)
     inputs = {name: data[name].astype(float) for name in input_names}
     parts = []
@@ -54,12 +56,13 @@ def paths_in_depth(context):
         result = summary["paths"][name]
         stages = [[html.escape(stage.name), _range(values[f"paths.{name}.stages.{k}.months"]),
                    _range(values[f"paths.{name}.stages.{k}.failure"])] for k, stage in enumerate(path.stages)]
-        failed = float(np.mean(data[f"{name}.path_failed"])) if f"{name}.path_failed" in data else math.nan
-        lost = data.get(f"{name}.months_lost", np.zeros(1))
+        failed_column = path_column(name, PATH_FAILED)
+        failed = float(np.mean(data[failed_column])) if failed_column in data else math.nan
+        lost = data.get(path_column(name, MONTHS_LOST), np.zeros(1))
         lost_when_failed = float(np.mean(lost[lost > 0])) if np.any(lost > 0) else 0.0
         chain = fallback_chain(scenario, name)
         relevant = {n: v for n, v in inputs.items() if not n.startswith("paths.") or n.split(".")[1] in chain}
-        ranking = pawn_ranking(relevant, data[f"{name}.npv"].astype(float))
+        ranking = pawn_ranking(relevant, data[path_column(name, NPV)].astype(float))
         noise = next((v for n, v in ranking if n == NOISE), 0.0)
         drivers = [item for item in ranking if item[0] != NOISE and item[1] > noise][:3]
         launch = result["launch_month"]

@@ -10,6 +10,7 @@ import html
 import numpy as np
 import plotly.graph_objects as go
 
+from evlaunch.config.columns import DELIVERIES_MONTH, LAUNCH_MONTH_INDEX, monthly, path_column
 from evlaunch.data import load_table, numeric
 from evlaunch.entry.reference_class import ramp_fraction
 from evlaunch.report import charts
@@ -34,9 +35,10 @@ def reference_class_section(context):
     reference = model.reference_class
     chosen = context.summary["recommended_path"]["name"]
     months = scenario.months
-    data = context.arrays([f"{chosen}.deliveries_month.{m}" for m in months] + [f"{chosen}.launch_month_index"])
-    deliveries = np.stack([data[f"{chosen}.deliveries_month.{m}"] for m in months], axis=1).astype(float)
-    aligned = aligned_at_launch(deliveries, data[f"{chosen}.launch_month_index"])
+    data = context.arrays([monthly(chosen, DELIVERIES_MONTH, m) for m in months]
+                          + [path_column(chosen, LAUNCH_MONTH_INDEX)])
+    deliveries = np.stack([data[monthly(chosen, DELIVERIES_MONTH, m)] for m in months], axis=1).astype(float)
+    aligned = aligned_at_launch(deliveries, data[path_column(chosen, LAUNCH_MONTH_INDEX)])
     figure = go.Figure()
     ramps = load_table("new_brand_ramps", scenario.as_of, model.tables.get("new_brand_ramps")).rows
     ramps = ramps.assign(deliveries=numeric(ramps["deliveries"]), month=numeric(ramps["month_index"]))

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from evlaunch.atomic import write_text_atomic
+from evlaunch.config.columns import LAUNCH_MONTH_INDEX, NPV, path_column
 from evlaunch.report import charts
 
 PAWN_DRAWS = 4000
@@ -52,14 +53,17 @@ def what_matters(context) -> Any:
     others = sorted((p for p in summary["paths"] if p != chosen),
                     key=lambda p: -(summary["paths"][p]["npv"]["mean"] or -math.inf))
     input_names = sorted(uncertain_parameters(scenario)) + list(context.model.event_names)
-    outputs = [f"{chosen}.npv", f"{chosen}.launch_month_index"] + ([f"{others[0]}.npv"] if others else [])
+    outputs = [path_column(chosen, NPV), path_column(chosen, LAUNCH_MONTH_INDEX)] + (
+        [path_column(others[0], NPV)] if others else [])
     columns = [c for c in input_names + outputs if c in context.table.columns]
     data = context.table.to_numpy(columns, limit=PAWN_DRAWS)
     inputs = {n: data[n].astype(float) for n in input_names if n in data}
-    targets = {f"{chosen} NPV": data[f"{chosen}.npv"],
-               f"{chosen} launch month": np.minimum(data[f"{chosen}.launch_month_index"], scenario.horizon_months)}
+    targets = {f"{chosen} NPV": data[path_column(chosen, NPV)],
+               f"{chosen} launch month": np.minimum(data[path_column(chosen, LAUNCH_MONTH_INDEX)],
+                                                    scenario.horizon_months)}
     if others:
-        targets[f"NPV gap {chosen} − {others[0]} (decides the choice)"] = data[f"{chosen}.npv"] - data[f"{others[0]}.npv"]
+        targets[f"NPV gap {chosen} − {others[0]} (decides the choice)"] = (
+            data[path_column(chosen, NPV)] - data[path_column(others[0], NPV)])
     body = [f"<p>Which assumptions move the answer: PAWN sensitivity indices (SALib) from the run's first "
             f"{min(PAWN_DRAWS, summary['draws']):,} draws; bars at or below the noise reference are not "
             f"distinguishable from chance. <code>evlaunch sensitivity</code> gives Sobol indices with confidence "

@@ -26,10 +26,10 @@ from evlaunch.config.scenario import MAX_DRAWS, load_scenario, parse_scenario
 from evlaunch.errors import EvlaunchError, RunError, naming_source
 from evlaunch.runs.execution import RunCancelled, execute
 from evlaunch.runs.run_dir import make_out_dir
-from evlaunch.runs.sampling import design, sample_inputs
+from evlaunch.runs.sampling import simulate_draws
 from evlaunch.runs.store import RunStore
 from evlaunch.runs.summary import build_summary
-from evlaunch.simulation.simulate import Model, prepare, simulate
+from evlaunch.simulation.simulate import Model, prepare
 
 DEFAULT_SEED = 20231031
 DEFAULT_CHUNK = 500   # draws per chunk: the unit of progress, resume and distribution
@@ -96,13 +96,11 @@ def compute_chunk(scenario_text: str, source: str, base_dir: str, seed: int, sta
     """Per-draw inputs and outputs for draws [start, stop): a pure function of its arguments, so any
     process (a dask worker included) computes the same rows."""
     model = _model(scenario_text, source, base_dir)
-    sampling = design(model.scenario, seed, model.event_names)
-    inputs = sample_inputs(model.scenario, sampling, start, stop)
     try:
         # one BLAS thread: a threaded BLAS sums in an order that depends on its thread count, which would make
         # the last digits depend on the machine and on how a run is split (local vs dask workers)
         with threadpool_limits(limits=1, user_api="blas"):
-            outputs = simulate(model, inputs)
+            inputs, outputs = simulate_draws(model, seed, start, stop)
     except EvlaunchError as error:
         raise naming_source(error, source) from None
     return {**inputs, **outputs}

@@ -15,6 +15,7 @@ from scipy.stats import qmc
 
 from evlaunch.config.scenario import Scenario, uncertain_parameters
 from evlaunch.errors import ScenarioError
+from evlaunch.simulation import Model, simulate
 
 EPSILON = 1e-12
 
@@ -61,3 +62,16 @@ def sample_inputs(scenario: Scenario, sampling: SamplingDesign, start: int, stop
                                 f" distribution {distributions.get(name)!r} that draws non-finite values; expected "
                                 f"parameters whose draws are finite numbers")
     return inputs
+
+
+def sample_draws(model: Model, seed: int, start: int, stop: int) -> dict[str, np.ndarray]:
+    """The model's sampled inputs (uncertain quantities and random events) for draws [start, stop) of the run
+    with `seed`."""
+    return sample_inputs(model.scenario, design(model.scenario, seed, model.event_names), start, stop)
+
+
+def simulate_draws(model: Model, seed: int, start: int, stop: int
+                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(inputs, outputs) of draws [start, stop) of the run with `seed`: sample, then simulate."""
+    inputs = sample_draws(model, seed, start, stop)
+    return inputs, simulate(model, inputs)

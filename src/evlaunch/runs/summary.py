@@ -20,6 +20,16 @@ from evlaunch.analysis.decision import (
     path_stats,
     recommend_path,
 )
+from evlaunch.config.columns import (
+    BUDGET_EXCEEDED,
+    LAUNCH_MONTH_INDEX,
+    MARKET_TOTAL,
+    NEV_SHARE,
+    NPV,
+    PEAK_CASH_NEED,
+    path_column,
+    yearly,
+)
 from evlaunch.config.scenario import Scenario, month_label
 
 QUANTILES = (0.1, 0.5, 0.9)
@@ -76,15 +86,16 @@ def path_statistics(table: DrawStatistics, scenario: Scenario) -> dict[str, Path
     """Decision statistics of each path: NPV (mean, quantiles, CVaR10), launch odds, budget risk."""
     result = {}
     for path in scenario.paths:
-        columns = [f"{path}.npv", f"{path}.launch_month_index", f"{path}.peak_cash_need",
-                   f"{path}.budget_exceeded", "finance.usd_cny"]
+        columns = [path_column(path, NPV), path_column(path, LAUNCH_MONTH_INDEX), path_column(path, PEAK_CASH_NEED),
+                   path_column(path, BUDGET_EXCEEDED), "finance.usd_cny"]
         arrays = table.to_numpy([c for c in columns if c in table.columns])
         usd_cny = float(np.mean(arrays["finance.usd_cny"])) if "finance.usd_cny" in arrays else 7.0
-        stats = path_stats(path, npv=arrays[f"{path}.npv"], launch_month_index=arrays[f"{path}.launch_month_index"],
-                           peak_cash_need=arrays[f"{path}.peak_cash_need"],
+        stats = path_stats(path, npv=arrays[path_column(path, NPV)],
+                           launch_month_index=arrays[path_column(path, LAUNCH_MONTH_INDEX)],
+                           peak_cash_need=arrays[path_column(path, PEAK_CASH_NEED)],
                            config=decision_config(scenario, usd_cny))
         # The budget test is per draw (each draw has its own exchange rate), so take it from the draws.
-        exceeded = float(np.mean(arrays[f"{path}.budget_exceeded"]))
+        exceeded = float(np.mean(arrays[path_column(path, BUDGET_EXCEEDED)]))
         result[path] = PathStats(**{**stats.__dict__, "p_budget_exceeded": exceeded})
     return result
 
@@ -104,10 +115,10 @@ def build_summary(table: DrawStatistics, scenario: Scenario, draws: int, seed: i
     statistics = path_statistics(table, scenario)
     chosen = recommendation(statistics, scenario)
     # one streamed pass over the draws for every column the summary needs
-    columns = [f"{path}.{key}.{year}" for path in scenario.paths
+    columns = [yearly(path, key, year) for path in scenario.paths
                for key in ("deliveries", "orders", "share", "revenue") for year in years]
     columns += [f"{path}.{key}" for path in scenario.paths for key in ("npv", "peak_cash_need")]
-    columns += [f"{chosen.path}.{key}.{year}" for key in ("market_total", "nev_share") for year in years]
+    columns += [yearly(chosen.path, key, year) for key in ("market_total", "nev_share") for year in years]
     series = table.stats(columns)
     paths: dict[str, Any] = {}
     for path in scenario.paths:
@@ -121,14 +132,14 @@ def build_summary(table: DrawStatistics, scenario: Scenario, draws: int, seed: i
             "p_launch_by_target": statistics[path].p_launch_by_target,
         }
         for key in ("deliveries", "orders", "share", "revenue"):
-            entry[key] = {year: _stat_block(series[f"{path}.{key}.{year}"]) for year in years}
-        entry["npv"] = _stat_block(series[f"{path}.npv"])
-        entry["peak_cash_need"] = _stat_block(series[f"{path}.peak_cash_need"])
+            entry[key] = {year: _stat_block(series[yearly(path, key, year)]) for year in years}
+        entry["npv"] = _stat_block(series[path_column(path, NPV)])
+        entry["peak_cash_need"] = _stat_block(series[path_column(path, PEAK_CASH_NEED)])
         entry["p_budget_exceeded"] = statistics[path].p_budget_exceeded
         paths[path] = entry
     market = {
-        "total_sales": {year: _stat_block(series[f"{chosen.path}.market_total.{year}"]) for year in years},
-        "nev_share": {year: _stat_block(series[f"{chosen.path}.nev_share.{year}"]) for year in years},
+        "total_sales": {year: _stat_block(series[yearly(chosen.path, MARKET_TOTAL, year)]) for year in years},
+        "nev_share": {year: _stat_block(series[yearly(chosen.path, NEV_SHARE, year)]) for year in years},
     }
     return {
         "scenario": scenario.name,

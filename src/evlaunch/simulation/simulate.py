@@ -1,406 +1,425 @@
 """The monthly simulation, vectorised over Monte Carlo draws.
 
-`prepare(scenario)` reads the sourced data once (as of the scenario's date) into a `Model`;
-`simulate(model, inputs)` is a plain function from per-draw inputs (dict of arrays [N], keyed by the
-scenario's dotted parameter paths) to per-draw outputs (dict of arrays [N]), so samplers, sensitivity
-analysis, scenario discovery, dask or a dashboard can all drive it unchanged.
+`prepare(scenario)` (`simulation.model`) reads the sourced data once (as of the scenario's date) into a
+`Model`; `simulate(model, inputs)` is a plain function from per-draw inputs (dict of arrays [N], keyed by
+the scenario's dotted parameter paths) to per-draw outputs (dict of arrays [N], named by
+`simulation.outputs`), so samplers, sensitivity analysis, scenario discovery, dask or a dashboard can all
+drive it unchanged.
 
 Per draw and month: market size grows with seasonality; NEV utility drifts with the trend and with
 charging points by region; purchase subsidy and tax follow the policy schedule (`market.policy`);
 regions differ in price sensitivity, charging and policy bonuses (`market.regions`), and within each
 region consumer types differ in income and tastes (random-coefficients demand, `market.consumer_types`);
-battery cost, range progress and model ageing move incumbents (`market.dynamics`); incumbents cut BEV
+battery cost, range progress and model ageing move incumbents (`market.demand`); incumbents cut BEV
 prices after the entrant's launch (`competition.reprice = "fixed"`) or re-price to the Bertrand-Nash
 equilibrium (`"bertrand"`, `supply.repricing`); the entrant's car enters at its launch month with an
 awareness ramp; orders above capacity queue; the money follows (a draw in which every path of the chain
 fails abandons the project at the last failure: R&D and opex stop). Market figures by year are whole
 calendar years (the start year's months before the start are simulated too).
+
+`simulate` runs, for each path and month, the phases below in order: supply shocks (once), the entrant's
+utility and awareness, demand for the month, capacity and deliveries, unit cost and cash flow, regional
+sums; then per path the money (NPV, peak cash), the yearly and the monthly outputs.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
-from evlaunch.config.scenario import Scenario, month_label, month_number, quantities
-from evlaunch.data import load_table, numeric
-from evlaunch.entry.partners import check_partners
-from evlaunch.entry.paths import failure_event_name, path_outcomes
-from evlaunch.entry.reference_class import (
-    RampReferenceClass,
-    ReferenceClassError,
-    fit_reference_class,
-    ramp_fraction,
-    ramp_shape_from_uniforms,
-)
-from evlaunch.errors import DataError, ScenarioError, naming_source
+from evlaunch.config import columns
+from evlaunch.config.parameters import Parameters, PathParameters, ShockParameters
+from evlaunch.config.scenario import month_label
+from evlaunch.entry.paths import PathOutcome, path_outcomes
+from evlaunch.entry.reference_class import ramp_fraction, ramp_shape_from_uniforms
 from evlaunch.finance import net_present_value, peak_cash_need, terminal_value, unit_cost
-from evlaunch.market.consumer_types import ConsumerTypes
-from evlaunch.market.demand import Demand, calibrate_base, check_tastes, pre_start_market, prepare_policy
-from evlaunch.market.history import MarketHistory, load_history
-from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup, build_lineup
-from evlaunch.market.policy import PolicySchedule
-from evlaunch.market.regions import RegionSet
+from evlaunch.market.calibration import BaseMarket, calibrate
+from evlaunch.market.demand import Demand, PreStart, pre_start_market
+from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
+from evlaunch.simulation.model import Model, prepare
 from evlaunch.supply.capacity import capacity_ramp, serve_orders
-from evlaunch.supply.repricing import IncumbentPricing, diversion_groups, entrant_diversion
+from evlaunch.supply.repricing import IncumbentPricing, PathPricing, diversion_groups, entrant_diversion
 
-AWARENESS_EVENTS = ("product.awareness_shape_event_1", "product.awareness_shape_event_2")
+__all__ = ["Model", "prepare", "simulate"]  # `prepare` and `Model` re-exported for the old import path
+
 Inputs = dict[str, np.ndarray]
 Outputs = dict[str, np.ndarray]
+NATIONAL_SERIES = ("orders", "deliveries", "revenue", "cash_flow", "operating_flow", "market", "nev", "share")
+REGIONAL_SERIES = ("deliveries", "market", "nev")
 
 
 @dataclass(frozen=True)
-class Model:
-    """A scenario joined with the sourced data it may see (nothing dated after its as-of date)."""
+class Calendar:
+    """The simulated months after the scenario start."""
 
-    scenario: Scenario
-    history: MarketHistory
-    lineup: Lineup
-    competitor_names: tuple[str, ...]
-    event_names: tuple[str, ...]    # extra uniform draws: stage failures, supply shocks, ramp shapes
-    reference_class: RampReferenceClass | None = None
-    policy: PolicySchedule | None = None  # policy_schedule as known on the as-of date (market.policy)
-    tables: dict[str, str] = field(default_factory=dict)  # the scenario's own tables, paths joined to its folder
+    months: np.ndarray           # [H] months since year 0
+    years: np.ndarray            # [H] calendar year of each month
+    labels: tuple[str, ...]      # [H] 'YYYY-MM'
 
     @property
-    def path_names(self) -> tuple[str, ...]:
-        return tuple(self.scenario.paths)
-
-    @property
-    def base_mid_month(self) -> float:
-        first, last = self.scenario.market.base_period
-        return (month_number(first) + month_number(last)) / 2.0
-
-
-def prepare(scenario: Scenario, base_dir: str | Path = ".", source: str | None = None) -> Model:
-    """Load the data a scenario needs and check that every product it names exists; errors name the scenario
-    file `source` (when given) and the field."""
-    try:
-        return _prepare(scenario, base_dir)
-    except (DataError, ScenarioError) as error:
-        raise naming_source(error, source) from None
-
-
-def _named_products(lineup: Lineup, field: str, names: list[str]) -> None:
-    for name in names:
-        if name not in lineup.names or name in OTHER_PRODUCTS:
-            raise ScenarioError(f"field {field}: got {name!r}; expected a model of the base lineup: "
-                                f"{', '.join(n for n in lineup.names if n not in OTHER_PRODUCTS)}")
-
-
-def _prepare(scenario: Scenario, base_dir: str | Path) -> Model:
-    tables = {name: str(Path(base_dir) / path) for name, path in scenario.data.tables.items()}
-    lineup_source = scenario.data.lineup
-    if lineup_source.endswith(".csv"):
-        lineup_source = str(Path(base_dir) / lineup_source)
-    history = load_history(scenario.as_of, tables)
-    lineup = build_lineup(lineup_source, scenario.as_of, scenario.market.estimate_sales_from_monthly,
-                          scenario.market.base_period, tables.get("china_bev_monthly_by_model"))
-    _named_products(lineup, "product.comparables", scenario.product.comparables)
-    for k, launch in enumerate(scenario.competition.launches):
-        _named_products(lineup, f"competition.launches.{k}.comparables", launch.comparables)
-    bands = scenario.market.missing_price_band
-    needed = {band for band, price in zip(lineup.price_band, lineup.known_price) if math.isnan(price)}
-    missing = sorted(needed - set(bands))
-    if missing:
-        raise ScenarioError(f"scenario {scenario.name}: field market.missing_price_band lacks "
-                            f"{', '.join(missing)}; expected a price (or distribution) for each segment "
-                            f"whose models have no sourced price")
-    events = [failure_event_name(name, index) for name, path in scenario.paths.items()
-              for index in range(len(path.stages))]
-    events += [f"supply_shocks.{name}.occurrence_event" for name in scenario.supply_shocks]
-    policy = prepare_policy(scenario, lineup, tables)
-    check_tastes(scenario, lineup)
-    check_partners(scenario.paths, scenario.as_of, tables.get("firms"))
-    reference_class = None
-    if scenario.product.awareness_from_reference_class:
-        ramps_table = load_table("new_brand_ramps", scenario.as_of, tables.get("new_brand_ramps"))
-        ramps = ramps_table.rows[~ramps_table.rows["gap"]].assign(deliveries=lambda frame: numeric(frame["deliveries"]))
-        try:
-            reference_class = fit_reference_class(ramps)
-        except ReferenceClassError as error:
-            raise DataError(f"table 'new_brand_ramps': {ramps_table.path}: {error} (field "
-                            f"product.awareness_from_reference_class draws the ramp from it)") from None
-        events += [AWARENESS_EVENTS[0], AWARENESS_EVENTS[1]]
-    return Model(scenario, history, lineup, tuple(c.name for c in scenario.competition.launches), tuple(events),
-                 reference_class, policy, tables)
-
-
-def parameter_getter(model: Model, inputs: Inputs, draws: int) -> Callable[[str], np.ndarray]:
-    """`value(path)`: the per-draw values of a scenario quantity, from `inputs` or its fixed value."""
-    fixed = quantities(model.scenario)
-
-    def value(path: str) -> np.ndarray:
-        if path in inputs:
-            return np.asarray(inputs[path], dtype=float)
-        if path in fixed and not hasattr(fixed[path], "ppf"):
-            return np.full(draws, float(fixed[path]))
-        if path in fixed:
-            return np.full(draws, fixed[path].centre)
-        if path in model.event_names:
-            return np.full(draws, 0.5)  # the central case of a random event's uniform draw
-        raise KeyError(f"no input or scenario value for {path!r}")
-
-    return value
+    def year_list(self) -> list[int]:
+        return sorted(set(self.years.tolist()))
 
 
 @dataclass(frozen=True)
-class BaseMarket:
-    """The calibrated base period, per draw: products' prices and non-price utilities, price sensitivity."""
+class Setting:
+    """What every path of one `simulate` call shares (arrays over draws N and months H after the start)."""
 
-    potential: np.ndarray        # [N] potential buyers per month (base period, deseasonalised)
-    price: np.ndarray            # [N, J] guide prices, CNY
-    quality: np.ndarray          # [N, J] mean utility excluding price
-    alpha: np.ndarray            # [N] utility per CNY of effective price (negative)
-    shares: np.ndarray           # [N, J] base-period shares of potential buyers
-    outside_share: np.ndarray    # [N]
-    # `quality` is the plain national inversion; with regions the utilities the simulation uses are
-    # quality + quality_adjustment (joint calibration: region-weighted shares reproduce `shares`).
-    quality_adjustment: np.ndarray | None = None  # [N, J]
-    regions: RegionSet | None = None
-    effective_price: np.ndarray | None = None     # [N, J] price + purchase tax - subsidy, base period
-    range_km: np.ndarray | None = None            # [N, J] sourced or assumed range (NaN if not needed)
-    battery_kwh: np.ndarray | None = None         # [N, J] sourced or assumed battery (NaN if not needed)
-    extras: np.ndarray | None = None              # [N, T, J] consumer types' terms of the base period
-    types: ConsumerTypes | None = None            # consumer types (regions x taste nodes), market.consumer_types
-    taste_utility: np.ndarray | None = None       # [N, T, K] the types' taste terms for every product
-    characteristics: np.ndarray | None = None     # [N, K, C] every product's characteristics (consumer_types)
-
-
-def calibrate(model: Model, value: Callable[[str], np.ndarray], draws: int) -> BaseMarket:
-    """Reproduce the base period exactly: shares from sourced sales, alpha from the elasticity, delta by inversion."""
-    scenario, lineup, history = model.scenario, model.lineup, model.history
-    first, last = scenario.market.base_period
-    total = history.base_month_totals(first, last).mean()
-    bev_total = history.base_month_totals(first, last, "bev").mean()
-    phev_total = value("market.phev_to_bev_ratio") * bev_total
-    price = np.where(np.isnan(lineup.known_price), 0.0, lineup.known_price) * np.ones((draws, 1))
-    for j, band in enumerate(lineup.price_band):
-        if np.isnan(lineup.known_price[j]):
-            price[:, j] = value(f"market.missing_price_band.{band}")
-    rates = np.where(np.isnan(lineup.monthly_sales), 0.0, lineup.monthly_sales) * np.ones((draws, 1))
-    powertrain = np.array(lineup.powertrains)
-    listed = ~np.isnan(lineup.monthly_sales)
-    remainders = {"BEV": bev_total * np.ones(draws), "PHEV": phev_total,
-                  "ICE": total - bev_total - phev_total}
-    for name, remainder in remainders.items():
-        j = lineup.names.index(f"other {name}")
-        rates[:, j] = remainder - rates[:, listed & (powertrain == name)].sum(axis=1)
-        if np.any(rates[:, j] <= 0):
-            raise DataError(f"field market.phev_to_bev_ratio: a sampled ratio up to "
-                            f"{np.max(value('market.phev_to_bev_ratio')):.3g} leaves the listed {name} models selling more "
-                            f"than the {name} total of {first}..{last}; expected a ratio that leaves room for the "
-                            f"'other {name}' aggregate (check the lineup's sales bases too)")
-    outside = value("market.outside_share")
-    potential = total / (1.0 - outside)
-    shares = rates / potential[:, None]
-    fit = calibrate_base(model, value, draws, price, shares, outside)
-    return BaseMarket(potential, price, fit.quality, fit.alpha, shares, outside, fit.adjustment, fit.regions,
-                      fit.effective_price, fit.range_km, fit.battery_kwh, fit.extras, fit.types, fit.taste_utility,
-                      fit.characteristics)
+    parameters: Parameters
+    base: BaseMarket
+    demand: Demand
+    calendar: Calendar
+    size: np.ndarray             # [N, H] potential buyers per month
+    pack_cny: np.ndarray         # [N, H] battery pack price, CNY/kWh
+    pre_start: PreStart          # the start year's months before the start (market only)
+    shock_cut: np.ndarray        # [N, H] fraction of capacity lost to supply shocks
+    shock_cost: np.ndarray       # [N, H] fractional rise of the unit cost from supply shocks
+    entrant_quality: np.ndarray  # [N] comparables' mean utility + the product's quality utility
+    awareness_midpoint: np.ndarray  # [N] months after launch until awareness reaches half
+    awareness_width: np.ndarray  # [N] logistic width of the awareness ramp, months
+    pricing: IncumbentPricing | None  # Bertrand re-pricing (None: fixed prices with an entry cut)
+    named_bev: np.ndarray        # [J] bool: the named BEVs of the base lineup
+    group_names: list[str]       # diversion groups (firms, fringe aggregates, 'outside')
+    group_matrix: np.ndarray     # [K + 1, G] products and the outside option -> groups
+    price_coefficient: np.ndarray  # [N, T] alpha x each consumer type's price sensitivity
+    budget_cny: np.ndarray       # [N] funds pledged for the car business, CNY
 
 
-def _mean_quality(base: BaseMarket, lineup: Lineup, names: list[str]) -> np.ndarray:
-    utility = base.quality if base.quality_adjustment is None else base.quality + base.quality_adjustment
-    return utility[:, [lineup.index(name) for name in names]].mean(axis=1)
+@dataclass(frozen=True)
+class PathTerms:
+    """One path's per-draw terms, constant over the months (those of the path that actually operates)."""
+
+    outcome: PathOutcome
+    launch_index: np.ndarray     # [N] months after the start of the first month on sale; inf = never
+    capacity_per_month: np.ndarray  # [N] vehicles/month at full capacity
+    ramp: np.ndarray             # [N] months to full capacity
+    brand: np.ndarray            # [N] utility shift from co-branding or channel
+    fee: np.ndarray              # [N] contract-manufacturing fee, CNY/vehicle
+    cost_factor: np.ndarray      # [N] multiplier on the unit cost
+    upfront: np.ndarray          # [N] upfront cost of the operating path, CNY
+    upfront_begin: np.ndarray    # [N] month the operating path's upfront spending begins
+    upfront_months: np.ndarray   # [N] months it is spread over (>= 1)
+    sunk_months: np.ndarray      # [N] months the failed paths' sunk upfront is spread over (>= 1)
+    abandoned_at: np.ndarray     # [N] month the project is abandoned (every path failed), else inf
+
+
+@dataclass
+class PathState:
+    """What carries from one month to the next along a path."""
+
+    backlog: np.ndarray          # [N] orders waiting for a car
+    cumulative: np.ndarray       # [N] cars built so far (learning)
+    diversion: np.ndarray        # [N, G] diversion ratios to groups, summed over the first 12 months on sale
+    diversion_weight: np.ndarray  # [N] the orders weighting them
+
+
+@dataclass(frozen=True)
+class PathSeries:
+    """A path's monthly results: national [N, H] and regional [N, R, H] series, and the incumbents' prices."""
+
+    national: dict[str, np.ndarray]
+    regional: dict[str, np.ndarray]
+    price_change: np.ndarray     # [N, H] named incumbent BEVs: units x (p / p_no_entrant - 1)
+    bev_units: np.ndarray        # [N, H] named incumbent BEVs' units sold
 
 
 def simulate(model: Model, inputs: Inputs) -> Outputs:
     """Run every path for every draw over the horizon; return per-draw outputs keyed by name."""
-    scenario, lineup = model.scenario, model.lineup
-    draws = len(next(iter(inputs.values()))) if inputs else 1
-    value = parameter_getter(model, inputs, draws)
-    base = calibrate(model, value, draws)
-    horizon = scenario.horizon_months
-    start = scenario.start_month
-    months = start + np.arange(horizon)
-    years = np.array([m // 12 for m in months])
-
-    # Products (base lineup, scheduled launches, the entrant last) and the time-varying market drivers,
-    # the same for every path: market.dynamics.Demand. `lead` months of the start year precede the start.
-    demand = Demand(model, value, draws, base)
-    lead = demand.lead
-    size = demand.size[:, lead:]
-    pack_cny = demand.pack_cny[:, lead:]
-    vat = value("finance.vat_rate")
-    nev = demand.is_nev
-    regions = demand.regions
-    pre_start = pre_start_market(demand, value("product.price"))
-
-    # Supply shocks: per draw, whether each happens and when.
-    shock_cut = np.zeros((draws, horizon))
-    shock_cost = np.zeros((draws, horizon))
-    for name in scenario.supply_shocks:
-        prefix = f"supply_shocks.{name}"
-        happens = value(f"{prefix}.occurrence_event") < value(f"{prefix}.probability")
-        begin = value(f"{prefix}.start_months")[:, None]
-        active = happens[:, None] & (np.arange(horizon)[None, :] >= begin) & (
-            np.arange(horizon)[None, :] < begin + value(f"{prefix}.duration_months")[:, None])
-        shock_cut = np.maximum(shock_cut, active * value(f"{prefix}.capacity_cut")[:, None])
-        shock_cost = shock_cost + active * value(f"{prefix}.cost_increase")[:, None]
-
-    product = scenario.product
-    entrant_quality = _mean_quality(base, lineup, product.comparables) + value("product.quality_utility")
-    entrant_price = value("product.price")
-    ready = value("product.ready_months")
-    if model.reference_class is not None:
-        awareness_midpoint, awareness_width = ramp_shape_from_uniforms(
-            model.reference_class, value(AWARENESS_EVENTS[0]), value(AWARENESS_EVENTS[1]))
-    else:
-        awareness_midpoint, awareness_width = value("product.awareness_midpoint"), value("product.awareness_width")
-    outcomes = path_outcomes(scenario.paths, value)
-    path_order = list(scenario.paths)
+    parameters = model.parameters(inputs)
+    setting = prepare_setting(model, parameters)
+    outcomes = path_outcomes(model.scenario.paths, parameters.paths)
     out: Outputs = {}
-    month_labels = [month_label(m) for m in months]
-    year_list = sorted(set(years.tolist()))
-    cancellation = value("product.order_cancellation")
-    discount_rate = value("finance.discount_rate")
-    budget_cny = scenario.finance.budget_usd * value("finance.usd_cny")
-    fixed_costs = value("finance.rnd_per_month") + value("finance.opex_per_month")
-    # incumbents' prices: fixed with an entry cut, or Bertrand re-pricing (supply.repricing)
-    pricing = IncumbentPricing(model, value, draws, base, demand) if scenario.competition.reprice == "bertrand" \
-        else None
-    named_bev = np.array([name not in OTHER_PRODUCTS and powertrain == "BEV"
-                          for name, powertrain in zip(lineup.names, lineup.powertrains)])
-    group_names, group_matrix = diversion_groups(demand, lineup, [c.group for c in scenario.competition.launches])
-    types = demand.types
-    price_coefficient = base.alpha[:, None] * types.price_sensitivity
-
-    for path_name in path_order:
-        outcome = outcomes[path_name]
-        operating = outcome.operating_path
-
-        def of_operating(field: str, operating: np.ndarray = operating) -> np.ndarray:
-            values = np.stack([value(f"paths.{p}.{field}") for p in path_order], axis=1)
-            return np.where(operating >= 0, values[np.arange(draws), np.maximum(operating, 0)], 0.0)
-
-        launch_index = np.ceil(np.maximum(ready, outcome.production_start))  # months after start; inf = never
-        capacity_per_month = of_operating("capacity_per_year") / 12.0
-        ramp = of_operating("ramp_months")
-        brand = of_operating("brand_utility")
-        fee = of_operating("fee_per_vehicle")
-        cost_factor = of_operating("unit_cost_factor")
-        upfront = of_operating("upfront_cost")
-        upfront_months = np.maximum(np.where(np.isfinite(outcome.production_start),
-                                             outcome.production_start - outcome.months_lost, 0.0), 1.0)
-        upfront_begin = outcome.months_lost
-        sunk_months = np.maximum(outcome.months_lost, 1.0)
-        # every path of the chain failed: the project is abandoned at the last failure, its running costs stop
-        abandoned_at = np.where(operating < 0, outcome.months_lost, np.inf)
-        backlog = np.zeros(draws)
-        cumulative = np.zeros(draws)
-        series = {key: np.zeros((draws, horizon)) for key in
-                  ("orders", "deliveries", "revenue", "cash_flow", "operating_flow", "market", "nev", "share")}
-        by_region = {key: np.zeros((draws, len(regions.names), horizon)) for key in ("deliveries", "market", "nev")}
-        path_pricing = pricing.path() if pricing is not None else None
-        price_change = np.zeros((draws, horizon))     # named incumbent BEVs: units x (p / p_no_entrant - 1)
-        bev_units = np.zeros((draws, horizon))
-        diversion = np.zeros((draws, len(group_names)))  # first 12 months on sale, weighted by orders
-        diversion_weight = np.zeros(draws)
-        for t in range(horizon):
-            after_launch = t >= launch_index
-            cut = np.where(after_launch, value("competition.price_war_cut"), 0.0)
-            # month 1 = the first month on sale, as in the reference class of new brands' ramp-ups
-            awareness = ramp_fraction(t - launch_index + 1.0, awareness_midpoint, awareness_width)
-            entrant_utility = entrant_quality + brand + np.log(np.maximum(awareness, 1e-300))
-            if path_pricing is None:
-                typed, shares = demand.month(lead + t, cut, entrant_utility, entrant_price, after_launch,
-                                             launch_index)
-                bev_units[:, t] = size[:, t] * shares[:, :lineup_size(lineup)][:, named_bev].sum(axis=1)
-                price_change[:, t] = -cut * bev_units[:, t]
-            else:
-                _, typed, shares = path_pricing.month(t, entrant_utility, entrant_price, after_launch, launch_index)
-                price_change[:, t], bev_units[:, t] = path_pricing.bev_price_change(shares, size[:, t])
-            orders = size[:, t] * shares[:, -1]
-            first_year = after_launch & (t < launch_index + 12)
-            if first_year.any():
-                weight = np.where(first_year, orders, 0.0)
-                ratios = np.nan_to_num(entrant_diversion(typed, types.weights, price_coefficient)) @ group_matrix
-                diversion += weight[:, None] * ratios
-                diversion_weight += weight
-            capacity = capacity_per_month * capacity_ramp(t - launch_index, ramp) * (1.0 - shock_cut[:, t])
-            capacity = np.where(np.isfinite(launch_index), capacity, 0.0)
-            delivered, backlog = serve_orders(orders, capacity, backlog, cancellation)
-            cost = unit_cost(value("product.battery_kwh"), pack_cny[:, t], value("product.rest_of_vehicle_cost"),
-                             cost_factor, cumulative, value("product.learning_rate")) * (1.0 + shock_cost[:, t])
-            cumulative = cumulative + delivered
-            revenue = delivered * entrant_price / (1.0 + vat)
-            operating_flow = revenue - delivered * (cost + fee + value("finance.variable_cost_per_vehicle"))
-            upfront_now = np.where((t >= upfront_begin) & (t < upfront_begin + upfront_months),
-                                   upfront / upfront_months, 0.0)
-            sunk_now = np.where(t < outcome.months_lost, outcome.sunk_upfront / sunk_months, 0.0)
-            sold = size[:, t] * shares.sum(axis=1) - orders + delivered
-            series["orders"][:, t] = orders
-            series["deliveries"][:, t] = delivered
-            series["revenue"][:, t] = revenue
-            running = np.where(t < abandoned_at, fixed_costs, 0.0)
-            series["operating_flow"][:, t] = operating_flow - running
-            series["cash_flow"][:, t] = operating_flow - running - upfront_now - sunk_now
-            series["market"][:, t] = sold
-            series["nev"][:, t] = size[:, t] * (shares[:, :-1] * nev[None, :-1]).sum(axis=1) + delivered
-            series["share"][:, t] = delivered / sold
-            regional = types.within_regions(typed)                                          # [N, R, K]
-            buyers = size[:, t:t + 1] * regions.weights                                      # [N, R]
-            orders_region = buyers * regional[:, :, -1]
-            mix = np.where(orders[:, None] > 0, orders_region / np.maximum(orders, 1e-300)[:, None], regions.weights)
-            delivered_region = delivered[:, None] * mix
-            by_region["deliveries"][:, :, t] = delivered_region
-            by_region["market"][:, :, t] = buyers * regional.sum(axis=2) - orders_region + delivered_region
-            by_region["nev"][:, :, t] = (buyers * (regional[:, :, :-1] * nev[None, None, :-1]).sum(axis=2)
-                                         + delivered_region)
-        npv = net_present_value(series["cash_flow"], discount_rate,
-                                terminal_value(series["cash_flow"], value("finance.terminal_value_multiple"),
-                                               series["operating_flow"]))
-        peak = peak_cash_need(series["cash_flow"])
-        prefix = path_name
-        out[f"{prefix}.launch_month_index"] = launch_index
-        out[f"{prefix}.months_lost"] = outcome.months_lost
-        out[f"{prefix}.path_failed"] = outcome.failed
-        out[f"{prefix}.operating_path"] = operating.astype(float)
-        out[f"{prefix}.npv"] = npv
-        out[f"{prefix}.peak_cash_need"] = peak
-        out[f"{prefix}.budget_exceeded"] = peak > budget_cny
-        if path_pricing is not None:
-            out[f"{prefix}.equilibrium_failures"] = path_pricing.failures.copy()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            shares_of_buyers = diversion / diversion_weight[:, None]  # NaN: not on sale within the horizon
-        for g, group in enumerate(group_names):
-            out[f"{prefix}.diversion.{group}"] = np.where(diversion_weight > 0, shares_of_buyers[:, g], np.nan)
-        for year in year_list:
-            columns = years == year
-            for key in ("orders", "deliveries", "revenue"):
-                out[f"{prefix}.{key}.{year}"] = series[key][:, columns].sum(axis=1)
-            before = year == pre_start.year  # the start year's months before the start (market only)
-            market_year = series["market"][:, columns].sum(axis=1) + (pre_start.market if before else 0.0)
-            nev_year = series["nev"][:, columns].sum(axis=1) + (pre_start.nev if before else 0.0)
-            out[f"{prefix}.share.{year}"] = series["deliveries"][:, columns].sum(axis=1) / market_year
-            out[f"{prefix}.market_total.{year}"] = market_year
-            out[f"{prefix}.nev_share.{year}"] = nev_year / market_year
-            units = bev_units[:, columns].sum(axis=1)
-            out[f"{prefix}.incumbent_price_change.{year}"] = np.where(
-                units > 0, price_change[:, columns].sum(axis=1) / np.maximum(units, 1e-300), 0.0)
-            for r, region in enumerate(regions.names):
-                market_region = by_region["market"][:, r, columns].sum(axis=1) + (
-                    pre_start.market_region[:, r] if before else 0.0)
-                nev_region = by_region["nev"][:, r, columns].sum(axis=1) + (
-                    pre_start.nev_region[:, r] if before else 0.0)
-                out[f"{prefix}.deliveries_region.{region}.{year}"] = by_region["deliveries"][:, r, columns].sum(axis=1)
-                out[f"{prefix}.market_region.{region}.{year}"] = market_region
-                out[f"{prefix}.nev_share_region.{region}.{year}"] = nev_region / market_region
-        for t, label in enumerate(month_labels):
-            out[f"{prefix}.deliveries_month.{label}"] = series["deliveries"][:, t].astype(np.float32)
-            out[f"{prefix}.nev_share_month.{label}"] = (series["nev"][:, t] / series["market"][:, t]).astype(
-                np.float32)
-    out["product.awareness_midpoint_drawn"] = np.broadcast_to(awareness_midpoint, (draws,)).astype(float)
-    out["product.awareness_width_drawn"] = np.broadcast_to(awareness_width, (draws,)).astype(float)
-    out["market.public_chargers.end"] = demand.public_chargers_end
-    out["market.price_coefficient"] = base.alpha
+    for path_name in model.scenario.paths:
+        terms = path_terms(outcomes[path_name], parameters.paths, parameters)
+        series, state, path_pricing = simulate_path(setting, terms)
+        out.update(path_outputs(path_name, setting, terms, series, state, path_pricing))
+        out.update(yearly_outputs(path_name, setting, series))
+        out.update(monthly_outputs(path_name, setting, series))
+    out.update(global_outputs(setting))
     return out
 
 
-def lineup_size(lineup: Lineup) -> int:
-    return len(lineup.names)
+def simulate_path(setting: Setting, terms: PathTerms) -> tuple[PathSeries, PathState, PathPricing | None]:
+    """The months of one path, in order: the entrant's utility, demand, capacity and deliveries, cost and cash,
+    regional sums."""
+    draws, horizon = setting.size.shape
+    regions = len(setting.demand.regions.names)
+    series = PathSeries({key: np.zeros((draws, horizon)) for key in NATIONAL_SERIES},
+                        {key: np.zeros((draws, regions, horizon)) for key in REGIONAL_SERIES},
+                        np.zeros((draws, horizon)), np.zeros((draws, horizon)))
+    state = PathState(np.zeros(draws), np.zeros(draws), np.zeros((draws, len(setting.group_names))),
+                      np.zeros(draws))
+    path_pricing = setting.pricing.path() if setting.pricing is not None else None
+    for t in range(horizon):
+        after_launch, cut, utility = entrant_utility(setting, terms, t)
+        typed, shares = month_demand(setting, terms, path_pricing, series, t, after_launch, cut, utility)
+        orders = setting.size[:, t] * shares[:, -1]
+        record_diversion(setting, terms, state, t, after_launch, orders, typed)
+        delivered = capacity_and_deliveries(setting, terms, state, t, orders)
+        cash_flow(setting, terms, state, series, t, orders, delivered, shares)
+        regional_sums(setting, series, t, orders, delivered, typed)
+    return series, state, path_pricing
+
+
+def supply_shocks(shocks: dict[str, ShockParameters], draws: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """(capacity cut [N, H], unit-cost increase [N, H]) of the supply shocks: per draw, whether each happens
+    (its event's uniform below its probability) and when; cuts of overlapping shocks take the largest,
+    cost increases add up."""
+    shock_cut = np.zeros((draws, horizon))
+    shock_cost = np.zeros((draws, horizon))
+    month = np.arange(horizon)[None, :]
+    for shock in shocks.values():
+        happens = shock.occurrence_event < shock.probability
+        begin = shock.start_months[:, None]
+        active = happens[:, None] & (month >= begin) & (month < begin + shock.duration_months[:, None])
+        shock_cut = np.maximum(shock_cut, active * shock.capacity_cut[:, None])
+        shock_cost = shock_cost + active * shock.cost_increase[:, None]
+    return shock_cut, shock_cost
+
+
+def awareness_shape(model: Model, parameters: Parameters) -> tuple[np.ndarray, np.ndarray]:
+    """(midpoint, width) [N] of the entrant's awareness ramp, months: drawn from the reference class of new
+    brands' ramp-ups when the scenario asks for it, else the scenario's own."""
+    product = parameters.product
+    if model.reference_class is not None and product.awareness_shape_uniforms is not None:
+        return ramp_shape_from_uniforms(model.reference_class, *product.awareness_shape_uniforms)
+    return product.awareness_midpoint, product.awareness_width
+
+
+def mean_quality(base: BaseMarket, lineup: Lineup, names: list[str]) -> np.ndarray:
+    """[N] mean utility (excluding price) of the named lineup models at the base period."""
+    utility = base.quality if base.quality_adjustment is None else base.quality + base.quality_adjustment
+    return utility[:, [lineup.index(name) for name in names]].mean(axis=1)
+
+
+def prepare_setting(model: Model, parameters: Parameters) -> Setting:
+    """Calibrate the base period and build what every path shares: demand, shocks, the entrant's quality and
+    awareness shape, incumbents' pricing, diversion groups."""
+    scenario, lineup, draws = model.scenario, model.lineup, parameters.draws
+    base = calibrate(model.market, parameters)
+    horizon = scenario.horizon_months
+    months = scenario.start_month + np.arange(horizon)
+    calendar = Calendar(months, np.array([m // 12 for m in months]), tuple(month_label(m) for m in months))
+    # Products (base lineup, scheduled launches, the entrant last) and the time-varying market drivers,
+    # the same for every path. `lead` months of the start year precede the start.
+    demand = Demand(model.market, parameters, base)
+    shock_cut, shock_cost = supply_shocks(parameters.shocks, draws, horizon)
+    entrant_quality = mean_quality(base, lineup, scenario.product.comparables) + parameters.product.quality_utility
+    midpoint, width = awareness_shape(model, parameters)
+    pricing = (IncumbentPricing(model.market, parameters.finance.vat_rate, base, demand)
+               if scenario.competition.reprice == "bertrand" else None)
+    named_bev = np.array([name not in OTHER_PRODUCTS and powertrain == "BEV"
+                          for name, powertrain in zip(lineup.names, lineup.powertrains)])
+    group_names, group_matrix = diversion_groups(demand, lineup, [c.group for c in scenario.competition.launches])
+    return Setting(parameters, base, demand, calendar, demand.size[:, demand.lead:], demand.pack_cny[:, demand.lead:],
+                   pre_start_market(demand, parameters.product.price), shock_cut, shock_cost, entrant_quality,
+                   midpoint, width, pricing, named_bev, group_names, group_matrix,
+                   base.alpha[:, None] * demand.types.price_sensitivity,
+                   scenario.finance.budget_usd * parameters.finance.usd_cny)
+
+
+def path_terms(outcome: PathOutcome, paths: dict[str, PathParameters], parameters: Parameters) -> PathTerms:
+    """The terms of the path that operates in each draw (0 where none does), its launch month, and how its
+    upfront and the failed paths' sunk costs spread over the months."""
+    operating, order = outcome.operating_path, list(paths)
+    rows = np.arange(parameters.draws)
+
+    def of_operating(field: str) -> np.ndarray:
+        values = np.stack([getattr(paths[p], field) for p in order], axis=1)
+        return np.where(operating >= 0, values[rows, np.maximum(operating, 0)], 0.0)
+
+    production_start = outcome.production_start
+    return PathTerms(
+        outcome=outcome,
+        launch_index=np.ceil(np.maximum(parameters.product.ready_months, production_start)),
+        capacity_per_month=of_operating("capacity_per_year") / 12.0,
+        ramp=of_operating("ramp_months"),
+        brand=of_operating("brand_utility"),
+        fee=of_operating("fee_per_vehicle"),
+        cost_factor=of_operating("unit_cost_factor"),
+        upfront=of_operating("upfront_cost"),
+        upfront_begin=outcome.months_lost,
+        upfront_months=np.maximum(np.where(np.isfinite(production_start),
+                                           production_start - outcome.months_lost, 0.0), 1.0),
+        sunk_months=np.maximum(outcome.months_lost, 1.0),
+        # every path of the chain failed: the project is abandoned at the last failure, its running costs stop
+        abandoned_at=np.where(operating < 0, outcome.months_lost, np.inf),
+    )
+
+
+def entrant_utility(setting: Setting, terms: PathTerms, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(on sale [N] bool, incumbents' entry price cut [N], the entrant's mean utility [N]) in month t after
+    the start: quality + brand + log awareness, where month 1 is the first month on sale, as in the reference
+    class of new brands' ramp-ups."""
+    after_launch = t >= terms.launch_index
+    cut = np.where(after_launch, setting.parameters.competition.price_war_cut, 0.0)
+    awareness = ramp_fraction(t - terms.launch_index + 1.0, setting.awareness_midpoint, setting.awareness_width)
+    utility = setting.entrant_quality + terms.brand + np.log(np.maximum(awareness, 1e-300))
+    return after_launch, cut, utility
+
+
+def month_demand(setting: Setting, terms: PathTerms, path_pricing: PathPricing | None, series: PathSeries,
+                 t: int, after_launch: np.ndarray, cut: np.ndarray, utility: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(shares per consumer type [N, T, K], national shares [N, K]) in month t, with incumbents' prices fixed
+    (cut after the launch) or re-priced; records the named incumbent BEVs' units and price change."""
+    price = setting.parameters.product.price
+    if path_pricing is None:
+        typed, shares = setting.demand.month(setting.demand.lead + t, cut, utility, price, after_launch,
+                                             terms.launch_index)
+        series.bev_units[:, t] = setting.size[:, t] * shares[:, :len(setting.named_bev)][:, setting.named_bev].sum(
+            axis=1)
+        series.price_change[:, t] = -cut * series.bev_units[:, t]
+    else:
+        _, typed, shares = path_pricing.month(t, utility, price, after_launch, terms.launch_index)
+        series.price_change[:, t], series.bev_units[:, t] = path_pricing.bev_price_change(shares, setting.size[:, t])
+    return typed, shares
+
+
+def record_diversion(setting: Setting, terms: PathTerms, state: PathState, t: int, after_launch: np.ndarray,
+                     orders: np.ndarray, typed: np.ndarray) -> None:
+    """Add month t's diversion ratios to groups, weighted by orders, in the first 12 months on sale."""
+    first_year = after_launch & (t < terms.launch_index + 12)
+    if first_year.any():
+        weight = np.where(first_year, orders, 0.0)
+        ratios = np.nan_to_num(entrant_diversion(typed, setting.demand.types.weights, setting.price_coefficient)
+                               ) @ setting.group_matrix
+        state.diversion += weight[:, None] * ratios
+        state.diversion_weight += weight
+
+
+def capacity_and_deliveries(setting: Setting, terms: PathTerms, state: PathState, t: int,
+                            orders: np.ndarray) -> np.ndarray:
+    """Cars delivered [N] in month t: capacity ramps up from the launch (less supply shocks); orders above it
+    join the backlog, of which a share is cancelled each month."""
+    capacity = (terms.capacity_per_month * capacity_ramp(t - terms.launch_index, terms.ramp)
+                * (1.0 - setting.shock_cut[:, t]))
+    capacity = np.where(np.isfinite(terms.launch_index), capacity, 0.0)
+    delivered, state.backlog = serve_orders(orders, capacity, state.backlog,
+                                            setting.parameters.product.order_cancellation)
+    return delivered
+
+
+def cash_flow(setting: Setting, terms: PathTerms, state: PathState, series: PathSeries, t: int,
+              orders: np.ndarray, delivered: np.ndarray, shares: np.ndarray) -> None:
+    """Month t's unit cost (with learning and shocks), revenue, operating and total cash flow, and the
+    national market: new-car sales, NEV sales and the entrant's share of them."""
+    product, finance = setting.parameters.product, setting.parameters.finance
+    cost = unit_cost(product.battery_kwh, setting.pack_cny[:, t], product.rest_of_vehicle_cost,
+                     terms.cost_factor, state.cumulative, product.learning_rate) * (1.0 + setting.shock_cost[:, t])
+    state.cumulative = state.cumulative + delivered
+    revenue = delivered * product.price / (1.0 + finance.vat_rate)
+    operating_flow = revenue - delivered * (cost + terms.fee + finance.variable_cost_per_vehicle)
+    upfront_now = np.where((t >= terms.upfront_begin) & (t < terms.upfront_begin + terms.upfront_months),
+                           terms.upfront / terms.upfront_months, 0.0)
+    sunk_now = np.where(t < terms.outcome.months_lost, terms.outcome.sunk_upfront / terms.sunk_months, 0.0)
+    size, nev = setting.size[:, t], setting.demand.is_nev
+    sold = size * shares.sum(axis=1) - orders + delivered
+    national = series.national
+    national["orders"][:, t] = orders
+    national["deliveries"][:, t] = delivered
+    national["revenue"][:, t] = revenue
+    running = np.where(t < terms.abandoned_at, finance.rnd_per_month + finance.opex_per_month, 0.0)
+    national["operating_flow"][:, t] = operating_flow - running
+    national["cash_flow"][:, t] = operating_flow - running - upfront_now - sunk_now
+    national["market"][:, t] = sold
+    national["nev"][:, t] = size * (shares[:, :-1] * nev[None, :-1]).sum(axis=1) + delivered
+    national["share"][:, t] = delivered / sold
+
+
+def regional_sums(setting: Setting, series: PathSeries, t: int, orders: np.ndarray, delivered: np.ndarray,
+                  typed: np.ndarray) -> None:
+    """Month t by region: the entrant's deliveries (split as its orders are), new-car and NEV sales."""
+    demand = setting.demand
+    regions, nev = demand.regions, demand.is_nev
+    regional = demand.types.within_regions(typed)                                      # [N, R, K]
+    buyers = setting.size[:, t:t + 1] * regions.weights                                 # [N, R]
+    orders_region = buyers * regional[:, :, -1]
+    mix = np.where(orders[:, None] > 0, orders_region / np.maximum(orders, 1e-300)[:, None], regions.weights)
+    delivered_region = delivered[:, None] * mix
+    by_region = series.regional
+    by_region["deliveries"][:, :, t] = delivered_region
+    by_region["market"][:, :, t] = buyers * regional.sum(axis=2) - orders_region + delivered_region
+    by_region["nev"][:, :, t] = (buyers * (regional[:, :, :-1] * nev[None, None, :-1]).sum(axis=2)
+                                 + delivered_region)
+
+
+def path_outputs(path: str, setting: Setting, terms: PathTerms, series: PathSeries, state: PathState,
+                 path_pricing: PathPricing | None) -> Outputs:
+    """A path's launch, failure and money outputs (NPV with the terminal value, peak cash need, budget) and
+    its first-year diversion shares."""
+    finance, name = setting.parameters.finance, columns.path_column
+    flows = series.national["cash_flow"]
+    npv = net_present_value(flows, finance.discount_rate,
+                            terminal_value(flows, finance.terminal_value_multiple, series.national["operating_flow"]))
+    peak = peak_cash_need(flows)
+    out = {
+        name(path, columns.LAUNCH_MONTH_INDEX): terms.launch_index,
+        name(path, columns.MONTHS_LOST): terms.outcome.months_lost,
+        name(path, columns.PATH_FAILED): terms.outcome.failed,
+        name(path, columns.OPERATING_PATH): terms.outcome.operating_path.astype(float),
+        name(path, columns.NPV): npv,
+        name(path, columns.PEAK_CASH_NEED): peak,
+        name(path, columns.BUDGET_EXCEEDED): peak > setting.budget_cny,
+    }
+    if path_pricing is not None:
+        out[name(path, columns.EQUILIBRIUM_FAILURES)] = path_pricing.failures.copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares_of_buyers = state.diversion / state.diversion_weight[:, None]  # NaN: not on sale within the horizon
+    for g, group in enumerate(setting.group_names):
+        out[columns.diversion(path, group)] = np.where(state.diversion_weight > 0, shares_of_buyers[:, g], np.nan)
+    return out
+
+
+def yearly_outputs(path: str, setting: Setting, series: PathSeries) -> Outputs:
+    """A path's outputs by calendar year (whole years: the start year's months before the start add the
+    market's sales, `PreStart`), nationally and by region."""
+    national, by_region, pre_start = series.national, series.regional, setting.pre_start
+    regions = setting.demand.regions.names
+    out: Outputs = {}
+    for year in setting.calendar.year_list:
+        in_year = setting.calendar.years == year
+        for key in (columns.ORDERS, columns.DELIVERIES, columns.REVENUE):
+            out[columns.yearly(path, key, year)] = national[key][:, in_year].sum(axis=1)
+        before = year == pre_start.year  # the start year's months before the start (market only)
+        market_year = national["market"][:, in_year].sum(axis=1) + (pre_start.market if before else 0.0)
+        nev_year = national["nev"][:, in_year].sum(axis=1) + (pre_start.nev if before else 0.0)
+        out[columns.yearly(path, columns.SHARE, year)] = national["deliveries"][:, in_year].sum(axis=1) / market_year
+        out[columns.yearly(path, columns.MARKET_TOTAL, year)] = market_year
+        out[columns.yearly(path, columns.NEV_SHARE, year)] = nev_year / market_year
+        units = series.bev_units[:, in_year].sum(axis=1)
+        out[columns.yearly(path, columns.INCUMBENT_PRICE_CHANGE, year)] = np.where(
+            units > 0, series.price_change[:, in_year].sum(axis=1) / np.maximum(units, 1e-300), 0.0)
+        for r, region in enumerate(regions):
+            market_region = by_region["market"][:, r, in_year].sum(axis=1) + (
+                pre_start.market_region[:, r] if before else 0.0)
+            nev_region = by_region["nev"][:, r, in_year].sum(axis=1) + (
+                pre_start.nev_region[:, r] if before else 0.0)
+            out[columns.regional(path, columns.DELIVERIES_REGION, region, year)] = by_region["deliveries"][
+                :, r, in_year].sum(axis=1)
+            out[columns.regional(path, columns.MARKET_REGION, region, year)] = market_region
+            out[columns.regional(path, columns.NEV_SHARE_REGION, region, year)] = nev_region / market_region
+    return out
+
+
+def monthly_outputs(path: str, setting: Setting, series: PathSeries) -> Outputs:
+    """A path's deliveries and NEV share of new-car sales by month (float32: for charts)."""
+    national = series.national
+    out: Outputs = {}
+    for t, label in enumerate(setting.calendar.labels):
+        out[columns.monthly(path, columns.DELIVERIES_MONTH, label)] = national["deliveries"][:, t].astype(np.float32)
+        out[columns.monthly(path, columns.NEV_SHARE_MONTH, label)] = (
+            national["nev"][:, t] / national["market"][:, t]).astype(np.float32)
+    return out
+
+
+def global_outputs(setting: Setting) -> Outputs:
+    """Outputs shared by every path: the drawn awareness shape, public chargers at the end, alpha."""
+    draws = setting.parameters.draws
+    return {
+        columns.AWARENESS_MIDPOINT_DRAWN: np.broadcast_to(setting.awareness_midpoint, (draws,)).astype(float),
+        columns.AWARENESS_WIDTH_DRAWN: np.broadcast_to(setting.awareness_width, (draws,)).astype(float),
+        columns.PUBLIC_CHARGERS_END: setting.demand.public_chargers_end,
+        columns.PRICE_COEFFICIENT: setting.base.alpha,
+    }

@@ -19,17 +19,18 @@ from rich.table import Table
 
 from evlaunch.config.scenario import Scenario
 from evlaunch.data import load_table
+from evlaunch.market.calibration import calibrate
 from evlaunch.market.lineup import OTHER_PRODUCTS
 from evlaunch.market.rc_logit import diversion_ratios, elasticities
-from evlaunch.simulation.simulate import calibrate, parameter_getter, prepare
+from evlaunch.simulation.simulate import prepare
 from evlaunch.supply.repricing import recover_costs, type_market
 
 
 def calibration_tables(scenario: Scenario, base_dir: str | Path, top: int = 12) -> list[Table]:
     """Rich tables describing the calibration at the median of every uncertain input."""
     model = prepare(scenario, base_dir)
-    value = parameter_getter(model, {}, 1)
-    base = calibrate(model, value, 1)
+    parameters = model.parameters()
+    base = calibrate(model.market, parameters)
     lineup = model.lineup
     demand = base_demand(base)
     elasticity = np.diagonal(elasticities(*demand), axis1=1, axis2=2)[0]
@@ -66,7 +67,7 @@ def calibration_tables(scenario: Scenario, base_dir: str | Path, top: int = 12) 
                     f"{history.nev_log_odds_slope():.3f}")
     for year, share in sorted(history.nev_share_by_year.items()):
         drivers.add_row(f"NEV share {year} (CAAM passenger)", f"{share:.1%}")
-    return [products, drivers, *supply_tables(model, value, base, diversion, top)]
+    return [products, drivers, *supply_tables(model, parameters, base, diversion, top)]
 
 
 def base_demand(base):
@@ -105,11 +106,11 @@ def blp_margins(as_of) -> str:
     return f"BLP (1995) US cars: median {found[0]:.2f}{found[1]} (elasticities.csv)"
 
 
-def supply_tables(model, value, base, diversion: np.ndarray, top: int) -> list[Table]:
+def supply_tables(model, parameters, base, diversion: np.ndarray, top: int) -> list[Table]:
     """Substitution to rivals, marginal costs and margins under the consumer types."""
     lineup = model.lineup
     everything = np.arange(len(lineup.names))
-    supply = recover_costs(lineup, base, model.policy, round(model.base_mid_month), value("finance.vat_rate"))
+    supply = recover_costs(lineup, base, model.policy, round(model.base_mid_month), parameters.finance.vat_rate)
     named = [j for j in everything if lineup.names[j] not in OTHER_PRODUCTS]
     others = [j for j in everything if lineup.names[j] in OTHER_PRODUCTS]
     order = sorted(named, key=lambda j: -base.shares[0, j])[:top]
@@ -157,11 +158,10 @@ def sampled_costs(model) -> np.ndarray:
     """Share of sampled draws (the run's sampler, default seed) in which each re-priced model's recovered
     marginal cost is <= 0."""
     from evlaunch.runs.runner import DEFAULT_SEED
-    from evlaunch.runs.sampling import design, sample_inputs
+    from evlaunch.runs.sampling import sample_draws
 
-    inputs = sample_inputs(model.scenario, design(model.scenario, DEFAULT_SEED, model.event_names), 0, SAMPLED_DRAWS)
-    value = parameter_getter(model, inputs, SAMPLED_DRAWS)
-    base = calibrate(model, value, SAMPLED_DRAWS)
+    parameters = model.parameters(sample_draws(model, DEFAULT_SEED, 0, SAMPLED_DRAWS))
+    base = calibrate(model.market, parameters)
     supply = recover_costs(model.lineup, base, model.policy, round(model.base_mid_month),
-                           value("finance.vat_rate"))
+                           parameters.finance.vat_rate)
     return (supply.cost <= 0).mean(axis=0)

@@ -24,8 +24,9 @@ from evlaunch.analysis.sensitivity import (
     difference_output,
     run_sensitivity,
 )
+from evlaunch.config.columns import LAUNCH_MONTH_INDEX, NPV, path_column
 from evlaunch.config.scenario import uncertain_parameters
-from evlaunch.runs.sampling import design, sample_inputs
+from evlaunch.runs.sampling import simulate_draws
 from evlaunch.runs.summary import ArrayTable, path_statistics, recommendation
 from evlaunch.simulation.simulate import Model, simulate
 
@@ -51,9 +52,8 @@ def model_function(model: Model):
 
 def sample_table(model: Model, draws: int, seed: int) -> ArrayTable:
     """Inputs and outputs of `draws` Monte Carlo draws, in memory (for quick studies and discovery)."""
-    sampling = design(model.scenario, seed, model.event_names)
-    inputs = sample_inputs(model.scenario, sampling, 0, draws)
-    return ArrayTable({**inputs, **simulate(model, inputs)})
+    inputs, outputs = simulate_draws(model, seed, 0, draws)
+    return ArrayTable({**inputs, **outputs})
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def sensitivity_study(model: Model, method: str = "sobol", outputs: list[str] | 
     ranked = sorted(statistics, key=lambda name: -statistics[name].npv.mean)
     runner_up = next((name for name in ranked if name != chosen.path), None)
     horizon = float(model.scenario.horizon_months)
-    wanted: list[Any] = outputs or [f"{chosen.path}.npv", f"{chosen.path}.launch_month_index"]
+    wanted: list[Any] = outputs or [path_column(chosen.path, NPV), path_column(chosen.path, LAUNCH_MONTH_INDEX)]
     if runner_up is not None and outputs is None:
         wanted.append(difference_output(chosen.path, runner_up, "npv"))
     config = DesignConfig(method=Method(method), base_samples=base_samples)

@@ -56,8 +56,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from evlaunch.market.calibration import BaseMarket
 from evlaunch.market.demand import Demand, MonthState
 from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
+from evlaunch.market.market_data import MarketData
 from evlaunch.market.policy import PLATE_PRIVILEGE, RURAL_CAMPAIGN, SUBSIDY, TAX_EXEMPTION, PolicySchedule
 from evlaunch.market.rc_logit import (
     ConsumerTastes,
@@ -146,7 +148,7 @@ class SupplySide:
         return (self.base_price - self.cost) / self.base_price
 
 
-def base_market(lineup: Lineup, base, index: np.ndarray) -> TypeMarket:
+def base_market(lineup: Lineup, base: BaseMarket, index: np.ndarray) -> TypeMarket:
     """The base period as `type_market` (every base product on sale; the fringe folded)."""
     utility = base.quality + base.quality_adjustment
     available = np.ones(utility.shape, dtype=bool)
@@ -154,7 +156,8 @@ def base_market(lineup: Lineup, base, index: np.ndarray) -> TypeMarket:
                        base.types.price_sensitivity, index)
 
 
-def recover_costs(lineup: Lineup, base, policy: PolicySchedule, base_month: int, vat: np.ndarray) -> SupplySide:
+def recover_costs(lineup: Lineup, base: BaseMarket, policy: PolicySchedule, base_month: int,
+                  vat: np.ndarray) -> SupplySide:
     """Marginal costs from the Bertrand FOCs at the base period (module docstring)."""
     index, firms = repriced_products(lineup)
     market = base_market(lineup, base, index)
@@ -213,29 +216,40 @@ def resolve_months(demand: Demand, horizon: int) -> np.ndarray:
     return common
 
 
+@dataclass(frozen=True)
+class Entrant:
+    """The entrant's car as one path offers it, per draw."""
+
+    utility: np.ndarray         # [N] mean utility excluding price and NEV terms (quality, brand, awareness)
+    price: np.ndarray           # [N] guide price incl. VAT, CNY
+    launch_index: np.ndarray    # [N] launch month, months after the scenario start (inf: never)
+
+
 class IncumbentPricing:
     """Bertrand re-pricing for one simulation call: costs recovered once, then one `PathPricing` per path."""
 
-    def __init__(self, model, value, draws: int, base, demand: Demand) -> None:
+    def __init__(self, data: MarketData, vat_rate: np.ndarray, base: BaseMarket, demand: Demand) -> None:
+        """`vat_rate` [N]: VAT included in guide prices."""
         self.demand = demand
-        self.vat = value("finance.vat_rate")
-        self.supply = recover_costs(model.lineup, base, demand.policy, round(model.base_mid_month), self.vat)
-        self.common = resolve_months(demand, model.scenario.horizon_months)
-        self.draws = draws
-        self.is_bev = np.array([model.lineup.powertrains[j] == "BEV" for j in self.supply.index])
+        self.vat = vat_rate
+        self.supply = recover_costs(data.lineup, base, demand.policy, round(data.base_mid_month), self.vat)
+        self.common = resolve_months(demand, data.scenario.horizon_months)
+        self.draws = base.alpha.shape[0]
+        self.is_bev = np.array([data.lineup.powertrains[j] == "BEV" for j in self.supply.index])
         self.base_price = base.price
         # month t -> (no-entrant prices [N, P], converged [N]): the same for every path, solved once
         self._counterfactual: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def counterfactual(self, t: int, entrant: tuple) -> tuple[np.ndarray, np.ndarray]:
+    def counterfactual(self, t: int, entrant: Entrant) -> tuple[np.ndarray, np.ndarray]:
         """(no-entrant equilibrium guide prices [N, P], converged [N]) in common re-solve month t, solved
         once for all paths, each month from the previous common month's solution."""
         if t not in self._counterfactual:
             earlier = [k for k in self._counterfactual if k < t]
             start = self._counterfactual[max(earlier)][0] if earlier else self.supply.base_price
             step = self.demand.lead + t
-            state = self.demand.state(step, np.zeros(self.draws), entrant[0], entrant[1],
-                                      np.zeros(self.draws, dtype=bool), entrant[2], self.lineup_prices(start))
+            state = self.demand.state(step, np.zeros(self.draws), entrant.utility, entrant.price,
+                                      np.zeros(self.draws, dtype=bool), entrant.launch_index,
+                                      self.lineup_prices(start))
             self._counterfactual[t] = solve_incumbents(state, np.ones(self.draws, dtype=bool), start, self.cost(step),
                                                        self.rate(state), self.demand, self.supply)
         return self._counterfactual[t]
@@ -269,11 +283,11 @@ class PathPricing:
         self.counterfactual = self.guide.copy()                 # [N, P] never an entrant
         self.failures = np.zeros(draws)
 
-    def _solve(self, step: int, rows: np.ndarray, guide: np.ndarray, entrant: tuple, available: np.ndarray,
+    def _solve(self, step: int, rows: np.ndarray, guide: np.ndarray, entrant: Entrant, available: np.ndarray,
                cost: np.ndarray) -> np.ndarray:
         pricing = self.pricing
-        state = pricing.demand.state(step, np.zeros(pricing.draws), entrant[0], entrant[1], available, entrant[2],
-                                     pricing.lineup_prices(guide))
+        state = pricing.demand.state(step, np.zeros(pricing.draws), entrant.utility, entrant.price, available,
+                                     entrant.launch_index, pricing.lineup_prices(guide))
         solved, ok = solve_incumbents(state, rows, guide, cost, pricing.rate(state), pricing.demand, pricing.supply)
         result = guide.copy()
         result[rows] = solved
@@ -286,7 +300,7 @@ class PathPricing:
         pricing = self.pricing
         demand = pricing.demand
         step = demand.lead + t
-        entrant = (entrant_utility, entrant_price, launch_index)
+        entrant = Entrant(entrant_utility, entrant_price, launch_index)
         launching = launch_index == t
         common = bool(pricing.common[t])
         rows_entrant = (after_launch & common) | launching

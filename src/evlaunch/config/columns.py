@@ -1,0 +1,76 @@
+"""Names of the per-draw output columns (`draws.parquet`, `simulate`'s outputs): one function per kind.
+
+The schema — which columns exist, with their units — is declared in `simulation.outputs`; these pure
+naming functions sit low in the layers so that every consumer (runs, analysis, report, web, cli) builds
+names the same way without importing the simulation. The names are part of the contract (DESIGN.md):
+changing one changes `draws.parquet`.
+"""
+
+from __future__ import annotations
+
+# path-level outputs, one column per path: `path_column(path, NPV)` -> "own.npv"
+LAUNCH_MONTH_INDEX = "launch_month_index"
+MONTHS_LOST = "months_lost"
+PATH_FAILED = "path_failed"
+OPERATING_PATH = "operating_path"
+NPV = "npv"
+PEAK_CASH_NEED = "peak_cash_need"
+BUDGET_EXCEEDED = "budget_exceeded"
+EQUILIBRIUM_FAILURES = "equilibrium_failures"
+
+# per calendar year: `yearly(path, DELIVERIES, 2026)` -> "own.deliveries.2026"
+ORDERS = "orders"
+DELIVERIES = "deliveries"
+REVENUE = "revenue"
+SHARE = "share"
+MARKET_TOTAL = "market_total"
+NEV_SHARE = "nev_share"
+INCUMBENT_PRICE_CHANGE = "incumbent_price_change"
+
+# per region and calendar year: `regional(path, MARKET_REGION, "tier1", 2026)` -> "own.market_region.tier1.2026"
+DELIVERIES_REGION = "deliveries_region"
+MARKET_REGION = "market_region"
+NEV_SHARE_REGION = "nev_share_region"
+
+# per month: `monthly(path, DELIVERIES_MONTH, "2024-03")` -> "own.deliveries_month.2024-03"
+DELIVERIES_MONTH = "deliveries_month"
+NEV_SHARE_MONTH = "nev_share_month"
+
+# per diversion group: `diversion(path, "BYD")` -> "own.diversion.BYD"
+DIVERSION = "diversion"
+
+# global outputs (one column per run, not per path)
+AWARENESS_MIDPOINT_DRAWN = "product.awareness_midpoint_drawn"
+AWARENESS_WIDTH_DRAWN = "product.awareness_width_drawn"
+PUBLIC_CHARGERS_END = "market.public_chargers.end"
+PRICE_COEFFICIENT = "market.price_coefficient"
+
+
+def path_column(path: str, name: str) -> str:
+    """A path-level output, e.g. `path_column("own", NPV)` = "own.npv"."""
+    return f"{path}.{name}"
+
+
+def yearly(path: str, name: str, year: int) -> str:
+    """A path's output for one calendar year, e.g. "own.deliveries.2026"."""
+    return f"{path}.{name}.{year}"
+
+
+def regional(path: str, name: str, region: str, year: int) -> str:
+    """A path's output for one region and calendar year, e.g. "own.market_region.tier1.2026"."""
+    return f"{path}.{name}.{region}.{year}"
+
+
+def monthly(path: str, name: str, month: str) -> str:
+    """A path's output for one month ('YYYY-MM'), e.g. "own.deliveries_month.2024-03"."""
+    return f"{path}.{name}.{month}"
+
+
+def diversion(path: str, group: str) -> str:
+    """The share of a path's first-year buyers diverted from `group` (or 'outside'), e.g. "own.diversion.BYD"."""
+    return f"{path}.{DIVERSION}.{group}"
+
+
+def diversion_prefix(path: str) -> str:
+    """The prefix shared by a path's diversion columns ("own.diversion.")."""
+    return f"{path}.{DIVERSION}."

@@ -1,0 +1,134 @@
+"""From a scenario and its sampled inputs to typed per-draw parameters (`config.parameters`).
+
+This is the only place that maps the scenario's dotted field paths (`"paths.own.capacity_per_year"`) to
+arrays. A quantity's per-draw values are, in order of precedence: the input column of that name (sampled
+or overridden), its fixed value, the centre of its distribution (a run without sampled inputs), or 0.5
+for a random event's uniform (its central case).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from evlaunch.config.distributions import is_uncertain
+from evlaunch.config.parameters import (
+    CompetitionParameters,
+    DynamicsParameters,
+    FinanceParameters,
+    LaunchParameters,
+    MarketParameters,
+    Parameters,
+    PathParameters,
+    PolicyParameters,
+    ProductParameters,
+    RegionParameters,
+    ShockParameters,
+    StageParameters,
+    TasteParameters,
+)
+from evlaunch.config.scenario import Scenario, quantities
+from evlaunch.entry.paths import failure_event_name
+
+AWARENESS_EVENTS = ("product.awareness_shape_event_1", "product.awareness_shape_event_2")
+
+
+def shock_event_name(shock: str) -> str:
+    """Name of the uniform draw that decides whether a supply shock happens (when below its probability)."""
+    return f"supply_shocks.{shock}.occurrence_event"
+
+
+class _Values:
+    """`values(path)`: the per-draw values [N] of one scenario quantity or random event (read-only)."""
+
+    def __init__(self, scenario: Scenario, inputs: Mapping[str, np.ndarray], draws: int,
+                 events: tuple[str, ...]) -> None:
+        self.fixed, self.inputs, self.draws, self.events = quantities(scenario), inputs, draws, events
+
+    def __call__(self, path: str) -> np.ndarray:
+        if path in self.inputs:
+            array = np.asarray(self.inputs[path], dtype=float).view()
+        elif path in self.fixed and not is_uncertain(self.fixed[path]):
+            array = np.full(self.draws, float(self.fixed[path]))
+        elif path in self.fixed:
+            array = np.full(self.draws, self.fixed[path].centre)
+        elif path in self.events:
+            array = np.full(self.draws, 0.5)  # the central case of a random event's uniform draw
+        else:
+            raise KeyError(f"no input or scenario value for {path!r}")
+        array.flags.writeable = False
+        return array
+
+    def group(self, prefix: str, names: tuple[str, ...] | list[str]) -> dict[str, np.ndarray]:
+        return {name: self(f"{prefix}.{name}") for name in names}
+
+
+def _fields(cls) -> list[str]:
+    return [name for name in cls.__dataclass_fields__]
+
+
+def _market(scenario: Scenario, values: _Values) -> MarketParameters:
+    scalar = [name for name in _fields(MarketParameters) if name != "missing_price_band"]
+    bands = values.group("market.missing_price_band", list(scenario.market.missing_price_band))
+    return MarketParameters(**values.group("market", scalar), missing_price_band=bands)
+
+
+def _dynamics(scenario: Scenario, values: _Values) -> DynamicsParameters:
+    dynamics = scenario.dynamics
+    scalar = ["battery_pass_through", "range_growth_per_year", "range_utility", "ageing_per_year"]
+    optional = {field: None if getattr(dynamics, field) is None else values(f"dynamics.{field}")
+                for field in ("bev_battery_kwh", "phev_battery_kwh")}
+    bands = values.group("dynamics.missing_range_band", list(dynamics.missing_range_band))
+    return DynamicsParameters(**values.group("dynamics", scalar), **optional, missing_range_band=bands)
+
+
+def _product(values: _Values) -> ProductParameters:
+    scalar = [name for name in _fields(ProductParameters) if name != "awareness_shape_uniforms"]
+    uniforms = None
+    if AWARENESS_EVENTS[0] in values.events:
+        uniforms = (values(AWARENESS_EVENTS[0]), values(AWARENESS_EVENTS[1]))
+    return ProductParameters(**values.group("product", scalar), awareness_shape_uniforms=uniforms)
+
+
+def _path(name: str, stage_count: int, values: _Values) -> PathParameters:
+    prefix = f"paths.{name}"
+    stages = tuple(StageParameters(values(f"{prefix}.stages.{index}.months"),
+                                   values(f"{prefix}.stages.{index}.failure"),
+                                   values(failure_event_name(name, index))) for index in range(stage_count))
+    scalar = [field for field in _fields(PathParameters) if field != "stages"]
+    return PathParameters(stages, **values.group(prefix, scalar))
+
+
+def _shock(name: str, values: _Values) -> ShockParameters:
+    scalar = [field for field in _fields(ShockParameters) if field != "occurrence_event"]
+    return ShockParameters(values(shock_event_name(name)), **values.group(f"supply_shocks.{name}", scalar))
+
+
+def build_parameters(scenario: Scenario, inputs: Mapping[str, np.ndarray], draws: int,
+                     events: tuple[str, ...] = ()) -> Parameters:
+    """Every quantity of `scenario` for `draws` draws: from `inputs` (arrays [draws] keyed by dotted path),
+    else fixed values, distributions' centres, and 0.5 for the random `events` (module docstring)."""
+    values = _Values(scenario, inputs, draws, events)
+    launches = tuple(LaunchParameters(values(f"competition.launches.{k}.price"),
+                                      values(f"competition.launches.{k}.quality_utility"))
+                     for k in range(len(scenario.competition.launches)))
+    return Parameters(
+        draws=draws,
+        market=_market(scenario, values),
+        tastes=TasteParameters(**values.group("market.tastes", _fields(TasteParameters))),
+        regions={name: RegionParameters(**values.group(f"regions.{name}", _fields(RegionParameters)))
+                 for name in scenario.regions},
+        dynamics=_dynamics(scenario, values),
+        policy=PolicyParameters(values("policy.extra_nev_subsidy")),
+        competition=CompetitionParameters(values("competition.price_war_cut"), launches),
+        product=_product(values),
+        paths={name: _path(name, len(path.stages), values) for name, path in scenario.paths.items()},
+        finance=FinanceParameters(**values.group("finance", _fields(FinanceParameters))),
+        shocks={name: _shock(name, values) for name in scenario.supply_shocks},
+    )
+
+
+def draw_count(inputs: Mapping[str, np.ndarray]) -> int:
+    """The number of draws in `inputs` (1 when there are none: the central case)."""
+    return len(next(iter(inputs.values()))) if inputs else 1
