@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from evlaunch.config.scenario import month_number, quantities
+from evlaunch.market.calibration import calibrate
 from evlaunch.market.demand import Demand
-from evlaunch.runs.sampling import design, sample_inputs
-from evlaunch.simulation.simulate import calibrate, parameter_getter
+from evlaunch.runs.sampling import sample_draws
 
 DRAWS = 8
 ENTRANT_PRICE = 250_000.0
@@ -26,16 +26,15 @@ DRIVERS = ("market.nev_trend_per_year", "dynamics.ageing_per_year", "dynamics.ra
 
 @pytest.fixture(scope="module")
 def inputs(reference_model):
-    sampling = design(reference_model.scenario, 7, reference_model.event_names)
-    return sample_inputs(reference_model.scenario, sampling, 0, DRAWS)
+    return sample_draws(reference_model, 7, 0, DRAWS)
 
 
 def demand_for(model, inputs, **overrides):
     """(Demand, base-period calibration) for `inputs` with some inputs set to one value for every draw."""
     changed = {**inputs, **{key: np.full(DRAWS, float(value)) for key, value in overrides.items()}}
-    value = parameter_getter(model, changed, DRAWS)
-    base = calibrate(model, value, DRAWS)
-    return Demand(model, value, DRAWS, base), base
+    parameters = model.parameters(changed)
+    base = calibrate(model.market, parameters)
+    return Demand(model.market, parameters, base), base
 
 
 def shares(demand, step, entrant_price=ENTRANT_PRICE, on_sale=True):
