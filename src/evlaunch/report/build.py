@@ -23,6 +23,7 @@ from evlaunch._version import __version__
 from evlaunch.atomic import write_text_atomic
 from evlaunch.config.scenario import Scenario, month_label, quantities
 from evlaunch.report import charts
+from evlaunch.report.formatting import bn_cny, units
 from evlaunch.simulation.simulate import Model
 
 CHART_DRAWS = 20_000
@@ -57,14 +58,6 @@ class ReportContext:
                            config={"displaylogo": False, "responsive": True}, div_id=f"figure-{self.figures}")
 
 
-def _money(value: float | None) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{value / 1e9:,.1f} bn"
-
-
-def _units(value: float | None) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{value:,.0f}"
-
-
 def table_html(header: list[str], rows: list[list[str]], classes: str = "") -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
@@ -82,9 +75,9 @@ def overview(context: ReportContext) -> Section:
         deliveries = path["deliveries"].get(first_full_year, {}).get("mean")
         rows.append([f"<b>{html.escape(name)}</b>{mark}<br><small>{html.escape(scenario.paths[name].label)}</small>",
                      " / ".join(launch[k] or "never" for k in ("p10", "p50", "p90")),
-                     f"{path['p_launch_by_target']:.0%}", _units(deliveries),
-                     _money(path["npv"]["mean"]), f"{_money(path['npv']['p10'])} … {_money(path['npv']['p90'])}",
-                     _money(path["peak_cash_need"]["p90"]), f"{path['p_budget_exceeded']:.1%}"])
+                     f"{path['p_launch_by_target']:.0%}", units(deliveries), bn_cny(path["npv"]["mean"], suffix=" bn"),
+                     f"{bn_cny(path['npv']['p10'], suffix=' bn')} … {bn_cny(path['npv']['p90'], suffix=' bn')}",
+                     bn_cny(path["peak_cash_need"]["p90"], suffix=" bn"), f"{path['p_budget_exceeded']:.1%}"])
     header = ["path", "launch month p10 / p50 / p90", f"P(launch by {scenario.target_launch})",
               f"deliveries {min(scenario.years) + 2} (mean)", "NPV mean (CNY)", "NPV p10 … p90",
               "peak cash need p90", "P(budget exceeded)"]
@@ -141,7 +134,7 @@ def market_section(context: ReportContext) -> Section:
     figure = charts.fan_chart(months, series, f"NEV share of new-car sales (with the entrant on path {chosen})",
                               "share", scale=1.0)
     figure.update_yaxes(tickformat=".0%")
-    rows = [[year, _units(block["mean"]), f"{context.summary['market']['nev_share'][year]['mean']:.1%}"]
+    rows = [[year, units(block["mean"]), f"{context.summary['market']['nev_share'][year]['mean']:.1%}"]
             for year, block in context.summary["market"]["total_sales"].items()]
     return Section("Market", context.figure(figure) + table_html(["year", "new-car sales (mean)",
                                                                   "NEV share (mean)"], rows), "market")
@@ -164,8 +157,8 @@ def assumptions_section(context: ReportContext) -> Section:
 def data_section(context: ReportContext) -> Section:
     lineup = context.model.lineup
     rows = [[html.escape(name), html.escape(group), powertrain,
-             _units(price) if not math.isnan(price) else "assumed (band)",
-             _units(sales) if not math.isnan(sales) else "derived", html.escape(basis), html.escape(source[:90])]
+             units(price) if not math.isnan(price) else "assumed (band)",
+             units(sales) if not math.isnan(sales) else "derived", html.escape(basis), html.escape(source[:90])]
             for name, group, powertrain, price, sales, basis, source in
             zip(lineup.names, lineup.groups, lineup.powertrains, lineup.known_price, lineup.monthly_sales,
                 lineup.sales_basis, lineup.sources)]
