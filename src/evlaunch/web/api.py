@@ -76,12 +76,12 @@ def api_scenario(name: str, dashboard: DashboardDep):
 
 @router.post("/scenarios/{name}/runs", status_code=202)
 async def api_start_run(request: Request, name: str, dashboard: DashboardDep):
-    entry = dashboard.valid_scenario(name)
+    entry, text = dashboard.valid_scenario(name)
     payload = await _json_body(request)
     if problem := _payload_problem(payload):
         return _invalid([problem])
     try:
-        run = await run_in_threadpool(build_request, entry.text, entry.source, payload.get("levers") or {},
+        run = await run_in_threadpool(build_request, text, entry.source, payload.get("levers") or {},
                                       payload.get("paths"), payload.get("draws", DEFAULT_BROWSER_DRAWS),
                                       payload.get("seed"), DEFAULT_SEED)
     except FormError as error:

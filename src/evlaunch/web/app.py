@@ -22,7 +22,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -40,12 +40,11 @@ from evlaunch.web.state import WEB_DIR, Dashboard, page_templates
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """On shutdown, cancel the running jobs and wait for their threads."""
     yield
-    await run_in_threadpool(app.state.jobs.shutdown)
+    await run_in_threadpool(app.state.dashboard.jobs.shutdown)
 
 
-async def http_error(request: Request, error: Exception):
+async def http_error(request: Request, error: HTTPException) -> Response:
     """HTTP errors as `{"detail": ...}` on the API and as the error page elsewhere."""
-    assert isinstance(error, HTTPException)
     if request.url.path.startswith(API_PREFIX):
         return JSONResponse({"detail": error.detail}, error.status_code, headers=error.headers)
     dashboard: Dashboard = request.app.state.dashboard
@@ -79,7 +78,7 @@ def create_app(store_path: str | Path | None = None, scenarios_dir: str | Path |
     app.add_middleware(SecurityHeaders)
     if allowed_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
-    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
 
     app.include_router(pages.router)
     app.include_router(run_routes.router)

@@ -471,11 +471,11 @@ def _check_supports(scenario: Scenario, keys: list[str], source: str, problems: 
     values = quantities(scenario)
     for key in keys:
         value = values.get(key)
-        if not hasattr(value, "ppf"):
+        if value is None or not hasattr(value, "ppf"):
             continue
         try:
             with np.errstate(all="ignore"):
-                support = np.asarray(value.ppf(np.array([1e-6, 0.5, 1 - 1e-6])), dtype=float)
+                support = np.asarray(value.ppf(np.array([1e-6, 0.5, 1 - 1e-6])), dtype=np.float64)
             finite = bool(np.isfinite(support).all())
         except (ValueError, ArithmeticError):
             finite = False

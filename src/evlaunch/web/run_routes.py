@@ -34,7 +34,7 @@ def _too_long(values: dict[str, str]) -> FormError | None:
 
 @router.post("/scenarios/{name}/run")
 async def run_from_form(request: Request, name: str, dashboard: DashboardDep):
-    entry = dashboard.valid_scenario(name)
+    entry, text = dashboard.valid_scenario(name)
     # (a malformed multipart body becomes a 400 in starlette; the body size is capped by BodyLimit)
     form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_BODY_BYTES)
     values = {key: value for key, value in form.multi_items() if isinstance(value, str) and key != "path"}
@@ -44,7 +44,7 @@ async def run_from_form(request: Request, name: str, dashboard: DashboardDep):
     try:
         if too_long:
             raise too_long
-        run = await run_in_threadpool(build_request, entry.text, entry.source, levers, checked,
+        run = await run_in_threadpool(build_request, text, entry.source, levers, checked,
                                       values.get("draws", ""), values.get("seed", ""), DEFAULT_SEED)
     except FormError as error:
         safe = {key: value for key, value in values.items() if not too_long or key not in too_long.by_field}

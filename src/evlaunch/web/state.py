@@ -71,12 +71,13 @@ class Dashboard:
             raise HTTPException(404, f"no scenario {name[:100]!r} in {self.scenarios_dir.name}/")
         return entry
 
-    def valid_scenario(self, name: str) -> ScenarioEntry:
-        """The offered scenario called `name` if its file is valid; 404 if there is none, 409 if invalid."""
+    def valid_scenario(self, name: str) -> tuple[ScenarioEntry, str]:
+        """The offered scenario called `name` and its text if its file is valid; 404 if there is none,
+        409 if it is not valid."""
         entry = self.scenario_entry(name)
-        if entry.scenario is None:
+        if entry.scenario is None or entry.text is None:
             raise HTTPException(409, f"the scenario file is not valid: {entry.error}")
-        return entry
+        return entry, entry.text
 
     def scenario_listing(self) -> list[dict[str, Any]]:
         """Every offered scenario with its description, as-of date, paths and target, or its error."""
