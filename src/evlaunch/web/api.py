@@ -1,7 +1,8 @@
 """The dashboard's JSON API under /api: scenarios and their levers, starting and following run jobs, stored
 runs and comparisons. Bodies are `application/json` only (RequestGuard refuses others with 415; starting a
-run requires the header even for an empty body). Errors are `{"detail": ...}`; invalid levers are 422 with
-CLI-style lines and the lines by field."""
+run requires the header even for an empty body). Like every state-changing request, a POST must name the
+dashboard's origin in an `Origin` header (scripts: e.g. `-H "Origin: http://127.0.0.1:8000"`), else 403.
+Errors are `{"detail": ...}`; invalid levers are 422 with CLI-style lines and the lines by field."""
 
 from __future__ import annotations
 
