@@ -88,10 +88,10 @@ def at_schema_limits(text: str) -> str:
 
 def measure(text: str, small: int, large: int) -> dict[str, float]:
     """Fixed cost per simulate call, cost per draw and peak RSS (MiB) of one scenario, in this process."""
-    from evlaunch.runs.cost import dimensions
     from threadpoolctl import threadpool_limits
 
     from evlaunch.config.scenario import parse_scenario
+    from evlaunch.runs.cost import dimensions
     from evlaunch.runs.sampling import design, sample_inputs
     from evlaunch.simulation.simulate import prepare, simulate
 

@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
 ARTIFACTS = ROOT / "test-artifacts"
+ORIGIN = "http://testserver"  # the TestClient's base URL
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -28,14 +29,15 @@ def web_paths(tmp_path_factory) -> SimpleNamespace:
 
 @pytest.fixture(scope="module")
 def client(web_paths):
-    """A TestClient on a fresh app (lifespan on, so jobs are cancelled at the end)."""
+    """A TestClient on a fresh app (lifespan on, so jobs are cancelled at the end), sending the dashboard's
+    own Origin as a browser does (state-changing requests without one are refused)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # starlette's deprecation note on httpx vs httpx2, raised at import
         from fastapi.testclient import TestClient
     from evlaunch.web.app import create_app
 
     app = create_app(store_path=web_paths.store, scenarios_dir=web_paths.scenarios, runs_dir=web_paths.runs)
-    with TestClient(app) as test_client:
+    with TestClient(app, headers={"origin": ORIGIN}) as test_client:
         yield test_client
 
 

@@ -3,12 +3,18 @@
 Open the reference scenario, fix the price low and run, read the results and the report's charts, run
 again with a high price, check the figures moved the way they must (a dearer car sells fewer), compare
 the two runs side by side, and time Run -> results for 2,000 draws. Screenshots go to test-artifacts/.
+And an attacker's page on another origin that posts to the dashboard: it must start nothing.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import re
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pytest
 from playwright.sync_api import expect
@@ -154,3 +160,69 @@ def test_time_run_to_results_for_2000_draws(page, live_server, artifacts):
           f"its report after {page_loaded:.1f} s, report charts drawn after {charts_drawn:.1f} s "
           f"(run_scenario: {phases})")
     page.screenshot(path=str(artifacts / "results-reference-2000.png"), full_page=True)
+
+
+# -- a page on another origin ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def foreign_site():
+    """Another origin: a web server on a second localhost port serving the pages put in `pages` by path."""
+    pages: dict[str, str] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # the name http.server calls
+            body = pages.get(self.path)
+            if body is None and self.path == "/favicon.ico":
+                body = ""  # (a 404 would be a console error, which fails the test)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write((body or "not found").encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, name="foreign-site", daemon=True)
+    thread.start()
+    yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_address[1]}", pages=pages)
+    server.shutdown()
+    server.server_close()
+
+
+def _auto_submit(action: str, fields: dict[str, str], enctype: str = "application/x-www-form-urlencoded") -> str:
+    inputs = "".join(f'<input name="{html.escape(name)}" value="{html.escape(value)}">'
+                     for name, value in fields.items())
+    return (f'<!doctype html><title>win a car</title><form id="f" method="post" action="{html.escape(action)}" '
+            f'enctype="{enctype}">{inputs}</form><script>document.getElementById("f").submit()</script>')
+
+
+def test_a_cross_site_form_post_starts_no_run(page, live_server, foreign_site, artifacts):
+    jobs_before = len(live_server.app.state.jobs.jobs())
+    runs_before = len(live_server.store.list_runs(limit=1000))
+    target = f"{live_server.url}/scenarios/{SCENARIO}/run"
+    api = f"{live_server.url}/api/scenarios/{SCENARIO}/runs"
+    # the dashboard's own form fields; and JSON smuggled through a text/plain form into the API
+    foreign_site.pages["/form"] = _auto_submit(target, {"draws": "200", "path": "own", "product.price": "200000"})
+    foreign_site.pages["/plain"] = _auto_submit(api, {'{"draws": 200, "x": "': '"}'}, "text/plain")
+    foreign_site.pages["/fetch"] = ("<!doctype html><title>fetch</title><script>window.done = fetch("
+                                    f"{json.dumps(api)}, {{method: 'POST', mode: 'no-cors', headers: "
+                                    "{'Content-Type': 'text/plain'}, body: JSON.stringify({draws: 200})})"
+                                    ".then(() => 'sent', e => 'failed: ' + e);</script>")
+    for path, url in (("/form", target), ("/plain", api)):
+        with page.expect_response(lambda response, url=url: response.url == url) as posted:
+            page.goto(foreign_site.url + path)
+        response = posted.value
+        assert response.request.method == "POST"
+        assert response.request.headers.get("origin") == foreign_site.url  # the browser named the attacker
+        assert response.status == 403, (path, response.status)
+        page.wait_for_load_state()
+        assert "refused" in page.locator("body").inner_text()
+    page.screenshot(path=str(artifacts / "cross-site-refused.png"))
+    page.goto(foreign_site.url + "/fetch")
+    assert page.evaluate("window.done") == "sent"
+    time.sleep(1.0)  # a run would have been queued synchronously by the request; give any thread a moment
+    assert len(live_server.app.state.jobs.jobs()) == jobs_before, "a cross-site request started a run"
+    assert len(live_server.store.list_runs(limit=1000)) == runs_before
+    page.console_problems.clear()  # chromium logs the dashboard's 403 answers as console errors

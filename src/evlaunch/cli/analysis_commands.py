@@ -16,14 +16,11 @@ from evlaunch.cli.app import app, console, fail
 from evlaunch.config.columns import DELIVERIES, LAUNCH_MONTH_INDEX, NPV, path_column, yearly
 from evlaunch.config.scenario import Scenario, load_scenario, parse_scenario
 from evlaunch.errors import RunError
+from evlaunch.report.formatting import bn_cny
 from evlaunch.runs.runner import DEFAULT_SEED, RunOptions, run_scenario
 from evlaunch.runs.store import RunStore
 
 StoreOption = Annotated[Path | None, typer.Option("--store", help="run store file")]
-
-
-def _bn(value: float) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{value / 1e9:,.1f}"
 
 
 def load_run(reference: str, store: Path | None, draws: int, seed: int, out_root: Path | None = None,
@@ -128,8 +125,8 @@ def compare(
                       " / ".join(month(row[k]) for k in ("launch_month_mean", "launch_month_p10", "launch_month_p50",
                                                          "launch_month_p90")),
                       f"{row['p_never']:.0%}", f"{row['p_launch_by_target']:.0%}", f"{row['deliveries_total_mean']:,.0f}",
-                      _bn(row["npv_mean"]), " / ".join(_bn(row[k]) for k in ("npv_p10", "npv_p50", "npv_p90")),
-                      _bn(row["npv_cvar10"]), f"{row['p_budget_exceeded']:.1%}")
+                      bn_cny(row["npv_mean"]), " / ".join(bn_cny(row[k]) for k in ("npv_p10", "npv_p50", "npv_p90")),
+                      bn_cny(row["npv_cvar10"]), f"{row['p_budget_exceeded']:.1%}")
     console.print(table)
     console.print("NPV in bn CNY. ★ = recommended within its run.")
     for label, chosen in recommendations.items():

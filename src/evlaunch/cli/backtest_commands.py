@@ -12,17 +12,18 @@ from rich import box
 from rich.table import Table
 
 from evlaunch.cli.app import app, console
+from evlaunch.report.formatting import MISSING, bn_cny, percent
 from evlaunch.runs.runner import DEFAULT_SEED
 
 
 def _fmt(quantity: str, value: float | None) -> str:
     """Shares as percentages, volumes in millions above a million, money in bn CNY."""
     if value is None or math.isnan(value):
-        return "–"
+        return MISSING
     if quantity.endswith("share"):
-        return f"{value:.1%}"
+        return percent(value, 1)
     if quantity.endswith("revenue"):
-        return f"{value / 1e9:,.2f}bn"
+        return bn_cny(value, 2, suffix="bn")
     return f"{value / 1e6:,.2f}m" if quantity == "market.total_sales" else f"{value:,.0f}"
 
 

@@ -21,6 +21,7 @@ from rich.table import Table
 from evlaunch.cli.app import app, console, errors, fail, is_terminal
 from evlaunch.config.scenario import load_scenario, uncertain_parameters
 from evlaunch.errors import EvlaunchError, naming_source
+from evlaunch.report.formatting import bn_cny
 from evlaunch.runs.cost import (
     MAX_MEMORY_BYTES_WITHOUT_CONFIRMATION,
     MAX_SECONDS_WITHOUT_CONFIRMATION,
@@ -62,13 +63,9 @@ def print_summary(summary: dict) -> None:
         launch = " / ".join(path["launch_month"][k] or "never" for k in ("p10", "p50", "p90"))
         last_year = max(path["deliveries"])
         npv = path["npv"]
-
-        def bn(value):
-            return "–" if value is None else f"{value / 1e9:,.1f}"
-
         table.add_row(("★ " if name == recommended else "") + name, launch, f"{path['p_launch_by_target']:.0%}",
-                      f"{path['deliveries'][last_year]['mean']:,.0f}", bn(npv["mean"]),
-                      f"{bn(npv['p10'])} .. {bn(npv['p90'])}", f"{path['p_budget_exceeded']:.1%}")
+                      f"{path['deliveries'][last_year]['mean']:,.0f}", bn_cny(npv["mean"]),
+                      f"{bn_cny(npv['p10'])} .. {bn_cny(npv['p90'])}", f"{path['p_budget_exceeded']:.1%}")
     console.print(table)
     console.print(f"Recommended path: [bold]{recommended}[/] ({summary['recommended_path']['criterion']})")
 

@@ -7,8 +7,9 @@ imports a section, so the report's modules form no cycle.
 from __future__ import annotations
 
 import html
-import math
 from dataclasses import dataclass
+
+from evlaunch.report.formatting import bn_cny
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,6 @@ def table_html(header: list[str], rows: list[list[str]], classes: str = "") -> s
 
 def money(value: float | None) -> str:
     """CNY as billions with one decimal ("12.3 bn"); "–" when missing or not finite."""
-    return "–" if value is None or not math.isfinite(value) else f"{value / 1e9:,.1f} bn"
+    return bn_cny(value, suffix=" bn")
 
 
-def units(value: float | None) -> str:
-    """A count of vehicles with thousands separators; "–" when missing or not finite."""
-    return "–" if value is None or not math.isfinite(value) else f"{value:,.0f}"

@@ -24,7 +24,8 @@ from evlaunch.config.distributions import is_uncertain
 from evlaunch.config.scenario import month_label, quantities
 from evlaunch.report import charts
 from evlaunch.report.context import ReportContext
-from evlaunch.report.html import Section, money, table_html, units
+from evlaunch.report.formatting import units
+from evlaunch.report.html import Section, money, table_html
 
 
 def overview(context: ReportContext) -> Section:

@@ -18,6 +18,7 @@ from evlaunch.config.columns import MONTHS_LOST, NPV, PATH_FAILED, path_column
 from evlaunch.config.distributions import is_uncertain
 from evlaunch.config.scenario import quantities, uncertain_parameters
 from evlaunch.entry.partners import partner_facts
+from evlaunch.report.formatting import bn_cny
 from evlaunch.report.html import Section, table_html
 from evlaunch.report.sensitivity import NOISE, pawn_ranking
 
@@ -29,10 +30,6 @@ def _range(value) -> str:
         low, mid, high = value.ppf(np.array([0.1, 0.5, 0.9]))
         return f"{mid:,.3g} ({low:,.3g}–{high:,.3g})"
     return f"{value:,.3g}"
-
-
-def _bn(value: float | None) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{value / 1e9:,.1f} bn"
 
 
 def fallback_chain(scenario, name: str) -> list[str]:
@@ -73,8 +70,9 @@ def paths_in_depth(context):
             ["when", f"launch p10/p50/p90: {' / '.join(launch[k] or 'never' for k in ('p10', 'p50', 'p90'))}; "
                      f"P(launch by {scenario.target_launch}) {result['p_launch_by_target']:.0%}"],
             ["how much", f"mean deliveries by year — {deliveries or 'none'}"],
-            ["money", f"NPV mean {_bn(result['npv']['mean'])} (p10 {_bn(result['npv']['p10'])}, "
-                      f"p90 {_bn(result['npv']['p90'])}); peak cash need p90 {_bn(result['peak_cash_need']['p90'])}; "
+            ["money", f"NPV mean {bn_cny(result['npv']['mean'], suffix=' bn')} "
+                      f"(p10 {bn_cny(result['npv']['p10'], suffix=' bn')}, p90 {bn_cny(result['npv']['p90'], suffix=' bn')}); "
+                      f"peak cash need p90 {bn_cny(result['peak_cash_need']['p90'], suffix=' bn')}; "
                       f"P(budget exceeded) {result['p_budget_exceeded']:.1%}"],
             ["what can go wrong", f"a stage fails in {failed:.0%} of draws"
                                   + (f", then falls back to <b>{html.escape(path.fallback)}</b> after "

@@ -19,9 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel
 
-from evlaunch.config.scenario import ALLOWED_RANGES, Scenario, parse_scenario
+from evlaunch.config.scenario import ALLOWED_RANGES, Scenario, parse_scenario, quantities
 from evlaunch.errors import ScenarioError
 
 MAX_FIELD_CHARS = 1024
@@ -256,13 +257,44 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-_NUMBERISH = re.compile(r"^[+-]?[0-9][0-9,_]*(\.[0-9_]*)?([eE][+-]?[0-9]+)?$")
+# Numbers as people type them: decimal ASCII digits, optional sign, thousands separators, fraction, exponent.
+_NUMBERISH = re.compile(r"^[+-]?[0-9][0-9,_]*(\.[0-9_]*)?([eE][+-]?[0-9]+)?$", re.ASCII)
+# Inside a typed distribution table: TOML strings, and the number-like words TOML would also accept
+# (hex/octal/binary integers, inf, nan), each of which must be a plain decimal number.
+_TOML_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'')
+_NUMBER_WORD = re.compile(r"(?<![\w.])[+-]?(?:[0-9][\w.+-]*|inf\b|nan\b)", re.ASCII)
+_DECIMAL = re.compile(r"[+-]?[0-9][0-9_]*(\.[0-9][0-9_]*)?([eE][+-]?[0-9][0-9_]*)?", re.ASCII)
+_MONTH = re.compile(r"[0-9]{4}-[0-9]{2}", re.ASCII)
+_EXPECTED_QUANTITY = ('a decimal number (e.g. 200000), a distribution table such as { dist = "triangular", '
+                      "low = 1, mode = 2, high = 3 }, or nothing to keep the file's value")
+
+
+def finite_number(value: Any) -> bool:
+    """True for an int or float (not a bool) that is finite as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an int beyond the float range
+        return False
+
+
+def _plain_decimals(table_text: str) -> bool:
+    """True if every number written in a TOML inline table is a plain decimal number."""
+    code = _TOML_STRING.sub('""', table_text)
+    return all(_DECIMAL.fullmatch(word) for word in _NUMBER_WORD.findall(code))
 
 
 def parse_lever_text(text: str) -> Any:
     """A typed value: a number ('200000', '200,000', '2e5', '0.05') or a TOML inline table
-    ('{ dist = "triangular", low = 1, mode = 2, high = 3 }'); ValueError if neither."""
-    cleaned = text.replace(",", "") if _NUMBERISH.match(text) else text
+    ('{ dist = "triangular", low = 1, mode = 2, high = 3 }'); ValueError if neither. Numbers must be
+    decimal ASCII: no '0x1000', 'inf', 'nan' or non-ASCII digits, in a table either."""
+    if _NUMBERISH.match(text):
+        cleaned = text.replace(",", "")
+    elif text.startswith("{") and _plain_decimals(text):
+        cleaned = text
+    else:
+        raise ValueError(text)
     try:
         value = tomllib.loads(f"v = {cleaned}")["v"]
     except (tomllib.TOMLDecodeError, RecursionError):
@@ -272,33 +304,58 @@ def parse_lever_text(text: str) -> Any:
     return value
 
 
-def _convert(lever: Lever, value: Any, source: str) -> Any:
-    """The lever's value for the TOML dict, or raise ValueError with the CLI-style line."""
-    if isinstance(value, str) and ("\n" in value or "\r" in value):
-        raise ValueError(f"{source}: field {lever.key}: got {_shown(value)}; expected one line")
+def distribution_problem(table: Mapping[str, Any]) -> str | None:
+    """What is wrong with the types in a distribution table (None if nothing): `dist` names the
+    distribution; every other entry is a finite number (or, for discrete values and weights, a list)."""
+    if not isinstance(table.get("dist"), str):
+        return "a distribution table with dist = \"<name>\""
+    for key, item in table.items():
+        if key == "dist":
+            continue
+        items = item if isinstance(item, list) and item else [item]
+        if not all(finite_number(number) for number in items):
+            return f"{key} as a finite number" + (" or a list of them" if isinstance(item, list) else "")
+    return None
+
+
+def _convert_choice(lever: Lever, value: Any) -> str:
     if lever.kind == "month":
-        if not isinstance(value, str):
-            raise ValueError(f"{source}: field {lever.key}: got {_shown(value)}; expected a month as 'YYYY-MM'")
+        if not isinstance(value, str) or not _MONTH.fullmatch(value.strip()):
+            raise ValueError("a month as 'YYYY-MM' in digits 0-9")
         return value.strip()
-    if lever.kind == "choice":
-        if not isinstance(value, str) or value.strip() not in lever.options:
-            raise ValueError(f"{source}: field {lever.key}: got {_shown(value)}; expected one of "
-                             f"{', '.join(lever.options)}")
-        return value.strip()
+    if not isinstance(value, str) or value.strip() not in lever.options:
+        raise ValueError(f"one of {', '.join(lever.options)}")
+    return value.strip()
+
+
+def _convert_quantity(lever: Lever, value: Any) -> Any:
     if isinstance(value, str):
         try:
             value = parse_lever_text(value.strip())
         except ValueError:
-            expected = ("a number, e.g. 200000" if lever.kind == "number" else
-                        'a number (e.g. 200000), a distribution table such as { dist = "triangular", '
-                        "low = 1, mode = 2, high = 3 }, or nothing to keep the file's value")
-            raise ValueError(f"{source}: field {lever.key}: got {_shown(value)}; expected {expected}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float, dict)) or (
-            lever.kind == "number" and isinstance(value, dict)):
-        raise ValueError(f"{source}: field {lever.key}: got {_shown(value)}; expected a number")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{source}: field {lever.key}: got {_shown(value)}; expected a finite number")
+            raise ValueError("a decimal number, e.g. 200000" if lever.kind == "number" else _EXPECTED_QUANTITY) from None
+    if isinstance(value, dict) and lever.kind == "quantity":
+        problem = distribution_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("a number")
+    if not finite_number(value):
+        raise ValueError("a finite number")
     return value
+
+
+def _convert(lever: Lever, value: Any, source: str) -> Any:
+    """The lever's value for the TOML dict, or raise ValueError with the CLI-style line."""
+    try:
+        if isinstance(value, str) and ("\n" in value or "\r" in value):
+            raise ValueError("one line")
+        if lever.kind in ("month", "choice"):
+            return _convert_choice(lever, value)
+        return _convert_quantity(lever, value)
+    except ValueError as error:
+        raise ValueError(f"{source}: field {lever.key}: got {_shown(value)}; expected {error}") from None
 
 
 def _whole_number(name: str, value: Any, low: int, high: int) -> tuple[int | None, str | None]:
@@ -312,6 +369,121 @@ def _whole_number(name: str, value: Any, low: int, high: int) -> tuple[int | Non
     return value, None
 
 
+class _Problems:
+    """Problems found so far: CLI-style lines, and the same lines by lever key ('' = not one lever)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.by_field: dict[str, list[str]] = {}
+
+    def add(self, key: str, line: str) -> None:
+        self.lines.append(line)
+        self.by_field.setdefault(key, []).append(line)
+
+
+def _apply_levers(raw: dict[str, Any], changed: dict[str, Any], levers: Mapping[str, Any], source: str,
+                  problems: _Problems) -> list[str]:
+    """Set the filled levers in `changed` (a copy of `raw`); the change lines."""
+    changes: list[str] = []
+    for key, value in levers.items():
+        lever = LEVER_KEYS.get(key)
+        if lever is None:
+            problems.add("", f"{source}: field {_shown(key)[:60]}: not a lever of this form; levers are "
+                             f"{', '.join(LEVER_KEYS)}")
+            continue
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+            problems.add(key, f"{source}: field {key}: got {len(value):,} characters; expected at most "
+                              f"{MAX_FIELD_CHARS:,}")
+            continue
+        try:
+            converted = _convert(lever, value, source)
+        except ValueError as error:
+            problems.add(key, str(error))
+            continue
+        if get_dotted(raw, key) != converted:
+            _set_dotted(changed, key, converted)
+            changes.append(f"{key} = {_toml_value(converted)} (file: {describe_value(get_dotted(raw, key))})")
+    return changes
+
+
+def _apply_paths(raw: dict[str, Any], changed: dict[str, Any], paths: list[str] | None, source: str,
+                 problems: _Problems) -> list[str]:
+    """Leave out the paths not chosen (and fallbacks to them) in `changed`; the change lines."""
+    all_paths = list(raw.get("paths", {}))
+    if paths is None:
+        return []
+    unknown = [name for name in paths if name not in all_paths]
+    if unknown:
+        problems.add("paths", f"{source}: field paths: got {_shown(unknown[0])}; expected one of "
+                              f"{', '.join(all_paths)}")
+        return []
+    if not paths:
+        problems.add("paths", f"{source}: field paths: got none; expected at least one path to consider")
+        return []
+    dropped = [name for name in all_paths if name not in paths]
+    if not dropped:
+        return []
+    changes = [f"paths considered: {', '.join(n for n in all_paths if n in paths)} (left out: {', '.join(dropped)})"]
+    for name in dropped:
+        del changed["paths"][name]
+    for name, spec in changed["paths"].items():
+        if spec.get("fallback") in dropped:
+            changes.append(f"paths.{name}.fallback {spec['fallback']!r} removed, as that path is "
+                           f"left out: if {name} fails, there is no launch")
+            del spec["fallback"]
+    return changes
+
+
+def _run_options(draws: Any, seed: Any, default_seed: int, problems: _Problems) -> tuple[int | None, int | None]:
+    """(draws, seed) as whole numbers in range, or None where a problem was recorded."""
+    draws_value, draws_problem = _whole_number("draws", draws, 1, MAX_BROWSER_DRAWS)
+    if draws_problem:
+        problems.add("draws", draws_problem)
+    if seed is None or (isinstance(seed, str) and not seed.strip()):
+        return draws_value, default_seed
+    seed_value, seed_problem = _whole_number("seed", seed, 0, 2**63 - 1)
+    if seed_problem:
+        problems.add("seed", seed_problem)
+    return draws_value, seed_value
+
+
+def _lever_of(field_name: str) -> str:
+    """The lever key (or 'paths', or '') a scenario error's field belongs to."""
+    return next((k for k in [*LEVER_KEYS, "paths"] if field_name == k or field_name.startswith(k + ".")), "")
+
+
+def _parse(scenario_text: str, source: str, problems: _Problems) -> Scenario | None:
+    """The scenario, validated as the CLI validates a file; None with the problems recorded by lever."""
+    try:
+        return parse_scenario(scenario_text, source)
+    except ScenarioError as error:
+        for line in str(error).splitlines():
+            match = re.search(r": field ([^:]+):", line)
+            problems.add(_lever_of(match.group(1) if match else ""), line)
+        return None
+
+
+def _check_supports(scenario: Scenario, keys: list[str], source: str, problems: _Problems) -> None:
+    """A distribution set by a lever must draw finite numbers (e.g. not a normal truncated so far out
+    in its tail that the truncation bounds overflow)."""
+    values = quantities(scenario)
+    for key in keys:
+        value = values.get(key)
+        if value is None or not hasattr(value, "ppf"):
+            continue
+        try:
+            with np.errstate(all="ignore"):
+                support = np.asarray(value.ppf(np.array([1e-6, 0.5, 1 - 1e-6])), dtype=np.float64)
+            finite = bool(np.isfinite(support).all())
+        except (ValueError, ArithmeticError):
+            finite = False
+        if not finite:
+            problems.add(key, f"{source}: field {key}: got a {value.dist} distribution that draws values "
+                              "that are not finite numbers; expected a distribution within the allowed range")
+
+
 def build_request(text: str, source: str, levers: Mapping[str, Any], paths: list[str] | None,
                   draws: Any, seed: Any, default_seed: int) -> RunRequest:
     """Apply lever overrides and the chosen paths to a scenario file's text and validate the result.
@@ -319,80 +491,20 @@ def build_request(text: str, source: str, levers: Mapping[str, Any], paths: list
     `levers` maps lever keys to text (from the form: empty = keep) or to typed values (from the JSON
     API). `paths=None` keeps all paths. Raises `FormError` with every problem found.
     """
-    lines: list[str] = []
-    by_field: dict[str, list[str]] = {}
-
-    def problem(key: str, line: str) -> None:
-        lines.append(line)
-        by_field.setdefault(key, []).append(line)
-
+    problems = _Problems()
     raw = tomllib.loads(text)
     changed = copy.deepcopy(raw)
-    changes: list[str] = []
-    for key, value in levers.items():
-        lever = LEVER_KEYS.get(key)
-        if lever is None:
-            problem("", f"{source}: field {_shown(key)[:60]}: not a lever of this form; levers are "
-                        f"{', '.join(LEVER_KEYS)}")
-            continue
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue
-        if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
-            problem(key, f"{source}: field {key}: got {len(value):,} characters; expected at most "
-                         f"{MAX_FIELD_CHARS:,}")
-            continue
-        try:
-            converted = _convert(lever, value, source)
-        except ValueError as error:
-            problem(key, str(error))
-            continue
-        if get_dotted(raw, key) != converted:
-            _set_dotted(changed, key, converted)
-            changes.append(f"{key} = {_toml_value(converted)} (file: {describe_value(get_dotted(raw, key))})")
-
-    all_paths = list(raw.get("paths", {}))
-    if paths is not None:
-        unknown = [name for name in paths if name not in all_paths]
-        if unknown:
-            problem("paths", f"{source}: field paths: got {_shown(unknown[0])}; expected one of "
-                             f"{', '.join(all_paths)}")
-        elif not paths:
-            problem("paths", f"{source}: field paths: got none; expected at least one path to consider")
-        else:
-            dropped = [name for name in all_paths if name not in paths]
-            if dropped:
-                changes.append(f"paths considered: {', '.join(n for n in all_paths if n in paths)} "
-                               f"(left out: {', '.join(dropped)})")
-                for name in dropped:
-                    del changed["paths"][name]
-                for name, spec in changed["paths"].items():
-                    if spec.get("fallback") in dropped:
-                        changes.append(f"paths.{name}.fallback {spec['fallback']!r} removed, as that path is "
-                                       f"left out: if {name} fails, there is no launch")
-                        del spec["fallback"]
-
-    draws_value, draws_problem = _whole_number("draws", draws, 1, MAX_BROWSER_DRAWS)
-    if draws_problem:
-        problem("draws", draws_problem)
-    if seed is None or (isinstance(seed, str) and not seed.strip()):
-        seed_value: int | None = default_seed
-    else:
-        seed_value, seed_problem = _whole_number("seed", seed, 0, 2**63 - 1)
-        if seed_problem:
-            problem("seed", seed_problem)
+    changes = _apply_levers(raw, changed, levers, source, problems)
+    set_levers = [key for key in LEVER_KEYS if key in levers and get_dotted(changed, key) != get_dotted(raw, key)]
+    changes += _apply_paths(raw, changed, paths, source, problems)
+    draws_value, seed_value = _run_options(draws, seed, default_seed, problems)
     # Validate what could be applied even if some fields were unreadable, to report every problem at once.
     scenario_text = text if not changes else modified_text(changed, source, changes)
-    try:
-        scenario = parse_scenario(scenario_text, source)
-    except ScenarioError as error:
-        for line in str(error).splitlines():
-            match = re.search(r": field ([^:]+):", line)
-            name = match.group(1) if match else ""
-            key = next((k for k in [*LEVER_KEYS, "paths"] if name == k or name.startswith(k + ".")), "")
-            problem(key, line)
-    if lines:
-        raise FormError(lines, by_field)
-    assert draws_value is not None and seed_value is not None
+    scenario = _parse(scenario_text, source, problems)
+    if scenario is not None:
+        _check_supports(scenario, set_levers, source, problems)
+    if problems.lines or scenario is None or draws_value is None or seed_value is None:
+        raise FormError(problems.lines, problems.by_field)
     return RunRequest(scenario_text, scenario, draws_value, seed_value, changes)
 
 
