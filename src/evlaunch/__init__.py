@@ -55,7 +55,11 @@ _LAZY = {
     "default_scenarios_dir": "evlaunch.config.locations",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "__version__", "Scenario", "run", "Run", "sensitivity", "Summary", "PathSummary", "MarketSummary",
+    "RecommendedPath", "LaunchQuantiles", "Stats", "Comparison", "Sensitivity", "Discovery", "EvlaunchError",
+    "ScenarioError", "DataError", "RunError", "bundled_scenarios_dir", "default_scenarios_dir",
+]
 
 
 def __getattr__(name: str) -> Any:

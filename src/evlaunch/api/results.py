@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,21 +26,12 @@ from evlaunch.config.scenario import Scenario as Config
 from evlaunch.config.scenario import month_label, uncertain_parameters
 from evlaunch.errors import EvlaunchError
 from evlaunch.report.sensitivity import write_sensitivity_report
-from evlaunch.runs.summary import path_statistics, recommendation
+from evlaunch.runs.summary import DrawStatistics, path_statistics, recommendation
 from evlaunch.studies.scenario_analysis import DecisionStudy, discovery_frame, dominance_table, screen_inputs
 
 KEY_FIGURES = ["path", "recommended", "launch_p10", "launch_p50", "launch_p90", "launch_month_mean", "p_never",
                "p_launch_by_target", "deliveries_total_mean", "npv_mean", "npv_p10", "npv_p50", "npv_p90",
                "npv_cvar10", "p_budget_exceeded"]
-
-
-class Draws(Protocol):
-    """Per-draw columns: what the analyses need from a run's draw table."""
-
-    @property
-    def columns(self) -> list[str]: ...
-
-    def to_numpy(self, columns: list[str], limit: int | None = None) -> dict[str, np.ndarray]: ...
 
 
 def _launch_label(config: Config, index: float) -> str | None:
@@ -50,7 +41,7 @@ def _launch_label(config: Config, index: float) -> str | None:
     return month_label(config.start_month + int(index))
 
 
-def key_figures(config: Config, table: Draws) -> tuple[list[dict[str, Any]], Recommendation, dict[str, Any]]:
+def key_figures(config: Config, table: DrawStatistics) -> tuple[list[dict[str, Any]], Recommendation, dict[str, Any]]:
     """Per path: launch quantiles and mean, P(never), P(by target), total deliveries, NPV mean, quantiles
     and CVaR10, P(budget exceeded). Also the recommendation and the per-path NPV and launch-month arrays
     (for dominance tests). Launch means are months after the scenario's start, over draws that launch."""
@@ -96,7 +87,7 @@ class Comparison:
                                 for label, r in self.recommendations.items()}}
 
 
-def compare(runs: Sequence[tuple[str, Config, Draws]]) -> Comparison:
+def compare(runs: Sequence[tuple[str, Config, DrawStatistics]]) -> Comparison:
     """Compare the paths of labelled runs (label, scenario configuration, draws); with one run, the rows
     are that run's paths; with several, paths are named "label:path" in the dominance statements."""
     rows, npv, launch, chosen = [], {}, {}, {}
@@ -200,7 +191,7 @@ class Discovery:
         return self.box.rule
 
 
-def discover(config: Config, table: Draws, when: str, min_coverage: float = 0.3, inputs: int = 8) -> Discovery:
+def discover(config: Config, table: DrawStatistics, when: str, min_coverage: float = 0.3, inputs: int = 8) -> Discovery:
     """PRIM boxes for condition `when` over per-draw outputs (bare names refer to the recommended path,
     e.g. "npv < 0"; full names like "own.npv < BAIC.npv" to any column). ConditionError/EvlaunchError name
     what is wrong."""
@@ -219,7 +210,7 @@ def discover(config: Config, table: Draws, when: str, min_coverage: float = 0.3,
     events = [column for column in table.columns if column.endswith("_event")]
     frame = screen_inputs(discovery_frame(table, sorted(uncertain_parameters(config)) + events), mask, inputs)
     box = find_boxes(frame, mask, when, DiscoveryConfig(min_coverage=min_coverage)).box
-    return Discovery(when, float(mask.mean()), int(len(mask)), chosen, box,
+    return Discovery(when, float(mask.mean()), len(mask), chosen, box,
                      weak_box_message(box.density, float(mask.mean()), when),
                      {name: describe_event(name) for name in box.limits if name.endswith("_event")})
 

@@ -15,7 +15,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
@@ -36,6 +36,7 @@ from evlaunch.report.build import write_report
 from evlaunch.runs.draw_table import DrawTable
 from evlaunch.runs.runner import DEFAULT_CHUNK, DEFAULT_SEED, RunOptions, run_scenario
 from evlaunch.runs.store import RunStore
+from evlaunch.runs.summary import DrawStatistics
 from evlaunch.simulation.simulate import Model, prepare
 from evlaunch.studies.scenario_analysis import sensitivity_study
 
@@ -140,8 +141,9 @@ class Run:
             raise RunError(f"run {self.label}: {path} is gone; re-run the scenario to rebuild it")
         return path
 
-    def _table(self) -> DrawTable:
-        return DrawTable.open(self.out_dir)
+    def _table(self) -> DrawStatistics:
+        # DrawTable provides what DrawStatistics asks for (its `columns` is a read-only property)
+        return cast(DrawStatistics, DrawTable.open(self.out_dir))
 
     @functools.cached_property
     def paths(self) -> pd.DataFrame:

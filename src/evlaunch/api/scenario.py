@@ -50,8 +50,8 @@ def _plain(value: Any, source: str, key: str) -> Any:
 def _shown(value: Any) -> str:
     """A lever value as written in the change header (TOML syntax)."""
     if isinstance(value, Item):
-        return value.as_string().strip()
-    return tomlkit.item(value).as_string().strip()
+        return str(value.as_string()).strip()
+    return str(tomlkit.item(value).as_string()).strip()
 
 
 def _set(document: tomlkit.TOMLDocument, key: str, value: Any, source: str) -> None:
@@ -190,7 +190,7 @@ class Scenario:
     @classmethod
     def load(cls, path: PathLike) -> Scenario:
         """Read and validate a scenario file (ScenarioError names the file, field, value and expectation)."""
-        parsed = load_scenario(path)
+        parsed = load_scenario(Path(path))
         return cls(Path(path).read_text(encoding="utf-8"), str(path), Path(path), parsed)
 
     @classmethod
