@@ -80,6 +80,7 @@ class Run:
         self.timings = dict(timings or {})
         self._summary = summary
         self._prepared: Model | None = None
+        self._connection: duckdb.DuckDBPyConnection | None = None
 
     @classmethod
     def open(cls, dir_or_id: PathLike, store: StoreLike = True) -> Run:
@@ -121,7 +122,7 @@ class Run:
     @functools.cached_property
     def summary(self) -> Summary:
         """The summary.json contract as typed objects (`.raw` is the document itself)."""
-        return Summary.from_dict(self._summary)
+        return Summary.from_dict(self._summary, self.scenario.paths)
 
     @functools.cached_property
     def draws(self) -> pd.DataFrame:
@@ -133,7 +134,11 @@ class Run:
         """draws.parquet as a lazy DuckDB relation: filter, aggregate and `.df()` without loading it all."""
         import duckdb
 
-        return (connection or duckdb.connect()).read_parquet(str(self._draws_file()))
+        if connection is None:
+            if self._connection is None:  # kept with the run: a relation lives only as long as its connection
+                self._connection = duckdb.connect()
+            connection = self._connection
+        return connection.read_parquet(str(self._draws_file()))
 
     def _draws_file(self) -> Path:
         path = self.out_dir / "draws.parquet"

@@ -7,7 +7,7 @@ Years are ints here (the JSON's keys are their strings). A launch quantile beyon
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,10 +88,14 @@ class Summary:
     raw: dict[str, Any]
 
     @classmethod
-    def from_dict(cls, document: Mapping[str, Any]) -> Summary:
-        """Read a summary.json document (as `json.load` returns it)."""
+    def from_dict(cls, document: Mapping[str, Any], order: Sequence[str] = ()) -> Summary:
+        """Read a summary.json document (as `json.load` returns it); paths in `order` (the scenario's)
+        come first, in that order (summary.json itself is written with sorted keys)."""
         paths = {}
-        for name, entry in document["paths"].items():
+        names = [name for name in order if name in document["paths"]]
+        names += [name for name in document["paths"] if name not in names]
+        for name in names:
+            entry = document["paths"][name]
             launch = entry["launch_month"]
             paths[name] = PathSummary(
                 name=name, launch_month=LaunchQuantiles(launch["p10"], launch["p50"], launch["p90"]),
