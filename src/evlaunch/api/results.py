@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from evlaunch.analysis.conditions import evaluate, names_in, parse_condition
@@ -191,27 +192,33 @@ class Discovery:
         return self.box.rule
 
 
-def discover(config: Config, table: DrawStatistics, when: str, min_coverage: float = 0.3, inputs: int = 8) -> Discovery:
-    """PRIM boxes for condition `when` over per-draw outputs (bare names refer to the recommended path,
-    e.g. "npv < 0"; full names like "own.npv < BAIC.npv" to any column). ConditionError/EvlaunchError name
-    what is wrong."""
-    condition = parse_condition(when)
+def discover(config: Config, table: DrawStatistics, when: str | npt.ArrayLike, min_coverage: float = 0.3,
+             inputs: int = 8, label: str | None = None) -> Discovery:
+    """PRIM boxes for a condition on the draws: `when` is a condition on per-draw outputs (bare names refer
+    to the recommended path, e.g. "npv < 0"; full names like "BAIC.npv" to any column), or one True/False
+    per draw in draw order (e.g. a comparison of `Run.draws` columns), named by `label`. ConditionError,
+    DiscoveryError or EvlaunchError name what is wrong."""
     chosen = recommendation(path_statistics(table, config), config).path
-    names = names_in(condition)
-    data = {}
-    for name in names:
-        column = name if name in table.columns else f"{chosen}.{name}"
-        if column not in table.columns:
-            raise EvlaunchError(
-                f"--when: {name!r} is neither a per-draw column nor an output of the recommended path {chosen!r}; "
-                f"e.g. npv, launch_month_index, peak_cash_need, deliveries.2026, or {chosen}.npv")
-        data[name] = table.to_numpy([column])[column]
-    mask = evaluate(condition, data)
+    if isinstance(when, str):
+        condition = parse_condition(when)
+        data = {}
+        for name in names_in(condition):
+            column = name if name in table.columns else f"{chosen}.{name}"
+            if column not in table.columns:
+                raise EvlaunchError(
+                    f"--when: {name!r} is neither a per-draw column nor an output of the recommended path "
+                    f"{chosen!r}; e.g. npv, launch_month_index, peak_cash_need, deliveries.2026, or {chosen}.npv")
+            data[name] = table.to_numpy([column])[column]
+        mask = evaluate(condition, data)
+        label = label or when
+    else:
+        mask = np.asarray(when)
+        label = label or "the condition"
     events = [column for column in table.columns if column.endswith("_event")]
     frame = screen_inputs(discovery_frame(table, sorted(uncertain_parameters(config)) + events), mask, inputs)
-    box = find_boxes(frame, mask, when, DiscoveryConfig(min_coverage=min_coverage)).box
-    return Discovery(when, float(mask.mean()), len(mask), chosen, box,
-                     weak_box_message(box.density, float(mask.mean()), when),
+    box = find_boxes(frame, mask, label, DiscoveryConfig(min_coverage=min_coverage)).box
+    share = float(np.mean(mask))
+    return Discovery(label, share, len(mask), chosen, box, weak_box_message(box.density, share, label),
                      {name: describe_event(name) for name in box.limits if name.endswith("_event")})
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+import numpy.typing as npt
 import pandas as pd
 
 from evlaunch.api.export import write_excel
@@ -178,10 +179,14 @@ class Run:
         model runs, Morris samples x (inputs + 1))."""
         return sensitivity(self.scenario, method, outputs, samples, seed, screening_draws, self._model())
 
-    def discover(self, when: str, min_coverage: float = 0.3, inputs: int = 8) -> Discovery:
-        """Scenario discovery (PRIM) over this run's draws: the ranges of inputs under which `when` (e.g.
-        "npv < 0", "own.npv < BAIC.npv"; bare names are the recommended path's outputs) mostly holds."""
-        return discover(self.scenario.config, self._table(), when, min_coverage, inputs)
+    def discover(self, when: str | npt.ArrayLike, min_coverage: float = 0.3, inputs: int = 8,
+                 label: str | None = None) -> Discovery:
+        """Scenario discovery (PRIM) over this run's draws: the ranges of inputs under which `when` mostly
+        holds. `when` is a condition such as "npv < 0" or "BAIC.launch_month_index > 12" (bare names are the
+        recommended path's outputs), or one True/False per draw in the order of `draws`, e.g.
+        `run.draws["own.npv"] < run.draws["BAIC.npv"]`, named by `label`. `inputs` is how many inputs
+        (screened by KS distance) PRIM may restrict."""
+        return discover(self.scenario.config, self._table(), when, min_coverage, inputs, label)
 
     def report(self, path: PathLike | None = None) -> Path:
         """Write the self-contained HTML report (default: report.html in the run's directory)."""
