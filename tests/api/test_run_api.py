@@ -93,6 +93,11 @@ def test_open_errors_name_what_to_do(tmp_path, api_store):
         evlaunch.Run.open("nope", store=api_store)
     with pytest.raises(evlaunch.RunError, match="not a run directory"):
         evlaunch.Run.open(tmp_path)
+    with pytest.raises(evlaunch.RunError, match="no such run directory"):
+        evlaunch.Run.open(tmp_path / "missing")
+    (tmp_path / "scenario.toml").write_text(REFERENCE.read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(evlaunch.RunError, match="did not finish"):
+        evlaunch.Run.open(tmp_path)
 
 
 def test_bad_run_options_raise_the_cli_messages(cli):

@@ -98,6 +98,8 @@ class Run:
             scenario = Scenario.load(directory / "scenario.toml")
             summary = json.loads((directory / "summary.json").read_text(encoding="utf-8"))
             return cls(directory, scenario, summary)
+        if isinstance(dir_or_id, os.PathLike) or "/" in str(dir_or_id) or os.sep in str(dir_or_id):
+            raise RunError(f"{dir_or_id}: no such run directory")
         opened = _store(store)
         if opened is None:
             raise RunError(f"{dir_or_id}: no such run directory, and no run store to look the id up in")
