@@ -88,6 +88,15 @@ def test_open_by_directory_and_by_id(base_run, api_store):
     assert by_id.run_id == base_run.run_id and by_dir.run_id is None
 
 
+def test_stored_runs_are_listed(base_run, api_store):
+    listed = evlaunch.Run.stored(api_store)
+    row = listed.set_index("run_id").loc[base_run.run_id]
+    assert row["status"] == "finished" and row["draws"] == 60 and row["seed"] == 7
+    assert row["recommended"] == base_run.summary.recommended_path.name
+    assert row["out_dir"] == str(base_run.out_dir.resolve())
+    assert evlaunch.Run.stored(api_store, scenario="no such scenario").empty
+
+
 def test_open_errors_name_what_to_do(tmp_path, api_store):
     with pytest.raises(evlaunch.RunError, match="no run with id 'nope'"):
         evlaunch.Run.open("nope", store=api_store)

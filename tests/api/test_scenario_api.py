@@ -123,3 +123,16 @@ def test_assumptions_table_has_ranges_and_reasons(reference):
     assert set(table["field"]) >= set(reference.uncertain())
     changed = reference.with_levers(product__price=229_900).assumptions().set_index("field").loc["product.price"]
     assert changed["basis"] == "lever" and changed["value"] == 229_900
+
+
+def test_check_simulates_like_validate(reference, tmp_path, cli):
+    reference.check(draws=8)  # the reference scenario is valid
+    # a comparable the lineup does not hold passes the schema but not the data check
+    changed = reference.with_levers({"product.comparables": ["No Such Car"]})
+    with pytest.raises(evlaunch.EvlaunchError) as raised:
+        changed.check(draws=8)
+    copy = changed.save(tmp_path / "xiaomi-2023.toml")
+    code, _, err = cli("validate", copy)
+    assert code == 2
+    expected = " ".join(err.removeprefix("error: ").split()).replace(str(copy), "FILE")
+    assert " ".join(str(raised.value).split()).replace(str(REFERENCE), "FILE") == expected

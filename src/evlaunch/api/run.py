@@ -110,6 +110,22 @@ class Run:
         scenario = Scenario.from_text(record["scenario_text"], f"run {record['run_id']}", out_dir)
         return cls(out_dir, scenario, record["summary"], record["run_id"], record.get("timings"))
 
+    @staticmethod
+    def stored(store: RunStore | PathLike | bool = True, scenario: str | None = None, status: str | None = None,
+             limit: int = 50) -> pd.DataFrame:
+        """The runs in a store (default: the default store), newest first, as `evlaunch runs` lists them:
+        run_id, created_at, scenario, draws, seed, status (running, finished, failed, cancelled or
+        interrupted), recommended path and out_dir. Pass a run_id to `Run.open`."""
+        opened = _store(store)
+        records = opened.list_runs(scenario=scenario, status=status, limit=limit) if opened is not None else []
+        rows = [{"run_id": record["run_id"], "created_at": record["created_at"],
+                 "scenario": record["scenario_name"], "draws": record["draws"], "seed": record["seed"],
+                 "status": record["status"],
+                 "recommended": ((record.get("summary") or {}).get("recommended_path") or {}).get("name"),
+                 "out_dir": record.get("out_dir")} for record in records]
+        return pd.DataFrame(rows, columns=["run_id", "created_at", "scenario", "draws", "seed", "status",
+                                           "recommended", "out_dir"])
+
     def __repr__(self) -> str:
         who = f"run {self.run_id}" if self.run_id else str(self.out_dir)
         return (f"<Run {who}: {self.summary.scenario}, {self.summary.draws:,} draws, seed {self.summary.seed}, "

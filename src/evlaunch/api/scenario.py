@@ -23,7 +23,10 @@ from tomlkit.items import AoT, InlineTable, Item, Table
 
 from evlaunch.config import scenario as schema
 from evlaunch.config.scenario import load_scenario, parse_scenario, quantities
-from evlaunch.errors import ScenarioError
+from evlaunch.errors import EvlaunchError, ScenarioError, naming_source
+from evlaunch.runs.runner import DEFAULT_SEED
+from evlaunch.runs.sampling import design, sample_inputs
+from evlaunch.simulation.simulate import prepare, simulate
 
 PathLike = str | os.PathLike[str]
 CHANGE_MARKER = "# Changed with evlaunch's Scenario.with_levers from"
@@ -285,6 +288,16 @@ class Scenario:
                              "p50": None, "p90": None, "low": None, "high": None, "basis": basis, "reason": reason})
         return pd.DataFrame(rows, columns=["field", "distribution", "value", "p10", "p50", "p90", "low", "high",
                                            "basis", "reason"])
+
+    def check(self, draws: int = 64, seed: int = DEFAULT_SEED) -> None:
+        """What `evlaunch validate` checks beyond the schema: prepare the data the scenario needs and simulate
+        `draws` sampled draws, so problems only a run would meet raise here (ScenarioError/DataError naming
+        the file and field)."""
+        model = prepare(self.config, self.file.resolve().parent, self.source)
+        try:
+            simulate(model, sample_inputs(self.config, design(self.config, seed, model.event_names), 0, draws))
+        except EvlaunchError as error:
+            raise naming_source(error, self.source) from None
 
     def uncertain(self) -> list[str]:
         """Dotted names of the inputs the Monte Carlo varies (the fields given as distributions)."""
