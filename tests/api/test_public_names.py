@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -45,3 +46,25 @@ def test_import_is_light():
     code = "import sys, evlaunch; print(sorted(m for m in ('pandas', 'numpy', 'duckdb', 'evlaunch.api') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_layers_around_the_api():
+    """Nothing inside the package imports the package root (the public API) but `_version`; the API is a
+    top layer beside cli and web and imports neither."""
+    package = ROOT / "src" / "evlaunch"
+    for path in package.rglob("*.py"):
+        if path == package / "__init__.py":
+            continue
+        assert "evlaunch" not in _imports(path), f"{path.relative_to(ROOT)} imports the package root"
+    for path in (package / "api").glob("*.py"):
+        assert not any(name.startswith(("evlaunch.cli", "evlaunch.web")) for name in _imports(path)), path

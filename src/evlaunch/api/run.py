@@ -15,8 +15,9 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
+import duckdb
 import numpy.typing as npt
 import pandas as pd
 
@@ -40,9 +41,6 @@ from evlaunch.runs.store import RunStore
 from evlaunch.runs.summary import DrawStatistics
 from evlaunch.simulation.simulate import Model, prepare
 from evlaunch.studies.scenario_analysis import sensitivity_study
-
-if TYPE_CHECKING:
-    import duckdb
 
 StoreLike = RunStore | PathLike | bool | None
 
@@ -151,8 +149,6 @@ class Run:
 
     def draws_relation(self, connection: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyRelation:
         """draws.parquet as a lazy DuckDB relation: filter, aggregate and `.df()` without loading it all."""
-        import duckdb
-
         if connection is None:
             if self._connection is None:  # kept with the run: a relation lives only as long as its connection
                 self._connection = duckdb.connect()
