@@ -110,6 +110,9 @@ def test_levers_that_address_nothing_say_where(reference):
         reference.with_levers({"paths.BAIC.stages.7.failure": 0.1})
     with pytest.raises(evlaunch.ScenarioError, match="expected a number, text"):
         reference.with_levers(product__price=object())
+    for key in ("", "product..price", "product.price\nname = 'x'", "product.pri ce", "product.price\n"):
+        with pytest.raises(evlaunch.ScenarioError, match="expected a dotted field path"):
+            reference.with_levers({key: 1})
 
 
 def test_assumptions_table_has_ranges_and_reasons(reference):

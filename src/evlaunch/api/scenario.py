@@ -30,6 +30,7 @@ from evlaunch.simulation.simulate import prepare, simulate
 
 PathLike = str | os.PathLike[str]
 CHANGE_MARKER = "# Changed with evlaunch's Scenario.with_levers from"
+_FIELD_PATH = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*")
 
 
 def _plain(value: Any, source: str, key: str) -> Any:
@@ -59,9 +60,10 @@ def _shown(value: Any) -> str:
 
 def _set(document: tomlkit.TOMLDocument, key: str, value: Any, source: str) -> None:
     """Set dotted `key` (list items by index, e.g. paths.BAIC.stages.0.failure) in a parsed TOML document."""
+    if not _FIELD_PATH.fullmatch(key):
+        raise ScenarioError(f"{source}: field {key!r}: expected a dotted field path such as product.price "
+                            "(names of letters, digits, '_' and '-'; list items by number)")
     parts = key.split(".")
-    if not all(parts):
-        raise ScenarioError(f"{source}: field {key!r}: expected a dotted field path such as product.price")
     container: Any = document
     for depth, part in enumerate(parts[:-1]):
         here = ".".join(parts[:depth + 1])
