@@ -49,7 +49,7 @@ bench: $(VENV)/.installed-dev
 # config waits on one annotation in scenario.py; market and supply on Optional arrays (rc_logit,
 # equilibrium) and a few mismatched annotations.
 MYPY_PACKAGES := evlaunch.errors evlaunch.atomic evlaunch._version evlaunch.data evlaunch.analysis \
-	evlaunch.entry evlaunch.finance
+	evlaunch.entry evlaunch.finance evlaunch.api evlaunch.report.formatting
 
 # ruff (style, complexity limits), mypy (types of the core packages), import-linter (layers, no cycles)
 lint: $(VENV)/.installed-dev

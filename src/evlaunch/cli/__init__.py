@@ -6,7 +6,14 @@ import os
 import sys
 
 # Importing the command modules registers their commands on `app`.
-from evlaunch.cli import analysis_commands, backtest_commands, data_commands, run_commands, serve_commands  # noqa: F401
+from evlaunch.cli import (  # noqa: F401
+    analysis_commands,
+    backtest_commands,
+    data_commands,
+    export_commands,
+    run_commands,
+    serve_commands,
+)
 from evlaunch.cli.app import app, errors
 from evlaunch.errors import EvlaunchError
 

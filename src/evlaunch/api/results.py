@@ -1,0 +1,227 @@
+"""What a run's draws answer, as tables: paths' key figures, comparisons, sensitivity, scenario discovery.
+
+These functions take the draws (a `runs.draw_table.DrawTable` or any table with `columns` and
+`to_numpy`) and the validated scenario configuration; `Run` calls them with its own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from evlaunch.analysis.conditions import evaluate, names_in, parse_condition
+from evlaunch.analysis.decision import Recommendation
+from evlaunch.analysis.discovery import Box, DiscoveryConfig, weak_box_message
+from evlaunch.analysis.discovery import discover as find_boxes
+from evlaunch.analysis.sensitivity import SensitivityResult
+from evlaunch.atomic import write_json_atomic
+from evlaunch.config.scenario import Scenario as Config
+from evlaunch.config.scenario import month_label, uncertain_parameters
+from evlaunch.errors import EvlaunchError
+from evlaunch.report.sensitivity import write_sensitivity_report
+from evlaunch.runs.summary import DrawStatistics, path_statistics, recommendation
+from evlaunch.studies.scenario_analysis import DecisionStudy, discovery_frame, dominance_table, screen_inputs
+
+KEY_FIGURES = ["path", "recommended", "launch_p10", "launch_p50", "launch_p90", "launch_month_mean", "p_never",
+               "p_launch_by_target", "deliveries_total_mean", "npv_mean", "npv_p10", "npv_p50", "npv_p90",
+               "npv_cvar10", "p_budget_exceeded"]
+
+
+def _launch_label(config: Config, index: float) -> str | None:
+    """'YYYY-MM' of a launch month index, None beyond the horizon (as in summary.json)."""
+    if not math.isfinite(index) or index >= config.horizon_months:
+        return None
+    return month_label(config.start_month + int(index))
+
+
+def key_figures(config: Config, table: DrawStatistics) -> tuple[list[dict[str, Any]], Recommendation, dict[str, Any]]:
+    """Per path: launch quantiles and mean, P(never), P(by target), total deliveries, NPV mean, quantiles
+    and CVaR10, P(budget exceeded). Also the recommendation and the per-path NPV and launch-month arrays
+    (for dominance tests). Launch means are months after the scenario's start, over draws that launch."""
+    statistics = path_statistics(table, config)
+    chosen = recommendation(statistics, config)
+    rows, arrays_by_path = [], {}
+    for path, stats in statistics.items():
+        names = [f"{path}.npv", f"{path}.launch_month_index"] + [f"{path}.deliveries.{y}" for y in config.years]
+        arrays = table.to_numpy(names)
+        months = np.asarray(arrays[f"{path}.launch_month_index"], dtype=float)
+        launched = np.isfinite(months)
+        deliveries = sum(np.asarray(arrays[f"{path}.deliveries.{year}"], dtype=float) for year in config.years)
+        arrays_by_path[path] = (np.asarray(arrays[f"{path}.npv"], dtype=float), months)
+        rows.append({
+            "path": path, "recommended": path == chosen.path,
+            "launch_p10": _launch_label(config, stats.launch_month.p10),
+            "launch_p50": _launch_label(config, stats.launch_month.p50),
+            "launch_p90": _launch_label(config, stats.launch_month.p90),
+            "launch_month_mean": float(np.mean(months[launched])) if launched.any() else None,
+            "p_never": float(1.0 - launched.mean()),
+            "p_launch_by_target": stats.p_launch_by_target,
+            "deliveries_total_mean": float(np.mean(deliveries)),
+            "npv_mean": stats.npv.mean, "npv_p10": stats.npv.p10, "npv_p50": stats.npv.p50,
+            "npv_p90": stats.npv.p90, "npv_cvar10": stats.npv_cvar, "p_budget_exceeded": stats.p_budget_exceeded,
+        })
+    return rows, chosen, arrays_by_path
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Paths within and across runs: one row per (run, path), dominance statements, each run's choice."""
+
+    table: pd.DataFrame                        # KEY_FIGURES with a leading "run" column
+    dominance: list[str]                       # first-order stochastic dominance, in words
+    recommendations: dict[str, Recommendation]  # by run label: path, criterion, why the others lost
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `evlaunch compare --json` document."""
+        rows = json.loads(self.table.to_json(orient="records"))
+        return {"paths": rows, "dominance": list(self.dominance),
+                "recommended": {label: {"path": r.path, "criterion": r.criterion,
+                                        "why_others_lost": r.why_others_lost, "note": r.note}
+                                for label, r in self.recommendations.items()}}
+
+
+def compare(runs: Sequence[tuple[str, Config, DrawStatistics]]) -> Comparison:
+    """Compare the paths of labelled runs (label, scenario configuration, draws); with one run, the rows
+    are that run's paths; with several, paths are named "label:path" in the dominance statements."""
+    rows, npv, launch, chosen = [], {}, {}, {}
+    for label, config, table in runs:
+        figures, recommended, arrays = key_figures(config, table)
+        chosen[label] = recommended
+        for row in figures:
+            key = f"{label}:{row['path']}" if len(runs) > 1 else row["path"]
+            npv[key], launch[key] = arrays[row["path"]]
+            rows.append({"run": label, **row})
+    dominance = [statement for _, _, statement in dominance_table(npv, launch)]
+    return Comparison(pd.DataFrame(rows, columns=["run", *KEY_FIGURES]), dominance, chosen)
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    """Sensitivity indices (SALib) per output, and what decides the recommended path over the runner-up."""
+
+    scenario: str
+    method: str
+    recommended: str
+    runner_up: str | None
+    results: dict[str, SensitivityResult]   # by output label
+
+    @classmethod
+    def from_study(cls, scenario: str, method: str, study: DecisionStudy) -> Sensitivity:
+        return cls(scenario, method, study.recommended, study.runner_up, dict(study.results))
+
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Per output: one row per input, ranked (Sobol S1/ST with confidence intervals, or Morris mu*)."""
+        return {label: result.table().reset_index() for label, result in self.results.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `sensitivity.json` document `evlaunch sensitivity --out` writes."""
+        outputs = {}
+        for label, result in self.results.items():
+            frame = result.table().reset_index()
+            outputs[label] = {"design": {"method": result.design.method, "seed": result.design.seed,
+                                         "rows": result.design.n_rows},
+                              "indices": json.loads(frame.to_json(orient="records")),
+                              "non_finite_replaced": result.n_nonfinite_replaced}
+        return {"scenario": self.scenario, "method": self.method, "recommended_path": self.recommended,
+                "runner_up": self.runner_up, "outputs": outputs}
+
+    def write(self, directory: str | Path) -> tuple[Path, Path]:
+        """Write sensitivity.json and sensitivity.html (tornado charts) into `directory`."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "sensitivity.json", self.to_dict())
+        study = DecisionStudy(self.recommended, self.runner_up, self.results)
+        write_sensitivity_report(out / "sensitivity.html", self.scenario, study)
+        return out / "sensitivity.json", out / "sensitivity.html"
+
+
+def describe_event(name: str) -> str:
+    """Plain words for a chance draw's column (uniform on [0, 1], one per draw)."""
+    parts = name.split(".")
+    if name.endswith(".failure_event") and parts[0] == "paths":
+        return (f"the chance draw that decides whether stage {int(parts[3]) + 1} of path {parts[1]} fails "
+                f"(it fails when the draw is below the stage's failure probability)")
+    if name.endswith(".occurrence_event"):
+        return f"the chance draw that decides whether supply shock {parts[1]} happens (below its probability)"
+    if "awareness_shape_event" in name:
+        return ("the chance draw that picks the entrant's awareness ramp from the new-brand reference class "
+                "(low = fast ramp)")
+    return "a chance draw of the Monte Carlo"
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Scenario discovery (PRIM): the box of inputs under which a condition on the draws mostly holds."""
+
+    condition: str
+    share: float            # of all draws where the condition holds
+    n_draws: int
+    path: str               # the path bare output names refer to (the recommended one)
+    box: Box
+    warning: str | None     # set when the box hardly concentrates the condition
+    events: dict[str, str]  # the box's chance-draw inputs, in words
+
+    @property
+    def limits(self) -> pd.DataFrame:
+        """The box's restricted inputs: input, lower, upper (None = that side unrestricted)."""
+        return pd.DataFrame([{"input": name, "lower": limit.lower, "upper": limit.upper}
+                             for name, limit in self.box.limits.items()], columns=["input", "lower", "upper"])
+
+    @property
+    def trajectory(self) -> pd.DataFrame:
+        """PRIM's peeling trajectory: coverage, density, mass, inputs restricted, per step."""
+        return self.box.trajectory
+
+    @property
+    def sentence(self) -> str:
+        """The box in words, with its coverage and density."""
+        return self.box.sentence
+
+    @property
+    def rule(self) -> str:
+        """The box as a condition string (the conditions grammar accepts it)."""
+        return self.box.rule
+
+
+def discover(config: Config, table: DrawStatistics, when: str | npt.ArrayLike, min_coverage: float = 0.3,
+             inputs: int = 8, label: str | None = None) -> Discovery:
+    """PRIM boxes for a condition on the draws: `when` is a condition on per-draw outputs (bare names refer
+    to the recommended path, e.g. "npv < 0"; full names like "BAIC.npv" to any column), or one True/False
+    per draw in draw order (e.g. a comparison of `Run.draws` columns), named by `label`. ConditionError,
+    DiscoveryError or EvlaunchError name what is wrong."""
+    chosen = recommendation(path_statistics(table, config), config).path
+    if isinstance(when, str):
+        condition = parse_condition(when)
+        data = {}
+        for name in names_in(condition):
+            column = name if name in table.columns else f"{chosen}.{name}"
+            if column not in table.columns:
+                raise EvlaunchError(
+                    f"--when: {name!r} is neither a per-draw column nor an output of the recommended path "
+                    f"{chosen!r}; e.g. npv, launch_month_index, peak_cash_need, deliveries.2026, or {chosen}.npv")
+            data[name] = table.to_numpy([column])[column]
+        mask = evaluate(condition, data)
+        label = label or when
+    else:
+        mask = np.asarray(when)
+        label = label or "the condition"
+    events = [column for column in table.columns if column.endswith("_event")]
+    frame = screen_inputs(discovery_frame(table, sorted(uncertain_parameters(config)) + events), mask, inputs)
+    box = find_boxes(frame, mask, label, DiscoveryConfig(min_coverage=min_coverage)).box
+    share = float(np.mean(mask))
+    return Discovery(label, share, len(mask), chosen, box, weak_box_message(box.density, share, label),
+                     {name: describe_event(name) for name in box.limits if name.endswith("_event")})
+
+
+def summary_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Key-figure rows as a DataFrame indexed by path."""
+    return pd.DataFrame(list(rows), columns=KEY_FIGURES).set_index("path")
