@@ -23,6 +23,7 @@ from evlaunch._version import __version__
 from evlaunch.atomic import write_text_atomic
 from evlaunch.config.scenario import Scenario, month_label, quantities
 from evlaunch.report import charts
+from evlaunch.report.draws import ReportDraws
 from evlaunch.simulation.simulate import Model
 
 CHART_DRAWS = 20_000
@@ -226,6 +227,6 @@ def write_report(path: str | Path, scenario: Scenario, model: Model, table: Any,
     order: summary.json is written with sorted keys)."""
     paths = summary["paths"]
     summary = {**summary, "paths": {name: paths[name] for name in scenario.paths if name in paths}}
-    context = ReportContext(scenario, model, table, summary)
+    context = ReportContext(scenario, model, ReportDraws(table, CHART_DRAWS), summary)
     write_text_atomic(Path(path), render(context))
     return Path(path)
