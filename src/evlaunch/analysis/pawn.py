@@ -12,9 +12,8 @@ numbers are the same to the last bit: the slice edges are `np.nanquantile(x, np.
 maximum fall in no slice, nor do draws whose input is NaN), an empty slice has no statistic (NaN)
 and the summaries ignore NaN. What differs is the cost: SALib calls `scipy.stats.ks_2samp` once per
 input and slice, which also computes an exact p-value nobody here reads. Here the output is sorted
-once; the ECDF of every slice is a cumulative count along that order, read at the end of each group
-of tied outputs (where `ks_2samp`'s `searchsorted(..., side="right")` reads it), for all inputs and
-slices together.
+once and the KS statistics of every input and slice come from one sort of the slice labels in output
+order (`ks_statistics`), with no p-values.
 """
 
 from __future__ import annotations
@@ -72,65 +71,71 @@ def ks_statistics(y: np.ndarray, subset: np.ndarray, groups: int) -> np.ndarray:
 
     `y` [n] holds finite outputs; subset k holds the draws `np.flatnonzero(subset == k)` for k in
     `range(groups)` (other values of `subset`, e.g. -1, belong to no subset); `subset` may also be
-    [subsets, n] for several partitions of the draws (then groups counts subsets per row and the
-    result is [rows, groups]). Returns `scipy.stats.ks_2samp(y[members], y).statistic` of each
-    subset to the last bit, NaN for an empty one.
+    [rows, n], one partition of the draws per row (then the result is [rows, groups]). Returns
+    `scipy.stats.ks_2samp(y[members], y).statistic` of each subset to the last bit, NaN for an empty one.
 
-    How: with the draws sorted by output, the ECDF gap F_subset - F_all, read at the end of each
-    group of tied outputs, only rises at a group holding a member of the subset and falls in
-    between, so its maximum is read at the groups holding members and its minimum just before them
-    (or at the end, where it is 0). Up to `EXACT_MAX_DRAWS` draws the gap is kept as an exact integer
-    numerator over n * members, as scipy's exact mode rounds it; above, as scipy's float difference.
+    How: with the draws sorted by output, the ECDF gap F_subset - F_all, read at the end of each group
+    of tied outputs (where ks_2samp's `searchsorted(side="right")` reads it), rises only at a group
+    holding a member of the subset and falls in between; so its maximum is read at the members' groups
+    and its minimum just before them (or at the very end, where it is 0). One stable sort of all
+    (row, subset) labels lists each subset's members in output order. Up to `EXACT_MAX_DRAWS` draws the
+    gap is an exact integer over n * members, as ks_2samp rounds it in its exact mode; above, it is
+    ks_2samp's float difference.
     """
     y = np.asarray(y, dtype=float)
-    rows = np.atleast_2d(subset)
-    n = y.shape[0]
+    rows = np.atleast_2d(np.asarray(subset))
+    n, count = y.shape[0], rows.shape[0]
     if y.ndim != 1 or rows.shape[1] != n:
         raise ValueError(f"y must be 1-D with one entry per draw of subset; got {y.shape} and {np.shape(subset)}")
     if not np.all(np.isfinite(y)):
         raise ValueError("ks_statistics needs finite outputs; drop the NaN/inf draws first")
-    result = np.full((rows.shape[0], groups), np.nan)
-    if n == 0:
-        return result if np.ndim(subset) == 2 else result[0]
+    result = np.full((count, groups), np.nan)
     order = np.argsort(y, kind="stable")
     ordered = y[order]
-    ties = np.append(0, np.cumsum(ordered[1:] != ordered[:-1]))          # tie group of each sorted draw
-    first = np.flatnonzero(np.append(True, ordered[1:] != ordered[:-1]))  # sorted position starting each group
-    last = np.append(first[1:], n) - 1                                    # ... and ending it
+    starts_group = np.append(True, ordered[1:] != ordered[:-1]) if n else np.zeros(0, bool)
+    first = np.flatnonzero(starts_group)
+    ties = np.cumsum(starts_group) - 1
+    below_all = first[ties]                      # draws below each sorted draw's tie group
+    upto_all = np.append(first[1:], n)[ties]     # draws up to the end of its tie group
+    # one key per (row, subset); draws in no subset get the largest key and are cut off after the sort
+    outside = count * groups
+    wide = np.int16 if outside <= np.iinfo(np.int16).max else np.int64  # numpy radix-sorts small ints
     labels = rows[:, order]
-    inside = (labels >= 0) & (labels < groups)
-    # members of every (row, subset), ordered by row, then subset, then output
-    flat = np.flatnonzero(inside)
-    keys = (flat // n) * groups + labels.reshape(-1)[flat]
-    # a stable sort of small integers is a radix sort in numpy: narrow the keys when they fit
-    narrow = np.int16 if rows.shape[0] * groups <= np.iinfo(np.int16).max else np.int64
-    by_key = np.argsort(keys.astype(narrow), kind="stable")
-    key, position = keys[by_key], flat[by_key] % n
-    group = ties[position]
-    sizes = np.bincount(key, minlength=rows.shape[0] * groups)
-    if len(key) == 0:
+    keys = np.where((labels >= 0) & (labels < groups),
+                    np.arange(count, dtype=wide)[:, None] * groups + labels.astype(wide), outside).astype(wide)
+    members = np.argsort(keys.ravel(), kind="stable")
+    members = members[:np.count_nonzero(keys != outside)]
+    if not len(members):
         return result if np.ndim(subset) == 2 else result[0]
+    key = keys.ravel()[members]
+    position = members % n
+    below, upto = below_all[position], upto_all[position]
     starts = np.flatnonzero(np.append(True, key[1:] != key[:-1]))
-    start_of = np.repeat(starts, np.diff(np.append(starts, len(key))))
-    # members counted up to the end of their tie group (at or above) and before its start (below)
-    run = np.flatnonzero(np.append(True, (key[1:] != key[:-1]) | (group[1:] != group[:-1])))
-    run_end = np.append(run[1:], len(key))
-    run_len = np.diff(np.append(run, len(key)))
-    above = np.repeat(run_end, run_len) - start_of
-    below = np.repeat(run, run_len) - start_of
-    size = sizes[key]
-    if n <= EXACT_MAX_DRAWS:
-        high = above * n - (last[group] + 1) * size
-        low = first[group] * size - below * n
-        gap = np.maximum.reduceat(np.maximum(high, low), starts)
-        present = key[starts]
-        common = np.gcd(sizes[present], n)
-        values = (gap // common) * 1.0 / ((sizes[present] // common) * n)
+    sizes = np.diff(np.append(starts, len(key)))
+    present = key[starts].astype(np.int64)
+    size = np.repeat(sizes, sizes)
+    # members counted, from the subset's start, up to the end of their tie group and before its start
+    index = np.arange(len(key))
+    if np.all(starts_group):  # no ties: a member's tie group is itself
+        counted_upto, counted_below = index + 1, index
     else:
-        high = above / size - (last[group] + 1) / n
-        low = first[group] / n - below / size
+        run = np.append(True, (key[1:] != key[:-1]) | (below[1:] != below[:-1]))
+        run_start = np.flatnonzero(run)
+        run_of = np.cumsum(run) - 1
+        counted_upto, counted_below = np.append(run_start[1:], len(key))[run_of], run_start[run_of]
+    offset = np.repeat(starts, sizes)
+    if n <= EXACT_MAX_DRAWS:
+        # gap numerators over n * size: above  (members up to)*n - (draws up to)*size,
+        #                                below  (draws below)*size - (members below)*n
+        high = (counted_upto - offset) * n - upto * size
+        low = below * size - (counted_below - offset) * n
+        gap = np.maximum.reduceat(np.maximum(high, low), starts)
+        common = np.gcd(sizes, n)
+        values = (gap // common) * 1.0 / ((sizes // common) * n)
+    else:
+        high = (counted_upto - offset) / size - upto / n
+        low = below / n - (counted_below - offset) / size
         values = np.maximum.reduceat(np.maximum(high, low), starts)
-        present = key[starts]
     result.flat[present] = np.maximum(values, 0.0)
     return result if np.ndim(subset) == 2 else result[0]
 
@@ -153,14 +158,15 @@ def slice_labels(x: np.ndarray, slices: int) -> tuple[np.ndarray, np.ndarray]:
     for i in np.flatnonzero(missing):
         if not np.isnan(x[:, i]).all():
             edges[:, i] = np.nanquantile(x[:, i], probabilities)
+    # numpy's quantiles are monotone in the probability, so slice s is the last edge at or below x: count
+    # the edges at or below x (the running maximum only guards that; it leaves ordered edges unchanged).
+    # NaN (in x or edges) is at or above nothing: label -1; at or above edge[slices] (the maximum): none.
+    ordered = np.maximum.accumulate(edges, axis=0)
+    values = x.T
     labels = np.full((inputs, n), -1, dtype=np.int64)
-    for i in range(inputs):
-        column = x[:, i]
-        # numpy's quantiles are monotone in the probability, so slice s is the last edge at or below x
-        # (the running maximum only guards that assumption; it leaves ordered edges unchanged)
-        index = np.searchsorted(np.maximum.accumulate(edges[:, i]), column, side="right") - 1
-        inside = (index < slices) & ~np.isnan(column)
-        labels[i, inside] = index[inside]
+    for edge in ordered:
+        labels += values >= edge[:, None]
+    labels[labels >= slices] = -1
     return labels, edges
 
 

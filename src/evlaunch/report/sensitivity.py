@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,21 @@ PAWN_SLICES = 10
 NOISE = "(noise reference: a dummy input)"
 
 
+def _varies(matrix: np.ndarray) -> np.ndarray:
+    """Whether each column takes at least two values (NaN ignored; an all-NaN column does not vary)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmax/nanmin of an all-NaN column: NaN, as meant
+        return np.nanmax(matrix, axis=0) > np.nanmin(matrix, axis=0)
+
+
 def pawn_ranking(inputs: dict[str, np.ndarray], output: np.ndarray, seed: int = 0) -> list[tuple[str, float]]:
     """PAWN median KS statistics of each input for one output, largest first, with a noise reference.
 
     Inputs that do not vary are left out; draws with a non-finite output are dropped (none if fewer than
     100 finite ones remain, or the output does not vary). The indices are SALib's `pawn.analyze` with
     10 slices, to the last bit (`evlaunch.analysis.pawn`), at a small fraction of its cost."""
-    names = [n for n, v in inputs.items() if np.nanstd(v) > 0]
+    varies = _varies(np.column_stack([np.asarray(v, float) for v in inputs.values()])) if inputs else []
+    names = [n for n, keep in zip(inputs, varies) if keep]
     dummy = np.random.default_rng(seed).uniform(size=len(output))
     matrix = np.column_stack([inputs[n] for n in names] + [dummy])
     names = names + [NOISE]
