@@ -4,9 +4,9 @@ For each input, its range is split into `S` conditioning slices at its empirical
 0, 1/S, ..., 1; the index of a slice is the Kolmogorov-Smirnov statistic (largest absolute gap
 between empirical CDFs) between the output of the draws inside the slice and the output of all
 draws; an input's PAWN index is the median over its slices. A large index means fixing the input
-changes the output's distribution.
+changes the output's distribution. Indices and KS statistics are unitless, in [0, 1].
 
-The conventions are SALib's `SALib.analyze.pawn.analyze` (1.4-1.5), reproduced exactly so the
+The conventions are SALib's `SALib.analyze.pawn.analyze` (1.5-1.6), reproduced exactly so the
 numbers are the same to the last bit: the slice edges are `np.nanquantile(x, np.arange(0, 1 + 1/S,
 1/S))`, slice s holds the draws with `edge[s] <= x < edge[s+1]` (so the draw(s) at the input's
 maximum fall in no slice, nor do draws whose input is NaN), an empty slice has no statistic (NaN)
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PawnResult", "ks_statistics", "pawn"]
+__all__ = ["EXACT_MAX_DRAWS", "PawnResult", "ks_statistics", "pawn", "slice_labels"]
 
 # SALib's ks_2samp call reports the exact rational statistic up to this many draws, the float one above
 EXACT_MAX_DRAWS = 10_000
