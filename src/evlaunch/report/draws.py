@@ -31,6 +31,8 @@ class ReportDraws:
         self._cache: dict[str, np.ndarray] = {}
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # never for private names (nor before __init__ ran, e.g. in copy/pickle)
+            raise AttributeError(name)
         return getattr(self._table, name)
 
     def __len__(self) -> int:
