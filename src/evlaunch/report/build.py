@@ -18,6 +18,7 @@ from evlaunch.atomic import write_text_atomic
 from evlaunch.config.scenario import Scenario
 from evlaunch.report.competition import diversion_section, price_response_section
 from evlaunch.report.context import CHART_DRAWS, ReportContext
+from evlaunch.report.draws import ReportDraws
 from evlaunch.report.dynamics import nev_path_section, policy_section, regions_section
 from evlaunch.report.html import Section, table_html
 from evlaunch.report.overview import (
@@ -74,6 +75,6 @@ def write_report(path: str | Path, scenario: Scenario, model: Model, table: Any,
     order: summary.json is written with sorted keys)."""
     paths = summary["paths"]
     summary = {**summary, "paths": {name: paths[name] for name in scenario.paths if name in paths}}
-    context = ReportContext(scenario, model, table, summary)
+    context = ReportContext(scenario, model, ReportDraws(table, CHART_DRAWS), summary)
     write_text_atomic(Path(path), render(context))
     return Path(path)

@@ -1,45 +1,54 @@
 """What matters: tornado charts of sensitivity indices, for the run report and `evlaunch sensitivity`.
 
-In the run report the indices come from the run's own draws with SALib's PAWN method (a given-data
-method: no extra model runs), against a dummy input of pure noise whose index shows the noise floor.
+In the run report the indices come from the run's own draws with the PAWN method (a given-data
+method: no extra model runs; SALib's definition, computed by `evlaunch.analysis.pawn`), against a
+dummy input of pure noise whose index shows the noise floor.
 `evlaunch sensitivity` runs a proper Sobol or Morris design and writes its own page.
 """
 
 from __future__ import annotations
 
 import html
-import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from evlaunch.analysis.pawn import pawn
 from evlaunch.atomic import write_text_atomic
 from evlaunch.config.columns import LAUNCH_MONTH_INDEX, NPV, path_column
 from evlaunch.report import charts
 
 PAWN_DRAWS = 4000
+PAWN_SLICES = 10
 NOISE = "(noise reference: a dummy input)"
 
 
-def pawn_ranking(inputs: dict[str, np.ndarray], output: np.ndarray, seed: int = 0) -> list[tuple[str, float]]:
-    """PAWN median KS statistics of each input for one output, largest first, with a noise reference."""
-    from SALib.analyze import pawn
+def _varies(matrix: np.ndarray) -> np.ndarray:
+    """Whether each column takes at least two values (NaN ignored; an all-NaN column does not vary)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmax/nanmin of an all-NaN column: NaN, as meant
+        return np.nanmax(matrix, axis=0) > np.nanmin(matrix, axis=0)
 
-    names = [n for n, v in inputs.items() if np.nanstd(v) > 0]
+
+def pawn_ranking(inputs: dict[str, np.ndarray], output: np.ndarray, seed: int = 0) -> list[tuple[str, float]]:
+    """PAWN median KS statistics of each input for one output, largest first, with a noise reference.
+
+    Inputs that do not vary are left out; draws with a non-finite output are dropped (none if fewer than
+    100 finite ones remain, or the output does not vary). The indices are SALib's `pawn.analyze` with
+    10 slices, to the last bit (`evlaunch.analysis.pawn`), at a small fraction of its cost."""
+    varies = _varies(np.column_stack([np.asarray(v, float) for v in inputs.values()])) if inputs else []
+    names = [n for n, keep in zip(inputs, varies) if keep]
     dummy = np.random.default_rng(seed).uniform(size=len(output))
     matrix = np.column_stack([inputs[n] for n in names] + [dummy])
     names = names + [NOISE]
     finite = np.isfinite(output)
     if finite.sum() < 100 or np.std(output[finite]) == 0:
         return []
-    matrix, values = matrix[finite], output[finite]
-    problem = {"num_vars": len(names), "names": names,
-               "bounds": [[float(matrix[:, i].min()), float(matrix[:, i].max()) + 1e-12] for i in range(len(names))]}
-    logging.getLogger("SALib").setLevel(logging.ERROR)
-    result = pawn.analyze(problem, matrix, values, S=10, print_to_console=False, seed=seed)
-    return sorted(zip(names, (float(v) for v in result["median"])), key=lambda item: -item[1])
+    result = pawn(matrix[finite], output[finite], slices=PAWN_SLICES)
+    return sorted(zip(names, (float(v) for v in result.median)), key=lambda item: -item[1])
 
 
 def what_matters(context) -> Any:

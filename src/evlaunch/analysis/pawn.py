@@ -1,0 +1,190 @@
+"""PAWN sensitivity indices from given data (Pianosi & Wagener 2015, 2018), vectorised.
+
+For each input, its range is split into `S` conditioning slices at its empirical quantiles
+0, 1/S, ..., 1; the index of a slice is the Kolmogorov-Smirnov statistic (largest absolute gap
+between empirical CDFs) between the output of the draws inside the slice and the output of all
+draws; an input's PAWN index is the median over its slices. A large index means fixing the input
+changes the output's distribution. Indices and KS statistics are unitless, in [0, 1].
+
+The conventions are SALib's `SALib.analyze.pawn.analyze` (1.5-1.6), reproduced exactly so the
+numbers are the same to the last bit: the slice edges are `np.nanquantile(x, np.arange(0, 1 + 1/S,
+1/S))`, slice s holds the draws with `edge[s] <= x < edge[s+1]` (so the draw(s) at the input's
+maximum fall in no slice, nor do draws whose input is NaN), an empty slice has no statistic (NaN)
+and the summaries ignore NaN. What differs is the cost: SALib calls `scipy.stats.ks_2samp` once per
+input and slice, which also computes an exact p-value nobody here reads. Here the output is sorted
+once and the KS statistics of every input and slice come from one sort of the slice labels in output
+order (`ks_statistics`), with no p-values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["EXACT_MAX_DRAWS", "PawnResult", "ks_statistics", "pawn", "slice_labels"]
+
+# SALib's ks_2samp call reports the exact rational statistic up to this many draws, the float one above
+EXACT_MAX_DRAWS = 10_000
+
+
+@dataclass(frozen=True)
+class PawnResult:
+    """PAWN indices of each input (arrays over inputs, in the columns' order).
+
+    `statistics[s, i]` is the KS statistic of slice s of input i (NaN: an empty slice); `median` over
+    the slices is the PAWN index; the other summaries SALib reports are computed when asked for,
+    as SALib computes them (NaN-ignoring, per input; NaN for an input with no non-empty slice)."""
+
+    statistics: np.ndarray
+    median: np.ndarray
+
+    def _summary(self, reduce) -> np.ndarray:
+        columns = self.statistics.T
+        return np.array([reduce(c) if np.any(~np.isnan(c)) else np.nan for c in columns], dtype=float)
+
+    @property
+    def minimum(self) -> np.ndarray:
+        return self._summary(np.nanmin)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self._summary(np.nanmean)
+
+    @property
+    def maximum(self) -> np.ndarray:
+        return self._summary(np.nanmax)
+
+    @property
+    def stdev(self) -> np.ndarray:
+        return self._summary(np.nanstd)
+
+    @property
+    def cv(self) -> np.ndarray:
+        """Coefficient of variation over the slices (stdev / mean)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.stdev / self.mean
+
+
+def ks_statistics(y: np.ndarray, subset: np.ndarray, groups: int) -> np.ndarray:
+    """Two-sample KS statistics between subsets of the draws and all of them, for many subsets at once.
+
+    `y` [n] holds finite outputs; subset k holds the draws `np.flatnonzero(subset == k)` for k in
+    `range(groups)` (other values of `subset`, e.g. -1, belong to no subset); `subset` may also be
+    [rows, n], one partition of the draws per row (then the result is [rows, groups]). Returns
+    `scipy.stats.ks_2samp(y[members], y).statistic` of each subset to the last bit, NaN for an empty one.
+
+    How: with the draws sorted by output, the ECDF gap F_subset - F_all, read at the end of each group
+    of tied outputs (where ks_2samp's `searchsorted(side="right")` reads it), rises only at a group
+    holding a member of the subset and falls in between; so its maximum is read at the members' groups
+    and its minimum just before them (or at the very end, where it is 0). One stable sort of all
+    (row, subset) labels lists each subset's members in output order. Up to `EXACT_MAX_DRAWS` draws the
+    gap is an exact integer over n * members, as ks_2samp rounds it in its exact mode; above, it is
+    ks_2samp's float difference.
+    """
+    y = np.asarray(y, dtype=float)
+    rows = np.atleast_2d(np.asarray(subset))
+    n, count = y.shape[0], rows.shape[0]
+    if y.ndim != 1 or rows.shape[1] != n:
+        raise ValueError(f"y must be 1-D with one entry per draw of subset; got {y.shape} and {np.shape(subset)}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("ks_statistics needs finite outputs; drop the NaN/inf draws first")
+    result = np.full((count, groups), np.nan)
+    order = np.argsort(y, kind="stable")
+    ordered = y[order]
+    starts_group = np.append(True, ordered[1:] != ordered[:-1]) if n else np.zeros(0, bool)
+    first = np.flatnonzero(starts_group)
+    ties = np.cumsum(starts_group) - 1
+    below_all = first[ties]                      # draws below each sorted draw's tie group
+    upto_all = np.append(first[1:], n)[ties]     # draws up to the end of its tie group
+    # one key per (row, subset); draws in no subset get the largest key and are cut off after the sort
+    outside = count * groups
+    wide = np.int16 if outside <= np.iinfo(np.int16).max else np.int64  # numpy radix-sorts small ints
+    labels = rows[:, order]
+    keys = np.where((labels >= 0) & (labels < groups),
+                    np.arange(count, dtype=wide)[:, None] * groups + labels.astype(wide), outside).astype(wide)
+    members = np.argsort(keys.ravel(), kind="stable")
+    members = members[:np.count_nonzero(keys != outside)]
+    if not len(members):
+        return result if np.ndim(subset) == 2 else result[0]
+    key = keys.ravel()[members]
+    position = members % n
+    below, upto = below_all[position], upto_all[position]
+    starts = np.flatnonzero(np.append(True, key[1:] != key[:-1]))
+    sizes = np.diff(np.append(starts, len(key)))
+    present = key[starts].astype(np.int64)
+    size = np.repeat(sizes, sizes)
+    # members counted, from the subset's start, up to the end of their tie group and before its start
+    index = np.arange(len(key))
+    if np.all(starts_group):  # no ties: a member's tie group is itself
+        counted_upto, counted_below = index + 1, index
+    else:
+        run = np.append(True, (key[1:] != key[:-1]) | (below[1:] != below[:-1]))
+        run_start = np.flatnonzero(run)
+        run_of = np.cumsum(run) - 1
+        counted_upto, counted_below = np.append(run_start[1:], len(key))[run_of], run_start[run_of]
+    offset = np.repeat(starts, sizes)
+    if n <= EXACT_MAX_DRAWS:
+        # gap numerators over n * size: above  (members up to)*n - (draws up to)*size,
+        #                                below  (draws below)*size - (members below)*n
+        high = (counted_upto - offset) * n - upto * size
+        low = below * size - (counted_below - offset) * n
+        gap = np.maximum.reduceat(np.maximum(high, low), starts)
+        common = np.gcd(sizes, n)
+        values = (gap // common) * 1.0 / ((sizes // common) * n)
+    else:
+        high = (counted_upto - offset) / size - upto / n
+        low = below / n - (counted_below - offset) / size
+        values = np.maximum.reduceat(np.maximum(high, low), starts)
+    result.flat[present] = np.maximum(values, 0.0)
+    return result if np.ndim(subset) == 2 else result[0]
+
+
+def slice_labels(x: np.ndarray, slices: int) -> tuple[np.ndarray, np.ndarray]:
+    """The conditioning slice of each draw for each input ([inputs, n]; -1: in none) and the slice
+    edges ([slices + 1, inputs]), by SALib's rule: slice s holds `edge[s] <= x < edge[s + 1]`."""
+    n, inputs = x.shape
+    step = 1 / slices
+    # SALib's grid, float quirks included (its slice s spans grid points s and s + 1; arange can give an
+    # extra point past 1, which SALib never reads but hands to nanquantile, which refuses it)
+    probabilities = np.minimum(np.arange(0, 1 + step, step)[:slices + 1], 1.0)
+    edges = np.full((len(probabilities), inputs), np.nan)
+    missing = np.isnan(x).any(axis=0)
+    if n and not missing.all():
+        # the same numbers as SALib's per-column nanquantile (quantiles do not depend on the order of the
+        # draws), faster on sorted rows
+        complete = np.sort(x[:, ~missing].T, axis=1)
+        edges[:, ~missing] = np.quantile(complete, probabilities, axis=1)
+    for i in np.flatnonzero(missing):
+        if not np.isnan(x[:, i]).all():
+            edges[:, i] = np.nanquantile(x[:, i], probabilities)
+    # numpy's quantiles are monotone in the probability, so slice s is the last edge at or below x: count
+    # the edges at or below x (the running maximum only guards that; it leaves ordered edges unchanged).
+    # NaN (in x or edges) is at or above nothing: label -1; at or above edge[slices] (the maximum): none.
+    ordered = np.maximum.accumulate(edges, axis=0)
+    values = x.T
+    labels = np.full((inputs, n), -1, dtype=np.int64)
+    for edge in ordered:
+        labels += values >= edge[:, None]
+    labels[labels >= slices] = -1
+    return labels, edges
+
+
+def pawn(x: np.ndarray, y: np.ndarray, slices: int = 10) -> PawnResult:
+    """PAWN indices of the columns of `x` ([n, inputs]; NaN allowed: such draws join no slice) for
+    the output `y` ([n], finite), with `slices` conditioning intervals per input."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.ndim != 2 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"x must be [draws, inputs] with one row per output; got {x.shape} and {y.shape}")
+    if slices < 1:
+        raise ValueError(f"slices must be at least 1, got {slices}")
+    labels, _ = slice_labels(x, slices)
+    statistics = ks_statistics(y, labels, slices).T
+    empty = np.isnan(statistics)
+    median = np.full(x.shape[1], np.nan)
+    whole = ~empty.any(axis=0)
+    median[whole] = np.median(statistics[:, whole], axis=0)  # the same numbers as nanmedian without NaN
+    for i in np.flatnonzero(~whole & ~empty.all(axis=0)):
+        median[i] = np.nanmedian(statistics[:, i])
+    return PawnResult(statistics, median)
