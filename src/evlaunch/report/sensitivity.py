@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import plotly.io as pio
 
 from evlaunch.analysis.pawn import pawn
 from evlaunch.atomic import write_text_atomic
 from evlaunch.config.columns import LAUNCH_MONTH_INDEX, NPV, path_column
+from evlaunch.config.scenario import uncertain_parameters
 from evlaunch.report import charts
+from evlaunch.report.html import Section
 
 PAWN_DRAWS = 4000
 PAWN_SLICES = 10
@@ -54,9 +57,6 @@ def pawn_ranking(inputs: dict[str, np.ndarray], output: np.ndarray, seed: int = 
 def what_matters(context) -> Any:
     """Report section: the assumptions that move the recommended path's NPV and launch month, and the
     NPV gap to the runner-up (which assumptions decide the ranking)."""
-    from evlaunch.config.scenario import uncertain_parameters
-    from evlaunch.report.build import Section
-
     scenario, summary = context.scenario, context.summary
     chosen = summary["recommended_path"]["name"]
     others = sorted((p for p in summary["paths"] if p != chosen),
@@ -90,8 +90,6 @@ def what_matters(context) -> Any:
 
 def write_sensitivity_report(path: Path, scenario_name: str, study) -> Path:
     """A self-contained page of tornado charts for a Sobol or Morris study."""
-    import plotly.io as pio
-
     parts, first = [], True
     for label, result in study.results.items():
         frame = result.table().reset_index().head(15)
