@@ -201,7 +201,9 @@ def calibrate_price_coefficient(observed: np.ndarray, elasticity: np.ndarray, ef
     the products `basis` [J] (bool) equals `elasticity` [N] under the consumer types, with the mean
     utilities that reproduce `observed` exactly. Starts from `alpha` and `xi` (e.g. the plain-logit values);
     each draw takes secant steps on log|alpha| against log|implied elasticity| (nearly proportional) until
-    the relative error is below PRICE_COEFFICIENT_TOLERANCE."""
+    the relative error is below PRICE_COEFFICIENT_TOLERANCE (1e-10), each step's mean utilities from
+    `calibrate_mean_utilities` (1e-14 in log shares). So alpha is determined to ~1e-10 relative on any CPU:
+    where a draw stops can differ between machines, not how close it is."""
     alpha, xi = np.array(alpha, dtype=float), np.array(xi, dtype=float)
     target = np.broadcast_to(np.asarray(elasticity, dtype=float), alpha.shape)
     active = np.arange(alpha.shape[0])
