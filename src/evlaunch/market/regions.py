@@ -159,9 +159,9 @@ def calibrate_mean_utilities(observed: np.ndarray, alpha: np.ndarray, effective_
     consumer `types` (anything with `weights` and `price_sensitivity` [N, T], e.g. a `RegionSet` or
     `market.consumer_types.ConsumerTypes`) equal `observed` [N, J] exactly; `extras` [N, T, J].
 
-    The BLP inversion `market.rc_logit.solve_mean_utilities` (Newton with a trust region, the contraction
-    where Newton does not improve) on the types in `type_demand` form, from `start` (default: the plain
-    logit's xi at the mean price coefficient).  Converged at `rc_logit.INVERSION_TOLERANCE` (1e-14) in log
+    The BLP inversion `market.rc_logit.solve_mean_utilities` (Newton with a trust region; from its best
+    point the contraction when Newton stops improving or overshoots into zero shares) on the types in
+    `type_demand` form, from `start` (default: the plain logit's xi at the mean price coefficient).  Converged at `rc_logit.INVERSION_TOLERANCE` (1e-14) in log
     shares, or at rounding level below ROUNDING_FLOOR (1e-11); otherwise a DataError."""
     observed = np.asarray(observed, dtype=float)
     if np.any(observed <= 0) or np.any(observed.sum(axis=1) >= 1):
