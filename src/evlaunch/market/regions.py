@@ -162,9 +162,9 @@ def calibrate_mean_utilities(observed: np.ndarray, alpha: np.ndarray, effective_
     consumer `types` (anything with `weights` and `price_sensitivity` [N, T], e.g. a `RegionSet` or
     `market.consumer_types.ConsumerTypes`) equal `observed` [N, J] exactly; `extras` [N, T, J].
 
-    The BLP inversion `market.rc_logit.solve_mean_utilities` (Newton with a trust region, the contraction
-    where Newton does not improve) on the types in `type_demand` form, from `start` (default: the plain
-    logit's xi at the mean price coefficient).  Converged at `rc_logit.INVERSION_TOLERANCE` (1e-14) in log
+    The BLP inversion `market.rc_logit.solve_mean_utilities` (Newton with a trust region; from its best
+    point the contraction when Newton stops improving or overshoots into zero shares) on the types in
+    `type_demand` form, from `start` (default: the plain logit's xi at the mean price coefficient).  Converged at `rc_logit.INVERSION_TOLERANCE` (1e-14) in log
     shares, or at rounding level below ROUNDING_FLOOR (1e-11); otherwise a DataError."""
     observed = np.asarray(observed, dtype=float)
     if np.any(observed <= 0) or np.any(observed.sum(axis=1) >= 1):
@@ -204,7 +204,9 @@ def calibrate_price_coefficient(observed: np.ndarray, elasticity: np.ndarray, ef
     the products `basis` [J] (bool) equals `elasticity` [N] under the consumer types, with the mean
     utilities that reproduce `observed` exactly. Starts from `alpha` and `xi` (e.g. the plain-logit values);
     each draw takes secant steps on log|alpha| against log|implied elasticity| (nearly proportional) until
-    the relative error is below PRICE_COEFFICIENT_TOLERANCE."""
+    the relative error is below PRICE_COEFFICIENT_TOLERANCE (1e-10), each step's mean utilities from
+    `calibrate_mean_utilities` (1e-14 in log shares). So alpha is determined to ~1e-10 relative on any CPU:
+    where a draw stops can differ between machines, not how close it is."""
     alpha, xi = np.array(alpha, dtype=float), np.array(xi, dtype=float)
     target = np.broadcast_to(np.asarray(elasticity, dtype=float), alpha.shape)
     active = np.arange(alpha.shape[0])

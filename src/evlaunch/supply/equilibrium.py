@@ -14,7 +14,15 @@ utility).  Morrow and Skerlos (2011) rearrange the FOCs into the zeta-markup fix
 
 which pyblp's ``ProblemResults.compute_prices`` iterates; convergence is declared when the FOC residual
 ``max_j |Lambda_j (c_j + zeta_j(p) - p_j)|`` (shares per currency unit x currency = share units) falls
-below ``tol`` (pyblp: 1e-12) and the updated prices are returned.
+below ``tol`` (``EQUILIBRIUM_TOLERANCE`` = 1e-12, pyblp's) and the updated prices are returned.  The
+tolerance, not the CPU, bounds the error: on another CPU or BLAS kernel the iterates differ in the last
+bits and a market may stop one evaluation earlier or later, so prices agree across machines to ~1e-8
+relative (Anderson: 1.1e-8 from a solve to 1e-15 on pyblp's perturbed BLP markets; products with tiny
+shares under the simple iteration to ~1e-6), bit for bit only on one machine.
+
+Call ``solve_prices(PricingProblem(delta=..., products=..., tastes=..., costs=...), options=
+EquilibriumOptions(...))``: the problem holds the markets (demand, costs, owners, rates, capacity), the
+options how to solve them.
 
 * ``method="simple"`` is exactly that iteration (same iterations as pyblp from the same start).
 * ``method="anderson"`` (default) accelerates the same map: plain steps until the FOC residual has
@@ -119,10 +127,9 @@ class EquilibriumOptions:
     method: ``"anderson"`` (default) or ``"simple"`` (pyblp's iteration); see the module docstring.
     backend: ``"numba"`` (default) or ``"numpy"`` (chosen automatically for partial ownership).
     tol: FOC residual tolerance, max_j |s_j + sum_k H[j,k] (d s_k/d p_j)(p_k - c_k)| in share units
-        (default ``EQUILIBRIUM_TOLERANCE`` = 1e-12, pyblp's).  With shares ~1e-3..1e-1 and own-price
-        derivatives ~s_j / p_j this leaves prices within ~1e-9 relative of the exact fixed point for
-        the Anderson method (up to ~1e-6 for products with tiny shares under the simple iteration);
-        compare prices computed on different CPUs at rtol 1e-6.
+        (default ``EQUILIBRIUM_TOLERANCE`` = 1e-12, pyblp's).  This leaves prices within ~1e-8 relative
+        of the exact fixed point for the Anderson method (up to ~1e-6 for products with tiny shares
+        under the simple iteration); compare prices computed on different CPUs at rtol 1e-6.
     max_evaluations: cap on zeta-map evaluations per market.
     fallback: hand markets that have not converged after ``newton_after`` evaluations to Newton's method
         on the FOCs (analytic Jacobian, backtracking), resuming the fixed point if Newton fails.
