@@ -60,6 +60,34 @@ class RampPanel:
         return rows[["month", "deliveries"]].reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class Eligibility:
+    """Which ramps can be scored: at least `min_known` of months 1..12 known from the tables, data up
+    to month `min_last` or later (AITO stops at month 11; its month 12 is imputed flat), and at least
+    `min_single` single-month figures (Li Auto L9 has only quarterly brand totals, Li ONE included)."""
+
+    min_known: int = 8
+    min_last: int = 11
+    min_single: int = 3
+
+
+def eligible_ramps(panel: RampPanel, rule: Eligibility = Eligibility()) -> tuple[list[str], dict[str, str]]:
+    """Ramps that can be scored, and the others with the reason."""
+    keep, excluded = [], {}
+    for ramp, row in panel.ramps.iterrows():
+        singles = int(((panel.months["ramp"] == ramp) & (panel.months["how"] == "month")).sum())
+        if row["known_1_12"] < rule.min_known:
+            excluded[ramp] = f"{row['known_1_12']} of months 1-12 known (< {rule.min_known})"
+        elif row["last_known"] < rule.min_last:
+            excluded[ramp] = f"data end at month {row['last_known']} (< {rule.min_last})"
+        elif singles < rule.min_single:
+            excluded[ramp] = (f"{singles} single-month figures (< {rule.min_single}; quarterly brand totals "
+                              "only)")
+        else:
+            keep.append(str(ramp))
+    return keep, excluded
+
+
 def classify_basis(basis: object, note: object) -> str:
     """One of BASES for a row: from its `basis` cell where the table has one, else from its note."""
     text = "" if pd.isna(basis) else str(basis).lower()

@@ -34,26 +34,17 @@ import numpy as np
 import scoringrules
 from scipy.special import expit
 
-from evlaunch.entry.ramp_panel import RampPanel, load_ramp_panel
+from evlaunch.entry.ramp_panel import Eligibility, RampPanel, eligible_ramps, load_ramp_panel
 from evlaunch.entry.reference_class import BrandRamp, RampFitConfig, fit_brand
 
 TARGET_MONTHS = 12
 DRAWS = 4000
 SEED = 20231031
 MIN_CLASS = 3
+FIT = RampFitConfig()
+RULE = Eligibility()
 # entrants.csv, Xiaomi 2023-08-23 (Reuters via CnEVPost): "plans ~100,000 EVs in 2024"
 XIAOMI_PLAN = (100_000.0, "Xiaomi's public plan: ~100,000 EVs in 2024 (entrants.csv, 2023-08-23)")
-
-
-@dataclass(frozen=True)
-class Eligibility:
-    """Which ramps can be scored: at least `min_known` of months 1..12 known from the tables, data up
-    to month `min_last` or later (AITO stops at month 11; its month 12 is imputed flat), and at least
-    `min_single` single-month figures (Li Auto L9 has only quarterly brand totals, Li ONE included)."""
-
-    min_known: int = 8
-    min_last: int = 11
-    min_single: int = 3
 
 
 @dataclass
@@ -154,7 +145,7 @@ def cumulative(plateau: np.ndarray, midpoint: np.ndarray, width: np.ndarray, mon
 
 
 def class_draws(curves: list[BrandRamp], normals: np.ndarray, months: int = TARGET_MONTHS,
-                config: RampFitConfig = RampFitConfig()) -> np.ndarray:
+                config: RampFitConfig = FIT) -> np.ndarray:
     """First-`months` deliveries of curves drawn from the class's log-normal of (plateau, midpoint,
     width): mean and covariance (n - 1) of the logs across `curves`, applied to `normals` [N, 3]."""
     logs = np.log([[c.plateau, c.midpoint, c.width] for c in curves])
@@ -214,23 +205,6 @@ def score(ramp: str, actual: float, draws: np.ndarray, factor: float, baseline: 
                         prelaunch_orders=None if orders is None or np.isnan(orders) else float(orders))
 
 
-def eligible_ramps(panel: RampPanel, rule: Eligibility = Eligibility()) -> tuple[list[str], dict[str, str]]:
-    """Ramps that can be scored, and the others with the reason."""
-    keep, excluded = [], {}
-    for ramp, row in panel.ramps.iterrows():
-        singles = int(((panel.months["ramp"] == ramp) & (panel.months["how"] == "month")).sum())
-        if row["known_1_12"] < rule.min_known:
-            excluded[ramp] = f"{row['known_1_12']} of months 1-12 known (< {rule.min_known})"
-        elif row["last_known"] < rule.min_last:
-            excluded[ramp] = f"data end at month {row['last_known']} (< {rule.min_last})"
-        elif singles < rule.min_single:
-            excluded[ramp] = (f"{singles} single-month figures (< {rule.min_single}; quarterly brand totals "
-                              "only)")
-        else:
-            keep.append(str(ramp))
-    return keep, excluded
-
-
 def fit_curves(panel: RampPanel, ramps: list[str]) -> dict[str, BrandRamp]:
     """Each ramp's logistic fit to its known months (1..24; imputed months left out)."""
     curves = {}
@@ -240,7 +214,7 @@ def fit_curves(panel: RampPanel, ramps: list[str]) -> dict[str, BrandRamp]:
     return curves
 
 
-def leave_one_out(panel: RampPanel, normals: np.ndarray, rule: Eligibility = Eligibility()
+def leave_one_out(panel: RampPanel, normals: np.ndarray, rule: Eligibility = RULE
                   ) -> tuple[list[RampForecast], dict[str, str]]:
     """The leave-one-ramp-out forecasts of every eligible ramp in `panel`."""
     ramps, excluded = eligible_ramps(panel, rule)
@@ -256,7 +230,7 @@ def leave_one_out(panel: RampPanel, normals: np.ndarray, rule: Eligibility = Eli
     return forecasts, excluded
 
 
-def as_of_launch(panel: RampPanel, normals: np.ndarray, rule: Eligibility = Eligibility(),
+def as_of_launch(panel: RampPanel, normals: np.ndarray, rule: Eligibility = RULE,
                  loader=load_ramp_panel) -> tuple[list[RampForecast], dict[str, str]]:
     """Each eligible ramp forecast from the ramps whose rows were published before its launch month."""
     ramps, _ = eligible_ramps(panel, rule)
@@ -283,7 +257,7 @@ def as_of_launch(panel: RampPanel, normals: np.ndarray, rule: Eligibility = Elig
 
 
 def class_outlook(panel: RampPanel, normals: np.ndarray, plan: float | None = None, plan_note: str = "",
-                  rule: Eligibility = Eligibility()) -> ClassOutlook:
+                  rule: Eligibility = RULE) -> ClassOutlook:
     """The class of every eligible ramp as a forecast for a newcomer's first 12 months, widened by
     the ramps' leave-one-out errors, and where a stated plan falls in it."""
     ramps, _ = eligible_ramps(panel, rule)
