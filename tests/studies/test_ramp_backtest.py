@@ -89,7 +89,8 @@ def test_an_aggregate_smaller_than_its_known_months_is_ignored():
     assert a.loc[4, "basis"] == "wholesale" and a.loc[6, "basis"] == "registrations"
 
 
-def _curves(params, months=np.arange(1, 25)):
+def _curves(params):
+    months = np.arange(1, 25)
     rows = []
     for brand, (plateau, midpoint, width) in params.items():
         values = plateau / (1 + np.exp(-(months - midpoint) / width))
