@@ -141,8 +141,9 @@ def _ramps(as_json: bool) -> None:
         console.print(f"as of launch, not scored: {ramp}: {reason}", highlight=False, style="dim")
     outlook = result.outlook
     if outlook is not None:
-        console.print(f"the whole class ({outlook.class_size} brands) for a newcomer's first 12 months: p10 "
-                      f"{outlook.p10:,.0f} / p50 {outlook.p50:,.0f} / p90 {outlook.p90:,.0f}"
+        console.print(f"the whole class ({outlook.class_size} brands, spread widened x{outlook.widening:.2f}) for a "
+                      f"newcomer's first 12 months: p10 {outlook.p10:,.0f} / p50 {outlook.p50:,.0f} / p90 "
+                      f"{outlook.p90:,.0f}"
                       + ("" if outlook.plan is None else
                          f"; {outlook.plan_note} sits at the class's p{100 * outlook.plan_quantile:.0f}"),
                       highlight=False)
