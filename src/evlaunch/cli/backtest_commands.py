@@ -141,7 +141,7 @@ def _ramps(as_json: bool) -> None:
         console.print(f"as of launch, not scored: {ramp}: {reason}", highlight=False, style="dim")
     outlook = result.outlook
     if outlook is not None:
-        console.print(f"the whole class ({outlook.class_size} brands, spread widened x{outlook.widening:.2f}) for a "
+        console.print(f"as of 2023-10-31, the whole class ({outlook.class_size} brands, spread widened x{outlook.widening:.2f}) for a "
                       f"newcomer's first 12 months: p10 {outlook.p10:,.0f} / p50 {outlook.p50:,.0f} / p90 "
                       f"{outlook.p90:,.0f}"
                       + ("" if outlook.plan is None else

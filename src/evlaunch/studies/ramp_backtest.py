@@ -44,6 +44,7 @@ MIN_CLASS = 3
 FIT = RampFitConfig()
 RULE = Eligibility()
 # entrants.csv, Xiaomi 2023-08-23 (Reuters via CnEVPost): "plans ~100,000 EVs in 2024"
+XIAOMI_AS_OF = date(2023, 10, 31)
 XIAOMI_PLAN = (100_000.0, "Xiaomi's public plan: ~100,000 EVs in 2024 (entrants.csv, 2023-08-23)")
 
 
@@ -276,13 +277,15 @@ def standard_normals(draws: int = DRAWS, seed: int = SEED) -> np.ndarray:
 
 def run_ramp_backtest(as_of: date | None = None, draws: int = DRAWS, seed: int = SEED,
                       with_as_of_launch: bool = True, plan: float | None = XIAOMI_PLAN[0],
-                      plan_note: str = XIAOMI_PLAN[1]) -> RampBacktest:
+                      plan_note: str = XIAOMI_PLAN[1], outlook_as_of: date = XIAOMI_AS_OF) -> RampBacktest:
     """The backtest on the bundled tables (rows published by `as_of`, all if None), with the whole
-    class's outlook for a newcomer beside `plan` (default: Xiaomi's public plan for 2024)."""
+    class's outlook for a newcomer beside `plan` (default: Xiaomi's public plan for 2024), from the rows
+    public at `outlook_as_of` (default: the reference scenario's as-of date)."""
     panel = load_ramp_panel(as_of)
     normals = standard_normals(draws, seed)
     forecasts, excluded = leave_one_out(panel, normals)
-    result = RampBacktest(forecasts, excluded, outlook=class_outlook(panel, normals, plan, plan_note))
+    outlook = class_outlook(load_ramp_panel(outlook_as_of), normals, plan, plan_note)
+    result = RampBacktest(forecasts, excluded, outlook=outlook)
     if with_as_of_launch:
         result.as_of_launch, result.as_of_launch_skipped = as_of_launch(panel, normals)
     return result
