@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DRAWS ?= 2000
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test fuzz bench lint chromium clean
+.PHONY: demo test fuzz bench backtest lint chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_equilibrium.py
 	$(BIN)/python benchmarks/bench_scale.py
 	$(BIN)/python benchmarks/bench_cost_growth.py
+
+# Every backtest the project has: the 2021 scenario against 2021-2023, and the leave-one-brand-out ramp check
+# (its last line: `ramps: inside=<k>/<n> median_abs_error=<x> baseline_median_abs_error=<y>`).
+backtest: $(VENV)/.installed
+	$(BIN)/evlaunch backtest scenarios/xiaomi-2021.toml --actuals backtests/china-2021-2023.csv
+	$(BIN)/evlaunch backtest --ramps
 
 # Core packages mypy checks (the others are followed silently until they pass and join this list):
 # config waits on one annotation in scenario.py; market and supply on Optional arrays (rc_logit,

@@ -9,12 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from evlaunch.entry.ramp_panel import eligible_ramps, load_ramp_panel
 from evlaunch.entry.reference_class import (
     RampFitConfig,
     ReferenceClassError,
     fit_brand,
     fit_reference_class,
     ramp_fraction,
+    reference_class_from_panel,
     sample_ramp_shape,
 )
 
@@ -135,3 +137,16 @@ def test_ramp_fraction_is_monotone_and_in_unit_interval(mids, widths, months):
     frac = ramp_fraction(np.broadcast_to(ordered, (5, ordered.size)), mids, widths)
     assert np.all((frac >= 0.0) & (frac <= 1.0))
     assert np.all(np.diff(frac, axis=1) >= 0.0)
+
+
+def test_class_from_the_reconciled_panel_fits_known_months_of_the_eligible_ramps():
+    panel = load_ramp_panel()
+    fitted = reference_class_from_panel(panel)
+    assert [b.brand for b in fitted.brands] == eligible_ramps(panel)[0]
+    known = panel.months[panel.months["how"] != "imputed"].groupby("ramp").size()
+    assert all(b.n_months == known[b.brand] for b in fitted.brands)   # imputed months are never fitted
+    wider = reference_class_from_panel(panel, spread_scale=1.5)
+    np.testing.assert_allclose(wider.log_cov, fitted.log_cov * 2.25)
+    np.testing.assert_array_equal(wider.log_mean, fitted.log_mean)
+    with pytest.raises(ReferenceClassError, match="spread_scale"):
+        reference_class_from_panel(panel, spread_scale=0.0)

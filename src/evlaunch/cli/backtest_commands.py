@@ -11,7 +11,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from evlaunch.cli.app import app, console
+from evlaunch.cli.app import app, console, fail
 from evlaunch.report.formatting import MISSING, bn_cny, percent
 from evlaunch.runs.runner import DEFAULT_SEED
 
@@ -36,15 +36,25 @@ def _error(value: float | None) -> str:
 
 @app.command()
 def backtest(
-    scenario: Annotated[Path, typer.Argument(help="scenario TOML file (dated in the past)")],
-    actuals: Annotated[Path, typer.Option("--actuals", help="CSV of what happened: quantity, period, value, "
-                                                            "source, note (optional basis)")],
+    scenario: Annotated[Path | None, typer.Argument(help="scenario TOML file (dated in the past)")] = None,
+    actuals: Annotated[Path | None, typer.Option("--actuals", help="CSV of what happened: quantity, period, "
+                                                                   "value, source, note (optional basis)")] = None,
+    ramps: Annotated[bool, typer.Option("--ramps", help="instead: the leave-one-brand-out backtest of the "
+                                                        "new-brand ramp reference class")] = False,
     draws: Annotated[int, typer.Option(help="number of Monte Carlo draws", min=1)] = 1000,
     seed: Annotated[int, typer.Option(help="random seed", min=0)] = DEFAULT_SEED,
     workers: Annotated[int | None, typer.Option(help="start a local dask cluster with N workers", min=1)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
 ) -> None:
-    """Score a scenario's forecasts against actuals: p10/p50/p90, 80% coverage, median error, CRPS, naive baselines."""
+    """Score a scenario's forecasts against actuals (SCENARIO --actuals CSV): p10/p50/p90, 80% coverage, median
+    error, CRPS, naive baselines; or, with --ramps, each new brand's first 12 months forecast from the others."""
+    if ramps:
+        if scenario is not None or actuals is not None:
+            fail("evlaunch backtest --ramps takes no SCENARIO or --actuals (it backtests the bundled ramp tables)")
+        _ramps(as_json)
+        return
+    if scenario is None or actuals is None:
+        fail("evlaunch backtest needs SCENARIO and --actuals CSV (or --ramps for the new-brand ramp backtest)")
     from evlaunch.studies.backtest import run_backtest
 
     result = run_backtest(scenario, actuals, draws=draws, seed=seed, workers=workers)
@@ -98,3 +108,49 @@ def backtest(
         console.print(("[bold red]" if "LOSES" in line else "[bold]") + line + "[/]", highlight=False)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False, style="dim")
+
+
+def _ramps(as_json: bool) -> None:
+    """`evlaunch backtest --ramps`: the per-brand table, the summary line and the class's outlook."""
+    from evlaunch.studies.ramp_backtest import run_ramp_backtest
+
+    result = run_ramp_backtest()
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    console.print("[bold]leave-one-brand-out backtest of the new-brand ramp reference class[/]: first-12-month "
+                  "deliveries of each brand forecast from the other brands only", highlight=False)
+    for title, forecasts in (("all other brands (tables as bundled)", result.forecasts),
+                             ("as of launch: only rows published before the brand's launch month",
+                              result.as_of_launch)):
+        if not forecasts:
+            continue
+        table = Table(title=title + " (err = p50 / actual - 1)", box=box.SIMPLE_HEAD, padding=(0, 1),
+                      pad_edge=False, highlight=False, collapse_padding=True)
+        for column in ("brand", "launch", "class", "actual", "p10", "p50", "p90", "in80", "err", "CRPS", "PIT",
+                       "widen", "baseline", "err ", "imputed"):
+            table.add_column(column, justify="left" if column == "brand" else "right", no_wrap=True)
+        for f in forecasts:
+            table.add_row(f.ramp, f.launch, str(f.class_size), f"{f.actual:,.0f}", f"{f.p10:,.0f}", f"{f.p50:,.0f}",
+                          f"{f.p90:,.0f}", "yes" if f.inside_80 else "[bold red]no[/]", f"{f.median_error:+.1%}",
+                          f"{f.crps:,.0f}", f"{f.pit:.2f}", f"{f.widening:.2f}", f"{f.baseline:,.0f}",
+                          f"{f.baseline_error:+.1%}", str(f.imputed_months))
+        console.print(table)
+    for ramp, reason in result.excluded.items():
+        console.print(f"not scored: {ramp}: {reason}", highlight=False, style="dim")
+    for ramp, reason in result.as_of_launch_skipped.items():
+        console.print(f"as of launch, not scored: {ramp}: {reason}", highlight=False, style="dim")
+    outlook = result.outlook
+    if outlook is not None:
+        console.print(f"as of 2023-10-31, the whole class ({outlook.class_size} brands, spread widened x{outlook.widening:.2f}) for a "
+                      f"newcomer's first 12 months: p10 {outlook.p10:,.0f} / p50 {outlook.p50:,.0f} / p90 "
+                      f"{outlook.p90:,.0f}"
+                      + ("" if outlook.plan is None else
+                         f"; {outlook.plan_note} sits at the class's p{100 * outlook.plan_quantile:.0f}"),
+                      highlight=False)
+    if result.as_of_launch:
+        console.print("as of launch: " + result.to_dict()["as_of_launch"]["summary"], highlight=False)
+    verdict = ("beats" if result.median_abs_error < result.baseline_median_abs_error else "does NOT beat")
+    console.print(f"the model's median {verdict} the baseline (median of the other brands' first 12 months)",
+                  highlight=False)
+    typer.echo(result.summary_line())

@@ -122,6 +122,17 @@ def _ramp_month(row: pd.Series) -> date | None:
     return None
 
 
+def _published_or(fallback: Callable[[pd.Series], date | None]) -> Callable[[pd.Series], date | None]:
+    """The row's own `published` cell ('2022-08-02', '2019-06 (approx)' -> the month's last day, an upper
+    bound), else `fallback` for rows that leave it empty."""
+    def published(row: pd.Series) -> date | None:
+        text = row.get("published")
+        day = None if pd.isna(text) else parse_period_end(str(text))
+        return day if day is not None else fallback(row)
+
+    return published
+
+
 @dataclass(frozen=True)
 class Column:
     """What a table's cells in one column must be.
@@ -285,3 +296,25 @@ CATALOGUE: dict[str, TableInfo] = {
         TableInfo("new_brand_orders", "Launch-order events of new EV brands", _dated("date"), keys=("brand", "model", "event", "date")),
     ]
 }
+
+# The new-brand ramp panel's further tables (issue 12): each row's own `published` date where it gives one.
+CATALOGUE.update({
+    info.name: info
+    for info in [
+        TableInfo("more_brand_ramps", "More new-brand ramp points: Tesla Model Y (Shanghai) registrations, AITO, "
+                  "XPeng and Li Auto quarters, Leapmotor and Neta", _published_or(_ramp_month),
+                  "company deliveries, except Model Y rows (domestic registrations; see each note)",
+                  keys=("brand", "backer", "first_model", "segment", "launch_month", "month_index", "published")),
+        TableInfo("brand_ramps_extra", "More monthly ramp points: XPeng G3, AITO M5, GAC Aion S, Zeekr months 16-24, "
+                  "Leapmotor, Neta, Deepal, Avatr, Li Auto month 1", _published_or(_ramp_month),
+                  "per-row `basis`: company deliveries, wholesale or registrations",
+                  keys=("brand", "backer", "first_model", "segment", "launch_month", "month_index", "basis",
+                        "published")),
+        TableInfo("launch_orders_extra", "Order counts at launches before 2023-10-31, with deposit terms",
+                  _published_or(_dated("date")), "company claims (see each note on deposits)",
+                  keys=("brand", "model", "event", "date", "published")),
+        TableInfo("firm_margins", "Reported gross margins of Chinese carmakers, 2021-2023",
+                  _published_or(_annual("period")), "vehicle margin where reported, else company gross margin",
+                  keys=("firm", "period", "margin_type", "published")),
+    ]
+})

@@ -29,6 +29,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 from scipy.special import expit
 
+from evlaunch.entry.ramp_panel import RampPanel, eligible_ramps
 from evlaunch.errors import EvlaunchError
 
 
@@ -173,6 +174,27 @@ def fit_reference_class(ramps: pd.DataFrame, config: RampFitConfig = RampFitConf
     return RampReferenceClass(brands=tuple(brands), excluded=excluded, log_mean=logs.mean(axis=0),
                               log_cov=np.atleast_2d(np.cov(logs, rowvar=False, ddof=1)),
                               midpoint_bounds=config.midpoint_bounds, width_bounds=config.width_bounds)
+
+
+def reference_class_from_panel(panel: RampPanel, ramps: list[str] | None = None,
+                               config: RampFitConfig = RampFitConfig(), spread_scale: float = 1.0
+                               ) -> RampReferenceClass:
+    """The class fitted to the reconciled ramp panel (`entry.ramp_panel`: company deliveries preferred,
+    registrations only where they are missing; imputed months never fitted): `ramps`, by default the
+    panel's eligible ramps (`eligible_ramps`, those the leave-one-brand-out backtest scores).
+
+    `spread_scale` widens the class's spread of shapes (log covariance times its square) — e.g. by the
+    leave-one-brand-out backtest's widening factor (`studies.ramp_backtest`), so that the ramp draws
+    carry the spread the backtest validated. 1 leaves the fitted spread as it is."""
+    if not spread_scale > 0:
+        raise ReferenceClassError(f"spread_scale must be positive, got {spread_scale}")
+    chosen = eligible_ramps(panel)[0] if ramps is None else ramps
+    known = panel.months[(panel.months["how"] != "imputed") & panel.months["ramp"].isin(chosen)]
+    table = pd.DataFrame({"brand": known["ramp"], "month_index": known["month"], "deliveries": known["deliveries"]})
+    fitted = fit_reference_class(table, config)
+    return RampReferenceClass(brands=fitted.brands, excluded=fitted.excluded, log_mean=fitted.log_mean,
+                              log_cov=fitted.log_cov * spread_scale ** 2, midpoint_bounds=fitted.midpoint_bounds,
+                              width_bounds=fitted.width_bounds)
 
 
 def sample_ramp_shape(reference: RampReferenceClass, n: int, rng: np.random.Generator,
