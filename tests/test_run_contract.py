@@ -153,3 +153,14 @@ def test_out_paths_that_cannot_hold_a_run_exit_2_naming_them(cli, reference_path
     message = " ".join(err.split())
     assert code == 2 and fragment in message and (out == "" or out in message), (stdout, err)
     assert "Traceback" not in stdout + err and not (Path.cwd() / "chunks").exists()
+
+
+def test_report_command_rebuilds_a_stored_runs_report(reference_path, tmp_path, cli):
+    """`evlaunch report RUN_ID` prepares the model through the public `runs.runner.load_model`."""
+    from evlaunch.runs.store import RunStore
+
+    store = RunStore(tmp_path / "runs.duckdb")
+    result = run_scenario(reference_path, tmp_path / "run", RunOptions(draws=32, seed=3, chunk_size=16), store=store)
+    code, _, err = cli("report", result.run_id[:15], "--store", store.path, "--out", tmp_path / "again.html")
+    assert code == 0, err
+    assert (tmp_path / "again.html").read_bytes() == result.report_path.read_bytes()

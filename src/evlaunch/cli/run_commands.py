@@ -163,8 +163,6 @@ def validate(
                   f"{len(uncertain_parameters(parsed))} uncertain parameters ({checked})", highlight=False)
 
 
-
-
 @app.command()
 def runs(
     scenario: Annotated[str | None, typer.Option(help="only runs of this scenario name")] = None,
