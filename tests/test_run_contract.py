@@ -7,6 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from evlaunch.report.build import write_report
 from evlaunch.runs.runner import RunOptions, run_scenario
 
 QUANTILE_KEYS = {"mean", "p10", "p50", "p90"}
@@ -16,7 +17,8 @@ MONTH = re.compile(r"^\d{4}-\d{2}$")
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory, reference_path):
     out = tmp_path_factory.mktemp("run")
-    return run_scenario(reference_path, out / "a", RunOptions(draws=300, seed=11, chunk_size=300))
+    return run_scenario(reference_path, out / "a", RunOptions(draws=300, seed=11, chunk_size=300),
+                        write_report=write_report)
 
 
 def check_block(block):
@@ -74,7 +76,6 @@ def test_report_is_self_contained(first_run):
 def test_rebuilding_a_runs_report_gives_the_same_file(first_run, reference_path, tmp_path):
     """`evlaunch report RUN` reproduces report.html byte for byte (no random element ids or timestamps)."""
     from evlaunch.config.scenario import load_scenario
-    from evlaunch.report.build import write_report
     from evlaunch.runs.draw_table import DrawTable
     from evlaunch.runs.runner import load_model
 
@@ -160,7 +161,8 @@ def test_report_command_rebuilds_a_stored_runs_report(reference_path, tmp_path, 
     from evlaunch.runs.store import RunStore
 
     store = RunStore(tmp_path / "runs.duckdb")
-    result = run_scenario(reference_path, tmp_path / "run", RunOptions(draws=32, seed=3, chunk_size=16), store=store)
+    result = run_scenario(reference_path, tmp_path / "run", RunOptions(draws=32, seed=3, chunk_size=16), store=store,
+                          write_report=write_report)
     code, _, err = cli("report", result.run_id[:15], "--store", store.path, "--out", tmp_path / "again.html")
     assert code == 0, err
     assert (tmp_path / "again.html").read_bytes() == result.report_path.read_bytes()

@@ -10,6 +10,7 @@ import pytest
 
 from evlaunch.config.scenario import load_scenario, month_number
 from evlaunch.market.calibration import calibrate
+from evlaunch.report.build import write_report
 from evlaunch.runs.runner import RunOptions, run_scenario
 from evlaunch.simulation.simulate import prepare
 
@@ -93,7 +94,7 @@ def test_base_period_subsidy_enters_the_effective_price(scenario):
 
 
 def test_runs_and_reports_dynamics(tmp_path):
-    result = run_scenario(SCENARIO, tmp_path / "run", RunOptions(draws=32, seed=1))
+    result = run_scenario(SCENARIO, tmp_path / "run", RunOptions(draws=32, seed=1), write_report=write_report)
     summary = result.summary
     assert summary["as_of"] == "2021-03-31" and set(summary["paths"]) == {"GreatWall", "own"}
     assert list(summary["market"]["total_sales"]) == [str(y) for y in range(2021, 2028)]

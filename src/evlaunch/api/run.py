@@ -253,5 +253,6 @@ def run(scenario: Scenario | PathLike, *, draws: int = 2000, seed: int = DEFAULT
     out_dir = Path(out) if out is not None else _scratch_dir(chosen.name)
     options = RunOptions(draws=draws, seed=seed, chunk_size=chunk_size, workers=workers, scheduler=scheduler,
                          resume=resume, report=report)
-    result = run_scenario(chosen.file, out_dir, options, _store(store), progress, cancel, scenario_text=chosen.text)
+    result = run_scenario(chosen.file, out_dir, options, _store(store), progress, cancel, scenario_text=chosen.text,
+                          write_report=write_report)
     return Run(result.out_dir, chosen, result.summary, result.run_id, result.timings)

@@ -21,6 +21,7 @@ from rich.table import Table
 from evlaunch.cli.app import app, console, errors, fail, is_terminal
 from evlaunch.config.scenario import load_scenario, uncertain_parameters
 from evlaunch.errors import EvlaunchError, naming_source
+from evlaunch.report.build import write_report
 from evlaunch.report.formatting import bn_cny
 from evlaunch.runs.cost import (
     MAX_MEMORY_BYTES_WITHOUT_CONFIRMATION,
@@ -116,7 +117,7 @@ def run(
             progress.update(task, completed=done, total=total)
 
         try:
-            result = run_scenario(scenario, out_dir, options, run_store, advance, cancel)
+            result = run_scenario(scenario, out_dir, options, run_store, advance, cancel, write_report=write_report)
         except (RunCancelled, KeyboardInterrupt):
             progress.stop()
             where = (" --no-store" if no_store else f" --store {store}" if store else "") + (
@@ -195,7 +196,6 @@ def report(
 ) -> None:
     """Rebuild a stored run's report.html from its draws."""
     from evlaunch.config.scenario import parse_scenario
-    from evlaunch.report.build import write_report
     from evlaunch.runs.draw_table import DrawTable
 
     record = open_store(store).get_run(run_id)

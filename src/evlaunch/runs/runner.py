@@ -22,14 +22,18 @@ from threadpoolctl import threadpool_limits
 
 from evlaunch._version import __version__
 from evlaunch.atomic import write_json_atomic, write_text_atomic
-from evlaunch.config.scenario import MAX_DRAWS, load_scenario, parse_scenario
+from evlaunch.config.scenario import MAX_DRAWS, Scenario, load_scenario, parse_scenario
 from evlaunch.errors import EvlaunchError, RunError, naming_source
+from evlaunch.runs.draw_table import DrawTable
 from evlaunch.runs.execution import RunCancelled, execute
 from evlaunch.runs.run_dir import make_out_dir
 from evlaunch.runs.sampling import simulate_draws
 from evlaunch.runs.store import RunStore
 from evlaunch.runs.summary import build_summary
 from evlaunch.simulation.simulate import Model, prepare
+
+# (path, scenario, model, draw table, summary document) -> the report file written
+ReportWriter = Callable[[Path, Scenario, Model, DrawTable, dict[str, Any]], Path]
 
 DEFAULT_SEED = 20231031
 DEFAULT_CHUNK = 500   # draws per chunk: the unit of progress, resume and distribution
@@ -136,8 +140,12 @@ def _check_cancel(cancel: threading.Event | None, out: Path, draws: int, chunk_s
 def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOptions = RunOptions(),
                  store: RunStore | None = None, progress: Callable[[int, int], None] | None = None,
                  cancel: threading.Event | None = None, scenario_text: str | None = None, *,
-                 notify: Callable[[str], None] | None = None) -> RunResult:
+                 notify: Callable[[str], None] | None = None, write_report: ReportWriter | None = None) -> RunResult:
     """Run a scenario file (or `scenario_text`, named by `scenario_path`) and write its results to `out_dir`.
+
+    report.html is written by `write_report` (the report layer's `report.build.write_report`, passed in by the
+    CLI, the dashboard and the API, which sit above both) when `options.report` is true; without a writer a
+    run writes summary.json, draws.parquet and scenario.toml only.
 
     With `options.resume`, finished chunks in `out_dir` are checked and reused (a damaged or foreign one
     is recomputed and `notify(message)` names it; default: stderr), and the store's record of the
@@ -188,9 +196,7 @@ def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOpt
                          row_group_rows=20_000)  # bounded memory: one row group at a time
         summarised = time.perf_counter()
         _check_cancel(cancel, out, options.draws, min(options.chunk_size, options.draws))
-        if options.report:
-            from evlaunch.report.build import write_report
-
+        if options.report and write_report is not None:
             write_report(out / "report.html", scenario, model, table, summary)
         finished = time.perf_counter()
     except BaseException as error:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from evlaunch.errors import EvlaunchError
+from evlaunch.report.build import write_report
 from evlaunch.runs.execution import RunCancelled
 from evlaunch.runs.runner import DEFAULT_CHUNK, RunOptions, run_scenario
 from evlaunch.runs.store import RunStore
@@ -197,7 +198,7 @@ class JobManager:
             store = _RecordingStore(self.store, lambda run_id: job.update(run_id=run_id))
             try:
                 result = run_scenario(scenario_path, job.out_dir, options, store, progress, job.cancel,
-                                      scenario_text=scenario_text)
+                                      scenario_text=scenario_text, write_report=write_report)
             except RunCancelled:
                 job.update(status="cancelled", phase="cancelled", finished=time.time())
             except EvlaunchError as error:
