@@ -139,3 +139,22 @@ def test_a_bad_user_table_is_exit_2_naming_the_file(reference_text, tmp_path, cl
     message = " ".join(err.split())
     assert code == 2 and "firms_header_only.csv has a header but no rows" in message and str(scenario) in message
     assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize("table,keep,expected", [
+    ("new_brand_ramps", lambda line: line.startswith(("brand,", "NIO,")), "a reference class needs at least 2"),
+    ("china_cars_monthly_total", lambda line: not line.startswith("2023-"), "for months 2023-01, 2023-02"),
+])
+def test_user_tables_too_thin_for_the_model_are_refused_naming_the_table(reference_text, tmp_path, cli, table, keep,
+                                                                          expected):
+    """Found by the fuzzer: a user's table that passes its schema but lacks what the model needs (two brands'
+    ramps, every base-period month) is refused naming the table and its file, not with a bare message."""
+    from evlaunch.data.loader import bundled_path
+
+    lines = bundled_path(table).read_text(encoding="utf-8").splitlines(keepends=True)
+    (tmp_path / "thin.csv").write_text("".join(line for line in lines if keep(line)), encoding="utf-8")
+    scenario = _scenario_with_tables(reference_text, tmp_path, {table: "thin.csv"})
+    code, out, err = cli("validate", scenario)
+    message = " ".join(err.split())
+    assert code == 2, (out, err)
+    assert f"table '{table}'" in message and "thin.csv" in message and expected in message, message

@@ -191,6 +191,11 @@ def test_every_ranged_field_refuses_a_distribution_that_draws_nan(reference_text
         assert any(p.startswith(f"field {path}:") for p in problems), (path, problems)
 
 
+def test_an_integer_too_long_to_convert_is_refused(reference_text):
+    with pytest.raises(ScenarioError, match="fuzz.toml: not a usable TOML value: Exceeds the limit"):
+        parse_scenario(reference_text.replace("budget_usd = 10e9", "budget_usd = 1" + "0" * 5000), "fuzz.toml")
+
+
 def test_a_well_posed_truncated_normal_is_still_accepted(reference_text):
     text = reference_text.replace(BRILLIANCE_AGREEMENT,
                                   'failure = { dist = "normal", mean = 0.5, sd = 0.1, low = 0.3, high = 0.7 }')

@@ -74,7 +74,8 @@ def _toml_float(value: float) -> str:
 
 hostile_numbers = st.one_of(
     st.sampled_from(["nan", "-nan", "inf", "-inf", "1e308", "-1e308", "1e-308", "5e-324", "0", "-0.0", "-1", "-5",
-                     "1e12", "1e300", "0.5", "1", "99999999999999999999", "0x1000", "0o17", "0b11", "1_000"]),
+                     "1e12", "1e300", "0.5", "1", "99999999999999999999", "0x1000", "0o17", "0b11", "1_000",
+                     "1" + "0" * 5000]),
     st.floats(allow_nan=True, allow_infinity=True).map(_toml_float),
     st.integers(min_value=-10**20, max_value=10**20).map(str),
 )

@@ -603,6 +603,8 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ScenarioError(f"{source}: not valid TOML: {error}") from None
+    except ValueError as error:  # e.g. an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise ScenarioError(f"{source}: not a usable TOML value: {error}") from None
     except RecursionError:
         raise ScenarioError(f"{source}: TOML nested too deeply") from None
     try:
