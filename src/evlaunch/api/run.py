@@ -234,7 +234,7 @@ def sensitivity(scenario: Scenario | PathLike, method: str = "sobol", outputs: l
     return Sensitivity.from_study(chosen.name, method, study)
 
 
-def run(scenario: Scenario | PathLike, *, draws: int = 2000, seed: int = DEFAULT_SEED, workers: int | None = None,
+def run(scenario: Scenario | PathLike, *, draws: int = 2000, seed: int = DEFAULT_SEED, workers: int | None = None,  # noqa: PLR0913  (keyword options mirror `evlaunch run`'s flags)
         scheduler: str | None = None, out: PathLike | None = None, store: StoreLike = None,
         chunk_size: int = DEFAULT_CHUNK, resume: bool = False, report: bool = False,
         progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None) -> Run:

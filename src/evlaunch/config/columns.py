@@ -51,12 +51,12 @@ def path_column(path: str, name: str) -> str:
     return f"{path}.{name}"
 
 
-def yearly(path: str, name: str, year: int) -> str:
+def yearly(path: str, name: str, year: int | str) -> str:
     """A path's output for one calendar year, e.g. "own.deliveries.2026"."""
     return f"{path}.{name}.{year}"
 
 
-def regional(path: str, name: str, region: str, year: int) -> str:
+def regional(path: str, name: str, region: str, year: int | str) -> str:
     """A path's output for one region and calendar year, e.g. "own.market_region.tier1.2026"."""
     return f"{path}.{name}.{region}.{year}"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -545,7 +545,7 @@ def uncertain_parameters(scenario: Scenario) -> dict[str, Any]:
     return {path: value for path, value in quantities(scenario).items() if is_uncertain(value)}
 
 
-def _describe_expected(error: dict[str, Any]) -> str:
+def _describe_expected(error: Mapping[str, Any]) -> str:
     kind = error.get("type", "")
     message = error.get("msg", "")
     if kind == "extra_forbidden":

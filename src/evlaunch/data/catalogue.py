@@ -180,14 +180,18 @@ def _count(name: str, high: float = 1e9, low: float = 0.0, remarks: bool = False
     return Column(name, "number", low=low, high=high, remarks=remarks)
 
 
-_PRICE = dict(kind="number", low=1_000.0, high=1e8)  # CNY per vehicle, as a scenario's product.price
+def _price(name: str) -> Column:
+    """CNY per vehicle, as a scenario's product.price."""
+    return Column(name, "number", low=1_000.0, high=1e8)
+
+
 _LINEUP = (
     _text("model", True), _text("brand"), _text("group"), _text("powertrain", True), _text("segment"),
-    _text("body"), Column("price_min_cny", **_PRICE), Column("price_max_cny", **_PRICE),
+    _text("body"), _price("price_min_cny"), _price("price_max_cny"),
     Column("range_km_cltc", "number", low=10, high=2_000), Column("battery_kwh", "number", low=1, high=300),
     _text("adas"), _text("sales_basis"))
 _PRODUCTS = (
-    _text("model", True), Column("price_min_cny", **_PRICE), Column("price_max_cny", **_PRICE),
+    _text("model", True), _price("price_min_cny"), _price("price_max_cny"),
     Column("range_km_cltc", "number", low=10, high=2_000))
 COLUMNS: dict[str, tuple[Column, ...]] = {
     "market_annual": (
@@ -205,7 +209,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("powertrain", "choice", True, choices=("BEV", "PHEV", "NEV")),
         Column("range_min_km", "number", low=0, high=2_000), Column("range_max_km", "number", low=0, high=2_000),
         Column("amount_cny", "number", low=0, high=1e6), Column("relief_fraction", "number", low=0, high=1),
-        Column("cap_cny", "number", low=0, high=1e7), Column("price_cap_cny", **_PRICE),
+        Column("cap_cny", "number", low=0, high=1e7), _price("price_cap_cny"),
         Column("active", "number", low=0, high=1), Column("announced", "date", True)),
     "charging_points": (
         Column("year", "year", True), _count("public_chargers", low=1), _count("all_chargers_incl_private", low=1)),

@@ -82,14 +82,14 @@ def _bad_cells(text: pd.Series, filled: pd.Series, column: Column) -> pd.Series:
         inside = np.isfinite(value) & (value >= column.low) & (value <= column.high)
         wrong = filled & is_number & ~inside
         return wrong if column.remarks else wrong | (filled & ~is_number)
-    pattern = {"month": r"[0-9]{4}-[0-9]{2}", "year": r"[0-9]{4}", "date": r"[0-9]{4}-[0-9]{2}-[0-9]{2}"}
+    shapes = {"month": r"[0-9]{4}-[0-9]{2}", "year": r"[0-9]{4}", "date": r"[0-9]{4}-[0-9]{2}-[0-9]{2}"}
     if column.kind == "period":
         ends = [parse_period_end(cell) if ok else None for cell, ok in zip(text.fillna(""), filled)]
         starts_ok = [bool(ok) and PERIOD.match(cell) is not None for cell, ok in zip(text.fillna(""), filled)]
         if column.remarks:  # a cell that does not start with a date is a remark ('(not found)')
             filled = filled & pd.Series(starts_ok, index=text.index)
     else:
-        shaped = text.str.fullmatch(pattern[column.kind]).fillna(False).astype(bool).tolist()
+        shaped = text.str.fullmatch(shapes[column.kind]).fillna(False).astype(bool).tolist()
         ends = [parse_period_end(cell) if ok and shape else None
                 for cell, ok, shape in zip(text.fillna(""), filled, shaped)]
         starts_ok = shaped

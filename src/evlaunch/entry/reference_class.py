@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 from scipy.special import expit
+from scipy.stats import norm
 
 from evlaunch.entry.ramp_panel import RampPanel, eligible_ramps
 from evlaunch.errors import EvlaunchError
@@ -219,8 +220,6 @@ def ramp_shape_from_uniforms(reference: RampReferenceClass, first: np.ndarray, s
     """(midpoint, width) in months from two uniform draws through the class's correlated log-normal
     (Cholesky of the fitted covariance): the quasi-random counterpart of `sample_ramp_shape`, so a
     run's ramp shapes are reproducible however its draws are split."""
-    from scipy.stats import norm
-
     # clipped: a design may put a uniform exactly at 0 or 1 (Morris levels), whose normal quantile is infinite
     first_normal = norm.ppf(np.clip(np.asarray(first, float), 1e-12, 1 - 1e-12))
     second_normal = norm.ppf(np.clip(np.asarray(second, float), 1e-12, 1 - 1e-12))

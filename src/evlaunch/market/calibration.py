@@ -20,7 +20,13 @@ from evlaunch.config.distributions import is_uncertain
 from evlaunch.config.parameters import DynamicsParameters, Parameters
 from evlaunch.config.scenario import Scenario, month_number
 from evlaunch.errors import DataError, ScenarioError
-from evlaunch.market.consumer_types import SEGMENT_STEPS, ConsumerTypes, characteristic_matrix, consumer_types
+from evlaunch.market.consumer_types import (
+    SEGMENT_STEPS,
+    ConsumerTypes,
+    ProductTraits,
+    characteristic_matrix,
+    consumer_types,
+)
 from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
 from evlaunch.market.logit import mean_utilities, price_coefficient
 from evlaunch.market.market_data import MarketData
@@ -222,13 +228,13 @@ def product_characteristics(data: MarketData, parameters: Parameters, shares: np
     aggregate_of = [name.split()[1] if name in OTHER_PRODUCTS else None for name in lineup.names]
     aggregate_of += [None] * (len(launches) + 1)
     weights = np.concatenate([shares, np.zeros((draws, len(launches) + 1))], axis=1)
-    return characteristic_matrix(
+    traits = ProductTraits(
         list(lineup.powertrains) + [c.powertrain for c in launches] + [product.powertrain],
         list(lineup.segments) + [c.segment for c in launches] + [product.segment],
         list(bodies) + [c.body for c in launches] + [product.body],
         np.concatenate([adas, [1.0 if c.adas else 0.0 for c in launches], [1.0 if product.adas else 0.0]]),
-        all_ranges, np.arange(size_j + len(launches) + 1) == size_j + len(launches), aggregate_of, weights,
-        parameters.tastes.adas_unknown)
+        np.arange(size_j + len(launches) + 1) == size_j + len(launches), aggregate_of)
+    return characteristic_matrix(traits, all_ranges, weights, parameters.tastes.adas_unknown)
 
 
 @dataclass(frozen=True)

@@ -147,17 +147,31 @@ def suv_level(body: str) -> float:
     return 0.0
 
 
-def characteristic_matrix(powertrains: list[str], segments: list[str], bodies: list[str], adas: np.ndarray,
-                          range_km: np.ndarray, is_entrant: np.ndarray, aggregate_of: list[str | None],
-                          base_shares: np.ndarray, adas_unknown: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class ProductTraits:
+    """What the data say about each of K products, the same in every draw.
+
+    powertrains, segments, bodies [K]; adas [K] (1, 0, or NaN = the data are silent); is_entrant [K];
+    aggregate_of [K]: the powertrain an 'other' aggregate stands for (None for named models)."""
+
+    powertrains: list[str]
+    segments: list[str]
+    bodies: list[str]
+    adas: np.ndarray
+    is_entrant: np.ndarray
+    aggregate_of: list[str | None]
+
+
+def characteristic_matrix(traits: ProductTraits, range_km: np.ndarray, base_shares: np.ndarray,
+                          adas_unknown: np.ndarray) -> np.ndarray:
     """[N, K, C] characteristics of the products (module docstring).
 
-    powertrains, segments, bodies [K]; adas [K] (1 or NaN = unknown); range_km [N, K] (NaN allowed where
-    not BEV); is_entrant [K]; aggregate_of [K]: the powertrain an 'other' aggregate stands for (None for
-    models); base_shares [N, K] weight the aggregates' means (0 for products not in the base period);
-    adas_unknown [N]."""
+    traits: the products' [K] descriptions; range_km [N, K] (NaN allowed where not BEV); base_shares
+    [N, K] weight the aggregates' means (0 for products not in the base period); adas_unknown [N]."""
+    bodies, adas, is_entrant, aggregate_of = traits.bodies, traits.adas, traits.is_entrant, traits.aggregate_of
+    segments = traits.segments
     draws, size = range_km.shape
-    powertrains = np.asarray(powertrains)
+    powertrains = np.asarray(traits.powertrains)
     is_bev = powertrains == "BEV"
     x = np.zeros((draws, size, len(CHARACTERISTICS)))
     x[:, :, 0] = 1.0

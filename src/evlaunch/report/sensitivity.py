@@ -42,7 +42,7 @@ def pawn_ranking(inputs: dict[str, np.ndarray], output: np.ndarray, seed: int = 
     Inputs that do not vary are left out; draws with a non-finite output are dropped (none if fewer than
     100 finite ones remain, or the output does not vary). The indices are SALib's `pawn.analyze` with
     10 slices, to the last bit (`evlaunch.analysis.pawn`), at a small fraction of its cost."""
-    varies = _varies(np.column_stack([np.asarray(v, float) for v in inputs.values()])) if inputs else []
+    varies: np.ndarray | list[bool] = _varies(np.column_stack([np.asarray(v, float) for v in inputs.values()])) if inputs else []
     names = [n for n, keep in zip(inputs, varies) if keep]
     dummy = np.random.default_rng(seed).uniform(size=len(output))
     matrix = np.column_stack([inputs[n] for n in names] + [dummy])

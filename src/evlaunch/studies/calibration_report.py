@@ -22,6 +22,8 @@ from evlaunch.data import load_table
 from evlaunch.market.calibration import calibrate
 from evlaunch.market.lineup import OTHER_PRODUCTS
 from evlaunch.market.rc_logit import diversion_ratios, elasticities
+from evlaunch.runs.runner import DEFAULT_SEED
+from evlaunch.runs.sampling import sample_draws
 from evlaunch.simulation.simulate import prepare
 from evlaunch.supply.repricing import recover_costs, type_market
 
@@ -157,9 +159,6 @@ SAMPLED_DRAWS = 500
 def sampled_costs(model) -> np.ndarray:
     """Share of sampled draws (the run's sampler, default seed) in which each re-priced model's recovered
     marginal cost is <= 0."""
-    from evlaunch.runs.runner import DEFAULT_SEED
-    from evlaunch.runs.sampling import sample_draws
-
     parameters = model.parameters(sample_draws(model, DEFAULT_SEED, 0, SAMPLED_DRAWS))
     base = calibrate(model.market, parameters)
     supply = recover_costs(model.lineup, base, model.policy, round(model.base_mid_month),

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import ks_2samp
 
 from evlaunch.analysis.decision import first_order_dominance
 from evlaunch.analysis.sensitivity import (
@@ -115,8 +116,6 @@ def screen_inputs(inputs: pd.DataFrame, mask: np.ndarray, keep: int = 8) -> pd.D
     """The `keep` inputs whose distributions differ most between draws where the condition holds and
     the rest (two-sample Kolmogorov-Smirnov distance). PRIM peels greedily, so with ~100 mostly
     irrelevant inputs it wanders into chance restrictions; screening first keeps the boxes readable."""
-    from scipy.stats import ks_2samp
-
     if mask.all() or not mask.any():
         return inputs
     distances = {column: ks_2samp(inputs[column].to_numpy()[mask], inputs[column].to_numpy()[~mask]).statistic

@@ -59,7 +59,7 @@ import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numba as nb
 import numpy as np
@@ -91,6 +91,8 @@ _PATIENCE = 5  # restart after this many evaluations without a new best
 _MAX_RESTARTS = 20  # then hand the market to the Newton fallback (the map may be cycling)
 _BIG = 1e300  # pyblp bounds 1/Lambda at 1/1e-300 when Lambda underflows
 EQUILIBRIUM_TOLERANCE = 1e-12  # max |FOC residual| (share units) at which a market has converged (pyblp's)
+_NEWTON_STEPS = 60  # cap on the Newton steps of the fallback per start
+_NEWTON_REL_TOL = 1e-10  # and its bound on max |FOC_j / s_j|
 
 
 class EquilibriumWarning(RuntimeWarning):
@@ -328,16 +330,35 @@ def _scratch(J, I, nseg):  # pragma: no cover
     )
 
 
-@nb.njit(cache=True, fastmath=_FASTMATH)
-def _zeta_eval(base, d, w, p, costs, rate, seg, scratch, p_new):  # pragma: no cover
-    """One evaluation of the zeta map in one market (products sorted by firm, ``seg`` firm bounds).
+class _Kernel(NamedTuple):
+    """One market for the numba kernels, products sorted by firm (``J`` available products, ``I`` types).
 
-    base[j,i] = non-price utility; ``scratch`` from :func:`_scratch`.  Fills shares S, Lambda L,
-    Gamma-tilde margin G (in ``scratch``) and p_new; returns the FOC residual max_j |L_j (p_new_j - p_j)|.
-    """
-    E, kb, A, mx, inv, ws, wds, wds2, S, L, G = scratch
+    base: ``[J,I]`` non-price utility; d: ``[I]`` price derivative of utility; w: ``[I]`` type weights;
+    costs, rate: ``[J]``; seg: ``[F+1]`` bounds of the firms' product ranges."""
+
+    base: np.ndarray
+    d: np.ndarray
+    w: np.ndarray
+    costs: np.ndarray
+    rate: np.ndarray
+    seg: np.ndarray
+
+
+class _Stopping(NamedTuple):
+    """When the fixed point stops: FOC tolerance (share units), evaluation cap, method (``_METHODS``)."""
+
+    tol: float
+    max_evals: int
+    method: int
+
+
+@nb.njit(cache=True, fastmath=_FASTMATH)
+def _type_sums(market, p, scratch):  # pragma: no cover
+    """Exponentiated utilities E (exponent bits added) and, per type, the inverse logit denominator inv,
+    ws = w * inv, wds = ws * d and wds2 = wds * inv (in ``scratch``)."""
+    E, kb, _A, mx, inv, ws, wds, wds2, _S, _L, _G = scratch
+    base, d, w = market.base, market.d, market.w
     J, I = base.shape
-    nseg = seg.shape[0] - 1
     _exp_utilities(base, d, p, E, kb, mx)
     bits = E.view(np.int64)
     for i in range(I):
@@ -352,6 +373,16 @@ def _zeta_eval(base, d, w, p, costs, rate, seg, scratch, p_new):  # pragma: no c
         ws[i] = w[i] * t
         wds[i] = ws[i] * d[i]
         wds2[i] = wds[i] * t
+
+
+@nb.njit(cache=True, fastmath=_FASTMATH)
+def _firm_sums(market, p, scratch):  # pragma: no cover
+    """Shares S, Lambda L and the Gamma-tilde margin G of every product (in ``scratch``), through the
+    firm-level margin sums A[f,i] = sum_{j of f} m_j E[j,i]."""
+    E, _kb, A, _mx, _inv, ws, wds, wds2, S, L, G = scratch
+    costs, rate, seg = market.costs, market.rate, market.seg
+    I = E.shape[1]
+    nseg = seg.shape[0] - 1
     for f in range(nseg):
         for i in range(I):
             A[f, i] = 0.0
@@ -372,8 +403,21 @@ def _zeta_eval(base, d, w, p, costs, rate, seg, scratch, p_new):  # pragma: no c
             for i in range(I):
                 g += wds2[i] * E[j, i] * A[f, i]
             G[j] = g * rate[j]
+
+
+@nb.njit(cache=True, fastmath=_FASTMATH)
+def _zeta_eval(market, p, scratch, p_new):  # pragma: no cover
+    """One evaluation of the zeta map in one market (a :class:`_Kernel`).
+
+    ``scratch`` from :func:`_scratch`.  Fills shares S, Lambda L, Gamma-tilde margin G (in ``scratch``)
+    and p_new; returns the FOC residual max_j |L_j (p_new_j - p_j)|.
+    """
+    _type_sums(market, p, scratch)
+    _firm_sums(market, p, scratch)
+    S, L, G = scratch[8], scratch[9], scratch[10]
+    costs = market.costs
     foc = 0.0
-    for j in range(J):
+    for j in range(p.shape[0]):
         lam = L[j]
         li = 1.0 / lam
         if not (abs(li) < _BIG):
@@ -444,29 +488,29 @@ def _anderson_memory(J):  # pragma: no cover
 
 
 @nb.njit(cache=True)
-def _anderson_step(x, g, memory):  # pragma: no cover
-    """Replace x by the Anderson-mixed next point from x and its image g = c + zeta(x): memory
-    ``_MEMORY`` differences of points and residuals f = g - x, regularised normal equations."""
-    dX, dF, prev_x, prev_f, f, gram, gamma, history = memory
-    J = x.shape[0]
-    m = _MEMORY
-    for j in range(J):
-        f[j] = g[j] - x[j]
+def _push_difference(x, f, memory):  # pragma: no cover
+    """Store the differences of point x and residual f from the previous ones (a ring of ``_MEMORY``)
+    and make (x, f) the previous point."""
+    dX, dF, prev_x, prev_f, _f, _gram, _gamma, history = memory
     if history[2]:
         pos = history[1]
-        for j in range(J):
+        for j in range(x.shape[0]):
             dX[pos, j] = x[j] - prev_x[j]
             dF[pos, j] = f[j] - prev_f[j]
-        history[1] = (pos + 1) % m
-        if history[0] < m:
+        history[1] = (pos + 1) % _MEMORY
+        if history[0] < _MEMORY:
             history[0] += 1
     prev_x[:] = x
     prev_f[:] = f
     history[2] = 1
-    count = history[0]
-    if count == 0:
-        x[:] = g
-        return
+
+
+@nb.njit(cache=True)
+def _mixing_weights(f, memory, count):  # pragma: no cover
+    """gamma (in ``memory``) minimising ||f - dF' gamma|| over the ``count`` stored differences, by the
+    normal equations regularised with 1e-10 times the largest diagonal entry."""
+    _dX, dF, _prev_x, _prev_f, _f, gram, gamma, _history = memory
+    J = f.shape[0]
     top = 0.0
     for a in range(count):
         for b in range(a, count):
@@ -484,6 +528,22 @@ def _anderson_step(x, g, memory):  # pragma: no cover
     for a in range(count):
         gram[a, a] += reg
     _solve_small(gram, gamma, count)
+
+
+@nb.njit(cache=True)
+def _anderson_step(x, g, memory):  # pragma: no cover
+    """Replace x by the Anderson-mixed next point from x and its image g = c + zeta(x): memory
+    ``_MEMORY`` differences of points and residuals f = g - x, regularised normal equations."""
+    dX, dF, _prev_x, _prev_f, f, _gram, gamma, history = memory
+    J = x.shape[0]
+    for j in range(J):
+        f[j] = g[j] - x[j]
+    _push_difference(x, f, memory)
+    count = history[0]
+    if count == 0:
+        x[:] = g
+        return
+    _mixing_weights(f, memory, count)
     for j in range(J):
         acc = g[j]
         for a in range(count):
@@ -492,10 +552,11 @@ def _anderson_step(x, g, memory):  # pragma: no cover
 
 
 @nb.njit(cache=True)
-def _foc_at(base, d, w, p, costs, rate, seg, scratch, g):  # pragma: no cover
+def _foc_at(market, p, scratch, g):  # pragma: no cover
     """max_j |FOC_j| at prices p (shares left in scratch)."""
-    _zeta_eval(base, d, w, p, costs, rate, seg, scratch, g)
+    _zeta_eval(market, p, scratch, g)
     S, L, G = scratch[8], scratch[9], scratch[10]
+    costs = market.costs
     foc_at = 0.0
     for j in range(p.shape[0]):
         r = abs(S[j] + L[j] * (p[j] - costs[j]) - G[j])
@@ -505,13 +566,11 @@ def _foc_at(base, d, w, p, costs, rate, seg, scratch, g):  # pragma: no cover
 
 
 @nb.njit(cache=True)
-def _solve_market(base, d, w, costs, rate, start, seg, tol, max_evals, method, out_p, out_s):  # pragma: no cover
-    """Solve one market; returns (evaluations, converged, foc_norm_at_result).  Same state machine as
-    :func:`_solve_chunk_numpy` (see there)."""
-    J, I = base.shape
-    scratch = _scratch(J, I, seg.shape[0] - 1)
-    memory = _anderson_memory(J)
-    g = np.empty(J)
+def _iterate_market(market, start, stopping, scratch, g):  # pragma: no cover
+    """The fixed point of one market from ``start`` (same state machine as :func:`_solve_chunk_numpy`,
+    see there); returns (prices, evaluations, converged): the image that met the tolerance, else the best
+    point found (else the start)."""
+    memory = _anderson_memory(start.shape[0])
     x = start.copy()
     best_g = start.copy()
     best_foc = np.inf
@@ -521,10 +580,8 @@ def _solve_market(base, d, w, costs, rate, start, seg, tol, max_evals, method, o
     since = 0
     restarts = 0
     evals = 0
-    converged = False
-    result = start.copy()
-    while evals < max_evals:
-        foc = _zeta_eval(base, d, w, x, costs, rate, seg, scratch, g)
+    while evals < stopping.max_evals:
+        foc = _zeta_eval(market, x, scratch, g)
         evals += 1
         finite = np.isfinite(foc) and _all_finite(g)
         if evals == 1:
@@ -536,14 +593,12 @@ def _solve_market(base, d, w, costs, rate, start, seg, tol, max_evals, method, o
             since = 0
         else:
             since += 1
-        if finite and foc <= tol:
-            result[:] = g
-            converged = True
-            break
-        if method == 0 or not accelerating:
+        if finite and foc <= stopping.tol:
+            return g.copy(), evals, True
+        if stopping.method == 0 or not accelerating:
             if not finite:
                 break
-            if method == 1 and foc < _SWITCH * f_ref:
+            if stopping.method == 1 and foc < _SWITCH * f_ref:
                 accelerating = True
                 since = 0
             else:
@@ -559,36 +614,31 @@ def _solve_market(base, d, w, costs, rate, start, seg, tol, max_evals, method, o
             f_ref = best_foc
             continue
         _anderson_step(x, g, memory)
-    if not converged:
-        result[:] = best_g if have_best else start
-    foc_at = _foc_at(base, d, w, result, costs, rate, seg, scratch, g)
+    return (best_g if have_best else start.copy()), evals, False
+
+
+@nb.njit(cache=True)
+def _solve_market(market, start, stopping, out_p, out_s):  # pragma: no cover
+    """Solve one market (a :class:`_Kernel`); writes prices and shares to out_p, out_s and returns
+    (evaluations, converged, foc_norm_at_result)."""
+    J, I = market.base.shape
+    scratch = _scratch(J, I, market.seg.shape[0] - 1)
+    g = np.empty(J)
+    result, evals, converged = _iterate_market(market, start, stopping, scratch, g)
+    foc_at = _foc_at(market, result, scratch, g)
     out_p[:J] = result
     out_s[:J] = scratch[8]
     return evals, converged, foc_at
 
+
 @nb.njit(cache=True, nogil=True)
-def _solve_batch_numba(
-    delta0,
-    x2,
-    sigma_nu,
-    d,
-    w,
-    costs,
-    rates,
-    start,
-    n_avail,
-    seg_bounds,
-    n_seg,
-    active,
-    tol,
-    max_evals,
-    method,
-    out_p,
-    out_s,
-    out_evals,
-    out_conv,
-    out_foc,
-):  # pragma: no cover
+def _solve_batch_numba(inputs, active, stopping, outputs):  # pragma: no cover
+    """Solve the ``active`` markets of a batch.  inputs: (delta0 [B,J], x2 [B,J,K], sigma_nu [B,I,K],
+    d [B,I], w [B,I], costs, rates, start [B,J], n_avail [B], seg_bounds [B,J+1], n_seg [B]), products
+    sorted as in :func:`_run_numba`; outputs: (prices [B,J], shares [B,J], evaluations, converged,
+    foc_norm [B]), filled for the active markets."""
+    delta0, x2, sigma_nu, d, w, costs, rates, start, n_avail, seg_bounds, n_seg = inputs
+    out_p, out_s, out_evals, out_conv, out_foc = outputs
     B = delta0.shape[0]
     K = x2.shape[2]
     I = d.shape[1]
@@ -610,20 +660,8 @@ def _solve_batch_numba(
                     acc += x2[b, j, k] * sigma_nu[b, i, k]
                 base[j, i] = acc
         seg = seg_bounds[b, : n_seg[b] + 1].copy()
-        evals, conv, foc = _solve_market(
-            base,
-            d[b],
-            w[b],
-            costs[b, :J].copy(),
-            rates[b, :J].copy(),
-            start[b, :J].copy(),
-            seg,
-            tol,
-            max_evals,
-            method,
-            out_p[b],
-            out_s[b],
-        )
+        market = _Kernel(base, d[b], w[b], costs[b, :J].copy(), rates[b, :J].copy(), seg)
+        evals, conv, foc = _solve_market(market, start[b, :J].copy(), stopping, out_p[b], out_s[b])
         out_evals[b] = evals
         out_conv[b] = conv
         out_foc[b] = foc
@@ -735,9 +773,9 @@ class _ChunkState:
         self.x[sidx] = gs - np.einsum("nmj,nm->nj", DX + DF, gamma)
 
 
-def _solve_chunk_numpy(base, d, w, costs, start, H, avail, tol, max_evals, method):
+def _solve_chunk_numpy(base, d, w, costs, start, H, avail, stopping: _Stopping):
     """The fixed point for the markets of a chunk, vectorised over markets (same algorithm as the numba
-    kernel :func:`_solve_market`).
+    kernel :func:`_iterate_market`).
 
     Per market: evaluate ``g = c + zeta(x)`` and the FOC residual; stop when it is <= tol (return g).
     ``simple``: x <- g.  ``anderson``: plain steps until the residual falls below ``_SWITCH`` times its
@@ -745,6 +783,7 @@ def _solve_chunk_numpy(base, d, w, costs, start, H, avail, tol, max_evals, metho
     on a non-finite value, a residual ``_BLOWUP`` times the best, or ``_PATIENCE`` evaluations without a
     new best, restart plain steps from the best point found (at most ``_MAX_RESTARTS`` times).
     """
+    tol, max_evals, method = stopping
     state = _ChunkState(start)
     while True:
         act = np.flatnonzero(~state.done & (state.evals < max_evals))
@@ -813,23 +852,23 @@ def _foc_and_jacobian(base, d, w, p, costs, H, jacobian=True):
     return F, shares, jac
 
 
-def _newton(base, d, w, costs, start, H, tol, max_steps=60, rel_tol=1e-10):
+def _newton(base, d, w, costs, start, H, tol):
     """Newton's method on the FOCs of one market.
 
     ``base`` [I,J], ``H`` [J,J], vectors [J] for available products only.  The FOC residual alone is
     badly scaled (tiny for products with tiny shares even when their prices are far off), so the line
     search is an Armijo test on ``||F / s||_2`` with the shares of the current point (the Newton step is
-    a descent direction for it), and convergence needs max|F| <= tol and max|F / s| <= ``rel_tol``.
-    Returns (prices, evaluations, converged)."""
+    a descent direction for it), and convergence needs max|F| <= tol and max|F / s| <= ``_NEWTON_REL_TOL``
+    within ``_NEWTON_STEPS`` steps.  Returns (prices, evaluations, converged)."""
     p = start.copy()
     F, shares, jac = _foc_and_jacobian(base, d, w, p, costs, H)
     evals = 1
-    for _ in range(max_steps):
+    for _ in range(_NEWTON_STEPS):
         scale = np.where(shares > 0, 1.0 / np.maximum(shares, 1e-300), 1.0)
         value = np.sum((F * scale) ** 2)
         if not np.isfinite(value):
             break
-        if np.max(np.abs(F), initial=0.0) <= tol and np.max(np.abs(F * scale), initial=0.0) <= rel_tol:
+        if np.max(np.abs(F), initial=0.0) <= tol and np.max(np.abs(F * scale), initial=0.0) <= _NEWTON_REL_TOL:
             return p, evals, True
         try:
             step = np.linalg.solve(jac, -F)
@@ -912,7 +951,10 @@ def _thread_count(threads):
     return max(1, int(threads))
 
 
-def _run_numba(delta0, products, tastes, costs, rates, start, labels, active, tol, max_evals, method, threads):
+def _run_numba(market: _Market, costs, start, active, stopping: _Stopping, threads):
+    """The fixed point of the ``active`` markets on the numba kernel (ownership a partition into firms);
+    returns (prices, shares, evaluations, converged, foc_norm)."""
+    delta0, products, tastes, labels = market.delta0, market.products, market.tastes, market.labels
     B, J = delta0.shape
     avail = products.available
     # sort each market's products: available first, grouped by firm
@@ -940,7 +982,7 @@ def _run_numba(delta0, products, tastes, costs, rates, start, labels, active, to
         _writable(tastes.price_derivative),
         _writable(tastes.weights),
         take(costs),
-        take(rates),
+        take(market.rates),
         take(start),
         n_avail,
         seg_bounds,
@@ -952,11 +994,11 @@ def _run_numba(delta0, products, tastes, costs, rates, start, labels, active, to
     out_conv = np.zeros(B, dtype=bool)
     out_foc = np.zeros(B)
     outputs = (out_p, out_s, out_evals, out_conv, out_foc)
-    settings = (float(tol), int(max_evals), int(method))
+    settings = _Stopping(float(stopping.tol), int(stopping.max_evals), int(stopping.method))
     todo = np.flatnonzero(active)
     workers = min(_thread_count(threads), max(1, todo.size // 4))
     if workers <= 1:
-        _solve_batch_numba(*inputs, _writable(active), *settings, *outputs)
+        _solve_batch_numba(inputs, _writable(active), settings, outputs)
     else:
         # the kernel releases the GIL; markets are dealt round-robin to balance the load
         masks = []
@@ -965,7 +1007,7 @@ def _run_numba(delta0, products, tastes, costs, rates, start, labels, active, to
             mask[todo[t::workers]] = True
             masks.append(mask)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(lambda mask: _solve_batch_numba(*inputs, mask, *settings, *outputs), masks))
+            list(pool.map(lambda mask: _solve_batch_numba(inputs, mask, settings, outputs), masks))
     prices = np.empty_like(out_p)
     shares = np.empty_like(out_s)
     np.put_along_axis(prices, order, out_p, axis=1)
@@ -979,9 +1021,10 @@ def _base_utilities(delta0, products, tastes, idx):
     return np.where(products.available[idx][:, None, :], base, -np.inf)
 
 
-def _run_numpy(
-    delta0, products, tastes, costs, start, H, active, tol, max_evals, method, chunk_elements=2_000_000
-):
+def _run_numpy(market: _Market, costs, start, active, stopping: _Stopping, chunk_elements=2_000_000):
+    """The fixed point of the ``active`` markets on the numpy path (any ownership), in chunks of about
+    ``chunk_elements`` utilities; returns (prices, shares, evaluations, converged, foc_norm)."""
+    delta0, products, tastes, H = market.delta0, market.products, market.tastes, market.H
     B, J = delta0.shape
     I = tastes.types
     prices = start.copy()
@@ -997,7 +1040,7 @@ def _run_numpy(
         base = _base_utilities(delta0, products, tastes, idx)
         avail = products.available[idx]
         p, e, c = _solve_chunk_numpy(
-            base, d[idx], tastes.weights[idx], costs[idx], start[idx], H[idx], avail, tol, max_evals, method
+            base, d[idx], tastes.weights[idx], costs[idx], start[idx], H[idx], avail, stopping
         )
         s, f = _final_state_numpy(base, d[idx], tastes.weights[idx], p, costs[idx], H[idx], avail)
         prices[idx], shares[idx], evals[idx], conv[idx], foc[idx] = p, np.where(avail, s, 0.0), e, c, f
@@ -1021,15 +1064,10 @@ class _Market:
 
 
 def _fixed_point(market: _Market, costs, start, active, options: EquilibriumOptions, max_evals, method):
+    stopping = _Stopping(options.tol, max_evals, method)
     if options.backend == "numba" and market.labels is not None:
-        return _run_numba(
-            market.delta0, market.products, market.tastes, costs, market.rates, start, market.labels, active,
-            options.tol, max_evals, method, options.threads,
-        )
-    return _run_numpy(
-        market.delta0, market.products, market.tastes, costs, start, market.H, active, options.tol, max_evals,
-        method,
-    )
+        return _run_numba(market, costs, start, active, stopping, options.threads)
+    return _run_numpy(market, costs, start, active, stopping)
 
 
 def _newton_fallback(market: _Market, costs, start, prices, conv, evals, todo, tol) -> None:
