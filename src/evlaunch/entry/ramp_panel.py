@@ -215,7 +215,7 @@ def _figures_by_basis(rows: pd.DataFrame) -> dict[str, dict[int, tuple[float, st
             continue
         others = [next((per_basis[b][m][0] for b in BASES if b != row["basis"] and m in per_basis[b]), None)
                   for m in missing]
-        weights = None if any(w is None for w in others) else others
+        weights = None if any(w is None for w in others) else [w for w in others if w is not None]
         for m, value in _split(residual, missing, weights).items():
             known[m] = (value, "aggregate", row["published"])
     return per_basis
