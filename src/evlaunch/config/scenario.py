@@ -385,7 +385,19 @@ class Scenario(_Config):
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
+        """Cross-field checks, in a fixed order so the first failing one is the error reported."""
         as_of_month = self.as_of.year * 12 + self.as_of.month - 1
+        self._check_start(as_of_month)
+        first, last = month_number(self.start), month_number(self.start) + self.horizon_months - 1
+        window = f"{month_label(first)}..{month_label(last)}"
+        self._check_launches(first, last, window)
+        self._check_policy_window(first, last, window)
+        self._check_base_period(as_of_month)
+        self._check_fallbacks()
+        return self
+
+    def _check_start(self, as_of_month: int) -> None:
+        """The start month lies after the as-of month and at most MAX_START_AFTER_AS_OF_MONTHS later."""
         if month_number(self.start) <= as_of_month:
             raise ValueError(f"field start: got {self.start!r}; expected a month after the as-of month "
                              f"{self.as_of:%Y-%m}")
@@ -393,8 +405,9 @@ class Scenario(_Config):
             raise ValueError(f"field start: got {self.start!r}; expected a month within "
                              f"{MAX_START_AFTER_AS_OF_MONTHS} months after the as-of month {self.as_of:%Y-%m} "
                              f"(up to {month_label(as_of_month + MAX_START_AFTER_AS_OF_MONTHS)})")
-        first, last = month_number(self.start), month_number(self.start) + self.horizon_months - 1
-        window = f"{month_label(first)}..{month_label(last)}"
+
+    def _check_launches(self, first: int, last: int, window: str) -> None:
+        """The target launch lies in the simulated months; competitor launches after the base period."""
         if not first <= month_number(self.target_launch) <= last:
             raise ValueError(f"field target_launch: got {self.target_launch!r}; expected a month within the "
                              f"simulated months {window}")
@@ -404,6 +417,9 @@ class Scenario(_Config):
                                  f"after the base period (which ends {self.market.base_period[1]}; models on "
                                  f"sale then belong to the lineup) and up to the last simulated month "
                                  f"{month_label(last)}")
+
+    def _check_policy_window(self, first: int, last: int, window: str) -> None:
+        """An extra subsidy's window overlaps the simulated months."""
         policy = self.policy
         if policy.extra_subsidy_to is not None and month_number(policy.extra_subsidy_to) < first:
             raise ValueError(f"field policy.extra_subsidy_to: got {policy.extra_subsidy_to!r}; expected a month "
@@ -411,6 +427,9 @@ class Scenario(_Config):
         if policy.extra_subsidy_from is not None and month_number(policy.extra_subsidy_from) > last:
             raise ValueError(f"field policy.extra_subsidy_from: got {policy.extra_subsidy_from!r}; expected a "
                              f"month within the simulated months {window} (else the subsidy never applies)")
+
+    def _check_base_period(self, as_of_month: int) -> None:
+        """The base period ends by the as-of month and is given in order."""
         for month in self.market.base_period:
             if month_number(month) > as_of_month:
                 raise ValueError(f"field market.base_period: got month {month!r}; expected months up to the "
@@ -418,6 +437,9 @@ class Scenario(_Config):
         if month_number(self.market.base_period[0]) > month_number(self.market.base_period[1]):
             raise ValueError(f"field market.base_period: got {list(self.market.base_period)}; expected "
                              f"(first month, last month) in order")
+
+    def _check_fallbacks(self) -> None:
+        """Every path's fallback chain names existing paths and has no cycle."""
         for name, path in self.paths.items():
             seen = [name]
             while path.fallback is not None:
@@ -429,7 +451,6 @@ class Scenario(_Config):
                                      f"of fallbacks ({' -> '.join(seen + [path.fallback])})")
                 seen.append(path.fallback)
                 path = self.paths[path.fallback]
-        return self
 
     @property
     def start_month(self) -> int:

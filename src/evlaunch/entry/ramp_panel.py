@@ -188,6 +188,20 @@ def reconcile(rows: pd.DataFrame, horizon: int = HORIZON) -> pd.DataFrame:
 
     Applies the module's rule: best basis per month, quarter aggregates fill their own basis's missing
     months, the rest imputed (flagged). A ramp with no figure at all gives an empty frame."""
+    per_basis = _figures_by_basis(rows)
+    bounds = {int(r["first"]): float(r["bound"]) for _, r in rows[rows["bound"].notna()].iterrows()}
+    months = np.arange(1, horizon + 1)
+    chosen = _best_basis_per_month(per_basis, months)
+    if not chosen:
+        return pd.DataFrame(columns=["month", "deliveries", "basis", "how", "published"])
+    return pd.DataFrame.from_records(_fill_months(chosen, months, bounds))
+
+
+def _figures_by_basis(rows: pd.DataFrame) -> dict[str, dict[int, tuple[float, str, object]]]:
+    """Per basis, month -> (deliveries, how, published): single-month figures first (earliest table order
+    wins), then each quarter aggregate's residual split over its basis's missing months, in proportion to
+    another basis's figures for those months when all are known and positive, else evenly (a negative
+    residual is dropped)."""
     facts = rows[rows["deliveries"].notna()].sort_values(["order"], kind="stable")
     per_basis: dict[str, dict[int, tuple[float, str, object]]] = {b: {} for b in BASES}
     for _, row in facts[facts["first"] == facts["last"]].iterrows():
@@ -201,11 +215,15 @@ def reconcile(rows: pd.DataFrame, horizon: int = HORIZON) -> pd.DataFrame:
             continue
         others = [next((per_basis[b][m][0] for b in BASES if b != row["basis"] and m in per_basis[b]), None)
                   for m in missing]
-        weights = None if any(w is None for w in others) else others
+        weights = None if any(w is None for w in others) else [w for w in others if w is not None]
         for m, value in _split(residual, missing, weights).items():
             known[m] = (value, "aggregate", row["published"])
-    bounds = {int(r["first"]): float(r["bound"]) for _, r in rows[rows["bound"].notna()].iterrows()}
-    months = np.arange(1, horizon + 1)
+    return per_basis
+
+
+def _best_basis_per_month(per_basis: dict[str, dict[int, tuple[float, str, object]]],
+                          months: np.ndarray) -> dict[int, tuple[float, str, str, object]]:
+    """Month -> (deliveries, basis, how, published) from the best basis (BASES order) that has the month."""
     chosen = {}
     for m in months:
         for basis in BASES:
@@ -213,8 +231,13 @@ def reconcile(rows: pd.DataFrame, horizon: int = HORIZON) -> pd.DataFrame:
                 value, how, published = per_basis[basis][m]
                 chosen[int(m)] = (value, basis, how, published)
                 break
-    if not chosen:
-        return pd.DataFrame(columns=["month", "deliveries", "basis", "how", "published"])
+    return chosen
+
+
+def _fill_months(chosen: dict[int, tuple[float, str, str, object]], months: np.ndarray,
+                 bounds: dict[int, float]) -> list[dict[str, object]]:
+    """One record per month: the chosen figure, else imputed (linear from zero before the first known
+    month, flat after the last, interpolated between) and capped by any stated upper bound."""
     known_months = np.array(sorted(chosen))
     known_values = np.array([chosen[m][0] for m in known_months])
     records = []
@@ -232,7 +255,7 @@ def reconcile(rows: pd.DataFrame, horizon: int = HORIZON) -> pd.DataFrame:
             basis, how, published = "", "imputed", None
         records.append({"month": int(m), "deliveries": float(value), "basis": basis, "how": how,
                         "published": published})
-    return pd.DataFrame.from_records(records)
+    return records
 
 
 def _price_low(texts: pd.Series) -> float:

@@ -16,7 +16,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from evlaunch.data import load_table, numeric
+from evlaunch.data import Table, load_table, numeric
 from evlaunch.errors import DataError
 from evlaunch.market.history import month_range
 
@@ -75,12 +75,7 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
     rows come from `monthly_path` (a user's china_bev_monthly_by_model) when given, else the bundled table.
     A listed model's prices must be in order and its base-period sales rate positive.
     """
-    is_path = table_name_or_path.endswith(".csv")
-    table_name = "lineup_2023" if is_path else table_name_or_path
-    if table_name not in ("lineup_2023", "lineup_2020"):
-        raise DataError(f"data.lineup must be 'lineup_2023', 'lineup_2020' or a path to a CSV with their columns; "
-                        f"got {table_name_or_path!r}")
-    table = load_table(table_name, as_of, table_name_or_path if is_path else None)
+    table_name, table = _read_lineup_table(table_name_or_path, as_of)
     rows = table.rows[~table.rows["gap"]]
     sales_column = next(c for c in rows.columns if c.startswith("sales_") and c != "sales_basis")
     default_months = 12 if sales_column == "sales_2020" else 9
@@ -100,38 +95,11 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
         powertrain = POWERTRAIN_GROUPS.get(str(row["powertrain"]).strip())
         if powertrain is None:
             continue
-        basis = str(row["sales_basis"])
         visible = None if by_model is None else by_model[_same_models(brands, models, str(row["model"]))]
-        if not math.isnan(units) and SUMMED_MONTHLY.search(basis) and visible is not None and not visible.empty:
-            # the lineup's figure sums monthly rows, some published after the as-of date: use the public ones
-            rate = float(numeric(visible["bev_registrations"]).mean())
-            basis = (f"mean of the {len(visible)} public monthly registration rows {base_months[0]}..{base_months[1]}"
-                     f" (china_bev_monthly_by_model.csv){'' if len(visible) == n_base else '; months below the top list unknown'}"
-                     f"; the lineup's '{basis}' includes rows published after the as-of date")
-        elif not math.isnan(units):
-            rate = units / _months_covered(basis, default_months)
-        elif row["model"] in monthly_estimates:
-            if visible.empty:
-                raise DataError(f"no monthly registrations of {row['model']!r} are public in "
-                                f"{base_months[0]}..{base_months[1]} to estimate its sales from")
-            rate = float(numeric(visible["bev_registrations"]).mean())
-            basis = (f"assumption: mean of {len(visible)} visible monthly registration rows "
-                     f"{base_months[0]}..{base_months[1]} (months below the top list unknown)")
-        else:
+        rated = _base_rate(row, units, visible, monthly_estimates, base_months, n_base, default_months)
+        if rated is None:
             continue
-        price_min, price_max = numeric(pd.Series([row["price_min_cny"], row["price_max_cny"]]))
-        if price_min > price_max or (math.isnan(price_min) and not math.isnan(price_max)):
-            raise DataError(f"table {table_name!r}: {table.path}, model {row['model']!r}: got price_min_cny "
-                            f"{row['price_min_cny']!r} and price_max_cny {row['price_max_cny']!r}; expected a "
-                            f"minimum price no higher than the maximum (or only a minimum)")
-        if not (math.isfinite(rate) and rate > 0):
-            raise DataError(f"table {table_name!r}: {table.path}, model {row['model']!r}: its base-period sales "
-                            f"rate is {rate!r} vehicles/month ({basis}); expected a positive number (remove "
-                            f"models that did not sell from the lineup)")
-        price = price_min if math.isnan(price_max) else (price_min + price_max) / 2
-        records.append((row["model"], row["group"], powertrain, row["segment"], price, row["segment"],
-                        rate, basis, row["source"], _number(row.get("range_km_cltc")), _number(row.get("battery_kwh")),
-                        _text(row.get("body")), 1.0 if _text(row.get("adas")) else np.nan))
+        records.append(_product_record(table_name, table.path, row, powertrain, *rated))
     for missing in sorted(set(monthly_estimates) - {r[0] for r in records}):
         raise DataError(f"market.estimate_sales_from_monthly names {missing!r}, which is not a {table_name} "
                         f"model without a sales figure")
@@ -145,6 +113,64 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
                   np.array(columns[4], float), tuple(columns[5]), np.array(columns[6], float),
                   tuple(columns[7]), tuple(columns[8]), np.array(columns[9], float), np.array(columns[10], float),
                   tuple(columns[11]), np.array(columns[12], float))
+
+
+def _read_lineup_table(table_name_or_path: str, as_of: date) -> tuple[str, Table]:
+    """The lineup table's name ('lineup_2023' for a user's CSV, which has its columns) and the table."""
+    is_path = table_name_or_path.endswith(".csv")
+    table_name = "lineup_2023" if is_path else table_name_or_path
+    if table_name not in ("lineup_2023", "lineup_2020"):
+        raise DataError(f"data.lineup must be 'lineup_2023', 'lineup_2020' or a path to a CSV with their columns; "
+                        f"got {table_name_or_path!r}")
+    return table_name, load_table(table_name, as_of, table_name_or_path if is_path else None)
+
+
+def _base_rate(row: pd.Series, units: float, visible: pd.DataFrame | None, monthly_estimates: list[str],
+               base_months: tuple[str, str], n_base: int, default_months: int) -> tuple[float, str] | None:
+    """A lineup row's base-period sales rate (vehicles/month) and what it is, or None for a model
+    without a sales figure that is not to be estimated from the monthly rows (it joins 'other').
+
+    `units` is the row's sales figure (NaN when absent); `visible` the row's monthly registration rows
+    public at the as-of date within `base_months` (None when no monthly rows were read); `n_base` the
+    number of base months; `default_months` the months a figure covers when its basis does not say.
+    """
+    basis = str(row["sales_basis"])
+    if not math.isnan(units) and SUMMED_MONTHLY.search(basis) and visible is not None and not visible.empty:
+        # the lineup's figure sums monthly rows, some published after the as-of date: use the public ones
+        rate = float(numeric(visible["bev_registrations"]).mean())
+        basis = (f"mean of the {len(visible)} public monthly registration rows {base_months[0]}..{base_months[1]}"
+                 f" (china_bev_monthly_by_model.csv){'' if len(visible) == n_base else '; months below the top list unknown'}"
+                 f"; the lineup's '{basis}' includes rows published after the as-of date")
+        return rate, basis
+    if not math.isnan(units):
+        return units / _months_covered(basis, default_months), basis
+    if row["model"] in monthly_estimates:
+        if visible.empty:
+            raise DataError(f"no monthly registrations of {row['model']!r} are public in "
+                            f"{base_months[0]}..{base_months[1]} to estimate its sales from")
+        rate = float(numeric(visible["bev_registrations"]).mean())
+        return rate, (f"assumption: mean of {len(visible)} visible monthly registration rows "
+                      f"{base_months[0]}..{base_months[1]} (months below the top list unknown)")
+    return None
+
+
+def _product_record(table_name: str, table_path: str, row: pd.Series, powertrain: str, rate: float,
+                    basis: str) -> tuple:
+    """One listed model as a product record (the Lineup fields in order), after checking that its prices
+    are in order and its sales rate (vehicles/month) is positive; the price is the band's midpoint in CNY."""
+    price_min, price_max = numeric(pd.Series([row["price_min_cny"], row["price_max_cny"]]))
+    if price_min > price_max or (math.isnan(price_min) and not math.isnan(price_max)):
+        raise DataError(f"table {table_name!r}: {table_path}, model {row['model']!r}: got price_min_cny "
+                        f"{row['price_min_cny']!r} and price_max_cny {row['price_max_cny']!r}; expected a "
+                        f"minimum price no higher than the maximum (or only a minimum)")
+    if not (math.isfinite(rate) and rate > 0):
+        raise DataError(f"table {table_name!r}: {table_path}, model {row['model']!r}: its base-period sales "
+                        f"rate is {rate!r} vehicles/month ({basis}); expected a positive number (remove "
+                        f"models that did not sell from the lineup)")
+    price = price_min if math.isnan(price_max) else (price_min + price_max) / 2
+    return (row["model"], row["group"], powertrain, row["segment"], price, row["segment"],
+            rate, basis, row["source"], _number(row.get("range_km_cltc")), _number(row.get("battery_kwh")),
+            _text(row.get("body")), 1.0 if _text(row.get("adas")) else np.nan)
 
 
 def _text(cell: object) -> str:

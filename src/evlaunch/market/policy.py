@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evlaunch.config.scenario import month_number
 from evlaunch.data import load_table, numeric
 from evlaunch.errors import DataError
 
@@ -373,8 +374,6 @@ class ExtraSubsidy:
 
 def extra_subsidy(scenario, amount_per_vehicle: np.ndarray, draws: int) -> ExtraSubsidy:
     """The scenario's `[policy]` extra subsidy for `draws` draws (`amount_per_vehicle`: CNY, [N] or scalar)."""
-    from evlaunch.config.scenario import month_number
-
     policy = scenario.policy
     amount = np.broadcast_to(np.asarray(amount_per_vehicle, dtype=float), (draws,)).copy()
     first = month_number(policy.extra_subsidy_from) if policy.extra_subsidy_from else scenario.start_month

@@ -205,7 +205,21 @@ def _prepare(out_dir: Path, n_draws: int, chunk_size: int, fingerprint: str, res
     for leftover in chunks_dir.iterdir():
         if is_temp_file(leftover):  # from an interrupted write; we hold the lock, so nobody owns it
             leftover.unlink(missing_ok=True)
+    _check_directory_run(out_dir, manifest, wanted, existing, resume)
 
+    plan = _Plan(chunks_dir, bounds, wanted, identity)
+    if not resume:
+        for path in existing:  # a fresh start of the same run: recompute everything
+            _remove(path)
+    plan.save_manifest()
+    return plan, _chunks_to_do(plan, resume, notify)
+
+
+def _check_directory_run(out_dir: Path, manifest: dict[str, Any] | None, wanted: dict[str, Any],
+                         existing: list[Path], resume: bool) -> None:
+    """Refuse a directory whose chunks belong to another (or an unknown) run that they could be mixed
+    with; on a resume of the same run, carry the recorded columns over into `wanted`."""
+    chunks_dir = out_dir / CHUNKS_DIR
     if manifest is not None:
         mismatch = _describe_mismatch(manifest, wanted)
         if mismatch and resume:
@@ -227,15 +241,13 @@ def _prepare(out_dir: Path, n_draws: int, chunk_size: int, fingerprint: str, res
             "use a new --out or delete that directory"
         )
 
-    plan = _Plan(chunks_dir, bounds, wanted, identity)
-    if not resume:
-        for path in existing:  # a fresh start of the same run: recompute everything
-            _remove(path)
-    plan.save_manifest()
 
+def _chunks_to_do(plan: _Plan, resume: bool, notify: Notify) -> list[int]:
+    """Indices of the chunks still to compute: all of them, or on a resume those not on disk as a valid
+    chunk of this run (an invalid one is named through `notify` and removed)."""
     todo = []
-    for index in range(len(bounds)):
-        path = chunk_path(chunks_dir, index)
+    for index in range(len(plan.bounds)):
+        path = chunk_path(plan.chunks_dir, index)
         if resume and path.exists():
             problem = verify_chunk(path, plan.label(index), plan.columns)
             if problem is None:
@@ -243,7 +255,7 @@ def _prepare(out_dir: Path, n_draws: int, chunk_size: int, fingerprint: str, res
             notify(f"{path}: not a valid chunk of this run: {problem}; recomputing it")
             _remove(path)
         todo.append(index)
-    return plan, todo
+    return todo
 
 
 def _remove(path: Path) -> None:
@@ -389,7 +401,7 @@ def _cluster_client(workers: int | None, scheduler: str | None):
         cluster.close()
 
 
-def execute(
+def execute(  # noqa: PLR0913 -- all but chunk_fn and n_draws are keyword-only, independent documented options
     chunk_fn: ChunkFn,
     n_draws: int,
     *,

@@ -137,9 +137,11 @@ def _check_cancel(cancel: threading.Event | None, out: Path, draws: int, chunk_s
         raise RunCancelled(out, chunks, chunks, draws, draws)
 
 
-def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOptions = RunOptions(),
+# PLR0913 waived: the run options are grouped in RunOptions; store, progress and cancel stay positional because the
+# CLI, the dashboard (web/jobs.py) and the API (api/run.py) pass them so; the rest are keyword-only
+def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOptions = RunOptions(),  # noqa: PLR0913
                  store: RunStore | None = None, progress: Callable[[int, int], None] | None = None,
-                 cancel: threading.Event | None = None, scenario_text: str | None = None, *,
+                 cancel: threading.Event | None = None, *, scenario_text: str | None = None,
                  notify: Callable[[str], None] | None = None, write_report: ReportWriter | None = None) -> RunResult:
     """Run a scenario file (or `scenario_text`, named by `scenario_path`) and write its results to `out_dir`.
 

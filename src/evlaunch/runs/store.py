@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 from evlaunch._version import __version__
 from evlaunch.errors import RunError
 
@@ -117,8 +119,6 @@ def default_store_path() -> Path:
     override = os.environ.get(ENV_VAR)
     if override:
         return Path(override).expanduser()
-    import platformdirs
-
     return Path(platformdirs.user_data_dir("evlaunch")) / "runs.duckdb"
 
 

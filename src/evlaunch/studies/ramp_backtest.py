@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 
 import numpy as np
+import pandas as pd
 import scoringrules
 from scipy.special import expit
 
@@ -192,12 +193,32 @@ def forecast_ramp(held_out: str, curves: dict[str, BrandRamp], actuals: dict[str
     return widened, factor, baseline
 
 
+@dataclass(frozen=True)
+class RampFacts:
+    """What the panel records about a held-out ramp besides its deliveries (carried into its RampForecast):
+    launch month 'YYYY-MM', imputed months among months 1..12, the bases used, the lowest launch price (CNY)
+    and the largest pre-launch order count (NaN or None when unknown)."""
+
+    launch: str = ""
+    imputed_months: int = 0
+    bases: str = ""
+    price_at_launch: float | None = None
+    prelaunch_orders: float | None = None
+
+    @classmethod
+    def of(cls, row: pd.Series) -> RampFacts:
+        """The facts in a row of `RampPanel.ramps`."""
+        return cls(row["launch"], int(row["imputed_1_12"]), row["bases"], row["price_at_launch"],
+                   row["prelaunch_orders"])
+
+
 def score(ramp: str, actual: float, draws: np.ndarray, factor: float, baseline: float, class_size: int,
-          launch: str = "", imputed: int = 0, bases: str = "", price: float | None = None,
-          orders: float | None = None) -> RampForecast:
+          facts: RampFacts = RampFacts()) -> RampForecast:
     """Scores of one forecast: 80% interval, median error (fraction of actual), CRPS, PIT; baseline error."""
     p10, p50, p90 = (float(q) for q in np.quantile(draws, [0.1, 0.5, 0.9]))
-    return RampForecast(ramp=ramp, launch=launch, actual=actual, imputed_months=imputed, bases=bases,
+    price, orders = facts.price_at_launch, facts.prelaunch_orders
+    return RampForecast(ramp=ramp, launch=facts.launch, actual=actual, imputed_months=facts.imputed_months,
+                        bases=facts.bases,
                         class_size=class_size, p10=p10, p50=p50, p90=p90, inside_80=bool(p10 <= actual <= p90),
                         median_error=p50 / actual - 1.0, crps=float(scoringrules.crps_ensemble(actual, draws)),
                         pit=float(np.mean(draws <= actual)), widening=factor, baseline=baseline,
@@ -225,9 +246,7 @@ def leave_one_out(panel: RampPanel, normals: np.ndarray, rule: Eligibility = RUL
     for ramp in ramps:
         draws, factor, baseline = forecast_ramp(ramp, curves, actuals, normals)
         row = panel.ramps.loc[ramp]
-        forecasts.append(score(ramp, actuals[ramp], draws, factor, baseline, len(ramps) - 1, row["launch"],
-                               int(row["imputed_1_12"]), row["bases"], row["price_at_launch"],
-                               row["prelaunch_orders"]))
+        forecasts.append(score(ramp, actuals[ramp], draws, factor, baseline, len(ramps) - 1, RampFacts.of(row)))
     return forecasts, excluded
 
 
@@ -251,9 +270,7 @@ def as_of_launch(panel: RampPanel, normals: np.ndarray, rule: Eligibility = RULE
         draws, factor, baseline = forecast_ramp(ramp, {k: v for k, v in curves.items() if v is not None},
                                                 actuals, normals)
         row = panel.ramps.loc[ramp]
-        forecasts.append(score(ramp, float(row["cum12"]), draws, factor, baseline, len(names), launch,
-                               int(row["imputed_1_12"]), row["bases"], row["price_at_launch"],
-                               row["prelaunch_orders"]))
+        forecasts.append(score(ramp, float(row["cum12"]), draws, factor, baseline, len(names), RampFacts.of(row)))
     return forecasts, skipped
 
 
