@@ -271,6 +271,8 @@ def prelaunch_orders(orders: pd.DataFrame, brand: str, first_model: str, launch:
     if orders.empty:
         return np.nan
     end = parse_period_end(launch)
+    if end is None:  # no readable launch month: no order count can be dated before it
+        return np.nan
     head = brand.split()[0].lower()
     model = re.sub(r"\s*\(.*$", "", first_model).strip().lower()
     hits = orders[orders["brand"].str.lower().str.startswith(head)
