@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DRAWS ?= 2000
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test fuzz bench lint chromium clean
+.PHONY: demo test fuzz bench lint chromium clean backtest
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,3 +59,7 @@ lint: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info
+
+# Rolling-origin market backtest (issue 13 item 5): prints the table and the `market:` line.
+backtest: $(VENV)/.installed
+	$(BIN)/evlaunch backtest --all --draws 1000 | tail -1

@@ -35,17 +35,25 @@ def _error(value: float | None) -> str:
 
 @app.command()
 def backtest(
-    scenario: Annotated[Path, typer.Argument(help="scenario TOML file (dated in the past)")],
-    actuals: Annotated[Path, typer.Option("--actuals", help="CSV of what happened: quantity, period, value, "
-                                                            "source, note (optional basis)")],
+    scenario: Annotated[Path | None, typer.Argument(help="scenario TOML file (dated in the past)")] = None,
+    actuals: Annotated[Path | None, typer.Option("--actuals", help="CSV of what happened: quantity, period, value, "
+                                                                   "source, note (optional basis)")] = None,
     draws: Annotated[int, typer.Option(help="number of Monte Carlo draws", min=1)] = 1000,
     seed: Annotated[int, typer.Option(help="random seed", min=0)] = DEFAULT_SEED,
     workers: Annotated[int | None, typer.Option(help="start a local dask cluster with N workers", min=1)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+    all_origins: Annotated[bool, typer.Option("--all", help="rolling-origin market backtest: every origin "
+                                                            "2019-12-31 .. 2022-12-31, next one and two years")] = False,
 ) -> None:
     """Score a scenario's forecasts against actuals: p10/p50/p90, 80% coverage, median error, CRPS, naive baselines."""
     from evlaunch.studies.backtest import run_backtest
 
+    if all_origins:
+        _rolling_market_backtest(draws, actuals, as_json)
+        return
+    if scenario is None or actuals is None:
+        console.print("[bold red]error:[/] give a scenario and --actuals, or --all", highlight=False)
+        raise typer.Exit(2)
     result = run_backtest(scenario, actuals, draws=draws, seed=seed, workers=workers)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
@@ -97,3 +105,30 @@ def backtest(
         console.print(("[bold red]" if "LOSES" in line else "[bold]") + line + "[/]", highlight=False)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False, style="dim")
+
+
+def _rolling_market_backtest(draws: int, actuals: Path | None, as_json: bool) -> None:
+    """`evlaunch backtest --all`: one table of every origin's market forecasts and the summary line."""
+    from evlaunch.studies.backtest import ROLLING_ACTUALS, run_rolling_backtest
+
+    result = run_rolling_backtest(draws=draws, actuals_path=actuals or ROLLING_ACTUALS)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    table = Table(title="rolling-origin market backtest (estimated diffusion; err = p50 / actual - 1)",
+                  box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, highlight=False, collapse_padding=True)
+    for column in ("origin", "quantity", "year", "h", "actual", "p10", "p50", "p90", "in80", "err", "CRPS",
+                   "frozen err", "trend err", "industry err (n)"):
+        table.add_column(column, justify="left" if column in ("origin", "quantity") else "right", no_wrap=True)
+    for s in result.scores:
+        industry = "–" if s.industry_error is None else f"{s.industry_error:+.1%} ({s.industry_count})"
+        table.add_row(s.origin, LABELS.get(s.quantity, s.quantity), str(s.year), str(s.horizon),
+                      *(_fmt(s.quantity, v) for v in (s.actual, s.p10, s.p50, s.p90)),
+                      "yes" if s.inside_80 else "[bold red]no[/]", _error(s.error), _fmt(s.quantity, s.crps),
+                      _error(s.frozen_error), _error(s.trend_error), industry)
+    console.print(table)
+    data = result.to_dict()
+    console.print(f"mean |error| of the median: model {data['model_mae']:.1%}, frozen {data['frozen_mae']:.1%}, "
+                  f"log-odds/log trend {data['trend_mae']:.1%}; forecasts of the time {data['industry_mae']:.1%} vs "
+                  f"the model's {data['model_mae_on_industry_rows']:.1%} on the same rows", highlight=False)
+    typer.echo(result.summary_line())
