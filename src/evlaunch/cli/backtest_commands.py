@@ -33,6 +33,12 @@ def _error(value: float | None) -> str:
     return "–" if value is None else f"{value:+.1%}"
 
 
+def _require_scenario(scenario: Path | None, actuals: Path | None) -> None:
+    if scenario is None or actuals is None:
+        console.print("[bold red]error:[/] give a scenario and --actuals, or --all", highlight=False)
+        raise typer.Exit(2)
+
+
 @app.command()
 def backtest(
     scenario: Annotated[Path | None, typer.Argument(help="scenario TOML file (dated in the past)")] = None,
@@ -51,9 +57,7 @@ def backtest(
     if all_origins:
         _rolling_market_backtest(draws, actuals, as_json)
         return
-    if scenario is None or actuals is None:
-        console.print("[bold red]error:[/] give a scenario and --actuals, or --all", highlight=False)
-        raise typer.Exit(2)
+    _require_scenario(scenario, actuals)
     result = run_backtest(scenario, actuals, draws=draws, seed=seed, workers=workers)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))

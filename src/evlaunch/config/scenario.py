@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from evlaunch.config.distributions import DISTRIBUTION_NAMES, Distribution, is_uncertain
+from evlaunch.config.distributions import DISTRIBUTION_NAMES, Distribution, _Distribution, is_uncertain
 from evlaunch.data.catalogue import USER_TABLES
 from evlaunch.errors import ScenarioError
 
@@ -159,6 +159,18 @@ class Tastes(_Config):
     adas_unknown: Quantity = Field(0.0, description="ADAS level (0..1) of base models without a sourced ADAS entry")
 
 
+class EstimatedTrend(_Distribution):
+    """`market.nev_trend_per_year = {dist = "estimated"}`: the NEV drift estimated from the history public at the
+    as-of date (`market.adoption`), resolved when the model is prepared. The sampler's uniform passes through
+    unchanged (`ppf` is the identity: one Sobol dimension, as for any uncertain quantity); `market.demand`
+    maps it through the estimate's predictive distribution."""
+
+    dist: Literal["estimated"]
+
+    def ppf(self, uniform: np.ndarray) -> np.ndarray:
+        return np.clip(np.asarray(uniform, dtype=float), 1e-12, 1 - 1e-12)
+
+
 class Market(_Config):
     """The whole new passenger-car market: size, outside option, price sensitivity, NEV drift, charging."""
 
@@ -169,7 +181,8 @@ class Market(_Config):
         "models", description="products the elasticity is averaged over: 'all' base products incl. the 'other' "
                            "aggregates, or the named 'models' only (an aggregate's own-price elasticity is not a model's)")
     growth_per_year: Quantity = Field(description="growth of the total car market per year (fraction)")
-    nev_trend_per_year: Quantity = Field(description="drift of NEV utility vs ICE, logit units per year")
+    nev_trend_per_year: Quantity | EstimatedTrend = Field(
+        description="drift of NEV utility vs ICE, logit units per year ({dist = \"estimated\"}: from the history)")
     charging_growth_per_year: Quantity = Field(description="growth of public charging points per year")
     charging_effect: Quantity = Field(description="utility of NEVs per unit of log charging points")
     phev_to_bev_ratio: Quantity = Field(description="PHEV sales per BEV sale in the base period")

@@ -110,6 +110,44 @@ def _ratio(ratios: dict[int, float], year: int) -> float | None:
     return ratios[max(known)] if known else None
 
 
+def _registrations_by_year(monthly_total: dict[str, float],
+                           monthly_bev: dict[str, float]) -> dict[int, dict[int, tuple[float, float]]]:
+    """year -> calendar month -> (all registrations, BEV registrations), months with both figures."""
+    by_year: dict[int, dict[int, tuple[float, float]]] = {}
+    for month, total in monthly_total.items():
+        bev = monthly_bev.get(month)
+        if bev is not None and total > 0:
+            by_year.setdefault(int(month[:4]), {})[int(month[5:7])] = (float(total), float(bev))
+    return by_year
+
+
+def _registrations_level(by_year: dict[int, dict[int, tuple[float, float]]], phev_to_bev_by_year: dict[int, float],
+                         quantity: str, year: int, months: list[int]) -> float | None:
+    """Log total or NEV log-odds of `year` over the calendar `months` (None where undefined)."""
+    total = sum(by_year[year][m][0] for m in months)
+    if quantity == "log_total":
+        return math.log(total)
+    ratio = _ratio(phev_to_bev_by_year, year)
+    if ratio is None:
+        return None
+    share = sum(by_year[year][m][1] for m in months) * (1.0 + ratio) / total
+    return logit(share) if 0 < share < 1 else None
+
+
+def _chain(anchor: int, value: float, changes: dict[int, float]) -> dict[int, float]:
+    """Levels from one anchored year and the year-on-year changes around it."""
+    levels = {anchor: value}
+    year = anchor
+    while year + 1 in changes:
+        year += 1
+        levels[year] = levels[year - 1] + changes[year]
+    year = anchor
+    while year in changes:
+        levels[year - 1] = levels[year] - changes[year]
+        year -= 1
+    return levels
+
+
 def yearly_increments(monthly_total: dict[str, float], monthly_bev: dict[str, float],
                       phev_to_bev_by_year: dict[int, float], annual: dict[int, float],
                       quantity: str) -> tuple[list[tuple[float, float]], dict[int, float]]:
@@ -120,60 +158,33 @@ def yearly_increments(monthly_total: dict[str, float], monthly_bev: dict[str, fl
     for 'nev_log_odds', passenger-vehicle sales for 'log_total')."""
     if quantity not in ("nev_log_odds", "log_total"):
         raise ValueError(f"unknown quantity {quantity!r}")
-    by_year: dict[int, dict[int, tuple[float, float]]] = {}
-    for month, total in monthly_total.items():
-        bev = monthly_bev.get(month)
-        if bev is not None and total > 0:
-            by_year.setdefault(int(month[:4]), {})[int(month[5:7])] = (float(total), float(bev))
-
-    def level(year: int, months: list[int]) -> float | None:
-        total = sum(by_year[year][m][0] for m in months)
-        if quantity == "log_total":
-            return math.log(total)
-        ratio = _ratio(phev_to_bev_by_year, year)
-        if ratio is None:
-            return None
-        share = sum(by_year[year][m][1] for m in months) * (1.0 + ratio) / total
-        return logit(share) if 0 < share < 1 else None
-
+    by_year = _registrations_by_year(monthly_total, monthly_bev)
     increments: list[tuple[float, float]] = []
-    changes: dict[int, float] = {}   # year -> change from the year before
+    changes: dict[int, float] = {}   # year -> change from the year before, over their common months
     years = sorted(by_year)
     for year in years[1:]:
         common = sorted(set(by_year[year]) & set(by_year.get(year - 1, {})))
         if len(common) < MIN_COMMON_MONTHS:
             continue
-        now, before = level(year, common), level(year - 1, common)
+        now = _registrations_level(by_year, phev_to_bev_by_year, quantity, year, common)
+        before = _registrations_level(by_year, phev_to_bev_by_year, quantity, year - 1, common)
         if now is not None and before is not None:
             changes[year] = now - before
             increments.append((1.0, now - before))
     full = [y for y in years if len(by_year[y]) == 12]
-    levels: dict[int, float] = {}
-    if full:
-        anchor = max(full)
-        value = level(anchor, list(range(1, 13)))
-        if value is not None:
-            levels[anchor] = value
-            year = anchor
-            while year + 1 in changes:
-                year += 1
-                levels[year] = levels[year - 1] + changes[year]
-            year = anchor
-            while year in changes:
-                levels[year - 1] = levels[year] - changes[year]
-                year -= 1
+    anchor = _registrations_level(by_year, phev_to_bev_by_year, quantity, max(full), list(range(1, 13))) \
+        if full else None
+    levels = _chain(max(full), anchor, changes) if anchor is not None else {}
     first = min(levels) if levels else (years[0] if years else 10_000)
     transform = logit if quantity == "nev_log_odds" else math.log
     earlier = sorted(y for y, v in annual.items() if y <= first and 0 < v and (quantity == "log_total" or v < 1))
-    for a, b in zip(earlier[:-1], earlier[1:]):
-        change = transform(annual[b]) - transform(annual[a])
-        increments.append((float(b - a), change))
-    if levels:  # chain the earlier CAAM years onto the registrations basis
-        for a, b in reversed(list(zip(earlier[:-1], earlier[1:]))):
-            if b in levels and a not in levels:
-                levels[a] = levels[b] - (transform(annual[b]) - transform(annual[a]))
-    elif earlier:
-        levels = {y: transform(annual[y]) for y in earlier}
+    pairs = list(zip(earlier[:-1], earlier[1:]))
+    increments += [(float(b - a), transform(annual[b]) - transform(annual[a])) for a, b in pairs]
+    if not levels:
+        return increments, {y: transform(annual[y]) for y in earlier}
+    for a, b in reversed(pairs):  # chain the earlier CAAM years onto the registrations basis
+        if b in levels and a not in levels:
+            levels[a] = levels[b] - (transform(annual[b]) - transform(annual[a]))
     return increments, dict(sorted(levels.items()))
 
 
