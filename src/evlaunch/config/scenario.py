@@ -28,6 +28,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from scipy.stats import t as student_t
 
 from evlaunch.config.distributions import DISTRIBUTION_NAMES, Distribution, _Distribution, is_uncertain
 from evlaunch.data.catalogue import USER_TABLES
@@ -161,14 +162,32 @@ class Tastes(_Config):
 
 class EstimatedTrend(_Distribution):
     """`market.nev_trend_per_year = {dist = "estimated"}`: the NEV drift estimated from the history public at the
-    as-of date (`market.adoption`), resolved when the model is prepared. The sampler's uniform passes through
-    unchanged (`ppf` is the identity: one Sobol dimension, as for any uncertain quantity); `market.demand`
-    maps it through the estimate's predictive distribution."""
+    as-of date (`market.adoption`). Preparing the model resolves it (`market.adoption.resolve_adoption`) into
+    the estimate's predictive distribution: Student t with `dof` degrees of freedom, centre `location`, scale
+    `scale` (logit units per year), truncated to [low, high]; one Sobol dimension like any uncertain quantity.
+    The three are left out of a scenario file (they come from the data)."""
 
     dist: Literal["estimated"]
+    location: float | None = None
+    scale: float | None = Field(None, gt=0)
+    dof: int | None = Field(None, ge=1)
+    low: float = -5.0
+    high: float = 5.0
+
+    @property
+    def resolved(self) -> bool:
+        return self.location is not None and self.scale is not None and self.dof is not None
 
     def ppf(self, uniform: np.ndarray) -> np.ndarray:
-        return np.clip(np.asarray(uniform, dtype=float), 1e-12, 1 - 1e-12)
+        if not self.resolved:
+            raise ValueError("market.nev_trend_per_year = {dist = 'estimated'} is resolved from the history when the "
+                             "model is prepared (evlaunch.simulation.prepare); sample the prepared model's scenario")
+        low, high = (student_t.cdf((bound - self.location) / self.scale, self.dof) for bound in (self.low, self.high))
+        probability = low + np.clip(np.asarray(uniform, dtype=float), 0.0, 1.0) * (high - low)
+        return self.location + student_t.ppf(probability, self.dof) * self.scale
+
+    def support_problem(self) -> str | None:
+        return super().support_problem() if self.resolved else None
 
 
 class Market(_Config):
@@ -514,7 +533,7 @@ def check_ranges(scenario: Scenario) -> list[str]:
             problems.append(f"field {path}: got {value!r}; expected a finite number (not nan or inf)")
             continue
         rule = _range_rule(path)
-        if rule is None:
+        if rule is None or (isinstance(value, EstimatedTrend) and not value.resolved):
             continue
         low, high = rule
         if is_uncertain(value):

@@ -40,7 +40,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import t as student_t
 
+from evlaunch.config.distributions import is_uncertain
+from evlaunch.config.scenario import EstimatedTrend, Scenario
 from evlaunch.errors import DataError
+from evlaunch.market.history import MarketHistory
 
 MIN_COMMON_MONTHS = 6     # a year-to-date year enters with at least this many months public
 TREND_BOUNDS = (-5.0, 5.0)  # the scenario's allowed range of market.nev_trend_per_year (logit units/yr)
@@ -205,3 +208,22 @@ def charging_log_growth(chargers: dict[int, float], first: int, last: int) -> fl
     if len(years) < 2:
         return 0.0
     return math.log(chargers[years[-1]] / chargers[years[0]]) / (years[-1] - years[0])
+
+
+def resolve_adoption(scenario: Scenario, history: MarketHistory) -> Scenario:
+    """The scenario with `market.nev_trend_per_year = {dist = "estimated"}` resolved from the public history:
+    the predictive one-year change of the NEV log-odds (`DriftFit`: t with m - 1 degrees of freedom, scale
+    sd sqrt(1 + 1 / sum k)) less what the charging term already explains at the median charging effect (its
+    mean yearly log growth of public charging points over the estimation years), so the drift stays what the
+    explicit drivers do not explain. Other scenarios are returned unchanged."""
+    trend = scenario.market.nev_trend_per_year
+    if not isinstance(trend, EstimatedTrend):
+        return scenario
+    fit = estimate(history.monthly_total, history.monthly_bev, history.phev_to_bev_by_year,
+                   history.nev_share_by_year, "nev_log_odds")
+    effect = scenario.market.charging_effect
+    effect_median = effect.centre if is_uncertain(effect) else float(effect)
+    growth = charging_log_growth(history.public_chargers_by_year, min(fit.levels), fit.last_year)
+    resolved = trend.model_copy(update={"location": fit.drift - effect_median * growth,
+                                        "scale": fit.forecast_scale(1.0), "dof": fit.dof})
+    return scenario.model_copy(update={"market": scenario.market.model_copy(update={"nev_trend_per_year": resolved})})

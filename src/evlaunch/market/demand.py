@@ -33,11 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from evlaunch.config.parameters import Parameters
-from evlaunch.config.scenario import EstimatedTrend, Scenario, month_number
-from evlaunch.market.adoption import charging_log_growth, estimate
+from evlaunch.config.scenario import Scenario, month_number
 from evlaunch.market.calibration import BaseMarket, base_months, named_models
 from evlaunch.market.consumer_types import ConsumerTypes
-from evlaunch.market.history import MarketHistory
 from evlaunch.market.market_data import MarketData
 from evlaunch.market.policy import PLATE_PRIVILEGE, RURAL_CAMPAIGN, extra_subsidy
 from evlaunch.market.regions import (
@@ -47,17 +45,6 @@ from evlaunch.market.regions import (
     regional_shares,
     regional_utilities,
 )
-
-
-def estimated_trend(history: MarketHistory, uniform: np.ndarray, charging_effect: np.ndarray) -> np.ndarray:
-    """[N] NEV drift, logit units per year, for `{dist = "estimated"}`: the predictive one-year change of the NEV
-    log-odds estimated from the public history (`market.adoption`, at the sampler's uniforms [N]) less what
-    the charging term already explains (the effect [N] times the mean yearly log growth of public charging
-    points over the estimation years), so the drift stays what the explicit drivers do not explain."""
-    fit = estimate(history.monthly_total, history.monthly_bev, history.phev_to_bev_by_year,
-                   history.nev_share_by_year, "nev_log_odds")
-    growth = charging_log_growth(history.public_chargers_by_year, min(fit.levels), fit.last_year)
-    return fit.trend_ppf(uniform) - np.asarray(charging_effect, float) * growth
 
 
 def year_end_path(series: dict[int, float], months: np.ndarray, growth: np.ndarray) -> np.ndarray:
@@ -183,10 +170,7 @@ class Demand:
         self.chargers_by_region = np.exp(log_regional)
         self.charging_term = market.charging_effect[:, None, None] * (
             log_regional - np.log(self.regions.weights)[:, :, None] - np.log(national_base)[:, None, None])
-        trend = market.nev_trend_per_year
-        if isinstance(scenario.market.nev_trend_per_year, EstimatedTrend):
-            trend = estimated_trend(history, trend, market.charging_effect)
-        self.nev_drift = trend[:, None] * self.years_from_base[None, :]
+        self.nev_drift = market.nev_trend_per_year[:, None] * self.years_from_base[None, :]
 
     @property
     def public_chargers_end(self) -> np.ndarray:

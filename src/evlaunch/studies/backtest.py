@@ -23,13 +23,19 @@ import math
 import re
 import tempfile
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from evlaunch.config.scenario import Scenario, load_scenario
+from evlaunch.data import load_table
 from evlaunch.errors import DataError
+from evlaunch.market.adoption import estimate
+from evlaunch.market.history import load_history, numeric_value
+from evlaunch.runs.draw_table import DrawTable
+from evlaunch.runs.runner import DEFAULT_SEED, RunOptions, run_scenario
 
 MAX_ACTUALS_BYTES = 5 * 1024 * 1024
 MAX_ACTUALS_ROWS = 10_000
@@ -226,8 +232,6 @@ def forecast_column(actual: Actual, scenario: Scenario, market_path: str, source
 def naive_history(scenario: Scenario, base_dir: str | Path) -> dict[str, dict[int, float]]:
     """Annual market series on the model's basis, from the data public at the scenario's as-of date:
     total registrations, and NEV share = BEV registrations x (1 + PHEV/BEV ratio) / total."""
-    from evlaunch.market.history import load_history
-
     tables = {name: str(Path(base_dir) / table) for name, table in scenario.data.tables.items()}
     history = load_history(scenario.as_of, tables)
     totals: dict[int, float] = {}
@@ -317,9 +321,6 @@ def summarise(scores: list[Score]) -> tuple[float, dict[str, float | None], list
 def run_backtest(scenario_path: str | Path, actuals_path: str | Path, draws: int = 1000, seed: int | None = None,
                  workers: int | None = None) -> BacktestResult:
     """Validate the actuals, run the scenario (no report, no store) and score every actual."""
-    from evlaunch.runs.draw_table import DrawTable
-    from evlaunch.runs.runner import DEFAULT_SEED, RunOptions, run_scenario
-
     actuals = read_actuals(actuals_path)
     scenario = load_scenario(scenario_path)
     source = str(actuals_path)
@@ -441,9 +442,6 @@ class RollingBacktest:
 
 def market_fits(as_of: Any) -> dict[str, Any]:
     """The adoption ('market.nev_share') and market-size ('market.total_sales') fits public at `as_of`."""
-    from evlaunch.data import load_table
-    from evlaunch.market.adoption import estimate
-    from evlaunch.market.history import load_history, numeric_value
 
     history = load_history(as_of)
     annual = load_table("market_annual", as_of).rows
@@ -472,8 +470,6 @@ def naive_forecasts(levels: dict[int, float], quantity: str, year: int) -> tuple
 def industry_errors(as_of: Any, quantity: str, year: int) -> list[float]:
     """Relative errors of the forecasts of the time for `year` published by `as_of`, each on its own basis
     (CAAM wholesale vs CPCA retail figures of market_annual); rows whose basis has no outcome are skipped."""
-    from evlaunch.data import load_table
-    from evlaunch.market.history import numeric_value
 
     forecasts = load_table("forecasts_of_the_time", as_of).rows
     outcomes = load_table("market_annual").rows
@@ -494,8 +490,6 @@ def run_rolling_backtest(draws: int = 1000, actuals_path: str | Path = ROLLING_A
                          origins: tuple[str, ...] = ORIGINS) -> RollingBacktest:
     """Forecast the next one and two calendar years of total sales and NEV share from each origin with the
     market's estimated diffusion models (`market.adoption`), and score them against the actuals."""
-    from datetime import date
-
     actuals = {(a.quantity, int(a.period)): a for a in read_actuals(actuals_path) if not a.is_month}
     probabilities = (np.arange(draws) + 0.5) / draws
     scores: list[OriginScore] = []
