@@ -8,10 +8,21 @@ from datetime import date
 import numpy as np
 import pytest
 
+from scipy.stats import t
+
+from evlaunch.config.scenario import EstimatedTrend, load_scenario
 from evlaunch.data.loader import bundled_path
 from evlaunch.errors import DataError
-from evlaunch.market.adoption import DriftFit, estimate, fit_drift, logit, yearly_increments
+from evlaunch.market.adoption import (
+    DriftFit,
+    charging_log_growth,
+    estimate,
+    fit_drift,
+    logit,
+    yearly_increments,
+)
 from evlaunch.market.history import load_history
+from evlaunch.simulation.model import prepare
 
 
 def _months(first_year: int, last_year: int) -> list[str]:
@@ -44,8 +55,6 @@ def test_a_noisy_random_walk_with_drift_is_recovered_within_its_standard_error()
 
 def test_forecast_quantiles_follow_the_closed_form():
     fit = DriftFit({2020: -1.0}, drift=0.4, sd=0.3, span=5.0, count=6)
-    from scipy.stats import t
-
     for horizon in (1, 2):
         expected = -1.0 + 0.4 * horizon + t.ppf(0.9, 5) * 0.3 * math.sqrt(horizon + horizon ** 2 / 5.0)
         assert fit.forecast_ppf(np.array([0.9]), horizon)[0] == pytest.approx(expected)
@@ -96,3 +105,19 @@ def test_an_estimate_at_the_2020_origin_never_sees_2021(tmp_path):
     assert (before.drift, before.sd, before.levels) == (after.drift, after.sd, after.levels)
     assert max(before.levels) == 2020
     assert _fit_as_of(date(2021, 12, 31)).drift != _fit_as_of(date(2021, 12, 31), tables).drift
+
+
+def test_the_reference_scenario_resolves_its_estimated_trend_when_prepared(reference_path):
+    """`{dist = "estimated"}` becomes the estimate's predictive t (net of the charging term at the median
+    effect) when the model is prepared; before that it cannot be sampled."""
+    scenario = load_scenario(reference_path)
+    assert isinstance(scenario.market.nev_trend_per_year, EstimatedTrend)
+    with pytest.raises(ValueError, match="resolved from the history"):
+        scenario.market.nev_trend_per_year.ppf(np.array([0.5]))
+    model = prepare(scenario, reference_path.parent)
+    trend = model.scenario.market.nev_trend_per_year
+    fit = _fit_as_of(scenario.as_of)
+    growth = charging_log_growth(load_history(scenario.as_of).public_chargers_by_year, min(fit.levels), fit.last_year)
+    assert trend.ppf(np.array([0.5]))[0] == pytest.approx(fit.drift - scenario.market.charging_effect.centre * growth,
+                                                          abs=1e-3)
+    assert trend.dof == fit.count - 1 and trend.scale == pytest.approx(fit.forecast_scale(1.0))
