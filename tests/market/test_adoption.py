@@ -7,7 +7,6 @@ from datetime import date
 
 import numpy as np
 import pytest
-
 from scipy.stats import t
 
 from evlaunch.config.scenario import EstimatedTrend, load_scenario
