@@ -96,7 +96,6 @@ def compute_chunk(scenario_text: str, source: str, base_dir: str, seed: int, sta
     """Per-draw inputs and outputs for draws [start, stop): a pure function of its arguments, so any
     process (a dask worker included) computes the same rows."""
     model = _model(scenario_text, source, base_dir)
-    scenario = model.scenario  # with quantities resolved from the data (an estimated NEV trend)
     try:
         # one BLAS thread: a threaded BLAS sums in an order that depends on its thread count, which would make
         # the last digits depend on the machine and on how a run is split (local vs dask workers)
