@@ -297,7 +297,8 @@ def exercise(text: str, folder: Path) -> str:
     try:
         scenario = parse_scenario(text, source)
         model = prepare(scenario, folder, source)
-        outputs = simulate(model, sample_inputs(scenario, design(scenario, SEED, model.event_names), 0, DRAWS))
+        outputs = simulate(model, sample_inputs(model.scenario, design(model.scenario, SEED, model.event_names), 0,
+                                                DRAWS))
     except EvlaunchError as error:
         message = str(error)
         named = _field_or_file(message)

@@ -69,7 +69,7 @@ def test_types_weights_and_price_sensitivity_are_normalised(reference_path, refe
     _, base = base_of(reference_text, reference_path, DRAWS)
     types = base.types
     per_region = len(types.region_of) // len(types.regions.names)
-    assert per_region == 8
+    assert per_region == 16
     np.testing.assert_allclose(types.weights.sum(axis=1), 1.0, rtol=1e-12)
     np.testing.assert_allclose((types.weights * types.price_sensitivity).sum(axis=1), 1.0, rtol=1e-12)
     # each region keeps its weight, and a region's types share it equally
