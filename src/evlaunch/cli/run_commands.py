@@ -199,6 +199,7 @@ def report(
     store: StoreOption = None,
 ) -> None:
     """Rebuild a stored run's report.html from its draws."""
+    from evlaunch.config.scenario import parse_scenario
     from evlaunch.report.build import write_report
     from evlaunch.runs.draw_table import DrawTable
 
@@ -208,7 +209,7 @@ def report(
     out_dir = Path(record["out_dir"])
     if not (out_dir / "chunks").is_dir():
         fail(f"run {record['run_id']}: its draws in {out_dir} are gone; re-run the scenario to rebuild them")
-    model = load_model(out_dir / "scenario.toml", record["scenario_text"])  # quantities resolved from the data
-    path = write_report(out or out_dir / "report.html", model.scenario, model, DrawTable.open(out_dir),
-                        record["summary"])
+    scenario = parse_scenario(record["scenario_text"], f"run {record['run_id']}")
+    model = load_model(out_dir / "scenario.toml", record["scenario_text"])
+    path = write_report(out or out_dir / "report.html", scenario, model, DrawTable.open(out_dir), record["summary"])
     console.print(f"Wrote {path}", highlight=False)
