@@ -45,11 +45,13 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_scale.py
 	$(BIN)/python benchmarks/bench_cost_growth.py
 
-# Every backtest the project has: the 2021 scenario against 2021-2023, and the leave-one-brand-out ramp check
-# (its last line: `ramps: inside=<k>/<n> median_abs_error=<x> baseline_median_abs_error=<y>`).
+# Every backtest the project has: the 2021 scenario against 2021-2023; the leave-one-brand-out ramp check
+# (its last line: `ramps: inside=<k>/<n> median_abs_error=<x> baseline_median_abs_error=<y>`); the rolling-origin
+# market backtest (its last line: `market: inside=<k>/<n> model_mae=<x> naive_mae=<y> industry_mae=<z>`).
 backtest: $(VENV)/.installed
 	$(BIN)/evlaunch backtest scenarios/xiaomi-2021.toml --actuals backtests/china-2021-2023.csv
 	$(BIN)/evlaunch backtest --ramps
+	$(BIN)/evlaunch backtest --all --draws 1000
 
 # Core packages mypy checks (the others are followed silently until they pass and join this list):
 # market and supply wait on Optional arrays (rc_logit's ProductSet.available, ConsumerTypes) and a few

@@ -213,6 +213,7 @@ def test_sampled_draws_that_are_not_finite_are_refused(reference_text):
 
     raw = tomllib.loads(reference_text)
     _set(raw, "product.price", {"dist": "normal", "mean": 1e308, "sd": 1, "low": 180000, "high": 300000})
+    _set(raw, "market.nev_trend_per_year", 0.3)  # an estimated trend needs the prepared model's data
     scenario = Scenario.model_validate(raw)  # bypasses check_ranges on purpose
     with pytest.raises(ScenarioError, match=r"field product\.price: got a normal distribution .*non-finite"):
         sample_inputs(scenario, design(scenario, 1, ()), 0, 8)

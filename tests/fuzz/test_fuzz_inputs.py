@@ -53,7 +53,7 @@ MAY_BE_NAN = re.compile(r"\.launch_month_index$|\.diversion\.")
 
 
 def _cheap(text: str) -> str:
-    for old, new in (("horizon_months = 62", "horizon_months = 12"), ("types_per_region = 8", "types_per_region = 2")):
+    for old, new in (("horizon_months = 62", "horizon_months = 12"), ("types_per_region = 16", "types_per_region = 2")):
         assert old in text, old
         text = text.replace(old, new, 1)
     return text
@@ -298,7 +298,8 @@ def exercise(text: str, folder: Path) -> str:
     try:
         scenario = parse_scenario(text, source)
         model = prepare(scenario, folder, source)
-        outputs = simulate(model, sample_inputs(scenario, design(scenario, SEED, model.event_names), 0, DRAWS))
+        outputs = simulate(model, sample_inputs(model.scenario, design(model.scenario, SEED, model.event_names), 0,
+                                                DRAWS))
     except EvlaunchError as error:
         message = str(error)
         named = _field_or_file(message)

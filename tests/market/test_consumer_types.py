@@ -69,7 +69,7 @@ def test_types_weights_and_price_sensitivity_are_normalised(reference_path, refe
     _, base = base_of(reference_text, reference_path, DRAWS)
     types = base.types
     per_region = len(types.region_of) // len(types.regions.names)
-    assert per_region == 8
+    assert per_region == 16
     np.testing.assert_allclose(types.weights.sum(axis=1), 1.0, rtol=1e-12)
     np.testing.assert_allclose((types.weights * types.price_sensitivity).sum(axis=1), 1.0, rtol=1e-12)
     # each region keeps its weight, and a region's types share it equally
@@ -180,3 +180,17 @@ def test_calibration_reproduces_the_base_period_for_any_number_of_types(referenc
     shares = national_shares(regional_shares(regional_utilities(base.quality + base.quality_adjustment, base.alpha,
                                                                 base.effective_price, types, base.extras)), types)
     np.testing.assert_allclose(shares, base.shares, rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["xiaomi-2023.toml", "xiaomi-2021.toml"])
+def test_reference_scenarios_tastes_are_uncorrelated_across_their_nodes(reference_path, name):
+    """At the reference scenarios' node count no two taste dimensions (income and the seven characteristics)
+    are correlated across the nodes by accident (8 nodes for 8 dimensions gave the brand taste a -0.48
+    correlation with the NEV taste)."""
+    scenario = parse_scenario((reference_path.parent / name).read_text(encoding="utf-8"), name)
+    nodes = taste_nodes(scenario.market.tastes.types_per_region)
+    correlation = np.corrcoef(nodes, rowvar=False)
+    off_diagonal = np.abs(correlation - np.diag(np.diag(correlation)))
+    assert off_diagonal.max() < 0.05
+    unwhitened = np.corrcoef(taste_nodes(8), rowvar=False)
+    assert np.abs(unwhitened - np.diag(np.diag(unwhitened))).max() > 0.05  # the artefact this guards against

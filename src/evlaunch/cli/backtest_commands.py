@@ -41,20 +41,34 @@ def backtest(
                                                                    "value, source, note (optional basis)")] = None,
     ramps: Annotated[bool, typer.Option("--ramps", help="instead: the leave-one-brand-out backtest of the "
                                                         "new-brand ramp reference class")] = False,
+    all_origins: Annotated[bool, typer.Option("--all", help="instead: the rolling-origin market backtest (every "
+                                                            "origin 2019-12-31 .. 2022-12-31, next one and two "
+                                                            "years)")] = False,
     draws: Annotated[int, typer.Option(help="number of Monte Carlo draws", min=1)] = 1000,
     seed: Annotated[int, typer.Option(help="random seed", min=0)] = DEFAULT_SEED,
     workers: Annotated[int | None, typer.Option(help="start a local dask cluster with N workers", min=1)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
 ) -> None:
     """Score a scenario's forecasts against actuals (SCENARIO --actuals CSV): p10/p50/p90, 80% coverage, median
-    error, CRPS, naive baselines; or, with --ramps, each new brand's first 12 months forecast from the others."""
+    error, CRPS, naive baselines; with --ramps, each new brand's first 12 months forecast from the others; with
+    --all, the market forecast from every origin 2019-12-31 .. 2022-12-31 beside naive and published forecasts."""
     if ramps:
         if scenario is not None or actuals is not None:
             fail("evlaunch backtest --ramps takes no SCENARIO or --actuals (it backtests the bundled ramp tables)")
         _ramps(as_json)
-        return
-    if scenario is None or actuals is None:
-        fail("evlaunch backtest needs SCENARIO and --actuals CSV (or --ramps for the new-brand ramp backtest)")
+    elif all_origins:
+        if scenario is not None:
+            fail("evlaunch backtest --all takes no SCENARIO (it builds the market forecast at each origin)")
+        _rolling_market_backtest(draws, actuals, as_json)
+    elif scenario is None or actuals is None:
+        fail("evlaunch backtest needs SCENARIO and --actuals CSV (or --ramps, or --all)")
+    else:
+        _scenario_backtest(scenario, actuals, draws, seed, workers, as_json)
+
+
+def _scenario_backtest(scenario: Path, actuals: Path, draws: int, seed: int, workers: int | None,
+                       as_json: bool) -> None:
+    """`evlaunch backtest SCENARIO --actuals CSV`: the forecast table, the naive baselines and the verdict."""
     from evlaunch.studies.backtest import run_backtest
 
     result = run_backtest(scenario, actuals, draws=draws, seed=seed, workers=workers)
@@ -94,6 +108,11 @@ def backtest(
         console.print(baselines)
     for number, basis in enumerate(bases, start=1):
         console.print(f"[{number}] basis: {basis}", highlight=False, markup=False)
+    _print_scores(result)
+
+
+def _print_scores(result) -> None:
+    """The backtest's 80% coverage, mean errors of the medians, verdict and notes."""
     errors = result.mean_abs_error
     console.print(f"80%-interval coverage: [bold]{result.coverage_80:.0%}[/] "
                   f"({sum(s.inside_80 for s in result.scores)} of {len(result.scores)} actuals inside p10..p90; "
@@ -153,4 +172,31 @@ def _ramps(as_json: bool) -> None:
     verdict = ("beats" if result.median_abs_error < result.baseline_median_abs_error else "does NOT beat")
     console.print(f"the model's median {verdict} the baseline (median of the other brands' first 12 months)",
                   highlight=False)
+    typer.echo(result.summary_line())
+
+
+def _rolling_market_backtest(draws: int, actuals: Path | None, as_json: bool) -> None:
+    """`evlaunch backtest --all`: one table of every origin's market forecasts and the summary line."""
+    from evlaunch.studies.backtest import ROLLING_ACTUALS, run_rolling_backtest
+
+    result = run_rolling_backtest(draws=draws, actuals_path=actuals or ROLLING_ACTUALS)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    table = Table(title="rolling-origin market backtest (estimated diffusion; err = p50 / actual - 1)",
+                  box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, highlight=False, collapse_padding=True)
+    for column in ("origin", "quantity", "year", "h", "actual", "p10", "p50", "p90", "in80", "err", "CRPS",
+                   "frozen err", "trend err", "industry err (n)"):
+        table.add_column(column, justify="left" if column in ("origin", "quantity") else "right", no_wrap=True)
+    for s in result.scores:
+        industry = "–" if s.industry_error is None else f"{s.industry_error:+.1%} ({s.industry_count})"
+        table.add_row(s.origin, LABELS.get(s.quantity, s.quantity), str(s.year), str(s.horizon),
+                      *(_fmt(s.quantity, v) for v in (s.actual, s.p10, s.p50, s.p90)),
+                      "yes" if s.inside_80 else "[bold red]no[/]", _error(s.error), _fmt(s.quantity, s.crps),
+                      _error(s.frozen_error), _error(s.trend_error), industry)
+    console.print(table)
+    data = result.to_dict()
+    console.print(f"mean |error| of the median: model {data['model_mae']:.1%}, frozen {data['frozen_mae']:.1%}, "
+                  f"log-odds/log trend {data['trend_mae']:.1%}; forecasts of the time {data['industry_mae']:.1%} vs "
+                  f"the model's {data['model_mae_on_industry_rows']:.1%} on the same rows", highlight=False)
     typer.echo(result.summary_line())

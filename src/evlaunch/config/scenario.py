@@ -28,8 +28,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from scipy.stats import t as student_t
 
-from evlaunch.config.distributions import DISTRIBUTION_NAMES, Distribution, is_uncertain
+from evlaunch.config.distributions import DISTRIBUTION_NAMES, Distribution, _Distribution, is_uncertain
 from evlaunch.data.catalogue import USER_TABLES
 from evlaunch.errors import ScenarioError
 
@@ -159,6 +160,38 @@ class Tastes(_Config):
     adas_unknown: Quantity = Field(0.0, description="ADAS level (0..1) of base models without a sourced ADAS entry")
 
 
+class EstimatedTrend(_Distribution):
+    """`market.nev_trend_per_year = {dist = "estimated"}`: the NEV drift estimated from the history public at the
+    as-of date (`market.adoption`). Preparing the model resolves it (`market.adoption.resolve_adoption`) into
+    the estimate's predictive distribution: Student t with `dof` degrees of freedom, centre `location`, scale
+    `scale` (logit units per year), truncated to [low, high]; one Sobol dimension like any uncertain quantity.
+    The three are left out of a scenario file (they come from the data)."""
+
+    dist: Literal["estimated"]
+    location: float | None = None
+    scale: float | None = Field(None, gt=0)
+    dof: int | None = Field(None, ge=1)
+    low: float = -5.0
+    high: float = 5.0
+
+    @property
+    def resolved(self) -> bool:
+        return self.location is not None and self.scale is not None and self.dof is not None
+
+    def ppf(self, uniform: np.ndarray) -> np.ndarray:
+        if not self.resolved:
+            raise ValueError("market.nev_trend_per_year = {dist = 'estimated'} is resolved from the history when the "
+                             "model is prepared (evlaunch.simulation.prepare); sample the prepared model's scenario")
+        location, scale, dof = self.location, self.scale, self.dof
+        assert location is not None and scale is not None and dof is not None  # resolved
+        low, high = (student_t.cdf((bound - location) / scale, dof) for bound in (self.low, self.high))
+        probability = low + np.clip(np.asarray(uniform, dtype=float), 0.0, 1.0) * (high - low)
+        return location + student_t.ppf(probability, dof) * scale
+
+    def support_problem(self) -> str | None:
+        return super().support_problem() if self.resolved else None
+
+
 class Market(_Config):
     """The whole new passenger-car market: size, outside option, price sensitivity, NEV drift, charging."""
 
@@ -169,7 +202,8 @@ class Market(_Config):
         "models", description="products the elasticity is averaged over: 'all' base products incl. the 'other' "
                            "aggregates, or the named 'models' only (an aggregate's own-price elasticity is not a model's)")
     growth_per_year: Quantity = Field(description="growth of the total car market per year (fraction)")
-    nev_trend_per_year: Quantity = Field(description="drift of NEV utility vs ICE, logit units per year")
+    nev_trend_per_year: Quantity | EstimatedTrend = Field(
+        description="drift of NEV utility vs ICE, logit units per year ({dist = \"estimated\"}: from the history)")
     charging_growth_per_year: Quantity = Field(description="growth of public charging points per year")
     charging_effect: Quantity = Field(description="utility of NEVs per unit of log charging points")
     phev_to_bev_ratio: Quantity = Field(description="PHEV sales per BEV sale in the base period")
@@ -522,7 +556,7 @@ def check_ranges(scenario: Scenario) -> list[str]:
             problems.append(f"field {path}: got {value!r}; expected a finite number (not nan or inf)")
             continue
         rule = _range_rule(path)
-        if rule is None:
+        if rule is None or (isinstance(value, EstimatedTrend) and not value.resolved):
             continue
         low, high = rule
         if is_uncertain(value):

@@ -298,6 +298,10 @@ CATALOGUE: dict[str, TableInfo] = {
         TableInfo("new_brand_ramps", "Monthly deliveries of new EV brands' first 24 months (reference class)",
                   _ramp_month, "whole-brand deliveries", keys=("brand", "backer", "first_model", "segment", "launch_month", "month_index")),
         TableInfo("new_brand_orders", "Launch-order events of new EV brands", _dated("date"), keys=("brand", "model", "event", "date")),
+        TableInfo("forecasts_of_the_time", "Published forecasts of China's NEV sales, NEV share and total sales for "
+                  "2019-2023 (CAAM, CPCA, MIIT, CATARC, brokers), each with the date it was made",
+                  _dated("published"), "each row's own basis (CAAM wholesale, CPCA retail, other); compare on it",
+                  keys=("target_year", "quantity", "basis", "forecaster", "published")),
     ]
 }
 

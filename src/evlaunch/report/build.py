@@ -72,7 +72,9 @@ def render(context: ReportContext) -> str:
 
 def write_report(path: str | Path, scenario: Scenario, model: Model, table: Any, summary: dict[str, Any]) -> Path:
     """Render and atomically write report.html (paths in the scenario's order, whatever the summary's key
-    order: summary.json is written with sorted keys)."""
+    order: summary.json is written with sorted keys). The prepared model's scenario is the one shown: its
+    quantities are resolved from the data (an estimated NEV trend)."""
+    scenario = model.scenario if model.scenario.name == scenario.name else scenario
     paths = summary["paths"]
     summary = {**summary, "paths": {name: paths[name] for name in scenario.paths if name in paths}}
     context = ReportContext(scenario, model, ReportDraws(table, CHART_DRAWS), summary)

@@ -164,6 +164,7 @@ def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOpt
         scenario = parse_scenario(scenario_text, source)
     base_dir = str(Path(scenario_path).resolve().parent)
     model = _model(scenario_text, source, base_dir)
+    scenario = model.scenario  # with quantities resolved from the data (an estimated NEV trend)
     out = make_out_dir(out_dir)
     write_text_atomic(out / "scenario.toml", scenario_text)  # the run's exact input, for compare/discover
     prepared = time.perf_counter()

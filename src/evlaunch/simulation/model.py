@@ -17,6 +17,7 @@ from evlaunch.entry.partners import check_partners
 from evlaunch.entry.paths import failure_event_name
 from evlaunch.entry.reference_class import RampReferenceClass, ReferenceClassError, fit_reference_class
 from evlaunch.errors import DataError, ScenarioError, naming_source
+from evlaunch.market.adoption import resolve_adoption
 from evlaunch.market.calibration import check_tastes, prepare_policy
 from evlaunch.market.history import MarketHistory, load_history
 from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup, build_lineup
@@ -118,6 +119,7 @@ def _prepare(scenario: Scenario, base_dir: str | Path) -> Model:
     if lineup_source.endswith(".csv"):
         lineup_source = str(Path(base_dir) / lineup_source)
     history = load_history(scenario.as_of, tables)
+    scenario = resolve_adoption(scenario, history)
     lineup = build_lineup(lineup_source, scenario.as_of, scenario.market.estimate_sales_from_monthly,
                           scenario.market.base_period, tables.get("china_bev_monthly_by_model"))
     check_lineup(scenario, lineup)

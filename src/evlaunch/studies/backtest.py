@@ -23,13 +23,19 @@ import math
 import re
 import tempfile
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from evlaunch.config.scenario import Scenario, load_scenario
+from evlaunch.data import load_table
 from evlaunch.errors import DataError
+from evlaunch.market.adoption import estimate
+from evlaunch.market.history import load_history, numeric_value
+from evlaunch.runs.draw_table import DrawTable
+from evlaunch.runs.runner import DEFAULT_SEED, RunOptions, run_scenario
 
 MAX_ACTUALS_BYTES = 5 * 1024 * 1024
 MAX_ACTUALS_ROWS = 10_000
@@ -117,8 +123,8 @@ def _problem(path: str, line: int | None, column: str | None, value: Any, expect
     return f"{where}: got {shown}; expected {expected}"
 
 
-def read_actuals(path: str | Path) -> list[Actual]:
-    """Read and validate an actuals CSV; raise DataError listing every problem (file, line, column, value)."""
+def _csv_rows(path: str | Path) -> list[list[str]]:
+    """The non-blank rows of an actuals CSV, after the file checks (exists, size, UTF-8, readable CSV)."""
     file_path = Path(path)
     name = str(path)
     if not file_path.is_file():
@@ -136,6 +142,11 @@ def read_actuals(path: str | Path) -> list[Actual]:
     rows = [row for row in rows if any(cell.strip() for cell in row)]
     if not rows:
         raise DataError(f"{name}: empty file; expected a header with columns {', '.join(REQUIRED_COLUMNS)}")
+    return rows
+
+
+def _header(name: str, rows: list[list[str]]) -> list[str]:
+    """The header's column names ('year' read as 'period'); every required column present, rows within the cap."""
     header = [cell.strip() for cell in rows[0]]
     if "period" not in header and "year" in header:
         header[header.index("year")] = "period"
@@ -145,6 +156,44 @@ def read_actuals(path: str | Path) -> list[Actual]:
                                  f"{', '.join(REQUIRED_COLUMNS)} (optional: basis); missing {', '.join(missing)}"))
     if len(rows) - 1 > MAX_ACTUALS_ROWS:
         raise DataError(f"{name}: {len(rows) - 1} rows; at most {MAX_ACTUALS_ROWS:,} are allowed")
+    return header
+
+
+def _row_value(name: str, number: int, cells: dict[str, str], problems: list[str]) -> float:
+    """One row's checked value (NaN when unreadable); its problems (quantity, period, value, source) appended."""
+    quantity, period = cells["quantity"], cells["period"]
+    if not (quantity in MARKET_SERIES or re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]{0,39}\.(" + "|".join(PATH_SERIES)
+                                                       + r")", quantity)):
+        problems.append(_problem(name, number, "quantity", quantity,
+                                 f"one of {', '.join(MARKET_SERIES)} or <path>.{{{','.join(PATH_SERIES)}}}"))
+    match = PERIOD.match(period)
+    if not match or not 1990 <= int(match.group(1)) <= 2100:
+        problems.append(_problem(name, number, "period", period, "a year YYYY or a month YYYY-MM (1990-2100)"))
+    try:
+        value = float(cells["value"].replace(",", ""))
+        if not math.isfinite(value):
+            raise ValueError
+    except ValueError:
+        problems.append(_problem(name, number, "value", cells["value"], "a finite number"))
+        value = math.nan
+    if math.isfinite(value):
+        share = quantity == "market.nev_share" or quantity.endswith(".share")
+        if value < 0 and not quantity.endswith(".revenue"):
+            problems.append(_problem(name, number, "value", cells["value"], "a number >= 0"))
+        elif share and value > 1:
+            problems.append(_problem(name, number, "value", cells["value"],
+                                     "a share between 0 and 1 (0.357, not 35.7)"))
+    if not cells["source"]:
+        problems.append(_problem(name, number, "source", cells["source"],
+                                 "where the figure comes from (every actual needs a source)"))
+    return value
+
+
+def read_actuals(path: str | Path) -> list[Actual]:
+    """Read and validate an actuals CSV; raise DataError listing every problem (file, line, column, value)."""
+    name = str(path)
+    rows = _csv_rows(path)
+    header = _header(name, rows)
     problems: list[str] = []
     actuals: list[Actual] = []
     seen: dict[tuple[str, str], int] = {}
@@ -155,30 +204,7 @@ def read_actuals(path: str | Path) -> list[Actual]:
             continue
         cells = {column: cell.strip() for column, cell in zip(header, row)}
         quantity, period = cells["quantity"], cells["period"]
-        if not (quantity in MARKET_SERIES or re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]{0,39}\.(" + "|".join(PATH_SERIES)
-                                                           + r")", quantity)):
-            problems.append(_problem(name, number, "quantity", quantity,
-                                     f"one of {', '.join(MARKET_SERIES)} or <path>.{{{','.join(PATH_SERIES)}}}"))
-        match = PERIOD.match(period)
-        if not match or not 1990 <= int(match.group(1)) <= 2100:
-            problems.append(_problem(name, number, "period", period, "a year YYYY or a month YYYY-MM (1990-2100)"))
-        try:
-            value = float(cells["value"].replace(",", ""))
-            if not math.isfinite(value):
-                raise ValueError
-        except ValueError:
-            problems.append(_problem(name, number, "value", cells["value"], "a finite number"))
-            value = math.nan
-        if math.isfinite(value):
-            share = quantity == "market.nev_share" or quantity.endswith(".share")
-            if value < 0 and not quantity.endswith(".revenue"):
-                problems.append(_problem(name, number, "value", cells["value"], "a number >= 0"))
-            elif share and value > 1:
-                problems.append(_problem(name, number, "value", cells["value"],
-                                         "a share between 0 and 1 (0.357, not 35.7)"))
-        if not cells["source"]:
-            problems.append(_problem(name, number, "source", cells["source"],
-                                     "where the figure comes from (every actual needs a source)"))
+        value = _row_value(name, number, cells, problems)
         key = (quantity, period)
         if key in seen:
             problems.append(_problem(name, number, "period", period,
@@ -226,8 +252,6 @@ def forecast_column(actual: Actual, scenario: Scenario, market_path: str, source
 def naive_history(scenario: Scenario, base_dir: str | Path) -> dict[str, dict[int, float]]:
     """Annual market series on the model's basis, from the data public at the scenario's as-of date:
     total registrations, and NEV share = BEV registrations x (1 + PHEV/BEV ratio) / total."""
-    from evlaunch.market.history import load_history
-
     tables = {name: str(Path(base_dir) / table) for name, table in scenario.data.tables.items()}
     history = load_history(scenario.as_of, tables)
     totals: dict[int, float] = {}
@@ -317,9 +341,6 @@ def summarise(scores: list[Score]) -> tuple[float, dict[str, float | None], list
 def run_backtest(scenario_path: str | Path, actuals_path: str | Path, draws: int = 1000, seed: int | None = None,
                  workers: int | None = None) -> BacktestResult:
     """Validate the actuals, run the scenario (no report, no store) and score every actual."""
-    from evlaunch.runs.draw_table import DrawTable
-    from evlaunch.runs.runner import DEFAULT_SEED, RunOptions, run_scenario
-
     actuals = read_actuals(actuals_path)
     scenario = load_scenario(scenario_path)
     source = str(actuals_path)
@@ -366,3 +387,154 @@ def run_backtest(scenario_path: str | Path, actuals_path: str | Path, draws: int
     ]
     return BacktestResult(scenario.name, scenario.as_of.isoformat(), draws, seed, source, market_path, scores,
                           coverage, errors, verdict, notes)
+
+
+# -- rolling-origin market backtest -----------------------------------------------------------------
+
+ORIGINS = ("2019-12-31", "2020-12-31", "2021-03-31", "2021-12-31", "2022-12-31")
+HORIZONS = (1, 2)
+ROLLING_ACTUALS = Path(__file__).resolve().parents[3] / "backtests" / "china-2020-2023.csv"
+# forecasts_of_the_time quantity -> (the model's quantity, market_annual basis prefix, market_annual column)
+INDUSTRY_BASES = {
+    ("nev_share", "CAAM wholesale"): ("market.nev_share", "CAAM", "nev_share"),
+    ("nev_sales", "CAAM wholesale"): ("market.nev_share", "CAAM", "nev_sales"),
+    ("pv_sales", "CAAM wholesale"): ("market.total_sales", "CAAM", "pv_sales"),
+    ("nev_share", "CPCA retail"): ("market.nev_share", "CPCA retail", "nev_share"),
+    ("nev_sales", "CPCA retail"): ("market.nev_share", "CPCA retail", "nev_pv_sales"),
+}
+
+
+@dataclass
+class OriginScore:
+    """One origin's forecast of one calendar year's market figure."""
+
+    origin: str
+    quantity: str
+    year: int
+    horizon: int
+    actual: float
+    p10: float
+    p50: float
+    p90: float
+    inside_80: bool
+    error: float              # p50 / actual - 1
+    crps: float
+    frozen: float
+    frozen_error: float
+    trend: float
+    trend_error: float
+    industry_error: float | None  # median of the forecasts of the time on their own bases (None: none public)
+    industry_count: int
+
+
+@dataclass
+class RollingBacktest:
+    draws: int
+    scores: list[OriginScore]
+    fits: dict[str, dict[str, dict[str, float]]]   # origin -> quantity -> drift, sd, count
+
+    @property
+    def inside(self) -> int:
+        return sum(s.inside_80 for s in self.scores)
+
+    def mean_abs(self, attribute: str, rows: list[OriginScore] | None = None) -> float:
+        chosen = self.scores if rows is None else rows
+        values = [abs(getattr(s, attribute)) for s in chosen if getattr(s, attribute) is not None]
+        return float(np.mean(values)) if values else math.nan
+
+    @property
+    def naive_mae(self) -> float:
+        return min(self.mean_abs("frozen_error"), self.mean_abs("trend_error"))
+
+    def summary_line(self) -> str:
+        return (f"market: inside={self.inside}/{len(self.scores)} model_mae={self.mean_abs('error'):.3f} "
+                f"naive_mae={self.naive_mae:.3f} industry_mae={self.mean_abs('industry_error'):.3f}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean({"draws": self.draws, "scores": [asdict(s) for s in self.scores], "fits": self.fits,
+                       "inside": self.inside, "count": len(self.scores), "model_mae": self.mean_abs("error"),
+                       "frozen_mae": self.mean_abs("frozen_error"), "trend_mae": self.mean_abs("trend_error"),
+                       "naive_mae": self.naive_mae, "industry_mae": self.mean_abs("industry_error"),
+                       "model_mae_on_industry_rows": self.mean_abs(
+                           "error", [s for s in self.scores if s.industry_error is not None]),
+                       "line": self.summary_line()})
+
+
+def market_fits(as_of: Any) -> dict[str, Any]:
+    """The adoption ('market.nev_share') and market-size ('market.total_sales') fits public at `as_of`."""
+
+    history = load_history(as_of)
+    annual = load_table("market_annual", as_of).rows
+    passenger = {int(row.year): numeric_value(row.pv_sales) for row in annual.itertuples()
+                 if str(row.basis).startswith("CAAM") and numeric_value(row.pv_sales)}
+    return {"market.nev_share": estimate(history.monthly_total, history.monthly_bev, history.phev_to_bev_by_year,
+                                         history.nev_share_by_year, "nev_log_odds"),
+            "market.total_sales": estimate(history.monthly_total, history.monthly_bev, history.phev_to_bev_by_year,
+                                           passenger, "log_total")}
+
+
+def _from_level(quantity: str, level: np.ndarray | float) -> np.ndarray:
+    level = np.asarray(level, float)
+    return 1.0 / (1.0 + np.exp(-level)) if quantity == "market.nev_share" else np.exp(level)
+
+
+def naive_forecasts(levels: dict[int, float], quantity: str, year: int) -> tuple[float, float]:
+    """'frozen' (the last yearly level) and 'trend' (the straight line through the last three yearly levels,
+    in log-odds for the NEV share and in logs for sales), both from the same public levels as the model."""
+    years = sorted(levels)[-3:]
+    frozen = float(_from_level(quantity, levels[years[-1]]))
+    slope, intercept = np.polyfit(np.array(years, float), np.array([levels[y] for y in years]), 1)
+    return frozen, float(_from_level(quantity, slope * year + intercept))
+
+
+def industry_errors(as_of: Any, quantity: str, year: int) -> list[float]:
+    """Relative errors of the forecasts of the time for `year` published by `as_of`, each on its own basis
+    (CAAM wholesale vs CPCA retail figures of market_annual); rows whose basis has no outcome are skipped."""
+
+    forecasts = load_table("forecasts_of_the_time", as_of).rows
+    outcomes = load_table("market_annual").rows
+    errors = []
+    for row in forecasts.itertuples():
+        mapped = INDUSTRY_BASES.get((row.quantity, row.basis))
+        value = numeric_value(row.value)
+        if mapped is None or mapped[0] != quantity or int(row.target_year) != year or value is None:
+            continue
+        matches = outcomes[(outcomes["year"].astype(int) == year) & outcomes["basis"].str.startswith(mapped[1])]
+        actual = next((numeric_value(v) for v in matches[mapped[2]] if numeric_value(v)), None)
+        if actual:
+            errors.append(value / actual - 1.0)
+    return errors
+
+
+def run_rolling_backtest(draws: int = 1000, actuals_path: str | Path = ROLLING_ACTUALS,
+                         origins: tuple[str, ...] = ORIGINS) -> RollingBacktest:
+    """Forecast the next one and two calendar years of total sales and NEV share from each origin with the
+    market's estimated diffusion models (`market.adoption`), and score them against the actuals."""
+    actuals = {(a.quantity, int(a.period)): a for a in read_actuals(actuals_path) if not a.is_month}
+    probabilities = (np.arange(draws) + 0.5) / draws
+    scores: list[OriginScore] = []
+    fits_out: dict[str, dict[str, dict[str, float]]] = {}
+    for origin in origins:
+        as_of = date.fromisoformat(origin)
+        fits = market_fits(as_of)
+        fits_out[origin] = {q: {"drift": f.drift, "sd": f.sd, "increments": f.count, "last_year": f.last_year}
+                            for q, f in fits.items()}
+        first = as_of.year + 1 if (as_of.month, as_of.day) == (12, 31) else as_of.year  # the next calendar year
+        for quantity in ("market.total_sales", "market.nev_share"):
+            fit = fits[quantity]
+            for horizon in HORIZONS:
+                year = first + horizon - 1
+                actual = actuals.get((quantity, year))
+                if actual is None:
+                    continue
+                steps = year - fit.last_year
+                sample = _from_level(quantity, fit.forecast_ppf(probabilities, steps))
+                p10, p50, p90 = (float(v) for v in np.quantile(sample, [0.1, 0.5, 0.9]))
+                frozen, trend = naive_forecasts(fit.levels, quantity, year)
+                industry = industry_errors(as_of, quantity, year)
+                scores.append(OriginScore(
+                    origin, quantity, year, horizon, actual.value, p10, p50, p90, bool(p10 <= actual.value <= p90),
+                    p50 / actual.value - 1.0, crps(actual.value, sample), frozen, frozen / actual.value - 1.0,
+                    trend, trend / actual.value - 1.0, float(np.median(industry)) if industry else None,
+                    len(industry)))
+    return RollingBacktest(draws, scores, fits_out)

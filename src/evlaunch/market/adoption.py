@@ -1,0 +1,229 @@
+"""NEV adoption (and market size) estimated from the history public at a date: a logistic diffusion with
+random year-to-year departures from its trend.
+
+The model, for y = log(NEV share / (1 - share)) (or y = log total sales), year by year:
+
+    y[t] = y[t-1] + mu + e[t],   e[t] ~ Normal(0, sd^2) independent
+
+that is a logistic curve in time (a straight line in log-odds with slope `mu`, logit units per year) whose
+position takes a random step every year, as the history does (China's NEV log-odds rose 0.7 in 2017-18,
+barely moved in 2019-20 after the subsidy cut, and rose 1.0 in 2021). Estimation from increments
+c_i over spans of k_i years (k_i = 1 for consecutive years; 2 where a year is missing):
+
+    mu_hat = sum c_i / sum k_i,   sd_hat^2 = sum (c_i - k_i mu_hat)^2 / k_i / (m - 1),
+    var(mu_hat) = sd_hat^2 / sum k_i                       (m increments, m - 1 degrees of freedom)
+
+and the h-year-ahead forecast from the last level y[T] (Student t with m - 1 degrees of freedom):
+
+    y[T + h] ~ y[T] + h mu_hat + t(m - 1) * sd_hat * sqrt(h + h^2 / sum k_i)
+
+The error model is the spread of the one-year forecast errors the history itself shows up to the as-of
+date (each increment minus the drift), so it never looks past the origin. A single uncertain drift per
+Monte Carlo draw (`trend_ppf`: the predictive one-year change, variance sd^2 (1 + 1 / sum k)) gives the
+exact one-year spread and a wider-than-needed spread beyond (h^2 instead of h on the step term).
+
+Series (`yearly_increments`): where the monthly registrations cover two consecutive years, the change
+between them over their common calendar months (so a year-to-date year counts, and seasonality cancels),
+NEV share = BEV registrations x (1 + PHEV/BEV ratio of that year, else the latest public year) / all
+registrations, the model's basis; before the registrations start, the annual CAAM series (passenger NEV
+share, passenger-vehicle sales), whose changes (not levels) are pooled. The levels are chained back from
+the latest year, so every level is on the registrations basis.
+
+Pure functions on dicts and arrays; no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import t as student_t
+
+from evlaunch.config.distributions import is_uncertain
+from evlaunch.config.scenario import EstimatedTrend, Scenario
+from evlaunch.errors import DataError
+from evlaunch.market.history import MarketHistory
+
+MIN_COMMON_MONTHS = 6     # a year-to-date year enters with at least this many months public
+TREND_BOUNDS = (-5.0, 5.0)  # the scenario's allowed range of market.nev_trend_per_year (logit units/yr)
+
+
+@dataclass(frozen=True)
+class DriftFit:
+    """A random walk with drift fitted to yearly levels; `levels` chained on one basis."""
+
+    levels: dict[int, float]   # year -> level (log-odds or log), the latest year possibly year-to-date based
+    drift: float               # mu_hat, per year
+    sd: float                  # sd of a one-year step
+    span: float                # sum of the increments' spans, years
+    count: int                 # number of increments
+
+    @property
+    def dof(self) -> int:
+        return self.count - 1
+
+    @property
+    def drift_se(self) -> float:
+        return self.sd / math.sqrt(self.span)
+
+    @property
+    def last_year(self) -> int:
+        return max(self.levels)
+
+    @property
+    def last_level(self) -> float:
+        return self.levels[self.last_year]
+
+    def forecast_scale(self, horizon: float) -> float:
+        """Scale of the Student-t forecast error of the level `horizon` years ahead."""
+        return self.sd * math.sqrt(horizon + horizon ** 2 / self.span)
+
+    def forecast_ppf(self, uniform: np.ndarray, horizon: float) -> np.ndarray:
+        """Level `horizon` years after the last level at the given probabilities."""
+        return (self.last_level + horizon * self.drift
+                + student_t.ppf(np.asarray(uniform, float), self.dof) * self.forecast_scale(horizon))
+
+    def trend_ppf(self, uniform: np.ndarray, bounds: tuple[float, float] = TREND_BOUNDS) -> np.ndarray:
+        """The predictive one-year change at the given probabilities, truncated to `bounds` (per year)."""
+        scale = self.forecast_scale(1.0)
+        low, high = (student_t.cdf((bound - self.drift) / scale, self.dof) for bound in bounds)
+        probability = low + np.asarray(uniform, float) * (high - low)
+        return self.drift + student_t.ppf(probability, self.dof) * scale
+
+
+def fit_drift(increments: list[tuple[float, float]], levels: dict[int, float], what: str) -> DriftFit:
+    """Fit mu and sd from (span in years, change) increments (module docstring)."""
+    if len(increments) < 2:
+        raise DataError(f"{what}: {len(increments)} yearly change(s) public by the as-of date; expected at least two "
+                        f"to estimate the adoption trend and its spread")
+    spans = np.array([span for span, _ in increments], float)
+    changes = np.array([change for _, change in increments], float)
+    drift = float(changes.sum() / spans.sum())
+    variance = float(np.sum((changes - spans * drift) ** 2 / spans) / (len(increments) - 1))
+    return DriftFit(dict(levels), drift, math.sqrt(variance), float(spans.sum()), len(increments))
+
+
+def logit(share: float) -> float:
+    return math.log(share / (1.0 - share))
+
+
+def _ratio(ratios: dict[int, float], year: int) -> float | None:
+    known = [y for y in ratios if y <= year]
+    return ratios[max(known)] if known else None
+
+
+def _registrations_by_year(monthly_total: dict[str, float],
+                           monthly_bev: dict[str, float]) -> dict[int, dict[int, tuple[float, float]]]:
+    """year -> calendar month -> (all registrations, BEV registrations), months with both figures."""
+    by_year: dict[int, dict[int, tuple[float, float]]] = {}
+    for month, total in monthly_total.items():
+        bev = monthly_bev.get(month)
+        if bev is not None and total > 0:
+            by_year.setdefault(int(month[:4]), {})[int(month[5:7])] = (float(total), float(bev))
+    return by_year
+
+
+def _registrations_level(by_year: dict[int, dict[int, tuple[float, float]]], phev_to_bev_by_year: dict[int, float],
+                         quantity: str, year: int, months: list[int]) -> float | None:
+    """Log total or NEV log-odds of `year` over the calendar `months` (None where undefined)."""
+    total = sum(by_year[year][m][0] for m in months)
+    if quantity == "log_total":
+        return math.log(total)
+    ratio = _ratio(phev_to_bev_by_year, year)
+    if ratio is None:
+        return None
+    share = sum(by_year[year][m][1] for m in months) * (1.0 + ratio) / total
+    return logit(share) if 0 < share < 1 else None
+
+
+def _chain(anchor: int, value: float, changes: dict[int, float]) -> dict[int, float]:
+    """Levels from one anchored year and the year-on-year changes around it."""
+    levels = {anchor: value}
+    year = anchor
+    while year + 1 in changes:
+        year += 1
+        levels[year] = levels[year - 1] + changes[year]
+    year = anchor
+    while year in changes:
+        levels[year - 1] = levels[year] - changes[year]
+        year -= 1
+    return levels
+
+
+def yearly_increments(monthly_total: dict[str, float], monthly_bev: dict[str, float],
+                      phev_to_bev_by_year: dict[int, float], annual: dict[int, float],
+                      quantity: str) -> tuple[list[tuple[float, float]], dict[int, float]]:
+    """Increments (span, change) and chained levels of 'nev_log_odds' or 'log_total'.
+
+    monthly_total, monthly_bev: registrations by 'YYYY-MM' (public months only); phev_to_bev_by_year:
+    CAAM PHEV/BEV; annual: the CAAM yearly series for years before the registrations (passenger NEV share
+    for 'nev_log_odds', passenger-vehicle sales for 'log_total')."""
+    if quantity not in ("nev_log_odds", "log_total"):
+        raise ValueError(f"unknown quantity {quantity!r}")
+    by_year = _registrations_by_year(monthly_total, monthly_bev)
+    increments: list[tuple[float, float]] = []
+    changes: dict[int, float] = {}   # year -> change from the year before, over their common months
+    years = sorted(by_year)
+    for year in years[1:]:
+        common = sorted(set(by_year[year]) & set(by_year.get(year - 1, {})))
+        if len(common) < MIN_COMMON_MONTHS:
+            continue
+        now = _registrations_level(by_year, phev_to_bev_by_year, quantity, year, common)
+        before = _registrations_level(by_year, phev_to_bev_by_year, quantity, year - 1, common)
+        if now is not None and before is not None:
+            changes[year] = now - before
+            increments.append((1.0, now - before))
+    full = [y for y in years if len(by_year[y]) == 12]
+    anchor = _registrations_level(by_year, phev_to_bev_by_year, quantity, max(full), list(range(1, 13))) \
+        if full else None
+    levels = _chain(max(full), anchor, changes) if anchor is not None else {}
+    first = min(levels) if levels else (years[0] if years else 10_000)
+    transform = logit if quantity == "nev_log_odds" else math.log
+    earlier = sorted(y for y, v in annual.items() if y <= first and 0 < v and (quantity == "log_total" or v < 1))
+    pairs = list(zip(earlier[:-1], earlier[1:]))
+    increments += [(float(b - a), transform(annual[b]) - transform(annual[a])) for a, b in pairs]
+    if not levels:
+        return increments, {y: transform(annual[y]) for y in earlier}
+    for a, b in reversed(pairs):  # chain the earlier CAAM years onto the registrations basis
+        if b in levels and a not in levels:
+            levels[a] = levels[b] - (transform(annual[b]) - transform(annual[a]))
+    return increments, dict(sorted(levels.items()))
+
+
+def estimate(monthly_total: dict[str, float], monthly_bev: dict[str, float], phev_to_bev_by_year: dict[int, float],
+             annual: dict[int, float], quantity: str) -> DriftFit:
+    """The fitted adoption (quantity 'nev_log_odds') or market-size ('log_total') model from public history."""
+    increments, levels = yearly_increments(monthly_total, monthly_bev, phev_to_bev_by_year, annual, quantity)
+    if not levels:
+        raise DataError(f"{quantity}: no yearly level is public by the as-of date; expected a full year of monthly "
+                        f"registrations or annual CAAM figures")
+    return fit_drift(increments, levels, f"NEV adoption ({quantity})")
+
+
+def charging_log_growth(chargers: dict[int, float], first: int, last: int) -> float:
+    """Mean yearly log growth of public charging points between the public year ends nearest to `first` and
+    `last` (0 if fewer than two are public)."""
+    years = sorted(y for y in chargers if first - 1 <= y <= last and chargers[y] > 0)
+    if len(years) < 2:
+        return 0.0
+    return math.log(chargers[years[-1]] / chargers[years[0]]) / (years[-1] - years[0])
+
+
+def resolve_adoption(scenario: Scenario, history: MarketHistory) -> Scenario:
+    """The scenario with `market.nev_trend_per_year = {dist = "estimated"}` resolved from the public history:
+    the predictive one-year change of the NEV log-odds (`DriftFit`: t with m - 1 degrees of freedom, scale
+    sd sqrt(1 + 1 / sum k)) less what the charging term already explains at the median charging effect (its
+    mean yearly log growth of public charging points over the estimation years), so the drift stays what the
+    explicit drivers do not explain. Other scenarios are returned unchanged."""
+    trend = scenario.market.nev_trend_per_year
+    if not isinstance(trend, EstimatedTrend):
+        return scenario
+    fit = estimate(history.monthly_total, history.monthly_bev, history.phev_to_bev_by_year,
+                   history.nev_share_by_year, "nev_log_odds")
+    effect = scenario.market.charging_effect
+    effect_median = effect.centre if is_uncertain(effect) else float(effect)
+    growth = charging_log_growth(history.public_chargers_by_year, min(fit.levels), fit.last_year)
+    resolved = trend.model_copy(update={"location": fit.drift - effect_median * growth,
+                                        "scale": fit.forecast_scale(1.0), "dof": fit.dof})
+    return scenario.model_copy(update={"market": scenario.market.model_copy(update={"nev_trend_per_year": resolved})})
