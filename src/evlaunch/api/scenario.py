@@ -24,7 +24,7 @@ from tomlkit.items import AoT, InlineTable, Item, Table
 from evlaunch.config import scenario as schema
 from evlaunch.config.scenario import load_scenario, parse_scenario, quantities
 from evlaunch.errors import EvlaunchError, ScenarioError, naming_source
-from evlaunch.runs.runner import DEFAULT_SEED
+from evlaunch.runs.runner import DEFAULT_SEED, load_model
 from evlaunch.runs.sampling import design, sample_inputs
 from evlaunch.simulation.simulate import prepare, simulate
 
@@ -295,7 +295,10 @@ class Scenario:
         """What `evlaunch validate` checks beyond the schema: prepare the data the scenario needs and simulate
         `draws` sampled draws, so problems only a run would meet raise here (ScenarioError/DataError naming
         the file and field)."""
-        model = prepare(self.config, self.file.resolve().parent, self.source)
+        if self.source == str(self.file) and self.file.is_file():  # a file: share a run's prepared model
+            model = load_model(self.file, self.text)
+        else:
+            model = prepare(self.config, self.file.resolve().parent, self.source)
         try:
             simulate(model, sample_inputs(self.config, design(self.config, seed, model.event_names), 0, draws))
         except EvlaunchError as error:
