@@ -20,7 +20,7 @@ from evlaunch._version import __version__
 
 if TYPE_CHECKING:
     from evlaunch.api.results import Comparison, Discovery, Sensitivity
-    from evlaunch.api.run import Run, RunNotFinished, discover, run, sensitivity
+    from evlaunch.api.run import DEFAULT_SEED, Run, RunNotFinished, discover, run, sensitivity
     from evlaunch.api.scenario import Scenario
     from evlaunch.api.summary import (
         LaunchQuantiles,
@@ -40,6 +40,7 @@ _LAZY = {
     "sensitivity": "evlaunch.api.run",
     "discover": "evlaunch.api.run",
     "RunNotFinished": "evlaunch.api.run",
+    "DEFAULT_SEED": "evlaunch.api.run",
     "Summary": "evlaunch.api.summary",
     "PathSummary": "evlaunch.api.summary",
     "MarketSummary": "evlaunch.api.summary",
@@ -60,7 +61,8 @@ _LAZY = {
 __all__ = [
     "__version__", "Scenario", "run", "Run", "sensitivity", "discover", "Summary", "PathSummary", "MarketSummary",
     "RecommendedPath", "LaunchQuantiles", "Stats", "Comparison", "Sensitivity", "Discovery", "EvlaunchError",
-    "ScenarioError", "DataError", "RunError", "RunNotFinished", "bundled_scenarios_dir", "default_scenarios_dir",
+    "ScenarioError", "DataError", "RunError", "RunNotFinished", "DEFAULT_SEED", "bundled_scenarios_dir",
+    "default_scenarios_dir",
 ]
 
 
