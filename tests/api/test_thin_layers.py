@@ -21,8 +21,6 @@ DIRECT: dict[tuple[str, str], str] = {
     ("cli/backtest_commands.py", "evlaunch.studies.backtest"): "backtests are not part of the public API yet",
     ("cli/analysis_commands.py", "evlaunch.studies.calibration_report"): "the calibration tables are terminal "
                                                                          "tables (rich), not API results",
-    ("web/jobs.py", "evlaunch.runs.execution"): "a job tells a cancelled run (RunCancelled) from a failure",
-    ("web/jobs.py", "evlaunch.runs.runner"): "a job learns its run id when the store records the run, before it ends",
     ("web/jobs.py", "evlaunch.runs.store"): "the job manager's store",
     ("web/state.py", "evlaunch.runs.store"): "the dashboard reads run records (status, timings) from its store",
     ("web/app.py", "evlaunch.runs.store"): "the dashboard opens the store `evlaunch serve --store` names",

@@ -37,8 +37,10 @@ from evlaunch.api.summary import Summary
 from evlaunch.errors import RunError
 from evlaunch.report.build import write_report
 from evlaunch.runs.draw_table import DrawTable
-from evlaunch.runs.runner import DEFAULT_CHUNK, RunOptions, run_scenario
+from evlaunch.runs.execution import RunCancelled as RunCancelled  # public: a run stopped by its cancel event
+from evlaunch.runs.runner import DEFAULT_CHUNK as DEFAULT_CHUNK  # public: draws per chunk unless told
 from evlaunch.runs.runner import DEFAULT_SEED as DEFAULT_SEED  # public: the seed runs use unless told
+from evlaunch.runs.runner import RunOptions, run_scenario
 from evlaunch.runs.store import RunStore
 from evlaunch.runs.summary import DrawStatistics
 from evlaunch.simulation.simulate import Model, prepare
@@ -66,6 +68,27 @@ class RunNotFinished(RunError):
         super().__init__(f"run {run_id} is {status}; only finished runs can be opened")
         self.run_id = run_id
         self.status = status
+
+
+class _AnnouncingStore:
+    """A run store that reports the run id as soon as a run is recorded (or reopened to resume)."""
+
+    def __init__(self, store: RunStore, on_start: Callable[[str], None]) -> None:
+        self._store = store
+        self._on_start = on_start
+
+    def start_run(self, *args: Any, **kwargs: Any) -> str:
+        run_id = self._store.start_run(*args, **kwargs)
+        self._on_start(run_id)
+        return run_id
+
+    def reopen_run(self, *args: Any, **kwargs: Any) -> str:
+        run_id = self._store.reopen_run(*args, **kwargs)
+        self._on_start(run_id)
+        return run_id
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 def _scratch_dir(name: str) -> Path:
@@ -279,14 +302,17 @@ def discover(scenario: Scenario | PathLike, when: str, *, draws: int = 4000, see
 def run(scenario: Scenario | PathLike, *, draws: int = 2000, seed: int = DEFAULT_SEED, workers: int | None = None,
         scheduler: str | None = None, out: PathLike | None = None, store: StoreLike = None,
         chunk_size: int = DEFAULT_CHUNK, resume: bool = False, report: bool = False,
-        progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None) -> Run:
+        progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None,
+        on_start: Callable[[str], None] | None = None) -> Run:
     """Run a scenario (a `Scenario` or a scenario file): `draws` Monte Carlo draws with `seed`, locally, on a
     local dask cluster of `workers`, or on the dask `scheduler` at an address.
 
     Files go to `out` (default: a temporary directory removed when the process exits). `store` records the
     run: True for the default store, a path for a store file, None (default) for none. `report=True` also
     writes report.html. `progress(done, total)` is called as chunks finish; setting `cancel` stops the run
-    (finished chunks are kept; `resume=True` completes it). Raises ScenarioError/RunError on bad input.
+    (finished chunks are kept; `resume=True` completes it) and raises RunCancelled. `on_start(run_id)` is
+    called as soon as the store records the run, before any draw is simulated. Raises ScenarioError/RunError
+    on bad input.
     """
     if workers is not None and scheduler is not None:
         raise RunError("give either --workers (start a local cluster) or --scheduler (use an existing one), "
@@ -295,5 +321,8 @@ def run(scenario: Scenario | PathLike, *, draws: int = 2000, seed: int = DEFAULT
     out_dir = Path(out) if out is not None else _scratch_dir(chosen.name)
     options = RunOptions(draws=draws, seed=seed, chunk_size=chunk_size, workers=workers, scheduler=scheduler,
                          resume=resume, report=report)
-    result = run_scenario(chosen.file, out_dir, options, _store(store), progress, cancel, scenario_text=chosen.text)
+    recorder = _store(store)
+    if recorder is not None and on_start is not None:
+        recorder = cast(RunStore, _AnnouncingStore(recorder, on_start))
+    result = run_scenario(chosen.file, out_dir, options, recorder, progress, cancel, scenario_text=chosen.text)
     return Run(result.out_dir, chosen, result.summary, result.run_id, result.timings)

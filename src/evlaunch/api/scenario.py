@@ -199,9 +199,13 @@ class Scenario:
         return cls(Path(path).read_text(encoding="utf-8"), str(path), Path(path), parsed)
 
     @classmethod
-    def from_text(cls, text: str, source: str = "<scenario>", base_dir: PathLike = ".") -> Scenario:
-        """Validate scenario TOML text; own data tables it names are found relative to `base_dir`."""
-        return cls(text, source, Path(base_dir) / "scenario.toml", parse_scenario(text, source))
+    def from_text(cls, text: str, source: str = "<scenario>", base_dir: PathLike = ".", *,
+                  file: PathLike | None = None) -> Scenario:
+        """Validate scenario TOML text; own data tables it names are found relative to `base_dir`. `file`
+        is the scenario file the text stands for, e.g. an edited copy of it (default: scenario.toml in
+        `base_dir`): runs name it in messages and read relative data tables from its folder."""
+        where = Path(file) if file is not None else Path(base_dir) / "scenario.toml"
+        return cls(text, source, where, parse_scenario(text, source))
 
     # -- what it is -----------------------------------------------------------------------------------
 
