@@ -82,9 +82,10 @@ class _AnnouncingStore:
         self._on_start(run_id)
         return run_id
 
-    def reopen_run(self, *args: Any, **kwargs: Any) -> str:
-        run_id = self._store.reopen_run(*args, **kwargs)
-        self._on_start(run_id)
+    def reopen_run(self, *args: Any, **kwargs: Any) -> str | None:
+        run_id = self._store.reopen_run(*args, **kwargs)  # None: no unfinished record; a new one is started
+        if run_id is not None:
+            self._on_start(run_id)
         return run_id
 
     def __getattr__(self, name: str) -> Any:
