@@ -123,3 +123,55 @@ def test_nothing_inside_the_package_imports_its_root():
     found = [f for path in _modules() if path.name != "__init__.py" or path.parent != SOURCE
              for f in imports_of_root(path)]
     assert not found, "\n".join(found)
+
+
+def private_imports(path: Path, root: Path = SOURCE) -> list[str]:
+    """`file:line what` for each private name a module takes from evlaunch: an imported module or name
+    starting with "_" (dunders such as `__version__` aside; `evlaunch._version` is the one private module
+    every layer may import), or an `_attribute` read off a module imported from evlaunch."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    relative = path.relative_to(root).as_posix()
+
+    def private(name: str) -> bool:
+        return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+    found, modules = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] != "evlaunch":
+                    continue
+                modules.add(alias.asname or alias.name.split(".")[0])
+                if alias.name != "evlaunch._version" and any(map(private, alias.name.split("."))):
+                    found.append(f"{relative}:{node.lineno} import {alias.name}")
+        elif isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] == "evlaunch"):
+            module = "." * node.level + (node.module or "")
+            parts = [part for part in (node.module or "").split(".") if part]
+            for alias in node.names:
+                modules.add(alias.asname or alias.name)
+                if (module != "evlaunch._version" and any(map(private, parts))) or private(alias.name):
+                    found.append(f"{relative}:{node.lineno} from {module} import {alias.name}")
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and private(node.attr) and isinstance(node.value, ast.Name)
+                and node.value.id in modules):
+            found.append(f"{relative}:{node.lineno} {node.value.id}.{node.attr}")
+    return sorted(set(found))
+
+
+def test_the_private_import_check_sees_private_names(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("from evlaunch.runs.runner import _model, load_model\nfrom evlaunch.runs import runner\n"
+                      "from evlaunch._version import __version__\nimport evlaunch._secret\n"
+                      "from .sibling import _helper\nfrom evlaunch.api.run import Run\n"
+                      "model = runner._model('', '', '')\nfine = Run.__name__, runner.load_model\n", encoding="utf-8")
+    assert private_imports(sample, tmp_path) == [
+        "sample.py:1 from evlaunch.runs.runner import _model", "sample.py:4 import evlaunch._secret",
+        "sample.py:5 from .sibling import _helper", "sample.py:7 runner._model"]
+
+
+@pytest.mark.parametrize("layer", ["cli", "web"])
+def test_cli_and_web_import_nothing_private(layer):
+    """The command line and the dashboard are thin layers over the public API (issue 15): they reach no
+    private name of the package (what the API lacks is added to it, typed and documented)."""
+    found = [f for path in sorted((SOURCE / layer).rglob("*.py")) for f in private_imports(path)]
+    assert not found, "import public names instead (add them to evlaunch.api if missing):\n" + "\n".join(found)

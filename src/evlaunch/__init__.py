@@ -20,7 +20,16 @@ from evlaunch._version import __version__
 
 if TYPE_CHECKING:
     from evlaunch.api.results import Comparison, Discovery, Sensitivity
-    from evlaunch.api.run import Run, run, sensitivity
+    from evlaunch.api.run import (
+        DEFAULT_CHUNK,
+        DEFAULT_SEED,
+        Run,
+        RunCancelled,
+        RunNotFinished,
+        discover,
+        run,
+        sensitivity,
+    )
     from evlaunch.api.scenario import Scenario
     from evlaunch.api.summary import (
         LaunchQuantiles,
@@ -38,6 +47,11 @@ _LAZY = {
     "run": "evlaunch.api.run",
     "Run": "evlaunch.api.run",
     "sensitivity": "evlaunch.api.run",
+    "discover": "evlaunch.api.run",
+    "RunNotFinished": "evlaunch.api.run",
+    "DEFAULT_SEED": "evlaunch.api.run",
+    "DEFAULT_CHUNK": "evlaunch.api.run",
+    "RunCancelled": "evlaunch.api.run",
     "Summary": "evlaunch.api.summary",
     "PathSummary": "evlaunch.api.summary",
     "MarketSummary": "evlaunch.api.summary",
@@ -56,9 +70,11 @@ _LAZY = {
 }
 
 __all__ = [
-    "__version__", "Scenario", "run", "Run", "sensitivity", "Summary", "PathSummary", "MarketSummary",
+    "__version__", "Scenario", "run", "Run", "sensitivity", "discover", "Summary", "PathSummary", "MarketSummary",
     "RecommendedPath", "LaunchQuantiles", "Stats", "Comparison", "Sensitivity", "Discovery", "EvlaunchError",
-    "ScenarioError", "DataError", "RunError", "bundled_scenarios_dir", "default_scenarios_dir",
+    "ScenarioError", "DataError", "RunError", "RunNotFinished", "RunCancelled", "DEFAULT_SEED", "DEFAULT_CHUNK",
+    "bundled_scenarios_dir",
+    "default_scenarios_dir",
 ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,8 @@ def _launch_label(config: Config, index: float) -> str | None:
 
 
 def key_figures(config: Config, table: DrawStatistics) -> tuple[list[dict[str, Any]], Recommendation, dict[str, Any]]:
-    """Per path: launch quantiles and mean, P(never), P(by target), total deliveries, NPV mean, quantiles
+    """Per path: launch quantiles (as "YYYY-MM" labels, and as months after the start in the rows but not
+    in KEY_FIGURES) and mean, P(never), P(by target), total deliveries, NPV mean, quantiles
     and CVaR10, P(budget exceeded). Also the recommendation and the per-path NPV and launch-month arrays
     (for dominance tests). Launch means are months after the scenario's start, over draws that launch."""
     statistics = path_statistics(table, config)
@@ -62,6 +63,8 @@ def key_figures(config: Config, table: DrawStatistics) -> tuple[list[dict[str, A
             "launch_p50": _launch_label(config, stats.launch_month.p50),
             "launch_p90": _launch_label(config, stats.launch_month.p90),
             "launch_month_mean": float(np.mean(months[launched])) if launched.any() else None,
+            "launch_month_p10": stats.launch_month.p10, "launch_month_p50": stats.launch_month.p50,
+            "launch_month_p90": stats.launch_month.p90,
             "p_never": float(1.0 - launched.mean()),
             "p_launch_by_target": stats.p_launch_by_target,
             "deliveries_total_mean": float(np.mean(deliveries)),
@@ -71,6 +74,13 @@ def key_figures(config: Config, table: DrawStatistics) -> tuple[list[dict[str, A
     return rows, chosen, arrays_by_path
 
 
+# The rows of `evlaunch compare --json`, in its order: launch months are months after each scenario's
+# start (the mean over draws that launch; quantiles inf where more than that share never launches).
+COMPARE_FIELDS = ["recommended", "launch_month_mean", "p_never", "launch_month_p10", "launch_month_p50",
+                  "launch_month_p90", "p_launch_by_target", "deliveries_total_mean", "npv_mean", "npv_p10",
+                  "npv_p50", "npv_p90", "npv_cvar10", "p_budget_exceeded"]
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Paths within and across runs: one row per (run, path), dominance statements, each run's choice."""
@@ -78,11 +88,12 @@ class Comparison:
     table: pd.DataFrame                        # KEY_FIGURES with a leading "run" column
     dominance: list[str]                       # first-order stochastic dominance, in words
     recommendations: dict[str, Recommendation]  # by run label: path, criterion, why the others lost
+    rows: list[dict[str, Any]] = field(default_factory=list)  # COMPARE_FIELDS per path, as plain Python values
 
     def to_dict(self) -> dict[str, Any]:
-        """The `evlaunch compare --json` document."""
-        rows = json.loads(self.table.to_json(orient="records"))
-        return {"paths": rows, "dominance": list(self.dominance),
+        """The `evlaunch compare --json` document: "paths" (one row per path, named "run:path" when several
+        runs are compared; launch months as months after the start), "dominance" and "recommended"."""
+        return {"paths": [dict(row) for row in self.rows], "dominance": list(self.dominance),
                 "recommended": {label: {"path": r.path, "criterion": r.criterion,
                                         "why_others_lost": r.why_others_lost, "note": r.note}
                                 for label, r in self.recommendations.items()}}
@@ -91,7 +102,7 @@ class Comparison:
 def compare(runs: Sequence[tuple[str, Config, DrawStatistics]]) -> Comparison:
     """Compare the paths of labelled runs (label, scenario configuration, draws); with one run, the rows
     are that run's paths; with several, paths are named "label:path" in the dominance statements."""
-    rows, npv, launch, chosen = [], {}, {}, {}
+    rows, named, npv, launch, chosen = [], [], {}, {}, {}
     for label, config, table in runs:
         figures, recommended, arrays = key_figures(config, table)
         chosen[label] = recommended
@@ -99,8 +110,9 @@ def compare(runs: Sequence[tuple[str, Config, DrawStatistics]]) -> Comparison:
             key = f"{label}:{row['path']}" if len(runs) > 1 else row["path"]
             npv[key], launch[key] = arrays[row["path"]]
             rows.append({"run": label, **row})
+            named.append({"path": key, **{name: row[name] for name in COMPARE_FIELDS}})
     dominance = [statement for _, _, statement in dominance_table(npv, launch)]
-    return Comparison(pd.DataFrame(rows, columns=["run", *KEY_FIGURES]), dominance, chosen)
+    return Comparison(pd.DataFrame(rows, columns=["run", *KEY_FIGURES]), dominance, chosen, named)
 
 
 @dataclass(frozen=True)
@@ -169,6 +181,7 @@ class Discovery:
     box: Box
     warning: str | None     # set when the box hardly concentrates the condition
     events: dict[str, str]  # the box's chance-draw inputs, in words
+    columns: dict[str, str] = field(default_factory=dict)  # each name in the condition -> the draws' column read
 
     @property
     def limits(self) -> pd.DataFrame:
@@ -192,13 +205,15 @@ class Discovery:
         return self.box.rule
 
 
-def discover(config: Config, table: DrawStatistics, when: str | npt.ArrayLike, min_coverage: float = 0.3,
-             inputs: int = 8, label: str | None = None) -> Discovery:
+def discover_in(config: Config, table: DrawStatistics, events: Sequence[str], when: str | npt.ArrayLike,
+                min_coverage: float = 0.3, inputs: int = 8, label: str | None = None) -> Discovery:
     """PRIM boxes for a condition on the draws: `when` is a condition on per-draw outputs (bare names refer
     to the recommended path, e.g. "npv < 0"; full names like "BAIC.npv" to any column), or one True/False
-    per draw in draw order (e.g. a comparison of `Run.draws` columns), named by `label`. ConditionError,
+    per draw in draw order (e.g. a comparison of `Run.draws` columns), named by `label`. The inputs PRIM
+    may restrict are the uncertain parameters and the chance-draw columns `events`. ConditionError,
     DiscoveryError or EvlaunchError name what is wrong."""
     chosen = recommendation(path_statistics(table, config), config).path
+    columns: dict[str, str] = {}
     if isinstance(when, str):
         condition = parse_condition(when)
         data = {}
@@ -209,17 +224,17 @@ def discover(config: Config, table: DrawStatistics, when: str | npt.ArrayLike, m
                     f"--when: {name!r} is neither a per-draw column nor an output of the recommended path "
                     f"{chosen!r}; e.g. npv, launch_month_index, peak_cash_need, deliveries.2026, or {chosen}.npv")
             data[name] = table.to_numpy([column])[column]
+            columns[name] = column
         mask = evaluate(condition, data)
         label = label or when
     else:
         mask = np.asarray(when)
         label = label or "the condition"
-    events = [column for column in table.columns if column.endswith("_event")]
-    frame = screen_inputs(discovery_frame(table, sorted(uncertain_parameters(config)) + events), mask, inputs)
+    frame = screen_inputs(discovery_frame(table, sorted(uncertain_parameters(config)) + list(events)), mask, inputs)
     box = find_boxes(frame, mask, label, DiscoveryConfig(min_coverage=min_coverage)).box
     share = float(np.mean(mask))
     return Discovery(label, share, len(mask), chosen, box, weak_box_message(box.density, share, label),
-                     {name: describe_event(name) for name in box.limits if name.endswith("_event")})
+                     {name: describe_event(name) for name in box.limits if name.endswith("_event")}, columns)
 
 
 def summary_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from tomlkit.items import AoT, InlineTable, Item, Table
 from evlaunch.config import scenario as schema
 from evlaunch.config.scenario import load_scenario, parse_scenario, quantities
 from evlaunch.errors import EvlaunchError, ScenarioError, naming_source
-from evlaunch.runs.runner import DEFAULT_SEED
+from evlaunch.runs.runner import DEFAULT_SEED, load_model
 from evlaunch.runs.sampling import design, sample_inputs
 from evlaunch.simulation.simulate import prepare, simulate
 
@@ -199,9 +199,13 @@ class Scenario:
         return cls(Path(path).read_text(encoding="utf-8"), str(path), Path(path), parsed)
 
     @classmethod
-    def from_text(cls, text: str, source: str = "<scenario>", base_dir: PathLike = ".") -> Scenario:
-        """Validate scenario TOML text; own data tables it names are found relative to `base_dir`."""
-        return cls(text, source, Path(base_dir) / "scenario.toml", parse_scenario(text, source))
+    def from_text(cls, text: str, source: str = "<scenario>", base_dir: PathLike = ".", *,
+                  file: PathLike | None = None) -> Scenario:
+        """Validate scenario TOML text; own data tables it names are found relative to `base_dir`. `file`
+        is the scenario file the text stands for, e.g. an edited copy of it (default: scenario.toml in
+        `base_dir`): runs name it in messages and read relative data tables from its folder."""
+        where = Path(file) if file is not None else Path(base_dir) / "scenario.toml"
+        return cls(text, source, where, parse_scenario(text, source))
 
     # -- what it is -----------------------------------------------------------------------------------
 
@@ -295,7 +299,10 @@ class Scenario:
         """What `evlaunch validate` checks beyond the schema: prepare the data the scenario needs and simulate
         `draws` sampled draws, so problems only a run would meet raise here (ScenarioError/DataError naming
         the file and field)."""
-        model = prepare(self.config, self.file.resolve().parent, self.source)
+        if self.source == str(self.file) and self.file.is_file():  # a file: share a run's prepared model
+            model = load_model(self.file, self.text)
+        else:
+            model = prepare(self.config, self.file.resolve().parent, self.source)
         try:
             simulate(model, sample_inputs(self.config, design(self.config, seed, model.event_names), 0, draws))
         except EvlaunchError as error:

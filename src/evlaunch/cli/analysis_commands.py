@@ -7,58 +7,41 @@ import math
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.table import Table
 
-from evlaunch.atomic import write_json_atomic
+from evlaunch.api.run import DEFAULT_SEED, Run, RunNotFinished, run
+from evlaunch.api.run import discover as discover_scenario
+from evlaunch.api.run import sensitivity as sensitivity_of
+from evlaunch.api.scenario import Scenario
 from evlaunch.cli.app import app, console, fail
-from evlaunch.config.columns import DELIVERIES, LAUNCH_MONTH_INDEX, NPV, path_column, yearly
-from evlaunch.config.scenario import Scenario, load_scenario, parse_scenario
 from evlaunch.errors import RunError
 from evlaunch.report.formatting import bn_cny
-from evlaunch.runs.runner import DEFAULT_SEED, RunOptions, run_scenario
-from evlaunch.runs.store import RunStore
 
 StoreOption = Annotated[Path | None, typer.Option("--store", help="run store file")]
 
 
 def load_run(reference: str, store: Path | None, draws: int, seed: int, out_root: Path | None = None,
-             keep: bool = True):
-    """(label, scenario, draws table) for a scenario file (run now), a run directory or a stored run id.
+             keep: bool = True) -> tuple[str, Run]:
+    """(label, run) for a scenario file (run now), a run directory or a stored run id.
 
-    A scenario file is run into `out_root`/<name> and recorded in the store when `keep`; otherwise into a
-    temporary directory that lives as long as the process, without a store record."""
-    from evlaunch.runs.draw_table import DrawTable
-
+    A scenario file is run into `out_root`/<name>-compare and recorded in the store when `keep`;
+    otherwise into a temporary directory that lives as long as the process, without a store record."""
     path = Path(reference)
     if path.suffix == ".toml" and path.is_file():
-        scenario = load_scenario(path)
+        scenario = Scenario.load(path)
         if keep:
             out = (out_root or Path("runs")) / f"{scenario.name}-compare"
-            result = run_scenario(path, out, RunOptions(draws=draws, seed=seed, report=False), RunStore(store))
-        else:
-            out = Path(_scratch_dir()) / scenario.name
-            result = run_scenario(path, out, RunOptions(draws=draws, seed=seed, report=False))
-        return scenario.name, scenario, DrawTable.open(result.out_dir)
+            return scenario.name, run(scenario, draws=draws, seed=seed, out=out,
+                                      store=store if store is not None else True)
+        return scenario.name, run(scenario, draws=draws, seed=seed)
     if path.is_dir() and (path / "scenario.toml").is_file():
-        scenario = load_scenario(path / "scenario.toml")
-        return path.name, scenario, DrawTable.open(path)
-    record = RunStore(store).get_run(reference)
-    if record["status"] != "finished":
-        raise RunError(f"run {record['run_id']} is {record['status']}; compare needs finished runs")
-    return (record["run_id"], parse_scenario(record["scenario_text"], f"run {record['run_id']}"),
-            DrawTable.open(record["out_dir"]))
-
-
-def _scratch_dir() -> str:
-    import atexit
-    import shutil
-    import tempfile
-
-    directory = tempfile.mkdtemp(prefix="evlaunch-compare-")
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
-    return directory
+        return path.name, Run.open(path)
+    try:
+        opened = Run.open(reference, store if store is not None else True)
+    except RunNotFinished as error:
+        raise RunError(f"run {error.run_id} is {error.status}; compare needs finished runs") from None
+    return opened.label, opened
 
 
 @app.command()
@@ -73,43 +56,14 @@ def compare(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Compare paths within a run and across runs: launch, deliveries, NPV, CVaR, budget risk, dominance."""
-    from evlaunch.runs.summary import path_statistics, recommendation
-    from evlaunch.studies.scenario_analysis import dominance_table
-
-    rows, npv, launch, recommendations = [], {}, {}, {}
-    for reference in runs:
-        label, scenario, table = load_run(reference, store, draws, seed, out, keep)
-        statistics = path_statistics(table, scenario)
-        chosen = recommendation(statistics, scenario)
-        recommendations[label] = chosen
-        for path, stats in statistics.items():
-            key = f"{label}:{path}" if len(runs) > 1 else path
-            arrays = table.to_numpy([path_column(path, NPV), path_column(path, LAUNCH_MONTH_INDEX)] + [
-                yearly(path, DELIVERIES, year) for year in scenario.years])
-            npv[key], launch[key] = arrays[path_column(path, NPV)], arrays[path_column(path, LAUNCH_MONTH_INDEX)]
-            deliveries = sum(arrays[yearly(path, DELIVERIES, year)] for year in scenario.years)
-            launch_stats = stats.launch_month
-            months = arrays[path_column(path, LAUNCH_MONTH_INDEX)]
-            launched = np.isfinite(months)
-            rows.append({
-                "path": key, "recommended": path == chosen.path,
-                "launch_month_mean": float(np.mean(months[launched])) if launched.any() else None,
-                "p_never": float(1.0 - launched.mean()),
-                "launch_month_p10": launch_stats.p10, "launch_month_p50": launch_stats.p50,
-                "launch_month_p90": launch_stats.p90,
-                "p_launch_by_target": stats.p_launch_by_target,
-                "deliveries_total_mean": float(np.mean(deliveries)),
-                "npv_mean": stats.npv.mean, "npv_p10": stats.npv.p10, "npv_p50": stats.npv.p50,
-                "npv_p90": stats.npv.p90, "npv_cvar10": stats.npv_cvar, "p_budget_exceeded": stats.p_budget_exceeded,
-            })
-    dominance = dominance_table(npv, launch)
+    labelled = [load_run(reference, store, draws, seed, out, keep) for reference in runs]
+    first, *others = [opened for _, opened in labelled]
+    comparison = first.compare(*others, labels=[label for label, _ in labelled])
+    document = comparison.to_dict()
     if as_json:
-        document = {"paths": rows, "dominance": [d[2] for d in dominance],
-                    "recommended": {label: {"path": r.path, "criterion": r.criterion,
-                                            "why_others_lost": r.why_others_lost, "note": r.note}
-                                    for label, r in recommendations.items()}}
         console.print_json(json.dumps(document, default=lambda v: None if isinstance(v, float) else str(v)))
         return
+    rows, recommendations, dominance = document["paths"], comparison.recommendations, comparison.dominance
     table = Table(title="paths compared (launch months as months after each scenario's start; the mean over the "
                         "draws that launch within the horizon)")
     for column in ("path", "launch mean / p10 / p50 / p90", "P(never)", "P(by target)", "deliveries (horizon, mean)",
@@ -135,7 +89,7 @@ def compare(
             console.print(f"  {other}: {why}", highlight=False)
         if chosen.note:
             console.print(f"  note: {chosen.note}", highlight=False)
-    console.print("First-order stochastic dominance: " + ("; ".join(d[2] for d in dominance) if dominance
+    console.print("First-order stochastic dominance: " + ("; ".join(dominance) if dominance
                                                           else "none holds between these paths"), highlight=False)
 
 
@@ -151,24 +105,13 @@ def sensitivity(
     out: Annotated[Path | None, typer.Option(help="write sensitivity.json and sensitivity.html here")] = None,
 ) -> None:
     """Sobol or Morris sensitivity (SALib) of outputs, and the assumptions that decide the path choice."""
-    from evlaunch.report.sensitivity import write_sensitivity_report
-    from evlaunch.simulation.simulate import prepare
-    from evlaunch.studies.scenario_analysis import sensitivity_study
-
     if method not in ("sobol", "morris"):
         fail(f"--method: got {method!r}; expected sobol or morris")
-    parsed = load_scenario(scenario)
-    model = prepare(parsed, scenario.resolve().parent, str(scenario))
+    parsed = Scenario.load(scenario)
     with console.status(f"running the {method} design"):
-        study = sensitivity_study(model, method, output, samples, seed)
-    document = {"scenario": parsed.name, "method": method, "recommended_path": study.recommended,
-                "runner_up": study.runner_up, "outputs": {}}
-    for label, result in study.results.items():
-        frame = result.table().reset_index()
-        document["outputs"][label] = {"design": {"method": result.design.method, "seed": result.design.seed,
-                                                 "rows": result.design.n_rows},
-                                      "indices": json.loads(frame.to_json(orient="records")),
-                                      "non_finite_replaced": result.n_nonfinite_replaced}
+        study = sensitivity_of(parsed, method, output, samples, seed)
+    for label, frame in study.tables.items():
+        result = study.results[label]
         shown = Table(title=f"{label} ({method}, {result.design.n_rows:,} model runs)")
         for column in frame.columns:
             shown.add_column(str(column), justify="right" if column != "parameter" else "left")
@@ -184,10 +127,8 @@ def sensitivity(
         console.print(f"The last table ranks the assumptions that decide {study.recommended} over {study.runner_up} "
                       "(sensitivity of their NPV difference).", highlight=False)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "sensitivity.json", document)
-        write_sensitivity_report(out / "sensitivity.html", parsed.name, study)
-        console.print(f"Wrote {out / 'sensitivity.json'} and {out / 'sensitivity.html'}", highlight=False)
+        json_path, html_path = study.write(out)
+        console.print(f"Wrote {json_path} and {html_path}", highlight=False)
 
 
 @app.command()
@@ -202,41 +143,16 @@ def discover(
     store: StoreOption = None,
 ) -> None:
     """Scenario discovery (PRIM): the ranges of assumptions under which a condition mostly holds."""
-    from evlaunch.analysis.conditions import evaluate, names_in, parse_condition
-    from evlaunch.analysis.discovery import DiscoveryConfig, weak_box_message
-    from evlaunch.analysis.discovery import discover as find_boxes
-    from evlaunch.config.scenario import uncertain_parameters
-    from evlaunch.runs.summary import path_statistics, recommendation
-    from evlaunch.simulation.simulate import prepare
-    from evlaunch.studies.scenario_analysis import discovery_frame, sample_table, screen_inputs
-
-    condition = parse_condition(when)
     path = Path(source)
     if path.suffix == ".toml" and path.is_file():
-        scenario: Scenario = load_scenario(path)
-        model = prepare(scenario, path.resolve().parent, str(path))
-        table = sample_table(model, draws, seed)
-        events = list(model.event_names)
+        found = discover_scenario(path, when, draws=draws, seed=seed, min_coverage=min_coverage, inputs=inputs_kept)
     else:
-        _, scenario, table = load_run(source, store, draws, seed)
-        events = [c for c in table.columns if c.endswith("_event")]
-    chosen = recommendation(path_statistics(table, scenario), scenario).path
-    names = names_in(condition)
-    data = {}
-    for name in names:
-        column = name if name in table.columns else f"{chosen}.{name}"
-        if column not in table.columns:
-            fail(f"--when: {name!r} is neither a per-draw column nor an output of the recommended path {chosen!r}; "
-                 f"e.g. npv, launch_month_index, peak_cash_need, deliveries.2026, or {chosen}.npv")
-        data[name] = table.to_numpy([column])[column]
-    mask = evaluate(condition, data)
-    inputs = screen_inputs(discovery_frame(table, sorted(uncertain_parameters(scenario)) + events), mask,
-                           inputs_kept)
-    result = find_boxes(inputs, mask, when, DiscoveryConfig(min_coverage=min_coverage))
-    console.print(f"{when!r} holds in {mask.mean():.1%} of {len(mask):,} draws"
-                  + (f" (bare names refer to the recommended path {chosen})" if any(
-                      n not in table.columns for n in names) else ""), highlight=False)
-    box = result.box
+        _, opened = load_run(source, store, draws, seed)
+        found = opened.discover(when, min_coverage=min_coverage, inputs=inputs_kept)
+    console.print(f"{when!r} holds in {found.share:.1%} of {found.n_draws:,} draws"
+                  + (f" (bare names refer to the recommended path {found.path})" if any(
+                      name != column for name, column in found.columns.items()) else ""), highlight=False)
+    box = found.box
     trajectory = Table(title="PRIM peeling trajectory (coverage/density trade-off)")
     for column in ("step", "coverage", "density", "mass", "restricted inputs"):
         trajectory.add_column(column, justify="right")
@@ -250,26 +166,10 @@ def discover(
     console.print(box.sentence, highlight=False)
     console.print("(the box's figures are for the limits that survive the quasi-p test, so they can differ from "
                   "the marked trajectory row)", highlight=False)
-    warning = weak_box_message(box.density, float(mask.mean()), when)
-    if warning:
-        console.print(f"[yellow]weak box:[/] {warning}", highlight=False)
-    for name in box.limits:
-        if name.endswith("_event"):
-            console.print(f"  {name}: {describe_event(name)}", highlight=False)
-
-
-def describe_event(name: str) -> str:
-    """Plain words for a chance draw's column (uniform on [0, 1], one per draw)."""
-    parts = name.split(".")
-    if name.endswith(".failure_event") and parts[0] == "paths":
-        return (f"the chance draw that decides whether stage {int(parts[3]) + 1} of path {parts[1]} fails "
-                f"(it fails when the draw is below the stage's failure probability)")
-    if name.endswith(".occurrence_event"):
-        return f"the chance draw that decides whether supply shock {parts[1]} happens (below its probability)"
-    if "awareness_shape_event" in name:
-        return ("the chance draw that picks the entrant's awareness ramp from the new-brand reference class "
-                "(low = fast ramp)")
-    return "a chance draw of the Monte Carlo"
+    if found.warning:
+        console.print(f"[yellow]weak box:[/] {found.warning}", highlight=False)
+    for name, words in found.events.items():
+        console.print(f"  {name}: {words}", highlight=False)
 
 
 @app.command()
@@ -278,6 +178,6 @@ def calibrate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file"
     """Show the calibrated base period: shares, prices, implied own-price elasticities and diversion."""
     from evlaunch.studies.calibration_report import calibration_tables
 
-    parsed = load_scenario(scenario)
+    parsed = Scenario.load(scenario).config
     for table in calibration_tables(parsed, scenario.resolve().parent, top):
         console.print(table)

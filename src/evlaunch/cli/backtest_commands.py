@@ -11,9 +11,9 @@ import typer
 from rich import box
 from rich.table import Table
 
+from evlaunch.api.run import DEFAULT_SEED
 from evlaunch.cli.app import app, console, fail
 from evlaunch.report.formatting import MISSING, bn_cny, percent
-from evlaunch.runs.runner import DEFAULT_SEED
 
 
 def _fmt(quantity: str, value: float | None) -> str:

@@ -18,9 +18,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from evlaunch.api.run import Run, RunNotFinished
+from evlaunch.api.scenario import Scenario
 from evlaunch.cli.app import app, console, errors, fail, is_terminal
 from evlaunch.config.scenario import load_scenario, uncertain_parameters
-from evlaunch.errors import EvlaunchError, naming_source
 from evlaunch.report.build import write_report
 from evlaunch.report.formatting import bn_cny
 from evlaunch.runs.cost import (
@@ -38,7 +39,6 @@ from evlaunch.runs.runner import (
     load_model,
     run_scenario,
 )
-from evlaunch.runs.sampling import simulate_draws
 from evlaunch.runs.store import RunStore
 
 DEFAULT_DRAWS = 2000
@@ -155,10 +155,7 @@ def validate(
         checked = (f"sample simulation skipped: estimated ~{format_seconds(sample.seconds)} for {VALIDATION_DRAWS} "
                    "draws; add --yes to simulate them")
     else:
-        try:
-            simulate_draws(model, DEFAULT_SEED, 0, VALIDATION_DRAWS)
-        except EvlaunchError as error:
-            raise naming_source(error, str(scenario)) from None
+        Scenario.load(scenario).check(VALIDATION_DRAWS)
         checked = f"{VALIDATION_DRAWS} sampled draws simulated"
     console.print(f"{scenario}: valid — scenario {parsed.name!r}, as of {parsed.as_of}, {len(parsed.paths)} paths, "
                   f"{len(uncertain_parameters(parsed))} uncertain parameters ({checked})", highlight=False)
@@ -173,11 +170,12 @@ def runs(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """List stored runs, newest first."""
-    records = open_store(store).list_runs(scenario=scenario, status=status, limit=limit)
+    where = store if store is not None else True
+    records = Run.stored_records(where, scenario=scenario, status=status, limit=limit)
     if as_json:
         console.print_json(json.dumps(records, default=str))
         return
-    table = Table(title=f"runs in {open_store(store).path}")
+    table = Table(title=f"runs in {Run.store_path(where)}")
     for column in ("run id", "created", "scenario", "draws", "seed", "status", "recommended", "out dir"):
         table.add_column(column)
     for record in records:
@@ -195,16 +193,8 @@ def report(
     store: StoreOption = None,
 ) -> None:
     """Rebuild a stored run's report.html from its draws."""
-    from evlaunch.config.scenario import parse_scenario
-    from evlaunch.runs.draw_table import DrawTable
-
-    record = open_store(store).get_run(run_id)
-    if record["status"] != "finished":
-        fail(f"run {record['run_id']} is {record['status']}; only finished runs have a report")
-    out_dir = Path(record["out_dir"])
-    if not (out_dir / "chunks").is_dir():
-        fail(f"run {record['run_id']}: its draws in {out_dir} are gone; re-run the scenario to rebuild them")
-    scenario = parse_scenario(record["scenario_text"], f"run {record['run_id']}")
-    model = load_model(out_dir / "scenario.toml", record["scenario_text"])
-    path = write_report(out or out_dir / "report.html", scenario, model, DrawTable.open(out_dir), record["summary"])
-    console.print(f"Wrote {path}", highlight=False)
+    try:
+        opened = Run.open(run_id, store if store is not None else True)
+    except RunNotFinished as error:
+        fail(f"run {error.run_id} is {error.status}; only finished runs have a report")
+    console.print(f"Wrote {opened.report(out)}", highlight=False)

@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from evlaunch.runs.runner import DEFAULT_SEED
+from evlaunch.api.run import DEFAULT_SEED
 from evlaunch.web.forms import DEFAULT_BROWSER_DRAWS, MAX_BROWSER_DRAWS, FormError, build_request, lever_views
 from evlaunch.web.jobs import TooBusy
 from evlaunch.web.middleware import JSON_MEDIA_TYPE

@@ -1,8 +1,8 @@
 """Background runs for the dashboard: one thread per run, progress, cancel.
 
-A job wraps one call of `evlaunch.runs.runner.run_scenario` (the same code and the same run store as the
-CLI). At most `max_parallel` runs simulate at once; later jobs wait as "queued". The job learns its run
-id when `run_scenario` records the run in the store, so a cancelled or failed run can be found there too.
+A job wraps one call of the public `evlaunch.run` (the same code and the same run store as the CLI). At
+most `max_parallel` runs simulate at once; later jobs wait as "queued". The job learns its run id when
+the store records the run (`on_start`), so a cancelled or failed run can be found there too.
 """
 
 from __future__ import annotations
@@ -12,16 +12,14 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from evlaunch.api.run import DEFAULT_CHUNK, RunCancelled, run
+from evlaunch.api.scenario import Scenario
 from evlaunch.errors import EvlaunchError
-from evlaunch.report.build import write_report
-from evlaunch.runs.execution import RunCancelled
-from evlaunch.runs.runner import DEFAULT_CHUNK, RunOptions, run_scenario
 from evlaunch.runs.store import RunStore
 
 log = logging.getLogger("evlaunch.web")
@@ -90,22 +88,6 @@ class Job:
                 "elapsed_s": round(end - (self.started or self.created), 2),
                 "cancel_requested": self.cancel.is_set(),
             }
-
-
-class _RecordingStore:
-    """The run store, telling the job its run id as soon as `run_scenario` records the run."""
-
-    def __init__(self, store: RunStore, on_start: Callable[[str], None]):
-        self._store = store
-        self._on_start = on_start
-
-    def start_run(self, *args: Any, **kwargs: Any) -> str:
-        run_id = self._store.start_run(*args, **kwargs)
-        self._on_start(run_id)
-        return run_id
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
 
 
 class JobManager:
@@ -194,11 +176,12 @@ class JobManager:
                 phase = "simulating draws" if done < total else "summarising and writing the report"
                 job.update(done=done, phase=phase)
 
-            options = RunOptions(draws=job.draws, seed=job.seed, chunk_size=chunk_size_for(job.draws))
-            store = _RecordingStore(self.store, lambda run_id: job.update(run_id=run_id))
             try:
-                result = run_scenario(scenario_path, job.out_dir, options, store, progress, job.cancel,
-                                      scenario_text=scenario_text, write_report=write_report)
+                scenario = Scenario.from_text(scenario_text, str(scenario_path), scenario_path.parent,
+                                              file=scenario_path)
+                result = run(scenario, draws=job.draws, seed=job.seed, chunk_size=chunk_size_for(job.draws),
+                             out=job.out_dir, store=self.store, report=True, progress=progress, cancel=job.cancel,
+                             on_start=lambda run_id: job.update(run_id=run_id))
             except RunCancelled:
                 job.update(status="cancelled", phase="cancelled", finished=time.time())
             except EvlaunchError as error:

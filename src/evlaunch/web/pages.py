@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
-from evlaunch.runs.runner import DEFAULT_SEED
+from evlaunch.api.run import DEFAULT_SEED
 from evlaunch.web.forms import DEFAULT_BROWSER_DRAWS, FormError, dashboard_changes, lever_views
 from evlaunch.web.scenario_files import ScenarioEntry
 from evlaunch.web.state import DOWNLOADS, Dashboard, DashboardDep, job_json, run_file, with_results

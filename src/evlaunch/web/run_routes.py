@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
-from evlaunch.runs.runner import DEFAULT_SEED
+from evlaunch.api.run import DEFAULT_SEED
 from evlaunch.web.forms import LEVER_KEYS, MAX_FIELD_CHARS, FormError, build_request
 from evlaunch.web.jobs import TooBusy
 from evlaunch.web.middleware import MAX_BODY_BYTES
