@@ -19,6 +19,7 @@ DIRECT: dict[tuple[str, str], str] = {
     ("cli/run_commands.py", "evlaunch.runs.runner"): "`run` checks its options and estimates from the prepared model",
     ("cli/run_commands.py", "evlaunch.runs.store"): "`run` records into the RunStore its --store names",
     ("cli/backtest_commands.py", "evlaunch.studies.backtest"): "backtests are not part of the public API yet",
+    ("cli/backtest_commands.py", "evlaunch.studies.ramp_backtest"): "backtests are not part of the public API yet",
     ("cli/analysis_commands.py", "evlaunch.studies.calibration_report"): "the calibration tables are terminal "
                                                                          "tables (rich), not API results",
     ("web/jobs.py", "evlaunch.runs.store"): "the job manager's store",
