@@ -22,11 +22,12 @@ import tomlkit
 from tomlkit.items import AoT, InlineTable, Item, Table
 
 from evlaunch.config import scenario as schema
+from evlaunch.config.distributions import is_uncertain
 from evlaunch.config.scenario import load_scenario, parse_scenario, quantities
 from evlaunch.errors import EvlaunchError, ScenarioError, naming_source
 from evlaunch.runs.runner import DEFAULT_SEED, load_model
-from evlaunch.runs.sampling import design, sample_inputs
-from evlaunch.simulation.simulate import prepare, simulate
+from evlaunch.runs.sampling import simulate_draws
+from evlaunch.simulation import Model, prepare
 
 PathLike = str | os.PathLike[str]
 CHANGE_MARKER = "# Changed with evlaunch's Scenario.with_levers from"
@@ -277,12 +278,12 @@ class Scenario:
         comments = comments_by_key(_without_header(self.text))
         changed = {line.split(" = ", 1)[0] for line in self.changes}
         rows = []
-        for key, value in quantities(self.config).items():
+        for key, value in quantities(self._model().scenario).items():  # estimated distributions resolved
             reason = _section_comment(comments, key)
             basis = next((word for word in ("fact", "assumption") if reason.startswith(f"{word}:")), "")
             if any(key == c or key.startswith(f"{c}.") for c in changed):
                 basis, reason = "lever", f"changed with with_levers (the file's note: {reason or 'none'})"
-            if hasattr(value, "ppf"):
+            if is_uncertain(value):
                 p10, p50, p90 = (float(v) for v in value.ppf(np.array([0.1, 0.5, 0.9])))
                 low, high = value.bounds()
                 parameters = ", ".join(f"{k}={v}" for k, v in value.model_dump().items() if k != "dist")
@@ -299,14 +300,16 @@ class Scenario:
         """What `evlaunch validate` checks beyond the schema: prepare the data the scenario needs and simulate
         `draws` sampled draws, so problems only a run would meet raise here (ScenarioError/DataError naming
         the file and field)."""
-        if self.source == str(self.file) and self.file.is_file():  # a file: share a run's prepared model
-            model = load_model(self.file, self.text)
-        else:
-            model = prepare(self.config, self.file.resolve().parent, self.source)
         try:
-            simulate(model, sample_inputs(self.config, design(self.config, seed, model.event_names), 0, draws))
+            simulate_draws(self._model(), seed, 0, draws)
         except EvlaunchError as error:
             raise naming_source(error, self.source) from None
+
+    def _model(self) -> Model:
+        """The prepared model (distributions estimated from the data, e.g. the NEV trend, resolved)."""
+        if self.source == str(self.file) and self.file.is_file():  # a file: share a run's prepared model
+            return load_model(self.file, self.text)
+        return prepare(self.config, self.file.resolve().parent, self.source)
 
     def uncertain(self) -> list[str]:
         """Dotted names of the inputs the Monte Carlo varies (the fields given as distributions)."""
