@@ -8,6 +8,7 @@ import pytest
 
 from evlaunch.config.parameters import RegionParameters
 from evlaunch.config.scenario import load_scenario
+from evlaunch.errors import DataError
 from evlaunch.market.calibration import base_activity, calibrate
 from evlaunch.market.logit import logit_shares, mean_utilities
 from evlaunch.market.regions import (
@@ -182,3 +183,10 @@ def test_calibration_of_a_draw_does_not_depend_on_the_other_draws_in_its_chunk()
     part = regions.rows(rows)
     np.testing.assert_array_equal(calibrate_mean_utilities(shares[rows], alpha[rows], price[rows], part, extras[rows]),
                                   whole[rows])
+
+
+@pytest.mark.parametrize("shares", [[[0.6, 0.5]], [[0.3, 0.0]]])
+def test_shares_that_cannot_be_calibrated_name_the_outside_share(shares):
+    """Shares summing to 1 or more (no room for the outside option) or a zero share are refused naming the field."""
+    with pytest.raises(DataError, match=r"field market\.outside_share: .*expected an outside share in \(0, 1\)"):
+        calibrate_mean_utilities(np.array(shares), np.full(1, -2e-5), np.full((1, 2), 2e5), single_region(1))

@@ -168,7 +168,10 @@ def calibrate_mean_utilities(observed: np.ndarray, alpha: np.ndarray, effective_
     shares, or at rounding level below ROUNDING_FLOOR (1e-11); otherwise a DataError."""
     observed = np.asarray(observed, dtype=float)
     if np.any(observed <= 0) or np.any(observed.sum(axis=1) >= 1):
-        raise DataError("calibration needs positive shares that leave room for the outside option")
+        raise DataError(f"field market.outside_share: the base-period shares to calibrate must be positive and sum "
+                        f"below 1 (got a smallest share of {np.min(observed):.3g} and a largest sum of "
+                        f"{np.max(observed.sum(axis=1)):.3g}); expected an outside share in (0, 1) and sourced sales "
+                        f"above zero for every product")
     alpha = np.asarray(alpha, dtype=float)
     effective_price = np.asarray(effective_price, dtype=float)
     if start is None:
@@ -179,8 +182,10 @@ def calibrate_mean_utilities(observed: np.ndarray, alpha: np.ndarray, effective_
                                   max_iterations=INVERSION_MAX_ITERATIONS)
     error = result.max_log_share_error
     if not np.all(result.converged | (error < ROUNDING_FLOOR)):
-        raise DataError(f"the calibration over consumer types did not converge in {INVERSION_MAX_ITERATIONS} "
-                        f"iterations (max log-share error {np.nanmax(error):.2e}); types may be too different")
+        raise DataError(f"field market.tastes: the calibration over consumer types did not converge in "
+                        f"{INVERSION_MAX_ITERATIONS} iterations (max log-share error {np.nanmax(error):.2e}); expected "
+                        f"taste spreads (sigma_*) and income_dispersion small enough that every type buys every "
+                        f"product with a share above rounding (try narrower ranges)")
     return result.delta
 
 
