@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel
 
+from evlaunch.api.scenario import comments_by_key
 from evlaunch.config.scenario import ALLOWED_RANGES, Scenario, parse_scenario, quantities
 from evlaunch.errors import ScenarioError
 
@@ -78,75 +79,6 @@ def schema_field(key: str) -> tuple[str, tuple[float, float] | None]:
 
 
 # -- the scenario file side --------------------------------------------------------------------------
-
-
-def _split_comment(line: str) -> tuple[str, str]:
-    """(code, comment) of a TOML line: the first '#' outside a string starts the comment."""
-    quote = ""
-    index = 0
-    while index < len(line):
-        char = line[index]
-        if quote:
-            if char == "\\" and quote == '"':
-                index += 2
-                continue
-            if char == quote:
-                quote = ""
-        elif char in "\"'":
-            quote = char
-        elif char == "#":
-            return line[:index], line[index + 1:].strip()
-        index += 1
-    return line, ""
-
-
-def _dotted(name: str) -> str:
-    return ".".join(part.strip().strip("\"'") for part in name.split("."))
-
-
-_HEADER_ARRAY = re.compile(r"^\[\[\s*([^\]]+?)\s*\]\]$")
-_HEADER = re.compile(r"^\[\s*([^\]]+?)\s*\]$")
-_KEY = re.compile(r"^([A-Za-z0-9_\-.\"' ]+?)\s*=")
-
-
-def comments_by_key(text: str) -> dict[str, str]:
-    """The comment written for each key of a TOML file, by dotted key (arrays of tables by index).
-
-    A key's comment is the block of comment lines directly above it (no blank line between) followed
-    by the comment at the end of its own line: where the scenario files put `fact:` and `assumption:`.
-    """
-    comments: dict[str, str] = {}
-    prefix = ""
-    array_counts: dict[str, int] = {}
-    pending: list[str] = []
-    for raw_line in text.splitlines():
-        line = raw_line.strip()
-        if not line:
-            pending = []
-            continue
-        if line.startswith("#"):
-            pending.append(line.lstrip("#").strip())
-            continue
-        code, trailing = _split_comment(line)
-        code = code.strip()
-        if match := _HEADER_ARRAY.match(code):
-            name = _dotted(match.group(1))
-            array_counts[name] = array_counts.get(name, -1) + 1
-            prefix = f"{name}.{array_counts[name]}"
-            pending = []
-            continue
-        if match := _HEADER.match(code):
-            prefix = _dotted(match.group(1))
-            pending = []
-            continue
-        if match := _KEY.match(code):
-            key = _dotted(match.group(1))
-            full = f"{prefix}.{key}" if prefix else key
-            note = " ".join([*pending, trailing]).strip()
-            if note:
-                comments[full] = note
-        pending = []
-    return comments
 
 
 def get_dotted(data: Mapping[str, Any], key: str) -> Any:
