@@ -1,7 +1,8 @@
 """The table of Monte Carlo draws: one row per draw, one column per model output, kept on disk.
 
-A `DrawTable` reads an ordered list of Parquet files (the chunk files of a run, in draw order, or one
-consolidated `draws.parquet`) and answers summary questions with bounded memory, whatever the number
+A `DrawTable` reads an ordered list of Parquet files (the chunk files of a run, in draw order; one
+`draws.parquet`; or a finished run's `draws.parquet` joined column-wise with its `chunks/series.parquet`)
+and answers summary questions with bounded memory, whatever the number
 of draws: `stats` loads as many whole columns at a time as fit in `memory_budget` bytes (fast exact
 order statistics with `np.partition`), and a column too long for the budget is sorted out-of-core by
 DuckDB instead; `mean`, `fraction`, `iter_batches` and `to_parquet` stream record batches.
@@ -31,6 +32,7 @@ and bool columns are converted exactly, bool as 0/1):
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 import os
@@ -47,7 +49,14 @@ import pyarrow.parquet as pq
 
 from evlaunch.atomic import atomic_path
 from evlaunch.errors import RunError
-from evlaunch.runs.run_dir import finished_chunk_paths, read_manifest
+from evlaunch.runs.run_dir import (
+    DRAWS_NAME,
+    SERIES_METADATA_KEY,
+    SERIES_NAME,
+    compact_options,
+    finished_chunk_paths,
+    read_manifest,
+)
 
 __all__ = ["DEFAULT_PROBS", "DrawTable", "quantile_key"]
 
@@ -189,56 +198,123 @@ def _as_float64(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False)
 
 
+@dataclass(frozen=True)
+class _Source:
+    """Where a column of the table is stored: file `file` of each part, physical column `column`, and for
+    a packed monthly series (see `run_dir.pack_series`) the month's position `element` in the list."""
+
+    file: int
+    column: str
+    element: int | None = None
+    size: int = 0  # months in the packed series
+
+
+def _flat_fields(schema: pa.Schema, file: int) -> list[tuple[pa.Field, _Source]]:
+    """The table's columns stored in one file: plain columns as they are, packed series one per month."""
+    result = []
+    for stored in schema:
+        labels = (stored.metadata or {}).get(SERIES_METADATA_KEY)
+        if labels is None or not pa.types.is_fixed_size_list(stored.type):
+            result.append((pa.field(stored.name, stored.type), _Source(file, stored.name)))
+            continue
+        months = json.loads(labels)
+        for k, month in enumerate(months):
+            result.append((pa.field(SERIES_NAME.format(series=stored.name, month=month), stored.type.value_type),
+                           _Source(file, stored.name, k, len(months))))
+    return result
+
+
+def _layout_key(schema: pa.Schema) -> list[tuple[str, str, bytes | None]]:
+    return [(f.name, str(f.type), (f.metadata or {}).get(SERIES_METADATA_KEY)) for f in schema]
+
+
+def _read_metadata(path: Path):
+    try:
+        return pq.read_metadata(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise RunError(f"cannot read draw file {path}: {exc}; re-run to recreate it") from exc
+
+
 class DrawTable:
     """Ordered Parquet files holding one row per Monte Carlo draw (draw index = row position).
 
     Construct from the files in draw order, or with `DrawTable.open(out_dir)` for a run's output
-    directory. All files must have the same columns and types. Nothing is loaded until asked.
-    `memory_budget` (bytes) caps the float64 column data `stats` holds at once.
+    directory. An element of `paths` may itself be a sequence of files holding the same draws in
+    different columns (a finished run's draws.parquet and series.parquet), read side by side. All
+    elements must have the same columns and types. A packed monthly series (a fixed-size-list column
+    written by `run_dir.pack_series`) reads as one column per month under its flat name
+    ("own.deliveries_month.2024-03"). Nothing is loaded until asked. `memory_budget` (bytes) caps
+    the float64 column data `stats` holds at once.
     """
 
     def __init__(
-        self, paths: Sequence[str | os.PathLike[str]], *, memory_budget: int = DEFAULT_MEMORY_BUDGET
+        self, paths: Sequence[str | os.PathLike[str] | Sequence[str | os.PathLike[str]]], *,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET
     ) -> None:
-        self._paths = tuple(Path(p) for p in paths)
+        self._parts = tuple(
+            (Path(p),) if isinstance(p, (str, os.PathLike)) else tuple(Path(q) for q in p) for p in paths)
         self.memory_budget = int(memory_budget)
-        if not self._paths:
+        if not self._parts or not all(self._parts):
             raise RunError("a draw table needs at least one Parquet file; the run produced none")
         rows = []
-        schema: pa.Schema | None = None
-        for path in self._paths:
-            try:
-                metadata = pq.read_metadata(path)
-            except (OSError, pa.ArrowException) as exc:
-                raise RunError(f"cannot read draw file {path}: {exc}; re-run to recreate it") from exc
-            file_schema = metadata.schema.to_arrow_schema()
-            if schema is None:
-                schema = file_schema
-            elif not file_schema.equals(schema):
+        first: list[pa.Schema] = []
+        for part in self._parts:
+            metadata = [_read_metadata(path) for path in part]
+            schemas = [m.schema.to_arrow_schema() for m in metadata]
+            if not first:
+                first = schemas
+            elif [_layout_key(s) for s in schemas] != [_layout_key(s) for s in first]:
                 raise RunError(
-                    f"draw file {path} has columns {file_schema.names} ({file_schema.types}) but "
-                    f"{self._paths[0]} has {schema.names} ({schema.types}); the files come from different "
-                    "runs: re-run into a new --out"
+                    f"draw file {part[0]} has columns {[s.names for s in schemas]} but {self._parts[0][0]} has "
+                    f"{[s.names for s in first]}; the files come from different runs: re-run into a new --out"
                 )
-            rows.append(metadata.num_rows)
-        self._schema = schema.remove_metadata()
+            counts = {m.num_rows for m in metadata}
+            if len(counts) != 1:
+                raise RunError(f"draw files {[str(path) for path in part]} hold different numbers of draws; "
+                               "re-run into a new --out")
+            rows.append(counts.pop())
+        fields = [item for file, schema in enumerate(first) for item in _flat_fields(schema, file)]
+        names = [f.name for f, _ in fields]
+        if len(set(names)) != len(names):
+            raise RunError(f"draw files {[str(path) for path in self._parts[0]]} repeat column names; "
+                           "they cannot be read side by side")
+        self._schema = pa.schema([f for f, _ in fields])
+        self._sources = {f.name: source for f, source in fields}
         self._rows = tuple(rows)
 
     @classmethod
     def open(cls, out_dir: str | os.PathLike[str]) -> DrawTable:
-        """The draws of a run directory: its finished chunk files (every column, the monthly series
-        included), else its consolidated `draws.parquet` (inputs and key outputs)."""
+        """The draws of a run directory: a finished run's draws.parquet joined with its monthly series
+        (chunks/series.parquet), else its chunk files (every column, the monthly series included), else
+        a lone `draws.parquet` (inputs and key outputs)."""
         out = Path(out_dir)
-        if (out / "draws.parquet").is_file() and read_manifest(out) is None:
-            return cls([out / "draws.parquet"])
+        manifest = read_manifest(out)
+        if (out / DRAWS_NAME).is_file() and manifest is None:
+            return cls([out / DRAWS_NAME])
+        if manifest is not None and manifest.get("consolidated"):
+            files = [out / name for name in manifest["consolidated"]]
+            if all(path.is_file() for path in files):
+                return cls([files])
+            missing = ", ".join(str(path) for path in files if not path.is_file())
+            raise RunError(f"the run in {out} lost {missing}; re-run it into a new --out")
         return cls(finished_chunk_paths(out))
 
     # -- shape -----------------------------------------------------------------------------------
 
     @property
     def paths(self) -> tuple[Path, ...]:
-        """The Parquet files, in draw order."""
-        return self._paths
+        """The Parquet files, in draw order (side-by-side files of one block of draws in a row)."""
+        return tuple(path for part in self._parts for path in part)
+
+    @property
+    def stored_columns(self) -> list[list[str]]:
+        """The physical columns of each file of a block of draws (a packed series is one column)."""
+        files: dict[int, list[str]] = {}
+        for source in self._sources.values():
+            names = files.setdefault(source.file, [])
+            if source.column not in names:
+                names.append(source.column)
+        return [files.get(k, []) for k in range(len(self._parts[0]))]
 
     @property
     def columns(self) -> list[str]:
@@ -259,7 +335,7 @@ class DrawTable:
         return self.n_rows
 
     def __repr__(self) -> str:
-        return f"DrawTable({self.n_rows} draws x {len(self.columns)} columns in {len(self._paths)} files)"
+        return f"DrawTable({self.n_rows} draws x {len(self.columns)} columns in {len(self.paths)} files)"
 
     def _select(self, columns: str | Iterable[str] | None) -> list[str]:
         if columns is None:
@@ -273,12 +349,46 @@ class DrawTable:
     # -- streaming ---------------------------------------------------------------------------------
 
     def _iter_arrow(self, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
-        for path in self._paths:
+        needed: dict[int, list[str]] = {}
+        for name in columns:
+            stored = needed.setdefault(self._sources[name].file, [])
+            if self._sources[name].column not in stored:
+                stored.append(self._sources[name].column)
+        files = sorted(needed) or [0]
+        schema = pa.schema([self._schema.field(name) for name in columns])
+        for part in self._parts:
             try:
-                with pq.ParquetFile(path) as parquet:
-                    yield from parquet.iter_batches(batch_size=batch_size, columns=columns)
-            except (OSError, pa.ArrowException) as exc:  # a file damaged or removed since the footer was read
-                raise RunError(f"cannot read draw file {path}: {exc}; re-run (or --resume) to recreate it") from exc
+                readers = [pq.ParquetFile(part[k], page_checksum_verification=True) for k in files]
+                try:
+                    streams = [reader.iter_batches(batch_size=batch_size, columns=needed.get(k, []))
+                               for k, reader in zip(files, readers)]
+                    for batches in zip(*streams, strict=True):
+                        yield self._flat_batch(dict(zip(files, batches)), columns, schema)
+                finally:
+                    for reader in readers:
+                        reader.close()
+            except (OSError, ValueError, pa.ArrowException) as exc:  # damaged or removed since the footer was read
+                raise RunError(f"cannot read draw file {part[0]}: {exc}; re-run (or --resume) to recreate it") from exc
+
+    def _flat_batch(self, batches: dict[int, pa.RecordBatch], columns: list[str], schema: pa.Schema
+                    ) -> pa.RecordBatch:
+        """The requested columns of one block of draws, a packed series' months taken out of their lists."""
+        rows = {batch.num_rows for batch in batches.values()}
+        if len(rows) != 1:
+            raise ValueError("side-by-side draw files are split into different row groups")
+        arrays, unpacked = [], {}
+        for name in columns:
+            source = self._sources[name]
+            column = batches[source.file].column(source.column)
+            if source.element is not None:
+                key = (source.file, source.column)
+                if key not in unpacked:
+                    unpacked[key] = pc.list_flatten(column).to_numpy(zero_copy_only=False).reshape(-1, source.size)
+                column = pa.array(np.ascontiguousarray(unpacked[key][:, source.element]))
+            arrays.append(column)
+        if not columns:
+            return next(iter(batches.values()))  # no columns, but the block's row count
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     def iter_batches(
         self, columns: str | Iterable[str] | None = None, *, batch_size: int = DEFAULT_BATCH_ROWS
@@ -312,7 +422,8 @@ class DrawTable:
 
     def to_parquet(self, path: str | os.PathLike[str], *, row_group_rows: int = 131_072,
                    columns: Iterable[str] | None = None) -> Path:
-        """Write all draws to one Parquet file (atomically) in row groups of `row_group_rows` draws.
+        """Write all draws to one Parquet file (atomically) in row groups of `row_group_rows` draws,
+        compactly (`run_dir.compact_options`); a monthly series is written as one column per month.
 
         Streams: at most about one row group is held in memory, whatever the number of draws.
         """
@@ -320,7 +431,7 @@ class DrawTable:
         schema = pa.schema([self._schema.field(name) for name in names])
         buffered: list[pa.RecordBatch] = []
         buffered_rows = 0
-        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, **compact_options(schema)) as writer:
             for batch in self._iter_arrow(names, min(DEFAULT_BATCH_ROWS, row_group_rows)):
                 buffered.append(batch)
                 buffered_rows += batch.num_rows
@@ -367,13 +478,15 @@ class DrawTable:
     def _order_statistics(self, con, name: str, ranks: set[int]) -> dict[int, float]:
         """Values at the given 0-based ranks of the ascending-sorted column (out-of-core DuckDB sort)."""
         rank_list = ", ".join(str(int(r)) for r in sorted(ranks))
+        source = self._sources[name]
+        value = _quote(source.column) + ("" if source.element is None else f"[{source.element + 1}]")
         query = (
             "SELECT r, v FROM ("
             "SELECT v, row_number() OVER (ORDER BY v) - 1 AS r "
-            f"FROM (SELECT CAST({_quote(name)} AS DOUBLE) AS v FROM read_parquet($files)) "
+            f"FROM (SELECT CAST({value} AS DOUBLE) AS v FROM read_parquet($files)) "
             f"QUALIFY r IN ({rank_list}))"
         )
-        rows = con.execute(query, {"files": [str(p) for p in self._paths]}).fetchall()
+        rows = con.execute(query, {"files": [str(part[source.file]) for part in self._parts]}).fetchall()
         return {int(r): float(v) for r, v in rows}
 
     def stats(

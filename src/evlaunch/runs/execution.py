@@ -7,7 +7,7 @@ The model is a pure function over a contiguous block of draws::
 whose inputs for draws [start, stop) are derived from (seed, draw index) alone, so any chunking or
 scheduling gives the same per-draw rows. `execute` cuts [0, n_draws) into chunks
 `[k * chunk_size, min(n_draws, (k + 1) * chunk_size))`, runs them, and writes each finished chunk
-atomically to `out_dir/chunks/chunk-000123.parquet` (one column per output). A manifest
+atomically to `out_dir/chunks/chunk-000123.parquet` (compact: see `run_dir`). A manifest
 `out_dir/chunks/manifest.json` (see `run_dir`) records which run the chunks belong to (fingerprint, draws, chunk
 size, columns) so that
 
@@ -30,10 +30,17 @@ back to this process, which writes the files, so workers need no access to `out_
 chunks are in flight at once, so the driver's memory does not grow with the number of draws.
 
 Only one `execute` may write to an `out_dir` at a time (enforced with a lock file on POSIX).
+
+`consolidate` turns a finished run's chunks into its final files, each value stored once:
+`out_dir/draws.parquet` (every column but the monthly series) and `out_dir/chunks/series.parquet` (the
+monthly series, packed); the chunk files are then removed and the manifest lists the two files with
+their SHA-256, so `DrawTable.open` reads them side by side and a resume of the finished run checks
+them by their bytes instead of recomputing anything.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -45,18 +52,26 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from evlaunch.atomic import is_temp_file, write_json_atomic
+from evlaunch.atomic import atomic_path, is_temp_file, write_json_atomic
 from evlaunch.errors import EvlaunchError, RunError
 from evlaunch.runs.draw_table import DrawTable
 from evlaunch.runs.run_dir import (
     CHUNKS_DIR,
+    DRAWS_NAME,
     MANIFEST_FORMAT,
     MANIFEST_NAME,
+    SERIES_FILE,
+    SERIES_METADATA_KEY,
     ChunkLabel,
     chunk_bounds,
     chunk_path,
+    compact_options,
+    digest_path,
+    file_digest,
     finished_chunk_paths,
+    pack_series,
     read_manifest,
     schema_columns,
     verify_chunk,
@@ -69,6 +84,7 @@ __all__ = [
     "RunCancelled",
     "chunk_bounds",
     "chunk_path",
+    "consolidate",
     "execute",
     "open_chunks",
     "read_manifest",
@@ -82,6 +98,7 @@ _LOCK_NAME = ".lock"
 _ALLOWED_KINDS = "fbiu"  # float, bool, signed and unsigned integers
 _POLL_SECONDS = 0.2  # how often a cluster run checks `cancel` while waiting for chunks
 _CONNECT_TIMEOUT = "10s"  # how long to try reaching an existing --scheduler
+CONSOLIDATED_ROW_GROUP = 10_000  # draws per row group of draws.parquet / series.parquet: ~40 MB held while writing
 
 
 class RunCancelled(EvlaunchError):
@@ -102,7 +119,7 @@ class RunCancelled(EvlaunchError):
 
 def open_chunks(out_dir: str | os.PathLike[str]) -> DrawTable:
     """The finished draws of a run directory as a DrawTable (refuses an unfinished run)."""
-    return DrawTable(finished_chunk_paths(out_dir))
+    return DrawTable.open(out_dir)
 
 
 # -- chunk files ---------------------------------------------------------------------------------
@@ -123,8 +140,8 @@ def _check_outputs(outputs: Any, start: int, stop: int, columns: dict[str, str] 
             )
         if array.dtype.kind not in _ALLOWED_KINDS:
             raise TypeError(f"chunk_fn output {name!r} has dtype {array.dtype}; use float64, float32 or bool")
-        arrays[name] = pa.array(array)
-    table = pa.table(arrays)
+        arrays[name] = array
+    table = pack_series(arrays)
     if columns is not None:
         found = schema_columns(table.schema)
         if found != columns:
@@ -207,6 +224,11 @@ def _prepare(out_dir: Path, n_draws: int, chunk_size: int, fingerprint: str, res
             leftover.unlink(missing_ok=True)
     _check_directory_run(out_dir, manifest, wanted, existing, resume)
 
+    if resume and manifest is not None and manifest.get("consolidated") and not _describe_mismatch(manifest, wanted):
+        problem = _consolidated_problem(out_dir, manifest)
+        if problem is None:  # a finished run: nothing to compute, its files stay as they are
+            return _Plan(chunks_dir, bounds, manifest, identity), []
+        notify(f"{problem}; recomputing all draws")
     plan = _Plan(chunks_dir, bounds, wanted, identity)
     if not resume:
         for path in existing:  # a fresh start of the same run: recompute everything
@@ -258,9 +280,22 @@ def _chunks_to_do(plan: _Plan, resume: bool, notify: Notify) -> list[int]:
     return todo
 
 
+def _consolidated_problem(out_dir: Path, manifest: dict[str, Any]) -> str | None:
+    """Why a finished run's consolidated files are not as `consolidate` wrote them (None if they are)."""
+    digests = manifest.get("digests") or {}
+    for name in manifest["consolidated"]:
+        path = out_dir / name
+        if not path.is_file():
+            return f"{path} is missing"
+        if digests.get(name) != file_digest(path):
+            return f"{path} was changed or damaged since the run finished"
+    return None
+
+
 def _remove(path: Path) -> None:
     """Delete a chunk file that is about to be recomputed (RunError naming it if that is impossible)."""
     try:
+        digest_path(path).unlink(missing_ok=True)
         path.unlink(missing_ok=True)
     except OSError as exc:
         raise RunError(
@@ -457,6 +492,64 @@ def execute(  # noqa: PLR0913 -- all but chunk_fn and n_draws are keyword-only, 
                     _run_cluster(client, chunk_fn, todo, recorder, cancel, out)
         except KeyboardInterrupt:
             raise recorder.cancelled(out) from None
+        if plan.manifest.get("consolidated"):
+            return DrawTable.open(out)
         plan.manifest["complete"] = True
         plan.save_manifest()
     return DrawTable([chunk_path(chunks_dir, k) for k in range(len(plan.bounds))])
+
+
+# -- consolidation -------------------------------------------------------------------------------
+
+
+def consolidate(out_dir: str | os.PathLike[str], *, row_group_rows: int = CONSOLIDATED_ROW_GROUP) -> DrawTable:
+    """Store a finished run's draws once: draws.parquet (all columns but the packed monthly series, in
+    chunk order) and chunks/series.parquet (the series), in row groups of `row_group_rows` draws; then
+    record them and their SHA-256 in the manifest and delete the chunk files. Returns the table over the
+    two files. A run already consolidated is returned as it is. Memory: about one row group of draws.
+
+    Crash-safe: both files are written atomically and the chunks are removed only after the manifest
+    names the files, so an interruption leaves either the chunks (consolidated again on --resume) or
+    the finished files.
+    """
+    out = Path(out_dir)
+    chunks_dir = out / CHUNKS_DIR
+    with _exclusive(chunks_dir):
+        manifest = read_manifest(out)
+        if manifest is None or not manifest.get("complete"):
+            raise RunError(f"{out} holds no finished run to consolidate; finish it with --resume")
+        if manifest.get("consolidated"):
+            return DrawTable.open(out)
+        chunks = finished_chunk_paths(out)
+        names = _write_consolidated(chunks, out, row_group_rows)
+        manifest["consolidated"] = names
+        manifest["digests"] = {name: file_digest(out / name) for name in names}
+        write_json_atomic(chunks_dir / MANIFEST_NAME, manifest)
+        for path in chunks:
+            _remove(path)
+    return DrawTable.open(out)
+
+
+def _write_consolidated(chunks: list[Path], out: Path, row_group_rows: int) -> list[str]:
+    """Copy the chunks' columns into draws.parquet and (if any) chunks/series.parquet; return their names
+    relative to `out`. Both files get the same row groups, so `DrawTable` reads them side by side."""
+    schema = pq.read_schema(chunks[0]).remove_metadata()
+    plain = pa.schema([f for f in schema if SERIES_METADATA_KEY not in (f.metadata or {})])
+    series = pa.schema([f for f in schema if SERIES_METADATA_KEY in (f.metadata or {})])
+    targets = [(DRAWS_NAME, plain)] + ([(f"{CHUNKS_DIR}/{SERIES_FILE}", series)] if len(series) else [])
+    with contextlib.ExitStack() as stack:
+        writers = []
+        for name, part in targets:
+            tmp = stack.enter_context(atomic_path(out / name))
+            writers.append((stack.enter_context(pq.ParquetWriter(tmp, part, **compact_options(part))), part))
+        buffered: list[pa.Table] = []
+        for index, path in enumerate(chunks):
+            buffered.append(pq.ParquetFile(path, page_checksum_verification=True).read().replace_schema_metadata())
+            rows = sum(t.num_rows for t in buffered)
+            if rows >= row_group_rows or index == len(chunks) - 1:
+                block = pa.concat_tables(buffered)
+                keep = rows - rows % row_group_rows if index < len(chunks) - 1 else rows
+                for writer, part in writers:
+                    writer.write_table(block.slice(0, keep).select(part.names), row_group_rows)
+                buffered = [block.slice(keep)] if keep < rows else []
+    return [name for name, _ in targets]

@@ -25,7 +25,7 @@ from evlaunch.atomic import write_json_atomic, write_text_atomic
 from evlaunch.config.scenario import MAX_DRAWS, Scenario, load_scenario, parse_scenario
 from evlaunch.errors import EvlaunchError, RunError, naming_source
 from evlaunch.runs.draw_table import DrawTable
-from evlaunch.runs.execution import RunCancelled, execute
+from evlaunch.runs.execution import RunCancelled, consolidate, execute
 from evlaunch.runs.run_dir import make_out_dir
 from evlaunch.runs.sampling import simulate_draws
 from evlaunch.runs.store import RunStore
@@ -107,7 +107,14 @@ def compute_chunk(scenario_text: str, source: str, base_dir: str, seed: int, sta
             inputs, outputs = simulate_draws(model, seed, start, stop)
     except EvlaunchError as error:
         raise naming_source(error, source) from None
-    return {**inputs, **outputs}
+    # outputs are stored as float32 (7 significant digits, far finer than the model's uncertainty; the
+    # inputs stay float64, exactly as sampled): the summary is computed from the stored values, so it is
+    # the same however the run is split
+    return {**inputs, **{name: _stored(values) for name, values in outputs.items()}}
+
+
+def _stored(values: np.ndarray) -> np.ndarray:
+    return values.astype(np.float32) if values.dtype == np.float64 else values
 
 
 def fingerprint(scenario_text: str, seed: int) -> str:
@@ -191,12 +198,11 @@ def run_scenario(scenario_path: str | Path, out_dir: str | Path, options: RunOpt
                         identity=run_identity(scenario_text, options.seed), notify=notify)
         simulated = time.perf_counter()
         _check_cancel(cancel, out, options.draws, min(options.chunk_size, options.draws))
+        # draws.parquet: one row per draw with its sampled inputs and key outputs; the monthly series go to
+        # chunks/series.parquet (the report's fan charts read them there); each value is stored once
+        table = consolidate(out)
         summary = build_summary(table, scenario, options.draws, options.seed, __version__)
         write_json_atomic(out / "summary.json", summary)
-        # draws.parquet: one row per draw with its sampled inputs and key outputs; the monthly series
-        # stay in the chunk files (the report's fan charts read them there)
-        table.to_parquet(out / "draws.parquet", columns=[c for c in table.columns if "_month." not in c],
-                         row_group_rows=20_000)  # bounded memory: one row group at a time
         summarised = time.perf_counter()
         _check_cancel(cancel, out, options.draws, min(options.chunk_size, options.draws))
         if options.report and write_report is not None:
