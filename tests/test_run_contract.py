@@ -2,12 +2,14 @@
 
 import json
 import re
+import threading
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from evlaunch.report.build import write_report
+from evlaunch.runs.execution import RunCancelled
 from evlaunch.runs.runner import RunOptions, run_scenario
 
 QUANTILE_KEYS = {"mean", "p10", "p50", "p90"}
@@ -93,17 +95,28 @@ SMALL = {"draws": 96, "chunk_size": 32}
 def small_runs(tmp_path_factory, reference_path):
     """Two uninterrupted runs of 3 chunks: seed 5 (what a resume must reproduce) and seed 6 (a foreign run)."""
     root = tmp_path_factory.mktemp("small")
-    return {seed: run_scenario(reference_path, root / f"seed{seed}", RunOptions(seed=seed, report=False, **SMALL))
+    runs = {seed: run_scenario(reference_path, root / f"seed{seed}", RunOptions(seed=seed, report=False, **SMALL))
             for seed in (5, 6)}
+    for seed, run in runs.items():  # the same runs stopped after their last chunk, before the summary
+        cancel = threading.Event()
+        with pytest.raises(RunCancelled):
+            run_scenario(reference_path, _cut(run), RunOptions(seed=seed, report=False, **SMALL), cancel=cancel,
+                         progress=lambda done, total, cancel=cancel: done == total and cancel.set())
+    return runs
+
+
+def _cut(run):
+    """Where `small_runs` keeps `run` as it is when killed after its chunks, before its summary."""
+    return run.out_dir.parent / f"cut-{run.out_dir.name}"
 
 
 def _interrupted_copy(run, where):
-    """The run's directory as a run killed before its summary leaves it (manifest not yet complete)."""
+    """The run's directory as a run killed before its summary leaves it (manifest not yet complete; a finished
+    run keeps no chunks: see `runs.execution.consolidate`)."""
     import shutil
 
-    shutil.copytree(run.out_dir, where)
-    for name in ("summary.json", "draws.parquet"):
-        (where / name).unlink()
+    shutil.copytree(_cut(run), where)
+    assert not (where / "summary.json").exists() and not (where / "draws.parquet").exists()
     manifest = json.loads((where / "chunks" / "manifest.json").read_text())
     manifest.pop("complete")
     (where / "chunks" / "manifest.json").write_text(json.dumps(manifest))
@@ -133,7 +146,7 @@ def test_resume_recomputes_a_same_shaped_chunk_of_another_seed(small_runs, refer
 
     out = _interrupted_copy(small_runs[5], tmp_path / "mixed")
     foreign = out / "chunks" / "chunk-000002.parquet"
-    shutil.copyfile(small_runs[6].out_dir / "chunks" / "chunk-000002.parquet", foreign)
+    shutil.copyfile(_cut(small_runs[6]) / "chunks" / "chunk-000002.parquet", foreign)
     notices = []
     result = run_scenario(reference_path, out, RunOptions(seed=5, resume=True, report=False, **SMALL),
                           notify=notices.append)

@@ -171,8 +171,15 @@ def finished_chunk_paths(out_dir: str | os.PathLike[str]) -> list[Path]:
 
 
 def schema_columns(schema: pa.Schema) -> dict[str, str]:
-    """Column name -> Arrow type name, in file order."""
-    return {column.name: str(column.type) for column in schema}
+    """Column name -> Arrow type name, in file order (a fixed-size list as "fixed_size_list<float>[62]":
+    the name of its item field is not kept by Parquet)."""
+    return {column.name: _type_name(column.type) for column in schema}
+
+
+def _type_name(data_type: pa.DataType) -> str:
+    if pa.types.is_fixed_size_list(data_type):
+        return f"fixed_size_list<{data_type.value_type}>[{data_type.list_size}]"
+    return str(data_type)
 
 
 def table_checksum(table: pa.Table) -> str:

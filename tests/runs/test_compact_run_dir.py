@@ -1,0 +1,132 @@
+"""The compact run directory: monthly series packed into list columns and read back under their flat names,
+each value of a finished run stored once (draws.parquet + chunks/series.parquet), resume checking files by
+their bytes without decoding them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from evlaunch.runs.draw_table import DrawTable
+from evlaunch.runs.execution import consolidate, execute
+from evlaunch.runs.run_dir import SERIES_METADATA_KEY, chunk_path, pack_series
+
+MONTHS = [f"2024-{m:02d}" for m in range(1, 13)]
+
+
+def model_like(start: int, stop: int) -> dict[str, np.ndarray]:
+    """An input, scalar outputs and two monthly series, depending on the draw index only."""
+    index = np.arange(start, stop, dtype=np.float64)
+    columns = {"market.outside_share": 0.5 + 0.1 * np.sin(index), "own.npv": np.cos(index * 7.0) * 1e9,
+               "own.launched": index % 3 != 0}
+    for month_number, month in enumerate(MONTHS):
+        columns[f"own.deliveries_month.{month}"] = (index * (month_number + 1) % 97).astype(np.float32)
+        columns[f"own.nev_share_month.{month}"] = np.float32(0.3) + (index % 7).astype(np.float32) / 100
+    return columns
+
+
+class Counting:
+    def __init__(self):
+        self.starts: list[int] = []
+
+    def __call__(self, start, stop):
+        self.starts.append(start)
+        return model_like(start, stop)
+
+
+def test_a_series_is_one_list_column_read_back_under_its_flat_names(tmp_path):
+    table = pack_series(model_like(0, 10))
+    assert table.column_names == ["market.outside_share", "own.npv", "own.launched", "own.deliveries_month",
+                                  "own.nev_share_month"]
+    assert table.schema.field("own.deliveries_month").metadata[SERIES_METADATA_KEY].decode().count("2024-") == 12
+    draws = execute(model_like, 250, chunk_size=60, out_dir=tmp_path, run_fingerprint="fp")
+    expected = model_like(0, 250)
+    assert set(draws.columns) == set(expected)
+    values = draws.to_numpy()
+    for name, column in expected.items():
+        assert values[name].dtype == column.dtype and values[name].tobytes() == column.tobytes(), name
+    flat = DrawTable([_flat_copy(tmp_path / "flat.parquet", expected)])
+    names = sorted(expected)
+    assert draws.stats(names) == flat.stats(names)
+    # the out-of-core path (DuckDB) indexes into the list columns
+    tiny = DrawTable(draws.paths, memory_budget=1)
+    assert tiny.stats(["own.deliveries_month.2024-07"]) == flat.stats(["own.deliveries_month.2024-07"])
+
+
+def _flat_copy(path, columns):
+    import pyarrow as pa
+
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def test_a_finished_run_stores_each_value_once_and_reads_the_same(tmp_path):
+    chunked = execute(model_like, 250, chunk_size=60, out_dir=tmp_path, run_fingerprint="fp")
+    before = chunked.to_numpy()
+    finished = consolidate(tmp_path, row_group_rows=100)
+    assert not list((tmp_path / "chunks").glob("chunk-*")) and not list((tmp_path / "chunks").glob("sha256-*"))
+    draws_columns = pq.read_schema(tmp_path / "draws.parquet").names
+    assert draws_columns == ["market.outside_share", "own.npv", "own.launched"]  # no monthly series
+    assert pq.read_schema(tmp_path / "chunks" / "series.parquet").names == ["own.deliveries_month",
+                                                                            "own.nev_share_month"]
+    assert pq.read_metadata(tmp_path / "draws.parquet").num_row_groups == 3
+    for table in (finished, DrawTable.open(tmp_path)):
+        after = table.to_numpy()
+        assert set(after) == set(before)
+        for name, column in before.items():
+            assert after[name].tobytes() == column.tobytes(), name
+    assert consolidate(tmp_path).paths == finished.paths  # a second call changes nothing
+
+
+def test_resuming_a_finished_run_computes_nothing_unless_its_files_changed(tmp_path):
+    execute(model_like, 120, chunk_size=50, out_dir=tmp_path, run_fingerprint="fp")
+    consolidate(tmp_path)
+    expected = DrawTable.open(tmp_path).to_numpy()
+    counting, notices = Counting(), []
+    again = execute(counting, 120, chunk_size=50, out_dir=tmp_path, run_fingerprint="fp", resume=True,
+                    notify=notices.append)
+    assert counting.starts == [] and notices == []
+    assert again.to_numpy()["own.npv"].tobytes() == expected["own.npv"].tobytes()
+
+    draws = tmp_path / "draws.parquet"
+    data = bytearray(draws.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    draws.write_bytes(bytes(data))
+    again = execute(counting, 120, chunk_size=50, out_dir=tmp_path, run_fingerprint="fp", resume=True,
+                    notify=notices.append)
+    assert counting.starts == [0, 50, 100]
+    assert len(notices) == 1 and str(draws) in notices[0] and "recomputing" in notices[0]
+    consolidate(tmp_path)
+    assert DrawTable.open(tmp_path).to_numpy()["own.npv"].tobytes() == expected["own.npv"].tobytes()
+
+
+def test_resume_checks_chunks_by_their_bytes_without_decoding_them(tmp_path, monkeypatch):
+    execute(model_like, 150, chunk_size=50, out_dir=tmp_path, run_fingerprint="fp")
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a chunk whose bytes match its recorded SHA-256 must not be decoded")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pq, "read_table", forbidden)
+        counting = Counting()
+        execute(counting, 150, chunk_size=50, out_dir=tmp_path, run_fingerprint="fp", resume=True)
+        assert counting.starts == []
+    damaged = chunk_path(tmp_path / "chunks", 1)
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    counting, notices = Counting(), []
+    execute(counting, 150, chunk_size=50, out_dir=tmp_path, run_fingerprint="fp", resume=True,
+            notify=notices.append)
+    assert counting.starts == [50] and str(damaged) in notices[0]
+
+
+@pytest.mark.parametrize("compact", [True, False])
+def test_compact_chunks_are_smaller_than_pyarrows_defaults(tmp_path, compact):
+    execute(model_like, 2000, chunk_size=2000, out_dir=tmp_path, run_fingerprint="fp")
+    compact_size = chunk_path(tmp_path / "chunks", 0).stat().st_size
+    import pyarrow as pa
+
+    pq.write_table(pa.table(model_like(0, 2000)), tmp_path / "default.parquet")
+    assert compact_size < 0.6 * (tmp_path / "default.parquet").stat().st_size
