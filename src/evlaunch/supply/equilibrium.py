@@ -1024,7 +1024,7 @@ def _base_utilities(delta0, products, tastes, idx):
 def _run_numpy(market: _Market, costs, start, active, stopping: _Stopping, chunk_elements=2_000_000):
     """The fixed point of the ``active`` markets on the numpy path (any ownership), in chunks of about
     ``chunk_elements`` utilities; returns (prices, shares, evaluations, converged, foc_norm)."""
-    delta0, products, tastes, H = market.delta0, market.products, market.tastes, market.H
+    delta0, products, tastes = market.delta0, market.products, market.tastes
     B, J = delta0.shape
     I = tastes.types
     prices = start.copy()
@@ -1039,10 +1039,11 @@ def _run_numpy(market: _Market, costs, start, active, stopping: _Stopping, chunk
         idx = idx_all[lo : lo + per_chunk]
         base = _base_utilities(delta0, products, tastes, idx)
         avail = products.available[idx]
+        H = market.H(idx)
         p, e, c = _solve_chunk_numpy(
-            base, d[idx], tastes.weights[idx], costs[idx], start[idx], H[idx], avail, stopping
+            base, d[idx], tastes.weights[idx], costs[idx], start[idx], H, avail, stopping
         )
-        s, f = _final_state_numpy(base, d[idx], tastes.weights[idx], p, costs[idx], H[idx], avail)
+        s, f = _final_state_numpy(base, d[idx], tastes.weights[idx], p, costs[idx], H, avail)
         prices[idx], shares[idx], evals[idx], conv[idx], foc[idx] = p, np.where(avail, s, 0.0), e, c, f
     return prices, shares, evals, conv, foc
 
@@ -1053,14 +1054,24 @@ class _Market:
 
     delta0: ``[B,J]`` mean utilities net of the mean price term; rates: ``[B,J]`` (1 where unavailable);
     labels: ``[B,J]`` firm labels when the ownership is a partition (numba backend), else None;
-    H: ``[B,J,J]`` ownership of the FOCs (with the rates folded in)."""
+    ownership: the problem's ``[B,J,J]`` ownership matrix, or None when it follows from ``labels``
+    (see :meth:`H`: the numba backend never needs the dense matrix, which for 1000 markets of 150
+    products is 180 MB and a fifth of a batch's time)."""
 
     delta0: np.ndarray
     products: ProductSet
     tastes: ConsumerTastes
     rates: np.ndarray
     labels: np.ndarray | None
-    H: np.ndarray
+    ownership: np.ndarray | None
+
+    def H(self, markets: Any) -> np.ndarray:
+        """``[n,J,J]`` ownership of the FOCs of ``markets`` (an index array), with the rates folded in."""
+        if self.ownership is not None:
+            return self.ownership[markets]
+        rates = self.rates[markets]
+        return ownership_matrix(self.labels[markets], self.products.available[markets]) * rates[:, :, None] / rates[
+            :, None, :]
 
 
 def _fixed_point(market: _Market, costs, start, active, options: EquilibriumOptions, max_evals, method):
@@ -1078,7 +1089,7 @@ def _newton_fallback(market: _Market, costs, start, prices, conv, evals, todo, t
         idx = np.flatnonzero(products.available[b])
         base = _base_utilities(market.delta0, products, tastes, np.array([b]))[0][:, idx]
         args = (base, tastes.price_derivative[b], tastes.weights[b], costs[b, idx])
-        hb = market.H[b][np.ix_(idx, idx)]
+        hb = market.H(np.array([b]))[0][np.ix_(idx, idx)]
         for origin in (prices[b, idx], start[b, idx]):
             if not np.all(np.isfinite(origin)):
                 continue
@@ -1098,7 +1109,7 @@ def _state_at(market: _Market, costs, prices, markets) -> tuple[np.ndarray, np.n
     avail = products.available[markets]
     s, f = _final_state_numpy(
         base, tastes.price_derivative[markets], tastes.weights[markets], prices[markets], costs[markets],
-        market.H[markets], avail,
+        market.H(markets), avail,
     )
     return np.where(avail, s, 0.0), f
 
@@ -1135,8 +1146,9 @@ def _solve_unconstrained(market: _Market, costs, start, active, options: Equilib
     return prices, shares, evals, conv, foc, used_fallback
 
 
-def _ownership(problem: PricingProblem, rates: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
-    """(firm labels or None, ownership H ``[B,J,J]`` of the FOCs) of a problem."""
+def _ownership(problem: PricingProblem, rates: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(firm labels or None, the ownership matrix ``[B,J,J]`` of the FOCs if the problem gives one, else
+    None: it follows from the labels and rates, see :meth:`_Market.H`)."""
     B, J = rates.shape
     avail = problem.products.available
     if problem.ownership is not None:
@@ -1155,8 +1167,7 @@ def _ownership(problem: PricingProblem, rates: np.ndarray) -> tuple[np.ndarray |
     if ids.shape != (B, J):
         raise ValueError(f"firm_ids {ids.shape} must be [B,J] = {(B, J)}")
     _, labels = np.unique(ids, return_inverse=True)
-    labels = labels.reshape(B, J).astype(np.int64)
-    return labels, ownership_matrix(labels, avail) * rates[:, :, None] / rates[:, None, :]
+    return labels.reshape(B, J).astype(np.int64), None
 
 
 def _prepare_market(problem: PricingProblem, start) -> tuple[_Market, np.ndarray, np.ndarray]:
