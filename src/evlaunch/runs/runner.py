@@ -107,14 +107,20 @@ def compute_chunk(scenario_text: str, source: str, base_dir: str, seed: int, sta
             inputs, outputs = simulate_draws(model, seed, start, stop)
     except EvlaunchError as error:
         raise naming_source(error, source) from None
-    # outputs are stored as float32 (7 significant digits, far finer than the model's uncertainty; the
-    # inputs stay float64, exactly as sampled): the summary is computed from the stored values, so it is
-    # the same however the run is split
-    return {**inputs, **{name: _stored(values) for name, values in outputs.items()}}
+    return {**inputs, **{name: stored_output(values) for name, values in outputs.items()}}
 
 
-def _stored(values: np.ndarray) -> np.ndarray:
-    return values.astype(np.float32) if values.dtype == np.float64 else values
+def stored_output(values: np.ndarray) -> np.ndarray:
+    """An output as a run stores it: float64 values rounded to float32's 24-bit mantissa (7 significant
+    digits, far finer than the model's uncertainty) and kept float64, so draws.parquet's column types and
+    users' float64 arithmetic are unchanged while the zeroed low bytes cost almost nothing on disk (about
+    1.1x float32's bytes after byte-stream-split + zstd, against 2x for the full float64 values). Inputs
+    stay exactly as sampled. The summary is computed from the stored values, so it is the same however
+    the run is split."""
+    if values.dtype != np.float64:
+        return values
+    with np.errstate(over="ignore"):  # beyond float32's range (never for the model's outputs) becomes inf
+        return values.astype(np.float32).astype(np.float64)
 
 
 def fingerprint(scenario_text: str, seed: int) -> str:
