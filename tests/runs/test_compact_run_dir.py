@@ -130,3 +130,16 @@ def test_compact_chunks_are_smaller_than_pyarrows_defaults(tmp_path, compact):
 
     pq.write_table(pa.table(model_like(0, 2000)), tmp_path / "default.parquet")
     assert compact_size < 0.6 * (tmp_path / "default.parquet").stat().st_size
+
+
+def test_outputs_are_stored_as_float64_with_float32_precision():
+    from evlaunch.runs.runner import stored_output
+
+    values = np.array([1.0 / 3.0, -2.5e10, np.inf, -np.inf, np.nan, 0.0, 1e-300])
+    stored = stored_output(values)
+    assert stored.dtype == np.float64  # draws.parquet's column types stay as they were
+    np.testing.assert_array_equal(stored, values.astype(np.float32).astype(np.float64))
+    assert stored[0] != values[0] and abs(stored[0] - values[0]) <= 2**-24 * values[0]
+    assert (stored.view(np.uint64)[np.isfinite(stored)] & np.uint64(2**29 - 1) == 0).all()  # low bits zero
+    for other in (np.arange(3, dtype=np.float32), np.array([True, False])):
+        assert stored_output(other) is other
