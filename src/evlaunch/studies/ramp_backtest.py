@@ -1,29 +1,33 @@
 """Leave-one-brand-out backtest of the new-brand ramp reference class (issue 12, item 7).
 
 For each ramp in the reconciled panel (`entry.ramp_panel`) with enough of its first year known, the
-reference class is fitted on the OTHER ramps only and predicts the held-out ramp's cumulative
-deliveries in its first 12 months (vehicles) as a distribution:
+OTHER ramps only predict the held-out ramp's cumulative deliveries in its first 12 months (vehicles)
+as a distribution:
 
-- model: each other ramp's logistic fit (plateau, midpoint, width; `entry.reference_class.fit_brand`
-  on its known months — imputed months are never fitted), its plateau rescaled by the market at launch
-  (China's NEV sales in the latest calendar year published before the launch month, `market_annual`):
-  other ramp j counts as plateau_j * market(held-out) / market(j), i.e. the class is one of first-year
-  market *shares*, applied to the market the held-out brand launched into; a log-normal across those
-  ramps of the three parameters; the same N standard-normal draws for every forecast (common random numbers, so a
-  forecast changes only when its class does); each draw's curve summed over months 1..12.
-- honest intervals: the spread of that distribution is widened, if too narrow, by the empirical error
-  model of the OTHER ramps: each other ramp is itself forecast from the rest (the held-out ramp
-  excluded too), its log error log(actual / median) taken, and the draws' log deviations from their
-  median are scaled by max(1, rms(errors) / sd(log draws)). The held-out ramp's own outcome never
-  enters its forecast.
+- market at launch: China's NEV sales (CAAM, `market_annual`) in the latest calendar year published before
+  the launch month. A *scaled* method rescales each other ramp j to the held-out ramp's market: its
+  deliveries (and its curve's plateau) times market(held-out) / market(j), i.e. the class is one of
+  first-year market shares applied to the market the held-out brand launched into.
+- candidate methods (`METHODS`): 'shares', the predictive log Student-t of the other ramps' first-12-month
+  totals (`share_draws`); 'curves', each other ramp's logistic fit (plateau, midpoint, width;
+  `entry.reference_class.fit_brand` on its known months, imputed months never fitted), a log-normal
+  across those ramps of the three parameters, each draw's curve summed over months 1..12 — each scaled
+  or not. The same N standard-normal draws serve every forecast (common random numbers).
+- the method is chosen per held-out ramp, nested (`choose_method`): the candidate whose forecasts of the
+  OTHER ramps, each from the rest with the held-out ramp excluded, have the smallest median |error|.
+  Nothing about the held-out ramp but its launch month and market enters its forecast.
+- honest intervals: the spread of the chosen method's draws is widened, if too narrow, by the empirical
+  error of the OTHER ramps: each is forecast from the rest (the held-out ramp excluded too), its log
+  error log(actual / median) taken, and the draws' log deviations from their median are scaled by
+  max(1, rms(errors) / sd(log draws)).
 - baseline: the median of the other ramps' first-12-month deliveries (a point forecast).
-- for comparison, the same class without the market rescaling (the previous method; `unscaled_*`).
+- for comparison, the previous method (`PREVIOUS`: the curves, unscaled; `unscaled_*` fields).
 
-Why the market, and only it: it was fixed a priori (a brand launching into a market of 3.5 million NEVs a
-year meets more buyers than one launching into 0.8 million; CAAM's annual figure is public for every
-launch), not chosen on the held-out outcomes. The brand's own pre-launch facts are too sparse in the
-bundled tables for a regression across the other brands: a launch price for 3 of the 8 scored ramps,
-a pre-launch order count for 2 (XPeng's launch-day 1,573, AITO's rumoured 1,000), a capacity at launch
+Why the market, and only it: it was fixed a priori as the one candidate covariate (a brand launching
+into a market of 3.5 million NEVs a year meets more buyers than one launching into 0.8 million; CAAM's
+annual figure is public before every launch). The brand's own pre-launch facts are too sparse in the
+bundled tables for a regression across the other brands: a launch price for 3 of the 8 scored ramps, a
+pre-launch order count for 2 (XPeng's launch-day 1,573, AITO's rumoured 1,000), a capacity at launch
 for none; they are carried into the table, not used.
 
 Scores per ramp: inside the 80% interval (p10..p90), the median's error as a fraction of the actual
