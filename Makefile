@@ -50,7 +50,7 @@ bench: $(VENV)/.installed-dev
 # market backtest (its last line: `market: inside=<k>/<n> model_mae=<x> naive_mae=<y> industry_mae=<z>`).
 backtest: $(VENV)/.installed
 	$(BIN)/evlaunch backtest scenarios/xiaomi-2021.toml --actuals backtests/china-2021-2023.csv
-	$(BIN)/evlaunch backtest --ramps
+	COLUMNS=160 $(BIN)/evlaunch backtest --ramps | tee backtests/ramps.txt
 	$(BIN)/evlaunch backtest --all --draws 1000
 
 # Core packages mypy checks (the others are followed silently until they pass and join this list):

@@ -6,10 +6,21 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import norm
 
 from evlaunch.data.catalogue import CATALOGUE
-from evlaunch.entry.ramp_panel import assemble_panel, classify_basis, eligible_ramps, load_ramp_panel
+from evlaunch.data.loader import load_table
+from evlaunch.entry.ramp_panel import (
+    assemble_panel,
+    classify_basis,
+    eligible_ramps,
+    load_ramp_panel,
+    market_at_launch,
+)
 from evlaunch.studies.ramp_backtest import (
+    METHODS,
+    Method,
+    choose_method,
     class_draws,
     cumulative,
     error_scale,
@@ -18,6 +29,7 @@ from evlaunch.studies.ramp_backtest import (
     leave_one_out,
     median_abs,
     score,
+    share_draws,
     standard_normals,
     summary_line,
 )
@@ -89,12 +101,18 @@ def test_an_aggregate_smaller_than_its_known_months_is_ignored():
     assert a.loc[4, "basis"] == "wholesale" and a.loc[6, "basis"] == "registrations"
 
 
+LAUNCHES = {"A": "2018-06", "B": "2019-03", "C": "2020-01", "D": "2020-07", "E": "2021-02", "F": "2021-09"}
+MARKET = pd.DataFrame({"year": [2017, 2018, 2019, 2020], "nev_sales": ["500,000", "1000000", "1200000", "2000000"],
+                       "basis": ["CAAM wholesale"] * 4,
+                       "published": [date(2018, 1, 31), date(2019, 1, 31), date(2020, 1, 31), date(2021, 1, 31)]})
+
+
 def _curves(params):
     months = np.arange(1, 25)
     rows = []
     for brand, (plateau, midpoint, width) in params.items():
         values = plateau / (1 + np.exp(-(months - midpoint) / width))
-        rows += [_row(brand, m, f"{v:.1f}", launch="2020-01") for m, v in zip(months, values)]
+        rows += [_row(brand, m, f"{v:.1f}", launch=LAUNCHES[brand]) for m, v in zip(months, values)]
     return pd.DataFrame(rows).drop(columns=["basis"])
 
 
@@ -102,16 +120,61 @@ PARAMS = {"A": (5_000, 6.0, 2.0), "B": (12_000, 9.0, 3.0), "C": (30_000, 5.0, 1.
           "E": (20_000, 7.0, 2.5), "F": (3_000, 4.0, 1.0)}
 
 
+def _panel(params):
+    return assemble_panel({"new_brand_ramps": _curves(params)}, market=MARKET)
+
+
+def test_market_at_launch_is_the_latest_year_published_before_the_launch_month():
+    assert market_at_launch(MARKET, "2020-01") == (1_000_000, 2018)   # 2019's figure came out 2020-01-31
+    assert market_at_launch(MARKET, "2020-02") == (1_200_000, 2019)
+    assert np.isnan(market_at_launch(MARKET, "2018-01")[0])           # nothing public yet
+    bundled = load_table("market_annual").rows
+    assert market_at_launch(bundled, "2022-03") == (3_521_000, 2021)  # AITO launched into 2021's market
+    panel = _panel(PARAMS)
+    assert panel.ramps.loc["A", "market_at_launch"] == 500_000 and panel.ramps.loc["F", "market_year"] == 2020
+    assert load_ramp_panel().ramps.loc["Tesla China", "market_year"] == 2018
+
+
 def test_leave_one_out_never_sees_the_held_out_brand():
     normals = standard_normals(2000, 7)
-    before, _ = leave_one_out(assemble_panel({"new_brand_ramps": _curves(PARAMS)}), normals)
+    before, _ = leave_one_out(_panel(PARAMS), normals)
     changed = dict(PARAMS, C=(300_000, 2.0, 0.5))
-    after, _ = leave_one_out(assemble_panel({"new_brand_ramps": _curves(changed)}), normals)
+    after, _ = leave_one_out(_panel(changed), normals)
     held = {f.ramp: f for f in before}, {f.ramp: f for f in after}
     assert held[1]["C"].actual != held[0]["C"].actual
-    for field in ("p10", "p50", "p90", "widening", "baseline"):   # C's forecast is untouched by C's data
+    for field in ("p10", "p50", "p90", "widening", "baseline", "method", "unscaled_p50"):   # untouched by C's data
         assert getattr(held[1]["C"], field) == getattr(held[0]["C"], field)
     assert held[1]["A"].p50 != held[0]["A"].p50                     # ...while every other forecast uses it
+
+
+def test_a_ramp_without_a_market_at_launch_is_left_out_with_the_reason():
+    forecasts, excluded = leave_one_out(assemble_panel({"new_brand_ramps": _curves(PARAMS)},
+                                                       market=MARKET[MARKET["year"] > 2017]), standard_normals(500, 1))
+    assert "A" in excluded and "market" in excluded["A"] and "A" not in {f.ramp for f in forecasts}
+
+
+def test_share_draws_are_the_predictive_log_student_t():
+    grid = norm.ppf(np.array([0.1, 0.5, 0.9]))[:, None] * np.ones((1, 3))
+    draws = share_draws(np.array([1000.0, 4000.0]), grid)             # n = 2: one degree of freedom, Cauchy
+    scale = np.std(np.log([1000.0, 4000.0]), ddof=1) * np.sqrt(1.5)
+    centre = np.log(2000.0)                                           # median of the logs
+    assert draws == pytest.approx(np.exp(centre + scale * np.tan(np.pi * np.array([-0.4, 0.0, 0.4]))))
+
+
+def test_the_market_rescaling_keeps_each_brands_share():
+    normals = standard_normals(2000, 3)
+    panel = _panel(PARAMS)
+    curves = fit_curves(panel, list(PARAMS))
+    actuals = {name: float(panel.ramps.loc[name, "cum12"]) for name in PARAMS}
+    same = dict.fromkeys(PARAMS, 1_000_000.0)
+    for kind in ("shares", "curves"):
+        raw = forecast_ramp("A", curves, actuals, normals, method=Method(kind, False))[0]
+        scaled = forecast_ramp("A", curves, actuals, normals, same, 1_000_000.0, Method(kind, True))[0]
+        assert scaled == pytest.approx(raw)                           # one market for all: nothing to rescale
+        doubled = forecast_ramp("A", curves, actuals, normals, same, 2_000_000.0, Method(kind, True))[0]
+        assert doubled == pytest.approx(2 * raw)                      # twice the market, twice the deliveries
+    markets = {name: float(panel.ramps.loc[name, "market_at_launch"]) for name in PARAMS}
+    assert choose_method("A", curves, actuals, markets, normals) in METHODS
 
 
 def test_widening_scales_the_spread_to_the_other_brands_errors():
@@ -181,7 +244,11 @@ def test_the_as_of_guard_reaches_the_panel():
 def test_cli_ramps_prints_the_table_and_the_summary_line(cli):
     code, out, _ = cli("backtest", "--ramps")
     assert code == 0
-    assert SUMMARY.match(out.strip().splitlines()[-1])
+    last = out.strip().splitlines()[-1]
+    assert SUMMARY.match(last)
+    # issue 12's bar, on the bundled tables: >= 70% inside the 80% intervals over >= 7 brands, beating the baseline
+    inside, n, model, baseline = (float(v) for v in re.findall(r"[\d.]+", last.replace("/", " ")))
+    assert n >= 7 and inside / n >= 0.7 and model < baseline
     for brand in ("NIO", "XPeng", "Li Auto", "Zeekr", "Tesla China Model Y"):
         assert brand in out
     code, _, err = cli("backtest")

@@ -138,7 +138,8 @@ def _ramps(as_json: bool) -> None:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
     console.print("[bold]leave-one-brand-out backtest of the new-brand ramp reference class[/]: first-12-month "
-                  "deliveries of each brand forecast from the other brands only", highlight=False)
+                  "deliveries of each brand forecast from the other brands only, rescaled to the NEV market public "
+                  "at its launch (method chosen on the other brands only)", highlight=False)
     for title, forecasts in (("all other brands (tables as bundled)", result.forecasts),
                              ("as of launch: only rows published before the brand's launch month",
                               result.as_of_launch)):
@@ -147,22 +148,29 @@ def _ramps(as_json: bool) -> None:
         table = Table(title=title + " (err = p50 / actual - 1)", box=box.SIMPLE_HEAD, padding=(0, 1),
                       pad_edge=False, highlight=False, collapse_padding=True)
         for column in ("brand", "launch", "class", "actual", "p10", "p50", "p90", "in80", "err", "CRPS", "PIT",
-                       "widen", "baseline", "err ", "imputed"):
+                       "widen", "baseline", "err ", "prev err", "imputed"):
             table.add_column(column, justify="left" if column == "brand" else "right", no_wrap=True)
         for f in forecasts:
             table.add_row(f.ramp, f.launch, str(f.class_size), f"{f.actual:,.0f}", f"{f.p10:,.0f}", f"{f.p50:,.0f}",
                           f"{f.p90:,.0f}", "yes" if f.inside_80 else "[bold red]no[/]", f"{f.median_error:+.1%}",
                           f"{f.crps:,.0f}", f"{f.pit:.2f}", f"{f.widening:.2f}", f"{f.baseline:,.0f}",
-                          f"{f.baseline_error:+.1%}", str(f.imputed_months))
+                          f"{f.baseline_error:+.1%}",
+                          "–" if f.unscaled_error is None else f"{f.unscaled_error:+.1%}", str(f.imputed_months))
         console.print(table)
+    methods = sorted({f.method for f in result.forecasts + result.as_of_launch})
+    console.print(f"method chosen (per brand, by the median |error| of forecasting the other brands from the rest): "
+                  f"{', '.join(methods)}; 'prev err' is the class of logistic curves without the market rescaling "
+                  f"(median |error| {result.unscaled_median_abs_error:.3f})", highlight=False)
     for ramp, reason in result.excluded.items():
         console.print(f"not scored: {ramp}: {reason}", highlight=False, style="dim")
     for ramp, reason in result.as_of_launch_skipped.items():
         console.print(f"as of launch, not scored: {ramp}: {reason}", highlight=False, style="dim")
     outlook = result.outlook
     if outlook is not None:
-        console.print(f"as of 2023-10-31, the whole class ({outlook.class_size} brands, spread widened x{outlook.widening:.2f}) for a "
-                      f"newcomer's first 12 months: p10 {outlook.p10:,.0f} / p50 {outlook.p50:,.0f} / p90 "
+        market = "" if outlook.market is None else f" into a NEV market of {outlook.market / 1e6:.2f}m/yr"
+        console.print(f"as of 2023-10-31, the whole class ({outlook.class_size} brands, {outlook.method}, spread widened "
+                      f"x{outlook.widening:.2f}) for a newcomer's first 12 months{market}: p10 {outlook.p10:,.0f} / "
+                      f"p50 {outlook.p50:,.0f} / p90 "
                       f"{outlook.p90:,.0f}"
                       + ("" if outlook.plan is None else
                          f"; {outlook.plan_note} sits at the class's p{100 * outlook.plan_quantile:.0f}"),

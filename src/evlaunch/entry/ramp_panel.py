@@ -22,6 +22,8 @@ Reconciliation rule, month by month (vehicles per month):
 
 Facts at launch (price, pre-launch orders, capacity) come from the ramp and order tables where they
 give them; the tables give no capacity at launch for these brands (firms.csv's capacities are later).
+The market at launch is China's NEV sales (CAAM, `market_annual`) in the latest calendar year whose
+figure was published before the launch month (the loader's as-of guard): what a forecaster knew then.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from evlaunch.data.loader import load_table, numeric
 
 RAMP_TABLES = ("new_brand_ramps", "more_brand_ramps", "brand_ramps_extra")
 ORDER_TABLES = ("new_brand_orders", "launch_orders_extra")
+MARKET_TABLE = "market_annual"
+MARKET_BASIS = "CAAM"  # the one basis with a figure for every year
 BASES = ("company deliveries", "wholesale", "registrations")
 HORIZON = 24
 MAX_AGGREGATE_SPAN = 3  # months: a quarter
@@ -48,7 +52,8 @@ class RampPanel:
     """`months`: one row per ramp and month 1..horizon (ramp, brand, month, deliveries, basis, how,
     published); `how` is 'month', 'aggregate' (split from a quarter or combined row) or 'imputed'.
     `ramps`: one row per ramp, indexed by ramp label, with launch month, first model, price at
-    launch (CNY, low end of the range), pre-launch orders, months known in 1..12 and 1..24, months
+    launch (CNY, low end of the range), pre-launch orders, the market at launch (`market_at_launch`,
+    NEV sales per year, and `market_year`, NaN when no year was public), months known in 1..12 and 1..24, months
     imputed in 1..12, the last known month and the first-12-month cumulative deliveries."""
 
     months: pd.DataFrame
@@ -283,11 +288,29 @@ def prelaunch_orders(orders: pd.DataFrame, brand: str, first_model: str, launch:
     return float(max(values)) if values else np.nan
 
 
+def market_at_launch(market: pd.DataFrame, launch: str) -> tuple[float, float]:
+    """(NEV sales in vehicles per year, calendar year) of the latest year in `market` (rows of
+    `market_annual` with their `published` dates, CAAM basis) published before the month `launch`
+    ('YYYY-MM') starts; (NaN, NaN) if none was."""
+    if market.empty:
+        return np.nan, np.nan
+    start = date.fromisoformat(launch + "-01")
+    values = numeric(market["nev_sales"])
+    public = market["published"].map(lambda day: day is not None and day < start).astype(bool)
+    usable = market[public & values.notna() & market["basis"].astype(str).str.startswith(MARKET_BASIS)]
+    if usable.empty:
+        return np.nan, np.nan
+    latest = usable.loc[pd.to_numeric(usable["year"]).idxmax()]
+    return float(values[latest.name]), float(latest["year"])
+
+
 def assemble_panel(tables: dict[str, pd.DataFrame], orders: pd.DataFrame | None = None,
-                   horizon: int = HORIZON) -> RampPanel:
+                   horizon: int = HORIZON, market: pd.DataFrame | None = None) -> RampPanel:
     """The panel from the ramp tables' rows (as `load_table(...).rows`, gap rows included or not) and,
-    optionally, the launch-order rows (brand, model, value, date)."""
+    optionally, the launch-order rows (brand, model, value, date) and the `market_annual` rows (year,
+    nev_sales, basis, published) for each ramp's market at launch."""
     rows = ramp_rows(tables)
+    market = market if market is not None else pd.DataFrame(columns=["year", "nev_sales", "basis", "published"])
     orders = orders if orders is not None else pd.DataFrame(columns=["brand", "model", "value", "date"])
     months, summary = [], []
     for ramp, group in rows.groupby("ramp", sort=False):
@@ -300,11 +323,12 @@ def assemble_panel(tables: dict[str, pd.DataFrame], orders: pd.DataFrame | None 
         months.append(frame)
         known = frame[frame["how"] != "imputed"]
         head = frame[frame["month"] <= 12]
+        market_size, market_year = market_at_launch(market, first["launch"])
         summary.append({
             "ramp": ramp, "brand": first["brand"], "first_model": first["first_model"], "launch": first["launch"],
             "price_at_launch": _price_low(group["price_text"]),
             "prelaunch_orders": prelaunch_orders(orders, first["brand"], first["first_model"], first["launch"]),
-            "capacity_at_launch": np.nan,
+            "capacity_at_launch": np.nan, "market_at_launch": market_size, "market_year": market_year,
             "known_1_12": int((known["month"] <= 12).sum()), "known_1_24": len(known),
             "imputed_1_12": int((head["how"] == "imputed").sum()),
             "last_known": int(known["month"].max()),
@@ -324,4 +348,4 @@ def load_ramp_panel(as_of: date | None = None, horizon: int = HORIZON) -> RampPa
         tables[name] = frame[~frame["gap"] | frame["note"].astype(str).str.contains("below", na=False)]
     orders = pd.concat([load_table(name, as_of).rows[["brand", "model", "value", "date"]] for name in ORDER_TABLES],
                        ignore_index=True)
-    return assemble_panel(tables, orders, horizon)
+    return assemble_panel(tables, orders, horizon, load_table(MARKET_TABLE, as_of).rows)
