@@ -198,6 +198,6 @@ def _rolling_market_backtest(draws: int, actuals: Path | None, as_json: bool) ->
     data = result.to_dict()
     console.print(f"mean |error| of the median: model {data['model_mae']:.1%}, frozen {data['frozen_mae']:.1%}, "
                   f"log-odds/log trend {data['trend_mae']:.1%}; forecasts of the time {data['industry_mae']:.1%} vs "
-                  f"the model's {data['model_mae_on_industry_rows']:.1%} on the same rows (PHEV rows apart)", highlight=False)
+                  f"the model's {data['model_mae_on_industry_rows']:.1%} on the same rows", highlight=False)
     typer.echo(result.phev_line())
     typer.echo(result.summary_line())
