@@ -213,7 +213,9 @@ def test_sampled_draws_that_are_not_finite_are_refused(reference_text):
 
     raw = tomllib.loads(reference_text)
     _set(raw, "product.price", {"dist": "normal", "mean": 1e308, "sd": 1, "low": 180000, "high": 300000})
-    _set(raw, "market.nev_trend_per_year", 0.3)  # an estimated trend needs the prepared model's data
+    for name in ("nev_trend_per_year", "phev_trend_per_year", "phev_to_bev_ratio", "growth_per_year",
+                 "charging_growth_per_year"):
+        _set(raw, f"market.{name}", 0.3)  # an estimated quantity needs the prepared model's data
     scenario = Scenario.model_validate(raw)  # bypasses check_ranges on purpose
     with pytest.raises(ScenarioError, match=r"field product\.price: got a normal distribution .*non-finite"):
         sample_inputs(scenario, design(scenario, 1, ()), 0, 8)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import t
 
-from evlaunch.config.scenario import EstimatedTrend, load_scenario
+from evlaunch.config.scenario import EstimatedTrend, load_scenario, month_number
 from evlaunch.data.loader import bundled_path
 from evlaunch.errors import DataError
 from evlaunch.market.adoption import (
@@ -17,7 +17,10 @@ from evlaunch.market.adoption import (
     charging_log_growth,
     estimate,
     fit_drift,
+    log_series_fit,
     logit,
+    market_fits,
+    phev_ratio_bounds,
     yearly_increments,
 )
 from evlaunch.market.history import load_history
@@ -120,3 +123,62 @@ def test_the_reference_scenario_resolves_its_estimated_trend_when_prepared(refer
     assert trend.ppf(np.array([0.5]))[0] == pytest.approx(fit.drift - scenario.market.charging_effect.centre * growth,
                                                           abs=1e-3)
     assert trend.dof == fit.count - 1 and trend.scale == pytest.approx(fit.forecast_scale(1.0))
+
+
+def test_a_log_series_fit_spans_gaps_and_follows_the_closed_form():
+    """Ratios 0.2 (2017), 0.3 (2018), 0.24 (2020): increments log 1.5 over 1 year and log 0.8 over 2."""
+    fit = log_series_fit({2017: 0.2, 2018: 0.3, 2020: 0.24, 2016: 0.0}, "PHEV/BEV")
+    changes, spans = np.array([math.log(1.5), math.log(0.8)]), np.array([1.0, 2.0])
+    drift = changes.sum() / 3.0
+    assert fit.drift == pytest.approx(drift)
+    assert fit.sd == pytest.approx(math.sqrt(np.sum((changes - spans * drift) ** 2 / spans)))
+    assert (fit.count, fit.span, fit.last_year, fit.last_level) == (2, 3.0, 2020, pytest.approx(math.log(0.24)))
+
+
+def test_an_estimated_quantity_applies_its_transform_to_the_truncated_t():
+    growth = EstimatedTrend(dist="estimated", location=0.4, scale=0.1, dof=5, low=math.log(0.5), high=math.log(4.0),
+                            transform="expm1")
+    ratio = growth.model_copy(update={"transform": "exp"})
+    plain = growth.model_copy(update={"transform": "none"})
+    uniform = np.array([1e-12, 0.1, 0.5, 0.9, 1 - 1e-12])
+    np.testing.assert_allclose(growth.ppf(uniform), np.expm1(plain.ppf(uniform)))
+    np.testing.assert_allclose(ratio.ppf(uniform), np.exp(plain.ppf(uniform)))
+    low, high = t.cdf((math.log(0.5) - 0.4) / 0.1, 5), t.cdf((math.log(4.0) - 0.4) / 0.1, 5)
+    assert plain.ppf(np.array([0.9]))[0] == pytest.approx(0.4 + t.ppf(low + 0.9 * (high - low), 5) * 0.1, rel=1e-9)
+    assert growth.ppf(uniform)[0] >= -0.5 - 1e-12 and growth.ppf(uniform)[-1] <= 3.0 + 1e-12
+
+
+def test_the_reference_scenario_estimates_growth_charging_and_the_phev_share(reference_path):
+    """Every market spread of the reference scenario resolves to its estimate: total and charging growth are
+    e^drift - 1 at the median with the one-year predictive t; the PHEV drift is the log PHEV/BEV drift plus
+    the BEV range term; the base-period ratio is the prediction for the base period's middle, truncated to
+    the ratios that leave the 'other PHEV' and 'other ICE' products sales (so every draw calibrates)."""
+    scenario = load_scenario(reference_path)
+    model = prepare(scenario, reference_path.parent)
+    market, history = model.scenario.market, load_history(scenario.as_of)
+    fits = market_fits(history)
+    median = np.array([0.5])
+    for name, fit in (("growth_per_year", fits["log_total"]), ("charging_growth_per_year", fits["log_chargers"])):
+        value = getattr(market, name)
+        assert value.ppf(median)[0] == pytest.approx(math.expm1(fit.drift), abs=1e-5)  # truncation moves it a little
+        assert (value.dof, value.scale) == (fit.dof, pytest.approx(fit.forecast_scale(1.0)))
+    phev = fits["phev_log_ratio"]
+    dynamics = scenario.dynamics
+    slope = dynamics.range_utility.centre * math.log1p(dynamics.range_growth_per_year.centre)
+    assert market.phev_trend_per_year.location == pytest.approx(phev.drift + slope, abs=1e-12)
+    assert market.phev_trend_per_year.scale == pytest.approx(phev.forecast_scale(1.0))
+    assert phev.last_year == 2022 and phev.levels[2022] == pytest.approx(math.log(1_518_000 / 5_365_000))
+    low, high = phev_ratio_bounds(history, model.lineup, market.base_period)
+    extremes = market.phev_to_bev_ratio.ppf(np.array([1e-12, 0.5, 1 - 1e-12]))
+    assert low * 0.999 <= extremes[0] < extremes[1] < extremes[2] <= high * 1.001
+    horizon = (month_number("2023-01") + month_number("2023-08")) / 24.0 - (2022 + 5.5 / 12.0)
+    assert market.phev_to_bev_ratio.location == pytest.approx(phev.last_level + horizon * phev.drift)
+    assert market.phev_to_bev_ratio.scale == pytest.approx(phev.forecast_scale(horizon))
+    model.parameters({"market.phev_to_bev_ratio": extremes[[0, 2]]})  # both extremes are valid inputs
+
+
+def test_a_public_base_year_ratio_is_the_fact_not_an_estimate(reference_path):
+    """The 2021 scenario's base period is 2020, whose CAAM PHEV/BEV ratio (251k / 1,116k) was public."""
+    path = reference_path.parent / "xiaomi-2021.toml"
+    model = prepare(load_scenario(path), path.parent)
+    assert model.scenario.market.phev_to_bev_ratio == pytest.approx(251_000 / 1_116_000)

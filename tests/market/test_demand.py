@@ -20,8 +20,8 @@ from evlaunch.runs.sampling import sample_draws
 DRAWS = 8
 ENTRANT_PRICE = 250_000.0
 # the drivers that move the market away from the base period between months
-DRIVERS = ("market.nev_trend_per_year", "dynamics.ageing_per_year", "dynamics.range_growth_per_year",
-           "market.charging_effect", "dynamics.battery_pass_through")
+DRIVERS = ("market.nev_trend_per_year", "market.phev_trend_per_year", "dynamics.ageing_per_year",
+           "dynamics.range_growth_per_year", "market.charging_effect", "dynamics.battery_pass_through")
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +106,24 @@ def test_more_charging_never_lowers_the_nev_share(reference_model, inputs):
         assert np.all(nev[1] >= nev[0] * (1 - 1e-12))
         gained.append(np.all(nev[1] > nev[0]))
     assert gained[-1]  # and by the horizon it is strictly higher
+
+
+def test_the_phev_drift_moves_the_phev_share_of_nevs_from_the_base_period_on(reference_model, inputs):
+    """PHEV/EREV is its own group: a drift d against BEVs moves the PHEV log-odds within NEV sales by d x years
+    from the base period in each consumer type (plain logit within a type), so nationally by an amount of that
+    sign and at most that size; before the base period's middle it moves the other way."""
+    flat, _ = demand_for(reference_model, inputs, **still(reference_model))
+    rising, _ = demand_for(reference_model, inputs, **{**still(reference_model), "market.phev_trend_per_year": 0.3})
+
+    def phev_log_odds(demand, step):
+        national = shares(demand, step, on_sale=False)[1]
+        phev, nev = national[:, demand.is_phev].sum(axis=1), national[:, demand.is_nev].sum(axis=1)
+        return np.log(phev / (nev - phev))
+
+    for step in range(0, flat.periods, 5):
+        change = phev_log_odds(rising, step) - phev_log_odds(flat, step)
+        years = flat.years_from_base[step]
+        assert np.all(np.sign(change) == np.sign(years))
+        assert np.all(np.abs(change) <= 0.3 * abs(years) + 1e-9)
+    last = flat.periods - 1
+    assert np.all(phev_log_odds(rising, last) - phev_log_odds(flat, last) > 0.1 * flat.years_from_base[last])

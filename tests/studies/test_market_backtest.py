@@ -15,6 +15,7 @@ from evlaunch.studies.backtest import (
     crps,
     industry_errors,
     naive_forecasts,
+    phev_actuals,
     run_rolling_backtest,
 )
 
@@ -63,3 +64,20 @@ def test_rolling_backtest_scores_every_origin_and_horizon():
         assert s.inside_80 == (s.p10 <= s.actual <= s.p90)
         assert s.error == pytest.approx(s.p50 / s.actual - 1)
     assert result.summary_line().startswith(f"market: inside={result.inside}/18 ")
+    # the PHEV/EREV share of NEVs is scored apart, wherever a CAAM year with both figures follows an origin
+    phev = {(s.origin, s.year) for s in result.phev_scores}
+    assert phev == {("2019-12-31", 2020), ("2020-12-31", 2022), ("2021-03-31", 2022), ("2021-12-31", 2022),
+                    ("2021-12-31", 2023), ("2022-12-31", 2023)}
+    for s in result.phev_scores:
+        assert s.quantity == "market.phev_share" and s.p10 <= s.p50 <= s.p90
+        assert s.inside_80 == (s.p10 <= s.actual <= s.p90)
+        fits = result.fits[s.origin]["market.phev_share"]
+        assert fits["last_year"] < int(s.origin[:4]) + (s.origin.endswith("12-31"))  # only years public then
+    assert re.fullmatch(r"phev: inside=\d+/6 model_mae=[0-9.]+ naive_mae=[0-9.]+", result.phev_line())
+
+
+def test_phev_actuals_are_caam_phev_over_bev_plus_phev():
+    shares = phev_actuals()
+    assert shares[2022] == pytest.approx(1_518_000 / (5_365_000 + 1_518_000))
+    assert shares[2023] == pytest.approx(2_804_000 / (6_685_000 + 2_804_000))
+    assert 2021 not in shares  # CAAM 2021 gives no BEV/PHEV split in market_annual

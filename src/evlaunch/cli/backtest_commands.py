@@ -27,7 +27,7 @@ def _fmt(quantity: str, value: float | None) -> str:
     return f"{value / 1e6:,.2f}m" if quantity == "market.total_sales" else f"{value:,.0f}"
 
 
-LABELS = {"market.total_sales": "sales", "market.nev_share": "NEV share"}
+LABELS = {"market.total_sales": "sales", "market.nev_share": "NEV share", "market.phev_share": "PHEV of NEV"}
 
 
 def _error(value: float | None) -> str:
@@ -196,7 +196,7 @@ def _rolling_market_backtest(draws: int, actuals: Path | None, as_json: bool) ->
     for column in ("origin", "quantity", "year", "h", "actual", "p10", "p50", "p90", "in80", "err", "CRPS",
                    "frozen err", "trend err", "industry err (n)"):
         table.add_column(column, justify="left" if column in ("origin", "quantity") else "right", no_wrap=True)
-    for s in result.scores:
+    for s in result.scores + result.phev_scores:
         industry = "–" if s.industry_error is None else f"{s.industry_error:+.1%} ({s.industry_count})"
         table.add_row(s.origin, LABELS.get(s.quantity, s.quantity), str(s.year), str(s.horizon),
                       *(_fmt(s.quantity, v) for v in (s.actual, s.p10, s.p50, s.p90)),
@@ -207,4 +207,5 @@ def _rolling_market_backtest(draws: int, actuals: Path | None, as_json: bool) ->
     console.print(f"mean |error| of the median: model {data['model_mae']:.1%}, frozen {data['frozen_mae']:.1%}, "
                   f"log-odds/log trend {data['trend_mae']:.1%}; forecasts of the time {data['industry_mae']:.1%} vs "
                   f"the model's {data['model_mae_on_industry_rows']:.1%} on the same rows", highlight=False)
+    typer.echo(result.phev_line())
     typer.echo(result.summary_line())

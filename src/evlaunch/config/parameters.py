@@ -22,6 +22,7 @@ class MarketParameters:
     own_price_elasticity: np.ndarray   # sales-weighted mean own-price elasticity of the base period (< 0)
     growth_per_year: np.ndarray        # growth of the total car market per year (fraction)
     nev_trend_per_year: np.ndarray     # drift of NEV utility versus ICEs, logit units per year
+    phev_trend_per_year: np.ndarray    # drift of PHEV/EREV utility versus BEVs, logit units per year
     charging_growth_per_year: np.ndarray  # growth of public charging points per year after the data (fraction)
     charging_effect: np.ndarray        # NEV utility per unit of log charging points per potential buyer
     phev_to_bev_ratio: np.ndarray      # PHEV sales per BEV sale in the base period

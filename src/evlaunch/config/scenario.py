@@ -161,11 +161,15 @@ class Tastes(_Config):
 
 
 class EstimatedTrend(_Distribution):
-    """`market.nev_trend_per_year = {dist = "estimated"}`: the NEV drift estimated from the history public at the
-    as-of date (`market.adoption`). Preparing the model resolves it (`market.adoption.resolve_adoption`) into
-    the estimate's predictive distribution: Student t with `dof` degrees of freedom, centre `location`, scale
-    `scale` (logit units per year), truncated to [low, high]; one Sobol dimension like any uncertain quantity.
-    The three are left out of a scenario file (they come from the data)."""
+    """`{dist = "estimated"}`: a market quantity estimated from the history public at the as-of date
+    (`market.adoption`): the NEV drift `market.nev_trend_per_year`, the PHEV drift `market.phev_trend_per_year`,
+    the base-period `market.phev_to_bev_ratio`, `market.growth_per_year` and `market.charging_growth_per_year`.
+    Preparing the model resolves it (`market.adoption.resolve_adoption`) into the estimate's predictive
+    distribution: x ~ Student t with `dof` degrees of freedom, centre `location`, scale `scale`, truncated to
+    [low, high], all on the estimate's scale (log-odds, log ratio or log growth), and the quantity is
+    `transform`(x): 'none' (x), 'exp' (e^x, a ratio) or 'expm1' (e^x - 1, a growth rate). One Sobol
+    dimension like any uncertain quantity. Only `dist` is written in a scenario file (the rest comes from
+    the data)."""
 
     dist: Literal["estimated"]
     location: float | None = None
@@ -173,6 +177,7 @@ class EstimatedTrend(_Distribution):
     dof: int | None = Field(None, ge=1)
     low: float = -5.0
     high: float = 5.0
+    transform: Literal["none", "exp", "expm1"] = "none"
 
     @property
     def resolved(self) -> bool:
@@ -180,13 +185,14 @@ class EstimatedTrend(_Distribution):
 
     def ppf(self, uniform: np.ndarray) -> np.ndarray:
         if not self.resolved:
-            raise ValueError("market.nev_trend_per_year = {dist = 'estimated'} is resolved from the history when the "
-                             "model is prepared (evlaunch.simulation.prepare); sample the prepared model's scenario")
+            raise ValueError("a {dist = 'estimated'} quantity is resolved from the history when the model is "
+                             "prepared (evlaunch.simulation.prepare); sample the prepared model's scenario")
         location, scale, dof = self.location, self.scale, self.dof
         assert location is not None and scale is not None and dof is not None  # resolved
         low, high = (student_t.cdf((bound - location) / scale, dof) for bound in (self.low, self.high))
         probability = low + np.clip(np.asarray(uniform, dtype=float), 0.0, 1.0) * (high - low)
-        return location + student_t.ppf(probability, dof) * scale
+        value = location + student_t.ppf(probability, dof) * scale
+        return np.exp(value) if self.transform == "exp" else np.expm1(value) if self.transform == "expm1" else value
 
     def support_problem(self) -> str | None:
         return super().support_problem() if self.resolved else None
@@ -201,12 +207,18 @@ class Market(_Config):
     elasticity_basis: Literal["all", "models"] = Field(
         "models", description="products the elasticity is averaged over: 'all' base products incl. the 'other' "
                            "aggregates, or the named 'models' only (an aggregate's own-price elasticity is not a model's)")
-    growth_per_year: Quantity = Field(description="growth of the total car market per year (fraction)")
+    growth_per_year: Quantity | EstimatedTrend = Field(
+        description="growth of the total car market per year (fraction; {dist = \"estimated\"}: from the history)")
     nev_trend_per_year: Quantity | EstimatedTrend = Field(
         description="drift of NEV utility vs ICE, logit units per year ({dist = \"estimated\"}: from the history)")
-    charging_growth_per_year: Quantity = Field(description="growth of public charging points per year")
+    phev_trend_per_year: Quantity | EstimatedTrend = Field(
+        0.0, description="drift of PHEV/EREV utility vs BEV, logit units per year ({dist = \"estimated\"}: from "
+                         "the history)")
+    charging_growth_per_year: Quantity | EstimatedTrend = Field(
+        description="growth of public charging points per year ({dist = \"estimated\"}: from the history)")
     charging_effect: Quantity = Field(description="utility of NEVs per unit of log charging points")
-    phev_to_bev_ratio: Quantity = Field(description="PHEV sales per BEV sale in the base period")
+    phev_to_bev_ratio: Quantity | EstimatedTrend = Field(
+        description="PHEV sales per BEV sale in the base period ({dist = \"estimated\"}: from the history)")
     missing_price_band: dict[str, Quantity] = Field(
         default_factory=dict, description="guide price by segment for models whose price is unknown, CNY")
     estimate_sales_from_monthly: list[str] = Field(
@@ -514,6 +526,7 @@ ALLOWED_RANGES: dict[str, tuple[float, float]] = {
     "unit_cost_factor": (0.1, 10), "learning_rate": (0, 0.5), "awareness_midpoint": (0, 120),
     "awareness_width": (0.1, 60), "order_cancellation": (0, 1), "outside_share": (0.01, 0.99),
     "own_price_elasticity": (-50, -0.1), "growth_per_year": (-0.5, 1), "nev_trend_per_year": (-5, 5),
+    "phev_trend_per_year": (-5, 5),
     "charging_growth_per_year": (-0.5, 3), "charging_effect": (0, 10), "price_war_cut": (0, 0.9),
     "usd_cny": (0.1, 100), "discount_rate": (0, 1), "rnd_per_month": (0, 1e12), "opex_per_month": (0, 1e12),
     "variable_cost_per_vehicle": (0, 1e7), "vat_rate": (0, 0.5), "battery_cost_change_per_year": (-0.5, 0.5),

@@ -41,12 +41,14 @@ import numpy as np
 from scipy.stats import t as student_t
 
 from evlaunch.config.distributions import is_uncertain
-from evlaunch.config.scenario import EstimatedTrend, Scenario
+from evlaunch.config.scenario import EstimatedTrend, Scenario, month_number
 from evlaunch.errors import DataError
 from evlaunch.market.history import MarketHistory
+from evlaunch.market.lineup import Lineup
 
 MIN_COMMON_MONTHS = 6     # a year-to-date year enters with at least this many months public
 TREND_BOUNDS = (-5.0, 5.0)  # the scenario's allowed range of market.nev_trend_per_year (logit units/yr)
+MIN_OTHER = 0.01          # the 'other PHEV' / 'other ICE' products sell at least 1% of the named models' sales
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,30 @@ def estimate(monthly_total: dict[str, float], monthly_bev: dict[str, float], phe
     return fit_drift(increments, levels, f"NEV adoption ({quantity})")
 
 
+def log_series_fit(series: dict[int, float], what: str) -> DriftFit:
+    """The random walk with drift of log(series) from its public yearly values (a gap of k years is one
+    increment of span k): the PHEV/BEV ratio (log ratio = the PHEV log-odds within NEVs) or public charging
+    points (log growth)."""
+    years = sorted(year for year, value in series.items() if value > 0)
+    levels = {year: math.log(series[year]) for year in years}
+    increments = [(float(b - a), levels[b] - levels[a]) for a, b in zip(years[:-1], years[1:])]
+    return fit_drift(increments, levels, what)
+
+
+def market_fits(history: MarketHistory) -> dict[str, DriftFit]:
+    """Every market estimate from one history: 'nev_log_odds', 'log_total' (registrations, CAAM passenger sales
+    before them), 'phev_log_ratio' (CAAM PHEV/BEV sales, i.e. the PHEV log-odds within NEVs) and 'log_chargers'
+    (public charging points at year end)."""
+    return {"nev_log_odds": estimate(history.monthly_total, history.monthly_bev, history.phev_to_bev_by_year,
+                                     history.nev_share_by_year, "nev_log_odds"),
+            "log_total": estimate(history.monthly_total, history.monthly_bev, history.phev_to_bev_by_year,
+                                  history.pv_sales_by_year, "log_total"),
+            "phev_log_ratio": log_series_fit(history.phev_to_bev_by_year, "PHEV/EREV share of NEVs (CAAM PHEV/BEV "
+                                                                           "sales, table 'market_annual')"),
+            "log_chargers": log_series_fit(history.public_chargers_by_year, "public charging points (table "
+                                                                            "'charging_points')")}
+
+
 def charging_log_growth(chargers: dict[int, float], first: int, last: int) -> float:
     """Mean yearly log growth of public charging points between the public year ends nearest to `first` and
     `last` (0 if fewer than two are public)."""
@@ -210,20 +236,69 @@ def charging_log_growth(chargers: dict[int, float], first: int, last: int) -> fl
     return math.log(chargers[years[-1]] / chargers[years[0]]) / (years[-1] - years[0])
 
 
-def resolve_adoption(scenario: Scenario, history: MarketHistory) -> Scenario:
-    """The scenario with `market.nev_trend_per_year = {dist = "estimated"}` resolved from the public history:
-    the predictive one-year change of the NEV log-odds (`DriftFit`: t with m - 1 degrees of freedom, scale
-    sd sqrt(1 + 1 / sum k)) less what the charging term already explains at the median charging effect (its
-    mean yearly log growth of public charging points over the estimation years), so the drift stays what the
-    explicit drivers do not explain. Other scenarios are returned unchanged."""
-    trend = scenario.market.nev_trend_per_year
-    if not isinstance(trend, EstimatedTrend):
+def _median(quantity: object) -> float:
+    return quantity.centre if is_uncertain(quantity) else float(quantity)  # type: ignore[attr-defined]
+
+
+def phev_ratio_bounds(history: MarketHistory, lineup: Lineup, base_period: tuple[str, str]) -> tuple[float, float]:
+    """The PHEV/BEV ratios of the base period between which the 'other PHEV' and 'other ICE' products keep
+    at least MIN_OTHER of the named models' sales: above the lineup's named PHEV/EREV sales per BEV
+    registration, below (all registrations - BEV - named ICE sales) per BEV registration."""
+    total = history.base_month_totals(*base_period).mean()
+    bev = history.base_month_totals(*base_period, series="bev").mean()
+    named = ~np.isnan(lineup.monthly_sales)
+    sales = {p: float(np.sum(lineup.monthly_sales[named & (np.array(lineup.powertrains) == p)])) for p in ("PHEV", "ICE")}
+    return sales["PHEV"] * (1.0 + MIN_OTHER) / bev, (total - bev - sales["ICE"] * (1.0 + MIN_OTHER)) / bev
+
+
+def _resolved(value: EstimatedTrend, fit: DriftFit, location: float, horizon: float = 1.0,
+              **bounds: float | str) -> EstimatedTrend:
+    """`value` resolved to the fit's Student t (m - 1 dof) `horizon` years ahead, centred at `location`."""
+    return value.model_copy(update={"location": location, "scale": fit.forecast_scale(horizon), "dof": fit.dof,
+                                    **bounds})
+
+
+def resolve_adoption(scenario: Scenario, history: MarketHistory, lineup: Lineup | None = None) -> Scenario:
+    """The scenario with every `{dist = "estimated"}` market quantity resolved from the public history
+    (`market_fits`; each a Student t with m - 1 degrees of freedom and the one-year predictive scale
+    sd sqrt(1 + 1 / sum k), except the base-period ratio, `horizon` years from the last public year):
+
+    - `nev_trend_per_year`: the NEV log-odds drift less what the charging term already explains at the
+      median charging effect (the mean yearly log growth of public charging points over the estimation
+      years), so the drift stays what the explicit drivers do not explain;
+    - `phev_trend_per_year`: the drift of log(PHEV / BEV) plus the BEV range term's median slope
+      (range_utility x log(1 + range growth)), which the demand model already gives BEVs;
+    - `phev_to_bev_ratio`: exp of the log ratio predicted for the middle of the base period, truncated
+      to the ratios that leave the 'other PHEV' and 'other ICE' products sales (`phev_ratio_bounds`; at most
+      5); the public ratio itself (a fixed number) when the base period's year is public;
+    - `growth_per_year`, `charging_growth_per_year`: e^x - 1 of the yearly log-growth drift of all
+      registrations (CAAM passenger sales before them) and of public charging points.
+    Other quantities are returned unchanged."""
+    market = scenario.market
+    names = ("nev_trend_per_year", "phev_trend_per_year", "phev_to_bev_ratio", "growth_per_year",
+             "charging_growth_per_year")
+    if not any(isinstance(getattr(market, name), EstimatedTrend) for name in names):
         return scenario
-    fit = estimate(history.monthly_total, history.monthly_bev, history.phev_to_bev_by_year,
-                   history.nev_share_by_year, "nev_log_odds")
-    effect = scenario.market.charging_effect
-    effect_median = effect.centre if is_uncertain(effect) else float(effect)
-    growth = charging_log_growth(history.public_chargers_by_year, min(fit.levels), fit.last_year)
-    resolved = trend.model_copy(update={"location": fit.drift - effect_median * growth,
-                                        "scale": fit.forecast_scale(1.0), "dof": fit.dof})
-    return scenario.model_copy(update={"market": scenario.market.model_copy(update={"nev_trend_per_year": resolved})})
+    fits = market_fits(history)
+    nev, phev = fits["nev_log_odds"], fits["phev_log_ratio"]
+    growth = charging_log_growth(history.public_chargers_by_year, min(nev.levels), nev.last_year)
+    first, last = market.base_period
+    base_mid = (month_number(first) + month_number(last)) / 24.0   # years since year 0
+    base_year, base_years = int(base_mid), base_mid - (phev.last_year + 5.5 / 12.0)
+    lowest, highest = phev_ratio_bounds(history, lineup, market.base_period) if lineup is not None else (0.0, 5.0)
+    range_slope = _median(scenario.dynamics.range_utility) * math.log1p(_median(scenario.dynamics.range_growth_per_year))
+    resolve = {
+        "nev_trend_per_year": lambda v: _resolved(v, nev, nev.drift - _median(market.charging_effect) * growth),
+        "phev_trend_per_year": lambda v: _resolved(v, phev, phev.drift + range_slope),
+        "phev_to_bev_ratio": lambda v: math.exp(phev.levels[base_year]) if base_year in phev.levels else _resolved(
+            v, phev, phev.last_level + base_years * phev.drift, max(base_years, 1.0 / 12.0),
+            low=math.log(lowest) if lowest > 0 else -5.0, high=math.log(min(max(highest, lowest * 2.0), 5.0)),
+            transform="exp"),
+        "growth_per_year": lambda v: _resolved(v, fits["log_total"], fits["log_total"].drift,
+                                               low=math.log1p(-0.5), high=math.log(2.0), transform="expm1"),
+        "charging_growth_per_year": lambda v: _resolved(v, fits["log_chargers"], fits["log_chargers"].drift,
+                                                        low=math.log1p(-0.5), high=math.log(4.0), transform="expm1"),
+    }
+    updates = {name: resolve[name](getattr(market, name)) for name in names
+               if isinstance(getattr(market, name), EstimatedTrend)}
+    return scenario.model_copy(update={"market": market.model_copy(update=updates)})

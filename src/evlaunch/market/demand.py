@@ -11,7 +11,9 @@ calibrated in `market.calibration`).
 - charging points by region: the sourced year-end counts (interpolated), then the assumed national
   growth plus each region's extra growth after the as-of date; NEV utility moves with
   `market.charging_effect` times the log of charging points per potential buyer in the region;
-- the NEV drift `market.nev_trend_per_year` (what the explicit drivers do not explain);
+- the NEV drift `market.nev_trend_per_year` (what the explicit drivers do not explain), and the PHEV/EREV
+  drift `market.phev_trend_per_year` against BEVs (so the PHEV share of NEVs moves as estimated, not frozen
+  at the base period's ratio);
 - battery pack cost: with fixed prices, incumbents' BEV/PHEV prices move with the pack cost since the base
   period times `dynamics.battery_pass_through`;
 - technology progress: incumbent BEVs' range grows by `dynamics.range_growth_per_year` (utility
@@ -117,6 +119,7 @@ class Demand:
                                     + [scenario.product.powertrain])
         self.is_nev = np.isin(self.powertrains, ("BEV", "PHEV"))
         self.is_bev = self.powertrains == "BEV"
+        self.is_phev = self.powertrains == "PHEV"
         self.launch_month = np.array([month_number(c.month) for c in launches], dtype=int)
 
         dynamics = parameters.dynamics
@@ -171,6 +174,7 @@ class Demand:
         self.charging_term = market.charging_effect[:, None, None] * (
             log_regional - np.log(self.regions.weights)[:, :, None] - np.log(national_base)[:, None, None])
         self.nev_drift = market.nev_trend_per_year[:, None] * self.years_from_base[None, :]
+        self.phev_drift = market.phev_trend_per_year[:, None] * self.years_from_base[None, :]
 
     @property
     def public_chargers_end(self) -> np.ndarray:
@@ -215,7 +219,9 @@ class Demand:
         available[:, -1] = entrant_available
         extras = self.types.expand(nev_extras(self.regions, self.is_nev, self.plate[step], self.campaign[step],
                                               self.charging_term[:, :, step], self.nev_drift[:, step]))
-        return MonthState(month, all_price, ranges, effective, mean_utility, available, extras + self.taste_utility)
+        phev = self.phev_drift[:, step, None, None] * self.is_phev[None, None, :]
+        return MonthState(month, all_price, ranges, effective, mean_utility, available,
+                          extras + self.taste_utility + phev)
 
     def effective_prices(self, price: np.ndarray, ranges: np.ndarray, month: int) -> np.ndarray:
         """Guide price + purchase tax - subsidy (the schedule's and the scenario's extra one) in `month`

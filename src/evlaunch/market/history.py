@@ -31,6 +31,7 @@ class MarketHistory:
     public_chargers_by_year: dict[int, float]
     pack_usd_per_kwh_by_year: dict[int, float]  # China pack price where given, else global average
     paths: dict[str, str] = field(default_factory=dict)  # file each table was read from, by table name
+    pv_sales_by_year: dict[int, float] = field(default_factory=dict)  # passenger-vehicle sales, CAAM basis
 
     def base_month_totals(self, first: str, last: str, series: str = "total") -> np.ndarray:
         """Monthly values between two 'YYYY-MM' months inclusive (error if any month is not public)."""
@@ -99,19 +100,7 @@ def load_history(as_of: date, tables: dict[str, str] | None = None) -> MarketHis
     annual_table = load_table("market_annual", as_of, tables.get("market_annual"))
     annual, annual_path = annual_table.rows, annual_table.path
     caam = annual[annual["basis"].str.startswith("CAAM")]
-    nev_share, phev_ratio = {}, {}
-    for _, row in caam.iterrows():
-        year = int(row["year"])
-        pv, nev_pv = numeric_value(row["pv_sales"]), numeric_value(row["nev_pv_sales"])
-        if pv and nev_pv:
-            if nev_pv >= pv:
-                raise DataError(f"table 'market_annual': {annual_path}, year {year} ({row['basis']}): got "
-                                f"nev_pv_sales {row['nev_pv_sales']!r} and pv_sales {row['pv_sales']!r}; expected "
-                                f"passenger NEV sales below all passenger sales")
-            nev_share[year] = nev_pv / pv
-        bev_units, phev_units = numeric_value(row["bev_sales"]), numeric_value(row["phev_sales"])
-        if bev_units and phev_units:
-            phev_ratio[year] = phev_units / bev_units
+    nev_share, phev_ratio, pv_sales = _caam_series(caam, annual_path)
 
     chargers_table = load_table("charging_points", as_of, tables.get("charging_points"))
     chargers = chargers_table.rows
@@ -131,7 +120,27 @@ def load_history(as_of: date, tables: dict[str, str] | None = None) -> MarketHis
             raise DataError(f"table {table!r}: {path}: no {name} figures are public by {as_of}; expected at least one")
     return MarketHistory(as_of, monthly_total, monthly_bev, seasonality, nev_share, phev_ratio, public, pack_price,
                          {"china_cars_monthly_total": totals_table.path, "china_bev_monthly_by_model": bev_table.path,
-                          "market_annual": annual_path})
+                          "market_annual": annual_path, "charging_points": chargers_path}, pv_sales)
+
+
+def _caam_series(caam: pd.DataFrame, annual_path: str) -> tuple[dict[int, float], dict[int, float], dict[int, float]]:
+    """(passenger NEV share, PHEV/BEV ratio, passenger-vehicle sales) by year from the CAAM rows of market_annual."""
+    nev_share, phev_ratio, pv_sales = {}, {}, {}
+    for _, row in caam.iterrows():
+        year = int(row["year"])
+        pv, nev_pv = numeric_value(row["pv_sales"]), numeric_value(row["nev_pv_sales"])
+        if pv:
+            pv_sales[year] = pv
+        if pv and nev_pv:
+            if nev_pv >= pv:
+                raise DataError(f"table 'market_annual': {annual_path}, year {year} ({row['basis']}): got "
+                                f"nev_pv_sales {row['nev_pv_sales']!r} and pv_sales {row['pv_sales']!r}; expected "
+                                f"passenger NEV sales below all passenger sales")
+            nev_share[year] = nev_pv / pv
+        bev_units, phev_units = numeric_value(row["bev_sales"]), numeric_value(row["phev_sales"])
+        if bev_units and phev_units:
+            phev_ratio[year] = phev_units / bev_units
+    return nev_share, phev_ratio, pv_sales
 
 
 def numeric_value(text: object) -> float | None:

@@ -32,7 +32,8 @@ import numpy as np
 from evlaunch.config.scenario import Scenario, load_scenario
 from evlaunch.data import load_table
 from evlaunch.errors import DataError
-from evlaunch.market.adoption import estimate
+from evlaunch.market.adoption import DriftFit
+from evlaunch.market.adoption import market_fits as history_fits
 from evlaunch.market.history import load_history, numeric_value
 from evlaunch.runs.draw_table import DrawTable
 from evlaunch.runs.runner import DEFAULT_SEED, RunOptions, run_scenario
@@ -429,9 +430,13 @@ class OriginScore:
 
 @dataclass
 class RollingBacktest:
+    """The rolling-origin scores: `scores` of the issue's targets (total sales, NEV share; the `market:` line)
+    and `phev_scores` of the PHEV/EREV share of NEVs (CAAM basis), scored apart (the `phev:` line)."""
+
     draws: int
     scores: list[OriginScore]
     fits: dict[str, dict[str, dict[str, float]]]   # origin -> quantity -> drift, sd, count
+    phev_scores: list[OriginScore] = field(default_factory=list)
 
     @property
     def inside(self) -> int:
@@ -450,6 +455,13 @@ class RollingBacktest:
         return (f"market: inside={self.inside}/{len(self.scores)} model_mae={self.mean_abs('error'):.3f} "
                 f"naive_mae={self.naive_mae:.3f} industry_mae={self.mean_abs('industry_error'):.3f}")
 
+    def phev_line(self) -> str:
+        """The PHEV/EREV rows' summary: inside the 80% interval, mean |error| of the model and the better naive."""
+        rows = self.phev_scores
+        naive = min(self.mean_abs("frozen_error", rows), self.mean_abs("trend_error", rows))
+        return (f"phev: inside={sum(s.inside_80 for s in rows)}/{len(rows)} model_mae={self.mean_abs('error', rows):.3f} "
+                f"naive_mae={naive:.3f}")
+
     def to_dict(self) -> dict[str, Any]:
         return _clean({"draws": self.draws, "scores": [asdict(s) for s in self.scores], "fits": self.fits,
                        "inside": self.inside, "count": len(self.scores), "model_mae": self.mean_abs("error"),
@@ -457,25 +469,37 @@ class RollingBacktest:
                        "naive_mae": self.naive_mae, "industry_mae": self.mean_abs("industry_error"),
                        "model_mae_on_industry_rows": self.mean_abs(
                            "error", [s for s in self.scores if s.industry_error is not None]),
-                       "line": self.summary_line()})
+                       "line": self.summary_line(), "phev_scores": [asdict(s) for s in self.phev_scores],
+                       "phev_line": self.phev_line()})
 
 
-def market_fits(as_of: Any) -> dict[str, Any]:
-    """The adoption ('market.nev_share') and market-size ('market.total_sales') fits public at `as_of`."""
+FIT_NAMES = {"market.nev_share": "nev_log_odds", "market.total_sales": "log_total",
+             "market.phev_share": "phev_log_ratio"}
 
-    history = load_history(as_of)
-    annual = load_table("market_annual", as_of).rows
-    passenger = {int(row.year): numeric_value(row.pv_sales) for row in annual.itertuples()
-                 if str(row.basis).startswith("CAAM") and numeric_value(row.pv_sales)}
-    return {"market.nev_share": estimate(history.monthly_total, history.monthly_bev, history.phev_to_bev_by_year,
-                                         history.nev_share_by_year, "nev_log_odds"),
-            "market.total_sales": estimate(history.monthly_total, history.monthly_bev, history.phev_to_bev_by_year,
-                                           passenger, "log_total")}
+
+def market_fits(as_of: Any) -> dict[str, DriftFit]:
+    """The adoption ('market.nev_share'), market-size ('market.total_sales') and PHEV/EREV share of NEVs
+    ('market.phev_share', log PHEV/BEV = its log-odds) fits public at `as_of` (`market.adoption.market_fits`,
+    the estimates a scenario's `{dist = "estimated"}` quantities resolve to)."""
+    fits = history_fits(load_history(as_of))
+    return {quantity: fits[name] for quantity, name in FIT_NAMES.items()}
+
+
+def phev_actuals() -> dict[int, float]:
+    """PHEV share of NEV sales, PHEV / (BEV + PHEV), by year: every CAAM year of market_annual (all rows, as
+    published later) with both figures."""
+    annual = load_table("market_annual").rows
+    shares = {}
+    for row in annual.itertuples():
+        bev, phev = numeric_value(row.bev_sales), numeric_value(row.phev_sales)
+        if str(row.basis).startswith("CAAM") and bev and phev:
+            shares[int(row.year)] = phev / (bev + phev)
+    return shares
 
 
 def _from_level(quantity: str, level: np.ndarray | float) -> np.ndarray:
     level = np.asarray(level, float)
-    return 1.0 / (1.0 + np.exp(-level)) if quantity == "market.nev_share" else np.exp(level)
+    return np.exp(level) if quantity == "market.total_sales" else 1.0 / (1.0 + np.exp(-level))
 
 
 def naive_forecasts(levels: dict[int, float], quantity: str, year: int) -> tuple[float, float]:
@@ -506,13 +530,29 @@ def industry_errors(as_of: Any, quantity: str, year: int) -> list[float]:
     return errors
 
 
+def origin_score(origin: str, fit: DriftFit, quantity: str, year: int, horizon: int, actual: float,
+                 probabilities: np.ndarray) -> OriginScore:
+    """One origin's forecast of `year` from `fit` (the level `year - last public year` steps ahead), scored
+    against `actual` beside the naive baselines and the forecasts of the time public at the origin."""
+    as_of = date.fromisoformat(origin)
+    sample = _from_level(quantity, fit.forecast_ppf(probabilities, year - fit.last_year))
+    p10, p50, p90 = (float(v) for v in np.quantile(sample, [0.1, 0.5, 0.9]))
+    frozen, trend = naive_forecasts(fit.levels, quantity, year)
+    industry = industry_errors(as_of, quantity, year)
+    return OriginScore(origin, quantity, year, horizon, actual, p10, p50, p90, bool(p10 <= actual <= p90),
+                       p50 / actual - 1.0, crps(actual, sample), frozen, frozen / actual - 1.0, trend,
+                       trend / actual - 1.0, float(np.median(industry)) if industry else None, len(industry))
+
+
 def run_rolling_backtest(draws: int = 1000, actuals_path: str | Path = ROLLING_ACTUALS,
                          origins: tuple[str, ...] = ORIGINS) -> RollingBacktest:
-    """Forecast the next one and two calendar years of total sales and NEV share from each origin with the
-    market's estimated diffusion models (`market.adoption`), and score them against the actuals."""
-    actuals = {(a.quantity, int(a.period)): a for a in read_actuals(actuals_path) if not a.is_month}
+    """Forecast the next one and two calendar years of total sales and NEV share (scored against the actuals
+    file) and of the PHEV/EREV share of NEVs (scored against the CAAM years of market_annual, `phev_actuals`)
+    from each origin with the market's estimated models (`market.adoption`)."""
+    actuals = {(a.quantity, int(a.period)): a.value for a in read_actuals(actuals_path) if not a.is_month}
+    actuals.update({("market.phev_share", year): share for year, share in phev_actuals().items()})
     probabilities = (np.arange(draws) + 0.5) / draws
-    scores: list[OriginScore] = []
+    scores: dict[str, list[OriginScore]] = {"market": [], "phev": []}
     fits_out: dict[str, dict[str, dict[str, float]]] = {}
     for origin in origins:
         as_of = date.fromisoformat(origin)
@@ -520,21 +560,10 @@ def run_rolling_backtest(draws: int = 1000, actuals_path: str | Path = ROLLING_A
         fits_out[origin] = {q: {"drift": f.drift, "sd": f.sd, "increments": f.count, "last_year": f.last_year}
                             for q, f in fits.items()}
         first = as_of.year + 1 if (as_of.month, as_of.day) == (12, 31) else as_of.year  # the next calendar year
-        for quantity in ("market.total_sales", "market.nev_share"):
-            fit = fits[quantity]
+        for quantity in ("market.total_sales", "market.nev_share", "market.phev_share"):
             for horizon in HORIZONS:
                 year = first + horizon - 1
-                actual = actuals.get((quantity, year))
-                if actual is None:
-                    continue
-                steps = year - fit.last_year
-                sample = _from_level(quantity, fit.forecast_ppf(probabilities, steps))
-                p10, p50, p90 = (float(v) for v in np.quantile(sample, [0.1, 0.5, 0.9]))
-                frozen, trend = naive_forecasts(fit.levels, quantity, year)
-                industry = industry_errors(as_of, quantity, year)
-                scores.append(OriginScore(
-                    origin, quantity, year, horizon, actual.value, p10, p50, p90, bool(p10 <= actual.value <= p90),
-                    p50 / actual.value - 1.0, crps(actual.value, sample), frozen, frozen / actual.value - 1.0,
-                    trend, trend / actual.value - 1.0, float(np.median(industry)) if industry else None,
-                    len(industry)))
-    return RollingBacktest(draws, scores, fits_out)
+                if (quantity, year) in actuals:
+                    scores["phev" if quantity == "market.phev_share" else "market"].append(origin_score(
+                        origin, fits[quantity], quantity, year, horizon, actuals[(quantity, year)], probabilities))
+    return RollingBacktest(draws, scores["market"], fits_out, scores["phev"])
