@@ -28,10 +28,23 @@ def test_bundled_tables_match_the_shared_catalogue_copy():
     shared = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
     if not shared.is_dir():
         pytest.skip("../shared/data is not beside the checkout")
-    for name in CATALOGUE:
+    for name, info in CATALOGUE.items():
         source = shared / f"{name}.csv"
+        # a table without a shared copy must say it was compiled for the package alone
+        assert source.exists() != info.package_only, name
         if source.exists():
             assert bundled_path(name).read_bytes() == source.read_bytes(), name
+
+
+def test_announced_rivals_are_dated_by_their_sources():
+    rows = load_table("announced_rivals", as_of=date(2023, 10, 31)).rows
+    assert {"Jiyue 01", "AITO M7 (new)", "Luxeed S7", "Apple car (Project Titan)"} <= set(rows["rival"])
+    # nothing the table holds was published after the reference scenario's date; before Luxeed's
+    # announcement (2023-09-25) the table knows only what was public then
+    assert set(load_table("announced_rivals", as_of=date(2023, 10, 31)).rows["rival"]) == set(
+        load_table("announced_rivals").rows["rival"])
+    early = load_table("announced_rivals", as_of=date(2023, 9, 20)).rows
+    assert "Luxeed S7" not in set(early["rival"]) and "Jiyue 01" not in set(early["rival"])
 
 
 def test_unsourced_figure_is_refused(tmp_path):

@@ -35,9 +35,20 @@ def test_summary_follows_the_contract(first_run, reference_model):
     assert summary["draws"] == 300 and summary["seed"] == 11 and isinstance(summary["version"], str)
     years = {str(y) for y in reference_model.scenario.years}
     assert set(summary["paths"]) == set(reference_model.scenario.paths)
+    launches = [launch.name for launch in reference_model.scenario.competition.launches]
     for path in summary["paths"].values():
+        # the contract's keys, plus (issue 13) what entry does to buyers and the rivals to the entrant
         assert set(path) == {"launch_month", "p_launch_by_target", "deliveries", "orders", "share", "revenue",
-                             "npv", "peak_cash_need", "p_budget_exceeded"}
+                             "npv", "peak_cash_need", "p_budget_exceeded", "surplus_change", "order_share",
+                             "order_share_without_rivals", "rival_diversion"}
+        for key in ("surplus_change", "order_share", "order_share_without_rivals"):
+            assert set(path[key]) == years
+            for block in path[key].values():
+                check_block(block)
+        assert set(path["rival_diversion"]) == set(launches)
+        for groups in path["rival_diversion"].values():
+            assert {"entrant", "outside"} <= set(groups)
+            assert all(v is None or 0.0 <= v <= 1.0 for v in groups.values())
         assert set(path["launch_month"]) == {"p10", "p50", "p90"}
         assert all(v is None or MONTH.match(v) for v in path["launch_month"].values())
         for key in ("deliveries", "orders", "share", "revenue"):

@@ -39,6 +39,16 @@ NEV_SHARE_MONTH = "nev_share_month"
 # per diversion group: `diversion(path, "BYD")` -> "own.diversion.BYD"
 DIVERSION = "diversion"
 
+# what entry does to buyers, and the announced rivals to the entrant, per calendar year (after the monthly
+# columns): `yearly(path, SURPLUS_CHANGE, 2026)` -> "own.surplus_change.2026"
+SURPLUS_CHANGE = "surplus_change"
+ORDER_SHARE = "order_share"
+ORDER_SHARE_WITHOUT_RIVALS = "order_share_without_rivals"
+
+# per scheduled launch and diversion group: `rival_diversion(path, "Jiyue 01", "Tesla")`
+RIVAL_DIVERSION = "rival_diversion"
+ENTRANT_GROUP = "entrant"   # the entrant as a group a rival's buyers come from
+
 # global outputs (one column per run, not per path)
 AWARENESS_MIDPOINT_DRAWN = "product.awareness_midpoint_drawn"
 AWARENESS_WIDTH_DRAWN = "product.awareness_width_drawn"
@@ -69,6 +79,17 @@ def monthly(path: str, name: str, month: str) -> str:
 def diversion(path: str, group: str) -> str:
     """The share of a path's first-year buyers diverted from `group` (or 'outside'), e.g. "own.diversion.BYD"."""
     return f"{path}.{DIVERSION}.{group}"
+
+
+def rival_diversion(path: str, rival: str, group: str) -> str:
+    """The share of a scheduled launch's buyers in its first 12 months on sale who would otherwise have bought
+    from `group` (the entrant: ENTRANT_GROUP; nothing: 'outside'), e.g. "own.rival_diversion.Jiyue 01.Tesla"."""
+    return f"{path}.{RIVAL_DIVERSION}.{rival}.{group}"
+
+
+def rival_diversion_prefix(path: str, rival: str) -> str:
+    """The prefix shared by a launch's diversion columns on a path ("own.rival_diversion.Jiyue 01.")."""
+    return f"{path}.{RIVAL_DIVERSION}.{rival}."
 
 
 def diversion_prefix(path: str) -> str:

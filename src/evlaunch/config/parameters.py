@@ -83,6 +83,13 @@ class LaunchParameters:
 
     price: np.ndarray                  # guide price incl. VAT, CNY
     quality_utility: np.ndarray        # utility versus its comparables at equal price
+    probability: np.ndarray            # probability the launch happens at all
+    occurrence_event: np.ndarray       # the uniform (0..1) that decides it: happens when below `probability`
+
+    @property
+    def happens(self) -> np.ndarray:
+        """[N] bool: whether the launch happens in each draw."""
+        return self.occurrence_event < self.probability
 
 
 @dataclass(frozen=True)

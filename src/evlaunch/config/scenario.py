@@ -239,6 +239,8 @@ class CompetitorLaunch(_Config):
     adas: StrictBool = False
     comparables: list[str] = Field(min_length=1)
     quality_utility: Quantity = 0.0
+    probability: Quantity = Field(1.0, description="probability the launch happens at all (0..1; 1 = announced "
+                                                   "and certain), decided per draw")
 
 
 class Competition(_Config):
@@ -457,7 +459,11 @@ class Scenario(_Config):
         if not first <= month_number(self.target_launch) <= last:
             raise ValueError(f"field target_launch: got {self.target_launch!r}; expected a month within the "
                              f"simulated months {window}")
+        names = [launch.name for launch in self.competition.launches]
         for k, launch in enumerate(self.competition.launches):
+            if names.index(launch.name) != k:
+                raise ValueError(f"field competition.launches.{k}.name: got {launch.name!r}; expected a name no "
+                                 f"other launch has (it names the launch's output columns)")
             if not month_number(self.market.base_period[1]) < month_number(launch.month) <= last:
                 raise ValueError(f"field competition.launches.{k}.month: got {launch.month!r}; expected a month "
                                  f"after the base period (which ends {self.market.base_period[1]}; models on "

@@ -228,13 +228,18 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         _text("brand", True), Column("launch_month", "month"), Column("month_index", "integer", low=1, high=240),
         _count("deliveries", 1e8), _count("cumulative", 1e9)),
     "new_brand_orders": (_text("brand", True), _count("value", 1e8), Column("date", "period", True)),
+    "announced_rivals": (
+        _text("rival", True), _text("event", True), Column("date", "period", True), Column("published", "period"),
+        Column("powertrain", "choice", choices=("BEV", "PHEV", "EREV", "ICE")), _text("segment"), _text("body"),
+        _price("price_min_cny"), _price("price_max_cny"), Column("range_km_cltc", "number", low=10, high=2_000),
+        Column("battery_kwh", "number", low=1, high=300)),
 }
 # Columns that identify a row: no two rows may share them (a repeated row would be counted twice).
 UNIQUE: dict[str, tuple[str, ...]] = {
     "market_annual": ("year", "basis"), "china_cars_monthly_total": ("month",),
     "china_bev_monthly_by_model": ("month", "brand", "model"), "charging_points": ("year",),
     "battery_pack_cost": ("year",), "lineup_2020": ("model",), "lineup_2023": ("model",), "firms": ("firm", "year"),
-    "new_brand_ramps": ("brand", "launch_month", "month_index"),
+    "new_brand_ramps": ("brand", "launch_month", "month_index"), "announced_rivals": ("rival", "event"),
 }
 # The tables a scenario may replace with its own copy (`[data.tables]`); the lineup is `data.lineup`.
 USER_TABLES = ("china_cars_monthly_total", "china_bev_monthly_by_model", "market_annual", "charging_points",
@@ -250,6 +255,7 @@ class TableInfo:
     published: Callable[[pd.Series], date | None]
     basis: str = ""
     keys: tuple[str, ...] = ()
+    package_only: bool = False  # compiled for the package, with no copy in ../shared/data
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -277,7 +283,7 @@ CATALOGUE: dict[str, TableInfo] = {
                   "privileges by effective date (derived from policy_timeline)", _dated("announced"),
                   "announcement dates; each row cites its policy_timeline rows", keys=(
                       "effective_from", "effective_to", "instrument", "powertrain", "range_min_km", "range_max_km",
-                      "announced")),
+                      "announced"), package_only=True),
         TableInfo("charging_points", "Public and total charging points at year end, 2014-2023",
                   _annual("year"), "year-end stock, EVCIPA/NEA", keys=("year",)),
         TableInfo("battery_pack_cost", "BloombergNEF average battery pack price, US$/kWh, 2013-2023",
@@ -326,3 +332,10 @@ CATALOGUE.update({
                   keys=("firm", "period", "margin_type", "published")),
     ]
 })
+
+# Compiled for the package (issue 13: the rivals announced by the reference scenario's date); no shared copy.
+CATALOGUE["announced_rivals"] = TableInfo(
+    "announced_rivals", "Competitor launches announced or made by 2023-10-31: HIMA (AITO M7 refresh, Luxeed S7, "
+    "AITO M9), Jiyue 01, Tesla's Model 3 refresh, Apple's reported car", _published_or(_dated("date")),
+    "company announcements and press reports, each row dated by its source's publication", keys=("rival", "event"),
+    package_only=True)

@@ -121,6 +121,8 @@ class Demand:
         self.is_bev = self.powertrains == "BEV"
         self.is_phev = self.powertrains == "PHEV"
         self.launch_month = np.array([month_number(c.month) for c in launches], dtype=int)
+        self.launch_happens = (np.stack([launch.happens for launch in launch_parameters], axis=1) if launches
+                               else np.zeros((draws, 0), dtype=bool))      # [N, L] the launch happens at all
 
         dynamics = parameters.dynamics
         range_slope = dynamics.range_utility * np.log1p(dynamics.range_growth_per_year)
@@ -215,7 +217,7 @@ class Demand:
             self.launch_xi - self.ageing[:, None] * launched_years[None, :],
             (entrant_utility + entrant_dynamic)[:, None]], axis=1)
         available = np.ones(mean_utility.shape, dtype=bool)
-        available[:, size_j:size_j + self.size_l] = month >= self.launch_month
+        available[:, size_j:size_j + self.size_l] = (month >= self.launch_month) & self.launch_happens
         available[:, -1] = entrant_available
         extras = self.types.expand(nev_extras(self.regions, self.is_nev, self.plate[step], self.campaign[step],
                                               self.charging_term[:, :, step], self.nev_drift[:, step]))

@@ -32,6 +32,7 @@ from evlaunch.report.overview import (
 )
 from evlaunch.report.paths import paths_in_depth
 from evlaunch.report.reference_class import reference_class_section
+from evlaunch.report.rivals import rivals_section, surplus_section
 from evlaunch.report.sensitivity import what_matters
 from evlaunch.simulation.simulate import Model
 
@@ -42,7 +43,7 @@ __all__ = ["CHART_DRAWS", "SECTIONS", "ReportContext", "Section", "render", "tab
 SECTIONS: list[Callable[[ReportContext], Section | None]] = [
     overview, paths_in_depth, launch_section, deliveries_section, reference_class_section, money_section,
     market_section, nev_path_section, policy_section, regions_section, price_response_section,
-    diversion_section, what_matters, assumptions_section, data_section,
+    diversion_section, rivals_section, surplus_section, what_matters, assumptions_section, data_section,
 ]
 
 STYLE = """

@@ -26,8 +26,12 @@ from evlaunch.config.columns import (
     MARKET_TOTAL,
     NEV_SHARE,
     NPV,
+    ORDER_SHARE,
+    ORDER_SHARE_WITHOUT_RIVALS,
     PEAK_CASH_NEED,
+    SURPLUS_CHANGE,
     path_column,
+    rival_diversion_prefix,
     yearly,
 )
 from evlaunch.config.scenario import Scenario, month_label
@@ -107,6 +111,23 @@ def recommendation(statistics: dict[str, PathStats], scenario: Scenario) -> Reco
     return recommend_path(statistics, criterion)
 
 
+ENTRY_KEYS = (SURPLUS_CHANGE, ORDER_SHARE, ORDER_SHARE_WITHOUT_RIVALS)  # added beside the entrant's figures
+
+
+def rival_diversion(table: DrawStatistics, scenario: Scenario, path: str) -> dict[str, dict[str, float | None]]:
+    """Per scheduled launch: the mean share of its first-year buyers it takes from each group (the entrant:
+    'entrant'; nothing: 'outside') on `path`, over the draws in which it sold (null where it never did)."""
+    result: dict[str, dict[str, float | None]] = {}
+    for launch in scenario.competition.launches:
+        prefix = rival_diversion_prefix(path, launch.name)
+        columns = [c for c in table.columns if c.startswith(prefix)]
+        arrays = table.to_numpy(columns)
+        sold = [np.asarray(arrays[c], dtype=float) for c in columns]
+        result[launch.name] = {c[len(prefix):]: (_clean(float(np.nanmean(v))) if np.isfinite(v).any() else None)
+                               for c, v in zip(columns, sold)}
+    return result
+
+
 def build_summary(table: DrawStatistics, scenario: Scenario, draws: int, seed: int, version: str
                   ) -> dict[str, Any]:
     """The summary.json document for a run."""
@@ -119,6 +140,8 @@ def build_summary(table: DrawStatistics, scenario: Scenario, draws: int, seed: i
                for key in ("deliveries", "orders", "share", "revenue") for year in years]
     columns += [f"{path}.{key}" for path in scenario.paths for key in ("npv", "peak_cash_need")]
     columns += [yearly(chosen.path, key, year) for key in ("market_total", "nev_share") for year in years]
+    entry_columns = [yearly(path, key, year) for path in scenario.paths for key in ENTRY_KEYS for year in years]
+    columns += [c for c in entry_columns if c in table.columns]  # runs made before these outputs lack them
     series = table.stats(columns)
     paths: dict[str, Any] = {}
     for path in scenario.paths:
@@ -136,6 +159,11 @@ def build_summary(table: DrawStatistics, scenario: Scenario, draws: int, seed: i
         entry["npv"] = _stat_block(series[path_column(path, NPV)])
         entry["peak_cash_need"] = _stat_block(series[path_column(path, PEAK_CASH_NEED)])
         entry["p_budget_exceeded"] = statistics[path].p_budget_exceeded
+        for key in ENTRY_KEYS:
+            if yearly(path, key, years[0]) in series:
+                entry[key] = {year: _stat_block(series[yearly(path, key, year)]) for year in years}
+        if scenario.competition.launches and yearly(path, SURPLUS_CHANGE, years[0]) in series:
+            entry["rival_diversion"] = rival_diversion(table, scenario, path)
         paths[path] = entry
     market = {
         "total_sales": {year: _stat_block(series[yearly(chosen.path, MARKET_TOTAL, year)]) for year in years},

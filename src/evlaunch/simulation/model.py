@@ -23,7 +23,13 @@ from evlaunch.market.history import MarketHistory, load_history
 from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup, build_lineup
 from evlaunch.market.market_data import MarketData
 from evlaunch.market.policy import PolicySchedule
-from evlaunch.simulation.parameters import AWARENESS_EVENTS, build_parameters, draw_count, shock_event_name
+from evlaunch.simulation.parameters import (
+    AWARENESS_EVENTS,
+    build_parameters,
+    draw_count,
+    launch_event_name,
+    shock_event_name,
+)
 
 
 @dataclass(frozen=True)
@@ -104,12 +110,16 @@ def check_lineup(scenario: Scenario, lineup: Lineup) -> None:
 
 def event_names(scenario: Scenario, with_reference_class: bool) -> tuple[str, ...]:
     """The random events' uniform draws, in the Sobol dimension order: stage failures path by path, supply
-    shocks, then the two awareness-shape uniforms when the ramp comes from the reference class."""
+    shocks, the two awareness-shape uniforms when the ramp comes from the reference class, then one per
+    scheduled launch that may not happen (its probability is not a fixed 1; appended last so adding one
+    leaves the other inputs' dimensions in place)."""
     events = [failure_event_name(name, index) for name, path in scenario.paths.items()
               for index in range(len(path.stages))]
     events += [shock_event_name(name) for name in scenario.supply_shocks]
     if with_reference_class:
         events += [AWARENESS_EVENTS[0], AWARENESS_EVENTS[1]]
+    events += [launch_event_name(k) for k, launch in enumerate(scenario.competition.launches)
+               if launch.probability != 1.0]
     return tuple(events)
 
 

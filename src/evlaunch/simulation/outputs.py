@@ -6,6 +6,9 @@ Kinds of column, each named by a function of `config.columns` (re-exported here)
 - per region and calendar year: `regional(path, MARKET_REGION, "large_cities", 2026)`;
 - per month: `monthly(path, DELIVERIES_MONTH, "2024-03")` (float32);
 - per diversion group (firms, fringe aggregates, 'outside'): `diversion(path, "BYD")`;
+- what entry does to buyers and the rivals to the entrant, per calendar year (after the monthly columns):
+  `yearly(path, SURPLUS_CHANGE, 2026)`, ...; then per scheduled launch and group (the diversion groups and
+  the entrant): `rival_diversion(path, "Jiyue 01", "Tesla")`;
 - global, one per run: `AWARENESS_MIDPOINT_DRAWN`, ... .
 `output_names(scenario, regions, groups)` lists them all in `simulate`'s order.
 """
@@ -28,7 +31,7 @@ from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
 from evlaunch.supply.repricing import OUTSIDE
 
 __all__ = ["OutputColumn", "PATH_OUTPUTS", "YEARLY_OUTPUTS", "REGIONAL_OUTPUTS", "MONTHLY_OUTPUTS",
-           "DIVERSION_OUTPUT", "GLOBAL_OUTPUTS", "output_names", "diversion_group_names", "path_column", "yearly",
+           "DIVERSION_OUTPUT", "ENTRY_OUTPUTS", "RIVAL_DIVERSION_OUTPUT", "GLOBAL_OUTPUTS", "output_names", "diversion_group_names", "path_column", "yearly",
            "regional", "monthly", "diversion", "diversion_prefix"]
 
 
@@ -76,6 +79,20 @@ MONTHLY_OUTPUTS = (
 DIVERSION_OUTPUT = OutputColumn(columns.DIVERSION, "fraction",
                                 "share of the entrant's buyers in its first 12 months on sale who would "
                                 "otherwise have bought from the group (or nothing: 'outside')")
+ENTRY_OUTPUTS = (
+    OutputColumn(columns.SURPLUS_CHANGE, "CNY",
+                 "change in consumer surplus from the entrant's launch in the calendar year: log-sum over consumer "
+                 "types and regions, with versus without the entrant (incumbents' prices as they would be without "
+                 "it: Bertrand counterfactual, or no entry cut), buyers' choices (orders) before capacity rationing"),
+    OutputColumn(columns.ORDER_SHARE, "fraction", "the entrant's orders / new-car buyers' choices (orders basis)"),
+    OutputColumn(columns.ORDER_SHARE_WITHOUT_RIVALS, "fraction",
+                 "the same had the scheduled competitor launches not come, at the same prices (their buyers "
+                 "re-choose as in each consumer type's logit)"),
+)
+RIVAL_DIVERSION_OUTPUT = OutputColumn(columns.RIVAL_DIVERSION, "fraction",
+                                      "share of a scheduled launch's buyers in its first 12 months on sale (draws "
+                                      "where it happens) who would otherwise have bought from the group, the "
+                                      "entrant ('entrant') or nothing ('outside'): second choices")
 GLOBAL_OUTPUTS = (
     OutputColumn(columns.AWARENESS_MIDPOINT_DRAWN, "months", "the awareness ramp's midpoint used in the draw"),
     OutputColumn(columns.AWARENESS_WIDTH_DRAWN, "months", "the awareness ramp's width used in the draw"),
@@ -91,6 +108,11 @@ def diversion_group_names(lineup: Lineup, launch_groups: list[str]) -> list[str]
     return list(dict.fromkeys([*base, *launch_groups, OUTSIDE]))
 
 
+def rival_groups(groups: list[str]) -> list[str]:
+    """The groups a scheduled launch's buyers come from: the diversion groups, then the entrant."""
+    return [*groups, columns.ENTRANT_GROUP]
+
+
 def output_names(scenario: Scenario, groups: list[str]) -> list[str]:
     """Every column `simulate` returns for `scenario`, in its order; `groups`: the diversion groups."""
     names: list[str] = []
@@ -104,4 +126,7 @@ def output_names(scenario: Scenario, groups: list[str]) -> list[str]:
             names += [regional(path, output.name, region, year) for region in scenario.regions
                       for output in REGIONAL_OUTPUTS]
         names += [monthly(path, output.name, month) for month in scenario.months for output in MONTHLY_OUTPUTS]
+        names += [yearly(path, output.name, year) for year in scenario.years for output in ENTRY_OUTPUTS]
+        names += [columns.rival_diversion(path, launch.name, group) for launch in scenario.competition.launches
+                  for group in rival_groups(groups)]
     return names + [output.name for output in GLOBAL_OUTPUTS]

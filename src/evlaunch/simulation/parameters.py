@@ -34,6 +34,12 @@ from evlaunch.entry.paths import failure_event_name
 AWARENESS_EVENTS = ("product.awareness_shape_event_1", "product.awareness_shape_event_2")
 
 
+def launch_event_name(index: int) -> str:
+    """Name of the uniform draw that decides whether scheduled launch `index` happens (when below its
+    probability); only launches whose probability is not a fixed 1 have one (else it is 0: always happens)."""
+    return f"competition.launches.{index}.occurrence_event"
+
+
 def shock_event_name(shock: str) -> str:
     """Name of the uniform draw that decides whether a supply shock happens (when below its probability)."""
     return f"supply_shocks.{shock}.occurrence_event"
@@ -111,7 +117,10 @@ def build_parameters(scenario: Scenario, inputs: Mapping[str, np.ndarray], draws
     else fixed values, distributions' centres, and 0.5 for the random `events` (module docstring)."""
     values = _Values(scenario, inputs, draws, events)
     launches = tuple(LaunchParameters(values(f"competition.launches.{k}.price"),
-                                      values(f"competition.launches.{k}.quality_utility"))
+                                      values(f"competition.launches.{k}.quality_utility"),
+                                      values(f"competition.launches.{k}.probability"),
+                                      values(launch_event_name(k)) if launch_event_name(k) in values.events
+                                      else np.zeros(draws))
                      for k in range(len(scenario.competition.launches)))
     return Parameters(
         draws=draws,

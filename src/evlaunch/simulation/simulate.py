@@ -38,6 +38,8 @@ from evlaunch.market.calibration import BaseMarket, calibrate
 from evlaunch.market.demand import Demand, PreStart, pre_start_market
 from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
 from evlaunch.simulation.model import Model, prepare
+from evlaunch.simulation.outputs import rival_groups
+from evlaunch.simulation.welfare import outside_shares, second_choices, shares_without, surplus_change
 from evlaunch.supply.capacity import capacity_ramp, serve_orders
 from evlaunch.supply.repricing import IncumbentPricing, PathPricing, diversion_groups, entrant_diversion
 
@@ -124,6 +126,24 @@ class PathSeries:
     bev_units: np.ndarray        # [N, H] named incumbent BEVs' units sold
 
 
+@dataclass(frozen=True)
+class EntryEffects:
+    """What entry does to buyers and the scheduled launches to the entrant, along one path (`simulation.welfare`)."""
+
+    surplus: np.ndarray          # [N, H] change in consumer surplus from the entrant's launch, CNY
+    buyers: np.ndarray           # [N, H] buyers choosing a new car (orders basis)
+    buyers_without: np.ndarray   # [N, H] the same had the scheduled launches not come
+    orders_without: np.ndarray   # [N, H] the entrant's orders had the scheduled launches not come
+    rival_choices: np.ndarray    # [N, L, G + 1] launches' buyers' second choices by group (then the entrant), summed
+    rival_units: np.ndarray      # [N, L] the launches' units weighting them
+
+    @staticmethod
+    def empty(draws: int, horizon: int, launches: int, groups: int) -> EntryEffects:
+        return EntryEffects(np.zeros((draws, horizon)), np.zeros((draws, horizon)), np.zeros((draws, horizon)),
+                            np.zeros((draws, horizon)), np.zeros((draws, launches, groups + 1)),
+                            np.zeros((draws, launches)))
+
+
 def simulate(model: Model, inputs: Inputs) -> Outputs:
     """Run every path for every draw over the horizon; return per-draw outputs keyed by name."""
     parameters = model.parameters(inputs)
@@ -132,17 +152,19 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
     out: Outputs = {}
     for path_name in model.scenario.paths:
         terms = path_terms(outcomes[path_name], parameters.paths, parameters)
-        series, state, path_pricing = simulate_path(setting, terms)
+        series, state, path_pricing, effects = simulate_path(setting, terms)
         out.update(path_outputs(path_name, setting, terms, series, state, path_pricing))
         out.update(yearly_outputs(path_name, setting, series))
         out.update(monthly_outputs(path_name, setting, series))
+        out.update(entry_outputs(path_name, model, setting, series, effects))
     out.update(global_outputs(setting))
     return out
 
 
-def simulate_path(setting: Setting, terms: PathTerms) -> tuple[PathSeries, PathState, PathPricing | None]:
+def simulate_path(setting: Setting, terms: PathTerms
+                  ) -> tuple[PathSeries, PathState, PathPricing | None, EntryEffects]:
     """The months of one path, in order: the entrant's utility, demand, capacity and deliveries, cost and cash,
-    regional sums."""
+    regional sums, what entry does to buyers."""
     draws, horizon = setting.size.shape
     regions = len(setting.demand.regions.names)
     series = PathSeries({key: np.zeros((draws, horizon)) for key in NATIONAL_SERIES},
@@ -151,6 +173,7 @@ def simulate_path(setting: Setting, terms: PathTerms) -> tuple[PathSeries, PathS
     state = PathState(np.zeros(draws), np.zeros(draws), np.zeros((draws, len(setting.group_names))),
                       np.zeros(draws))
     path_pricing = setting.pricing.path() if setting.pricing is not None else None
+    effects = EntryEffects.empty(draws, horizon, setting.demand.size_l, len(setting.group_names))
     for t in range(horizon):
         after_launch, cut, utility = entrant_utility(setting, terms, t)
         typed, shares = month_demand(setting, terms, path_pricing, series, t, after_launch, cut, utility)
@@ -159,7 +182,8 @@ def simulate_path(setting: Setting, terms: PathTerms) -> tuple[PathSeries, PathS
         delivered = capacity_and_deliveries(setting, terms, state, t, orders)
         cash_flow(setting, terms, state, series, t, orders, delivered, shares)
         regional_sums(setting, series, t, orders, delivered, typed)
-    return series, state, path_pricing
+        record_entry_effects(setting, terms, path_pricing, effects, t, after_launch, utility, typed)
+    return series, state, path_pricing, effects
 
 
 def supply_shocks(shocks: dict[str, ShockParameters], draws: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -411,6 +435,60 @@ def monthly_outputs(path: str, setting: Setting, series: PathSeries) -> Outputs:
         out[columns.monthly(path, columns.DELIVERIES_MONTH, label)] = national["deliveries"][:, t].astype(np.float32)
         out[columns.monthly(path, columns.NEV_SHARE_MONTH, label)] = (
             national["nev"][:, t] / national["market"][:, t]).astype(np.float32)
+    return out
+
+
+def record_entry_effects(setting: Setting, terms: PathTerms, path_pricing: PathPricing | None,
+                         effects: EntryEffects, t: int, after_launch: np.ndarray, utility: np.ndarray,
+                         typed: np.ndarray) -> None:
+    """Month t: the change in consumer surplus from the entrant against the same month without it (no entry
+    cut, or incumbents at their no-entrant equilibrium prices); buyers and the entrant's orders with and
+    without the scheduled launches (at the same prices); the launches' buyers' second choices in their first
+    12 months on sale (`simulation.welfare`)."""
+    demand, size = setting.demand, setting.size[:, t]
+    weights, products = demand.types.weights, typed.shape[2]
+    if after_launch.any():
+        prices = None if path_pricing is None else path_pricing.pricing.lineup_prices(path_pricing.counterfactual)
+        without_entrant, _ = demand.month(demand.lead + t, np.zeros(size.shape), utility,
+                                          setting.parameters.product.price, np.zeros(size.shape, dtype=bool),
+                                          terms.launch_index, prices)
+        effects.surplus[:, t] = np.where(after_launch, size * surplus_change(
+            typed, without_entrant, weights, setting.price_coefficient), 0.0)
+    launches = np.zeros(products, dtype=bool)
+    launches[demand.size_j:demand.size_j + demand.size_l] = True
+    without_rivals = shares_without(typed, launches)
+    effects.buyers[:, t] = size * (weights * (1.0 - outside_shares(typed))).sum(axis=1)
+    effects.buyers_without[:, t] = size * (weights * (1.0 - outside_shares(without_rivals))).sum(axis=1)
+    effects.orders_without[:, t] = size * (weights * without_rivals[:, :, -1]).sum(axis=1)
+    first_year = [k for k in range(demand.size_l) if 0 <= setting.calendar.months[t] - demand.launch_month[k] < 12]
+    if first_year:
+        to_groups = np.concatenate([setting.group_matrix, np.zeros((products + 1, 1))], axis=1)
+        to_groups[products - 1, -1] = 1.0                                   # the entrant, its own group
+        for k in first_year:
+            source = demand.size_j + k
+            units = size * (weights * typed[:, :, source]).sum(axis=1)
+            effects.rival_choices[:, k] += units[:, None] * (second_choices(typed, weights, source) @ to_groups)
+            effects.rival_units[:, k] += units
+
+
+def entry_outputs(path: str, model: Model, setting: Setting, series: PathSeries, effects: EntryEffects) -> Outputs:
+    """A path's consumer-surplus change and order shares with and without the scheduled launches by calendar
+    year, then each launch's buyers' second choices by group (NaN where it sold nothing in its first year)."""
+    out: Outputs = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for year in setting.calendar.year_list:
+            in_year = setting.calendar.years == year
+            out[columns.yearly(path, columns.SURPLUS_CHANGE, year)] = effects.surplus[:, in_year].sum(axis=1)
+            out[columns.yearly(path, columns.ORDER_SHARE, year)] = (
+                series.national["orders"][:, in_year].sum(axis=1) / effects.buyers[:, in_year].sum(axis=1))
+            out[columns.yearly(path, columns.ORDER_SHARE_WITHOUT_RIVALS, year)] = (
+                effects.orders_without[:, in_year].sum(axis=1) / effects.buyers_without[:, in_year].sum(axis=1))
+        groups = rival_groups(setting.group_names)
+        for k, launch in enumerate(model.scenario.competition.launches):
+            units = effects.rival_units[:, k]
+            shares = effects.rival_choices[:, k, :] / units[:, None]
+            for g, group in enumerate(groups):
+                out[columns.rival_diversion(path, launch.name, group)] = np.where(units > 0, shares[:, g], np.nan)
     return out
 
 
