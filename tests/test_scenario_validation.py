@@ -33,6 +33,12 @@ BAD_EDITS = [
      'high = -2.63 }', "own_price_elasticity = 3.0", "market.own_price_elasticity", "within [-50, -0.1]"),
     ("wrong powertrain", 'powertrain = "BEV"              # fact', 'powertrain = "steam"  # fact',
      "product.powertrain", "'BEV' or 'PHEV'"),
+    ("unknown plant", 'plant = "own"                  # fact: the Yizhuang plant', 'plant = "Yizhuang"  # fact',
+     "paths.own.plant", "'partner' or 'own'"),
+    ("partner plant with no partner", 'plant = "own"                  # fact: the Yizhuang plant',
+     'plant = "partner"  # fact', "paths.own", "`partner` naming the firm whose plant"),
+    ("partner licence in the own plant with no partner", 'partner = "Chery"\nlicence = "partner"\nplant = "own"',
+     'licence = "partner"\nplant = "own"', "paths.Chery_Yizhuang", "`partner` naming the firm whose licence"),
 ]
 
 

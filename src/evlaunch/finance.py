@@ -10,15 +10,22 @@ import numpy as np
 LEARNING_REFERENCE_VOLUME = 10_000.0  # vehicles: unit cost is quoted for the first 10,000 built (modelling choice)
 
 
+def learning_factor(cumulative_output: np.ndarray, learning_rate: np.ndarray) -> np.ndarray:
+    """(1 - learning_rate) ** doublings of cumulative output beyond the reference volume (1 below it)."""
+    doublings = np.log2(np.maximum(cumulative_output, LEARNING_REFERENCE_VOLUME) / LEARNING_REFERENCE_VOLUME)
+    return (1.0 - learning_rate) ** doublings
+
+
 def unit_cost(battery_kwh: np.ndarray, pack_cny_per_kwh: np.ndarray, rest_of_vehicle: np.ndarray,
               cost_factor: np.ndarray, cumulative_output: np.ndarray, learning_rate: np.ndarray) -> np.ndarray:
-    """Cost to build one car, CNY: (battery kWh x pack price + rest of vehicle) x path factor x learning.
+    """Cost to build one car, CNY: (battery kWh x pack price + rest of vehicle x learning) x path factor.
 
-    Learning: each doubling of cumulative output beyond the reference volume cuts cost by `learning_rate`.
+    Learning applies to the rest of the vehicle only: each doubling of the entrant's cumulative output beyond
+    the reference volume cuts it by `learning_rate`. The pack follows the market's pack price (which already
+    carries the industry's learning), so learning it again would count the fall twice.
     """
-    doublings = np.log2(np.maximum(cumulative_output, LEARNING_REFERENCE_VOLUME) / LEARNING_REFERENCE_VOLUME)
-    learning = (1.0 - learning_rate) ** doublings
-    return (battery_kwh * pack_cny_per_kwh + rest_of_vehicle) * cost_factor * learning
+    rest = rest_of_vehicle * learning_factor(cumulative_output, learning_rate)
+    return (battery_kwh * pack_cny_per_kwh + rest) * cost_factor
 
 
 def net_present_value(cash_flow: np.ndarray, annual_rate: np.ndarray, terminal_value: np.ndarray) -> np.ndarray:

@@ -102,8 +102,13 @@ class EntryPath(_Config):
     """A manufacturing path: whose licence and plant, its stages, capacity, costs and fallback."""
 
     label: str = Field(min_length=1, max_length=120)
-    partner: str | None = Field(None, description="firm name as in the firms table, if a partner's plant")
-    licence: Literal["partner", "own"]
+    partner: str | None = Field(None, description="firm name as in the firms table: the partner whose licence "
+                                "or plant the path uses")
+    licence: Literal["partner", "own"] = Field(description="who holds the production licence: the partner or the "
+                                               "entrant itself")
+    plant: Literal["partner", "own"] | None = Field(
+        None, description="where cars are built: the partner's plant or the entrant's own; not given = the "
+                          "licence holder's plant (own licence: own plant; partner licence: partner plant)")
     stages: list[Stage] = Field(min_length=1, max_length=12)
     fallback: str | None = Field(None, description="path taken if a stage fails, with the time already lost")
     capacity_per_year: Quantity = Field(description="plant capacity available to the entrant, vehicles/year")
@@ -113,6 +118,16 @@ class EntryPath(_Config):
     unit_cost_factor: Quantity = Field(1.0, description="multiplier on the unit cost (partner supply chain, scale)")
     brand_utility: Quantity = Field(0.0, description="utility shift from co-branding or channel, logit units")
     note: str = Field("", max_length=4000)
+
+    @property
+    def plant_site(self) -> Literal["partner", "own"]:
+        """Where cars are built: `plant` when given, else the licence holder's plant."""
+        return self.plant if self.plant is not None else self.licence
+
+    @property
+    def licence_holder(self) -> str:
+        """Who holds the licence, for grouping paths: 'own', or the partner firm (or 'partner' when unnamed)."""
+        return "own" if self.licence == "own" else (self.partner or "partner")
 
 
 class Product(_Config):
@@ -428,6 +443,7 @@ class Scenario(_Config):
         self._check_policy_window(first, last, window)
         self._check_base_period(as_of_month)
         self._check_fallbacks()
+        self._check_plants()
         return self
 
     def _check_start(self, as_of_month: int) -> None:
@@ -471,6 +487,18 @@ class Scenario(_Config):
         if month_number(self.market.base_period[0]) > month_number(self.market.base_period[1]):
             raise ValueError(f"field market.base_period: got {list(self.market.base_period)}; expected "
                              f"(first month, last month) in order")
+
+    def _check_plants(self) -> None:
+        """A partner's plant, or a partner's licence used in the own plant, needs the partner named."""
+        for name, path in self.paths.items():
+            if path.plant == "partner" and path.partner is None:
+                raise ValueError(f"field paths.{name}.plant: got 'partner' with no `partner`; expected `partner` "
+                                 f"naming the firm whose plant builds the cars (a firm of firms.csv), or "
+                                 f"plant = \"own\"")
+            if path.licence == "partner" and path.plant == "own" and path.partner is None:
+                raise ValueError(f"field paths.{name}.partner: got none for a partner licence used in the own "
+                                 f"plant; expected `partner` naming the firm whose licence the cars are listed "
+                                 f"under (a firm of firms.csv)")
 
     def _check_fallbacks(self) -> None:
         """Every path's fallback chain names existing paths and has no cycle."""
