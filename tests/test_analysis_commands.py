@@ -17,7 +17,16 @@ def test_compare_a_run_directory(cli, small_run):
     assert code == 0, err
     document = json.loads(out)
     paths = {row["path"]: row for row in document["paths"]}
-    assert set(paths) == {"own", "BAIC", "Chery", "Brilliance"}
+    hybrids = {"BAIC_Yizhuang", "Chery_Yizhuang", "Brilliance_Yizhuang"}
+    assert set(paths) == {"own", "BAIC", "Chery", "Brilliance"} | hybrids
+    # licence x plant: the partner-licence + own-plant paths are ranked with the others and grouped both ways
+    assert {name for name, row in paths.items() if row["licence"] != "own" and row["plant"] == "own"} == hybrids
+    assert (paths["own"]["licence"], paths["own"]["plant"]) == ("own", "own")
+    assert (paths["BAIC"]["licence"], paths["BAIC"]["plant"]) == ("BAIC (Beijing Automotive Group)", "partner")
+    groups = document["groups"]
+    assert set(groups["plant"]["own"]) == {"own"} | hybrids
+    assert groups["licence"]["Chery"] == sorted(["Chery", "Chery_Yizhuang"], key=lambda p: -paths[p]["npv_mean"])
+    assert sorted(sum(groups["licence"].values(), [])) == sorted(paths)
     recommended = document["recommended"][small_run.out_dir.name]["path"]
     assert recommended == small_run.summary["recommended_path"]["name"]
     assert paths[recommended]["recommended"]

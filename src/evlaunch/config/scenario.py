@@ -270,6 +270,25 @@ class Finance(_Config):
     battery_cost_change_per_year: Quantity = Field(description="change of pack price per year after the data")
     terminal_value_multiple: Quantity = Field(0.0, description="years of final-year operating cash flow "
                                               "credited at the horizon (0 = none)")
+    price_policy: Literal["fixed", "best_response"] = Field(
+        "fixed", description="the entrant's price: 'fixed' at product.price, or 'best_response' (reset each month "
+                             "to its own Bertrand first-order condition at last month's demand and costs, plus a "
+                             "capacity shadow price while the backlog exceeds price_backlog_months)")
+    price_backlog_months: Quantity = Field(2.0, description="backlog, in months of deliveries, tolerated before "
+                                           "the capacity shadow price raises a best-response price")
+    pledge_start: YearMonth | None = Field(None, description="first month of the parent's pledge schedule; none = "
+                                           "the whole budget is available from the start")
+    pledge_years: Number = Field(10.0, gt=0, le=50, description="years over which the budget is pledged evenly")
+    spent_before_start_usd: Quantity = Field(0.0, description="part of the pledge spent before the scenario "
+                                             "start, US$")
+    inventory_days: Quantity = Field(0.0, description="days of cost of goods held as stock (working capital)")
+    receivable_days: Quantity = Field(0.0, description="days of revenue owed by buyers and dealers (working "
+                                      "capital)")
+
+    @field_validator("pledge_start")
+    @classmethod
+    def _pledge_month(cls, value: str | None) -> str | None:
+        return None if value is None else _year_month(value)
 
 
 class SupplyShock(_Config):
@@ -548,7 +567,8 @@ ALLOWED_RANGES: dict[str, tuple[float, float]] = {
     "probability": (0, 1), "start_months": (0, 240), "duration_months": (0, 240), "capacity_cut": (0, 1),
     "cost_increase": (0, 5), "rest_of_vehicle_cost": (1_000, 1e7), "quality_utility": (-10, 10),
     "brand_utility": (-10, 10), "budget_usd": (1, 1e13), "phev_to_bev_ratio": (0, 5),
-    "terminal_value_multiple": (0, 30),
+    "terminal_value_multiple": (0, 30), "price_backlog_months": (0, 60), "spent_before_start_usd": (0, 1e13),
+    "inventory_days": (0, 365), "receivable_days": (0, 365),
     "weight": (0, 1), "price_sensitivity": (0.05, 20), "charging_share": (0, 1), "charging_growth_extra": (-0.5, 1),
     "plate_utility": (-5, 5), "campaign_utility": (-5, 5), "battery_pass_through": (0, 2),
     "bev_battery_kwh": (1, 300), "phev_battery_kwh": (1, 100), "range_growth_per_year": (-0.2, 0.5),
