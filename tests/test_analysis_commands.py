@@ -74,7 +74,8 @@ def test_compare_a_scenario_file_without_keeping_its_run(cli, reference_path, tm
     code, out, err = cli("compare", reference_path, "--draws", "120", "--no-keep", "--store", store, "--json")
     assert code == 0, err
     rows = {row["path"]: row for row in json.loads(out)["paths"]}
-    assert set(rows) == {"own", "BAIC", "Chery", "Brilliance"}
+    assert set(rows) == {"own", "BAIC", "Chery", "Brilliance", "BAIC_Yizhuang", "Chery_Yizhuang",
+                         "Brilliance_Yizhuang"}
     assert all(0.0 <= row["p_never"] <= 1.0 for row in rows.values())
     # the own licence can be refused with no fallback: some draws never launch, and the mean is over the rest
     assert rows["own"]["p_never"] > 0 and rows["own"]["launch_month_mean"] is not None
