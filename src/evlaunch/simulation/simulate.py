@@ -437,13 +437,6 @@ def yearly_outputs(path: str, setting: Setting, series: PathSeries) -> Outputs:
         in_year = setting.calendar.years == year
         for key in (columns.ORDERS, columns.DELIVERIES, columns.REVENUE):
             out[columns.yearly(path, key, year)] = national[key][:, in_year].sum(axis=1)
-        revenue, delivered = national["revenue"][:, in_year].sum(axis=1), national["deliveries"][:, in_year].sum(axis=1)
-        out[columns.yearly(path, columns.GROSS_MARGIN, year)] = gross_margin(
-            revenue, national["cost_of_goods"][:, in_year].sum(axis=1))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[columns.yearly(path, columns.ENTRANT_PRICE, year)] = np.where(
-                delivered > 0, (national["deliveries"][:, in_year] * national["price"][:, in_year]).sum(axis=1)
-                / delivered, np.nan)
         before = year == pre_start.year  # the start year's months before the start (market only)
         market_year = national["market"][:, in_year].sum(axis=1) + (pre_start.market if before else 0.0)
         nev_year = national["nev"][:, in_year].sum(axis=1) + (pre_start.nev if before else 0.0)
@@ -453,6 +446,13 @@ def yearly_outputs(path: str, setting: Setting, series: PathSeries) -> Outputs:
         units = series.bev_units[:, in_year].sum(axis=1)
         out[columns.yearly(path, columns.INCUMBENT_PRICE_CHANGE, year)] = np.where(
             units > 0, series.price_change[:, in_year].sum(axis=1) / np.maximum(units, 1e-300), 0.0)
+        revenue, delivered = national["revenue"][:, in_year].sum(axis=1), national["deliveries"][:, in_year].sum(axis=1)
+        out[columns.yearly(path, columns.GROSS_MARGIN, year)] = gross_margin(
+            revenue, national["cost_of_goods"][:, in_year].sum(axis=1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[columns.yearly(path, columns.ENTRANT_PRICE, year)] = np.where(
+                delivered > 0, (national["deliveries"][:, in_year] * national["price"][:, in_year]).sum(axis=1)
+                / delivered, np.nan)
         for r, region in enumerate(regions):
             market_region = by_region["market"][:, r, in_year].sum(axis=1) + (
                 pre_start.market_region[:, r] if before else 0.0)
