@@ -44,6 +44,11 @@ def load_run(reference: str, store: Path | None, draws: int, seed: int, out_root
     return opened.label, opened
 
 
+def _short(firm: str) -> str:
+    """A firm's name without its parenthesised long form ("BAIC (Beijing Automotive Group)" -> "BAIC")."""
+    return firm.split(" (")[0]
+
+
 @app.command()
 def compare(
     runs: Annotated[list[str], typer.Argument(help="scenario files, run directories or stored run ids")],
@@ -75,7 +80,8 @@ def compare(
         return "never" if value is None or not math.isfinite(value) else f"{value:.0f}"
 
     for row in rows:
-        table.add_row(("★ " if row["recommended"] else "") + row["path"], f"{row['licence']} / {row['plant']} plant",
+        table.add_row(("★ " if row["recommended"] else "") + row["path"],
+                      f"{_short(row['licence'])} / {row['plant']} plant",
                       " / ".join(month(row[k]) for k in ("launch_month_mean", "launch_month_p10", "launch_month_p50",
                                                          "launch_month_p90")),
                       f"{row['p_never']:.0%}", f"{row['p_launch_by_target']:.0%}", f"{row['deliveries_total_mean']:,.0f}",
@@ -85,7 +91,7 @@ def compare(
     console.print("NPV in bn CNY. ★ = recommended within its run.")
     for key, title in (("licence", "By licence"), ("plant", "By plant")):
         console.print(f"{title} (ranked by NPV mean): " + "; ".join(
-            f"{group}: {', '.join(paths)}" for group, paths in document["groups"][key].items()), highlight=False)
+            f"{_short(group)}: {', '.join(paths)}" for group, paths in document["groups"][key].items()), highlight=False)
     for label, chosen in recommendations.items():
         console.print(f"[bold]{label}[/]: recommended [bold]{chosen.path}[/] — {chosen.criterion}", highlight=False)
         for other, why in chosen.why_others_lost.items():
