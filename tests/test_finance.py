@@ -97,4 +97,14 @@ def test_each_doubling_of_output_beyond_the_reference_cuts_cost_by_the_learning_
                      np.array([LEARNING_REFERENCE_VOLUME]), np.array([learning_rate]))
     later = unit_cost(np.array([75.0]), np.array([900.0]), np.array([100_000.0]), np.array([1.0]),
                       np.array([LEARNING_REFERENCE_VOLUME * 2**doublings]), np.array([learning_rate]))
-    assert later[0] == pytest.approx(base[0] * (1 - learning_rate) ** doublings, rel=1e-12)
+    pack = 75.0 * 900.0
+    # closed form: only the rest of the vehicle learns; the pack costs the same at any cumulative output
+    assert later[0] == pytest.approx(pack + 100_000.0 * (1 - learning_rate) ** doublings, rel=1e-12)
+    assert later[0] - base[0] == pytest.approx(100_000.0 * ((1 - learning_rate) ** doublings - 1), rel=1e-9, abs=1e-6)
+
+
+def test_learning_leaves_the_pack_cost_to_the_pack_price_path():
+    """With no rest-of-vehicle cost, output never lowers the unit cost: the pack's fall is the price path's."""
+    cumulative = np.array([0.0, LEARNING_REFERENCE_VOLUME, 1e6])
+    cost = unit_cost(np.full(3, 80.0), np.full(3, 700.0), np.zeros(3), np.full(3, 1.05), cumulative, np.full(3, 0.15))
+    np.testing.assert_allclose(cost, 80.0 * 700.0 * 1.05, rtol=1e-15)

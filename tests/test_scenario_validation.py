@@ -33,6 +33,12 @@ BAD_EDITS = [
      'high = -2.63 }', "own_price_elasticity = 3.0", "market.own_price_elasticity", "within [-50, -0.1]"),
     ("wrong powertrain", 'powertrain = "BEV"              # fact', 'powertrain = "steam"  # fact',
      "product.powertrain", "'BEV' or 'PHEV'"),
+    ("unknown plant", 'plant = "own"                  # fact: the Yizhuang plant', 'plant = "Yizhuang"  # fact',
+     "paths.own.plant", "'partner' or 'own'"),
+    ("partner plant with no partner", 'plant = "own"                  # fact: the Yizhuang plant',
+     'plant = "partner"  # fact', "paths.own", "`partner` naming the firm whose plant"),
+    ("partner licence in the own plant with no partner", 'partner = "Chery"\nlicence = "partner"\nplant = "own"',
+     'licence = "partner"\nplant = "own"', "paths.Chery_Yizhuang", "`partner` naming the firm whose licence"),
 ]
 
 
@@ -95,11 +101,13 @@ def test_huge_file_is_refused():
 # -- issue 14: NaN hidden in distributions, lax types inside them, dates --------------------------------------
 
 NAN_NORMAL = '{{ dist = "normal", mean = 1e308, sd = 1, low = {low}, high = {high} }}'
-BRILLIANCE_AGREEMENT = 'failure = { dist = "triangular", low = 0.3, mode = 0.5, high = 0.7 }'
+BRILLIANCE_AGREEMENT = ('failure = { dist = "triangular", low = 0.3, mode = 0.5, high = 0.7 }  # assumption: '
+                        'Brilliance defaulted')
 PRICE = 'price = { dist = "triangular", low = 180000, mode = 230000, high = 300000 }'
 HOSTILE_EDITS = [
     ("NaN normal on a stage's failure odds", BRILLIANCE_AGREEMENT,
-     "failure = " + NAN_NORMAL.format(low=0.3, high=0.7), "paths.Brilliance.stages.0.failure", "cannot be sampled"),
+     "failure = " + NAN_NORMAL.format(low=0.3, high=0.7) + "  # assumption: Brilliance defaulted",
+     "paths.Brilliance.stages.0.failure", "cannot be sampled"),
     ("NaN normal on a cost", 'rnd_per_month = { dist = "triangular", low = 2e8, mode = 3.5e8, high = 5e8 }',
      "rnd_per_month = " + NAN_NORMAL.format(low=2e8, high=5e8), "finance.rnd_per_month", "cannot be sampled"),
     ("NaN normal on the price", PRICE, "price = " + NAN_NORMAL.format(low=180000, high=300000), "product.price",

@@ -13,6 +13,7 @@ from evlaunch.market.regions import own_price_elasticities
 from evlaunch.runs.sampling import sample_draws
 from evlaunch.simulation import simulate
 from evlaunch.simulation.outputs import diversion_group_names, output_names
+from evlaunch.simulation.simulate import prepare
 
 DRAWS = 64
 
@@ -82,9 +83,13 @@ def test_later_approval_never_gives_an_earlier_launch(reference_model, inputs):
     assert np.any(late["own.launch_month_index"][launched] > early["own.launch_month_index"][launched])
 
 
-def test_higher_price_never_raises_the_entrants_share(reference_model, inputs):
-    cheap = run(reference_model, inputs, **{"product.price": 200_000.0})
-    dear = run(reference_model, inputs, **{"product.price": 290_000.0})
+def test_higher_price_never_raises_the_entrants_share(reference_model, inputs, reference_path):
+    """At a fixed price policy (under a best response the guide price sets only the first month's price)."""
+    scenario = reference_model.scenario
+    fixed = prepare(scenario.model_copy(update={"finance": scenario.finance.model_copy(
+        update={"price_policy": "fixed"})}), reference_path.parent)
+    cheap = run(fixed, inputs, **{"product.price": 200_000.0})
+    dear = run(fixed, inputs, **{"product.price": 290_000.0})
     for year in reference_model.scenario.years:
         assert np.all(dear[f"own.orders.{year}"] <= cheap[f"own.orders.{year}"] + 1e-6)
     assert dear["own.orders.2026"].sum() < cheap["own.orders.2026"].sum()

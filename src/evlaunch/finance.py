@@ -10,15 +10,22 @@ import numpy as np
 LEARNING_REFERENCE_VOLUME = 10_000.0  # vehicles: unit cost is quoted for the first 10,000 built (modelling choice)
 
 
+def learning_factor(cumulative_output: np.ndarray, learning_rate: np.ndarray) -> np.ndarray:
+    """(1 - learning_rate) ** doublings of cumulative output beyond the reference volume (1 below it)."""
+    doublings = np.log2(np.maximum(cumulative_output, LEARNING_REFERENCE_VOLUME) / LEARNING_REFERENCE_VOLUME)
+    return (1.0 - learning_rate) ** doublings
+
+
 def unit_cost(battery_kwh: np.ndarray, pack_cny_per_kwh: np.ndarray, rest_of_vehicle: np.ndarray,
               cost_factor: np.ndarray, cumulative_output: np.ndarray, learning_rate: np.ndarray) -> np.ndarray:
-    """Cost to build one car, CNY: (battery kWh x pack price + rest of vehicle) x path factor x learning.
+    """Cost to build one car, CNY: (battery kWh x pack price + rest of vehicle x learning) x path factor.
 
-    Learning: each doubling of cumulative output beyond the reference volume cuts cost by `learning_rate`.
+    Learning applies to the rest of the vehicle only: each doubling of the entrant's cumulative output beyond
+    the reference volume cuts it by `learning_rate`. The pack follows the market's pack price (which already
+    carries the industry's learning), so learning it again would count the fall twice.
     """
-    doublings = np.log2(np.maximum(cumulative_output, LEARNING_REFERENCE_VOLUME) / LEARNING_REFERENCE_VOLUME)
-    learning = (1.0 - learning_rate) ** doublings
-    return (battery_kwh * pack_cny_per_kwh + rest_of_vehicle) * cost_factor * learning
+    rest = rest_of_vehicle * learning_factor(cumulative_output, learning_rate)
+    return (battery_kwh * pack_cny_per_kwh + rest) * cost_factor
 
 
 def net_present_value(cash_flow: np.ndarray, annual_rate: np.ndarray, terminal_value: np.ndarray) -> np.ndarray:
@@ -39,3 +46,72 @@ def terminal_value(cash_flow: np.ndarray, multiple: np.ndarray, capex_free_flow:
     (a business losing money would be closed rather than carried on at a loss)."""
     last_year = (capex_free_flow if capex_free_flow is not None else cash_flow)[..., -12:].sum(axis=-1)
     return np.maximum(multiple * last_year, 0.0)
+
+
+def pledged_fraction(months_since_pledge_start: np.ndarray, pledge_years: float) -> np.ndarray:
+    """Share of the budget pledged by the end of each month (even pledge over `pledge_years`, capped at 1).
+    `months_since_pledge_start`: 0 for the pledge's first month; months before it get 0."""
+    elapsed = np.maximum(np.asarray(months_since_pledge_start, dtype=float) + 1.0, 0.0)
+    return np.minimum(elapsed / (12.0 * pledge_years), 1.0)
+
+
+def cash_available(budget: np.ndarray, fraction: np.ndarray, spent_before: np.ndarray) -> np.ndarray:
+    """[N, H] CNY the parent has made available to the car business by each month's end beyond what was spent
+    before the start: budget [N] x pledged fraction [H] - spent before the start [N]."""
+    return np.asarray(budget)[:, None] * np.asarray(fraction)[None, :] - np.asarray(spent_before)[:, None]
+
+
+def cash_need(cash_flow: np.ndarray) -> np.ndarray:
+    """[N, H] cumulative net outflow since the start by each month's end, CNY (negative once cash has come back)."""
+    return -np.cumsum(cash_flow, axis=-1)
+
+
+def budget_exceeded(cash_flow: np.ndarray, available: np.ndarray) -> np.ndarray:
+    """[N] the cumulative outflow exceeds the cash made available in some month."""
+    return (cash_need(cash_flow) > available).any(axis=-1)
+
+
+def budget_needed(cash_flow: np.ndarray, fraction: np.ndarray, spent_before: np.ndarray) -> np.ndarray:
+    """[N] the smallest total budget (CNY) whose pledge schedule covers the cash need in every month:
+    max over months of (need + spent before) / pledged fraction. A draw exceeds a budget B exactly when
+    B < this, so the budget at which P(exceeded) falls to q is its (1 - q) quantile."""
+    fraction = np.asarray(fraction, dtype=float)
+    need = cash_need(cash_flow) + np.asarray(spent_before)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(fraction[None, :] > 0, need / fraction[None, :], np.where(need > 0, np.inf, 0.0))
+    return np.maximum(ratio.max(axis=-1), 0.0)
+
+
+def working_capital(cost_of_goods: np.ndarray, revenue: np.ndarray, inventory_days: np.ndarray,
+                    receivable_days: np.ndarray) -> np.ndarray:
+    """CNY tied up in stock and receivables at a month's end, from that month's cost of goods and revenue
+    (CNY/month): inventory days x cost / 30 + receivable days x revenue / 30."""
+    return (inventory_days * cost_of_goods + receivable_days * revenue) / 30.0
+
+
+def best_response_markup(entrant_typed: np.ndarray, weights: np.ndarray, price_coefficient: np.ndarray
+                         ) -> np.ndarray:
+    """[N] the entrant's single-product Bertrand markup over its VAT-inclusive marginal cost, CNY:
+    -s / (ds/dp) = sum_t w_t s_t / sum_t w_t |alpha_t| s_t (1 - s_t), from its share among each consumer type
+    [N, T], the types' weights [N, T] and price coefficients [N, T] (utility per CNY of guide price). For
+    plain logit this is 1 / (|alpha| (1 - s)). NaN where it sells nothing."""
+    share = np.sum(weights * entrant_typed, axis=-1)
+    slope = np.sum(weights * np.abs(price_coefficient) * entrant_typed * (1.0 - entrant_typed), axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(slope > 0, share / slope, np.nan)
+
+
+def capacity_shadow_price(markup: np.ndarray, backlog: np.ndarray, delivered: np.ndarray,
+                          tolerated_months: np.ndarray) -> np.ndarray:
+    """[N] CNY added to a best-response price while the backlog persists: markup x log(backlog / (tolerated
+    months x deliveries)) when that ratio is above 1, else 0. Under logit demand a price rise of markup x
+    log(r) cuts orders about r-fold, so the rise clears the excess backlog over the coming months."""
+    tolerated = np.maximum(tolerated_months * delivered, 1e-9)
+    pressure = np.where(delivered > 0, backlog / tolerated, 0.0)
+    return np.where(np.isfinite(markup), np.maximum(markup, 0.0) * np.log(np.maximum(pressure, 1.0)), 0.0)
+
+
+def gross_margin(revenue: np.ndarray, cost_of_goods: np.ndarray) -> np.ndarray:
+    """(revenue - cost of goods) / revenue, both net of VAT; NaN where there is no revenue."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(revenue > 0, (revenue - cost_of_goods) / revenue, np.nan)

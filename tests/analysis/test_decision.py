@@ -133,7 +133,7 @@ def _three_paths():
 def test_default_recommendation_respects_budget_constraint():
     rec = recommend_path(_three_paths())
     assert rec.path == "BAIC" and rec.constraint_met
-    assert rec.criterion == "maximise expected NPV subject to P(peak cash need > 10.00 bn CNY) <= 10.0%"
+    assert rec.criterion == "maximise expected NPV subject to P(budget of 10.00 bn CNY exceeded) <= 10.0%"
     assert "30.0%" in rec.why_others_lost["Chery"] and "limit" in rec.why_others_lost["Chery"]
     assert "expected NPV 4.00 bn CNY < 5.00 bn CNY" in rec.why_others_lost["Own licence"]
 

@@ -11,10 +11,28 @@ from evlaunch.config.scenario import EntryPath, Stage
 from evlaunch.entry.paths import failure_event_name, path_outcomes
 
 
-def make_path(months: list[float], fallback: str | None = None, under_way: tuple[int, ...] = ()) -> EntryPath:
+def make_path(months: list[float], fallback: str | None = None, under_way: tuple[int, ...] = (),
+              licence: str = "partner", plant: str | None = None) -> EntryPath:
     stages = [Stage(name=f"stage {k}", months=m, failure=0.0, under_way=k in under_way) for k, m in enumerate(months)]
-    return EntryPath(label="test", licence="partner", stages=stages, fallback=fallback, capacity_per_year=1e5,
-                     ramp_months=6, upfront_cost=1e9)
+    return EntryPath(label="test", licence=licence, plant=plant, partner="BAIC" if plant == "own" else None,
+                     stages=stages, fallback=fallback, capacity_per_year=1e5, ramp_months=6, upfront_cost=1e9)
+
+
+def test_a_path_without_a_plant_builds_in_its_licence_holders_plant():
+    assert make_path([1]).plant_site == "partner" and make_path([1], licence="own").plant_site == "own"
+    hybrid = make_path([1], plant="own")
+    assert (hybrid.licence, hybrid.plant_site, hybrid.licence_holder) == ("partner", "own", "BAIC")
+
+
+def test_own_plant_spending_carries_over_to_a_fallback_in_the_same_plant():
+    """A partner licence in the own plant fails after 3 of its 5 months: falling back to the own licence in the same
+    plant loses no upfront (it went into that plant); falling back from a partner's plant loses 3/5 of it."""
+    fails = {("H", 0): np.ones(3, dtype=bool)}
+    same = {"H": make_path([3, 2], fallback="own", plant="own"), "own": make_path([4], licence="own")}
+    other = {"H": make_path([3, 2], fallback="own"), "own": make_path([4], licence="own")}
+    np.testing.assert_array_equal(path_outcomes(same, value_of(same, fails))["H"].sunk_upfront, 0.0)
+    np.testing.assert_allclose(path_outcomes(other, value_of(other, fails))["H"].sunk_upfront, 0.6e9)
+    np.testing.assert_array_equal(path_outcomes(same, value_of(same, fails))["H"].production_start, 3.0 + 4.0)
 
 
 def value_of(paths: dict[str, EntryPath], fails: dict[tuple[str, int], np.ndarray], draws: int = 3

@@ -284,10 +284,10 @@ def _format_objective(value: float, objective: Objective) -> str:
 
 
 def describe_criterion(criterion: DecisionCriterion, config: DecisionConfig) -> str:
-    """The decision rule in words, e.g. "maximise expected NPV subject to P(peak cash need > 10.00 bn CNY) <= 10.0%"."""
+    """The decision rule in words, e.g. "maximise expected NPV subject to P(budget of 10.00 bn CNY exceeded) <= 10.0%"."""
     text = f"maximise {_objective_label(criterion.objective, config)}"
     if criterion.max_p_budget_exceeded is not None:
-        text += (f" subject to P(peak cash need > {_bn(config.budget_cny)}) <= "
+        text += (f" subject to P(budget of {_bn(config.budget_cny)} exceeded) <= "
                  f"{_pct(criterion.max_p_budget_exceeded)}")
     return text
 
@@ -327,7 +327,7 @@ def recommend_path(stats_by_path: Mapping[str, PathStats],
         note = ""
     else:
         best = min(stats_by_path, key=lambda n: (breach(n), -value(n), n))
-        note = (f"no path meets P(peak cash need > {_bn(config.budget_cny)}) <= {_pct(limit)}; "
+        note = (f"no path meets P(budget of {_bn(config.budget_cny)} exceeded) <= {_pct(limit)}; "
                 f"falling back to the least-violating path {best!r} "
                 f"(P = {_pct(breach(best))}); consider a larger budget or a cheaper path")
 
@@ -338,11 +338,11 @@ def recommend_path(stats_by_path: Mapping[str, PathStats],
         if name == best:
             continue
         if feasible and name not in feasible:
-            reasons[name] = (f"P(peak cash need > {_bn(config.budget_cny)}) = {_pct(breach(name))} "
+            reasons[name] = (f"P(budget of {_bn(config.budget_cny)} exceeded) = {_pct(breach(name))} "
                              f"exceeds the {_pct(limit)} limit")
         elif not feasible and breach(name) > breach(best):
-            reasons[name] = (f"violates the budget limit more: P(peak cash need > "
-                             f"{_bn(config.budget_cny)}) = {_pct(breach(name))} vs {_pct(breach(best))}")
+            reasons[name] = (f"violates the budget limit more: P(budget of "
+                             f"{_bn(config.budget_cny)} exceeded) = {_pct(breach(name))} vs {_pct(breach(best))}")
         elif value(name) < best_value:
             reasons[name] = (f"{label} {_format_objective(value(name), objective)} < "
                              f"{_format_objective(best_value, objective)} for {best!r}")

@@ -30,7 +30,7 @@ from evlaunch.report.sensitivity import write_sensitivity_report
 from evlaunch.runs.summary import DrawStatistics, path_statistics, recommendation
 from evlaunch.studies.scenario_analysis import DecisionStudy, discovery_frame, dominance_table, screen_inputs
 
-KEY_FIGURES = ["path", "recommended", "launch_p10", "launch_p50", "launch_p90", "launch_month_mean", "p_never",
+KEY_FIGURES = ["path", "licence", "plant", "recommended", "launch_p10", "launch_p50", "launch_p90", "launch_month_mean", "p_never",
                "p_launch_by_target", "deliveries_total_mean", "npv_mean", "npv_p10", "npv_p50", "npv_p90",
                "npv_cvar10", "p_budget_exceeded"]
 
@@ -58,7 +58,8 @@ def key_figures(config: Config, table: DrawStatistics) -> tuple[list[dict[str, A
         deliveries = sum(np.asarray(arrays[f"{path}.deliveries.{year}"], dtype=float) for year in config.years)
         arrays_by_path[path] = (np.asarray(arrays[f"{path}.npv"], dtype=float), months)
         rows.append({
-            "path": path, "recommended": path == chosen.path,
+            "path": path, "licence": config.paths[path].licence_holder, "plant": config.paths[path].plant_site,
+            "recommended": path == chosen.path,
             "launch_p10": _launch_label(config, stats.launch_month.p10),
             "launch_p50": _launch_label(config, stats.launch_month.p50),
             "launch_p90": _launch_label(config, stats.launch_month.p90),
@@ -76,7 +77,7 @@ def key_figures(config: Config, table: DrawStatistics) -> tuple[list[dict[str, A
 
 # The rows of `evlaunch compare --json`, in its order: launch months are months after each scenario's
 # start (the mean over draws that launch; quantiles inf where more than that share never launches).
-COMPARE_FIELDS = ["recommended", "launch_month_mean", "p_never", "launch_month_p10", "launch_month_p50",
+COMPARE_FIELDS = ["licence", "plant", "recommended", "launch_month_mean", "p_never", "launch_month_p10", "launch_month_p50",
                   "launch_month_p90", "p_launch_by_target", "deliveries_total_mean", "npv_mean", "npv_p10",
                   "npv_p50", "npv_p90", "npv_cvar10", "p_budget_exceeded"]
 
@@ -90,10 +91,21 @@ class Comparison:
     recommendations: dict[str, Recommendation]  # by run label: path, criterion, why the others lost
     rows: list[dict[str, Any]] = field(default_factory=list)  # COMPARE_FIELDS per path, as plain Python values
 
+    def groups(self) -> dict[str, dict[str, list[str]]]:
+        """Paths grouped by who holds the licence ("own" or the partner firm) and by where cars are built
+        ("own" or "partner" plant); within a group, ranked by NPV mean (highest first)."""
+        ranked = sorted(self.rows, key=lambda row: -row["npv_mean"] if math.isfinite(row["npv_mean"]) else math.inf)
+        out: dict[str, dict[str, list[str]]] = {"licence": {}, "plant": {}}
+        for row in ranked:
+            for key in ("licence", "plant"):
+                out[key].setdefault(row[key], []).append(row["path"])
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """The `evlaunch compare --json` document: "paths" (one row per path, named "run:path" when several
-        runs are compared; launch months as months after the start), "dominance" and "recommended"."""
-        return {"paths": [dict(row) for row in self.rows], "dominance": list(self.dominance),
+        runs are compared; launch months as months after the start; with its licence holder and plant),
+        "groups" (paths by licence and by plant, ranked by NPV mean), "dominance" and "recommended"."""
+        return {"paths": [dict(row) for row in self.rows], "groups": self.groups(), "dominance": list(self.dominance),
                 "recommended": {label: {"path": r.path, "criterion": r.criterion,
                                         "why_others_lost": r.why_others_lost, "note": r.note}
                                 for label, r in self.recommendations.items()}}

@@ -44,6 +44,11 @@ def load_run(reference: str, store: Path | None, draws: int, seed: int, out_root
     return opened.label, opened
 
 
+def _short(firm: str) -> str:
+    """A firm's name without its parenthesised long form ("BAIC (Beijing Automotive Group)" -> "BAIC")."""
+    return firm.split(" (")[0]
+
+
 @app.command()
 def compare(
     runs: Annotated[list[str], typer.Argument(help="scenario files, run directories or stored run ids")],
@@ -66,7 +71,7 @@ def compare(
     rows, recommendations, dominance = document["paths"], comparison.recommendations, comparison.dominance
     table = Table(title="paths compared (launch months as months after each scenario's start; the mean over the "
                         "draws that launch within the horizon)")
-    for column in ("path", "launch mean / p10 / p50 / p90", "P(never)", "P(by target)", "deliveries (horizon, mean)",
+    for column in ("path", "licence / plant", "launch mean / p10 / p50 / p90", "P(never)", "P(by target)", "deliveries (horizon, mean)",
                    "NPV mean", "NPV p10 / p50 / p90", "CVaR10 NPV", "P(budget exceeded)"):
         table.add_column(column, justify="left" if column == "path" else "right",
                          overflow="fold", min_width=12 if column == "path" else None)
@@ -76,6 +81,7 @@ def compare(
 
     for row in rows:
         table.add_row(("★ " if row["recommended"] else "") + row["path"],
+                      f"{_short(row['licence'])} / {row['plant']} plant",
                       " / ".join(month(row[k]) for k in ("launch_month_mean", "launch_month_p10", "launch_month_p50",
                                                          "launch_month_p90")),
                       f"{row['p_never']:.0%}", f"{row['p_launch_by_target']:.0%}", f"{row['deliveries_total_mean']:,.0f}",
@@ -83,6 +89,9 @@ def compare(
                       bn_cny(row["npv_cvar10"]), f"{row['p_budget_exceeded']:.1%}")
     console.print(table)
     console.print("NPV in bn CNY. ★ = recommended within its run.")
+    for key, title in (("licence", "By licence"), ("plant", "By plant")):
+        console.print(f"{title} (ranked by NPV mean): " + "; ".join(
+            f"{_short(group)}: {', '.join(paths)}" for group, paths in document["groups"][key].items()), highlight=False)
     for label, chosen in recommendations.items():
         console.print(f"[bold]{label}[/]: recommended [bold]{chosen.path}[/] — {chosen.criterion}", highlight=False)
         for other, why in chosen.why_others_lost.items():

@@ -153,6 +153,10 @@ class FinanceParameters:
     vat_rate: np.ndarray               # VAT included in guide prices (fraction)
     battery_cost_change_per_year: np.ndarray  # change of the pack price per year after the data (fraction)
     terminal_value_multiple: np.ndarray  # years of final-year operating cash flow credited at the horizon
+    price_backlog_months: np.ndarray   # backlog (months of deliveries) tolerated before a capacity shadow price
+    spent_before_start_usd: np.ndarray  # part of the pledge spent before the scenario start, US$
+    inventory_days: np.ndarray         # days of cost of goods held as stock
+    receivable_days: np.ndarray        # days of revenue owed by buyers and dealers
 
 
 @dataclass(frozen=True)

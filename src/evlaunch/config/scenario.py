@@ -102,8 +102,13 @@ class EntryPath(_Config):
     """A manufacturing path: whose licence and plant, its stages, capacity, costs and fallback."""
 
     label: str = Field(min_length=1, max_length=120)
-    partner: str | None = Field(None, description="firm name as in the firms table, if a partner's plant")
-    licence: Literal["partner", "own"]
+    partner: str | None = Field(None, description="firm name as in the firms table: the partner whose licence "
+                                "or plant the path uses")
+    licence: Literal["partner", "own"] = Field(description="who holds the production licence: the partner or the "
+                                               "entrant itself")
+    plant: Literal["partner", "own"] | None = Field(
+        None, description="where cars are built: the partner's plant or the entrant's own; not given = the "
+                          "licence holder's plant (own licence: own plant; partner licence: partner plant)")
     stages: list[Stage] = Field(min_length=1, max_length=12)
     fallback: str | None = Field(None, description="path taken if a stage fails, with the time already lost")
     capacity_per_year: Quantity = Field(description="plant capacity available to the entrant, vehicles/year")
@@ -113,6 +118,16 @@ class EntryPath(_Config):
     unit_cost_factor: Quantity = Field(1.0, description="multiplier on the unit cost (partner supply chain, scale)")
     brand_utility: Quantity = Field(0.0, description="utility shift from co-branding or channel, logit units")
     note: str = Field("", max_length=4000)
+
+    @property
+    def plant_site(self) -> Literal["partner", "own"]:
+        """Where cars are built: `plant` when given, else the licence holder's plant."""
+        return self.plant if self.plant is not None else self.licence
+
+    @property
+    def licence_holder(self) -> str:
+        """Who holds the licence, for grouping paths: 'own', or the partner firm (or 'partner' when unnamed)."""
+        return "own" if self.licence == "own" else (self.partner or "partner")
 
 
 class Product(_Config):
@@ -269,6 +284,25 @@ class Finance(_Config):
     battery_cost_change_per_year: Quantity = Field(description="change of pack price per year after the data")
     terminal_value_multiple: Quantity = Field(0.0, description="years of final-year operating cash flow "
                                               "credited at the horizon (0 = none)")
+    price_policy: Literal["fixed", "best_response"] = Field(
+        "fixed", description="the entrant's price: 'fixed' at product.price, or 'best_response' (reset each month "
+                             "to its own Bertrand first-order condition at last month's demand and costs, plus a "
+                             "capacity shadow price while the backlog exceeds price_backlog_months)")
+    price_backlog_months: Quantity = Field(2.0, description="backlog, in months of deliveries, tolerated before "
+                                           "the capacity shadow price raises a best-response price")
+    pledge_start: YearMonth | None = Field(None, description="first month of the parent's pledge schedule; none = "
+                                           "the whole budget is available from the start")
+    pledge_years: Number = Field(10.0, gt=0, le=50, description="years over which the budget is pledged evenly")
+    spent_before_start_usd: Quantity = Field(0.0, description="part of the pledge spent before the scenario "
+                                             "start, US$")
+    inventory_days: Quantity = Field(0.0, description="days of cost of goods held as stock (working capital)")
+    receivable_days: Quantity = Field(0.0, description="days of revenue owed by buyers and dealers (working "
+                                      "capital)")
+
+    @field_validator("pledge_start")
+    @classmethod
+    def _pledge_month(cls, value: str | None) -> str | None:
+        return None if value is None else _year_month(value)
 
 
 class SupplyShock(_Config):
@@ -442,6 +476,7 @@ class Scenario(_Config):
         self._check_policy_window(first, last, window)
         self._check_base_period(as_of_month)
         self._check_fallbacks()
+        self._check_plants()
         return self
 
     def _check_start(self, as_of_month: int) -> None:
@@ -489,6 +524,18 @@ class Scenario(_Config):
         if month_number(self.market.base_period[0]) > month_number(self.market.base_period[1]):
             raise ValueError(f"field market.base_period: got {list(self.market.base_period)}; expected "
                              f"(first month, last month) in order")
+
+    def _check_plants(self) -> None:
+        """A partner's plant, or a partner's licence used in the own plant, needs the partner named."""
+        for name, path in self.paths.items():
+            if path.plant == "partner" and path.partner is None:
+                raise ValueError(f"field paths.{name}.plant: got 'partner' with no `partner`; expected `partner` "
+                                 f"naming the firm whose plant builds the cars (a firm of firms.csv), or "
+                                 f"plant = \"own\"")
+            if path.licence == "partner" and path.plant == "own" and path.partner is None:
+                raise ValueError(f"field paths.{name}.partner: got none for a partner licence used in the own "
+                                 f"plant; expected `partner` naming the firm whose licence the cars are listed "
+                                 f"under (a firm of firms.csv)")
 
     def _check_fallbacks(self) -> None:
         """Every path's fallback chain names existing paths and has no cycle."""
@@ -539,7 +586,8 @@ ALLOWED_RANGES: dict[str, tuple[float, float]] = {
     "probability": (0, 1), "start_months": (0, 240), "duration_months": (0, 240), "capacity_cut": (0, 1),
     "cost_increase": (0, 5), "rest_of_vehicle_cost": (1_000, 1e7), "quality_utility": (-10, 10),
     "brand_utility": (-10, 10), "budget_usd": (1, 1e13), "phev_to_bev_ratio": (0, 5),
-    "terminal_value_multiple": (0, 30),
+    "terminal_value_multiple": (0, 30), "price_backlog_months": (0, 60), "spent_before_start_usd": (0, 1e13),
+    "inventory_days": (0, 365), "receivable_days": (0, 365),
     "weight": (0, 1), "price_sensitivity": (0.05, 20), "charging_share": (0, 1), "charging_growth_extra": (-0.5, 1),
     "plate_utility": (-5, 5), "campaign_utility": (-5, 5), "battery_pass_through": (0, 2),
     "bev_battery_kwh": (1, 300), "phev_battery_kwh": (1, 100), "range_growth_per_year": (-0.2, 0.5),

@@ -2,7 +2,8 @@
 
 A path's stages (agreement, approval, catalogue listing, plant readiness, start of production) run in
 sequence, each with a duration and a failure probability. If a stage fails, the months spent so far are
-lost and the path falls back to its named fallback path (which is taken up then); a path with no
+lost and the path falls back to its named fallback path (which is taken up then; the upfront spent so far
+is sunk, unless both paths build in the entrant's own plant, where it carries over); a path with no
 fallback never produces. A stage `under_way` at the scenario start (an application already filed) keeps
 running meanwhile, so falling back to its path does not restart it. The outcome per draw: when production can start (months after the scenario start, inf
 if never) and which path's plant, costs and capacity then apply.
@@ -63,8 +64,10 @@ def path_outcomes(paths: dict[str, EntryPath], parameters: Mapping[str, PathPara
         end, failed, failure_time = path_timeline(paths[name], parameters[name], entry)
         upfront = parameters[name].upfront_cost
         spent = np.minimum((failure_time - entry) / np.maximum(end - entry, 1e-9), 1.0)
-        sunk_here = np.where(failed, upfront * spent, 0.0)
         fallback = paths[name].fallback
+        # spending on the own plant carries over to a fallback that builds in the same plant (it is not lost)
+        same_plant = fallback is not None and paths[name].plant_site == paths[fallback].plant_site == "own"
+        sunk_here = np.where(failed & (not same_plant), upfront * spent, 0.0)
         if fallback is None:
             return PathOutcome(np.where(failed, np.inf, end), np.where(failed, -1, order.index(name)),
                                np.where(failed, failure_time, entry), failed, sunk_here)

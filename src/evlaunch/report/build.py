@@ -21,6 +21,7 @@ from evlaunch.report.context import CHART_DRAWS, ReportContext
 from evlaunch.report.draws import ReportDraws
 from evlaunch.report.dynamics import nev_path_section, policy_section, regions_section
 from evlaunch.report.html import Section, table_html
+from evlaunch.report.margins import margins_and_budget_section
 from evlaunch.report.overview import (
     assumptions_section,
     data_section,
@@ -42,6 +43,7 @@ __all__ = ["CHART_DRAWS", "SECTIONS", "ReportContext", "Section", "render", "tab
 
 SECTIONS: list[Callable[[ReportContext], Section | None]] = [
     overview, paths_in_depth, launch_section, deliveries_section, reference_class_section, money_section,
+    margins_and_budget_section,
     market_section, nev_path_section, policy_section, regions_section, price_response_section,
     diversion_section, rivals_section, surplus_section, what_matters, assumptions_section, data_section,
 ]

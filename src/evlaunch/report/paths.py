@@ -40,6 +40,25 @@ def fallback_chain(scenario, name: str) -> list[str]:
     return chain
 
 
+def licence_plant_rows(scenario, summary) -> list[list[str]]:
+    """One row per licence holder (own first, then partners in the scenario's order), one column per plant
+    (own, partner's): the paths of that combination with their NPV mean and median launch; '–' where the
+    scenario offers none."""
+    in_order = list(dict.fromkeys(path.licence_holder for path in scenario.paths.values()))
+    holders = sorted(in_order, key=lambda holder: (holder != "own", in_order.index(holder)))
+    rows = []
+    for holder in holders:
+        row = [html.escape(holder if holder != "own" else "own licence")]
+        for plant in ("own", "partner"):
+            cells = [f"<b>{html.escape(name)}</b>: NPV {bn_cny(summary['paths'][name]['npv']['mean'], suffix=' bn')}, "
+                     f"launch p50 {summary['paths'][name]['launch_month']['p50'] or 'never'}"
+                     for name, path in scenario.paths.items()
+                     if path.licence_holder == holder and path.plant_site == plant]
+            row.append("<br>".join(cells) or "–")
+        rows.append(row)
+    return rows
+
+
 def paths_in_depth(context):
     scenario, summary = context.scenario, context.summary
     values = quantities(scenario)
@@ -48,7 +67,8 @@ def paths_in_depth(context):
     columns = input_names + [path_column(p, name) for p in scenario.paths for name in (NPV, PATH_FAILED, MONTHS_LOST)]
     data = context.table.to_numpy([c for c in columns if c in context.table.columns], limit=DRIVER_DRAWS)
     inputs = {name: data[name].astype(float) for name in input_names}
-    parts = []
+    parts = ["<p>Paths by who holds the licence (rows) and where the cars are built (columns):</p>"
+             + table_html(["licence", "own plant", "partner's plant"], licence_plant_rows(scenario, summary))]
     for name, path in scenario.paths.items():
         result = summary["paths"][name]
         stages = [[html.escape(stage.name), _range(values[f"paths.{name}.stages.{k}.months"]),
@@ -91,7 +111,9 @@ def paths_in_depth(context):
             partner = (f"<p>What firms.csv says about {html.escape(path.partner)} (rows public by "
                        f"{scenario.as_of}); the path's capacity, fee and deal risk above are assumptions judged "
                        f"against these facts:</p>" + table_html(["year", "facts", "source"], rows or [["–", "none", ""]]))
+        site = "the own plant" if path.plant_site == "own" else "the partner's plant"
         parts.append(f"<h3>{html.escape(name)} — {html.escape(path.label)}</h3>"
+                     f"<p>Licence: {html.escape(path.licence_holder)}; built in {site}.</p>"
                      + table_html(["question", "answer"], facts)
                      + f"<p>Capacity available: {capacity} vehicles/year; stages (median (p10–p90)):</p>"
                      + table_html(["stage", "months", "failure probability"], stages) + partner)

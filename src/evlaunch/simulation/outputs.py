@@ -52,7 +52,10 @@ PATH_OUTPUTS = (
     OutputColumn(columns.OPERATING_PATH, "index", "scenario order of the path that produces; -1 if none"),
     OutputColumn(columns.NPV, "CNY", "net present value at the start, terminal value included"),
     OutputColumn(columns.PEAK_CASH_NEED, "CNY", "largest cumulative cash outflow, undiscounted"),
-    OutputColumn(columns.BUDGET_EXCEEDED, "0/1", "the peak cash need exceeds the pledged budget"),
+    OutputColumn(columns.BUDGET_EXCEEDED, "0/1", "the cumulative cash need exceeds the cash made available "
+                 "(pledge schedule less what was spent before the start) in some month"),
+    OutputColumn(columns.BUDGET_NEEDED, "CNY", "the smallest total budget whose pledge schedule covers the cash "
+                 "need in every month (exceeded exactly when the budget is below it)"),
 )
 # only with Bertrand re-pricing (`competition.reprice = "bertrand"`)
 EQUILIBRIUM_OUTPUT = OutputColumn(columns.EQUILIBRIUM_FAILURES, "count",
@@ -66,6 +69,10 @@ YEARLY_OUTPUTS = (
     OutputColumn(columns.NEV_SHARE, "fraction", "NEV sales / new-car sales"),
     OutputColumn(columns.INCUMBENT_PRICE_CHANGE, "fraction",
                  "named incumbent BEVs' unit-weighted price change versus no entrant"),
+    OutputColumn(columns.GROSS_MARGIN, "fraction", "the entrant's (revenue - cost of goods) / revenue, both net "
+                 "of VAT; cost of goods = unit cost + partner fee + variable cost; NaN without deliveries"),
+    OutputColumn(columns.ENTRANT_PRICE, "CNY", "the entrant's delivery-weighted guide price incl. VAT; NaN "
+                 "without deliveries"),
 )
 REGIONAL_OUTPUTS = (
     OutputColumn(columns.DELIVERIES_REGION, "vehicles", "the entrant's deliveries in the region"),

@@ -30,10 +30,23 @@ import numpy as np
 
 from evlaunch.config import columns
 from evlaunch.config.parameters import Parameters, PathParameters, ShockParameters
-from evlaunch.config.scenario import month_label
+from evlaunch.config.scenario import month_label, month_number
 from evlaunch.entry.paths import PathOutcome, path_outcomes
 from evlaunch.entry.reference_class import ramp_fraction, ramp_shape_from_uniforms
-from evlaunch.finance import net_present_value, peak_cash_need, terminal_value, unit_cost
+from evlaunch.finance import (
+    best_response_markup,
+    budget_exceeded,
+    budget_needed,
+    capacity_shadow_price,
+    cash_available,
+    gross_margin,
+    net_present_value,
+    peak_cash_need,
+    pledged_fraction,
+    terminal_value,
+    unit_cost,
+    working_capital,
+)
 from evlaunch.market.calibration import BaseMarket, calibrate
 from evlaunch.market.demand import Demand, PreStart, pre_start_market
 from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
@@ -47,7 +60,8 @@ __all__ = ["Model", "prepare", "simulate"]  # `prepare` and `Model` re-exported 
 
 Inputs = dict[str, np.ndarray]
 Outputs = dict[str, np.ndarray]
-NATIONAL_SERIES = ("orders", "deliveries", "revenue", "cash_flow", "operating_flow", "market", "nev", "share")
+NATIONAL_SERIES = ("orders", "deliveries", "revenue", "cash_flow", "operating_flow", "market", "nev", "share",
+                   "price", "marginal_cost", "cost_of_goods")
 REGIONAL_SERIES = ("deliveries", "market", "nev")
 
 
@@ -86,6 +100,9 @@ class Setting:
     group_matrix: np.ndarray     # [K + 1, G] products and the outside option -> groups
     price_coefficient: np.ndarray  # [N, T] alpha x each consumer type's price sensitivity
     budget_cny: np.ndarray       # [N] funds pledged for the car business, CNY
+    price_policy: str            # the entrant's price: "fixed" or "best_response" (finance.price_policy)
+    pledged: np.ndarray          # [H] share of the budget pledged by each month's end (1: all from the start)
+    spent_before_cny: np.ndarray  # [N] part of the pledge spent before the start, CNY
 
 
 @dataclass(frozen=True)
@@ -112,6 +129,7 @@ class PathState:
 
     backlog: np.ndarray          # [N] orders waiting for a car
     cumulative: np.ndarray       # [N] cars built so far (learning)
+    working_capital: np.ndarray  # [N] CNY tied up in stock and receivables
     diversion: np.ndarray        # [N, G] diversion ratios to groups, summed over the first 12 months on sale
     diversion_weight: np.ndarray  # [N] the orders weighting them
 
@@ -170,8 +188,9 @@ def simulate_path(setting: Setting, terms: PathTerms
     series = PathSeries({key: np.zeros((draws, horizon)) for key in NATIONAL_SERIES},
                         {key: np.zeros((draws, regions, horizon)) for key in REGIONAL_SERIES},
                         np.zeros((draws, horizon)), np.zeros((draws, horizon)))
-    state = PathState(np.zeros(draws), np.zeros(draws), np.zeros((draws, len(setting.group_names))),
-                      np.zeros(draws))
+    state = PathState(np.zeros(draws), np.zeros(draws), np.zeros(draws),
+                      np.zeros((draws, len(setting.group_names))), np.zeros(draws))
+    series.national["price"][:] = setting.parameters.product.price[:, None]  # the guide price until re-set
     path_pricing = setting.pricing.path() if setting.pricing is not None else None
     effects = EntryEffects.empty(draws, horizon, setting.demand.size_l, len(setting.group_names))
     for t in range(horizon):
@@ -181,6 +200,7 @@ def simulate_path(setting: Setting, terms: PathTerms
         record_diversion(setting, terms, state, t, after_launch, orders, typed)
         delivered = capacity_and_deliveries(setting, terms, state, t, orders)
         cash_flow(setting, terms, state, series, t, orders, delivered, shares)
+        entrant_price(setting, terms, state, series, t, typed)
         regional_sums(setting, series, t, orders, delivered, typed)
         record_entry_effects(setting, terms, path_pricing, effects, t, after_launch, utility, typed)
     return series, state, path_pricing, effects
@@ -240,7 +260,17 @@ def prepare_setting(model: Model, parameters: Parameters) -> Setting:
                    pre_start_market(demand, parameters.product.price), shock_cut, shock_cost, entrant_quality,
                    midpoint, width, pricing, named_bev, group_names, group_matrix,
                    base.alpha[:, None] * demand.types.price_sensitivity,
-                   scenario.finance.budget_usd * parameters.finance.usd_cny)
+                   scenario.finance.budget_usd * parameters.finance.usd_cny, scenario.finance.price_policy,
+                   pledge_schedule(scenario.finance.pledge_start, scenario.finance.pledge_years, months),
+                   parameters.finance.spent_before_start_usd * parameters.finance.usd_cny)
+
+
+def pledge_schedule(pledge_start: str | None, pledge_years: float, months: np.ndarray) -> np.ndarray:
+    """[H] share of the budget pledged by the end of each simulated month (`months`: months since year 0);
+    all of it from the start when the scenario gives no pledge schedule."""
+    if pledge_start is None:
+        return np.ones(len(months))
+    return pledged_fraction(months - month_number(pledge_start), pledge_years)
 
 
 def path_terms(outcome: PathOutcome, paths: dict[str, PathParameters], parameters: Parameters) -> PathTerms:
@@ -288,7 +318,7 @@ def month_demand(setting: Setting, terms: PathTerms, path_pricing: PathPricing |
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(shares per consumer type [N, T, K], national shares [N, K]) in month t, with incumbents' prices fixed
     (cut after the launch) or re-priced; records the named incumbent BEVs' units and price change."""
-    price = setting.parameters.product.price
+    price = series.national["price"][:, t]
     if path_pricing is None:
         typed, shares = setting.demand.month(setting.demand.lead + t, cut, utility, price, after_launch,
                                              terms.launch_index)
@@ -327,29 +357,52 @@ def capacity_and_deliveries(setting: Setting, terms: PathTerms, state: PathState
 
 def cash_flow(setting: Setting, terms: PathTerms, state: PathState, series: PathSeries, t: int,
               orders: np.ndarray, delivered: np.ndarray, shares: np.ndarray) -> None:
-    """Month t's unit cost (with learning and shocks), revenue, operating and total cash flow, and the
+    """Month t's unit cost (learning on the rest of the vehicle, shocks), revenue at the month's price, cost of
+    goods, operating flow, the change of working capital (stock and receivables) and total cash flow, and the
     national market: new-car sales, NEV sales and the entrant's share of them."""
-    product, finance = setting.parameters.product, setting.parameters.finance
+    product, finance, national = setting.parameters.product, setting.parameters.finance, series.national
     cost = unit_cost(product.battery_kwh, setting.pack_cny[:, t], product.rest_of_vehicle_cost,
                      terms.cost_factor, state.cumulative, product.learning_rate) * (1.0 + setting.shock_cost[:, t])
     state.cumulative = state.cumulative + delivered
-    revenue = delivered * product.price / (1.0 + finance.vat_rate)
-    operating_flow = revenue - delivered * (cost + terms.fee + finance.variable_cost_per_vehicle)
+    national["marginal_cost"][:, t] = cost + terms.fee + finance.variable_cost_per_vehicle
+    revenue = delivered * national["price"][:, t] / (1.0 + finance.vat_rate)
+    national["cost_of_goods"][:, t] = delivered * national["marginal_cost"][:, t]
+    operating_flow = revenue - national["cost_of_goods"][:, t]
+    tied_up = working_capital(national["cost_of_goods"][:, t], revenue, finance.inventory_days,
+                              finance.receivable_days)
+    working_capital_change, state.working_capital = tied_up - state.working_capital, tied_up
     upfront_now = np.where((t >= terms.upfront_begin) & (t < terms.upfront_begin + terms.upfront_months),
                            terms.upfront / terms.upfront_months, 0.0)
     sunk_now = np.where(t < terms.outcome.months_lost, terms.outcome.sunk_upfront / terms.sunk_months, 0.0)
     size, nev = setting.size[:, t], setting.demand.is_nev
     sold = size * shares.sum(axis=1) - orders + delivered
-    national = series.national
     national["orders"][:, t] = orders
     national["deliveries"][:, t] = delivered
     national["revenue"][:, t] = revenue
     running = np.where(t < terms.abandoned_at, finance.rnd_per_month + finance.opex_per_month, 0.0)
     national["operating_flow"][:, t] = operating_flow - running
-    national["cash_flow"][:, t] = operating_flow - running - upfront_now - sunk_now
+    national["cash_flow"][:, t] = operating_flow - running - upfront_now - sunk_now - working_capital_change
     national["market"][:, t] = sold
     national["nev"][:, t] = size * (shares[:, :-1] * nev[None, :-1]).sum(axis=1) + delivered
     national["share"][:, t] = delivered / sold
+
+
+def entrant_price(setting: Setting, terms: PathTerms, state: PathState, series: PathSeries, t: int,
+                  typed: np.ndarray) -> None:
+    """Set next month's price of the entrant under the scenario's policy. 'fixed': the guide price throughout.
+    'best_response': once on sale, the price is reset each month to the entrant's own Bertrand first-order
+    condition at this month's demand (its shares among the consumer types), marginal cost (unit cost, fee,
+    variable cost; VAT added) and the incumbents' current prices, plus a capacity shadow price while the
+    backlog exceeds `finance.price_backlog_months` of deliveries (`finance.capacity_shadow_price`). The
+    first month on sale is at the guide price."""
+    finance, national = setting.parameters.finance, series.national
+    if setting.price_policy != "best_response" or t + 1 >= national["price"].shape[1]:
+        return
+    on_sale = t >= terms.launch_index
+    markup = best_response_markup(typed[:, :, -1], setting.demand.types.weights, setting.price_coefficient)
+    shadow = capacity_shadow_price(markup, state.backlog, national["deliveries"][:, t], finance.price_backlog_months)
+    best = (1.0 + finance.vat_rate) * national["marginal_cost"][:, t] + markup + shadow
+    national["price"][:, t + 1] = np.where(on_sale & np.isfinite(best), best, national["price"][:, t])
 
 
 def regional_sums(setting: Setting, series: PathSeries, t: int, orders: np.ndarray, delivered: np.ndarray,
@@ -378,6 +431,7 @@ def path_outputs(path: str, setting: Setting, terms: PathTerms, series: PathSeri
     npv = net_present_value(flows, finance.discount_rate,
                             terminal_value(flows, finance.terminal_value_multiple, series.national["operating_flow"]))
     peak = peak_cash_need(flows)
+    available = cash_available(setting.budget_cny, setting.pledged, setting.spent_before_cny)
     out = {
         name(path, columns.LAUNCH_MONTH_INDEX): terms.launch_index,
         name(path, columns.MONTHS_LOST): terms.outcome.months_lost,
@@ -385,7 +439,8 @@ def path_outputs(path: str, setting: Setting, terms: PathTerms, series: PathSeri
         name(path, columns.OPERATING_PATH): terms.outcome.operating_path.astype(float),
         name(path, columns.NPV): npv,
         name(path, columns.PEAK_CASH_NEED): peak,
-        name(path, columns.BUDGET_EXCEEDED): peak > setting.budget_cny,
+        name(path, columns.BUDGET_EXCEEDED): budget_exceeded(flows, available),
+        name(path, columns.BUDGET_NEEDED): budget_needed(flows, setting.pledged, setting.spent_before_cny),
     }
     if path_pricing is not None:
         out[name(path, columns.EQUILIBRIUM_FAILURES)] = path_pricing.failures.copy()
@@ -415,6 +470,13 @@ def yearly_outputs(path: str, setting: Setting, series: PathSeries) -> Outputs:
         units = series.bev_units[:, in_year].sum(axis=1)
         out[columns.yearly(path, columns.INCUMBENT_PRICE_CHANGE, year)] = np.where(
             units > 0, series.price_change[:, in_year].sum(axis=1) / np.maximum(units, 1e-300), 0.0)
+        revenue, delivered = national["revenue"][:, in_year].sum(axis=1), national["deliveries"][:, in_year].sum(axis=1)
+        out[columns.yearly(path, columns.GROSS_MARGIN, year)] = gross_margin(
+            revenue, national["cost_of_goods"][:, in_year].sum(axis=1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[columns.yearly(path, columns.ENTRANT_PRICE, year)] = np.where(
+                delivered > 0, (national["deliveries"][:, in_year] * national["price"][:, in_year]).sum(axis=1)
+                / delivered, np.nan)
         for r, region in enumerate(regions):
             market_region = by_region["market"][:, r, in_year].sum(axis=1) + (
                 pre_start.market_region[:, r] if before else 0.0)

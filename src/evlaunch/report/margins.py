@@ -1,0 +1,104 @@
+"""Report section: the entrant's prices and gross margins beside comparable firms' reported margins, and the
+budget as a constraint (cash need by month against the parent's pledge schedule, working capital included).
+
+Margins: per path and year, the median and 10-90% band over the draws of (revenue - cost of goods) /
+revenue (`simulation.outputs`), beside the reported gross margins of Chinese carmakers public by the
+scenario's date (`firm_margins.csv`). Budget: P(budget exceeded) per path, and the budget at which it would
+reach the scenario's tolerance — the (1 - tolerance) quantile of each draw's budget needed.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+from evlaunch.config.columns import BUDGET_NEEDED, ENTRANT_PRICE, GROSS_MARGIN, path_column, yearly
+from evlaunch.data import load_table
+from evlaunch.report.formatting import bn_cny
+from evlaunch.report.html import Section, table_html
+
+
+def _band(values: np.ndarray, percent: bool) -> str:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return "–"
+    low, mid, high = np.percentile(finite, [10, 50, 90])
+    if percent:
+        return f"{mid:.0%} ({low:.0%}–{high:.0%})"
+    return f"{mid:,.0f} ({low:,.0f}–{high:,.0f})"
+
+
+def reported_margins(as_of, path: str | None = None) -> tuple[list[list[str]], float, float]:
+    """(rows: firm, margins reported with their periods, source count; lowest; highest) of firm_margins.csv
+    rows public by `as_of`."""
+    rows = load_table("firm_margins", as_of, path).rows
+    rows = rows[~rows["gap"]] if "gap" in rows else rows
+    values = rows["value"].astype(float)
+    out = []
+    for firm, group in rows.groupby("firm", sort=False):
+        periods = ", ".join(f"{period}: {float(value):.1%}" for period, value in zip(group["period"], group["value"]))
+        out.append([html.escape(str(firm)), html.escape(periods)])
+    return out, float(values.min()), float(values.max())
+
+
+def margins_and_budget_section(context) -> Section:
+    scenario = context.scenario
+    years = [str(year) for year in scenario.years]
+    columns = [yearly(p, key, y) for p in scenario.paths for key in (GROSS_MARGIN, ENTRANT_PRICE) for y in years]
+    columns += [path_column(p, BUDGET_NEEDED) for p in scenario.paths]
+    data = context.table.to_numpy([c for c in columns if c in context.table.columns])
+    firms, low, high = reported_margins(scenario.as_of, context.model.tables.get("firm_margins"))
+    margin_rows, price_rows, outside = [], [], []
+    for name in scenario.paths:
+        margins = [data.get(yearly(name, GROSS_MARGIN, y), np.array([np.nan])).astype(float) for y in years]
+        margin_rows.append([html.escape(name)] + [_band(m, True) for m in margins])
+        price_rows.append([html.escape(name)] + [_band(data.get(yearly(name, ENTRANT_PRICE, y), np.array([np.nan]))
+                                                       .astype(float), False) for y in years])
+        medians = [float(np.nanmedian(m)) if np.isfinite(m).any() else np.nan for m in margins]
+        beyond = [y for y, m in zip(years, medians) if np.isfinite(m) and not low <= m <= high]
+        if beyond:
+            outside.append(f"{html.escape(name)} ({', '.join(beyond)})")
+    policy = scenario.finance.price_policy
+    verdict = (f"The median margin leaves the reported range ({low:.0%} to {high:.0%}) on: {'; '.join(outside)}."
+               if outside else f"The median margin stays within the reported range ({low:.0%} to {high:.0%}) in "
+                               f"every year on every path.")
+    body = (f"<p>Price policy: <b>{html.escape(policy)}</b>"
+            + (" — from its second month on sale the entrant's price is its own Bertrand best response to the "
+               "incumbents' prices at last month's demand and costs, plus a capacity shadow price while the "
+               "backlog exceeds the tolerated months of deliveries." if policy == "best_response" else
+               " — the guide price throughout.")
+            + " Learning lowers the non-battery cost only; the pack follows the battery-cost path.</p>"
+            + "<p>The entrant's gross margin, (revenue − cost of goods) / revenue net of VAT, median (p10–p90):</p>"
+            + table_html(["path", *years], margin_rows)
+            + "<p>Its delivery-weighted price incl. VAT, CNY, median (p10–p90):</p>" + table_html(["path", *years], price_rows)
+            + f"<p>{verdict} Reported gross margins public by {scenario.as_of} (firm_margins.csv; vehicle margin "
+              f"where reported, else company gross margin):</p>" + table_html(["firm", "reported"], firms)
+            + budget_paragraph(context, data))
+    return Section("Prices, margins and the budget", body, "margins-budget")
+
+
+def budget_paragraph(context, data: dict[str, np.ndarray]) -> str:
+    """Whether the budget criterion binds, per path, and the budget at which P(exceeded) reaches the tolerance."""
+    scenario, summary = context.scenario, context.summary
+    finance, tolerance = scenario.finance, scenario.recommendation.max_p_budget_exceeded
+    schedule = (f"pledged evenly over {finance.pledge_years:g} years from {finance.pledge_start}, less what was "
+                f"spent before the start" if finance.pledge_start else "all available from the start")
+    rows, binding = [], []
+    for name in scenario.paths:
+        needed = data.get(path_column(name, BUDGET_NEEDED), np.array([np.nan])).astype(float)
+        at_tolerance = float(np.quantile(needed, 1.0 - tolerance)) if np.isfinite(needed).any() else np.nan
+        p_exceeded = summary["paths"][name]["p_budget_exceeded"]
+        if p_exceeded > tolerance:
+            binding.append(name)
+        rows.append([html.escape(name), f"{p_exceeded:.1%}", bn_cny(at_tolerance, suffix=" bn CNY")])
+    budget = f"US${finance.budget_usd / 1e9:g}bn"
+    verdict = (f"The budget criterion binds: P(budget exceeded) is above {tolerance:.0%} on "
+               f"{', '.join(html.escape(n) for n in binding)}." if binding else
+               f"The budget criterion does not bind on any path: P(budget exceeded) stays at or below "
+               f"{tolerance:.0%} everywhere, so the choice is by the objective alone. It would bind on a path "
+               f"if the budget fell below the figure in the last column.")
+    return (f"<p>The budget ({budget}, {schedule}) against the cash need by month: upfront and running costs, "
+            f"working capital (stock and receivables) and sunk costs of failed paths; a draw exceeds the budget "
+            f"when its cumulative outflow passes the cash made available in any month. {verdict}</p>"
+            + table_html(["path", "P(budget exceeded)", f"budget at which P(exceeded) = {tolerance:.0%}"], rows))

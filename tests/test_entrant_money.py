@@ -1,0 +1,118 @@
+"""The entrant's price policy and its budget test against closed forms: the Bertrand markup of a single-product
+firm under (random-coefficients) logit, the capacity shadow price, the pledge schedule and the budget at which
+a draw's cash need is first covered; in the reference scenario, a best response that rises when capacity binds
+and a gross-margin path set beside the reported margins of 2021-2023."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evlaunch.data import load_table
+from evlaunch.finance import (
+    best_response_markup,
+    budget_exceeded,
+    budget_needed,
+    capacity_shadow_price,
+    cash_available,
+    gross_margin,
+    pledged_fraction,
+    working_capital,
+)
+from evlaunch.runs.sampling import sample_draws
+from evlaunch.simulation import simulate
+from evlaunch.simulation.simulate import prepare
+
+
+def test_markup_of_plain_logit_is_one_over_alpha_times_one_minus_share():
+    share, alpha = np.array([[0.02]]), np.array([[-2e-5]])
+    markup = best_response_markup(share, np.ones((1, 1)), alpha)
+    assert markup[0] == pytest.approx(1.0 / (2e-5 * (1 - 0.02)), rel=1e-12)
+
+
+def test_markup_is_minus_share_over_its_price_derivative_across_consumer_types():
+    """Two types with different price coefficients: -s / (ds/dp) by central differences of the aggregate share."""
+    weights, alpha, utility = np.array([0.3, 0.7]), np.array([-1e-5, -3e-5]), np.array([1.0, 2.5])
+
+    def share_of_type(price: float) -> np.ndarray:
+        value = np.exp(utility + alpha * price)
+        return value / (1.0 + value)
+
+    price, step = 200_000.0, 1.0
+    aggregate = (weights * share_of_type(price)).sum()
+    slope = ((weights * share_of_type(price + step)).sum() - (weights * share_of_type(price - step)).sum()) / (2 * step)
+    markup = best_response_markup(share_of_type(price)[None], weights[None], alpha[None])
+    assert markup[0] == pytest.approx(-aggregate / slope, rel=1e-6)
+
+
+def test_shadow_price_is_zero_within_the_tolerated_backlog_and_log_of_the_excess_beyond():
+    markup = np.array([50_000.0, 50_000.0, 50_000.0, np.nan])
+    backlog = np.array([1_000.0, 20_000.0, 5_000.0, 9e9])
+    delivered = np.array([1_000.0, 5_000.0, 0.0, 1.0])
+    shadow = capacity_shadow_price(markup, backlog, delivered, np.full(4, 2.0))
+    np.testing.assert_allclose(shadow, [0.0, 50_000.0 * np.log(2.0), 0.0, 0.0], rtol=1e-12)
+
+
+def test_pledge_schedule_working_capital_and_gross_margin_closed_forms():
+    np.testing.assert_allclose(pledged_fraction(np.array([-3, 0, 59, 119, 200]), 10.0),
+                               [0.0, 1 / 120, 0.5, 1.0, 1.0], rtol=1e-12)
+    assert working_capital(np.array([3e9]), np.array([4e9]), np.array([30.0]), np.array([15.0]))[0] == \
+        pytest.approx(3e9 + 2e9)
+    np.testing.assert_allclose(gross_margin(np.array([100.0, 0.0]), np.array([80.0, 5.0])), [0.2, np.nan])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-5e9, 3e9), min_size=6, max_size=6), st.floats(1e9, 2e11), st.floats(0, 5e9),
+       st.integers(-24, 40))
+def test_a_draw_exceeds_a_budget_exactly_when_it_is_below_the_budget_needed(flows, budget, spent, elapsed):
+    cash = np.array([flows])
+    fraction = pledged_fraction(elapsed + np.arange(6), 10.0)
+    needed = budget_needed(cash, fraction, np.array([spent]))[0]
+    exceeded = budget_exceeded(cash, cash_available(np.array([budget]), fraction, np.array([spent])))[0]
+    if not np.isclose(budget, needed, rtol=1e-9):
+        assert exceeded == (budget < needed)
+
+
+@pytest.fixture(scope="module")
+def pricing_models(reference_model, reference_path):
+    scenario = reference_model.scenario
+    assert scenario.finance.price_policy == "best_response"
+    fixed = prepare(scenario.model_copy(update={"finance": scenario.finance.model_copy(
+        update={"price_policy": "fixed"})}), reference_path.parent)
+    return reference_model, fixed
+
+
+def test_best_response_raises_the_price_when_capacity_binds(pricing_models):
+    best, fixed = pricing_models
+    inputs = sample_draws(best, 11, 0, 16)
+    tight = simulate(best, {**inputs, "paths.own.capacity_per_year": np.full(16, 40_000.0)})
+    loose = simulate(best, {**inputs, "paths.own.capacity_per_year": np.full(16, 2_000_000.0)})
+    on_sale = np.isfinite(tight["own.entrant_price.2026"]) & np.isfinite(loose["own.entrant_price.2026"])
+    assert on_sale.sum() >= 8
+    assert np.all(tight["own.entrant_price.2026"][on_sale] > loose["own.entrant_price.2026"][on_sale])
+    # the fixed policy keeps the guide price in every year
+    guide = simulate(fixed, inputs)
+    for year in (2025, 2027):
+        sold = np.isfinite(guide[f"own.entrant_price.{year}"])
+        np.testing.assert_allclose(guide[f"own.entrant_price.{year}"][sold], inputs["product.price"][sold], rtol=1e-9)
+
+
+def reported_margin_range(as_of) -> tuple[float, float]:
+    rows = load_table("firm_margins", as_of).rows
+    values = rows.loc[~rows["gap"], "value"].astype(float) if "gap" in rows else rows["value"].astype(float)
+    return float(values.min()), float(values.max())
+
+
+@pytest.mark.xfail(strict=True, reason="at median inputs one 150-200k/yr plant binds from 2026 and the capacity "
+                   "shadow price with non-battery learning lifts the margin above the highest reported margin "
+                   "(Tesla 30%); expected to pass once capacity can expand (the ramp work)")
+def test_gross_margin_at_median_inputs_stays_within_reported_margins(pricing_models):
+    best, _ = pricing_models
+    low, high = reported_margin_range(best.scenario.as_of)
+    out = simulate(best, {})
+    margins = [float(out[f"own.gross_margin.{year}"][0]) for year in best.scenario.years
+               if np.isfinite(out[f"own.gross_margin.{year}"][0])]
+    assert len(margins) >= 4
+    assert all(low <= margin <= high for margin in margins), (low, high, margins)
