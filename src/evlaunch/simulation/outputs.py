@@ -63,6 +63,8 @@ YEARLY_OUTPUTS = (
     OutputColumn(columns.NEV_SHARE, "fraction", "NEV sales / new-car sales"),
     OutputColumn(columns.INCUMBENT_PRICE_CHANGE, "fraction",
                  "named incumbent BEVs' unit-weighted price change versus no entrant"),
+    OutputColumn(columns.FRINGE_PRICE_CHANGE, "fraction",
+                 "the 'other' products' (fringe) unit-weighted price change versus no entrant"),
 )
 REGIONAL_OUTPUTS = (
     OutputColumn(columns.DELIVERIES_REGION, "vehicles", "the entrant's deliveries in the region"),

@@ -34,11 +34,12 @@ from evlaunch.config.scenario import month_label
 from evlaunch.entry.paths import PathOutcome, path_outcomes
 from evlaunch.entry.reference_class import ramp_fraction, ramp_shape_from_uniforms
 from evlaunch.finance import net_present_value, peak_cash_need, terminal_value, unit_cost
-from evlaunch.market.calibration import BaseMarket, calibrate
+from evlaunch.market.calibration import BaseMarket
 from evlaunch.market.demand import Demand, PreStart, pre_start_market
 from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
 from evlaunch.simulation.model import Model, prepare
 from evlaunch.supply.capacity import capacity_ramp, serve_orders
+from evlaunch.supply.margin_fit import calibrate_market
 from evlaunch.supply.repricing import IncumbentPricing, PathPricing, diversion_groups, entrant_diversion
 
 __all__ = ["Model", "prepare", "simulate"]  # `prepare` and `Model` re-exported for the old import path
@@ -122,6 +123,8 @@ class PathSeries:
     regional: dict[str, np.ndarray]
     price_change: np.ndarray     # [N, H] named incumbent BEVs: units x (p / p_no_entrant - 1)
     bev_units: np.ndarray        # [N, H] named incumbent BEVs' units sold
+    fringe_change: np.ndarray    # [N, H] the 'other' products: units x (p / p_no_entrant - 1)
+    fringe_units: np.ndarray     # [N, H] the 'other' products' units sold
 
 
 def simulate(model: Model, inputs: Inputs) -> Outputs:
@@ -147,7 +150,7 @@ def simulate_path(setting: Setting, terms: PathTerms) -> tuple[PathSeries, PathS
     regions = len(setting.demand.regions.names)
     series = PathSeries({key: np.zeros((draws, horizon)) for key in NATIONAL_SERIES},
                         {key: np.zeros((draws, regions, horizon)) for key in REGIONAL_SERIES},
-                        np.zeros((draws, horizon)), np.zeros((draws, horizon)))
+                        *(np.zeros((draws, horizon)) for _ in range(4)))
     state = PathState(np.zeros(draws), np.zeros(draws), np.zeros((draws, len(setting.group_names))),
                       np.zeros(draws))
     path_pricing = setting.pricing.path() if setting.pricing is not None else None
@@ -197,7 +200,7 @@ def prepare_setting(model: Model, parameters: Parameters) -> Setting:
     """Calibrate the base period and build what every path shares: demand, shocks, the entrant's quality and
     awareness shape, incumbents' pricing, diversion groups."""
     scenario, lineup, draws = model.scenario, model.lineup, parameters.draws
-    base = calibrate(model.market, parameters)
+    base = calibrate_market(model.market, parameters)
     horizon = scenario.horizon_months
     months = scenario.start_month + np.arange(horizon)
     calendar = Calendar(months, np.array([m // 12 for m in months]), tuple(month_label(m) for m in months))
@@ -274,6 +277,8 @@ def month_demand(setting: Setting, terms: PathTerms, path_pricing: PathPricing |
     else:
         _, typed, shares = path_pricing.month(t, utility, price, after_launch, terms.launch_index)
         series.price_change[:, t], series.bev_units[:, t] = path_pricing.bev_price_change(shares, setting.size[:, t])
+        series.fringe_change[:, t], series.fringe_units[:, t] = path_pricing.fringe_price_change(
+            shares, setting.size[:, t])
     return typed, shares
 
 
@@ -391,6 +396,9 @@ def yearly_outputs(path: str, setting: Setting, series: PathSeries) -> Outputs:
         units = series.bev_units[:, in_year].sum(axis=1)
         out[columns.yearly(path, columns.INCUMBENT_PRICE_CHANGE, year)] = np.where(
             units > 0, series.price_change[:, in_year].sum(axis=1) / np.maximum(units, 1e-300), 0.0)
+        fringe_units = series.fringe_units[:, in_year].sum(axis=1)
+        out[columns.yearly(path, columns.FRINGE_PRICE_CHANGE, year)] = np.where(
+            fringe_units > 0, series.fringe_change[:, in_year].sum(axis=1) / np.maximum(fringe_units, 1e-300), 0.0)
         for r, region in enumerate(regions):
             market_region = by_region["market"][:, r, in_year].sum(axis=1) + (
                 pre_start.market_region[:, r] if before else 0.0)
