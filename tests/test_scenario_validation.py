@@ -29,8 +29,12 @@ BAD_EDITS = [
     ("horizon too long", "horizon_months = 62", "horizon_months = 5000", "horizon_months", "less than or equal"),
     ("unbounded normal for a probability", 'failure = { dist = "triangular", low = 0.03, mode = 0.10, high = 0.25 }',
      'failure = { dist = "normal", mean = 0.1, sd = 0.2 }', "paths.own.stages.0.failure", "truncate"),
-    ("elasticity with the wrong sign", 'own_price_elasticity = { dist = "triangular", low = -4.91, mode = -4.07, '
-     'high = -2.63 }', "own_price_elasticity = 3.0", "market.own_price_elasticity", "within [-50, -0.1]"),
+    ("gross margin above one", 'gross_margin = { dist = "triangular", low = 0.163, mode = 0.1896, high = 0.2212 }',
+     "gross_margin = 3.0", "market.gross_margin", "within [-0.5, 0.9]"),
+    ("unknown price sensitivity", 'price_sensitivity = "china_margins"', 'price_sensitivity = "china"',
+     "market.price_sensitivity", "'china_margins' or 'us_elasticity'"),
+    ("US elasticity chosen without one", 'price_sensitivity = "china_margins"', 'price_sensitivity = "us_elasticity"',
+     "market", "needs market.own_price_elasticity"),
     ("wrong powertrain", 'powertrain = "BEV"              # fact', 'powertrain = "steam"  # fact',
      "product.powertrain", "'BEV' or 'PHEV'"),
 ]

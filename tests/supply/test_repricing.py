@@ -20,12 +20,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from evlaunch.config.scenario import load_scenario, parse_scenario
-from evlaunch.market.calibration import calibrate
 from evlaunch.market.rc_logit import diversion_ratios
 from evlaunch.runs.runner import RunOptions, run_scenario
 from evlaunch.runs.sampling import sample_draws
 from evlaunch.simulation import prepare, simulate
 from evlaunch.supply.equilibrium import PricingProblem, solve_prices
+from evlaunch.supply.margin_fit import calibrate_market
 from evlaunch.supply.repricing import base_market, entrant_diversion, recover_costs, type_market
 
 DATA = Path(__file__).parent / "data"
@@ -67,7 +67,7 @@ def outputs(bertrand_model, inputs):
 
 def test_recovered_costs_make_the_base_prices_an_equilibrium(bertrand_model, inputs):
     parameters = bertrand_model.parameters(inputs)
-    base = calibrate(bertrand_model.market, parameters)
+    base = calibrate_market(bertrand_model.market, parameters)
     supply = recover_costs(bertrand_model.lineup, base, bertrand_model.policy,
                            round(bertrand_model.base_mid_month), parameters.finance.vat_rate)
     assert np.all(supply.foc_residual < 1e-15)  # shares are ~1e-2: relative residual < 1e-13
