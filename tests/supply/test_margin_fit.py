@@ -106,7 +106,7 @@ def test_a_battery_cost_fall_lowers_the_fringes_bev_prices(reference_model, frin
         if name in ("other BEV low", "other BEV high", "other PHEV low", "other PHEV high"):
             assert supply.battery[0, k] > 0 and prices[0, k] < base[0, k] - 1_000, name
     # shares with the outside option sum to one, from the logit's log-sum
-    typed, shares = choice_probabilities(market.delta, market.products, market.tastes, prices)
+    _, shares = choice_probabilities(market.delta, market.products, market.tastes, prices)
     u = utilities(market.delta, market.products, market.tastes, prices)
     outside = np.einsum("nt,nt->n", market.tastes.weights, 1.0 / (1.0 + np.exp(u).sum(axis=2)))
     np.testing.assert_allclose(shares.sum(axis=1) + outside, 1.0, rtol=1e-12)
