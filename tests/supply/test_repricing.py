@@ -97,7 +97,13 @@ def test_entry_does_not_raise_incumbents_bev_prices(bertrand_model, outputs):
     for path in scenario.paths:
         changes = np.stack([outputs[f"{path}.incumbent_price_change.{year}"] for year in scenario.years], axis=1)
         assert np.all(np.isfinite(changes))
-        assert np.all(changes <= 1e-9), f"{path}: an incumbent BEV price rose with the entrant"
+        # under random-coefficients demand entry can raise a rival's price a little (the entrant takes its
+        # most price-sensitive buyers); with the fringe re-pricing too (market.fringe) it happens in a few
+        # draws by up to ~0.03%: the response stays a cut on average and never a rise of 0.1%
+        assert np.all(changes <= 1e-3), f"{path}: an incumbent BEV price rose with the entrant"
+        assert np.all(changes.mean(axis=0) <= 0.0)
+        fringe = np.stack([outputs[f"{path}.fringe_price_change.{year}"] for year in scenario.years], axis=1)
+        assert np.all(np.isfinite(fringe)) and fringe[:, -1].mean() < 0.0 and fringe[:, 0].max() == 0.0
         assert changes[:, 0].max() == 0.0  # nobody launches in the start year
         assert changes[:, -1].mean() < 0.0
         assert np.all(outputs[f"{path}.equilibrium_failures"] == 0)

@@ -317,7 +317,7 @@ def calibrate(data: MarketData, parameters: Parameters, elasticity: np.ndarray |
         elasticity = parameters.market.own_price_elasticity
     if elasticity is None:
         raise ScenarioError(f"scenario {scenario.name}: market.price_sensitivity = 'china_margins' is calibrated by "
-                            f"supply.repricing.calibrate_market, not market.calibration.calibrate")
+                            f"supply.margin_fit.calibrate_market, not market.calibration.calibrate")
     fit = calibrate_base(data, parameters, price, shares, outside, np.asarray(elasticity, dtype=float))
     return BaseMarket(potential, price, fit.quality, fit.alpha, shares, outside, fit.adjustment, fit.regions,
                       fit.effective_price, fit.range_km, fit.battery_kwh, fit.extras, fit.types, fit.taste_utility,

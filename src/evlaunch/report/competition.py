@@ -19,10 +19,10 @@ from evlaunch.config.columns import (
     path_column,
     yearly,
 )
-from evlaunch.market.calibration import calibrate
 from evlaunch.market.lineup import OTHER_PRODUCTS
 from evlaunch.report import charts
 from evlaunch.report.html import Section, table_html
+from evlaunch.supply.margin_fit import calibrate_market
 from evlaunch.supply.repricing import OUTSIDE
 
 
@@ -134,7 +134,7 @@ def fringe_words(scenario) -> str:
 def base_period_shares(model, groups: list[str]) -> dict[str, float]:
     """Each diversion group's share of the base period's potential buyers (no purchase included) at the
     inputs' central values: where a plain logit entrant's buyers would come from."""
-    base = calibrate(model.market, model.parameters())
+    base = calibrate_market(model.market, model.parameters())
     lineup = model.lineup
     shares = dict.fromkeys(groups, 0.0)
     for j, name in enumerate(lineup.names):

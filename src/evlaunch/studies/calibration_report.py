@@ -99,7 +99,7 @@ def margin_report(model, base) -> tuple[Table, str] | None:
         return None
     parameters = model.parameters()
     supply = recover_costs(model.lineup, base, model.policy, round(model.base_mid_month),
-                           parameters.finance.vat_rate, fringe=fringe_priced(model.market))
+                           parameters.finance.vat_rate, fringe=True)
     implied = implied_firm_margins(model.lineup, supply, firms)[0]
     reported = reported_margins(scenario.as_of, list(firms))
     table = Table(title=f"implied vs reported gross margins (p - c) / p ({scenario.market.price_sensitivity}; "

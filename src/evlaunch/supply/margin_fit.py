@@ -2,8 +2,8 @@
 
 The price coefficient is set per draw so that the gross margins (p - c) / p the Bertrand first-order
 conditions imply at the base period (`supply.repricing.recover_costs`, the lineup's ownership: a group
-prices its named models jointly; with `market.fringe = "bertrand"` each 'other' product is its own price
-setter) average, over the firms of `market.margin_firms`, to the draw's `market.gross_margin`. A firm's
+prices its named models jointly; each 'other' product has the markup of many small single-product firms,
+whether or not it re-prices in the simulation, `market.fringe`) average, over the firms of `market.margin_firms`, to the draw's `market.gross_margin`. A firm's
 implied margin is the mean of its products' margins weighted by their base-period sales; a firm maps to
 a lineup group or to an 'other' product (a firm whose models have no sourced sales is inside one).
 
@@ -58,8 +58,7 @@ def firm_weights(lineup: Lineup, supply: SupplySide, margin_firms: dict[str, str
         if not mine.any():
             priced = ", ".join(dict.fromkeys(owners))
             raise ScenarioError(f"field market.margin_firms.{firm}: got {owner!r}, which prices no product of the "
-                                f"base lineup; expected one of {priced} (an 'other' product only with "
-                                f"market.fringe = 'bertrand' and competition.reprice = 'bertrand')")
+                                f"base lineup; expected one of {priced}")
         shares = supply.base_shares * mine
         weights[:, f, :] = shares / shares.sum(axis=1, keepdims=True)
     return weights
@@ -88,7 +87,7 @@ def fit_margins(data: MarketData, parameters: Parameters) -> MarginFit:
     for _ in range(MAX_STEPS):
         base = calibrate(data, parameters, elasticity)
         supply = recover_costs(data.lineup, base, data.policy, round(data.base_mid_month),
-                               parameters.finance.vat_rate, fringe=fringe_priced(data))
+                               parameters.finance.vat_rate, fringe=True)
         margins = implied_firm_margins(data.lineup, supply, market.margin_firms)
         mean = margins.mean(axis=1)
         if np.all(np.abs(mean - target) <= MARGIN_TOLERANCE):
