@@ -8,8 +8,8 @@ implied margin is the mean of its products' margins weighted by their base-perio
 a lineup group or to an 'other' product (a firm whose models have no sourced sales is inside one).
 
 The search runs on the calibrated sales-weighted own-price elasticity e (the calibration's own input,
-`market.calibration.calibrate(..., elasticity=e)`): margins scale about as 1/|e|, so e <- e * m(e) /
-target converges in a few steps. With `market.price_sensitivity = "us_elasticity"` the elasticity is the
+`market.calibration.calibrate(..., elasticity=e)`): margins scale about as 1/|e|, so secant steps in
+log |e| against log(m(e) / target) converge in a few steps. With `market.price_sensitivity = "us_elasticity"` the elasticity is the
 scenario's (BLP 1995, US cars) and nothing is searched.
 
 Margin basis. Prices and recovered costs are both in guide-price terms including VAT, so (p - c) / p is
@@ -32,7 +32,7 @@ from evlaunch.market.lineup import Lineup
 from evlaunch.market.market_data import MarketData
 from evlaunch.supply.repricing import SupplySide, recover_costs
 
-START_ELASTICITY = -4.0     # first guess of the sales-weighted own-price elasticity (BLP's US median -4.07)
+START_ELASTICITY = -5.0     # first guess of the sales-weighted own-price elasticity (the reference settles near -5.2)
 MARGIN_TOLERANCE = 1e-6     # |mean implied margin - target| at which the search stops (fraction of price)
 MAX_STEPS = 40
 
@@ -83,20 +83,42 @@ def fit_margins(data: MarketData, parameters: Parameters) -> MarginFit:
         raise ScenarioError(f"scenario {data.scenario.name}: market.gross_margin is required with "
                             f"market.price_sensitivity = 'china_margins'")
     target = np.asarray(target, dtype=float)
+    if np.any(target <= 0):
+        raise ScenarioError(f"field market.gross_margin: got a margin of {float(target.min()):.3f}; expected a "
+                            f"positive margin (Bertrand first-order conditions imply p > c)")
     elasticity = np.full(parameters.draws, START_ELASTICITY)
+    previous: tuple[np.ndarray, np.ndarray] | None = None
     for _ in range(MAX_STEPS):
         base = calibrate(data, parameters, elasticity)
         supply = recover_costs(data.lineup, base, data.policy, round(data.base_mid_month),
                                parameters.finance.vat_rate, fringe=True)
         margins = implied_firm_margins(data.lineup, supply, market.margin_firms)
         mean = margins.mean(axis=1)
-        if np.all(np.abs(mean - target) <= MARGIN_TOLERANCE):
+        done = np.abs(mean - target) <= MARGIN_TOLERANCE
+        if np.all(done):
             return MarginFit(base, supply, elasticity, margins, target)
-        elasticity = elasticity * mean / target
+        # a draw that has met the tolerance keeps its elasticity, so its result does not depend on the
+        # other draws of its batch (runs are identical however they are chunked)
+        stepped, previous = secant_step(elasticity, mean, target, previous)
+        elasticity = np.where(done, elasticity, stepped)
     worst = int(np.argmax(np.abs(mean - target)))
     raise DataError(f"field market.gross_margin: the price coefficient found no match for a margin of "
                     f"{target[worst]:.3f} in {MAX_STEPS} steps (implied {mean[worst]:.3f} at an elasticity of "
                     f"{elasticity[worst]:.2f}); expected a margin the lineup's Bertrand FOCs can imply")
+
+
+def secant_step(elasticity: np.ndarray, margin: np.ndarray, target: np.ndarray,
+                previous: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The next elasticity [N] and (log |e|, log margin gap) of this step: a secant step in log |e| against
+    log(margin / target), the first (and any whose slope is not negative) with the slope -1 of margin ~ 1/|e|."""
+    x, y = np.log(-elasticity), np.log(margin / target)
+    slope = np.full_like(x, -1.0)
+    if previous is not None:
+        moved = np.abs(x - previous[0]) > 1e-12
+        secant = np.divide(y - previous[1], x - previous[0], out=np.full_like(x, -1.0), where=moved)
+        slope = np.where(secant < -1e-3, secant, -1.0)
+    step = np.clip(-y / slope, -1.0, 1.0)       # at most a factor e per step
+    return -np.exp(x + step), (x, y)
 
 
 def calibrate_market(data: MarketData, parameters: Parameters) -> BaseMarket:
