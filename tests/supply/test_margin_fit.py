@@ -43,6 +43,20 @@ def test_a_firm_that_prices_nothing_is_named(reference_text, reference_path):
         fit_margins(model.market, model.parameters())
 
 
+def test_china_margins_as_of_2021_is_refused_with_the_reason(cli, tmp_path, reference_path):
+    """No firm_margins row was public by 2021-03-31, so the 2021 scenario cannot use China's margins."""
+    text = (reference_path.parent / "xiaomi-2021.toml").read_text(encoding="utf-8")
+    text = text.replace('price_sensitivity = "us_elasticity"', 'price_sensitivity = "china_margins"\n'
+                        'gross_margin = 0.18\nmargin_firms = { "BYD" = "BYD" }', 1)
+    path = tmp_path / "china-2021.toml"
+    path.write_text(text, encoding="utf-8")
+    code, out, err = cli("validate", path)
+    message = " ".join(err.split())
+    assert code == 2 and "market.margin_firms: firm 'BYD' has no row in firm_margins.csv public by 2021-03-31" \
+        in message, message
+    assert "Traceback" not in out + err
+
+
 def test_fringe_markup_is_that_of_many_small_firms():
     """One consumer type: a negligible logit product's markup is 1/|alpha| whatever its share; two types:
     s_j / sum_t w_t |alpha_t| s_tj, computed here from the logit formula."""

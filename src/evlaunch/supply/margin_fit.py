@@ -28,6 +28,7 @@ import numpy as np
 from evlaunch.config.parameters import Parameters
 from evlaunch.errors import DataError, ScenarioError
 from evlaunch.market.calibration import BaseMarket, calibrate
+from evlaunch.market.firm_margins import reported_margins
 from evlaunch.market.lineup import Lineup
 from evlaunch.market.market_data import MarketData
 from evlaunch.supply.repricing import SupplySide, recover_costs
@@ -82,6 +83,7 @@ def fit_margins(data: MarketData, parameters: Parameters) -> MarginFit:
     if target is None:
         raise ScenarioError(f"scenario {data.scenario.name}: market.gross_margin is required with "
                             f"market.price_sensitivity = 'china_margins'")
+    reported_margins(data.scenario.as_of, list(market.margin_firms))  # each firm has a row public by the as-of date
     target = np.asarray(target, dtype=float)
     if np.any(target <= 0):
         raise ScenarioError(f"field market.gross_margin: got a margin of {float(target.min()):.3f}; expected a "
