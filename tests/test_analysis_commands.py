@@ -1,6 +1,7 @@
 """compare, sensitivity, discover and calibrate work end to end on the reference scenario."""
 
 import json
+import re
 
 import pytest
 
@@ -66,6 +67,20 @@ def test_calibrate_prints_elasticities(cli, reference_path):
     code, out, err = cli("calibrate", reference_path)
     assert code == 0, err
     assert "own-price elasticity" in out and "NEV log-odds slope" in out
+
+
+def test_calibrate_prints_implied_against_reported_margins(cli, reference_path):
+    """The reference scenario's implied gross margins are within 5 pp of the reported ones (issue 13), and the
+    summary line is the largest gap of the per-firm rows above it."""
+    code, out, err = cli("calibrate", reference_path)
+    assert code == 0, err
+    lines = [line for line in out.splitlines() if line.startswith("margins: ")]
+    assert len(lines) == 1, out
+    match = re.fullmatch(r"margins: max_abs_gap_pp=(\d+\.\d) firms=(.+)", lines[0])
+    assert match, lines[0]
+    assert match[2].split(",") == ["BYD", "Tesla (global)", "Li Auto", "Great Wall"]
+    gaps = [float(g) for g in re.findall(r"│ +([+-]\d+\.\d) │", out)]
+    assert len(gaps) == 4 and float(match[1]) == max(abs(g) for g in gaps) <= 5.0
 
 
 def test_compare_a_scenario_file_without_keeping_its_run(cli, reference_path, tmp_path, monkeypatch):

@@ -6,7 +6,6 @@ import pytest
 from evlaunch.config.columns import DELIVERIES, NPV, path_column, yearly
 from evlaunch.config.distributions import is_uncertain
 from evlaunch.config.scenario import quantities, uncertain_parameters
-from evlaunch.market.calibration import calibrate
 from evlaunch.market.logit import logit_shares
 from evlaunch.market.policy import purchase_tax
 from evlaunch.market.regions import own_price_elasticities
@@ -14,6 +13,7 @@ from evlaunch.runs.sampling import sample_draws
 from evlaunch.simulation import simulate
 from evlaunch.simulation.outputs import diversion_group_names, output_names
 from evlaunch.simulation.simulate import prepare
+from evlaunch.supply.margin_fit import fit_margins
 
 DRAWS = 64
 
@@ -33,7 +33,8 @@ def run(model, inputs, **overrides):
 
 def test_calibration_reproduces_base_period_shares(reference_model, inputs):
     parameters = reference_model.parameters(inputs)
-    base = calibrate(reference_model.market, parameters)
+    fit = fit_margins(reference_model.market, parameters)
+    base = fit.base
     lineup = reference_model.lineup
     effective = base.price + purchase_tax(base.price, lineup.is_nev, round(reference_model.base_mid_month),
                                           parameters.finance.vat_rate, reference_model.scenario.as_of)
@@ -53,7 +54,9 @@ def test_calibration_reproduces_base_period_shares(reference_model, inputs):
     named = np.array([not name.startswith("other ") for name in lineup.names])
     weights = base.shares[:, named] / base.shares[:, named].sum(axis=1, keepdims=True)
     implied = (weights * own[:, named]).sum(axis=1)
-    np.testing.assert_allclose(implied, parameters.market.own_price_elasticity, rtol=1e-9)
+    np.testing.assert_allclose(implied, fit.elasticity, rtol=1e-9)
+    # ... which the search set so that the firms' mean implied gross margin is the sampled one
+    np.testing.assert_allclose(fit.firm_margin.mean(axis=1), parameters.market.gross_margin, atol=1e-6)
 
 
 def test_same_inputs_same_outputs(reference_model, inputs):
@@ -146,14 +149,14 @@ def test_parameters_take_inputs_then_fixed_values_then_centres_then_half_for_eve
     central = reference_model.parameters()
     assert central.draws == 1
     # a distribution without a sampled input sits at its centre; a random event at 0.5
-    assert central.market.own_price_elasticity[0] == uncertain["market.own_price_elasticity"].centre
+    assert central.market.gross_margin[0] == uncertain["market.gross_margin"].centre
     assert np.all(central.paths["own"].stages[0].failure_event == 0.5)
     # a fixed value is used as it is; a sampled input is taken as given, and overrides a fixed value too
     fixed = quantities(scenario)["finance.vat_rate"]
     assert not is_uncertain(fixed) and central.finance.vat_rate[0] == fixed
     sampled = reference_model.parameters({**inputs, "finance.vat_rate": np.full(DRAWS, 0.2)})
     np.testing.assert_array_equal(sampled.finance.vat_rate, 0.2)
-    np.testing.assert_array_equal(sampled.market.own_price_elasticity, inputs["market.own_price_elasticity"])
+    np.testing.assert_array_equal(sampled.market.gross_margin, inputs["market.gross_margin"])
     np.testing.assert_array_equal(sampled.paths["own"].stages[0].failure_event,
                                   inputs["paths.own.stages.0.failure_event"])
     # kernels cannot change them behind each other's backs

@@ -11,7 +11,6 @@ import pytest
 
 from evlaunch.config.scenario import parse_scenario
 from evlaunch.errors import ScenarioError
-from evlaunch.market.calibration import calibrate
 from evlaunch.market.consumer_types import CHARACTERISTICS, taste_nodes
 from evlaunch.market.lineup import OTHER_PRODUCTS
 from evlaunch.market.rc_logit import (
@@ -29,6 +28,7 @@ from evlaunch.market.regions import (
 )
 from evlaunch.runs.sampling import sample_draws
 from evlaunch.simulation.simulate import prepare
+from evlaunch.supply.margin_fit import calibrate_market
 from evlaunch.supply.repricing import base_market
 
 DRAWS = 12
@@ -48,7 +48,7 @@ def base_of(text: str, reference_path, draws: int = 1):
         parameters = model.parameters()
     else:
         parameters = model.parameters(sample_draws(model, 5, 0, draws))
-    return model, calibrate(model.market, parameters)
+    return model, calibrate_market(model.market, parameters)
 
 
 @pytest.mark.parametrize("count", [1, 4, 8, 12, 32])

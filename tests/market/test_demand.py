@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from evlaunch.config.scenario import month_number, quantities
-from evlaunch.market.calibration import calibrate
 from evlaunch.market.demand import Demand
 from evlaunch.runs.sampling import sample_draws
+from evlaunch.supply.margin_fit import calibrate_market
 
 DRAWS = 8
 ENTRANT_PRICE = 250_000.0
@@ -33,7 +33,7 @@ def demand_for(model, inputs, **overrides):
     """(Demand, base-period calibration) for `inputs` with some inputs set to one value for every draw."""
     changed = {**inputs, **{key: np.full(DRAWS, float(value)) for key, value in overrides.items()}}
     parameters = model.parameters(changed)
-    base = calibrate(model.market, parameters)
+    base = calibrate_market(model.market, parameters)
     return Demand(model.market, parameters, base), base
 
 

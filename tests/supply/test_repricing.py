@@ -20,12 +20,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from evlaunch.config.scenario import load_scenario, parse_scenario
-from evlaunch.market.calibration import calibrate
 from evlaunch.market.rc_logit import diversion_ratios
 from evlaunch.runs.runner import RunOptions, run_scenario
 from evlaunch.runs.sampling import sample_draws
 from evlaunch.simulation import prepare, simulate
 from evlaunch.supply.equilibrium import PricingProblem, solve_prices
+from evlaunch.supply.margin_fit import calibrate_market
 from evlaunch.supply.repricing import base_market, entrant_diversion, recover_costs, type_market
 
 DATA = Path(__file__).parent / "data"
@@ -67,7 +67,7 @@ def outputs(bertrand_model, inputs):
 
 def test_recovered_costs_make_the_base_prices_an_equilibrium(bertrand_model, inputs):
     parameters = bertrand_model.parameters(inputs)
-    base = calibrate(bertrand_model.market, parameters)
+    base = calibrate_market(bertrand_model.market, parameters)
     supply = recover_costs(bertrand_model.lineup, base, bertrand_model.policy,
                            round(bertrand_model.base_mid_month), parameters.finance.vat_rate)
     assert np.all(supply.foc_residual < 1e-15)  # shares are ~1e-2: relative residual < 1e-13
@@ -97,7 +97,13 @@ def test_entry_does_not_raise_incumbents_bev_prices(bertrand_model, outputs):
     for path in scenario.paths:
         changes = np.stack([outputs[f"{path}.incumbent_price_change.{year}"] for year in scenario.years], axis=1)
         assert np.all(np.isfinite(changes))
-        assert np.all(changes <= 1e-9), f"{path}: an incumbent BEV price rose with the entrant"
+        # under random-coefficients demand entry can raise a rival's price a little (the entrant takes its
+        # most price-sensitive buyers); with the fringe re-pricing too (market.fringe) it happens in a few
+        # draws by up to ~0.03%: the response stays a cut on average and never a rise of 0.1%
+        assert np.all(changes <= 1e-3), f"{path}: an incumbent BEV price rose with the entrant"
+        assert np.all(changes.mean(axis=0) <= 0.0)
+        fringe = np.stack([outputs[f"{path}.fringe_price_change.{year}"] for year in scenario.years], axis=1)
+        assert np.all(np.isfinite(fringe)) and fringe[:, -1].mean() < 0.0 and fringe[:, 0].max() == 0.0
         assert changes[:, 0].max() == 0.0  # nobody launches in the start year
         assert changes[:, -1].mean() < 0.0
         assert np.all(outputs[f"{path}.equilibrium_failures"] == 0)

@@ -185,8 +185,11 @@ def discover(
 def calibrate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
               top: Annotated[int, typer.Option(min=1)] = 12) -> None:
     """Show the calibrated base period: shares, prices, implied own-price elasticities and diversion."""
-    from evlaunch.studies.calibration_report import calibration_tables
+    from evlaunch.studies.calibration_report import calibration_report
 
     parsed = Scenario.load(scenario).config
-    for table in calibration_tables(parsed, scenario.resolve().parent, top):
+    tables, margins = calibration_report(parsed, scenario.resolve().parent, top)
+    for table in tables:
         console.print(table)
+    if margins is not None:
+        console.print(margins, highlight=False, soft_wrap=True)

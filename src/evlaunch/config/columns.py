@@ -29,6 +29,7 @@ NEV_SHARE = "nev_share"
 INCUMBENT_PRICE_CHANGE = "incumbent_price_change"
 GROSS_MARGIN = "gross_margin"
 ENTRANT_PRICE = "entrant_price"
+FRINGE_PRICE_CHANGE = "fringe_price_change"
 
 # per region and calendar year: `regional(path, MARKET_REGION, "tier1", 2026)` -> "own.market_region.tier1.2026"
 DELIVERIES_REGION = "deliveries_region"

@@ -19,7 +19,7 @@ class MarketParameters:
     """The new-car market as a whole (`[market]`)."""
 
     outside_share: np.ndarray          # share of potential buyers who buy no new car in a month (0..1)
-    own_price_elasticity: np.ndarray   # sales-weighted mean own-price elasticity of the base period (< 0)
+    own_price_elasticity: np.ndarray | None  # sales-weighted mean own-price elasticity (< 0); None: from margins
     growth_per_year: np.ndarray        # growth of the total car market per year (fraction)
     nev_trend_per_year: np.ndarray     # drift of NEV utility versus ICEs, logit units per year
     phev_trend_per_year: np.ndarray    # drift of PHEV/EREV utility versus BEVs, logit units per year
@@ -27,6 +27,8 @@ class MarketParameters:
     charging_effect: np.ndarray        # NEV utility per unit of log charging points per potential buyer
     phev_to_bev_ratio: np.ndarray      # PHEV sales per BEV sale in the base period
     missing_price_band: dict[str, np.ndarray]  # price band -> guide price, CNY, of models with no sourced price
+    gross_margin: np.ndarray | None = None  # (p - c) / p the Bertrand FOCs are to imply (market.price_sensitivity)
+    fringe_low_share: dict[str, np.ndarray] | None = None  # powertrain -> share of its 'other' sales, low band
 
 
 @dataclass(frozen=True)

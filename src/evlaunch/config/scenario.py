@@ -218,7 +218,27 @@ class Market(_Config):
 
     base_period: tuple[YearMonth, YearMonth] = Field(description="first and last month of calibration data")
     outside_share: Quantity = Field(description="share of potential buyers who buy no new car in a month")
-    own_price_elasticity: Quantity = Field(description="sales-weighted mean own-price elasticity (negative)")
+    price_sensitivity: Literal["china_margins", "us_elasticity"] = Field(
+        "us_elasticity", description="how the price coefficient is set: 'china_margins' so that the Bertrand "
+                                     "first-order conditions imply the gross margin market.gross_margin (mean over "
+                                     "the firms of market.margin_firms); 'us_elasticity' from "
+                                     "market.own_price_elasticity (BLP 1995, US cars)")
+    own_price_elasticity: Quantity | None = Field(
+        None, description="sales-weighted mean own-price elasticity (negative); price_sensitivity = 'us_elasticity'")
+    gross_margin: Quantity | None = Field(
+        None, description="gross margin (p - c) / p the Bertrand FOCs imply, mean over market.margin_firms; "
+                          "price_sensitivity = 'china_margins'")
+    margin_firms: dict[str, str] = Field(
+        default_factory=dict, description="firm name in firm_margins.csv -> its group in the lineup, the firms whose "
+                                          "implied margins are matched to the reported ones")
+    fringe: Literal["fixed", "bertrand"] = Field(
+        "fixed", description="'bertrand': the 'other' products re-price with the incumbents (each its own price "
+                             "setter, costs following the battery-cost path) when competition.reprice = 'bertrand'; "
+                             "'fixed': they keep their band prices")
+    fringe_low_share: dict[str, Quantity] = Field(
+        default_factory=dict, description="powertrain (BEV, PHEV, ICE) -> share of its 'other' sales in the low "
+                                          "price band: splits 'other X' into 'other X low' and 'other X high' "
+                                          "(prices market.missing_price_band.other_X_low / other_X_high)")
     elasticity_basis: Literal["all", "models"] = Field(
         "models", description="products the elasticity is averaged over: 'all' base products incl. the 'other' "
                            "aggregates, or the named 'models' only (an aggregate's own-price elasticity is not a model's)")
@@ -239,6 +259,22 @@ class Market(_Config):
     estimate_sales_from_monthly: list[str] = Field(
         default_factory=list, description="lineup models without sales whose rate is estimated from monthly rows")
     tastes: Tastes = Field(default_factory=Tastes, description="taste heterogeneity within regions")
+
+    @model_validator(mode="after")
+    def _price_sensitivity_inputs(self) -> Market:
+        if self.price_sensitivity == "us_elasticity" and self.own_price_elasticity is None:
+            raise ValueError("market.price_sensitivity = 'us_elasticity' needs market.own_price_elasticity (a "
+                             "negative number or distribution); or set market.price_sensitivity = 'china_margins' "
+                             "with market.gross_margin and market.margin_firms")
+        if self.price_sensitivity == "china_margins" and (self.gross_margin is None or not self.margin_firms):
+            raise ValueError("market.price_sensitivity = 'china_margins' needs market.gross_margin (the reported "
+                             "gross margin to match) and market.margin_firms (firm in firm_margins.csv = its lineup "
+                             "group); or set market.price_sensitivity = 'us_elasticity' with "
+                             "market.own_price_elasticity")
+        unknown = sorted(set(self.fringe_low_share) - {"BEV", "PHEV", "ICE"})
+        if unknown:
+            raise ValueError(f"market.fringe_low_share: got key(s) {', '.join(unknown)}; expected BEV, PHEV or ICE")
+        return self
 
 
 class CompetitorLaunch(_Config):
@@ -578,7 +614,7 @@ ALLOWED_RANGES: dict[str, tuple[float, float]] = {
     "ramp_months": (0, 120), "upfront_cost": (0, 1e13), "fee_per_vehicle": (0, 1e7),
     "unit_cost_factor": (0.1, 10), "learning_rate": (0, 0.5), "awareness_midpoint": (0, 120),
     "awareness_width": (0.1, 60), "order_cancellation": (0, 1), "outside_share": (0.01, 0.99),
-    "own_price_elasticity": (-50, -0.1), "growth_per_year": (-0.5, 1), "nev_trend_per_year": (-5, 5),
+    "own_price_elasticity": (-50, -0.1), "gross_margin": (-0.5, 0.9), "growth_per_year": (-0.5, 1), "nev_trend_per_year": (-5, 5),
     "phev_trend_per_year": (-5, 5),
     "charging_growth_per_year": (-0.5, 3), "charging_effect": (0, 10), "price_war_cut": (0, 0.9),
     "usd_cny": (0.1, 100), "discount_rate": (0, 1), "rnd_per_month": (0, 1e12), "opex_per_month": (0, 1e12),
@@ -606,6 +642,8 @@ def _range_rule(path: str) -> tuple[float, float] | None:
         return ALLOWED_RANGES["price"]
     if "missing_range_band" in parts:
         return ALLOWED_RANGES["range_km"]
+    if "fringe_low_share" in parts:
+        return (0.01, 0.99)
     return ALLOWED_RANGES.get(parts[-1])
 
 

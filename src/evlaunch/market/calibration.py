@@ -172,8 +172,9 @@ def base_activity(policy: PolicySchedule, scenario: Scenario, powertrains) -> tu
 
 
 def calibrate_base(data: MarketData, parameters: Parameters, price: np.ndarray, shares: np.ndarray,
-                   outside: np.ndarray) -> BaseCalibration:
-    """Effective prices, price coefficient and mean utilities reproducing the base period exactly."""
+                   outside: np.ndarray, elasticity: np.ndarray) -> BaseCalibration:
+    """Effective prices, price coefficient and mean utilities reproducing the base period exactly, at the
+    sales-weighted own-price `elasticity` [N]."""
     scenario, lineup, policy, draws = data.scenario, data.lineup, data.policy, parameters.draws
     market = parameters.market
     middle = round(data.base_mid_month)
@@ -186,7 +187,7 @@ def calibrate_base(data: MarketData, parameters: Parameters, price: np.ndarray, 
     if not models.any():
         raise ScenarioError(f"scenario {scenario.name}: market.elasticity_basis = 'models' but the base lineup has "
                             f"no named models")
-    alpha = price_coefficient(market.own_price_elasticity, effective[:, models], shares[:, models])
+    alpha = price_coefficient(elasticity, effective[:, models], shares[:, models])
     quality = mean_utilities(shares, outside) - alpha[:, None] * effective
     regions = region_set(parameters.regions, draws)
     types = consumer_types(regions, parameters.tastes, draws, scenario.market.tastes.types_per_region)
@@ -199,7 +200,7 @@ def calibrate_base(data: MarketData, parameters: Parameters, price: np.ndarray, 
     if len(types.region_of) == 1 and not np.any(extras):  # plain logit: the inversion above is exact
         adjustment = np.zeros_like(quality)
     else:  # alpha and xi under the consumer types; `quality` stays the plain inversion at that alpha
-        alpha, xi = calibrate_price_coefficient(shares, market.own_price_elasticity, effective, models,
+        alpha, xi = calibrate_price_coefficient(shares, elasticity, effective, models,
                                                 types, extras, alpha, quality)
         quality = mean_utilities(shares, outside) - alpha[:, None] * effective
         adjustment = xi - quality
@@ -269,8 +270,25 @@ def base_prices(lineup: Lineup, missing_price_band: dict[str, np.ndarray], draws
     return price
 
 
-def calibrate(data: MarketData, parameters: Parameters) -> BaseMarket:
-    """Reproduce the base period exactly: shares from sourced sales, alpha from the elasticity, delta by inversion."""
+def fringe_parts(lineup: Lineup, powertrain: str, low_share: dict[str, np.ndarray] | None
+                 ) -> list[tuple[int, np.ndarray | float]]:
+    """(lineup index, share [N] or 1.0) of each 'other' product of `powertrain` in its 'other' sales:
+    the whole for 'other X', `low_share` and 1 - `low_share` for 'other X low' / 'other X high'."""
+    if f"other {powertrain}" in lineup.names:
+        return [(lineup.names.index(f"other {powertrain}"), 1.0)]
+    if low_share is None or powertrain not in low_share:
+        raise ScenarioError(f"field market.fringe_low_share.{powertrain} is missing; expected the share of the "
+                            f"'other {powertrain}' sales in the low price band")
+    low = low_share[powertrain]
+    return [(lineup.names.index(f"other {powertrain} low"), low),
+            (lineup.names.index(f"other {powertrain} high"), 1.0 - low)]
+
+
+def calibrate(data: MarketData, parameters: Parameters, elasticity: np.ndarray | None = None) -> BaseMarket:
+    """Reproduce the base period exactly: shares from sourced sales, alpha from the elasticity, delta by inversion.
+
+    `elasticity` [N]: the sales-weighted own-price elasticity to calibrate to, instead of
+    `market.own_price_elasticity` (`supply.repricing.calibrate_market` searches it to match margins)."""
     scenario, lineup, history, draws = data.scenario, data.lineup, data.history, parameters.draws
     first, last = scenario.market.base_period
     total = history.base_month_totals(first, last).mean()
@@ -284,9 +302,10 @@ def calibrate(data: MarketData, parameters: Parameters) -> BaseMarket:
     remainders = {"BEV": bev_total * np.ones(draws), "PHEV": phev_total,
                   "ICE": total - bev_total - phev_total}
     for name, remainder in remainders.items():
-        j = lineup.names.index(f"other {name}")
-        rates[:, j] = remainder - rates[:, listed & (powertrain == name)].sum(axis=1)
-        if np.any(rates[:, j] <= 0):
+        rest = remainder - rates[:, listed & (powertrain == name)].sum(axis=1)
+        for j, part in fringe_parts(lineup, name, parameters.market.fringe_low_share):
+            rates[:, j] = rest * part
+        if np.any(rest <= 0):
             raise DataError(f"field market.phev_to_bev_ratio: a sampled ratio up to "
                             f"{np.max(ratio):.3g} leaves the listed {name} models selling more "
                             f"than the {name} total of {first}..{last}; expected a ratio that leaves room for the "
@@ -294,7 +313,12 @@ def calibrate(data: MarketData, parameters: Parameters) -> BaseMarket:
     outside = parameters.market.outside_share
     potential = total / (1.0 - outside)
     shares = rates / potential[:, None]
-    fit = calibrate_base(data, parameters, price, shares, outside)
+    if elasticity is None:
+        elasticity = parameters.market.own_price_elasticity
+    if elasticity is None:
+        raise ScenarioError(f"scenario {scenario.name}: market.price_sensitivity = 'china_margins' is calibrated by "
+                            f"supply.margin_fit.calibrate_market, not market.calibration.calibrate")
+    fit = calibrate_base(data, parameters, price, shares, outside, np.asarray(elasticity, dtype=float))
     return BaseMarket(potential, price, fit.quality, fit.alpha, shares, outside, fit.adjustment, fit.regions,
                       fit.effective_price, fit.range_km, fit.battery_kwh, fit.extras, fit.types, fit.taste_utility,
                       fit.characteristics)

@@ -2,7 +2,8 @@
 
 Models with a sourced sales figure become individual products. Everything else sold in the base
 period goes to three aggregates ('other BEV', 'other PHEV', 'other ICE') so that the market totals
-from the monthly series still hold. Unknown prices are filled from the scenario's price bands, which
+from the monthly series still hold; a powertrain named in `split` gets two, by price band ('other BEV
+low' and 'other BEV high', priced by the bands 'other_BEV_low' and 'other_BEV_high'). Unknown prices are filled from the scenario's price bands, which
 are named assumptions the Monte Carlo varies; nothing is filled silently.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 
@@ -20,7 +22,11 @@ from evlaunch.data import Table, load_table, numeric
 from evlaunch.errors import DataError
 from evlaunch.market.history import month_range
 
-OTHER_PRODUCTS = ("other BEV", "other PHEV", "other ICE")
+FRINGE_POWERTRAINS = ("BEV", "PHEV", "ICE")
+FRINGE_BANDS = ("low", "high")
+# the 'other' aggregates: one per powertrain, or two per powertrain split by price band (market.fringe_low_share)
+OTHER_PRODUCTS = tuple(f"other {p}" for p in FRINGE_POWERTRAINS) + tuple(
+    f"other {p} {band}" for p in FRINGE_POWERTRAINS for band in FRINGE_BANDS)
 SUMMED_MONTHLY = re.compile(r"sum of \d+ monthly rows")
 POWERTRAIN_GROUPS = {"BEV": "BEV", "PHEV": "PHEV", "EREV": "PHEV", "ICE": "ICE", "ICE/HEV": "ICE", "HEV": "ICE"}
 
@@ -62,8 +68,15 @@ def _months_covered(basis: str, default: int) -> int:
     return int(match.group(1)) if match else default
 
 
+def fringe_names(split: Collection[str] = ()) -> list[str]:
+    """The 'other' products: 'other X' per powertrain X, or 'other X low' and 'other X high' for X in `split`."""
+    return [name for p in FRINGE_POWERTRAINS
+            for name in ([f"other {p} {band}" for band in FRINGE_BANDS] if p in split else [f"other {p}"])]
+
+
 def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[str],
-                 base_months: tuple[str, str], monthly_path: str | None = None) -> Lineup:
+                 base_months: tuple[str, str], monthly_path: str | None = None,
+                 split: Collection[str] = ()) -> Lineup:
     """Read a lineup table (bundled name or user path) and form the base-period products.
 
     `monthly_estimates` names models without a sales figure whose base-period rate is estimated as the
@@ -103,9 +116,9 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
     for missing in sorted(set(monthly_estimates) - {r[0] for r in records}):
         raise DataError(f"market.estimate_sales_from_monthly names {missing!r}, which is not a {table_name} "
                         f"model without a sales figure")
-    for name in OTHER_PRODUCTS:
+    for name in fringe_names(split):
         powertrain = name.split()[1]
-        records.append((name, "other", powertrain, "mixed", np.nan, f"other_{powertrain}", np.nan,
+        records.append((name, "other", powertrain, "mixed", np.nan, name.replace(" ", "_"), np.nan,
                         "derived: market total minus the listed models", "derived from the monthly totals",
                         np.nan, np.nan, "mixed", np.nan))
     columns = list(zip(*records))

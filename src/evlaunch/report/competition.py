@@ -13,15 +13,16 @@ import numpy as np
 
 from evlaunch.config.columns import (
     EQUILIBRIUM_FAILURES,
+    FRINGE_PRICE_CHANGE,
     INCUMBENT_PRICE_CHANGE,
     diversion_prefix,
     path_column,
     yearly,
 )
-from evlaunch.market.calibration import calibrate
 from evlaunch.market.lineup import OTHER_PRODUCTS
 from evlaunch.report import charts
 from evlaunch.report.html import Section, table_html
+from evlaunch.supply.margin_fit import calibrate_market
 from evlaunch.supply.repricing import OUTSIDE
 
 
@@ -45,8 +46,9 @@ def price_response_section(context):
                             for p in scenario.paths if path_column(p, EQUILIBRIUM_FAILURES) in failures)
         note = ("<p>The run used <b>Bertrand-Nash re-pricing</b> (<code>competition.reprice = \"bertrand\"</code>): "
                 "each group prices its named models to maximise its profit given rivals' prices, with marginal "
-                "costs recovered from the base period's prices (and moved by battery costs); the 'other' "
-                "aggregates, scheduled launches and the entrant keep their prices. Prices are re-solved in the "
+                "costs recovered from the base period's prices (and moved by battery costs); "
+                f"{fringe_words(scenario)}; scheduled launches and the entrant keep their prices. "
+                "Prices are re-solved in the "
                 "first month, each January, at competitor launches and policy steps, and in the entrant's launch "
                 "month, both with the entrant and without it; between re-solves they are held. The chart shows "
                 "the named incumbent BEVs' price with the entrant over their price without it, minus 1, averaged "
@@ -62,10 +64,18 @@ def price_response_section(context):
                 "averaged over each year weighted by the named incumbent BEVs' units sold. "
                 "<code>competition.reprice = \"bertrand\"</code> derives the response from an equilibrium instead.</p>")
     rows = []
+    fringe_columns = [yearly(p, FRINGE_PRICE_CHANGE, y) for p in scenario.paths for y in years]
+    fringe = context.arrays(fringe_columns)
+    show_fringe = (len(fringe) == len(fringe_columns) and competition.reprice == "bertrand"
+                   and scenario.market.fringe == "bertrand")
     for path in scenario.paths:
         values = series[path]
-        rows.append([html.escape(path)] + [f"{np.nanmean(values[:, i]):.3%}" for i in range(len(years))])
-    table = table_html(["path (mean)"] + years, rows)
+        rows.append([html.escape(path), "named incumbent BEVs"]
+                    + [f"{np.nanmean(values[:, i]):.3%}" for i in range(len(years))])
+        if show_fringe:
+            rows.append([html.escape(path), "'other' products (fringe: models without sourced sales)"]
+                        + [f"{np.nanmean(fringe[yearly(path, FRINGE_PRICE_CHANGE, y)]):.3%}" for y in years])
+    table = table_html(["path", "products (mean)"] + years, rows)
     return Section("Incumbents' price response", note + context.figure(figure) + table, "price-response")
 
 
@@ -111,10 +121,20 @@ def diversion_section(context):
     return Section("Whose buyers the entrant takes", body + context.figure(figure), "diversion")
 
 
+def fringe_words(scenario) -> str:
+    """How the run priced the 'other' products (market.fringe), for the price-response note."""
+    if scenario.market.fringe != "bertrand":
+        return "the 'other' aggregates keep their prices (<code>market.fringe = \"fixed\"</code>)"
+    return ("the 'other' products (models without sourced sales, by powertrain and price band) re-price too "
+            "(<code>market.fringe = \"bertrand\"</code>): each band is one price setter whose marginal cost is "
+            "recovered at the base period with the markup of many small single-product firms and moves with the "
+            "battery-cost path (the table's fringe row)")
+
+
 def base_period_shares(model, groups: list[str]) -> dict[str, float]:
     """Each diversion group's share of the base period's potential buyers (no purchase included) at the
     inputs' central values: where a plain logit entrant's buyers would come from."""
-    base = calibrate(model.market, model.parameters())
+    base = calibrate_market(model.market, model.parameters())
     lineup = model.lineup
     shares = dict.fromkeys(groups, 0.0)
     for j, name in enumerate(lineup.names):

@@ -130,7 +130,8 @@ def _prepare(scenario: Scenario, base_dir: str | Path) -> Model:
         lineup_source = str(Path(base_dir) / lineup_source)
     history = load_history(scenario.as_of, tables)
     lineup = build_lineup(lineup_source, scenario.as_of, scenario.market.estimate_sales_from_monthly,
-                          scenario.market.base_period, tables.get("china_bev_monthly_by_model"))
+                          scenario.market.base_period, tables.get("china_bev_monthly_by_model"),
+                          split=list(scenario.market.fringe_low_share))
     scenario = resolve_adoption(scenario, history, lineup)
     check_lineup(scenario, lineup)
     policy = prepare_policy(scenario, lineup, tables)

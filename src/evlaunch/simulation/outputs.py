@@ -73,6 +73,8 @@ YEARLY_OUTPUTS = (
                  "of VAT; cost of goods = unit cost + partner fee + variable cost; NaN without deliveries"),
     OutputColumn(columns.ENTRANT_PRICE, "CNY", "the entrant's delivery-weighted guide price incl. VAT; NaN "
                  "without deliveries"),
+    OutputColumn(columns.FRINGE_PRICE_CHANGE, "fraction",
+                 "the 'other' products' (fringe) unit-weighted price change versus no entrant"),
 )
 REGIONAL_OUTPUTS = (
     OutputColumn(columns.DELIVERIES_REGION, "vehicles", "the entrant's deliveries in the region"),

@@ -75,9 +75,14 @@ def _fields(cls) -> list[str]:
 
 
 def _market(scenario: Scenario, values: _Values) -> MarketParameters:
-    scalar = [name for name in _fields(MarketParameters) if name != "missing_price_band"]
-    bands = values.group("market.missing_price_band", list(scenario.market.missing_price_band))
-    return MarketParameters(**values.group("market", scalar), missing_price_band=bands)
+    market = scenario.market
+    optional = ("own_price_elasticity", "gross_margin")
+    scalar = [name for name in _fields(MarketParameters)
+              if name not in ("missing_price_band", "fringe_low_share", *optional)]
+    bands = values.group("market.missing_price_band", list(market.missing_price_band))
+    given = {name: None if getattr(market, name) is None else values(f"market.{name}") for name in optional}
+    return MarketParameters(**values.group("market", scalar), missing_price_band=bands, **given,
+                            fringe_low_share=values.group("market.fringe_low_share", list(market.fringe_low_share)))
 
 
 def _dynamics(scenario: Scenario, values: _Values) -> DynamicsParameters:

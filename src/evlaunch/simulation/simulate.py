@@ -47,13 +47,14 @@ from evlaunch.finance import (
     unit_cost,
     working_capital,
 )
-from evlaunch.market.calibration import BaseMarket, calibrate
+from evlaunch.market.calibration import BaseMarket
 from evlaunch.market.demand import Demand, PreStart, pre_start_market
 from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
 from evlaunch.simulation.model import Model, prepare
 from evlaunch.simulation.outputs import rival_groups
 from evlaunch.simulation.welfare import outside_shares, second_choices, shares_without, surplus_change
 from evlaunch.supply.capacity import capacity_ramp, serve_orders
+from evlaunch.supply.margin_fit import calibrate_market
 from evlaunch.supply.repricing import IncumbentPricing, PathPricing, diversion_groups, entrant_diversion
 
 __all__ = ["Model", "prepare", "simulate"]  # `prepare` and `Model` re-exported for the old import path
@@ -142,6 +143,8 @@ class PathSeries:
     regional: dict[str, np.ndarray]
     price_change: np.ndarray     # [N, H] named incumbent BEVs: units x (p / p_no_entrant - 1)
     bev_units: np.ndarray        # [N, H] named incumbent BEVs' units sold
+    fringe_change: np.ndarray    # [N, H] the 'other' products: units x (p / p_no_entrant - 1)
+    fringe_units: np.ndarray     # [N, H] the 'other' products' units sold
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,7 @@ def simulate_path(setting: Setting, terms: PathTerms
     regions = len(setting.demand.regions.names)
     series = PathSeries({key: np.zeros((draws, horizon)) for key in NATIONAL_SERIES},
                         {key: np.zeros((draws, regions, horizon)) for key in REGIONAL_SERIES},
-                        np.zeros((draws, horizon)), np.zeros((draws, horizon)))
+                        *(np.zeros((draws, horizon)) for _ in range(4)))
     state = PathState(np.zeros(draws), np.zeros(draws), np.zeros(draws),
                       np.zeros((draws, len(setting.group_names))), np.zeros(draws))
     series.national["price"][:] = setting.parameters.product.price[:, None]  # the guide price until re-set
@@ -241,7 +244,7 @@ def prepare_setting(model: Model, parameters: Parameters) -> Setting:
     """Calibrate the base period and build what every path shares: demand, shocks, the entrant's quality and
     awareness shape, incumbents' pricing, diversion groups."""
     scenario, lineup, draws = model.scenario, model.lineup, parameters.draws
-    base = calibrate(model.market, parameters)
+    base = calibrate_market(model.market, parameters)
     horizon = scenario.horizon_months
     months = scenario.start_month + np.arange(horizon)
     calendar = Calendar(months, np.array([m // 12 for m in months]), tuple(month_label(m) for m in months))
@@ -328,6 +331,8 @@ def month_demand(setting: Setting, terms: PathTerms, path_pricing: PathPricing |
     else:
         _, typed, shares = path_pricing.month(t, utility, price, after_launch, terms.launch_index)
         series.price_change[:, t], series.bev_units[:, t] = path_pricing.bev_price_change(shares, setting.size[:, t])
+        series.fringe_change[:, t], series.fringe_units[:, t] = path_pricing.fringe_price_change(
+            shares, setting.size[:, t])
     return typed, shares
 
 
@@ -477,6 +482,9 @@ def yearly_outputs(path: str, setting: Setting, series: PathSeries) -> Outputs:
             out[columns.yearly(path, columns.ENTRANT_PRICE, year)] = np.where(
                 delivered > 0, (national["deliveries"][:, in_year] * national["price"][:, in_year]).sum(axis=1)
                 / delivered, np.nan)
+        fringe_units = series.fringe_units[:, in_year].sum(axis=1)
+        out[columns.yearly(path, columns.FRINGE_PRICE_CHANGE, year)] = np.where(
+            fringe_units > 0, series.fringe_change[:, in_year].sum(axis=1) / np.maximum(fringe_units, 1e-300), 0.0)
         for r, region in enumerate(regions):
             market_region = by_region["market"][:, r, in_year].sum(axis=1) + (
                 pre_start.market_region[:, r] if before else 0.0)

@@ -6,7 +6,9 @@ coefficient, the implied median elasticity and diversion beside BLP's (elasticit
 history's NEV log-odds trend the scenario's drift assumption should be compared with; whom each model's
 buyers would turn to (the 'other' aggregates, the top-2 named substitutes); and the marginal costs and
 margins (p - c) / p that the Bertrand first-order conditions imply at the base period (`supply.repricing`),
-beside BLP's margins.
+beside BLP's margins; and, for the firms of `market.margin_firms`, the implied gross margins beside the
+reported ones (firm_margins.csv, rows public at the as-of date), ending with the line
+`margins: max_abs_gap_pp=<x> firms=<names>` (`supply.margin_fit`).
 """
 
 from __future__ import annotations
@@ -19,20 +21,27 @@ from rich.table import Table
 
 from evlaunch.config.scenario import Scenario
 from evlaunch.data import load_table
-from evlaunch.market.calibration import calibrate
+from evlaunch.market.firm_margins import reported_margins
 from evlaunch.market.lineup import OTHER_PRODUCTS
 from evlaunch.market.rc_logit import diversion_ratios, elasticities
 from evlaunch.runs.runner import DEFAULT_SEED
 from evlaunch.runs.sampling import sample_draws
 from evlaunch.simulation.simulate import prepare
+from evlaunch.supply.margin_fit import calibrate_market, fringe_priced, implied_firm_margins
 from evlaunch.supply.repricing import recover_costs, type_market
 
 
 def calibration_tables(scenario: Scenario, base_dir: str | Path, top: int = 12) -> list[Table]:
     """Rich tables describing the calibration at the median of every uncertain input."""
+    return calibration_report(scenario, base_dir, top)[0]
+
+
+def calibration_report(scenario: Scenario, base_dir: str | Path, top: int = 12) -> tuple[list[Table], str | None]:
+    """(the tables of `calibration_tables` with implied vs reported margins last, the line
+    `margins: max_abs_gap_pp=<x> firms=<names>` or None without market.margin_firms)."""
     model = prepare(scenario, base_dir)
     parameters = model.parameters()
-    base = calibrate(model.market, parameters)
+    base = calibrate_market(model.market, parameters)
     lineup = model.lineup
     demand = base_demand(base)
     elasticity = np.diagonal(elasticities(*demand), axis1=1, axis2=2)[0]
@@ -58,7 +67,7 @@ def calibration_tables(scenario: Scenario, base_dir: str | Path, top: int = 12) 
     drivers.add_row("price coefficient (utility per CNY 10,000 of effective price, buyer-weighted mean)",
                     f"{base.alpha[0] * 1e4:.4f}")
     weights = base.shares[0, named] / base.shares[0, named].sum()
-    drivers.add_row("sales-weighted own-price elasticity, named models (= market.own_price_elasticity)",
+    drivers.add_row(f"sales-weighted own-price elasticity, named models ({elasticity_basis(scenario)})",
                     f"{(weights * elasticity[named]).sum():.2f}")
     drivers.add_row("median own-price elasticity, named models", f"{np.median(elasticity[named]):.2f}")
     drivers.add_row("median diversion to no purchase, named models", f"{np.median(np.diagonal(diversion)[named]):.3f}")
@@ -69,7 +78,42 @@ def calibration_tables(scenario: Scenario, base_dir: str | Path, top: int = 12) 
                     f"{history.nev_log_odds_slope():.3f}")
     for year, share in sorted(history.nev_share_by_year.items()):
         drivers.add_row(f"NEV share {year} (CAAM passenger)", f"{share:.1%}")
-    return [products, drivers, *supply_tables(model, parameters, base, diversion, top)]
+    tables = [products, drivers, *supply_tables(model, parameters, base, diversion, top)]
+    found = margin_report(model, base)
+    return (tables + [found[0]], found[1]) if found else (tables, None)
+
+
+def elasticity_basis(scenario: Scenario) -> str:
+    """Where the calibrated elasticity comes from (market.price_sensitivity)."""
+    if scenario.market.price_sensitivity == "china_margins":
+        return "searched so the FOCs imply market.gross_margin"
+    return "= market.own_price_elasticity"
+
+
+def margin_report(model, base) -> tuple[Table, str] | None:
+    """Implied vs reported gross margins of market.margin_firms at the inputs' medians, and the summary line
+    `margins: max_abs_gap_pp=<x> firms=<names>`; None without market.margin_firms."""
+    scenario = model.scenario
+    firms = scenario.market.margin_firms
+    if not firms:
+        return None
+    parameters = model.parameters()
+    supply = recover_costs(model.lineup, base, model.policy, round(model.base_mid_month),
+                           parameters.finance.vat_rate, fringe=True)
+    implied = implied_firm_margins(model.lineup, supply, firms)[0]
+    reported = reported_margins(scenario.as_of, list(firms))
+    table = Table(title=f"implied vs reported gross margins (p - c) / p ({scenario.market.price_sensitivity}; "
+                        f"firm_margins.csv rows public by {scenario.as_of.isoformat()})")
+    for column in ("firm", "priced as", "implied", "reported", "gap (pp)", "reported row"):
+        table.add_column(column, justify="right" if column in ("implied", "reported", "gap (pp)") else "left")
+    gaps = []
+    for (firm, owner), value in zip(firms.items(), implied):
+        row = reported[firm]
+        gaps.append(100 * (value - row.value))
+        table.add_row(firm, owner, f"{value:.1%}", f"{row.value:.1%}", f"{gaps[-1]:+.1f}",
+                      f"{row.period} {row.margin_type}, published {row.published}")
+    line = f"margins: max_abs_gap_pp={max(abs(g) for g in gaps):.1f} firms={','.join(firms)}"
+    return table, line
 
 
 def base_demand(base):
@@ -112,7 +156,9 @@ def supply_tables(model, parameters, base, diversion: np.ndarray, top: int) -> l
     """Substitution to rivals, marginal costs and margins under the consumer types."""
     lineup = model.lineup
     everything = np.arange(len(lineup.names))
-    supply = recover_costs(lineup, base, model.policy, round(model.base_mid_month), parameters.finance.vat_rate)
+    fringe = fringe_priced(model.market)
+    supply = recover_costs(lineup, base, model.policy, round(model.base_mid_month), parameters.finance.vat_rate,
+                           fringe=fringe)
     named = [j for j in everything if lineup.names[j] not in OTHER_PRODUCTS]
     others = [j for j in everything if lineup.names[j] in OTHER_PRODUCTS]
     order = sorted(named, key=lambda j: -base.shares[0, j])[:top]
@@ -120,7 +166,8 @@ def supply_tables(model, parameters, base, diversion: np.ndarray, top: int) -> l
     for column in ("model", "to no purchase", "to 'other' aggregates", "1st named substitute", "2nd named substitute"):
         demand.add_column(column, justify="right" if column in ("to no purchase", "to 'other' aggregates") else "left")
     costs = Table(title="marginal costs from the Bertrand FOCs at the base period (firm = group; the 'other' "
-                        "aggregates are a fringe at fixed prices)")
+                        + ("products are price setters with the markup of many small firms)" if fringe else
+                           "aggregates are a fringe at fixed prices)"))
     for column in ("model", "group", "price (CNY)", "marginal cost (CNY)", "margin (p-c)/p"):
         costs.add_column(column, justify="left" if column in ("model", "group") else "right")
     position = {j: k for k, j in enumerate(supply.index)}
@@ -131,8 +178,13 @@ def supply_tables(model, parameters, base, diversion: np.ndarray, top: int) -> l
         k = position[j]
         costs.add_row(lineup.names[j], lineup.groups[j], f"{supply.base_price[0, k]:,.0f}",
                       f"{supply.cost[0, k]:,.0f}", f"{supply.margin[0, k]:.2f}")
-    margins = supply.margin[0]
-    weights = supply.base_shares[0] / supply.base_shares[0].sum()
+    for j in (others if fringe else []):
+        k = position[j]
+        costs.add_row(lineup.names[j], "fringe", f"{supply.base_price[0, k]:,.0f}", f"{supply.cost[0, k]:,.0f}",
+                      f"{supply.margin[0, k]:.2f}")
+    named_columns = [position[j] for j in named]
+    margins = supply.margin[0, named_columns]
+    weights = supply.base_shares[0, named_columns] / supply.base_shares[0, named_columns].sum()
     summary = Table(title="margins the model implies, for judging them")
     summary.add_column("quantity")
     summary.add_column("value", justify="right")
@@ -160,7 +212,7 @@ def sampled_costs(model) -> np.ndarray:
     """Share of sampled draws (the run's sampler, default seed) in which each re-priced model's recovered
     marginal cost is <= 0."""
     parameters = model.parameters(sample_draws(model, DEFAULT_SEED, 0, SAMPLED_DRAWS))
-    base = calibrate(model.market, parameters)
+    base = calibrate_market(model.market, parameters)
     supply = recover_costs(model.lineup, base, model.policy, round(model.base_mid_month),
-                           parameters.finance.vat_rate)
+                           parameters.finance.vat_rate, fringe=fringe_priced(model.market))
     return (supply.cost <= 0).mean(axis=0)

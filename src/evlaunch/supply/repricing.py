@@ -92,10 +92,11 @@ class TypeMarket:
     tastes: ConsumerTastes
 
 
-def repriced_products(lineup: Lineup) -> tuple[np.ndarray, np.ndarray]:
-    """(base-lineup indices of the products incumbents re-price, integer firm label of each)."""
-    index = np.array([j for j, name in enumerate(lineup.names) if name not in OTHER_PRODUCTS], dtype=int)
-    groups = [lineup.groups[j] for j in index]
+def repriced_products(lineup: Lineup, fringe: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(base-lineup indices of the products incumbents re-price, integer firm label of each); with `fringe`
+    the 'other' products too, each its own price setter."""
+    index = np.array([j for j, name in enumerate(lineup.names) if fringe or name not in OTHER_PRODUCTS], dtype=int)
+    groups = [lineup.names[j] if lineup.names[j] in OTHER_PRODUCTS else lineup.groups[j] for j in index]
     labels = {group: k for k, group in enumerate(dict.fromkeys(groups))}
     return index, np.array([labels[g] for g in groups], dtype=np.int64)
 
@@ -141,6 +142,9 @@ class SupplySide:
     base_price: np.ndarray  # [N, P] base-period guide prices
     base_shares: np.ndarray  # [N, P] base-period shares of potential buyers (as the model reproduces them)
     foc_residual: np.ndarray  # [N] max |FOC| at the base prices with the recovered costs (share units)
+    # [N, P] CNY added to a fringe product's cost in the pricing problem (0 for named models): its own-firm
+    # FOC then holds at the base price with the fringe's markup (`fringe_markups`)
+    solver_shift: np.ndarray | None = None
 
     @property
     def margin(self) -> np.ndarray:
@@ -157,9 +161,10 @@ def base_market(lineup: Lineup, base: BaseMarket, index: np.ndarray) -> TypeMark
 
 
 def recover_costs(lineup: Lineup, base: BaseMarket, policy: PolicySchedule, base_month: int,
-                  vat: np.ndarray) -> SupplySide:
-    """Marginal costs from the Bertrand FOCs at the base period (module docstring)."""
-    index, firms = repriced_products(lineup)
+                  vat: np.ndarray, fringe: bool = False) -> SupplySide:
+    """Marginal costs from the Bertrand FOCs at the base period (module docstring); with `fringe` the
+    'other' products are price setters too."""
+    index, firms = repriced_products(lineup, fringe)
     market = base_market(lineup, base, index)
     _, shares = choice_probabilities(market.delta, market.products, market.tastes)
     jacobian = price_derivatives(market.delta, market.products, market.tastes)
@@ -171,8 +176,23 @@ def recover_costs(lineup: Lineup, base: BaseMarket, policy: PolicySchedule, base
     margin = effective - cost_effective
     residual = shares + np.einsum("bjk,bkj,bk->bj", ownership, jacobian, margin)
     battery = np.nan_to_num(base.battery_kwh[:, index]) * lineup.is_nev[index][None, :]
-    return SupplySide(index, firms, cost, battery, base.price[:, index].copy(), shares,
-                      np.max(np.abs(residual), axis=1))
+    fringe_cost = base.price[:, index] - fringe_markups(market) / rate
+    fringe = np.array([lineup.names[j] in OTHER_PRODUCTS for j in index])
+    shift = np.where(fringe, cost - fringe_cost, 0.0)
+    return SupplySide(index, firms, cost - shift, battery, base.price[:, index].copy(), shares,
+                      np.max(np.abs(residual), axis=1), shift)
+
+
+def fringe_markups(market: TypeMarket) -> np.ndarray:
+    """[n, P] markups, in effective-price CNY, of a product sold by many small single-product firms: the logit
+    FOC of a model with a negligible share, s_j / sum_t w_t |alpha_t| s_tj (the own-firm FOC's
+    -s_j / (d s_j / d p_j) without the (1 - s_tj) factors). An 'other' product stands for many models, so its
+    margin is theirs, not that of one firm owning the whole aggregate (which a large share would inflate)."""
+    typed, shares = choice_probabilities(market.delta, market.products, market.tastes)
+    tastes = market.tastes
+    coefficient = tastes.alpha_mean[:, None] + tastes.alpha_i                       # [n, T]
+    derivative = np.einsum("nt,nt,ntp->np", tastes.weights, coefficient, typed)     # sum_t w_t alpha_t s_tj
+    return -shares / derivative
 
 
 def solve_incumbents(state: MonthState, rows: np.ndarray, guide: np.ndarray, cost: np.ndarray, rate: np.ndarray,
@@ -232,10 +252,13 @@ class IncumbentPricing:
         """`vat_rate` [N]: VAT included in guide prices."""
         self.demand = demand
         self.vat = vat_rate
-        self.supply = recover_costs(data.lineup, base, demand.policy, round(data.base_mid_month), self.vat)
+        self.supply = recover_costs(data.lineup, base, demand.policy, round(data.base_mid_month), self.vat,
+                                    fringe=data.scenario.market.fringe == "bertrand")
         self.common = resolve_months(demand, data.scenario.horizon_months)
         self.draws = base.alpha.shape[0]
-        self.is_bev = np.array([data.lineup.powertrains[j] == "BEV" for j in self.supply.index])
+        names = data.lineup.names
+        self.is_fringe = np.array([names[j] in OTHER_PRODUCTS for j in self.supply.index])
+        self.is_bev = np.array([data.lineup.powertrains[j] == "BEV" for j in self.supply.index]) & ~self.is_fringe
         self.base_price = base.price
         # month t -> (no-entrant prices [N, P], converged [N]): the same for every path, solved once
         self._counterfactual: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -257,7 +280,8 @@ class IncumbentPricing:
     def cost(self, step: int) -> np.ndarray:
         """[N, P] marginal costs in time step `step` (guide-price terms)."""
         change = self.demand.pack_change[:, step:step + 1] * (1.0 + self.vat)[:, None]
-        return self.supply.cost + self.supply.battery * change
+        shift = 0.0 if self.supply.solver_shift is None else self.supply.solver_shift
+        return self.supply.cost + shift + self.supply.battery * change
 
     def rate(self, state: MonthState) -> np.ndarray:
         index = self.supply.index
@@ -324,10 +348,17 @@ class PathPricing:
 
     def bev_price_change(self, shares: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(sum over named incumbent BEVs of units x (p / p_counterfactual - 1), their units) this month."""
-        pricing = self.pricing
-        bev = pricing.supply.index[pricing.is_bev]
-        units = size[:, None] * shares[:, bev]
-        change = self.guide[:, pricing.is_bev] / self.counterfactual[:, pricing.is_bev] - 1.0
+        return self._price_change(self.pricing.is_bev, shares, size)
+
+    def fringe_price_change(self, shares: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sum over the re-priced 'other' products of units x (p / p_counterfactual - 1), their units) this
+        month (0, 0 when the fringe keeps its prices)."""
+        return self._price_change(self.pricing.is_fringe, shares, size)
+
+    def _price_change(self, which: np.ndarray, shares: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`which` [P]: the re-priced products to sum over; shares [N, K]; size [N] potential buyers."""
+        units = size[:, None] * shares[:, self.pricing.supply.index[which]]
+        change = self.guide[:, which] / self.counterfactual[:, which] - 1.0
         return (units * change).sum(axis=1), units.sum(axis=1)
 
 
