@@ -28,14 +28,18 @@ def check_block(block):
 
 def test_summary_follows_the_contract(first_run, reference_model):
     summary = json.loads(first_run.summary_path.read_text())
-    assert set(summary) == {"scenario", "as_of", "draws", "seed", "version", "paths", "market", "recommended_path"}
+    assert set(summary) == {"scenario", "as_of", "draws", "seed", "version", "paths", "market", "recommended_path",
+                            "guidance"}
     assert summary["scenario"] == "xiaomi-2023" and summary["as_of"] == "2023-10-31"
     assert summary["draws"] == 300 and summary["seed"] == 11 and isinstance(summary["version"], str)
     years = {str(y) for y in reference_model.scenario.years}
     assert set(summary["paths"]) == set(reference_model.scenario.paths)
     for path in summary["paths"].values():
         assert set(path) == {"launch_month", "p_launch_by_target", "deliveries", "orders", "share", "revenue",
-                             "npv", "peak_cash_need", "p_budget_exceeded"}
+                             "npv", "peak_cash_need", "p_budget_exceeded", "first_12_months_deliveries",
+                             "p_expansion"}
+        check_block(path["first_12_months_deliveries"])
+        assert 0 <= path["p_expansion"] <= 1
         assert set(path["launch_month"]) == {"p10", "p50", "p90"}
         assert all(v is None or MONTH.match(v) for v in path["launch_month"].values())
         for key in ("deliveries", "orders", "share", "revenue"):
@@ -50,6 +54,13 @@ def test_summary_follows_the_contract(first_run, reference_model):
         assert set(series) == years
     assert summary["recommended_path"]["name"] in summary["paths"]
     assert "NPV" in summary["recommended_path"]["criterion"]
+    # the firm's own plan beside the forecast, never fitted: where it falls in each path's forecast of its year
+    guidance = summary["guidance"]
+    assert guidance["year"] == 2024 and guidance["deliveries"] == 100_000 and guidance["used_to_fit"] is False
+    assert set(guidance["percentile_in_forecast"]) == set(summary["paths"])
+    for name, share in guidance["percentile_in_forecast"].items():
+        median = summary["paths"][name]["deliveries"]["2024"]["p50"]
+        assert (share > 0.5 and median <= 100_000) or (share < 0.5 and median >= 100_000) or share == 0.5
 
 
 def test_same_seed_gives_byte_identical_summary_whatever_the_chunking(first_run, tmp_path, reference_path):
