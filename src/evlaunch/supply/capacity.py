@@ -111,7 +111,7 @@ def serve(orders: np.ndarray, output: np.ndarray, stock: np.ndarray, backlog: np
     deliveries = np.minimum(waiting, output + stock)
     stock_left = stock - np.maximum(deliveries - output, 0.0)
     left = waiting - deliveries
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         wait = np.where(left > 0, np.minimum(left / output, MAX_WAIT_MONTHS), 0.0)
     rate = np.clip(cancellation + np.asarray(per_month_waited, dtype=float) * wait, 0.0, 1.0)
     cancelled = left * rate
