@@ -137,10 +137,11 @@ class PathParameters:
     fee_per_vehicle: np.ndarray        # contract-manufacturing fee paid to the partner, CNY/vehicle
     unit_cost_factor: np.ndarray       # multiplier on the unit cost
     brand_utility: np.ndarray          # utility shift from co-branding or channel
-    prelaunch_build_months: np.ndarray  # months the plant builds stock before the launch
-    expansion_capacity_per_year: np.ndarray  # the next phase's capacity, vehicles/year (0: none)
-    expansion_lead_months: np.ndarray  # months from the decision until the next phase produces
-    expansion_capex: np.ndarray        # the next phase's capex, CNY, spread over its lead time
+    # the plant's flex (`supply.capacity`); None: none (no stock built, no expansion option)
+    prelaunch_build_months: np.ndarray | None = None  # months the plant builds stock before the launch
+    expansion_capacity_per_year: np.ndarray | None = None  # the next phase's capacity, vehicles/year (0: none)
+    expansion_lead_months: np.ndarray | None = None  # months from the decision until the next phase produces
+    expansion_capex: np.ndarray | None = None  # the next phase's capex, CNY, spread over its lead time
 
 
 @dataclass(frozen=True)

@@ -278,11 +278,19 @@ def path_terms(outcome: PathOutcome, paths: dict[str, PathParameters], parameter
         sunk_months=np.maximum(outcome.months_lost, 1.0),
         # every path of the chain failed: the project is abandoned at the last failure, its running costs stop
         abandoned_at=np.where(operating < 0, outcome.months_lost, np.inf),
-        prelaunch_months=of_operating("prelaunch_build_months"),
-        expansion_per_month=of_operating("expansion_capacity_per_year") / 12.0,
-        expansion_lead=of_operating("expansion_lead_months"),
-        expansion_capex=of_operating("expansion_capex"),
+        prelaunch_months=plant_flex(outcome, paths, "prelaunch_build_months", parameters.draws),
+        expansion_per_month=plant_flex(outcome, paths, "expansion_capacity_per_year", parameters.draws) / 12.0,
+        expansion_lead=plant_flex(outcome, paths, "expansion_lead_months", parameters.draws),
+        expansion_capex=plant_flex(outcome, paths, "expansion_capex", parameters.draws),
     )
+
+
+def plant_flex(outcome: PathOutcome, paths: dict[str, PathParameters], field: str, draws: int) -> np.ndarray:
+    """[N] the operating path's plant-flex `field` (stock building, expansion; 0 where unset or none operates)."""
+    values = np.stack([np.zeros(draws) if getattr(path, field) is None
+                       else np.broadcast_to(getattr(path, field), (draws,)) for path in paths.values()], axis=1)
+    operating = outcome.operating_path
+    return np.where(operating >= 0, values[np.arange(draws), np.maximum(operating, 0)], 0.0)
 
 
 def entrant_utility(setting: Setting, terms: PathTerms, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
