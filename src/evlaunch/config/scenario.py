@@ -107,7 +107,8 @@ class EntryPath(_Config):
     stages: list[Stage] = Field(min_length=1, max_length=12)
     fallback: str | None = Field(None, description="path taken if a stage fails, with the time already lost")
     capacity_per_year: Quantity = Field(description="plant capacity available to the entrant, vehicles/year")
-    ramp_months: Quantity = Field(description="months from start of production to full capacity")
+    ramp_months: Quantity = Field(description="months an expansion phase takes to reach full output (the first "
+                                  "phase follows the delivery ramp, product.awareness_from_reference_class)")
     upfront_cost: Quantity = Field(description="capex and one-off fees before production, CNY")
     fee_per_vehicle: Quantity = Field(0.0, description="contract-manufacturing fee paid to the partner, CNY/vehicle")
     unit_cost_factor: Quantity = Field(1.0, description="multiplier on the unit cost (partner supply chain, scale)")
