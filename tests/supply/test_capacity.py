@@ -16,11 +16,16 @@ volumes = st.floats(0.0, 1e6)
 HORIZON = 36
 
 
-def plant(draws: int = 1, *, capacity=10_000.0, launch=3.0, prelaunch=0.0, midpoint=6.0, width=2.0,
-          expansion=0.0, lead=6.0, expansion_ramp=3.0, backlog_months=3.0, persistence=3.0) -> Plant:
-    full = lambda value: np.broadcast_to(np.asarray(value, dtype=float), (draws,)).copy()  # noqa: E731
-    return Plant(full(capacity), full(launch), full(prelaunch), full(midpoint), full(width), full(expansion),
-                 full(lead), full(expansion_ramp), full(backlog_months), full(persistence))
+PLANT = dict(capacity=10_000.0, launch=3.0, prelaunch=0.0, midpoint=6.0, width=2.0, expansion=0.0, lead=6.0,
+             expansion_ramp=3.0, backlog_months=3.0, persistence=3.0)
+
+
+def plant(draws: int = 1, **changes: float) -> Plant:
+    """A plant of `draws` identical draws: `PLANT` with `changes`."""
+    values = {**PLANT, **changes}
+    full = {key: np.full(draws, float(value)) for key, value in values.items()}
+    return Plant(full["capacity"], full["launch"], full["prelaunch"], full["midpoint"], full["width"],
+                 full["expansion"], full["lead"], full["expansion_ramp"], full["backlog_months"], full["persistence"])
 
 
 def totals(months, name: str) -> np.ndarray:
