@@ -30,7 +30,8 @@ def check_block(block):
 
 def test_summary_follows_the_contract(first_run, reference_model):
     summary = json.loads(first_run.summary_path.read_text())
-    assert set(summary) == {"scenario", "as_of", "draws", "seed", "version", "paths", "market", "recommended_path"}
+    assert set(summary) == {"scenario", "as_of", "draws", "seed", "version", "paths", "market", "recommended_path",
+                            "guidance"}
     assert summary["scenario"] == "xiaomi-2023" and summary["as_of"] == "2023-10-31"
     assert summary["draws"] == 300 and summary["seed"] == 11 and isinstance(summary["version"], str)
     years = {str(y) for y in reference_model.scenario.years}
@@ -40,7 +41,10 @@ def test_summary_follows_the_contract(first_run, reference_model):
         # the contract's keys, plus (issue 13) what entry does to buyers and the rivals to the entrant
         assert set(path) == {"launch_month", "p_launch_by_target", "deliveries", "orders", "share", "revenue",
                              "npv", "peak_cash_need", "p_budget_exceeded", "surplus_change", "order_share",
-                             "order_share_without_rivals", "rival_diversion"}
+                             "order_share_without_rivals", "rival_diversion", "first_12_months_deliveries",
+                             "p_expansion"}
+        check_block(path["first_12_months_deliveries"])
+        assert 0 <= path["p_expansion"] <= 1
         for key in ("surplus_change", "order_share", "order_share_without_rivals"):
             assert set(path[key]) == years
             for block in path[key].values():
@@ -63,6 +67,13 @@ def test_summary_follows_the_contract(first_run, reference_model):
         assert set(series) == years
     assert summary["recommended_path"]["name"] in summary["paths"]
     assert "NPV" in summary["recommended_path"]["criterion"]
+    # the firm's own plan beside the forecast, never fitted: where it falls in each path's forecast of its year
+    guidance = summary["guidance"]
+    assert guidance["year"] == 2024 and guidance["deliveries"] == 100_000 and guidance["used_to_fit"] is False
+    assert set(guidance["percentile_in_forecast"]) == set(summary["paths"])
+    for name, share in guidance["percentile_in_forecast"].items():
+        median = summary["paths"][name]["deliveries"]["2024"]["p50"]
+        assert (share > 0.5 and median <= 100_000) or (share < 0.5 and median >= 100_000) or share == 0.5
 
 
 def test_same_seed_gives_byte_identical_summary_whatever_the_chunking(first_run, tmp_path, reference_path):

@@ -65,9 +65,16 @@ def test_same_inputs_same_outputs(reference_model, inputs):
         np.testing.assert_array_equal(first[key], second[key])
 
 
-def test_more_capacity_never_lowers_deliveries(reference_model, inputs):
-    low = run(reference_model, inputs, **{"paths.own.capacity_per_year": 60_000.0})
-    high = run(reference_model, inputs, **{"paths.own.capacity_per_year": 240_000.0})
+@pytest.mark.parametrize("field, low_value, high_value, fixed", [
+    # the first phase, with the expansion option held off (a smaller plant orders its next phase sooner,
+    # which may deliver more than a larger first phase that never expands)
+    ("paths.own.capacity_per_year", 60_000.0, 240_000.0, {"paths.own.expansion_capacity_per_year": 0.0}),
+    # the expansion phase: the rule orders it in the same month, a bigger phase never delivers less
+    ("paths.own.expansion_capacity_per_year", 50_000.0, 300_000.0, {"paths.own.capacity_per_year": 60_000.0}),
+])
+def test_more_capacity_never_lowers_deliveries(reference_model, inputs, field, low_value, high_value, fixed):
+    low = run(reference_model, inputs, **fixed, **{field: low_value})
+    high = run(reference_model, inputs, **fixed, **{field: high_value})
     # cumulative deliveries to every year end (a bigger plant may clear the backlog earlier, so a single
     # later year can be lower; what was delivered by any date never is)
     cumulative_low = cumulative_high = 0.0
@@ -127,7 +134,11 @@ def test_deliveries_never_exceed_orders_and_capacity(reference_model, inputs):
         total_orders = sum(out[f"{path}.orders.{y}"] for y in reference_model.scenario.years)
         total_deliveries = sum(out[f"{path}.deliveries.{y}"] for y in reference_model.scenario.years)
         assert np.all(total_deliveries <= total_orders + 1e-6)
-        capacity = max(inputs[f"paths.{p}.capacity_per_year"].max() for p in reference_model.scenario.paths)
+        # a year's deliveries: at most the first phase and the expansion at full output, plus stock built
+        # before the launch (at most its months of the first phase's output)
+        terms = reference_model.parameters(inputs).paths
+        capacity = max((terms[p].capacity_per_year * (1 + terms[p].prelaunch_build_months / 12)
+                        + terms[p].expansion_capacity_per_year).max() for p in reference_model.scenario.paths)
         for year in reference_model.scenario.years:
             assert np.all(out[f"{path}.deliveries.{year}"] <= capacity + 1e-6)
         share = out[f"{path}.nev_share.2026"]

@@ -18,6 +18,9 @@ PEAK_CASH_NEED = "peak_cash_need"
 BUDGET_EXCEEDED = "budget_exceeded"
 BUDGET_NEEDED = "budget_needed"
 EQUILIBRIUM_FAILURES = "equilibrium_failures"
+# the order book (path-level): the month the expansion was ordered, deliveries in the first 12 months on sale
+EXPANSION_ORDERED_MONTH = "expansion_ordered_month"
+FIRST_12_MONTHS_DELIVERIES = "first_12_months_deliveries"
 
 # per calendar year: `yearly(path, DELIVERIES, 2026)` -> "own.deliveries.2026"
 ORDERS = "orders"
@@ -30,6 +33,8 @@ INCUMBENT_PRICE_CHANGE = "incumbent_price_change"
 GROSS_MARGIN = "gross_margin"
 ENTRANT_PRICE = "entrant_price"
 FRINGE_PRICE_CHANGE = "fringe_price_change"
+CANCELLATIONS = "cancellations"
+BACKLOG_END = "backlog_end"
 
 # per region and calendar year: `regional(path, MARKET_REGION, "tier1", 2026)` -> "own.market_region.tier1.2026"
 DELIVERIES_REGION = "deliveries_region"
@@ -39,6 +44,8 @@ NEV_SHARE_REGION = "nev_share_region"
 # per month: `monthly(path, DELIVERIES_MONTH, "2024-03")` -> "own.deliveries_month.2024-03"
 DELIVERIES_MONTH = "deliveries_month"
 NEV_SHARE_MONTH = "nev_share_month"
+ORDERS_MONTH = "orders_month"
+BACKLOG_MONTH = "backlog_month"
 
 # per diversion group: `diversion(path, "BYD")` -> "own.diversion.BYD"
 DIVERSION = "diversion"
@@ -56,6 +63,8 @@ ENTRANT_GROUP = "entrant"   # the entrant as a group a rival's buyers come from
 # global outputs (one column per run, not per path)
 AWARENESS_MIDPOINT_DRAWN = "product.awareness_midpoint_drawn"
 AWARENESS_WIDTH_DRAWN = "product.awareness_width_drawn"
+AWARENESS_PRIOR_DRAWN = "product.awareness_prior_drawn"
+LAUNCH_ORDERS_DRAWN = "product.launch_orders_drawn"
 PUBLIC_CHARGERS_END = "market.public_chargers.end"
 PRICE_COEFFICIENT = "market.price_coefficient"
 

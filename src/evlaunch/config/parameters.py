@@ -113,12 +113,18 @@ class ProductParameters:
     quality_utility: np.ndarray        # utility versus its comparables at equal price
     rest_of_vehicle_cost: np.ndarray   # unit cost excluding the battery pack, CNY/vehicle
     learning_rate: np.ndarray          # unit-cost fall per doubling of cumulative output (0..0.5)
-    awareness_midpoint: np.ndarray     # months after launch until awareness reaches half
-    awareness_width: np.ndarray        # logistic width of the awareness ramp, months
+    awareness_midpoint: np.ndarray     # months after the first production month until the delivery ramp is half-way
+    awareness_width: np.ndarray        # logistic width of the delivery ramp, months
     order_cancellation: np.ndarray     # share of the waiting backlog cancelled each month
-    # the two uniforms that draw the awareness ramp's shape from the reference class of new brands
+    cancellation_per_month_waited: np.ndarray  # extra monthly cancellation share per month of expected wait
+    expansion_backlog_months: np.ndarray  # expansion rule: backlog above this many months of installed capacity
+    expansion_persistence_months: np.ndarray  # ... for this many consecutive months
+    # the two uniforms that draw the delivery ramp's shape from the reference class of new brands
     # (`entry.reference_class`); None when the scenario gives the ramp directly
     awareness_shape_uniforms: tuple[np.ndarray, np.ndarray] | None = None
+    awareness_outside_reach: np.ndarray | None = None  # share of buyers outside the brand's reach who consider it
+    launch_order_multiple: np.ndarray | None = None  # launch orders / comparable launches' order events
+    launch_orders_event: np.ndarray | None = None  # the uniform (0..1) that draws the comparable launch's orders
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,11 @@ class PathParameters:
     fee_per_vehicle: np.ndarray        # contract-manufacturing fee paid to the partner, CNY/vehicle
     unit_cost_factor: np.ndarray       # multiplier on the unit cost
     brand_utility: np.ndarray          # utility shift from co-branding or channel
+    # the plant's flex (`supply.capacity`); None: none (no stock built, no expansion option)
+    prelaunch_build_months: np.ndarray | None = None  # months the plant builds stock before the launch
+    expansion_capacity_per_year: np.ndarray | None = None  # the next phase's capacity, vehicles/year (0: none)
+    expansion_lead_months: np.ndarray | None = None  # months from the decision until the next phase produces
+    expansion_capex: np.ndarray | None = None  # the next phase's capex, CNY, spread over its lead time
 
 
 @dataclass(frozen=True)

@@ -112,11 +112,19 @@ class EntryPath(_Config):
     stages: list[Stage] = Field(min_length=1, max_length=12)
     fallback: str | None = Field(None, description="path taken if a stage fails, with the time already lost")
     capacity_per_year: Quantity = Field(description="plant capacity available to the entrant, vehicles/year")
-    ramp_months: Quantity = Field(description="months from start of production to full capacity")
+    ramp_months: Quantity = Field(description="months an expansion phase takes to reach full output (the first "
+                                  "phase follows the delivery ramp, product.awareness_from_reference_class)")
     upfront_cost: Quantity = Field(description="capex and one-off fees before production, CNY")
     fee_per_vehicle: Quantity = Field(0.0, description="contract-manufacturing fee paid to the partner, CNY/vehicle")
     unit_cost_factor: Quantity = Field(1.0, description="multiplier on the unit cost (partner supply chain, scale)")
     brand_utility: Quantity = Field(0.0, description="utility shift from co-branding or channel, logit units")
+    prelaunch_build_months: Quantity = Field(0.0, description="months the plant builds stock before the launch "
+                                             "(on the delivery ramp), delivered from the launch")
+    expansion_capacity_per_year: Quantity = Field(0.0, description="capacity of the next plant phase or shift "
+                                                  "the entrant may add, vehicles/year (0: none)")
+    expansion_lead_months: Quantity = Field(12.0, description="months from the decision to expand until the "
+                                            "new phase produces (it then ramps over ramp_months)")
+    expansion_capex: Quantity = Field(0.0, description="capex of the expansion, CNY, spread over its lead time")
     note: str = Field("", max_length=4000)
 
     @property
@@ -128,6 +136,14 @@ class EntryPath(_Config):
     def licence_holder(self) -> str:
         """Who holds the licence, for grouping paths: 'own', or the partner firm (or 'partner' when unnamed)."""
         return "own" if self.licence == "own" else (self.partner or "partner")
+
+
+class FirmGuidance(_Frozen):
+    """The entrant's own public volume plan as of the scenario date (shown, never fitted)."""
+
+    year: StrictInt = Field(ge=1990, le=2100, description="calendar year the plan is for")
+    deliveries: float = Field(gt=0, description="planned deliveries in that year, vehicles")
+    source: str = Field(min_length=1, max_length=400, description="where it was stated (table row or article)")
 
 
 class Product(_Config):
@@ -146,12 +162,28 @@ class Product(_Config):
     comparables: list[str] = Field(min_length=1, description="lineup models the car is positioned against")
     rest_of_vehicle_cost: Quantity = Field(description="unit cost excluding the battery pack, CNY/vehicle")
     learning_rate: Quantity = Field(0.1, description="unit-cost fall per doubling of cumulative output (0..0.5)")
-    awareness_midpoint: Quantity = Field(1.0, description="months after launch until awareness reaches half")
-    awareness_width: Quantity = Field(1.0, description="logistic width of the awareness ramp, months")
+    awareness_midpoint: Quantity = Field(1.0, description="months after the first production month until the "
+                                         "delivery ramp reaches half the plant's capacity")
+    awareness_width: Quantity = Field(1.0, description="logistic width of the delivery ramp, months")
     awareness_from_reference_class: StrictBool = Field(
-        False, description="draw the awareness ramp from new EV brands' fitted ramp-ups (new_brand_ramps) "
+        False, description="draw the delivery ramp from new EV brands' fitted ramp-ups (new_brand_ramps) "
                            "instead of awareness_midpoint/width")
     order_cancellation: Quantity = Field(0.05, description="share of the waiting backlog cancelled each month")
+    cancellation_per_month_waited: Quantity = Field(
+        0.0, description="extra share of the backlog cancelled each month per month of expected wait "
+                         "(backlog / the month's output)")
+    expansion_backlog_months: Quantity = Field(
+        3.0, description="expansion rule: the entrant orders the next phase when the backlog exceeds this many "
+                         "months of installed capacity ...")
+    expansion_persistence_months: Quantity = Field(3.0, description="... for this many consecutive months")
+    awareness_outside_reach: Quantity | None = Field(
+        None, description="share of buyers outside the brand's reach (reach table) who consider the car from its "
+                          "launch; awareness = reach + (1 - reach) x this; none: every buyer considers it")
+    launch_order_multiple: Quantity | None = Field(
+        None, description="orders waiting at the launch as a multiple of comparable launches' order events "
+                          "(new_brand_orders, launch_orders_extra); none: no orders before the launch")
+    guidance: FirmGuidance | None = Field(None, description="the firm's own public plan, shown beside the "
+                                          "forecast and never used to fit")
 
 
 class Tastes(_Config):
@@ -613,7 +645,10 @@ ALLOWED_RANGES: dict[str, tuple[float, float]] = {
     "range_km": (10, 2_000), "ready_months": (0, 240), "capacity_per_year": (0, 1e8),
     "ramp_months": (0, 120), "upfront_cost": (0, 1e13), "fee_per_vehicle": (0, 1e7),
     "unit_cost_factor": (0.1, 10), "learning_rate": (0, 0.5), "awareness_midpoint": (0, 120),
-    "awareness_width": (0.1, 60), "order_cancellation": (0, 1), "outside_share": (0.01, 0.99),
+    "awareness_width": (0.1, 60), "order_cancellation": (0, 1), "cancellation_per_month_waited": (0, 1),
+    "prelaunch_build_months": (0, 12), "expansion_capacity_per_year": (0, 1e8), "expansion_lead_months": (0, 120),
+    "expansion_capex": (0, 1e13), "expansion_backlog_months": (0, 60), "expansion_persistence_months": (1, 60),
+    "awareness_outside_reach": (0, 1), "launch_order_multiple": (0, 100), "outside_share": (0.01, 0.99),
     "own_price_elasticity": (-50, -0.1), "gross_margin": (-0.5, 0.9), "growth_per_year": (-0.5, 1), "nev_trend_per_year": (-5, 5),
     "phev_trend_per_year": (-5, 5),
     "charging_growth_per_year": (-0.5, 3), "charging_effect": (0, 10), "price_war_cut": (0, 0.9),

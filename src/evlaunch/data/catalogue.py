@@ -330,6 +330,9 @@ CATALOGUE.update({
         TableInfo("firm_margins", "Reported gross margins of Chinese carmakers, 2021-2023",
                   _published_or(_annual("period")), "vehicle margin where reported, else company gross margin",
                   keys=("firm", "period", "margin_type", "published")),
+        TableInfo("xiaomi_reach", "Xiaomi's consumer reach as public by 2023-10-31: MIUI users, AIoT devices, "
+                  "stores, China phone share", _published_or(_dated("as_of")), "company results and analysts' "
+                  "shipment shares (see each source)", keys=("quantity", "as_of", "published")),
     ]
 })
 

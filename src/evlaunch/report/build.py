@@ -20,6 +20,7 @@ from evlaunch.report.competition import diversion_section, price_response_sectio
 from evlaunch.report.context import CHART_DRAWS, ReportContext
 from evlaunch.report.draws import ReportDraws
 from evlaunch.report.dynamics import nev_path_section, policy_section, regions_section
+from evlaunch.report.guidance import guidance_section
 from evlaunch.report.html import Section, table_html
 from evlaunch.report.margins import margins_and_budget_section
 from evlaunch.report.overview import (
@@ -42,7 +43,8 @@ from evlaunch.simulation.simulate import Model
 __all__ = ["CHART_DRAWS", "SECTIONS", "ReportContext", "Section", "render", "table_html", "write_report"]
 
 SECTIONS: list[Callable[[ReportContext], Section | None]] = [
-    overview, paths_in_depth, launch_section, deliveries_section, reference_class_section, money_section,
+    overview, paths_in_depth, launch_section, deliveries_section, reference_class_section, guidance_section,
+    money_section,
     margins_and_budget_section,
     market_section, nev_path_section, policy_section, regions_section, price_response_section,
     diversion_section, rivals_section, surplus_section, what_matters, assumptions_section, data_section,

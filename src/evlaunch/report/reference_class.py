@@ -69,8 +69,10 @@ def reference_class_section(context):
             "figures public by the as-of date), their fitted logistic ramps, and the entrant's forecast on the "
             "recommended path aligned at its launch. ")
     if reference is not None:
-        body += ("The entrant's awareness ramp is drawn from this class (log-normal spread of midpoint and width "
-                 "across brands).</p>")
+        body += ("These ramps are deliveries, so they hold what limited each brand, its plant as much as its "
+                 "buyers: the entrant's plant delivers on a ramp drawn from this class (log-normal spread of "
+                 "midpoint and width across brands) times its capacity, and no other ramp is stacked on it "
+                 "(buyers' awareness is a prior, constant from the launch).</p>")
         rows = [[html.escape(b.brand), f"{b.plateau:,.0f}", f"{b.midpoint:.1f}", f"{b.width:.1f}", str(b.n_months),
                  ", ".join(b.at_bound) or "–"] for b in reference.brands]
         rows += [[html.escape(brand), "excluded", "", "", "", html.escape(reason)]
@@ -78,5 +80,5 @@ def reference_class_section(context):
         body += table_html(["brand", "plateau (vehicles/month)", "midpoint (months)", "width (months)", "months fitted",
                             "note"], rows)
     else:
-        body += "This scenario sets the awareness ramp by assumption instead.</p>"
+        body += "This scenario sets the delivery ramp by assumption instead.</p>"
     return Section("Reference class: new brands' ramp-ups", context.figure(figure) + body, "reference-class")

@@ -2,6 +2,11 @@
 
 Money in CNY, volumes in vehicles. Quantiles are exact (linear interpolation, as numpy's default).
 A launch quantile that falls beyond the horizon (the path never produced within it) is `null`.
+
+Beside the contract's keys (DESIGN.md), each path carries `first_12_months_deliveries` (a quantile block)
+and `p_expansion` (share of draws in which the expansion rule ordered the next plant phase), and the
+document carries `guidance`: the firm's own public plan (`[product.guidance]`), shown beside the forecast
+and never used to fit, with where it falls in each path's forecast for its year (`null` without a plan).
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from evlaunch.analysis.decision import (
 )
 from evlaunch.config.columns import (
     BUDGET_EXCEEDED,
+    DELIVERIES,
+    EXPANSION_ORDERED_MONTH,
+    FIRST_12_MONTHS_DELIVERIES,
     LAUNCH_MONTH_INDEX,
     MARKET_TOTAL,
     NEV_SHARE,
@@ -128,6 +136,22 @@ def rival_diversion(table: DrawStatistics, scenario: Scenario, path: str) -> dic
     return result
 
 
+def firm_guidance(table: DrawStatistics, scenario: Scenario) -> dict[str, Any] | None:
+    """The firm's own plan beside the forecast: year, deliveries, source, and per path the share of draws
+    whose deliveries that year fall below the plan (its percentile in the forecast); None without a plan or
+    when its year is outside the horizon (percentiles then null)."""
+    guidance = scenario.product.guidance
+    if guidance is None:
+        return None
+    in_horizon = guidance.year in scenario.years
+    arrays = (table.to_numpy([yearly(path, DELIVERIES, guidance.year) for path in scenario.paths])
+              if in_horizon else {})
+    percentile = {path: (float(np.mean(arrays[yearly(path, DELIVERIES, guidance.year)] < guidance.deliveries))
+                         if in_horizon else None) for path in scenario.paths}
+    return {"year": guidance.year, "deliveries": float(guidance.deliveries), "source": guidance.source,
+            "used_to_fit": False, "percentile_in_forecast": percentile}
+
+
 def build_summary(table: DrawStatistics, scenario: Scenario, draws: int, seed: int, version: str
                   ) -> dict[str, Any]:
     """The summary.json document for a run."""
@@ -139,6 +163,10 @@ def build_summary(table: DrawStatistics, scenario: Scenario, draws: int, seed: i
     columns = [yearly(path, key, year) for path in scenario.paths
                for key in ("deliveries", "orders", "share", "revenue") for year in years]
     columns += [f"{path}.{key}" for path in scenario.paths for key in ("npv", "peak_cash_need")]
+    book = [path_column(path, name) for path in scenario.paths
+            for name in (FIRST_12_MONTHS_DELIVERIES, EXPANSION_ORDERED_MONTH)]
+    book_arrays = table.to_numpy([column for column in book if column in table.columns])
+    columns += [column for column in book_arrays if column.endswith(FIRST_12_MONTHS_DELIVERIES)]
     columns += [yearly(chosen.path, key, year) for key in ("market_total", "nev_share") for year in years]
     entry_columns = [yearly(path, key, year) for path in scenario.paths for key in ENTRY_KEYS for year in years]
     columns += [c for c in entry_columns if c in table.columns]  # runs made before these outputs lack them
@@ -164,6 +192,9 @@ def build_summary(table: DrawStatistics, scenario: Scenario, draws: int, seed: i
                 entry[key] = {year: _stat_block(series[yearly(path, key, year)]) for year in years}
         if scenario.competition.launches and yearly(path, SURPLUS_CHANGE, years[0]) in series:
             entry["rival_diversion"] = rival_diversion(table, scenario, path)
+        if path_column(path, FIRST_12_MONTHS_DELIVERIES) in book_arrays:
+            entry["first_12_months_deliveries"] = _stat_block(series[path_column(path, FIRST_12_MONTHS_DELIVERIES)])
+            entry["p_expansion"] = float(np.mean(np.isfinite(book_arrays[path_column(path, EXPANSION_ORDERED_MONTH)])))
         paths[path] = entry
     market = {
         "total_sales": {year: _stat_block(series[yearly(chosen.path, MARKET_TOTAL, year)]) for year in years},
@@ -178,4 +209,5 @@ def build_summary(table: DrawStatistics, scenario: Scenario, draws: int, seed: i
         "paths": paths,
         "market": market,
         "recommended_path": {"name": chosen.path, "criterion": chosen.criterion},
+        "guidance": firm_guidance(table, scenario),
     }

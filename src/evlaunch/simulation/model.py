@@ -1,5 +1,6 @@
-"""The model of one scenario: its market data, its random events and the reference class, with every
-check of the scenario against the data made once, in `prepare`."""
+"""The model of one scenario: its market data, its random events, the reference class of new brands'
+ramp-ups and what buyers knew before the launch, with every check of the scenario against the data made
+once, in `prepare`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 from evlaunch.config.parameters import Parameters
 from evlaunch.config.scenario import Scenario
 from evlaunch.data import load_table, numeric
+from evlaunch.entry.launch_prior import LaunchOrderPrior, brand_reach, fit_launch_orders, launch_order_events
 from evlaunch.entry.partners import check_partners
 from evlaunch.entry.paths import failure_event_name
 from evlaunch.entry.reference_class import RampReferenceClass, ReferenceClassError, fit_reference_class
@@ -25,6 +27,7 @@ from evlaunch.market.market_data import MarketData
 from evlaunch.market.policy import PolicySchedule
 from evlaunch.simulation.parameters import (
     AWARENESS_EVENTS,
+    LAUNCH_ORDERS_EVENT,
     build_parameters,
     draw_count,
     launch_event_name,
@@ -35,12 +38,15 @@ from evlaunch.simulation.parameters import (
 @dataclass(frozen=True)
 class Model:
     """A scenario joined with the sourced data it may see (nothing dated after its as-of date), plus what
-    only the simulation needs: the names of the random events and the reference class of ramp-ups."""
+    only the simulation needs: the names of the random events, the reference class of ramp-ups (the joint
+    delivery ramp) and the demand prior (comparable launches' orders, the brand's reach)."""
 
     market: MarketData
     event_names: tuple[str, ...]    # extra uniform draws: stage failures, supply shocks, ramp shapes
     reference_class: RampReferenceClass | None = None
     tables: dict[str, str] = field(default_factory=dict)  # the scenario's own tables, paths joined to its folder
+    launch_orders: LaunchOrderPrior | None = None  # comparable launches' order events (launch_order_multiple)
+    reach: tuple[float, str] | None = None  # the brand's reach (share, row) (awareness_outside_reach)
 
     @property
     def scenario(self) -> Scenario:
@@ -110,17 +116,35 @@ def check_lineup(scenario: Scenario, lineup: Lineup) -> None:
 
 def event_names(scenario: Scenario, with_reference_class: bool) -> tuple[str, ...]:
     """The random events' uniform draws, in the Sobol dimension order: stage failures path by path, supply
-    shocks, the two awareness-shape uniforms when the ramp comes from the reference class, then one per
-    scheduled launch that may not happen (its probability is not a fixed 1; appended last so adding one
-    leaves the other inputs' dimensions in place)."""
+    shocks, the two ramp-shape uniforms when the ramp comes from the reference class, the comparable
+    launch's orders when the scenario sets orders waiting at the launch, then one per scheduled launch that
+    may not happen (its probability is not a fixed 1; appended last so adding one leaves the other inputs'
+    dimensions in place)."""
     events = [failure_event_name(name, index) for name, path in scenario.paths.items()
               for index in range(len(path.stages))]
     events += [shock_event_name(name) for name in scenario.supply_shocks]
     if with_reference_class:
         events += [AWARENESS_EVENTS[0], AWARENESS_EVENTS[1]]
+    if scenario.product.launch_order_multiple is not None:
+        events.append(LAUNCH_ORDERS_EVENT)
     events += [launch_event_name(k) for k, launch in enumerate(scenario.competition.launches)
                if launch.probability != 1.0]
     return tuple(events)
+
+
+def demand_prior(scenario: Scenario, tables: dict[str, str]
+                 ) -> tuple[LaunchOrderPrior | None, tuple[float, str] | None]:
+    """What buyers knew at the as-of date, as far as the scenario uses it: comparable launches' order events
+    (when `product.launch_order_multiple` is set) and the brand's reach (`product.awareness_outside_reach`)."""
+    product, as_of = scenario.product, scenario.as_of
+    orders = None
+    if product.launch_order_multiple is not None:
+        frames = [load_table(name, as_of, tables.get(name)).rows for name in ("new_brand_orders", "launch_orders_extra")]
+        orders = fit_launch_orders(launch_order_events(*(frame[~frame["gap"]] for frame in frames)))
+    reach = None
+    if product.awareness_outside_reach is not None:
+        reach = brand_reach(load_table("xiaomi_reach", as_of, tables.get("xiaomi_reach")).rows)
+    return orders, reach
 
 
 def _prepare(scenario: Scenario, base_dir: str | Path) -> Model:
@@ -146,5 +170,6 @@ def _prepare(scenario: Scenario, base_dir: str | Path) -> Model:
         except ReferenceClassError as error:
             raise DataError(f"table 'new_brand_ramps': {ramps_table.path}: {error} (field "
                             f"product.awareness_from_reference_class draws the ramp from it)") from None
+    launch_orders, reach = demand_prior(scenario, tables)
     return Model(MarketData(scenario, history, lineup, policy), event_names(scenario, reference_class is not None),
-                 reference_class, tables)
+                 reference_class, tables, launch_orders, reach)

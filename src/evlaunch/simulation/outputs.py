@@ -9,6 +9,7 @@ Kinds of column, each named by a function of `config.columns` (re-exported here)
 - what entry does to buyers and the rivals to the entrant, per calendar year (after the monthly columns):
   `yearly(path, SURPLUS_CHANGE, 2026)`, ...; then per scheduled launch and group (the diversion groups and
   the entrant): `rival_diversion(path, "Jiyue 01", "Tesla")`;
+- the order book of each path (`ORDER_BOOK_OUTPUTS`, `ORDER_BOOK_YEARLY`, `ORDER_BOOK_MONTHLY`);
 - global, one per run: `AWARENESS_MIDPOINT_DRAWN`, ... .
 `output_names(scenario, regions, groups)` lists them all in `simulate`'s order.
 """
@@ -31,7 +32,9 @@ from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
 from evlaunch.supply.repricing import OUTSIDE
 
 __all__ = ["OutputColumn", "PATH_OUTPUTS", "YEARLY_OUTPUTS", "REGIONAL_OUTPUTS", "MONTHLY_OUTPUTS",
-           "DIVERSION_OUTPUT", "ENTRY_OUTPUTS", "RIVAL_DIVERSION_OUTPUT", "GLOBAL_OUTPUTS", "output_names", "diversion_group_names", "path_column", "yearly",
+           "ORDER_BOOK_OUTPUTS", "ORDER_BOOK_YEARLY", "ORDER_BOOK_MONTHLY", "order_book_names",
+           "DIVERSION_OUTPUT", "ENTRY_OUTPUTS", "RIVAL_DIVERSION_OUTPUT", "GLOBAL_OUTPUTS", "output_names",
+           "diversion_group_names", "path_column", "yearly",
            "regional", "monthly", "diversion", "diversion_prefix"]
 
 
@@ -85,6 +88,21 @@ MONTHLY_OUTPUTS = (
     OutputColumn(columns.DELIVERIES_MONTH, "vehicles", "the entrant's deliveries in the month (float32)"),
     OutputColumn(columns.NEV_SHARE_MONTH, "fraction", "NEV share of the month's new-car sales (float32)"),
 )
+ORDER_BOOK_OUTPUTS = (
+    OutputColumn(columns.EXPANSION_ORDERED_MONTH, "months after the start",
+                 "month the entrant ordered the next plant phase under the scenario's expansion rule; inf: never"),
+    OutputColumn(columns.FIRST_12_MONTHS_DELIVERIES, "vehicles",
+                 "deliveries in the first 12 months on sale (fewer months if the horizon ends); 0: never on sale"),
+)
+ORDER_BOOK_YEARLY = (
+    OutputColumn(columns.CANCELLATIONS, "vehicles", "orders cancelled while waiting in the calendar year"),
+    OutputColumn(columns.BACKLOG_END, "vehicles", "orders waiting at the year's end (or the horizon's)"),
+)
+ORDER_BOOK_MONTHLY = (
+    OutputColumn(columns.ORDERS_MONTH, "vehicles", "the entrant's orders in the month, those waiting at the "
+                 "launch included (float32)"),
+    OutputColumn(columns.BACKLOG_MONTH, "vehicles", "orders waiting at the month's end (float32)"),
+)
 DIVERSION_OUTPUT = OutputColumn(columns.DIVERSION, "fraction",
                                 "share of the entrant's buyers in its first 12 months on sale who would "
                                 "otherwise have bought from the group (or nothing: 'outside')")
@@ -103,8 +121,13 @@ RIVAL_DIVERSION_OUTPUT = OutputColumn(columns.RIVAL_DIVERSION, "fraction",
                                       "where it happens) who would otherwise have bought from the group, the "
                                       "entrant ('entrant') or nothing ('outside'): second choices")
 GLOBAL_OUTPUTS = (
-    OutputColumn(columns.AWARENESS_MIDPOINT_DRAWN, "months", "the awareness ramp's midpoint used in the draw"),
-    OutputColumn(columns.AWARENESS_WIDTH_DRAWN, "months", "the awareness ramp's width used in the draw"),
+    OutputColumn(columns.AWARENESS_MIDPOINT_DRAWN, "months", "the delivery ramp's midpoint used in the draw "
+                 "(production months; the name is kept for the contract)"),
+    OutputColumn(columns.AWARENESS_WIDTH_DRAWN, "months", "the delivery ramp's logistic width used in the draw"),
+    OutputColumn(columns.AWARENESS_PRIOR_DRAWN, "fraction", "share of potential buyers who consider the car from "
+                 "its launch (1 when the scenario sets no prior)"),
+    OutputColumn(columns.LAUNCH_ORDERS_DRAWN, "vehicles", "orders waiting at the launch (0 when the scenario sets "
+                 "none)"),
     OutputColumn(columns.PUBLIC_CHARGERS_END, "charging points", "public charging points at the horizon"),
     OutputColumn(columns.PRICE_COEFFICIENT, "utility per CNY", "calibrated price coefficient alpha (negative)"),
 )
@@ -122,6 +145,13 @@ def rival_groups(groups: list[str]) -> list[str]:
     return [*groups, columns.ENTRANT_GROUP]
 
 
+def order_book_names(path: str, scenario: Scenario) -> list[str]:
+    """A path's order-book columns in `simulate`'s order: path-level, then by year, then by month."""
+    names = [path_column(path, output.name) for output in ORDER_BOOK_OUTPUTS]
+    names += [yearly(path, output.name, year) for year in scenario.years for output in ORDER_BOOK_YEARLY]
+    return names + [monthly(path, output.name, month) for month in scenario.months for output in ORDER_BOOK_MONTHLY]
+
+
 def output_names(scenario: Scenario, groups: list[str]) -> list[str]:
     """Every column `simulate` returns for `scenario`, in its order; `groups`: the diversion groups."""
     names: list[str] = []
@@ -130,6 +160,7 @@ def output_names(scenario: Scenario, groups: list[str]) -> list[str]:
         if scenario.competition.reprice == "bertrand":
             names.append(path_column(path, EQUILIBRIUM_OUTPUT.name))
         names += [diversion(path, group) for group in groups]
+        names += order_book_names(path, scenario)
         for year in scenario.years:
             names += [yearly(path, output.name, year) for output in YEARLY_OUTPUTS]
             names += [regional(path, output.name, region, year) for region in scenario.regions

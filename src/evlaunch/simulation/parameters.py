@@ -32,6 +32,8 @@ from evlaunch.config.scenario import Scenario, quantities
 from evlaunch.entry.paths import failure_event_name
 
 AWARENESS_EVENTS = ("product.awareness_shape_event_1", "product.awareness_shape_event_2")
+LAUNCH_ORDERS_EVENT = "product.launch_orders_event"
+OPTIONAL_PRODUCT = ("awareness_outside_reach", "launch_order_multiple")
 
 
 def launch_event_name(index: int) -> str:
@@ -94,12 +96,17 @@ def _dynamics(scenario: Scenario, values: _Values) -> DynamicsParameters:
     return DynamicsParameters(**values.group("dynamics", scalar), **optional, missing_range_band=bands)
 
 
-def _product(values: _Values) -> ProductParameters:
-    scalar = [name for name in _fields(ProductParameters) if name != "awareness_shape_uniforms"]
+def _product(scenario: Scenario, values: _Values) -> ProductParameters:
+    events = ("awareness_shape_uniforms", "launch_orders_event")
+    scalar = [name for name in _fields(ProductParameters) if name not in events + OPTIONAL_PRODUCT]
     uniforms = None
     if AWARENESS_EVENTS[0] in values.events:
         uniforms = (values(AWARENESS_EVENTS[0]), values(AWARENESS_EVENTS[1]))
-    return ProductParameters(**values.group("product", scalar), awareness_shape_uniforms=uniforms)
+    optional = {name: None if getattr(scenario.product, name) is None else values(f"product.{name}")
+                for name in OPTIONAL_PRODUCT}
+    launch_event = values(LAUNCH_ORDERS_EVENT) if LAUNCH_ORDERS_EVENT in values.events else None
+    return ProductParameters(**values.group("product", scalar), awareness_shape_uniforms=uniforms, **optional,
+                             launch_orders_event=launch_event)
 
 
 def _path(name: str, stage_count: int, values: _Values) -> PathParameters:
@@ -136,7 +143,7 @@ def build_parameters(scenario: Scenario, inputs: Mapping[str, np.ndarray], draws
         dynamics=_dynamics(scenario, values),
         policy=PolicyParameters(values("policy.extra_nev_subsidy")),
         competition=CompetitionParameters(values("competition.price_war_cut"), launches),
-        product=_product(values),
+        product=_product(scenario, values),
         paths={name: _path(name, len(path.stages), values) for name, path in scenario.paths.items()},
         finance=FinanceParameters(**values.group("finance", _fields(FinanceParameters))),
         shocks={name: _shock(name, values) for name in scenario.supply_shocks},

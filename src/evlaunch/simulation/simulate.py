@@ -12,8 +12,11 @@ regions differ in price sensitivity, charging and policy bonuses (`market.region
 region consumer types differ in income and tastes (random-coefficients demand, `market.consumer_types`);
 battery cost, range progress and model ageing move incumbents (`market.demand`); incumbents cut BEV
 prices after the entrant's launch (`competition.reprice = "fixed"`) or re-price to the Bertrand-Nash
-equilibrium (`"bertrand"`, `supply.repricing`); the entrant's car enters at its launch month with an
-awareness ramp; orders above capacity queue; the money follows (a draw in which every path of the chain
+equilibrium (`"bertrand"`, `supply.repricing`); the entrant's car enters at its launch month, considered by
+a constant share of buyers (the prior awareness, `entry.launch_prior`) and with the orders waiting at the
+launch; the plant delivers on the joint delivery ramp of the new-brand reference class (one ramp, counted
+once: `supply.capacity`), may build stock before the launch and expands under the scenario's stated rule;
+orders above its output queue and cancel the more the longer the wait; the money follows (a draw in which every path of the chain
 fails abandons the project at the last failure: R&D and opex stop). Market figures by year are whole
 calendar years (the start year's months before the start are simulated too).
 
@@ -31,8 +34,9 @@ import numpy as np
 from evlaunch.config import columns
 from evlaunch.config.parameters import Parameters, PathParameters, ShockParameters
 from evlaunch.config.scenario import month_label, month_number
+from evlaunch.entry.launch_prior import launch_orders, prior_awareness
 from evlaunch.entry.paths import PathOutcome, path_outcomes
-from evlaunch.entry.reference_class import ramp_fraction, ramp_shape_from_uniforms
+from evlaunch.entry.reference_class import ramp_shape_from_uniforms
 from evlaunch.finance import (
     best_response_markup,
     budget_exceeded,
@@ -53,7 +57,7 @@ from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
 from evlaunch.simulation.model import Model, prepare
 from evlaunch.simulation.outputs import rival_groups
 from evlaunch.simulation.welfare import outside_shares, second_choices, shares_without, surplus_change
-from evlaunch.supply.capacity import capacity_ramp, serve_orders
+from evlaunch.supply.capacity import Book, Plant, plant_month
 from evlaunch.supply.margin_fit import calibrate_market
 from evlaunch.supply.repricing import IncumbentPricing, PathPricing, diversion_groups, entrant_diversion
 
@@ -62,7 +66,7 @@ __all__ = ["Model", "prepare", "simulate"]  # `prepare` and `Model` re-exported 
 Inputs = dict[str, np.ndarray]
 Outputs = dict[str, np.ndarray]
 NATIONAL_SERIES = ("orders", "deliveries", "revenue", "cash_flow", "operating_flow", "market", "nev", "share",
-                   "price", "marginal_cost", "cost_of_goods")
+                   "price", "marginal_cost", "cost_of_goods", "cancellations", "backlog")
 REGIONAL_SERIES = ("deliveries", "market", "nev")
 
 
@@ -93,8 +97,10 @@ class Setting:
     shock_cut: np.ndarray        # [N, H] fraction of capacity lost to supply shocks
     shock_cost: np.ndarray       # [N, H] fractional rise of the unit cost from supply shocks
     entrant_quality: np.ndarray  # [N] comparables' mean utility + the product's quality utility
-    awareness_midpoint: np.ndarray  # [N] months after launch until awareness reaches half
-    awareness_width: np.ndarray  # [N] logistic width of the awareness ramp, months
+    ramp_midpoint: np.ndarray    # [N] production months until the delivery ramp is half-way
+    ramp_width: np.ndarray       # [N] logistic width of the delivery ramp, months
+    awareness: np.ndarray        # [N] share of potential buyers who consider the car from its launch
+    launch_orders: np.ndarray    # [N] orders waiting at the launch, vehicles
     pricing: IncumbentPricing | None  # Bertrand re-pricing (None: fixed prices with an entry cut)
     named_bev: np.ndarray        # [J] bool: the named BEVs of the base lineup
     group_names: list[str]       # diversion groups (firms, fringe aggregates, 'outside')
@@ -122,6 +128,10 @@ class PathTerms:
     upfront_months: np.ndarray   # [N] months it is spread over (>= 1)
     sunk_months: np.ndarray      # [N] months the failed paths' sunk upfront is spread over (>= 1)
     abandoned_at: np.ndarray     # [N] month the project is abandoned (every path failed), else inf
+    prelaunch_months: np.ndarray  # [N] months the plant builds stock before the launch
+    expansion_per_month: np.ndarray  # [N] the next phase's capacity, vehicles/month (0: none)
+    expansion_lead: np.ndarray   # [N] months from ordering the next phase until it produces
+    expansion_capex: np.ndarray  # [N] its capex, CNY, spread over the lead time
 
 
 @dataclass
@@ -133,6 +143,7 @@ class PathState:
     working_capital: np.ndarray  # [N] CNY tied up in stock and receivables
     diversion: np.ndarray        # [N, G] diversion ratios to groups, summed over the first 12 months on sale
     diversion_weight: np.ndarray  # [N] the orders weighting them
+    book: Book                   # the order book, stock and expansion decision (`supply.capacity`)
 
 
 @dataclass(frozen=True)
@@ -175,6 +186,7 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
         terms = path_terms(outcomes[path_name], parameters.paths, parameters)
         series, state, path_pricing, effects = simulate_path(setting, terms)
         out.update(path_outputs(path_name, setting, terms, series, state, path_pricing))
+        out.update(order_book_outputs(path_name, setting, terms, series, state))
         out.update(yearly_outputs(path_name, setting, series))
         out.update(monthly_outputs(path_name, setting, series))
         out.update(entry_outputs(path_name, model, setting, series, effects))
@@ -192,17 +204,20 @@ def simulate_path(setting: Setting, terms: PathTerms
                         {key: np.zeros((draws, regions, horizon)) for key in REGIONAL_SERIES},
                         *(np.zeros((draws, horizon)) for _ in range(4)))
     state = PathState(np.zeros(draws), np.zeros(draws), np.zeros(draws),
-                      np.zeros((draws, len(setting.group_names))), np.zeros(draws))
+                      np.zeros((draws, len(setting.group_names))), np.zeros(draws), Book.empty(draws))
     series.national["price"][:] = setting.parameters.product.price[:, None]  # the guide price until re-set
     path_pricing = setting.pricing.path() if setting.pricing is not None else None
+    plant = path_plant(setting, terms)
     effects = EntryEffects.empty(draws, horizon, setting.demand.size_l, len(setting.group_names))
     for t in range(horizon):
         after_launch, cut, utility = entrant_utility(setting, terms, t)
         typed, shares = month_demand(setting, terms, path_pricing, series, t, after_launch, cut, utility)
         orders = setting.size[:, t] * shares[:, -1]
         record_diversion(setting, terms, state, t, after_launch, orders, typed)
-        delivered = capacity_and_deliveries(setting, terms, state, t, orders)
+        booked = orders + np.where(t == terms.launch_index, setting.launch_orders, 0.0)
+        delivered = capacity_and_deliveries(setting, plant, state, series, t, booked)
         cash_flow(setting, terms, state, series, t, orders, delivered, shares)
+        record_order_book(terms, state, series, t, booked)
         entrant_price(setting, terms, state, series, t, typed)
         regional_sums(setting, series, t, orders, delivered, typed)
         record_entry_effects(setting, terms, path_pricing, effects, t, after_launch, utility, typed)
@@ -226,12 +241,28 @@ def supply_shocks(shocks: dict[str, ShockParameters], draws: int, horizon: int) 
 
 
 def awareness_shape(model: Model, parameters: Parameters) -> tuple[np.ndarray, np.ndarray]:
-    """(midpoint, width) [N] of the entrant's awareness ramp, months: drawn from the reference class of new
-    brands' ramp-ups when the scenario asks for it, else the scenario's own."""
+    """(midpoint, width) [N] of the joint delivery ramp, production months: drawn from the reference class of
+    new brands' ramp-ups (fitted to deliveries, so plant and buyers together) when the scenario asks for it,
+    else the scenario's own `awareness_midpoint` / `awareness_width` (names kept for the scenario contract)."""
     product = parameters.product
     if model.reference_class is not None and product.awareness_shape_uniforms is not None:
         return ramp_shape_from_uniforms(model.reference_class, *product.awareness_shape_uniforms)
     return product.awareness_midpoint, product.awareness_width
+
+
+def demand_prior(model: Model, parameters: Parameters) -> tuple[np.ndarray, np.ndarray]:
+    """(awareness, orders waiting at the launch) [N]: the share of potential buyers who consider the car from
+    its launch (the brand's reach plus a stated share of the others; 1 without a prior) and comparable
+    launches' order events times the scenario's multiple (0 without one), `entry.launch_prior`."""
+    product, draws = parameters.product, parameters.draws
+    awareness = np.ones(draws)
+    if model.reach is not None and product.awareness_outside_reach is not None:
+        awareness = prior_awareness(model.reach[0], product.awareness_outside_reach)
+    waiting = np.zeros(draws)
+    if (model.launch_orders is not None and product.launch_order_multiple is not None
+            and product.launch_orders_event is not None):
+        waiting = launch_orders(model.launch_orders, product.launch_orders_event, product.launch_order_multiple)
+    return np.broadcast_to(awareness, (draws,)).astype(float), np.broadcast_to(waiting, (draws,)).astype(float)
 
 
 def mean_quality(base: BaseMarket, lineup: Lineup, names: list[str]) -> np.ndarray:
@@ -254,6 +285,7 @@ def prepare_setting(model: Model, parameters: Parameters) -> Setting:
     shock_cut, shock_cost = supply_shocks(parameters.shocks, draws, horizon)
     entrant_quality = mean_quality(base, lineup, scenario.product.comparables) + parameters.product.quality_utility
     midpoint, width = awareness_shape(model, parameters)
+    awareness, waiting = demand_prior(model, parameters)
     pricing = (IncumbentPricing(model.market, parameters.finance.vat_rate, base, demand)
                if scenario.competition.reprice == "bertrand" else None)
     named_bev = np.array([name not in OTHER_PRODUCTS and powertrain == "BEV"
@@ -261,7 +293,7 @@ def prepare_setting(model: Model, parameters: Parameters) -> Setting:
     group_names, group_matrix = diversion_groups(demand, lineup, [c.group for c in scenario.competition.launches])
     return Setting(parameters, base, demand, calendar, demand.size[:, demand.lead:], demand.pack_cny[:, demand.lead:],
                    pre_start_market(demand, parameters.product.price), shock_cut, shock_cost, entrant_quality,
-                   midpoint, width, pricing, named_bev, group_names, group_matrix,
+                   midpoint, width, awareness, waiting, pricing, named_bev, group_names, group_matrix,
                    base.alpha[:, None] * demand.types.price_sensitivity,
                    scenario.finance.budget_usd * parameters.finance.usd_cny, scenario.finance.price_policy,
                    pledge_schedule(scenario.finance.pledge_start, scenario.finance.pledge_years, months),
@@ -302,17 +334,28 @@ def path_terms(outcome: PathOutcome, paths: dict[str, PathParameters], parameter
         sunk_months=np.maximum(outcome.months_lost, 1.0),
         # every path of the chain failed: the project is abandoned at the last failure, its running costs stop
         abandoned_at=np.where(operating < 0, outcome.months_lost, np.inf),
+        prelaunch_months=plant_flex(outcome, paths, "prelaunch_build_months", parameters.draws),
+        expansion_per_month=plant_flex(outcome, paths, "expansion_capacity_per_year", parameters.draws) / 12.0,
+        expansion_lead=plant_flex(outcome, paths, "expansion_lead_months", parameters.draws),
+        expansion_capex=plant_flex(outcome, paths, "expansion_capex", parameters.draws),
     )
+
+
+def plant_flex(outcome: PathOutcome, paths: dict[str, PathParameters], field: str, draws: int) -> np.ndarray:
+    """[N] the operating path's plant-flex `field` (stock building, expansion; 0 where unset or none operates)."""
+    values = np.stack([np.zeros(draws) if getattr(path, field) is None
+                       else np.broadcast_to(getattr(path, field), (draws,)) for path in paths.values()], axis=1)
+    operating = outcome.operating_path
+    return np.where(operating >= 0, values[np.arange(draws), np.maximum(operating, 0)], 0.0)
 
 
 def entrant_utility(setting: Setting, terms: PathTerms, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(on sale [N] bool, incumbents' entry price cut [N], the entrant's mean utility [N]) in month t after
-    the start: quality + brand + log awareness, where month 1 is the first month on sale, as in the reference
-    class of new brands' ramp-ups."""
+    the start: quality + brand + log awareness, the buyers' prior awareness, constant from the launch (the
+    ramp is the plant's and buyers' joint delivery ramp, `capacity_and_deliveries`, not counted again here)."""
     after_launch = t >= terms.launch_index
     cut = np.where(after_launch, setting.parameters.competition.price_war_cut, 0.0)
-    awareness = ramp_fraction(t - terms.launch_index + 1.0, setting.awareness_midpoint, setting.awareness_width)
-    utility = setting.entrant_quality + terms.brand + np.log(np.maximum(awareness, 1e-300))
+    utility = setting.entrant_quality + terms.brand + np.log(np.maximum(setting.awareness, 1e-300))
     return after_launch, cut, utility
 
 
@@ -348,16 +391,38 @@ def record_diversion(setting: Setting, terms: PathTerms, state: PathState, t: in
         state.diversion_weight += weight
 
 
-def capacity_and_deliveries(setting: Setting, terms: PathTerms, state: PathState, t: int,
+def path_plant(setting: Setting, terms: PathTerms) -> Plant:
+    """The operating path's plant per draw: capacity on the joint delivery ramp, stock building, and the
+    expansion option under the scenario's rule (an expansion ramps over the path's `ramp_months`)."""
+    product = setting.parameters.product
+    return Plant(terms.capacity_per_month, terms.launch_index, terms.prelaunch_months, setting.ramp_midpoint,
+                 setting.ramp_width, terms.expansion_per_month, terms.expansion_lead, terms.ramp,
+                 product.expansion_backlog_months, product.expansion_persistence_months)
+
+
+def capacity_and_deliveries(setting: Setting, plant: Plant, state: PathState, series: PathSeries, t: int,
                             orders: np.ndarray) -> np.ndarray:
-    """Cars delivered [N] in month t: capacity ramps up from the launch (less supply shocks); orders above it
-    join the backlog, of which a share is cancelled each month."""
-    capacity = (terms.capacity_per_month * capacity_ramp(t - terms.launch_index, terms.ramp)
-                * (1.0 - setting.shock_cut[:, t]))
-    capacity = np.where(np.isfinite(terms.launch_index), capacity, 0.0)
-    delivered, state.backlog = serve_orders(orders, capacity, state.backlog,
-                                            setting.parameters.product.order_cancellation)
-    return delivered
+    """Cars delivered [N] in month t (`supply.capacity.plant_month`): the plant's output on the delivery ramp
+    (less supply shocks) and stock serve the backlog and the month's orders; the rest waits, cancelling the
+    more the longer the wait; a persistent backlog triggers the expansion. Records cancellations and the
+    backlog."""
+    product = setting.parameters.product
+    month = plant_month(plant, state.book, t, orders, product.order_cancellation,
+                        product.cancellation_per_month_waited, setting.shock_cut[:, t])
+    state.backlog = month.backlog
+    series.national["cancellations"][:, t] = month.cancellations
+    series.national["backlog"][:, t] = month.backlog
+    return month.deliveries
+
+
+def record_order_book(terms: PathTerms, state: PathState, series: PathSeries, t: int, booked: np.ndarray) -> None:
+    """Month t's orders including those waiting at the launch, and the expansion's capex (spread evenly over
+    its lead time from the month after it is ordered) taken from the cash flow."""
+    series.national["orders"][:, t] = booked
+    ordered = state.book.expansion_decided
+    months = np.maximum(terms.expansion_lead, 1.0)
+    spending = (t > ordered) & (t <= ordered + months)
+    series.national["cash_flow"][:, t] -= np.where(spending, terms.expansion_capex / months, 0.0)
 
 
 def cash_flow(setting: Setting, terms: PathTerms, state: PathState, series: PathSeries, t: int,
@@ -453,6 +518,29 @@ def path_outputs(path: str, setting: Setting, terms: PathTerms, series: PathSeri
         shares_of_buyers = state.diversion / state.diversion_weight[:, None]  # NaN: not on sale within the horizon
     for g, group in enumerate(setting.group_names):
         out[columns.diversion(path, group)] = np.where(state.diversion_weight > 0, shares_of_buyers[:, g], np.nan)
+    return out
+
+
+def order_book_outputs(path: str, setting: Setting, terms: PathTerms, series: PathSeries, state: PathState
+                       ) -> Outputs:
+    """A path's order book (`simulation.outputs.order_book_names`): the month the expansion was ordered,
+    deliveries in the first 12 months on sale; cancellations and the backlog at each year's end; orders and
+    the backlog by month (float32)."""
+    national, calendar = series.national, setting.calendar
+    months = np.arange(len(calendar.labels))[None, :]
+    first_year = (months >= terms.launch_index[:, None]) & (months < terms.launch_index[:, None] + 12)
+    out: Outputs = {
+        columns.path_column(path, columns.EXPANSION_ORDERED_MONTH): state.book.expansion_decided.copy(),
+        columns.path_column(path, columns.FIRST_12_MONTHS_DELIVERIES): (national["deliveries"] * first_year).sum(
+            axis=1),
+    }
+    for year in calendar.year_list:
+        in_year = np.flatnonzero(calendar.years == year)
+        out[columns.yearly(path, columns.CANCELLATIONS, year)] = national["cancellations"][:, in_year].sum(axis=1)
+        out[columns.yearly(path, columns.BACKLOG_END, year)] = national["backlog"][:, in_year[-1]].copy()
+    for t, label in enumerate(calendar.labels):
+        out[columns.monthly(path, columns.ORDERS_MONTH, label)] = national["orders"][:, t].astype(np.float32)
+        out[columns.monthly(path, columns.BACKLOG_MONTH, label)] = national["backlog"][:, t].astype(np.float32)
     return out
 
 
@@ -563,11 +651,14 @@ def entry_outputs(path: str, model: Model, setting: Setting, series: PathSeries,
 
 
 def global_outputs(setting: Setting) -> Outputs:
-    """Outputs shared by every path: the drawn awareness shape, public chargers at the end, alpha."""
+    """Outputs shared by every path: the drawn delivery-ramp shape, the demand prior, public chargers at the
+    end, alpha."""
     draws = setting.parameters.draws
     return {
-        columns.AWARENESS_MIDPOINT_DRAWN: np.broadcast_to(setting.awareness_midpoint, (draws,)).astype(float),
-        columns.AWARENESS_WIDTH_DRAWN: np.broadcast_to(setting.awareness_width, (draws,)).astype(float),
+        columns.AWARENESS_MIDPOINT_DRAWN: np.broadcast_to(setting.ramp_midpoint, (draws,)).astype(float),
+        columns.AWARENESS_WIDTH_DRAWN: np.broadcast_to(setting.ramp_width, (draws,)).astype(float),
+        columns.AWARENESS_PRIOR_DRAWN: setting.awareness.copy(),
+        columns.LAUNCH_ORDERS_DRAWN: setting.launch_orders.copy(),
         columns.PUBLIC_CHARGERS_END: setting.demand.public_chargers_end,
         columns.PRICE_COEFFICIENT: setting.base.alpha,
     }

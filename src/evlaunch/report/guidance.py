@@ -1,0 +1,87 @@
+"""Report section: the firm's own plan beside the forecast, what buyers knew, and the order book.
+
+The firm's guidance (`[product.guidance]`, summary.json `guidance`) is shown, never fitted: where it falls in
+each path's forecast of its year. The demand prior (`entry.launch_prior`) lists the comparable launches'
+order events and the brand's reach the run drew on. The order book of the recommended path shows median
+orders, deliveries and backlog by month and how often the expansion rule ordered the next phase.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import plotly.graph_objects as go
+
+from evlaunch.config.columns import BACKLOG_MONTH, DELIVERIES_MONTH, ORDERS_MONTH, monthly
+from evlaunch.report.formatting import percent, units
+from evlaunch.report.html import Section, table_html
+
+
+def _guidance_rows(summary: dict) -> list[list[str]]:
+    guidance = summary["guidance"]
+    year = str(guidance["year"])
+    rows = []
+    for name, path in summary["paths"].items():
+        block = path["deliveries"].get(year, {})
+        first = path.get("first_12_months_deliveries", {})
+        share = guidance["percentile_in_forecast"].get(name)
+        rows.append([html.escape(name), *(units(block.get(k)) for k in ("p10", "p50", "p90")),
+                     percent(share) if share is not None else "–",
+                     *(units(first.get(k)) for k in ("p10", "p50", "p90")), percent(path.get("p_expansion"))])
+    return rows
+
+
+def _prior_text(context) -> str:
+    model, product = context.model, context.scenario.product
+    parts = []
+    if model.reach is not None:
+        parts.append(f"Buyers who consider the car from its launch: the brand's reach ({html.escape(model.reach[1])}) "
+                     "plus a stated share of everyone else (<code>product.awareness_outside_reach</code>, varied "
+                     "by the Monte Carlo); constant from the launch, since the ramp is the plant's and buyers' joint "
+                     "delivery ramp and is not counted again on the buyers' side.")
+    if model.launch_orders is not None and product.launch_order_multiple is not None:
+        prior = model.launch_orders
+        parts.append(f"Orders waiting at the launch: a comparable launch's orders (log-normal over the "
+                     f"{len(prior.events)} launches below, median {prior.median:,.0f}) times "
+                     "<code>product.launch_order_multiple</code>.")
+        rows = [[html.escape(str(r.brand)), html.escape(str(r.model)), html.escape(str(r.event)),
+                 f"{r.value:,.0f}", html.escape(str(r.date))] for r in prior.events.itertuples()]
+        return "<p>" + " ".join(parts) + "</p>" + table_html(["brand", "model", "event", "orders", "date"], rows,
+                                                             "small")
+    return "<p>" + " ".join(parts) + "</p>" if parts else ""
+
+
+def _order_book_figure(context, chosen: str) -> go.Figure:
+    months = context.scenario.months
+    names = {key: [monthly(chosen, key, m) for m in months] for key in (ORDERS_MONTH, DELIVERIES_MONTH, BACKLOG_MONTH)}
+    data = context.arrays([column for columns in names.values() for column in columns])
+    figure = go.Figure()
+    labels = {ORDERS_MONTH: "orders", DELIVERIES_MONTH: "deliveries", BACKLOG_MONTH: "backlog (month end)"}
+    for key, columns in names.items():
+        if all(column in data for column in columns):
+            values = np.stack([data[column] for column in columns], axis=1).astype(float)
+            figure.add_trace(go.Scatter(x=list(months), y=np.median(values, axis=0), name=f"median {labels[key]}"))
+    figure.update_layout(title=f"Order book of the recommended path ({chosen}), median by month",
+                         yaxis_title="vehicles", template="plotly_white", height=380)
+    return figure
+
+
+def guidance_section(context) -> Section | None:
+    """The firm's guidance beside the forecast, the demand prior and the order book."""
+    summary = context.summary
+    if "guidance" not in summary:
+        return None
+    body = ""
+    guidance = summary["guidance"]
+    if guidance is not None:
+        year = guidance["year"]
+        body += (f"<p><b>The firm's guidance</b>: {guidance['deliveries']:,.0f} deliveries in {year} "
+                 f"({html.escape(guidance['source'])}). It is shown, never used to fit; the column "
+                 f"'guidance percentile' is the share of draws that deliver fewer cars in {year}.</p>")
+        body += table_html(["path", f"{year} p10", f"{year} p50", f"{year} p90", "guidance percentile",
+                            "first 12 months p10", "p50", "p90", "P(expansion ordered)"], _guidance_rows(summary))
+    body += _prior_text(context)
+    chosen = summary["recommended_path"]["name"]
+    body += context.figure(_order_book_figure(context, chosen))
+    return Section("The firm's guidance, what buyers knew, and the order book", body, "guidance")
