@@ -51,6 +51,10 @@ PATH_OUTPUTS = (
     OutputColumn(columns.PEAK_CASH_NEED, "CNY", "largest cumulative cash outflow, undiscounted"),
     OutputColumn(columns.BUDGET_EXCEEDED, "0/1", "the peak cash need exceeds the pledged budget"),
 )
+# per re-priced 'other' product and calendar year, with `competition.reprice` and `market.fringe` "bertrand":
+# `columns.fringe_yearly(path, "other BEV low", 2026)`
+FRINGE_OUTPUT = OutputColumn(columns.FRINGE_PRICE_CHANGE, "fraction",
+                             "an 'other' product's (fringe's) unit-weighted price change versus no entrant")
 # only with Bertrand re-pricing (`competition.reprice = "bertrand"`)
 EQUILIBRIUM_OUTPUT = OutputColumn(columns.EQUILIBRIUM_FAILURES, "count",
                                   "price re-solves that did not converge (prices kept)")
@@ -63,8 +67,6 @@ YEARLY_OUTPUTS = (
     OutputColumn(columns.NEV_SHARE, "fraction", "NEV sales / new-car sales"),
     OutputColumn(columns.INCUMBENT_PRICE_CHANGE, "fraction",
                  "named incumbent BEVs' unit-weighted price change versus no entrant"),
-    OutputColumn(columns.FRINGE_PRICE_CHANGE, "fraction",
-                 "the 'other' products' (fringe) unit-weighted price change versus no entrant"),
 )
 REGIONAL_OUTPUTS = (
     OutputColumn(columns.DELIVERIES_REGION, "vehicles", "the entrant's deliveries in the region"),
@@ -93,6 +95,11 @@ def diversion_group_names(lineup: Lineup, launch_groups: list[str]) -> list[str]
     return list(dict.fromkeys([*base, *launch_groups, OUTSIDE]))
 
 
+def repriced_fringe(scenario: Scenario) -> bool:
+    """Whether the 'other' products re-price (`competition.reprice` and `market.fringe` both "bertrand")."""
+    return scenario.competition.reprice == "bertrand" and scenario.market.fringe == "bertrand"
+
+
 def output_names(scenario: Scenario, groups: list[str]) -> list[str]:
     """Every column `simulate` returns for `scenario`, in its order; `groups`: the diversion groups."""
     names: list[str] = []
@@ -101,8 +108,10 @@ def output_names(scenario: Scenario, groups: list[str]) -> list[str]:
         if scenario.competition.reprice == "bertrand":
             names.append(path_column(path, EQUILIBRIUM_OUTPUT.name))
         names += [diversion(path, group) for group in groups]
+        fringe = [g for g in groups if g in OTHER_PRODUCTS] if repriced_fringe(scenario) else []
         for year in scenario.years:
             names += [yearly(path, output.name, year) for output in YEARLY_OUTPUTS]
+            names += [columns.fringe_yearly(path, group, year) for group in fringe]
             names += [regional(path, output.name, region, year) for region in scenario.regions
                       for output in REGIONAL_OUTPUTS]
         names += [monthly(path, output.name, month) for month in scenario.months for output in MONTHLY_OUTPUTS]
