@@ -72,7 +72,7 @@ def test_validate_at_every_schema_limit_tells_the_cost_instead_of_spending_minut
     elapsed = time.monotonic() - started
     text = " ".join(out.split())
     assert code == 0, err
-    assert "12 paths x 73 products x 64 consumer types x 8 regions x 240 months" in text
+    assert "12 paths x 76 products x 64 consumer types x 8 regions x 240 months" in text
     assert "valid" in text and "sample simulation skipped" in text and "--yes" in text
     assert elapsed < 60, f"validate took {elapsed:.0f} s"
 

@@ -89,6 +89,12 @@ def monthly(path: str, name: str, month: str) -> str:
     return f"{path}.{name}.{month}"
 
 
+def fringe_yearly(path: str, group: str, year: int | str) -> str:
+    """A re-priced 'other' product's price change versus no entrant in a calendar year, e.g.
+    "own.fringe_price_change.other BEV low.2026"."""
+    return f"{path}.{FRINGE_PRICE_CHANGE}.{group}.{year}"
+
+
 def diversion(path: str, group: str) -> str:
     """The share of a path's first-year buyers diverted from `group` (or 'outside'), e.g. "own.diversion.BYD"."""
     return f"{path}.{DIVERSION}.{group}"

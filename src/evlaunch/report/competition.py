@@ -13,15 +13,16 @@ import numpy as np
 
 from evlaunch.config.columns import (
     EQUILIBRIUM_FAILURES,
-    FRINGE_PRICE_CHANGE,
     INCUMBENT_PRICE_CHANGE,
     diversion_prefix,
+    fringe_yearly,
     path_column,
     yearly,
 )
-from evlaunch.market.lineup import OTHER_PRODUCTS
+from evlaunch.market.lineup import OTHER_PRODUCTS, fringe_names
 from evlaunch.report import charts
 from evlaunch.report.html import Section, table_html
+from evlaunch.simulation.outputs import repriced_fringe
 from evlaunch.supply.margin_fit import calibrate_market
 from evlaunch.supply.repricing import OUTSIDE
 
@@ -64,17 +65,17 @@ def price_response_section(context):
                 "averaged over each year weighted by the named incumbent BEVs' units sold. "
                 "<code>competition.reprice = \"bertrand\"</code> derives the response from an equilibrium instead.</p>")
     rows = []
-    fringe_columns = [yearly(p, FRINGE_PRICE_CHANGE, y) for p in scenario.paths for y in years]
-    fringe = context.arrays(fringe_columns)
-    show_fringe = (len(fringe) == len(fringe_columns) and competition.reprice == "bertrand"
-                   and scenario.market.fringe == "bertrand")
+    groups = fringe_names(list(scenario.market.fringe_low_share)) if repriced_fringe(scenario) else []
+    fringe = context.arrays([fringe_yearly(p, g, y) for p in scenario.paths for g in groups for y in years])
     for path in scenario.paths:
         values = series[path]
         rows.append([html.escape(path), "named incumbent BEVs"]
                     + [f"{np.nanmean(values[:, i]):.3%}" for i in range(len(years))])
-        if show_fringe:
-            rows.append([html.escape(path), "'other' products (fringe: models without sourced sales)"]
-                        + [f"{np.nanmean(fringe[yearly(path, FRINGE_PRICE_CHANGE, y)]):.3%}" for y in years])
+        for group in groups:
+            found = [fringe.get(fringe_yearly(path, group, y)) for y in years]
+            if all(values is not None for values in found):
+                rows.append([html.escape(path), f"{html.escape(group)} (fringe)"]
+                            + [f"{np.nanmean(values):.3%}" for values in found])
     table = table_html(["path", "products (mean)"] + years, rows)
     return Section("Incumbents' price response", note + context.figure(figure) + table, "price-response")
 
@@ -128,7 +129,7 @@ def fringe_words(scenario) -> str:
     return ("the 'other' products (models without sourced sales, by powertrain and price band) re-price too "
             "(<code>market.fringe = \"bertrand\"</code>): each band is one price setter whose marginal cost is "
             "recovered at the base period with the markup of many small single-product firms and moves with the "
-            "battery-cost path (the table's fringe row)")
+            "battery-cost path (the table's fringe rows: each 'other' product by powertrain and price band)")
 
 
 def base_period_shares(model, groups: list[str]) -> dict[str, float]:

@@ -60,6 +60,10 @@ PATH_OUTPUTS = (
     OutputColumn(columns.BUDGET_NEEDED, "CNY", "the smallest total budget whose pledge schedule covers the cash "
                  "need in every month (exceeded exactly when the budget is below it)"),
 )
+# per re-priced 'other' product and calendar year, with `competition.reprice` and `market.fringe` "bertrand":
+# `columns.fringe_yearly(path, "other BEV low", 2026)`
+FRINGE_OUTPUT = OutputColumn(columns.FRINGE_PRICE_CHANGE, "fraction",
+                             "an 'other' product's (fringe's) unit-weighted price change versus no entrant")
 # only with Bertrand re-pricing (`competition.reprice = "bertrand"`)
 EQUILIBRIUM_OUTPUT = OutputColumn(columns.EQUILIBRIUM_FAILURES, "count",
                                   "price re-solves that did not converge (prices kept)")
@@ -76,8 +80,6 @@ YEARLY_OUTPUTS = (
                  "of VAT; cost of goods = unit cost + partner fee + variable cost; NaN without deliveries"),
     OutputColumn(columns.ENTRANT_PRICE, "CNY", "the entrant's delivery-weighted guide price incl. VAT; NaN "
                  "without deliveries"),
-    OutputColumn(columns.FRINGE_PRICE_CHANGE, "fraction",
-                 "the 'other' products' (fringe) unit-weighted price change versus no entrant"),
 )
 REGIONAL_OUTPUTS = (
     OutputColumn(columns.DELIVERIES_REGION, "vehicles", "the entrant's deliveries in the region"),
@@ -152,6 +154,11 @@ def order_book_names(path: str, scenario: Scenario) -> list[str]:
     return names + [monthly(path, output.name, month) for month in scenario.months for output in ORDER_BOOK_MONTHLY]
 
 
+def repriced_fringe(scenario: Scenario) -> bool:
+    """Whether the 'other' products re-price (`competition.reprice` and `market.fringe` both "bertrand")."""
+    return scenario.competition.reprice == "bertrand" and scenario.market.fringe == "bertrand"
+
+
 def output_names(scenario: Scenario, groups: list[str]) -> list[str]:
     """Every column `simulate` returns for `scenario`, in its order; `groups`: the diversion groups."""
     names: list[str] = []
@@ -161,8 +168,10 @@ def output_names(scenario: Scenario, groups: list[str]) -> list[str]:
             names.append(path_column(path, EQUILIBRIUM_OUTPUT.name))
         names += [diversion(path, group) for group in groups]
         names += order_book_names(path, scenario)
+        fringe = [g for g in groups if g in OTHER_PRODUCTS] if repriced_fringe(scenario) else []
         for year in scenario.years:
             names += [yearly(path, output.name, year) for output in YEARLY_OUTPUTS]
+            names += [columns.fringe_yearly(path, group, year) for group in fringe]
             names += [regional(path, output.name, region, year) for region in scenario.regions
                       for output in REGIONAL_OUTPUTS]
         names += [monthly(path, output.name, month) for month in scenario.months for output in MONTHLY_OUTPUTS]

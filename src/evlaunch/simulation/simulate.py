@@ -154,8 +154,8 @@ class PathSeries:
     regional: dict[str, np.ndarray]
     price_change: np.ndarray     # [N, H] named incumbent BEVs: units x (p / p_no_entrant - 1)
     bev_units: np.ndarray        # [N, H] named incumbent BEVs' units sold
-    fringe_change: np.ndarray    # [N, H] the 'other' products: units x (p / p_no_entrant - 1)
-    fringe_units: np.ndarray     # [N, H] the 'other' products' units sold
+    fringe_change: np.ndarray    # [N, F, H] each re-priced 'other' product: units x (p / p_no_entrant - 1)
+    fringe_units: np.ndarray     # [N, F, H] each re-priced 'other' product's units sold
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,8 @@ def simulate_path(setting: Setting, terms: PathTerms
     regions = len(setting.demand.regions.names)
     series = PathSeries({key: np.zeros((draws, horizon)) for key in NATIONAL_SERIES},
                         {key: np.zeros((draws, regions, horizon)) for key in REGIONAL_SERIES},
-                        *(np.zeros((draws, horizon)) for _ in range(4)))
+                        np.zeros((draws, horizon)), np.zeros((draws, horizon)),
+                        *(np.zeros((draws, len(fringe_groups(setting)), horizon)) for _ in range(2)))
     state = PathState(np.zeros(draws), np.zeros(draws), np.zeros(draws),
                       np.zeros((draws, len(setting.group_names))), np.zeros(draws), Book.empty(draws))
     series.national["price"][:] = setting.parameters.product.price[:, None]  # the guide price until re-set
@@ -308,6 +309,11 @@ def pledge_schedule(pledge_start: str | None, pledge_years: float, months: np.nd
     return pledged_fraction(months - month_number(pledge_start), pledge_years)
 
 
+def fringe_groups(setting: Setting) -> list[str]:
+    """The re-priced 'other' products (`market.fringe`), in lineup order; [] when none re-prices."""
+    return [] if setting.pricing is None else setting.pricing.fringe_names
+
+
 def path_terms(outcome: PathOutcome, paths: dict[str, PathParameters], parameters: Parameters) -> PathTerms:
     """The terms of the path that operates in each draw (0 where none does), its launch month, and how its
     upfront and the failed paths' sunk costs spread over the months."""
@@ -374,7 +380,7 @@ def month_demand(setting: Setting, terms: PathTerms, path_pricing: PathPricing |
     else:
         _, typed, shares = path_pricing.month(t, utility, price, after_launch, terms.launch_index)
         series.price_change[:, t], series.bev_units[:, t] = path_pricing.bev_price_change(shares, setting.size[:, t])
-        series.fringe_change[:, t], series.fringe_units[:, t] = path_pricing.fringe_price_change(
+        series.fringe_change[:, :, t], series.fringe_units[:, :, t] = path_pricing.fringe_price_change(
             shares, setting.size[:, t])
     return typed, shares
 
@@ -570,9 +576,10 @@ def yearly_outputs(path: str, setting: Setting, series: PathSeries) -> Outputs:
             out[columns.yearly(path, columns.ENTRANT_PRICE, year)] = np.where(
                 delivered > 0, (national["deliveries"][:, in_year] * national["price"][:, in_year]).sum(axis=1)
                 / delivered, np.nan)
-        fringe_units = series.fringe_units[:, in_year].sum(axis=1)
-        out[columns.yearly(path, columns.FRINGE_PRICE_CHANGE, year)] = np.where(
-            fringe_units > 0, series.fringe_change[:, in_year].sum(axis=1) / np.maximum(fringe_units, 1e-300), 0.0)
+        fringe_units = series.fringe_units[:, :, in_year].sum(axis=2)
+        fringe_change = series.fringe_change[:, :, in_year].sum(axis=2) / np.maximum(fringe_units, 1e-300)
+        for f, group in enumerate(fringe_groups(setting)):
+            out[columns.fringe_yearly(path, group, year)] = np.where(fringe_units[:, f] > 0, fringe_change[:, f], 0.0)
         for r, region in enumerate(regions):
             market_region = by_region["market"][:, r, in_year].sum(axis=1) + (
                 pre_start.market_region[:, r] if before else 0.0)

@@ -258,6 +258,7 @@ class IncumbentPricing:
         self.draws = base.alpha.shape[0]
         names = data.lineup.names
         self.is_fringe = np.array([names[j] in OTHER_PRODUCTS for j in self.supply.index])
+        self.fringe_names = [names[j] for j in self.supply.index[self.is_fringe]]
         self.is_bev = np.array([data.lineup.powertrains[j] == "BEV" for j in self.supply.index]) & ~self.is_fringe
         self.base_price = base.price
         # month t -> (no-entrant prices [N, P], converged [N]): the same for every path, solved once
@@ -348,18 +349,18 @@ class PathPricing:
 
     def bev_price_change(self, shares: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(sum over named incumbent BEVs of units x (p / p_counterfactual - 1), their units) this month."""
-        return self._price_change(self.pricing.is_bev, shares, size)
+        weighted, units = self._price_change(self.pricing.is_bev, shares, size)
+        return weighted.sum(axis=1), units.sum(axis=1)
 
     def fringe_price_change(self, shares: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(sum over the re-priced 'other' products of units x (p / p_counterfactual - 1), their units) this
-        month (0, 0 when the fringe keeps its prices)."""
+        """(units x (p / p_counterfactual - 1), units) [N, F] of each re-priced 'other' product this month."""
         return self._price_change(self.pricing.is_fringe, shares, size)
 
     def _price_change(self, which: np.ndarray, shares: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """`which` [P]: the re-priced products to sum over; shares [N, K]; size [N] potential buyers."""
+        """`which` [P]: the re-priced products; shares [N, K]; size [N] potential buyers -> [N, sum(which)]."""
         units = size[:, None] * shares[:, self.pricing.supply.index[which]]
         change = self.guide[:, which] / self.counterfactual[:, which] - 1.0
-        return (units * change).sum(axis=1), units.sum(axis=1)
+        return units * change, units
 
 
 def entrant_diversion(typed: np.ndarray, weights: np.ndarray, coefficient: np.ndarray) -> np.ndarray:
