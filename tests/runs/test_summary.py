@@ -42,7 +42,8 @@ def synthetic(budget_exceeded_own: float = 0.3, launched_share: dict[str, float]
 
 def test_the_document_has_exactly_the_contracts_keys_and_is_json():
     summary = build_summary(ArrayTable(synthetic()), SCENARIO, N, 7, "0.0-test")
-    assert set(summary) == {"scenario", "as_of", "draws", "seed", "version", "paths", "market", "recommended_path"}
+    assert set(summary) == {"scenario", "as_of", "draws", "seed", "version", "paths", "market", "recommended_path",
+                            "guidance"}
     assert (summary["scenario"], summary["as_of"], summary["draws"], summary["seed"], summary["version"]) == (
         SCENARIO.name, "2023-10-31", N, 7, "0.0-test")
     years = {str(y) for y in SCENARIO.years}

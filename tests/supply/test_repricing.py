@@ -6,7 +6,9 @@ no taste heterogeneity within regions) with 6 draws of inputs and their outputs:
 fixed mode. Its outputs were regenerated on purpose when the model changed: the price coefficient is
 calibrated under the regional demand itself (so the scenario's elasticity holds exactly with regions);
 lineup sums that include months published after the as-of date give way to the public months; a
-fallback path's stages `under_way` are not restarted and an abandoned project stops its running costs.
+fallback path's stages `under_way` are not restarted and an abandoned project stops its running costs;
+the ramp is counted once (the reference class is the plant's joint delivery ramp, buyers do not ramp, and
+cancellations follow the new order book).
 If the model is changed on purpose again, regenerate them: load the scenario, `simulate` the stored
 inputs and save the outputs the same way (names + [outputs, draws] array, `np.savez_compressed`).
 """
