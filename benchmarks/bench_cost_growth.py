@@ -37,8 +37,16 @@ REFERENCE = Path(__file__).resolve().parent.parent / "scenarios" / "xiaomi-2023.
 
 
 def with_launches(text: str, extra: int) -> str:
-    block = text[text.index("[[competition.launches]]"):text.index("[finance]")]
-    return text.replace("[finance]", block * extra + "[finance]", 1) if extra else text
+    """`extra` more copies of the scenario's first scheduled launch, each under a name of its own."""
+    start = text.index("[[competition.launches]]")
+    end = text.find("[[competition.launches]]", start + 1)
+    block = text[start:end if end > 0 else text.index("[finance]")]
+    copies = "".join(re.sub(r'(?m)^name = "([^"]*)"', rf'name = "\1 copy {k}"', block) for k in range(extra))
+    return text.replace("[finance]", copies + "[finance]", 1) if extra else text
+
+
+def launch_count(text: str) -> int:
+    return text.count("[[competition.launches]]")
 
 
 def with_regions(text: str, count: int) -> str:
@@ -83,7 +91,7 @@ def at_schema_limits(text: str) -> str:
     """The reference scenario grown to every size limit of the schema: 240 months, 64 types in each of
     8 regions, 12 paths of 12 stages, 50 competitor launches, 10 supply shocks."""
     text = with_regions(with_types(with_horizon(text, 240), 64), 8)
-    return with_paths(with_shocks(with_launches(text, 49), 10), 12, 12)
+    return with_paths(with_shocks(with_launches(text, 50 - launch_count(text)), 10), 12, 12)
 
 
 def measure(text: str, small: int, large: int) -> dict[str, float]:
@@ -136,7 +144,7 @@ def measure_in_subprocess(text: str, small: int, large: int) -> dict[str, float]
 def cases(text: str) -> list[tuple[str, str, str]]:
     """(dimension, label, scenario text), smallest case of each dimension first."""
     found = [("paths", f"{n} paths", with_paths(text, n)) for n in (1, 4, 12)]
-    found += [("products", f"+{n} launches", with_launches(text, n)) for n in (0, 20, 49)]
+    found += [("products", f"+{n} launches", with_launches(text, n)) for n in (0, 20, 50 - launch_count(text))]
     found += [("types", f"{n} per region", with_types(text, n)) for n in (2, 8, 32)]
     found += [("regions", f"{n} regions", with_regions(text, n)) for n in (1, 2, 8)]
     found += [("months", f"{n} months", with_horizon(text, n)) for n in (24, 62, 240)]

@@ -54,7 +54,8 @@ def test_big_runs_need_confirmation_and_the_reference_run_does_not():
 def test_dimensions_of_the_reference_model(reference_model):
     dims = dimensions(reference_model)
     assert (dims.paths, dims.types, dims.regions, dims.months) == (7, 16, 2, 62)
-    assert dims.products == len(reference_model.lineup.names) + 2  # one scheduled launch and the entrant
+    launches = len(reference_model.scenario.competition.launches)
+    assert dims.products == len(reference_model.lineup.names) + launches + 1  # the scheduled launches and the entrant
     assert estimate(reference_model, 2000, 500).seconds < MAX_SECONDS_WITHOUT_CONFIRMATION
 
 
