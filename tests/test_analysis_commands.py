@@ -18,7 +18,7 @@ def test_compare_a_run_directory(cli, small_run):
     assert code == 0, err
     document = json.loads(out)
     paths = {row["path"]: row for row in document["paths"]}
-    hybrids = {"BAIC_Yizhuang", "Chery_Yizhuang", "Brilliance_Yizhuang"}
+    hybrids = {"BAIC_own", "Chery_own", "Brilliance_own"}
     assert set(paths) == {"own", "BAIC", "Chery", "Brilliance"} | hybrids
     # licence x plant: the partner-licence + own-plant paths are ranked with the others and grouped both ways
     assert {name for name, row in paths.items() if row["licence"] != "own" and row["plant"] == "own"} == hybrids
@@ -26,7 +26,7 @@ def test_compare_a_run_directory(cli, small_run):
     assert (paths["BAIC"]["licence"], paths["BAIC"]["plant"]) == ("BAIC (Beijing Automotive Group)", "partner")
     groups = document["groups"]
     assert set(groups["plant"]["own"]) == {"own"} | hybrids
-    assert groups["licence"]["Chery"] == sorted(["Chery", "Chery_Yizhuang"], key=lambda p: -paths[p]["npv_mean"])
+    assert groups["licence"]["Chery"] == sorted(["Chery", "Chery_own"], key=lambda p: -paths[p]["npv_mean"])
     assert sorted(sum(groups["licence"].values(), [])) == sorted(paths)
     recommended = document["recommended"][small_run.out_dir.name]["path"]
     assert recommended == small_run.summary["recommended_path"]["name"]
@@ -89,8 +89,8 @@ def test_compare_a_scenario_file_without_keeping_its_run(cli, reference_path, tm
     code, out, err = cli("compare", reference_path, "--draws", "120", "--no-keep", "--store", store, "--json")
     assert code == 0, err
     rows = {row["path"]: row for row in json.loads(out)["paths"]}
-    assert set(rows) == {"own", "BAIC", "Chery", "Brilliance", "BAIC_Yizhuang", "Chery_Yizhuang",
-                         "Brilliance_Yizhuang"}
+    assert set(rows) == {"own", "BAIC", "Chery", "Brilliance", "BAIC_own", "Chery_own",
+                         "Brilliance_own"}
     assert all(0.0 <= row["p_never"] <= 1.0 for row in rows.values())
     # the own licence can be refused with no fallback: some draws never launch, and the mean is over the rest
     assert rows["own"]["p_never"] > 0 and rows["own"]["launch_month_mean"] is not None

@@ -42,7 +42,7 @@ BAD_EDITS = [
     ("partner plant with no partner", 'plant = "own"                  # fact: the Yizhuang plant',
      'plant = "partner"  # fact', "paths.own", "`partner` naming the firm whose plant"),
     ("partner licence in the own plant with no partner", 'partner = "Chery"\nlicence = "partner"\nplant = "own"',
-     'licence = "partner"\nplant = "own"', "paths.Chery_Yizhuang", "`partner` naming the firm whose licence"),
+     'licence = "partner"\nplant = "own"', "paths.Chery_own", "`partner` naming the firm whose licence"),
 ]
 
 

@@ -22,8 +22,8 @@ def reference() -> evlaunch.Scenario:
 def test_load_gives_the_validated_scenario(reference):
     assert reference.name == "xiaomi-2023"
     assert reference.config == load_scenario(REFERENCE)
-    assert reference.paths == ("own", "BAIC", "Chery", "Brilliance", "BAIC_Yizhuang", "Chery_Yizhuang",
-                               "Brilliance_Yizhuang")
+    assert reference.paths == ("own", "BAIC", "Chery", "Brilliance", "BAIC_own", "Chery_own",
+                               "Brilliance_own")
     assert reference.text == REFERENCE.read_text(encoding="utf-8")
     assert reference.get("product.price") == {"dist": "triangular", "low": 180000, "mode": 230000, "high": 300000}
     assert reference.get("paths.BAIC.stages.0.name") == "Agreement with BAIC"

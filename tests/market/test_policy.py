@@ -176,4 +176,6 @@ def test_an_assumed_extra_nev_subsidy_lowers_effective_prices_only_in_its_window
     # of its effective price, and a re-solve that starts from a slightly different price can settle on its
     # other side; supply.repricing does not re-check a threshold crossed inside one re-solve)
     for year in scenario.years:
+        # after the window the entrant's best-response price and order book carry a trace of it (its price
+        # captured part of the subsidy): equal up to that trace
         assert np.all(with_subsidy[f"own.nev_share.{year}"] >= without[f"own.nev_share.{year}"] - 1e-3)

@@ -16,8 +16,8 @@ from evlaunch.runs.summary import ArrayTable, build_summary
 SCENARIO = load_scenario(Path(__file__).resolve().parents[2] / "scenarios" / "xiaomi-2023.toml")
 N = 1000
 STAT_KEYS = {"mean", "p10", "p50", "p90"}
-NPV_MEAN = {"own": 12e9, "BAIC": 6e9, "Chery": 5e9, "Brilliance": 4e9, "BAIC_Yizhuang": 3e9, "Chery_Yizhuang": 2e9,
-            "Brilliance_Yizhuang": 1e9}
+NPV_MEAN = {"own": 12e9, "BAIC": 6e9, "Chery": 5e9, "Brilliance": 4e9, "BAIC_own": 3e9, "Chery_own": 2e9,
+            "Brilliance_own": 1e9}
 
 
 def synthetic(budget_exceeded_own: float = 0.3, launched_share: dict[str, float] | None = None) -> dict:

@@ -15,7 +15,7 @@ import pytest
 from evlaunch.web.forms import FormError, build_request, comments_by_key, dumps
 
 SCENARIO = "xiaomi-2023"
-ALL_PATHS = ["own", "BAIC", "Chery", "Brilliance", "BAIC_Yizhuang", "Chery_Yizhuang", "Brilliance_Yizhuang"]
+ALL_PATHS = ["own", "BAIC", "Chery", "Brilliance", "BAIC_own", "Chery_own", "Brilliance_own"]
 
 
 def wait_for_job(client, job_id: str, timeout: float = 120.0) -> tuple[dict, list[dict]]:

@@ -64,8 +64,8 @@ def test_price_levers_runs_and_comparison(page, live_server, artifacts):
     assert page.locator("#run-status").inner_text() == "finished"
     assert page.get_by_text("product.price = 200000", exact=False).is_visible()
     recommended = page.locator("#recommended").get_attribute("data-path")
-    assert recommended in {"own", "BAIC", "Chery", "Brilliance", "BAIC_Yizhuang", "Chery_Yizhuang",
-                           "Brilliance_Yizhuang"}
+    assert recommended in {"own", "BAIC", "Chery", "Brilliance", "BAIC_own", "Chery_own",
+                           "Brilliance_own"}
     charts = page.frame_locator("#report").locator(".plotly-graph-div .main-svg")
     assert charts.count() >= 3
     cheap_deliveries = _deliveries_last_year(page)
