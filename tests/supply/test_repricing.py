@@ -8,7 +8,8 @@ calibrated under the regional demand itself (so the scenario's elasticity holds 
 lineup sums that include months published after the as-of date give way to the public months; a
 fallback path's stages `under_way` are not restarted and an abandoned project stops its running costs;
 the ramp is counted once (the reference class is the plant's joint delivery ramp, buyers do not ramp, and
-cancellations follow the new order book).
+cancellations follow the new order book); cost learning applies to the non-battery cost only, the pack following
+the battery-cost path, and the money spent on the own plant carries over to the own-licence fallback.
 If the model is changed on purpose again, regenerate them: load the scenario, `simulate` the stored
 inputs and save the outputs the same way (names + [outputs, draws] array, `np.savez_compressed`).
 """
