@@ -210,7 +210,8 @@ def test_an_integer_too_long_to_convert_is_refused(reference_text):
 
 def test_a_well_posed_truncated_normal_is_still_accepted(reference_text):
     text = reference_text.replace(BRILLIANCE_AGREEMENT,
-                                  'failure = { dist = "normal", mean = 0.5, sd = 0.1, low = 0.3, high = 0.7 }')
+                                  'failure = { dist = "normal", mean = 0.5, sd = 0.1, low = 0.3, high = 0.7 }'
+                                  '  # assumption: Brilliance defaulted')
     scenario = parse_scenario(text, "ok.toml")
     assert "paths.Brilliance.stages.0.failure" in uncertain_parameters(scenario)
 

@@ -93,7 +93,7 @@ def test_discover_a_scenario_without_a_run(cli):
 
 
 def test_discover_names_the_columns_bare_names_read(base_run):
-    found = base_run.discover("npv > 0", min_coverage=0.2)
+    found = base_run.discover("npv < 0", min_coverage=0.2)
     chosen = base_run.summary.recommended_path.name
     assert found.columns == {"npv": f"{chosen}.npv"}
 

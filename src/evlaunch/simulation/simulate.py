@@ -222,6 +222,7 @@ def simulate_path(setting: Setting, terms: PathTerms
         entrant_price(setting, terms, state, series, t, typed)
         regional_sums(setting, series, t, orders, delivered, typed)
         record_entry_effects(setting, terms, path_pricing, effects, t, after_launch, utility, typed)
+        effects.orders_without[:, t] += booked - orders  # orders waiting at the launch count with or without rivals
     return series, state, path_pricing, effects
 
 
