@@ -68,7 +68,7 @@ def cash_need(cash_flow: np.ndarray) -> np.ndarray:
 
 def budget_exceeded(cash_flow: np.ndarray, available: np.ndarray) -> np.ndarray:
     """[N] the cumulative outflow exceeds the cash made available in some month."""
-    return (cash_need(cash_flow) > available).any(axis=-1)
+    return np.asarray((cash_need(cash_flow) > available).any(axis=-1))
 
 
 def budget_needed(cash_flow: np.ndarray, fraction: np.ndarray, spent_before: np.ndarray) -> np.ndarray:

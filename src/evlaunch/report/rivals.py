@@ -37,11 +37,12 @@ def quantity_text(value: Any, money: bool = False) -> str:
 
 
 def _block(stats: dict[str, float | None] | None, scale: float, form: str) -> str:
-    if not stats or stats.get("mean") is None:
+    mean = stats.get("mean") if stats else None
+    if stats is None or mean is None:
         return "–"
     low, high = stats.get("p10"), stats.get("p90")
     interval = f" ({format(low * scale, form)} .. {format(high * scale, form)})" if low is not None and high is not None else ""
-    return f"{format(stats['mean'] * scale, form)}{interval}"
+    return f"{format(mean * scale, form)}{interval}"
 
 
 def _group_label(group: str) -> str:
