@@ -80,8 +80,10 @@ def test_price_levers_runs_and_comparison(page, live_server, artifacts):
     dear_deliveries = _deliveries_last_year(page)
     assert set(dear_deliveries) == set(cheap_deliveries)
     # Same seed, so common random numbers: a dearer car sells fewer. Summed over paths, the last year's
-    # mean deliveries must fall (capacity can bind a path in some draws, but not all of them at both prices).
-    assert sum(dear_deliveries.values()) < 0.95 * sum(cheap_deliveries.values()), (cheap_deliveries, dear_deliveries)
+    # mean deliveries must fall. The reference prices by best response (finance.price_policy), so the guide
+    # price sets only the launch month's price and later prices follow the first-order condition: the fall is
+    # small (about 0.6% at 1,000 draws), but it must be there.
+    assert sum(dear_deliveries.values()) < sum(cheap_deliveries.values()), (cheap_deliveries, dear_deliveries)
     page.screenshot(path=str(artifacts / "results-price-320k.png"))
 
     # Compare from the home page: A = the cheap run, B = the dear run.
