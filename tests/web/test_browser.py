@@ -150,7 +150,8 @@ def test_time_run_to_results_for_2000_draws(page, live_server, artifacts):
     page.locator("#draws").fill("2000")
     started = time.perf_counter()
     page.locator("#run-button").click()
-    page.wait_for_url(re.compile(r"/runs/[^/]+$"), timeout=120_000, wait_until="commit")
+    # generous: the run itself takes ~2-3 min on a 2-core machine (7 paths); the figure is printed, not asserted
+    page.wait_for_url(re.compile(r"/runs/[^/]+$"), timeout=600_000, wait_until="commit")
     navigated = time.perf_counter() - started
     page.wait_for_load_state("load")
     page_loaded = time.perf_counter() - started
