@@ -101,14 +101,18 @@ def best_response_markup(entrant_typed: np.ndarray, weights: np.ndarray, price_c
         return np.where(slope > 0, share / slope, np.nan)
 
 
-def capacity_shadow_price(markup: np.ndarray, backlog: np.ndarray, delivered: np.ndarray,
-                          tolerated_months: np.ndarray) -> np.ndarray:
-    """[N] CNY added to a best-response price while the backlog persists: markup x log(backlog / (tolerated
-    months x deliveries)) when that ratio is above 1, else 0. Under logit demand a price rise of markup x
-    log(r) cuts orders about r-fold, so the rise clears the excess backlog over the coming months."""
-    tolerated = np.maximum(tolerated_months * delivered, 1e-9)
-    pressure = np.where(delivered > 0, backlog / tolerated, 0.0)
-    return np.where(np.isfinite(markup), np.maximum(markup, 0.0) * np.log(np.maximum(pressure, 1.0)), 0.0)
+def capacity_shadow_price(markup: np.ndarray, backlog: np.ndarray, installed: np.ndarray, binding: np.ndarray,
+                          tolerated_months: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
+    """[N] CNY added to a best-response price while the installed capacity binds: markup x log(backlog /
+    (tolerated months x installed monthly capacity)) where `binding` (the plant at capacity, not on its ramp)
+    and that ratio is above 1, else 0; at most `ceiling` CNY. Under logit demand a price rise of markup x log(r)
+    cuts orders about r-fold, so the rise would clear the excess backlog over the coming months; the ceiling
+    is the stated limit on how far a new brand lets its price rise with a queue (it holds list prices and
+    lets buyers wait)."""
+    tolerated = np.maximum(tolerated_months * installed, 1e-9)
+    pressure = np.where(binding & (installed > 0), backlog / tolerated, 0.0)
+    shadow = np.maximum(markup, 0.0) * np.log(np.maximum(pressure, 1.0))
+    return np.where(np.isfinite(markup), np.minimum(shadow, np.maximum(ceiling, 0.0)), 0.0)
 
 
 def gross_margin(revenue: np.ndarray, cost_of_goods: np.ndarray) -> np.ndarray:

@@ -10,14 +10,14 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from evlaunch.entry.reference_class import fit_brand, ramp_fraction
-from evlaunch.supply.capacity import Plant, capacity_ramp, run_plant, serve
+from evlaunch.supply.capacity import Book, Plant, capacity_ramp, plant_month, run_plant, serve
 
 volumes = st.floats(0.0, 1e6)
 HORIZON = 36
 
 
 PLANT = dict(capacity=10_000.0, launch=3.0, prelaunch=0.0, midpoint=6.0, width=2.0, expansion=0.0, lead=6.0,
-             expansion_ramp=3.0, backlog_months=3.0, persistence=3.0)
+             expansion_ramp=3.0, backlog_months=3.0, persistence=3.0, binding=0.9)
 
 
 def plant(draws: int = 1, **changes: float) -> Plant:
@@ -25,7 +25,8 @@ def plant(draws: int = 1, **changes: float) -> Plant:
     values = {**PLANT, **changes}
     full = {key: np.full(draws, float(value)) for key, value in values.items()}
     return Plant(full["capacity"], full["launch"], full["prelaunch"], full["midpoint"], full["width"],
-                 full["expansion"], full["lead"], full["expansion_ramp"], full["backlog_months"], full["persistence"])
+                 full["expansion"], full["lead"], full["expansion_ramp"], full["backlog_months"], full["persistence"],
+                 full["binding"])
 
 
 def totals(months, name: str) -> np.ndarray:
@@ -115,8 +116,8 @@ def test_more_capacity_never_lowers_cumulative_deliveries_and_the_book_balances(
 
 
 def test_the_expansion_is_ordered_only_when_the_backlog_persists():
-    """Rule: backlog above 3 months of installed capacity for 3 months running -> order; it produces after
-    its lead time, on its own ramp."""
+    """Rule: at capacity with a backlog above 3 months of installed capacity for 3 months running -> order;
+    it produces after its lead time, on its own ramp."""
     rule = plant(draws=3, capacity=10_000.0, launch=0.0, midpoint=0.5, width=0.3, expansion=5_000.0, lead=4.0,
                  expansion_ramp=1.0)
     orders = np.zeros((3, HORIZON))
@@ -147,3 +148,68 @@ def test_the_delivery_ramp_starts_at_the_first_production_month():
     output = totals(run_plant(draws, np.zeros((1, 10)), np.zeros(1)), "output")[0]
     expected = 12_000.0 * ramp_fraction(np.arange(10)[None, :] - 2.0 + 1.0, np.array([6.0]), np.array([2.0]))[0]
     np.testing.assert_allclose(output, expected)
+
+
+def test_a_plant_still_on_its_ramp_never_orders_the_expansion():
+    """However long the queue, a plant below `binding_utilisation` of its installed capacity (still climbing
+    the delivery ramp) does not order the next phase: the backlog is the ramp's, not the plant's size."""
+    slow = plant(capacity=10_000.0, launch=0.0, midpoint=30.0, width=3.0, expansion=5_000.0)
+    result = run_plant(slow, np.full((1, HORIZON), 50_000.0), np.zeros(1))
+    output, backlog = totals(result, "output")[0], totals(result, "backlog")[0]
+    assert np.all(backlog[3:] > 3 * 10_000.0)           # a queue far above the rule's threshold throughout
+    assert np.all(output < 0.9 * 10_000.0)              # but the ramp never reaches 90% within the horizon
+    assert not totals(result, "expansion_ordered").any()
+    assert not totals(result, "at_capacity").any()
+
+
+def test_a_plant_at_capacity_with_a_backlog_orders_in_the_persistence_month():
+    """The same queue at a plant that reaches 90% of capacity in a known month: the order comes exactly
+    `persistence_months` months after the first month at capacity with the backlog over the threshold."""
+    rule = plant(draws=2, capacity=10_000.0, launch=0.0, midpoint=6.0, width=1.0, expansion=5_000.0,
+                 persistence=4.0)
+    result = run_plant(rule, np.full((2, HORIZON), 50_000.0), np.zeros(2))
+    output, backlog = totals(result, "output")[0], totals(result, "backlog")[0]
+    binding = totals(result, "at_capacity")[0]
+    first = int(np.flatnonzero(binding & (backlog > 30_000.0))[0])
+    assert first > 3                                      # the backlog was over the threshold before that
+    ordered = totals(result, "expansion_ordered")
+    assert np.flatnonzero(ordered[0]).tolist() == [first + 3]
+    online = first + 3 + 6                                # the lead time is 6 months
+    np.testing.assert_array_equal(binding[:online], output[:online] >= 9_000.0)
+    # installed capacity counts the expansion from the month it produces, at its full rate; while the new
+    # phase ramps the plant is below 90% of it, so not at capacity
+    installed = totals(result, "installed")[0]
+    assert np.all(installed[:online] == 10_000.0) and np.all(installed[online:] == 15_000.0)
+    assert not binding[online]
+
+
+def test_a_supply_shock_below_the_binding_share_pauses_the_rule():
+    """A plant at capacity whose output a shock cuts below 90% is not at capacity: the count restarts."""
+    rule = plant(capacity=10_000.0, launch=0.0, midpoint=0.5, width=0.3, expansion=5_000.0, persistence=3.0)
+    book = Book.empty(1)
+    ordered_at, binding = [], []
+    for t in range(12):
+        cut = 0.5 if t in (2, 5, 8) else 0.0            # a shock every third month breaks each run of three
+        month = plant_month(rule, book, t, np.full(1, 50_000.0), np.zeros(1), 0.0, cut)
+        binding.append(bool(month.at_capacity[0]))
+        if month.expansion_ordered[0]:
+            ordered_at.append(t)
+    assert binding == [False, True, False, True, True, False, True, True, False, True, True, True]
+    assert ordered_at == [11]                           # months 9, 10, 11 are the first three running
+
+
+@settings(max_examples=150, deadline=None)
+@given(arrays(np.float64, 30, elements=st.floats(0.0, 5e4)), st.floats(1_000, 20_000), st.floats(0, 20_000),
+       st.floats(0.0, 0.3), st.floats(0.0, 0.05), st.floats(0.5, 12.0))
+def test_the_expansion_never_lowers_cumulative_deliveries(orders, capacity, expansion, cancellation,
+                                                          per_month_waited, midpoint):
+    """More capacity never delivers fewer cars: the plant with the expansion option delivers at least as many
+    by every month as the same plant without it (they are the same until the expansion produces)."""
+    book = orders[None, :]
+    common = dict(capacity=capacity, launch=0.0, midpoint=midpoint, width=1.0, lead=2.0, persistence=2.0)
+    without = run_plant(plant(**common, expansion=0.0), book, np.array([cancellation]), per_month_waited)
+    with_option = run_plant(plant(**common, expansion=expansion), book, np.array([cancellation]), per_month_waited)
+    before = np.cumsum(totals(without, "deliveries")[0])
+    after = np.cumsum(totals(with_option, "deliveries")[0])
+    assert np.all(after >= before - 1e-6 * (1 + np.cumsum(orders)))
+    assert np.all(totals(with_option, "output")[0] >= totals(without, "output")[0] - 1e-9)

@@ -117,8 +117,9 @@ class ProductParameters:
     awareness_width: np.ndarray        # logistic width of the delivery ramp, months
     order_cancellation: np.ndarray     # share of the waiting backlog cancelled each month
     cancellation_per_month_waited: np.ndarray  # extra monthly cancellation share per month of expected wait
-    expansion_backlog_months: np.ndarray  # expansion rule: backlog above this many months of installed capacity
+    expansion_backlog_months: np.ndarray  # expansion rule: at capacity, backlog above this many months of it ...
     expansion_persistence_months: np.ndarray  # ... for this many consecutive months
+    binding_utilisation: np.ndarray    # at capacity: output at least this share of installed full-rate capacity
     # the two uniforms that draw the delivery ramp's shape from the reference class of new brands
     # (`entry.reference_class`); None when the scenario gives the ramp directly
     awareness_shape_uniforms: tuple[np.ndarray, np.ndarray] | None = None
@@ -166,7 +167,8 @@ class FinanceParameters:
     vat_rate: np.ndarray               # VAT included in guide prices (fraction)
     battery_cost_change_per_year: np.ndarray  # change of the pack price per year after the data (fraction)
     terminal_value_multiple: np.ndarray  # years of final-year operating cash flow credited at the horizon
-    price_backlog_months: np.ndarray   # backlog (months of deliveries) tolerated before a capacity shadow price
+    price_backlog_months: np.ndarray   # backlog (months of installed capacity) tolerated before a shadow price
+    capacity_premium_cap: np.ndarray   # largest capacity shadow price, share of the best-response price
     spent_before_start_usd: np.ndarray  # part of the pledge spent before the scenario start, US$
     inventory_days: np.ndarray         # days of cost of goods held as stock
     receivable_days: np.ndarray        # days of revenue owed by buyers and dealers

@@ -173,9 +173,13 @@ class Product(_Config):
         0.0, description="extra share of the backlog cancelled each month per month of expected wait "
                          "(backlog / the month's output)")
     expansion_backlog_months: Quantity = Field(
-        3.0, description="expansion rule: the entrant orders the next phase when the backlog exceeds this many "
-                         "months of installed capacity ...")
+        3.0, description="expansion rule: the entrant orders the next phase when the plant is at capacity "
+                         "(binding_utilisation) and the backlog exceeds this many months of installed capacity ...")
     expansion_persistence_months: Quantity = Field(3.0, description="... for this many consecutive months")
+    binding_utilisation: Quantity = Field(
+        0.9, description="the plant is at capacity when its month's output is at least this share of its "
+                         "installed full-rate capacity (not while on its delivery ramp); the expansion rule and "
+                         "the capacity shadow price apply only then")
     awareness_outside_reach: Quantity | None = Field(
         None, description="share of buyers outside the brand's reach (reach table) who consider the car from its "
                           "launch; awareness = reach + (1 - reach) x this; none: every buyer considers it")
@@ -355,9 +359,13 @@ class Finance(_Config):
     price_policy: Literal["fixed", "best_response"] = Field(
         "fixed", description="the entrant's price: 'fixed' at product.price, or 'best_response' (reset each month "
                              "to its own Bertrand first-order condition at last month's demand and costs, plus a "
-                             "capacity shadow price while the backlog exceeds price_backlog_months)")
-    price_backlog_months: Quantity = Field(2.0, description="backlog, in months of deliveries, tolerated before "
-                                           "the capacity shadow price raises a best-response price")
+                             "capacity shadow price while the plant is at capacity and the backlog exceeds "
+                             "price_backlog_months)")
+    price_backlog_months: Quantity = Field(2.0, description="backlog, in months of installed capacity, tolerated "
+                                           "before the capacity shadow price raises a best-response price")
+    capacity_premium_cap: Quantity = Field(
+        0.0, description="largest capacity shadow price as a share of the best-response price without it "
+                         "(0: a backlog never raises the price; new brands held list prices while orders waited)")
     pledge_start: YearMonth | None = Field(None, description="first month of the parent's pledge schedule; none = "
                                            "the whole budget is available from the start")
     pledge_years: Number = Field(10.0, gt=0, le=50, description="years over which the budget is pledged evenly")
@@ -648,6 +656,7 @@ ALLOWED_RANGES: dict[str, tuple[float, float]] = {
     "awareness_width": (0.1, 60), "order_cancellation": (0, 1), "cancellation_per_month_waited": (0, 1),
     "prelaunch_build_months": (0, 12), "expansion_capacity_per_year": (0, 1e8), "expansion_lead_months": (0, 120),
     "expansion_capex": (0, 1e13), "expansion_backlog_months": (0, 60), "expansion_persistence_months": (1, 60),
+    "binding_utilisation": (0.5, 1), "capacity_premium_cap": (0, 0.5),
     "awareness_outside_reach": (0, 1), "launch_order_multiple": (0, 100), "outside_share": (0.01, 0.99),
     "own_price_elasticity": (-50, -0.1), "gross_margin": (-0.5, 0.9), "growth_per_year": (-0.5, 1), "nev_trend_per_year": (-5, 5),
     "phev_trend_per_year": (-5, 5),

@@ -57,7 +57,7 @@ from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
 from evlaunch.simulation.model import Model, prepare
 from evlaunch.simulation.outputs import rival_groups
 from evlaunch.simulation.welfare import outside_shares, second_choices, shares_without, surplus_change
-from evlaunch.supply.capacity import Book, Plant, plant_month
+from evlaunch.supply.capacity import Book, Month, Plant, plant_month
 from evlaunch.supply.margin_fit import calibrate_market
 from evlaunch.supply.repricing import IncumbentPricing, PathPricing, diversion_groups, entrant_diversion
 
@@ -136,9 +136,8 @@ class PathTerms:
 
 @dataclass
 class PathState:
-    """What carries from one month to the next along a path."""
+    """What carries from one month to the next along a path (the order book's backlog is `book.backlog`)."""
 
-    backlog: np.ndarray          # [N] orders waiting for a car
     cumulative: np.ndarray       # [N] cars built so far (learning)
     working_capital: np.ndarray  # [N] CNY tied up in stock and receivables
     diversion: np.ndarray        # [N, G] diversion ratios to groups, summed over the first 12 months on sale
@@ -204,7 +203,7 @@ def simulate_path(setting: Setting, terms: PathTerms
                         {key: np.zeros((draws, regions, horizon)) for key in REGIONAL_SERIES},
                         np.zeros((draws, horizon)), np.zeros((draws, horizon)),
                         *(np.zeros((draws, len(fringe_groups(setting)), horizon)) for _ in range(2)))
-    state = PathState(np.zeros(draws), np.zeros(draws), np.zeros(draws),
+    state = PathState(np.zeros(draws), np.zeros(draws),
                       np.zeros((draws, len(setting.group_names))), np.zeros(draws), Book.empty(draws))
     series.national["price"][:] = setting.parameters.product.price[:, None]  # the guide price until re-set
     path_pricing = setting.pricing.path() if setting.pricing is not None else None
@@ -216,10 +215,11 @@ def simulate_path(setting: Setting, terms: PathTerms
         orders = setting.size[:, t] * shares[:, -1]
         record_diversion(setting, terms, state, t, after_launch, orders, typed)
         booked = orders + np.where(t == terms.launch_index, setting.launch_orders, 0.0)
-        delivered = capacity_and_deliveries(setting, plant, state, series, t, booked)
+        month = capacity_and_deliveries(setting, plant, state, series, t, booked)
+        delivered = month.deliveries
         cash_flow(setting, terms, state, series, t, orders, delivered, shares)
         record_order_book(terms, state, series, t, booked)
-        entrant_price(setting, terms, state, series, t, typed)
+        entrant_price(setting, terms, month, series, t, typed)
         regional_sums(setting, series, t, orders, delivered, typed)
         record_entry_effects(setting, terms, path_pricing, effects, t, after_launch, utility, typed)
         effects.orders_without[:, t] += booked - orders  # orders waiting at the launch count with or without rivals
@@ -400,26 +400,26 @@ def record_diversion(setting: Setting, terms: PathTerms, state: PathState, t: in
 
 def path_plant(setting: Setting, terms: PathTerms) -> Plant:
     """The operating path's plant per draw: capacity on the joint delivery ramp, stock building, and the
-    expansion option under the scenario's rule (an expansion ramps over the path's `ramp_months`)."""
+    expansion option under the scenario's rule (at capacity with a persistent backlog; an expansion ramps over
+    the path's `ramp_months`)."""
     product = setting.parameters.product
     return Plant(terms.capacity_per_month, terms.launch_index, terms.prelaunch_months, setting.ramp_midpoint,
                  setting.ramp_width, terms.expansion_per_month, terms.expansion_lead, terms.ramp,
-                 product.expansion_backlog_months, product.expansion_persistence_months)
+                 product.expansion_backlog_months, product.expansion_persistence_months, product.binding_utilisation)
 
 
 def capacity_and_deliveries(setting: Setting, plant: Plant, state: PathState, series: PathSeries, t: int,
-                            orders: np.ndarray) -> np.ndarray:
-    """Cars delivered [N] in month t (`supply.capacity.plant_month`): the plant's output on the delivery ramp
-    (less supply shocks) and stock serve the backlog and the month's orders; the rest waits, cancelling the
-    more the longer the wait; a persistent backlog triggers the expansion. Records cancellations and the
-    backlog."""
+                            orders: np.ndarray) -> Month:
+    """Month t of the plant and the book (`supply.capacity.plant_month`; its deliveries [N]): the plant's
+    output on the delivery ramp (less supply shocks) and stock serve the backlog and the month's orders; the
+    rest waits, cancelling the more the longer the wait; a persistent backlog at capacity triggers the
+    expansion. Records cancellations and the backlog."""
     product = setting.parameters.product
     month = plant_month(plant, state.book, t, orders, product.order_cancellation,
                         product.cancellation_per_month_waited, setting.shock_cut[:, t])
-    state.backlog = month.backlog
     series.national["cancellations"][:, t] = month.cancellations
     series.national["backlog"][:, t] = month.backlog
-    return month.deliveries
+    return month
 
 
 def record_order_book(terms: PathTerms, state: PathState, series: PathSeries, t: int, booked: np.ndarray) -> None:
@@ -464,21 +464,24 @@ def cash_flow(setting: Setting, terms: PathTerms, state: PathState, series: Path
     national["share"][:, t] = delivered / sold
 
 
-def entrant_price(setting: Setting, terms: PathTerms, state: PathState, series: PathSeries, t: int,
+def entrant_price(setting: Setting, terms: PathTerms, month: Month, series: PathSeries, t: int,
                   typed: np.ndarray) -> None:
     """Set next month's price of the entrant under the scenario's policy. 'fixed': the guide price throughout.
     'best_response': once on sale, the price is reset each month to the entrant's own Bertrand first-order
     condition at this month's demand (its shares among the consumer types), marginal cost (unit cost, fee,
-    variable cost; VAT added) and the incumbents' current prices, plus a capacity shadow price while the
-    backlog exceeds `finance.price_backlog_months` of deliveries (`finance.capacity_shadow_price`). The
-    first month on sale is at the guide price."""
+    variable cost; VAT added) and the incumbents' current prices, plus a capacity shadow price only while the
+    plant is at its installed capacity (`month.at_capacity`: not on its delivery ramp) and the backlog exceeds
+    `finance.price_backlog_months` of that capacity, at most `finance.capacity_premium_cap` of the price
+    without it (`finance.capacity_shadow_price`). The first month on sale is at the guide price."""
     finance, national = setting.parameters.finance, series.national
     if setting.price_policy != "best_response" or t + 1 >= national["price"].shape[1]:
         return
     on_sale = t >= terms.launch_index
     markup = best_response_markup(typed[:, :, -1], setting.demand.types.weights, setting.price_coefficient)
-    shadow = capacity_shadow_price(markup, state.backlog, national["deliveries"][:, t], finance.price_backlog_months)
-    best = (1.0 + finance.vat_rate) * national["marginal_cost"][:, t] + markup + shadow
+    unconstrained = (1.0 + finance.vat_rate) * national["marginal_cost"][:, t] + markup
+    shadow = capacity_shadow_price(markup, month.backlog, month.installed, month.at_capacity,
+                                   finance.price_backlog_months, finance.capacity_premium_cap * unconstrained)
+    best = unconstrained + shadow
     national["price"][:, t + 1] = np.where(on_sale & np.isfinite(best), best, national["price"][:, t])
 
 

@@ -10,10 +10,12 @@ deliveries are that brand's fitted ramp (tests/supply/test_capacity.py).
 
 **Capacity that flexes.** A plant may build stock for a few months before the launch (on the same ramp),
 delivered from the launch. The entrant may add one further phase or shift (`expansion_*` fields of a path):
-the stated rule is to order it once the backlog has exceeded `backlog_months` of installed monthly capacity
-for `persistence_months` consecutive months; it produces after its lead time and ramps linearly over the
-path's `ramp_months` (an experienced team adding a phase to a running plant); its capex is spread over the
-lead time.
+the stated rule is to order it once the plant is *at capacity* (its month's output at least `binding_utilisation`
+of the installed full-rate capacity, so not while the first phase is still on its delivery ramp) with a
+backlog above `backlog_months` of that capacity, for `persistence_months` consecutive months; it produces
+after its lead time and ramps linearly over the path's `ramp_months` (an experienced team adding a phase to a
+running plant); its capex is spread over the lead time. A backlog during the ramp is the ramp itself, which
+more capacity would not shorten.
 
 **The order book.** Deliveries = min(backlog + orders, output + stock); what is left waits. A share of the
 waiting backlog cancels each month, rising with the expected wait (backlog / the month's output, months):
@@ -53,8 +55,9 @@ class Plant:
     expansion: np.ndarray         # the next phase's monthly capacity (0: none)
     expansion_lead: np.ndarray    # months from the decision until it produces
     expansion_ramp: np.ndarray    # months it takes to reach full output (linear)
-    backlog_months: np.ndarray    # expansion rule: backlog above this many months of installed capacity ...
+    backlog_months: np.ndarray    # expansion rule: at capacity with a backlog above this many months of it ...
     persistence_months: np.ndarray  # ... for this many consecutive months
+    binding_utilisation: np.ndarray  # at capacity: output at least this share of installed full-rate capacity
 
     @property
     def production_start(self) -> np.ndarray:
@@ -81,6 +84,8 @@ class Month:
     """One month of the plant and the book [N], vehicles."""
 
     output: np.ndarray            # what the plant can build this month
+    installed: np.ndarray         # full-rate capacity of the phases in production (not the ramp's output)
+    at_capacity: np.ndarray       # bool: output at least `binding_utilisation` of `installed`
     deliveries: np.ndarray
     cancellations: np.ndarray
     backlog: np.ndarray           # waiting at the month's end
@@ -97,6 +102,20 @@ def plant_output(plant: Plant, book: Book, t: int, shock_cut: np.ndarray | float
                                                 plant.expansion_ramp)
     output = (plant.capacity * first + added) * (1.0 - np.asarray(shock_cut, dtype=float))
     return np.where(np.isfinite(plant.launch), np.maximum(output, 0.0), 0.0)
+
+
+def installed_capacity(plant: Plant, book: Book, t: int) -> np.ndarray:
+    """[N] full-rate monthly capacity of the phases producing in month t: the first phase from its first
+    production month, an ordered expansion from the month it comes online (whatever their ramps reach)."""
+    first = np.where(np.isfinite(plant.launch) & (t >= plant.production_start), plant.capacity, 0.0)
+    online = book.expansion_decided + plant.expansion_lead
+    return first + np.where(np.isfinite(online) & (t >= online), plant.expansion, 0.0)
+
+
+def at_capacity(output: np.ndarray, installed: np.ndarray, binding_utilisation: np.ndarray) -> np.ndarray:
+    """[N] bool: the plant makes at least `binding_utilisation` of its installed full-rate capacity (a plant
+    on its ramp, or cut by a supply shock, is not at capacity)."""
+    return (installed > 0) & (output >= binding_utilisation * installed)
 
 
 def serve(orders: np.ndarray, output: np.ndarray, stock: np.ndarray, backlog: np.ndarray,
@@ -118,11 +137,12 @@ def serve(orders: np.ndarray, output: np.ndarray, stock: np.ndarray, backlog: np
     return deliveries, cancelled, left - cancelled, stock_left
 
 
-def expansion_rule(plant: Plant, book: Book, t: int, backlog: np.ndarray) -> np.ndarray:
+def expansion_rule(plant: Plant, book: Book, t: int, backlog: np.ndarray, installed: np.ndarray,
+                   binding: np.ndarray) -> np.ndarray:
     """Update the rule's count of months over the threshold and return [N] bool: the expansion is ordered in
-    month t (backlog above `backlog_months` of installed capacity for `persistence_months` months running,
-    an expansion exists and was not ordered yet)."""
-    over = (backlog > plant.backlog_months * plant.capacity) & (plant.capacity > 0)
+    month t (at capacity, `binding`, with a backlog above `backlog_months` of the installed capacity, for
+    `persistence_months` months running; an expansion exists and was not ordered yet)."""
+    over = binding & (backlog > plant.backlog_months * installed)
     book.months_over = np.where(over, book.months_over + 1.0, 0.0)
     ordered = ((book.months_over >= np.ceil(plant.persistence_months)) & (plant.expansion > 0)
                & ~np.isfinite(book.expansion_decided))
@@ -135,13 +155,15 @@ def plant_month(plant: Plant, book: Book, t: int, orders: np.ndarray, cancellati
     """Month t of the plant and the order book (updates `book`): before the launch the output goes to stock;
     from the launch orders are served from the output and the stock; then the expansion rule."""
     output = plant_output(plant, book, t, shock_cut)
+    installed = installed_capacity(plant, book, t)
+    binding = at_capacity(output, installed, plant.binding_utilisation)
     before = t < plant.launch
     book.stock = book.stock + np.where(before, output, 0.0)
     selling = np.where(before, 0.0, output)
     deliveries, cancelled, book.backlog, book.stock = _serve_after_launch(book, orders, selling, before,
                                                                           cancellation, per_month_waited)
-    ordered = expansion_rule(plant, book, t, book.backlog)
-    return Month(output, deliveries, cancelled, book.backlog, ordered)
+    ordered = expansion_rule(plant, book, t, book.backlog, installed, binding)
+    return Month(output, installed, binding, deliveries, cancelled, book.backlog, ordered)
 
 
 def _serve_after_launch(book: Book, orders: np.ndarray, selling: np.ndarray, before: np.ndarray,
