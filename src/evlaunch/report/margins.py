@@ -2,8 +2,10 @@
 budget as a constraint (cash need by month against the parent's pledge schedule, working capital included).
 
 Margins: per path and year, the median and 10-90% band over the draws of (revenue - cost of goods) /
-revenue (`simulation.outputs`), beside the reported gross margins of Chinese carmakers public by the
-scenario's date (`firm_margins.csv`). Budget: P(budget exceeded) per path, and the budget at which it would
+revenue (`simulation.outputs`), beside the reported gross margins of carmakers public by the scenario's
+date (`firm_margins.csv`); the verdict compares the medians with the range of the Chinese carmakers' margins
+(rows for a firm's global business, marked "(global)" in the firm's name, are shown but left out of the range:
+the entrant sells in China only). Budget: P(budget exceeded) per path, and the budget at which it would
 reach the scenario's tolerance — the (1 - tolerance) quantile of each draw's budget needed.
 """
 
@@ -29,12 +31,16 @@ def _band(values: np.ndarray, percent: bool) -> str:
     return f"{mid:,.0f} ({low:,.0f}–{high:,.0f})"
 
 
+GLOBAL_SCOPE = "(global)"  # firm_margins.csv marks a firm reported for its global business so in its name
+
+
 def reported_margins(as_of, path: str | None = None) -> tuple[list[list[str]], float, float]:
-    """(rows: firm, margins reported with their periods, source count; lowest; highest) of firm_margins.csv
-    rows public by `as_of`."""
+    """(rows: firm, margins reported with their periods; lowest; highest of the Chinese carmakers, i.e. the
+    firms not marked "(global)") of firm_margins.csv rows public by `as_of`."""
     rows = load_table("firm_margins", as_of, path).rows
     rows = rows[~rows["gap"]] if "gap" in rows else rows
-    values = rows["value"].astype(float)
+    chinese = ~rows["firm"].astype(str).str.contains(GLOBAL_SCOPE, regex=False)
+    values = rows.loc[chinese, "value"].astype(float) if chinese.any() else rows["value"].astype(float)
     out = []
     for firm, group in rows.groupby("firm", sort=False):
         periods = ", ".join(f"{period}: {float(value):.1%}" for period, value in zip(group["period"], group["value"]))
@@ -60,13 +66,16 @@ def margins_and_budget_section(context) -> Section:
         if beyond:
             outside.append(f"{html.escape(name)} ({', '.join(beyond)})")
     policy = scenario.finance.price_policy
-    verdict = (f"The median margin leaves the reported range ({low:.0%} to {high:.0%}) on: {'; '.join(outside)}."
-               if outside else f"The median margin stays within the reported range ({low:.0%} to {high:.0%}) in "
-                               f"every year on every path.")
+    verdict = (f"The median margin leaves the Chinese carmakers' reported range ({low:.0%} to {high:.0%}) on: "
+               f"{'; '.join(outside)}." if outside else
+               f"The median margin stays within the Chinese carmakers' reported range ({low:.0%} to {high:.0%}) "
+               f"in every year on every path.")
     body = (f"<p>Price policy: <b>{html.escape(policy)}</b>"
             + (" — from its second month on sale the entrant's price is its own Bertrand best response to the "
-               "incumbents' prices at last month's demand and costs, plus a capacity shadow price while the "
-               "backlog exceeds the tolerated months of deliveries." if policy == "best_response" else
+               "incumbents' prices at last month's demand and costs, plus a capacity shadow price only while "
+               "the plant runs at its installed capacity (not while it ramps) with a backlog above the tolerated "
+               f"months of that capacity, at most {_premium(scenario)} of the price (new brands held list "
+               "prices while orders waited)." if policy == "best_response" else
                " — the guide price throughout.")
             + " Learning lowers the non-battery cost only; the pack follows the battery-cost path.</p>"
             + "<p>The entrant's gross margin, (revenue − cost of goods) / revenue net of VAT, median (p10–p90):</p>"
@@ -76,6 +85,15 @@ def margins_and_budget_section(context) -> Section:
               f"where reported, else company gross margin):</p>" + table_html(["firm", "reported"], firms)
             + budget_paragraph(context, data))
     return Section("Prices, margins and the budget", body, "margins-budget")
+
+
+def _premium(scenario) -> str:
+    """The stated cap on the capacity shadow price as text: a share, or its range when it is uncertain."""
+    cap = scenario.finance.capacity_premium_cap
+    if isinstance(cap, (int, float)):
+        return f"{cap:.0%}"
+    low, high = getattr(cap, "low", None), getattr(cap, "high", None)
+    return f"{low:.0%}–{high:.0%}" if low is not None and high is not None else "a stated share"
 
 
 def budget_paragraph(context, data: dict[str, np.ndarray]) -> str:
