@@ -82,7 +82,8 @@ def margins_and_budget_section(context) -> Section:
             + table_html(["path", *years], margin_rows)
             + "<p>Its delivery-weighted price incl. VAT, CNY, median (p10–p90):</p>" + table_html(["path", *years], price_rows)
             + f"<p>{verdict} Reported gross margins public by {scenario.as_of} (firm_margins.csv; vehicle margin "
-              f"where reported, else company gross margin):</p>" + table_html(["firm", "reported"], firms)
+              f"where reported, else company gross margin; a firm marked \"(global)\" reports its worldwide business and "
+              f"is left out of the range):</p>" + table_html(["firm", "reported"], firms)
             + budget_paragraph(context, data))
     return Section("Prices, margins and the budget", body, "margins-budget")
 
