@@ -190,3 +190,15 @@ def test_no_bundled_brand_is_fitted_a_midpoint_beyond_its_data():
         assert brand.midpoint <= last[brand.brand] + 1e-9, brand
     slow = {b.brand: b for b in ref.brands}
     assert "midpoint" in slow["NIO"].at_bound and "midpoint" in slow["Li Auto"].at_bound
+
+
+def test_drawn_shapes_are_never_half_way_later_than_the_longest_window():
+    # two brands seen 12 and 18 months, one still accelerating: no drawn midpoint passes month 18
+    table = pd.concat([_synthetic({"fast": (10_000, 4.0, 1.0)}, months=np.arange(1, 13)),
+                       _synthetic({"slow": (10_000, 30.0, 6.0)}, months=np.arange(1, 19))])
+    ref = fit_reference_class(table)
+    assert ref.midpoint_bounds == (RampFitConfig.midpoint_bounds[0], 18.0)
+    midpoint, _ = sample_ramp_shape(ref, 5_000, np.random.default_rng(3))
+    assert midpoint.max() <= 18.0 and np.mean(midpoint == 18.0) > 0.01   # the bound binds, it is not vacuous
+    free = fit_reference_class(table, RampFitConfig(midpoint_within_window=False))
+    assert free.midpoint_bounds == RampFitConfig.midpoint_bounds

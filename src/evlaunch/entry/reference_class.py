@@ -80,6 +80,7 @@ class BrandRamp:
     n_months: int
     rmse_share: float  # root-mean-square residual as a share of the brand's peak month
     at_bound: tuple[str, ...] = ()
+    last_month: float = float("nan")  # the brand's last fitted month since launch (its observed window)
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def fit_brand(brand: str, months: np.ndarray, deliveries: np.ndarray,
                      if np.isclose(v, lo, rtol=1e-3) or np.isclose(v, hi, rtol=1e-3))
     rmse = float(np.sqrt(np.mean(residuals(fit.x) ** 2)))
     return BrandRamp(brand=brand, plateau=float(plateau), midpoint=float(midpoint), width=float(width),
-                     n_months=int(months.size), rmse_share=rmse, at_bound=at_bound)
+                     n_months=int(months.size), rmse_share=rmse, at_bound=at_bound, last_month=float(months.max()))
 
 
 def fit_reference_class(ramps: pd.DataFrame, config: RampFitConfig = RampFitConfig()) -> RampReferenceClass:
@@ -194,7 +195,17 @@ def fit_reference_class(ramps: pd.DataFrame, config: RampFitConfig = RampFitConf
     logs = np.log([[b.midpoint, b.width] for b in brands])
     return RampReferenceClass(brands=tuple(brands), excluded=excluded, log_mean=logs.mean(axis=0),
                               log_cov=np.atleast_2d(np.cov(logs, rowvar=False, ddof=1)),
-                              midpoint_bounds=config.midpoint_bounds, width_bounds=config.width_bounds)
+                              midpoint_bounds=class_midpoint_bounds(brands, config), width_bounds=config.width_bounds)
+
+
+def class_midpoint_bounds(brands: list[BrandRamp], config: RampFitConfig = RampFitConfig()) -> tuple[float, float]:
+    """(lowest, latest) midpoint, months, a shape drawn from the class may take: the fit's bounds, the latest
+    cut to the longest window among the fitted brands when midpoints are kept inside their windows (no draw
+    is half-way later than any brand was ever observed)."""
+    low, high = config.midpoint_bounds
+    if config.midpoint_within_window and brands:
+        high = max(min(high, max(b.last_month for b in brands)), low * 1.01)
+    return low, high
 
 
 def reference_class_from_panel(panel: RampPanel, ramps: list[str] | None = None,
