@@ -34,7 +34,7 @@ def _guidance_rows(summary: dict) -> list[list[str]]:
 
 def ordinal_percentile(share: float) -> str:
     """A share of draws (0..1) as an ordinal percentile: 0.933 -> '93rd', 0.71 -> '71st', 0.12 -> '12th'."""
-    n = int(round(100 * share))
+    n = round(100 * float(share))
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
 
