@@ -150,3 +150,55 @@ def test_class_from_the_reconciled_panel_fits_known_months_of_the_eligible_ramps
     np.testing.assert_array_equal(wider.log_mean, fitted.log_mean)
     with pytest.raises(ReferenceClassError, match="spread_scale"):
         reference_class_from_panel(panel, spread_scale=0.0)
+
+
+def test_a_brand_seen_only_before_its_turn_gets_no_midpoint_beyond_its_window():
+    # 12 months of a logistic whose midpoint is month 20: the data never show the curve turning, so plateau
+    # and midpoint are not identified; the fit stops at the window's end and says so
+    months = np.arange(1, 13, dtype=float)
+    deliveries = _curve(10_000, 20.0, 3.0, months)
+    fit = fit_brand("early", months, deliveries)
+    assert fit.midpoint <= 12.0 + 1e-9 and "midpoint" in fit.at_bound
+    assert fit.plateau < 10_000 / 2   # about twice the last level, not the unidentified true plateau
+    fitted_last = fit.plateau / (1 + np.exp(-(12.0 - fit.midpoint) / fit.width))
+    assert fitted_last == pytest.approx(deliveries[-1], rel=0.05)   # it still passes through the data
+    unbounded = fit_brand("early", months, deliveries, RampFitConfig(midpoint_within_window=False))
+    # without the bound the fit extrapolates past the data until the plateau cap (3x the peak) stops it
+    assert unbounded.midpoint > 13.0 and unbounded.at_bound == ("plateau",)
+
+
+def test_a_brand_whose_data_turn_inside_a_short_window_recovers_its_curve():
+    months = np.arange(1, 13, dtype=float)
+    fit = fit_brand("turned", months, _curve(10_000, 7.0, 1.5, months))
+    assert (fit.plateau, fit.midpoint, fit.width) == pytest.approx((10_000, 7.0, 1.5), rel=1e-3)
+    assert fit.at_bound == ()
+
+
+def test_a_late_midpoint_is_recovered_when_the_data_cover_it():
+    months = np.arange(1, 37, dtype=float)
+    fit = fit_brand("slow", months, _curve(12_000, 20.0, 4.0, months))
+    assert (fit.plateau, fit.midpoint, fit.width) == pytest.approx((12_000, 20.0, 4.0), rel=1e-3)
+    assert fit.at_bound == ()
+
+
+def test_no_bundled_brand_is_fitted_a_midpoint_beyond_its_data():
+    ref = fit_reference_class(pd.read_csv(TABLE))
+    table = pd.read_csv(TABLE)
+    last = pd.to_numeric(table["month_index"], errors="coerce").where(table["deliveries"].notna()).groupby(
+        table["brand"]).max()
+    for brand in ref.brands:
+        assert brand.midpoint <= last[brand.brand] + 1e-9, brand
+    slow = {b.brand: b for b in ref.brands}
+    assert "midpoint" in slow["NIO"].at_bound and "midpoint" in slow["Li Auto"].at_bound
+
+
+def test_drawn_shapes_are_never_half_way_later_than_the_longest_window():
+    # two brands seen 12 and 18 months, one still accelerating: no drawn midpoint passes month 18
+    table = pd.concat([_synthetic({"fast": (10_000, 4.0, 1.0)}, months=np.arange(1, 13)),
+                       _synthetic({"slow": (10_000, 30.0, 6.0)}, months=np.arange(1, 19))])
+    ref = fit_reference_class(table)
+    assert ref.midpoint_bounds == (RampFitConfig.midpoint_bounds[0], 18.0)
+    midpoint, _ = sample_ramp_shape(ref, 5_000, np.random.default_rng(3))
+    assert midpoint.max() <= 18.0 and np.mean(midpoint == 18.0) > 0.01   # the bound binds, it is not vacuous
+    free = fit_reference_class(table, RampFitConfig(midpoint_within_window=False))
+    assert free.midpoint_bounds == RampFitConfig.midpoint_bounds

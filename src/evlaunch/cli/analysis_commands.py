@@ -17,6 +17,7 @@ from evlaunch.api.scenario import Scenario
 from evlaunch.cli.app import app, console, fail
 from evlaunch.errors import RunError
 from evlaunch.report.formatting import bn_cny
+from evlaunch.report.sensitivity import input_label
 
 StoreOption = Annotated[Path | None, typer.Option("--store", help="run store file")]
 
@@ -125,7 +126,8 @@ def sensitivity(
         for column in frame.columns:
             shown.add_column(str(column), justify="right" if column != "parameter" else "left")
         for _, row in frame.head(top).iterrows():
-            shown.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values])
+            cells = [input_label(v) if column == "parameter" else v for column, v in row.items()]
+            shown.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in cells])
         console.print(shown)
     for label, result in study.results.items():
         if result.n_nonfinite_replaced:

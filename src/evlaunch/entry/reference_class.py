@@ -15,9 +15,24 @@ which `sample_ramp_shape` draws a shape per Monte Carlo draw.
 Fitting: `scipy.optimize.least_squares` on residuals scaled by the brand's largest monthly figure,
 with a soft-L1 loss (a recall month or Chinese New Year dip should not drag the curve) and bounds
 (`RampFitConfig`). Months missing from the table are simply absent (quarterly aggregate rows without
-a month index are ignored). A brand still rising steeply at its last month identifies plateau and
-midpoint poorly; parameters that end on a bound are flagged `at_bound`. Only brands with at least
-`min_months` monthly figures are fitted; the others are listed with the reason.
+a month index are ignored). Parameters that end on a bound are flagged `at_bound`. Only brands with at
+least `min_months` monthly figures are fitted; the others are listed with the reason.
+
+**Only what the data identify: the midpoint stays inside the observed window.** A brand still
+accelerating at its last observed month (NIO and Li Auto in the bundled table, 24 months each) has
+data that never show the curve turning: every (plateau, midpoint) pair along a ridge fits them about
+equally, from "half-way at the last month, plateau about twice the last level" outwards to any later
+midpoint with a proportionally larger plateau. Unbounded, least squares runs along that ridge to
+whatever cap stops it (3x the peak month gave NIO and Li Auto midpoints of ~33-34 months, beyond their
+24 months of data: the class's slowest ramps were an extrapolation of the cap, not a fact). The fit
+therefore bounds the midpoint by the brand's last fitted month (`RampFitConfig.midpoint_within_window`):
+the nearest end of the ridge, the least extrapolation the data allow. Such a brand is flagged
+`at_bound` ("midpoint"), read as "at least half-way by the end of its data". A brand whose data show
+the turn (the concave part past the midpoint) is fitted as before and recovers its parameters.
+Alternatives weighed: shrinking poorly identified brands toward a pooled class prior needs a class
+mean that, with 3-5 brands of which two are the poorly identified ones, is itself mostly those brands;
+setting the plateau to the last observed level ("months to X% of the last level") would claim every
+brand had stopped growing when its data end (Li Auto's month-24 figure was twice its month-20 one).
 """
 
 from __future__ import annotations
@@ -41,12 +56,13 @@ class ReferenceClassError(EvlaunchError):
 @dataclass(frozen=True)
 class RampFitConfig:
     """Fit settings. Bounds: midpoint and width in months; plateau as a multiple of the brand's
-    largest observed monthly deliveries. The plateau cap (3x the peak) matters for brands still rising
-    at their last month (NIO, Li Auto in the bundled table): without it plateau and midpoint run off
-    together and the "shape" loses meaning; with it such a brand reads as "half-way after ~30 months"."""
+    largest observed monthly deliveries. For a brand still rising at its last month, plateau and midpoint
+    run off together along a ridge the data cannot tell apart; `midpoint_within_window` stops it at the
+    last fitted month (the module docstring says why), before the plateau cap (3x the peak) is reached."""
 
     min_months: int = 6
     midpoint_bounds: tuple[float, float] = (0.5, 36.0)
+    midpoint_within_window: bool = True  # midpoint at most the brand's last fitted month (module docstring)
     width_bounds: tuple[float, float] = (0.3, 24.0)
     plateau_peak_multiple: tuple[float, float] = (0.5, 3.0)
     loss: str = "soft_l1"
@@ -64,6 +80,7 @@ class BrandRamp:
     n_months: int
     rmse_share: float  # root-mean-square residual as a share of the brand's peak month
     at_bound: tuple[str, ...] = ()
+    last_month: float = float("nan")  # the brand's last fitted month since launch (its observed window)
 
 
 @dataclass(frozen=True)
@@ -116,15 +133,19 @@ def _logistic(params: np.ndarray, months: np.ndarray) -> np.ndarray:
 
 def fit_brand(brand: str, months: np.ndarray, deliveries: np.ndarray,
               config: RampFitConfig = RampFitConfig()) -> BrandRamp:
-    """Least-squares logistic fit of one brand's monthly deliveries (months need not be contiguous)."""
+    """Least-squares logistic fit of one brand's monthly deliveries (months need not be contiguous), with the
+    midpoint at most the last fitted month when `config.midpoint_within_window` (module docstring)."""
     months = np.asarray(months, dtype=float)
     deliveries = np.asarray(deliveries, dtype=float)
     peak = float(deliveries.max())
     if peak <= 0:
         raise ReferenceClassError(f"brand {brand!r} has no positive deliveries; drop it from the table")
     low_mult, high_mult = config.plateau_peak_multiple
+    latest_midpoint = config.midpoint_bounds[1]
+    if config.midpoint_within_window:
+        latest_midpoint = max(min(latest_midpoint, float(months.max())), config.midpoint_bounds[0] * 1.01)
     lower = np.array([low_mult * peak, config.midpoint_bounds[0], config.width_bounds[0]])
-    upper = np.array([high_mult * peak, config.midpoint_bounds[1], config.width_bounds[1]])
+    upper = np.array([high_mult * peak, latest_midpoint, config.width_bounds[1]])
     half = months[np.argmax(deliveries >= 0.5 * peak)]  # first month at half the peak
     start = np.clip(np.array([peak, half, 2.0]), lower * 1.0001, upper * 0.9999)
 
@@ -139,7 +160,7 @@ def fit_brand(brand: str, months: np.ndarray, deliveries: np.ndarray,
                      if np.isclose(v, lo, rtol=1e-3) or np.isclose(v, hi, rtol=1e-3))
     rmse = float(np.sqrt(np.mean(residuals(fit.x) ** 2)))
     return BrandRamp(brand=brand, plateau=float(plateau), midpoint=float(midpoint), width=float(width),
-                     n_months=int(months.size), rmse_share=rmse, at_bound=at_bound)
+                     n_months=int(months.size), rmse_share=rmse, at_bound=at_bound, last_month=float(months.max()))
 
 
 def fit_reference_class(ramps: pd.DataFrame, config: RampFitConfig = RampFitConfig()) -> RampReferenceClass:
@@ -174,7 +195,17 @@ def fit_reference_class(ramps: pd.DataFrame, config: RampFitConfig = RampFitConf
     logs = np.log([[b.midpoint, b.width] for b in brands])
     return RampReferenceClass(brands=tuple(brands), excluded=excluded, log_mean=logs.mean(axis=0),
                               log_cov=np.atleast_2d(np.cov(logs, rowvar=False, ddof=1)),
-                              midpoint_bounds=config.midpoint_bounds, width_bounds=config.width_bounds)
+                              midpoint_bounds=class_midpoint_bounds(brands, config), width_bounds=config.width_bounds)
+
+
+def class_midpoint_bounds(brands: list[BrandRamp], config: RampFitConfig = RampFitConfig()) -> tuple[float, float]:
+    """(lowest, latest) midpoint, months, a shape drawn from the class may take: the fit's bounds, the latest
+    cut to the longest window among the fitted brands when midpoints are kept inside their windows (no draw
+    is half-way later than any brand was ever observed)."""
+    low, high = config.midpoint_bounds
+    if config.midpoint_within_window and brands:
+        high = max(min(high, max(b.last_month for b in brands)), low * 1.01)
+    return low, high
 
 
 def reference_class_from_panel(panel: RampPanel, ramps: list[str] | None = None,

@@ -32,6 +32,36 @@ def _guidance_rows(summary: dict) -> list[list[str]]:
     return rows
 
 
+def ordinal_percentile(share: float) -> str:
+    """A share of draws (0..1) as an ordinal percentile: 0.933 -> '93rd', 0.71 -> '71st', 0.12 -> '12th'."""
+    n = round(100 * float(share))
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def guidance_percentile_text(summary: dict) -> str:
+    """Where the firm's guidance falls in the forecast, in words: its percentile in the recommended path's
+    forecast of the guidance year (the share of draws delivering fewer cars), and the range over paths."""
+    guidance = summary["guidance"]
+    shares = {name: share for name, share in guidance["percentile_in_forecast"].items() if share is not None}
+    if not shares:
+        return ""
+    year, chosen = guidance["year"], summary["recommended_path"]["name"]
+    text = ""
+    if chosen in shares:
+        share = shares[chosen]
+        reading = ("above the forecast's 80% interval: on these inputs the model finds the plan unlikely"
+                   if share > 0.9 else "below the forecast's 80% interval: the model expects more than the plan"
+                   if share < 0.1 else "inside the forecast's 80% interval")
+        text += (f"The guidance sits at the <b>{ordinal_percentile(share)} percentile</b> of the recommended path's "
+                 f"({html.escape(chosen)}) forecast of {year} deliveries ({reading}). ")
+    low, high = min(shares, key=shares.__getitem__), max(shares, key=shares.__getitem__)
+    if low != high:
+        text += (f"Across the paths it sits between the {ordinal_percentile(shares[low])} ({html.escape(low)}) and "
+                 f"the {ordinal_percentile(shares[high])} percentile ({html.escape(high)}).")
+    return text.strip()
+
+
 def _prior_text(context) -> str:
     model, product = context.model, context.scenario.product
     parts = []
@@ -78,7 +108,8 @@ def guidance_section(context) -> Section | None:
         year = guidance["year"]
         body += (f"<p><b>The firm's guidance</b>: {guidance['deliveries']:,.0f} deliveries in {year} "
                  f"({html.escape(guidance['source'])}). It is shown, never used to fit; the column "
-                 f"'guidance percentile' is the share of draws that deliver fewer cars in {year}.</p>")
+                 f"'guidance percentile' is the share of draws that deliver fewer cars in {year}. "
+                 f"{guidance_percentile_text(summary)}</p>")
         body += table_html(["path", f"{year} p10", f"{year} p50", f"{year} p90", "guidance percentile",
                             "first 12 months p10", "p50", "p90", "P(expansion ordered)"], _guidance_rows(summary))
     body += _prior_text(context)

@@ -20,7 +20,7 @@ from evlaunch.config.scenario import quantities, uncertain_parameters
 from evlaunch.entry.partners import partner_facts
 from evlaunch.report.formatting import bn_cny
 from evlaunch.report.html import Section, table_html
-from evlaunch.report.sensitivity import NOISE, pawn_ranking
+from evlaunch.report.sensitivity import NOISE, input_label, pawn_ranking
 
 DRIVER_DRAWS = 2000
 
@@ -99,7 +99,7 @@ def paths_in_depth(context):
                                      f"{lost_when_failed:.1f} months lost on average" if path.fallback else
                                      ", and with no fallback the car never launches on this path")
                                   + "; supply shocks: " + (", ".join(scenario.supply_shocks) or "none")],
-            ["what matters most for its NPV", (", ".join(f"{html.escape(n)} ({v:.2f})" for n, v in drivers)
+            ["what matters most for its NPV", (", ".join(f"{html.escape(input_label(n))} ({v:.2f})" for n, v in drivers)
                                                or "no input above the noise level") + f" (PAWN; noise {noise:.2f})"],
         ]
         capacity = _range(values[f"paths.{name}.capacity_per_year"])

@@ -30,6 +30,12 @@ def aligned_at_launch(deliveries: np.ndarray, launch_index: np.ndarray, months: 
     return aligned
 
 
+def _bound_note(at_bound: tuple[str, ...]) -> str:
+    notes = {"midpoint": "midpoint held at its last month (still rising)", "plateau": "plateau at its cap",
+             "width": "width at its bound"}
+    return "; ".join(notes.get(name, name) for name in at_bound) or "–"
+
+
 def reference_class_section(context):
     model, scenario = context.model, context.scenario
     reference = model.reference_class
@@ -73,12 +79,16 @@ def reference_class_section(context):
                  "buyers: the entrant's plant delivers on a ramp drawn from this class (log-normal spread of "
                  "midpoint and width across brands) times its capacity, and no other ramp is stacked on it "
                  "(buyers' awareness is a prior, constant from the launch).</p>")
+        body += ("<p>A brand still rising at the end of its data cannot tell its plateau from a later midpoint; its "
+                 "midpoint is held at its last month (the least extrapolation the data allow, noted below: "
+                 "read it as 'at least half-way by then'), and no drawn ramp is half-way later than the longest "
+                 "window of data.</p>")
         rows = [[html.escape(b.brand), f"{b.plateau:,.0f}", f"{b.midpoint:.1f}", f"{b.width:.1f}", str(b.n_months),
-                 ", ".join(b.at_bound) or "–"] for b in reference.brands]
-        rows += [[html.escape(brand), "excluded", "", "", "", html.escape(reason)]
+                 f"{b.last_month:.0f}", _bound_note(b.at_bound)] for b in reference.brands]
+        rows += [[html.escape(brand), "excluded", "", "", "", "", html.escape(reason)]
                  for brand, reason in reference.excluded.items()]
         body += table_html(["brand", "plateau (vehicles/month)", "midpoint (months)", "width (months)", "months fitted",
-                            "note"], rows)
+                            "last month", "note"], rows)
     else:
         body += "This scenario sets the delivery ramp by assumption instead.</p>"
     return Section("Reference class: new brands' ramp-ups", context.figure(figure) + body, "reference-class")

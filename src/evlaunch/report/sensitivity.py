@@ -23,10 +23,19 @@ from evlaunch.config.columns import LAUNCH_MONTH_INDEX, NPV, path_column
 from evlaunch.config.scenario import uncertain_parameters
 from evlaunch.report import charts
 from evlaunch.report.html import Section
+from evlaunch.simulation.parameters import AWARENESS_EVENTS
 
 PAWN_DRAWS = 4000
 PAWN_SLICES = 10
 NOISE = "(noise reference: a dummy input)"
+# readable labels for inputs whose column name says little (the draws' column names are kept)
+LABELS = {AWARENESS_EVENTS[0]: "delivery ramp speed (reference-class draw; low = fast)",
+          AWARENESS_EVENTS[1]: "delivery ramp width (reference-class draw)"}
+
+
+def input_label(name: str) -> str:
+    """The label a chart shows for an input column: `LABELS` where the name is opaque, else the name."""
+    return LABELS.get(name, name)
 
 
 def _varies(matrix: np.ndarray) -> np.ndarray:
@@ -82,7 +91,7 @@ def what_matters(context) -> Any:
         if not ranking:
             continue
         top = ranking[:12] + ([item for item in ranking if item[0] == NOISE] if NOISE not in dict(ranking[:12]) else [])
-        figure = charts.bar_chart([name for name, _ in top], [value for _, value in top], label,
+        figure = charts.bar_chart([input_label(name) for name, _ in top], [value for _, value in top], label,
                                   "PAWN index (median KS distance)")
         body.append(context.figure(figure))
     return Section("What matters", "".join(body), "what-matters")
@@ -98,7 +107,7 @@ def write_sensitivity_report(path: Path, scenario_name: str, study) -> Path:
             errors = frame["ST_conf"].tolist()
         else:
             values, name, errors = frame["mu_star"].tolist(), "Morris mu*", frame["mu_star_conf"].tolist()
-        figure = charts.bar_chart(frame["parameter"].tolist(), values, label, name)
+        figure = charts.bar_chart([input_label(n) for n in frame["parameter"]], values, label, name)
         figure.update_traces(error_x=dict(type="data", array=errors))
         parts.append(pio.to_html(figure, full_html=False, include_plotlyjs=first))
         first = False

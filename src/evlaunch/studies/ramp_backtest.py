@@ -61,7 +61,7 @@ from evlaunch.entry.ramp_panel import (
     load_ramp_panel,
     market_at_launch,
 )
-from evlaunch.entry.reference_class import BrandRamp, RampFitConfig, fit_brand
+from evlaunch.entry.reference_class import BrandRamp, RampFitConfig, class_midpoint_bounds, fit_brand
 
 TARGET_MONTHS = 12
 DRAWS = 4000
@@ -187,14 +187,15 @@ def cumulative(plateau: np.ndarray, midpoint: np.ndarray, width: np.ndarray, mon
 def class_draws(curves: list[BrandRamp], normals: np.ndarray, months: int = TARGET_MONTHS,
                 config: RampFitConfig = FIT) -> np.ndarray:
     """First-`months` deliveries of curves drawn from the class's log-normal of (plateau, midpoint,
-    width): mean and covariance (n - 1) of the logs across `curves`, applied to `normals` [N, 3]."""
+    width): mean and covariance (n - 1) of the logs across `curves`, applied to `normals` [N, 3]; midpoints
+    clipped to `class_midpoint_bounds` (none later than the longest window the curves were fitted to)."""
     logs = np.log([[c.plateau, c.midpoint, c.width] for c in curves])
     mean = logs.mean(axis=0)
     cov = np.atleast_2d(np.cov(logs, rowvar=False, ddof=1))
     values, vectors = np.linalg.eigh(cov)
     root = vectors * np.sqrt(np.clip(values, 0.0, None))
     drawn = mean + normals @ root.T
-    midpoint = np.clip(np.exp(drawn[:, 1]), *config.midpoint_bounds)
+    midpoint = np.clip(np.exp(drawn[:, 1]), *class_midpoint_bounds(curves, config))  # never past every window
     width = np.clip(np.exp(drawn[:, 2]), *config.width_bounds)
     return cumulative(np.exp(drawn[:, 0]), midpoint, width, months)
 
