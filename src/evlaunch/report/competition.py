@@ -56,7 +56,14 @@ def price_response_section(context):
                 "over the year weighted by their units sold. The response grows with the entrant's share and with "
                 "how close a substitute it is for each rival (consumer types with tastes for NEVs, body, size, "
                 "range, ADAS and income-dependent price sensitivity), so an entrant with about one percent of the "
-                "market moves incumbents' prices little. Markets whose equilibrium did not converge keep their "
+                "market moves incumbents' prices little. A dear product's price can <i>rise</i> on entry in some "
+                "draws (mostly the high price bands of the fringe): that is not a bug but the composition effect "
+                "of income-dependent price sensitivity. The entrant takes more of such a product's lower-income, "
+                "more price-sensitive buyers, so those who stay care less about price and the profit-maximising "
+                "markup goes up (\"price-increasing competition\", Chen &amp; Riordan 2008, RAND Journal of "
+                "Economics 39(4); brand-name drug prices rising on generic entry, Frank &amp; Salkever 1997). With "
+                "<code>market.tastes.income_dispersion = 0</code> no price rises on entry in any draw. Markets whose "
+                "equilibrium did not converge keep their "
                 f"last prices (counted over the draws shown: {counted or 'none'}).</p>")
     else:
         note = ("<p>The run used <b>fixed prices with an entry cut</b> (<code>competition.reprice = \"fixed\"</code>): "
