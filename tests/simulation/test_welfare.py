@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from evlaunch.market.rc_logit import ConsumerTastes, ProductSet, choice_probabilities, consumer_surplus
-from evlaunch.simulation.welfare import outside_shares, second_choices, shares_without, surplus_change
+from evlaunch.simulation.welfare import (
+    entry_surplus,
+    outside_shares,
+    rationed_surplus,
+    second_choices,
+    shares_without,
+    surplus_change,
+)
 
 
 def random_market(seed: int, markets: int = 3, products: int = 6, types: int = 40):
@@ -81,3 +88,71 @@ def test_second_choices_of_a_product_that_sells_nothing_are_zero():
     typed = np.zeros((1, 2, 3))
     typed[:, :, 0] = 0.2
     assert np.all(second_choices(typed, np.full((1, 2), 0.5), 1) == 0.0)
+
+
+def entry_market(seed: int, types: int = 40):
+    """(with the entrant, without it at the no-entry prices, weights, price coefficients): random markets whose
+    last product is the entrant, incumbents 3% cheaper after entry."""
+    delta, products, tastes = random_market(seed, types=types)
+    available = np.ones_like(products.available)
+    available[:, -1] = False
+    before, _ = choice_probabilities(delta, products.with_available(available), tastes)
+    after, _ = choice_probabilities(delta, products, tastes, products.price * np.append(np.full(5, 0.97), 1.0))
+    return after, before, tastes.weights, tastes.price_derivative
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_entry_surplus_splits_the_log_sum_into_the_price_response_and_the_entrants_own_gain(seed):
+    after, before, weights, coefficient = entry_market(seed)
+    response, own = entry_surplus(after, before, weights, coefficient)
+    np.testing.assert_allclose(response + own, surplus_change(after, before, weights, coefficient), rtol=1e-12)
+    entrant = np.arange(after.shape[2]) == after.shape[2] - 1
+    # the response is the no-entrant market at the with-entry prices against the no-entry market
+    np.testing.assert_allclose(response, surplus_change(shares_without(after, entrant), before, weights, coefficient),
+                               rtol=1e-12)
+    assert np.all(response > 0) and np.all(own > 0)                   # cheaper rivals, one more product
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rationed_surplus_is_the_log_sum_when_every_order_is_served_and_the_response_when_none_is(seed):
+    after, before, weights, coefficient = entry_market(seed)
+    response, own = entry_surplus(after, before, weights, coefficient)
+    full = surplus_change(after, before, weights, coefficient)
+    orders = np.full(full.shape, 1234.0)
+    np.testing.assert_allclose(rationed_surplus(response, own, orders, orders), full, rtol=1e-12)
+    np.testing.assert_array_equal(rationed_surplus(response, own, np.zeros_like(orders), orders), response)
+    half = rationed_surplus(response, own, orders / 2, orders)
+    np.testing.assert_allclose(half, response + own / 2, rtol=1e-12)
+    assert np.all((half > response) & (half < full))
+    # no order booked: nothing to serve, the price response stays
+    np.testing.assert_array_equal(rationed_surplus(response, own, orders, np.zeros_like(orders)), response)
+
+
+def test_gain_per_served_buyer_of_one_type_is_the_closed_form():
+    # plain logit, entrant share s: own gain per potential buyer log(1 / (1 - s)) / -alpha, so per buyer of the
+    # entrant -log(1 - s) / (s (-alpha)), which lies between 1 / -alpha and 1 / (-alpha (1 - s))
+    alpha, delta = -0.4, np.array([0.3, -1.2, 0.8, 0.1])
+    shares = np.exp(delta) / (1.0 + np.exp(delta).sum())
+    before = np.append(np.exp(delta[:-1]) / (1.0 + np.exp(delta[:-1]).sum()), 0.0)
+    response, own = entry_surplus(shares[None, None, :], before[None, None, :], np.ones((1, 1)),
+                                  np.full((1, 1), alpha))
+    s = shares[-1]
+    np.testing.assert_allclose(own / s, -np.log1p(-s) / (s * -alpha), rtol=1e-12)
+    assert 1.0 / -alpha < own[0] / s < 1.0 / (-alpha * (1.0 - s))
+    np.testing.assert_allclose(response, 0.0, atol=1e-15)              # same prices: no response
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_gain_per_served_buyer_is_bounded_by_the_types_closed_forms(seed):
+    # the own gain per entrant buyer is a buyer-weighted mean of the types' -log(1 - s_t) / (s_t (-alpha_t)),
+    # so it lies between the smallest 1 / -alpha_t and the largest 1 / (-alpha_t (1 - s_t))
+    after, before, weights, coefficient = entry_market(seed)
+    _, own = entry_surplus(after, before, weights, coefficient)
+    s = after[:, :, -1]
+    per_buyer = own / (weights * s).sum(axis=1)
+    assert np.all(per_buyer >= (1.0 / -coefficient).min(axis=1))
+    assert np.all(per_buyer <= (1.0 / (-coefficient * (1.0 - s))).max(axis=1))
+    # and rationing leaves the gain per delivered car unchanged: it scales the gain and the cars alike
+    delivered, booked = 0.3 * (weights * s).sum(axis=1), (weights * s).sum(axis=1)
+    rationed = rationed_surplus(np.zeros_like(own), own, delivered, booked)
+    np.testing.assert_allclose(rationed / delivered, per_buyer, rtol=1e-12)

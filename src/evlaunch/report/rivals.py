@@ -93,6 +93,14 @@ def rivals_section(context) -> Section | None:
     return Section("Announced rivals", body, "rivals")
 
 
+def _per_car(path: dict, year: str) -> str:
+    """Mean consumer-surplus change over mean deliveries of a path's year, thousand CNY ('-' without cars)."""
+    surplus, delivered = path["surplus_change"].get(year), path.get("deliveries", {}).get(year)
+    if not surplus or not delivered or surplus.get("mean") is None or not delivered.get("mean"):
+        return "-"
+    return f"{surplus['mean'] / delivered['mean'] / 1e3:,.0f}"
+
+
 def surplus_section(context) -> Section | None:
     scenario = context.scenario
     paths = context.summary["paths"]
@@ -103,14 +111,23 @@ def surplus_section(context) -> Section | None:
             for path in scenario.paths if "surplus_change" in paths[path]]
     reprice = ("incumbents' prices at their Bertrand-Nash equilibrium without the entrant"
                if scenario.competition.reprice == "bertrand" else "incumbents' prices without the entry cut")
+    per_car = [[html.escape(path)] + [_per_car(paths[path], y) for y in years]
+               for path in scenario.paths if "surplus_change" in paths[path]]
     body = ("<p>The change in consumer surplus from the entrant's launch, bn CNY per calendar year (mean, and the "
             "10-90% interval over draws): for each month and consumer type, the log-sum of utilities (the expected "
             "utility of the best choice) with the entrant on sale, less the log-sum without it and with "
             f"{reprice}, divided by the type's marginal utility of money, summed over types, regions and potential "
             "buyers (<code>simulation.welfare</code>; the same quantity as pyblp's consumer surplus, against which "
-            "the log-sum kernel is checked on Petrin's minivan case). It counts buyers' choices (orders) before "
-            "capacity rationing, so where orders wait for cars it is an upper bound on the surplus realised that "
-            "year; it is zero before the launch and in draws in which the path never produces. The gain has two "
-            "parts: buyers who value the new car above their previous choice, and the price cuts it draws from "
-            "incumbents.</p>" + table_html(["path (bn CNY)"] + years, rows))
+            "the log-sum kernel is checked on Petrin's minivan case). The gain has two parts: the price cuts the "
+            "entrant draws from incumbents, which every buyer gets, and the value of the new car to the buyers "
+            "who choose it, which counts only for cars delivered: each month's gain per order booked times the "
+            "cars delivered that month (random rationing, Conlon &amp; Mortimer 2013), so orders waiting in the "
+            "backlog count when their car arrives and cancelled ones never. It is zero before the launch and in "
+            "draws in which the path never produces. Within a consumer type the gain per buyer of the entrant is "
+            "about one over the type's marginal utility of money, so it is set by the price sensitivity of the "
+            "entrant's buyers (richer, less price-sensitive types gain more CNY per car).</p>"
+            + table_html(["path (bn CNY)"] + years, rows)
+            + "<p>Per delivered car, thousand CNY (mean surplus change over mean deliveries; it includes the "
+              "incumbents' price cuts to all buyers, so it is high in years with few deliveries):</p>"
+            + table_html(["path (k CNY per car)"] + years, per_car))
     return Section("What entry does to buyers", body, "surplus")

@@ -56,7 +56,13 @@ from evlaunch.market.demand import Demand, PreStart, pre_start_market
 from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
 from evlaunch.simulation.model import Model, prepare
 from evlaunch.simulation.outputs import rival_groups
-from evlaunch.simulation.welfare import outside_shares, second_choices, shares_without, surplus_change
+from evlaunch.simulation.welfare import (
+    entry_surplus,
+    outside_shares,
+    rationed_surplus,
+    second_choices,
+    shares_without,
+)
 from evlaunch.supply.capacity import Book, Month, Plant, plant_month
 from evlaunch.supply.margin_fit import calibrate_market
 from evlaunch.supply.repricing import IncumbentPricing, PathPricing, diversion_groups, entrant_diversion
@@ -161,7 +167,8 @@ class PathSeries:
 class EntryEffects:
     """What entry does to buyers and the scheduled launches to the entrant, along one path (`simulation.welfare`)."""
 
-    surplus: np.ndarray          # [N, H] change in consumer surplus from the entrant's launch, CNY
+    surplus: np.ndarray          # [N, H] consumer surplus from incumbents' price response to the launch, CNY
+    own: np.ndarray              # [N, H] the entrant's own contribution had every order got a car, CNY
     buyers: np.ndarray           # [N, H] buyers choosing a new car (orders basis)
     buyers_without: np.ndarray   # [N, H] the same had the scheduled launches not come
     orders_without: np.ndarray   # [N, H] the entrant's orders had the scheduled launches not come
@@ -171,7 +178,7 @@ class EntryEffects:
     @staticmethod
     def empty(draws: int, horizon: int, launches: int, groups: int) -> EntryEffects:
         return EntryEffects(np.zeros((draws, horizon)), np.zeros((draws, horizon)), np.zeros((draws, horizon)),
-                            np.zeros((draws, horizon)), np.zeros((draws, launches, groups + 1)),
+                            np.zeros((draws, horizon)), np.zeros((draws, horizon)), np.zeros((draws, launches, groups + 1)),
                             np.zeros((draws, launches)))
 
 
@@ -621,8 +628,9 @@ def record_entry_effects(setting: Setting, terms: PathTerms, path_pricing: PathP
         without_entrant, _ = demand.month(demand.lead + t, np.zeros(size.shape), utility,
                                           setting.parameters.product.price, np.zeros(size.shape, dtype=bool),
                                           terms.launch_index, prices)
-        effects.surplus[:, t] = np.where(after_launch, size * surplus_change(
-            typed, without_entrant, weights, setting.price_coefficient), 0.0)
+        response, own = entry_surplus(typed, without_entrant, weights, setting.price_coefficient)
+        effects.surplus[:, t] = np.where(after_launch, size * response, 0.0)
+        effects.own[:, t] = np.where(after_launch, size * own, 0.0)
     launches = np.zeros(products, dtype=bool)
     launches[demand.size_j:demand.size_j + demand.size_l] = True
     without_rivals = shares_without(typed, launches)
@@ -641,13 +649,15 @@ def record_entry_effects(setting: Setting, terms: PathTerms, path_pricing: PathP
 
 
 def entry_outputs(path: str, model: Model, setting: Setting, series: PathSeries, effects: EntryEffects) -> Outputs:
-    """A path's consumer-surplus change and order shares with and without the scheduled launches by calendar
+    """A path's consumer-surplus change (rationed: the entrant's own contribution counts for cars delivered,
+    `simulation.welfare.rationed_surplus`) and order shares with and without the scheduled launches by calendar
     year, then each launch's buyers' second choices by group (NaN where it sold nothing in its first year)."""
     out: Outputs = {}
+    surplus = rationed_surplus(effects.surplus, effects.own, series.national["deliveries"], series.national["orders"])
     with np.errstate(invalid="ignore", divide="ignore"):
         for year in setting.calendar.year_list:
             in_year = setting.calendar.years == year
-            out[columns.yearly(path, columns.SURPLUS_CHANGE, year)] = effects.surplus[:, in_year].sum(axis=1)
+            out[columns.yearly(path, columns.SURPLUS_CHANGE, year)] = surplus[:, in_year].sum(axis=1)
             out[columns.yearly(path, columns.ORDER_SHARE, year)] = (
                 series.national["orders"][:, in_year].sum(axis=1) / effects.buyers[:, in_year].sum(axis=1))
             out[columns.yearly(path, columns.ORDER_SHARE_WITHOUT_RIVALS, year)] = (

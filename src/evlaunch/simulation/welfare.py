@@ -12,6 +12,20 @@ Within one consumer type choice is a plain logit (type-I extreme-value errors, t
   across types): a remaining product's share becomes `s[k] / (1 - sum_removed s)`, and the removed
   products' buyers go to product k in proportion `s[k] / (1 - s_removed)` (second choices).
 
+Rationing. The log-sum counts every buyer who would choose the entrant as served. When orders wait in a
+backlog, the gain of entry splits into (a) the rivals' price response: the market without the entrant at the
+with-entry prices against the no-entry market, which every buyer gets, and (b) the entrant's own contribution:
+the market with the entrant against the same market without it, which only buyers who get the car get. Under
+random rationing (each would-be buyer served with the same probability phi, independent of taste), a type's
+expected surplus is `phi CS(with the entrant) + (1 - phi) CS(without it)` (Conlon & Mortimer 2013,
+"Demand estimation under incomplete product availability", AEJ: Microeconomics 5(4), the availability-weighted
+log-sum; random rather than efficient rationing as in Glaeser & Luttmer 2003, AER 93(4)), so the change is
+`(a) + phi (b)`. The simulation takes phi as the cars delivered per order booked in the month, so each buyer's
+gain is counted when their car arrives (a month that clears backlog has phi > 1: earlier orders' buyers are
+served then, at that month's gain per order); cancelled and never-delivered orders gain nothing. Within a type
+(b) per potential buyer is `-log(1 - s_e) / -alpha` (IIA), so the gain per served buyer of the entrant is
+`-log(1 - s_e) / (s_e (-alpha))`, between `1 / -alpha` and `1 / -alpha / (1 - s_e)`.
+
 Shapes: N draws, T consumer types, K products (the base lineup, the scheduled launches, the entrant last).
 """
 
@@ -34,6 +48,29 @@ def surplus_change(typed_after: np.ndarray, typed_before: np.ndarray, weights: n
     price coefficient (utility per CNY, negative)."""
     change = np.log(outside_shares(typed_before)) - np.log(outside_shares(typed_after))
     return np.einsum("nt,nt->n", weights, change / -coefficient)
+
+
+def entry_surplus(typed_after: np.ndarray, typed_before: np.ndarray, weights: np.ndarray,
+                  coefficient: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """([N] the rivals' price response, [N] the entrant's own contribution), CNY per potential buyer, of the
+    change from the no-entry market `typed_before` to `typed_after` (the entrant its last product; module
+    docstring, "Rationing"); the two add up to `surplus_change(typed_after, typed_before, ...)`."""
+    entrant = np.zeros(typed_after.shape[2], dtype=bool)
+    entrant[-1] = True
+    without = shares_without(typed_after, entrant)
+    return (surplus_change(without, typed_before, weights, coefficient),
+            surplus_change(typed_after, without, weights, coefficient))
+
+
+def rationed_surplus(response: np.ndarray, own: np.ndarray, delivered: np.ndarray, booked: np.ndarray
+                     ) -> np.ndarray:
+    """The change in consumer surplus when only buyers who get the car gain from it: `response + own *
+    delivered / booked` (same shapes, e.g. [N, H] CNY and cars; module docstring, "Rationing"); months with no
+    order booked keep only the response. Cars delivered as fast as they are ordered (`delivered == booked`)
+    give the unrationed log-sum, no car delivered only the rivals' price response."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        served = np.where(booked > 0, delivered / np.where(booked > 0, booked, 1.0), 0.0)
+    return response + served * own
 
 
 def shares_without(typed: np.ndarray, removed: np.ndarray) -> np.ndarray:

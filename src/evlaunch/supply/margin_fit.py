@@ -33,7 +33,7 @@ from evlaunch.market.lineup import Lineup
 from evlaunch.market.market_data import MarketData
 from evlaunch.supply.repricing import SupplySide, recover_costs
 
-START_ELASTICITY = -5.0     # first guess of the sales-weighted own-price elasticity (the reference settles near -5.2)
+START_ELASTICITY = -5.0     # first guess of the sales-weighted own-price elasticity (the reference settles near -5.1)
 MARGIN_TOLERANCE = 1e-6     # |mean implied margin - target| at which the search stops (fraction of price)
 MAX_STEPS = 40
 
