@@ -107,7 +107,10 @@ def compare(
             f"{_short(group)}: {', '.join(paths)}" for group, paths in document["groups"][key].items()), highlight=False)
     for label, chosen in recommendations.items():
         if chosen.passes:
-            console.print(f"[bold]{label}[/]: recommended [bold]{chosen.path}[/] — {chosen.criterion}", highlight=False)
+            console.print(f"[bold]{label}[/]: recommended [bold]{chosen.path}[/] — {chosen.criterion}; the budget "
+                          + ("criterion binds: the best path on the objective alone breaks it" if chosen.binds else
+                             "criterion does not bind: the best path on the objective alone meets it"),
+                          highlight=False)
         else:
             console.print(f"[bold]{label}[/]: No path meets the budget tolerance; best {_objective(chosen.criterion)} among all "
                           f"paths is [bold]{chosen.path}[/]; least-violating is [bold]{chosen.least_violating}[/] "

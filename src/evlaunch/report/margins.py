@@ -112,5 +112,5 @@ def budget_paragraph(context, data: dict[str, np.ndarray]) -> str:
             f"spent before the start. {verdict} Pacing is shown beside it and is not part of the rule: the share "
             f"of draws in which, in some month, the cash needed so far is above what the pledge schedule has paid "
             f"in by then (cash needed faster than the pledge is paid in).</p>"
-            + table_html(["path", "P(budget exceeded)", f"budget at which P(exceeded) = {tolerance:.0%}",
+            + table_html(["path", "P(budget exceeded)", f"total budget at which P(exceeded) = {tolerance:.0%}",
                           "P(cash needed faster than the pledge is paid in)"], rows))
