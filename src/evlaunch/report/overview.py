@@ -54,9 +54,8 @@ def overview(context: ReportContext) -> Section:
         decision = (f"Recommended path: <b>{html.escape(recommended['name'])}</b> ★ — criterion: "
                     f"{html.escape(recommended['criterion'])}.")
     else:
-        decision = (f"<b>No path meets the budget tolerance</b> — criterion: {html.escape(recommended['criterion'])}. "
-                    f"{html.escape(recommended.get('note', ''))} ☆ marks that fallback; it is not a recommendation "
-                    f"within the budget.")
+        decision = (f"<b>{html.escape(recommended.get('note', ''))}</b> ☆ marks that fallback; it is not a "
+                    f"recommendation within the budget. Criterion: {html.escape(recommended['criterion'])}.")
     body = (f"<p>As of <b>{scenario.as_of}</b>, {summary['draws']:,} draws, seed {summary['seed']}. {decision} "
             f"{budget_verdict(context)}</p>" + table_html(header, rows, "compare")
             + "<p>P(budget exceeded): share of draws whose peak cumulative cash need is above the budget available "
@@ -94,7 +93,7 @@ def budget_verdict(context: ReportContext) -> str:
     needed = budget_to_pass_usd(context, recommended["name"], tolerance)
     figure = "–" if not math.isfinite(needed) else f"US${needed / 1e9:,.1f} bn"
     if not recommended["passes"]:
-        return (f"With the pledge at {pledge}, {chosen} would meet the tolerance at a pledge of {figure} "
+        return (f"The pledge is {pledge}; {chosen} would meet the tolerance with a pledge of at least {figure} "
                 f"(the {1 - tolerance:.0%} quantile of its peak cash need plus what was spent before the start).")
     if recommended.get("budget_binds"):
         return (f"The budget criterion binds: the best path on the objective alone breaks the {tolerance:.0%} "
