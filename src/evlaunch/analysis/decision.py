@@ -17,7 +17,7 @@ money (NPV, cash need, budget) is in CNY.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -357,7 +357,7 @@ def recommend_path(stats_by_path: Mapping[str, PathStats],
     def breach(name: str) -> float:
         return stats_by_path[name].p_budget_exceeded
 
-    def by_objective(names) -> str:
+    def by_objective(names: Iterable[str]) -> str:
         return min(names, key=lambda n: (-value(n), breach(n), n))
 
     feasible = [n for n in stats_by_path if limit is None or breach(n) <= limit]
@@ -371,7 +371,11 @@ def recommend_path(stats_by_path: Mapping[str, PathStats],
                           binds=limit is not None and breach(unconstrained) > limit)
 
 
-def _no_path_passes_note(best, least, value, breach, objective, config, limit) -> str:
+Score = Callable[[str], float]  # a path's objective value or P(budget exceeded), by name
+
+
+def _no_path_passes_note(best: str, least: str, value: Score, breach: Score, objective: Objective,
+                         config: DecisionConfig, limit: float | None) -> str:
     label = _objective_label(objective, config)
     return (f"No path meets the budget tolerance (P(peak cash need > budget available of {_bn(config.budget_cny)}) "
             f"<= {_pct(limit)}); best {label} among all paths is {best!r} "
@@ -380,7 +384,9 @@ def _no_path_passes_note(best, least, value, breach, objective, config, limit) -
             f"{_format_objective(value(least), objective)}). Consider a larger budget or a cheaper path.")
 
 
-def _why_others_lost(stats_by_path, best, feasible, value, breach, objective, config, limit) -> dict[str, str]:
+def _why_others_lost(stats_by_path: Mapping[str, PathStats], best: str, feasible: list[str], value: Score,
+                     breach: Score, objective: Objective, config: DecisionConfig, limit: float | None
+                     ) -> dict[str, str]:
     label = _objective_label(objective, config)
     best_value = value(best)
     reasons: dict[str, str] = {}
