@@ -103,3 +103,38 @@ def test_a_box_barely_denser_than_the_base_rate_is_called_weak():
     assert "1.20 times" in weak_box_message(0.36, 0.30, "npv < 0")
     assert weak_box_message(0.60, 0.30, "npv < 0") is None  # twice the base rate: a real concentration
     assert weak_box_message(0.10, 0.0, "npv < 0") is None   # nothing to compare with
+
+
+def test_compare_says_when_the_budget_does_not_bind(cli, small_run):
+    code, out, err = cli("compare", small_run.out_dir)
+    assert code == 0, err
+    chosen = small_run.summary["recommended_path"]
+    assert chosen["passes"] and f"★ {chosen['name']}" in out and "☆" not in out.split("NPV in bn CNY.")[0]
+    assert "the budget criterion does not bind" in out or "the budget criterion binds" in out
+    assert "the last column is pacing, not part of the rule" in " ".join(out.split())
+
+
+def test_compare_says_when_no_path_meets_the_budget(cli, reference_text, tmp_path, monkeypatch):
+    """A pledge of US$3bn (at most US$2bn of it left at the start) is below every path's peak cash need in
+    most draws: the rule says so, shows the best expected NPV flagged instead of a star, and names the
+    least-violating path."""
+    monkeypatch.chdir(tmp_path)
+    assert "budget_usd = 10e9" in reference_text
+    scenario = tmp_path / "small-budget.toml"
+    scenario.write_text(reference_text.replace("budget_usd = 10e9", "budget_usd = 3e9"), encoding="utf-8")
+    code, out, err = cli("compare", scenario, "--draws", "40", "--no-keep", "--store", tmp_path / "s.duckdb", "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    rows = {row["path"]: row for row in document["paths"]}
+    (chosen,) = document["recommended"].values()
+    assert chosen["passes"] is False and chosen["budget_binds"] is True
+    assert all(row["p_budget_exceeded"] > 0.10 for row in rows.values())
+    best = max(rows, key=lambda name: (rows[name]["npv_mean"], -rows[name]["p_budget_exceeded"]))
+    least = min(rows, key=lambda name: (rows[name]["p_budget_exceeded"], -rows[name]["npv_mean"]))
+    assert chosen["path"] == best and chosen["least_violating"] == least
+    code, out, err = cli("compare", scenario, "--draws", "40", "--no-keep", "--store", tmp_path / "s.duckdb")
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert (f"No path meets the budget tolerance; best expected NPV among all paths is {best}; "
+            f"least-violating is {least}") in text
+    assert f"☆ {best}" in out and "★" not in out.split("NPV in bn CNY.")[0]

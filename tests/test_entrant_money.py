@@ -1,6 +1,6 @@
 """The entrant's price policy and its budget test against closed forms: the Bertrand markup of a single-product
-firm under (random-coefficients) logit, the capacity shadow price, the pledge schedule and the budget at which
-a draw's cash need is first covered; in the reference scenario, a best response that rises when capacity binds
+firm under (random-coefficients) logit, the capacity shadow price, the pledge schedule, the budget test (peak
+cash need against the budget available) and pacing against the schedule beside it; in the reference scenario, a best response that rises when capacity binds
 and a gross-margin path set beside the reported margins of 2021-2023."""
 
 from __future__ import annotations
@@ -12,12 +12,15 @@ from hypothesis import strategies as st
 
 from evlaunch.data import load_table
 from evlaunch.finance import (
+    ahead_of_pledge_schedule,
     best_response_markup,
+    budget_available,
     budget_exceeded,
     budget_needed,
     capacity_shadow_price,
     cash_available,
     gross_margin,
+    peak_cash_need,
     pledged_fraction,
     working_capital,
 )
@@ -75,16 +78,49 @@ def test_pledge_schedule_working_capital_and_gross_margin_closed_forms():
     np.testing.assert_allclose(gross_margin(np.array([100.0, 0.0]), np.array([80.0, 5.0])), [0.2, np.nan])
 
 
+def test_the_budget_test_is_the_peak_need_against_the_pledge_total_less_what_was_spent_before():
+    # cumulative need 3, 7, 5, 6 bn CNY: peak 7 bn; a US$-free budget of 10 bn CNY
+    flows = np.array([[-3e9, -4e9, 2e9, -1e9]] * 3)
+    spent = np.array([2.5e9, 3.0e9, 3.5e9])  # available 7.5, 7.0 and 6.5 bn
+    peak = peak_cash_need(flows)
+    np.testing.assert_allclose(peak, 7e9)
+    available = budget_available(np.full(3, 10e9), spent)
+    np.testing.assert_allclose(available, [7.5e9, 7.0e9, 6.5e9])
+    assert budget_exceeded(peak, available).tolist() == [False, False, True]  # equal is not exceeded
+    np.testing.assert_allclose(budget_needed(peak, spent), [9.5e9, 10e9, 10.5e9])
+
+
+def test_pacing_and_the_budget_test_are_different_questions():
+    """A pledge of 120 bn paid in at 1 bn a month: spending 7 bn in the first two months is far within the
+    total but ahead of the schedule; spending 0.5 bn a month stays behind it; 1.5 bn a month runs ahead."""
+    fraction = pledged_fraction(np.arange(4), 10.0)  # (k + 1) / 120
+    budget, spent = np.full(3, 120e9), np.zeros(3)
+    flows = np.array([[-3e9, -4e9, 2e9, -1e9], [-0.5e9] * 4, [-1.5e9] * 4])
+    paid_in = cash_available(budget, fraction, spent)
+    np.testing.assert_allclose(paid_in[0], [1e9, 2e9, 3e9, 4e9])
+    assert ahead_of_pledge_schedule(flows, paid_in).tolist() == [True, False, True]
+    assert not budget_exceeded(peak_cash_need(flows), budget_available(budget, spent)).any()
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.floats(-5e9, 3e9), min_size=6, max_size=6), st.floats(1e9, 2e11), st.floats(0, 5e9),
        st.integers(-24, 40))
-def test_a_draw_exceeds_a_budget_exactly_when_it_is_below_the_budget_needed(flows, budget, spent, elapsed):
+def test_a_draw_exceeds_a_budget_exactly_when_its_peak_need_is_above_the_budget_available(flows, budget, spent,
+                                                                                          elapsed):
     cash = np.array([flows])
+    need = -np.cumsum(flows)
+    peak = max(float(need.max()), 0.0)
+    exceeded = budget_exceeded(peak_cash_need(cash), budget_available(np.array([budget]), np.array([spent])))[0]
+    assert exceeded == (peak > budget - spent)
+    if not np.isclose(budget, peak + spent, rtol=1e-9):
+        assert exceeded == (budget < budget_needed(peak_cash_need(cash), np.array([spent]))[0])
+    # pacing: ahead exactly when some month's need is above what the schedule has paid in by then
     fraction = pledged_fraction(elapsed + np.arange(6), 10.0)
-    needed = budget_needed(cash, fraction, np.array([spent]))[0]
-    exceeded = budget_exceeded(cash, cash_available(np.array([budget]), fraction, np.array([spent])))[0]
-    if not np.isclose(budget, needed, rtol=1e-9):
-        assert exceeded == (budget < needed)
+    paid_in = budget * fraction - spent
+    ahead = ahead_of_pledge_schedule(cash, cash_available(np.array([budget]), fraction, np.array([spent])))[0]
+    assert ahead == any(n > p for n, p in zip(need, paid_in))
+    if exceeded:
+        assert ahead  # the schedule never pays in more than the total
 
 
 @pytest.fixture(scope="module")

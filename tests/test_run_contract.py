@@ -42,7 +42,7 @@ def test_summary_follows_the_contract(first_run, reference_model):
         assert set(path) == {"launch_month", "p_launch_by_target", "deliveries", "orders", "share", "revenue",
                              "npv", "peak_cash_need", "p_budget_exceeded", "surplus_change", "order_share",
                              "order_share_without_rivals", "rival_diversion", "first_12_months_deliveries",
-                             "p_expansion"}
+                             "p_expansion", "p_ahead_of_pledge_schedule"}
         check_block(path["first_12_months_deliveries"])
         assert 0 <= path["p_expansion"] <= 1
         for key in ("surplus_change", "order_share", "order_share_without_rivals"):
@@ -62,11 +62,14 @@ def test_summary_follows_the_contract(first_run, reference_model):
         check_block(path["npv"])
         check_block(path["peak_cash_need"])
         assert 0 <= path["p_launch_by_target"] <= 1 and 0 <= path["p_budget_exceeded"] <= 1
+        assert 0 <= path["p_ahead_of_pledge_schedule"] <= 1
     assert set(summary["market"]) == {"total_sales", "nev_share"}
     for series in summary["market"].values():
         assert set(series) == years
     assert summary["recommended_path"]["name"] in summary["paths"]
     assert "NPV" in summary["recommended_path"]["criterion"]
+    assert isinstance(summary["recommended_path"]["passes"], bool)
+    assert (summary["recommended_path"]["least_violating"] is None) == summary["recommended_path"]["passes"]
     # the firm's own plan beside the forecast, never fitted: where it falls in each path's forecast of its year
     guidance = summary["guidance"]
     assert guidance["year"] == 2024 and guidance["deliveries"] == 100_000 and guidance["used_to_fit"] is False

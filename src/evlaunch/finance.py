@@ -56,8 +56,9 @@ def pledged_fraction(months_since_pledge_start: np.ndarray, pledge_years: float)
 
 
 def cash_available(budget: np.ndarray, fraction: np.ndarray, spent_before: np.ndarray) -> np.ndarray:
-    """[N, H] CNY the parent has made available to the car business by each month's end beyond what was spent
-    before the start: budget [N] x pledged fraction [H] - spent before the start [N]."""
+    """[N, H] CNY the parent has paid in to the car business by each month's end beyond what was spent
+    before the start: budget [N] x pledged fraction [H] - spent before the start [N]. The pacing test
+    (`ahead_of_pledge_schedule`) compares the cash need with it; the budget test uses `budget_available`."""
     return np.asarray(budget)[:, None] * np.asarray(fraction)[None, :] - np.asarray(spent_before)[:, None]
 
 
@@ -66,20 +67,30 @@ def cash_need(cash_flow: np.ndarray) -> np.ndarray:
     return -np.cumsum(cash_flow, axis=-1)
 
 
-def budget_exceeded(cash_flow: np.ndarray, available: np.ndarray) -> np.ndarray:
-    """[N] the cumulative outflow exceeds the cash made available in some month."""
-    return np.asarray((cash_need(cash_flow) > available).any(axis=-1))
+def budget_available(budget: np.ndarray, spent_before: np.ndarray) -> np.ndarray:
+    """[N] CNY of the budget left for the car business at the start: the pledge's total [N] less what was
+    spent before the start [N] (however the pledge is paid in over time)."""
+    return np.asarray(budget, dtype=float) - np.asarray(spent_before, dtype=float)
 
 
-def budget_needed(cash_flow: np.ndarray, fraction: np.ndarray, spent_before: np.ndarray) -> np.ndarray:
-    """[N] the smallest total budget (CNY) whose pledge schedule covers the cash need in every month:
-    max over months of (need + spent before) / pledged fraction. A draw exceeds a budget B exactly when
-    B < this, so the budget at which P(exceeded) falls to q is its (1 - q) quantile."""
-    fraction = np.asarray(fraction, dtype=float)
-    need = cash_need(cash_flow) + np.asarray(spent_before)[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(fraction[None, :] > 0, need / fraction[None, :], np.where(need > 0, np.inf, 0.0))
-    return np.maximum(ratio.max(axis=-1), 0.0)
+def budget_exceeded(peak_need: np.ndarray, available: np.ndarray) -> np.ndarray:
+    """[N] the budget test: the peak cumulative cash need (`peak_cash_need`, CNY) [N] is above the budget
+    available at the start (`budget_available`, CNY) [N]."""
+    return np.asarray(peak_need) > np.asarray(available)
+
+
+def budget_needed(peak_need: np.ndarray, spent_before: np.ndarray) -> np.ndarray:
+    """[N] the smallest total budget (CNY) that covers the peak cash need: peak need + spent before the start.
+    A draw exceeds a budget B exactly when B < this, so the budget at which P(exceeded) falls to q is its
+    (1 - q) quantile."""
+    return np.asarray(peak_need, dtype=float) + np.asarray(spent_before, dtype=float)
+
+
+def ahead_of_pledge_schedule(cash_flow: np.ndarray, paid_in: np.ndarray) -> np.ndarray:
+    """[N] the pacing test: in some month the cumulative outflow since the start ([N, H] cash flow, CNY) is
+    above the cash paid in by then (`cash_available`, [N, H]) — cash is needed faster than the pledge is
+    paid in, although the total may suffice. Not the budget test; reported beside it."""
+    return np.asarray((cash_need(cash_flow) > paid_in).any(axis=-1))
 
 
 def working_capital(cost_of_goods: np.ndarray, revenue: np.ndarray, inventory_days: np.ndarray,

@@ -14,6 +14,7 @@ from evlaunch.analysis.decision import (
     DecisionError,
     Dominance,
     Objective,
+    budget_at_tolerance,
     cvar,
     first_order_dominance,
     p_exceeds,
@@ -133,7 +134,9 @@ def _three_paths():
 def test_default_recommendation_respects_budget_constraint():
     rec = recommend_path(_three_paths())
     assert rec.path == "BAIC" and rec.constraint_met
-    assert rec.criterion == "maximise expected NPV subject to P(budget of 10.00 bn CNY exceeded) <= 10.0%"
+    assert rec.criterion == ("maximise expected NPV subject to P(peak cash need > budget available of 10.00 bn CNY) "
+                             "<= 10.0%")
+    assert rec.passes and rec.binds and rec.least_violating is None and rec.note == ""  # Chery, best alone, breaks it
     assert "30.0%" in rec.why_others_lost["Chery"] and "limit" in rec.why_others_lost["Chery"]
     assert "expected NPV 4.00 bn CNY < 5.00 bn CNY" in rec.why_others_lost["Own licence"]
 
@@ -150,15 +153,45 @@ def test_other_objectives():
     assert "P(launch by month 18)" in recommend_path(paths, DecisionCriterion(Objective.P_LAUNCH_BY_TARGET)).criterion
 
 
-def test_no_feasible_path_falls_back_to_least_violating():
+def test_a_constraint_that_does_not_change_the_choice_does_not_bind():
+    paths = _three_paths()
+    loose = recommend_path(paths, DecisionCriterion(max_p_budget_exceeded=0.5))
+    assert loose.path == "Chery" and loose.passes and not loose.binds
+    assert not recommend_path(paths, DecisionCriterion(max_p_budget_exceeded=None)).binds
+
+
+def test_when_no_path_passes_the_rule_says_so_and_falls_back_to_the_best_objective():
     paths = _three_paths()
     rec = recommend_path(paths, DecisionCriterion(max_p_budget_exceeded=0.01))
     assert rec.constraint_met and rec.path == "Own licence"  # the only path that never breaches
     rec = recommend_path({k: v for k, v in paths.items() if k != "Own licence"},
                          DecisionCriterion(max_p_budget_exceeded=0.01))
-    assert not rec.constraint_met and rec.path == "BAIC"
-    assert "no path meets" in rec.note and "least-violating" in rec.note
-    assert "violates the budget limit more" in rec.why_others_lost["Chery"]
+    # BAIC breaches in 5% of draws, Chery in 30%; Chery has the higher expected NPV (9 vs 5 bn CNY)
+    assert not rec.passes and not rec.constraint_met and rec.binds
+    assert rec.path == "Chery" and rec.least_violating == "BAIC"
+    assert rec.note.startswith("No path meets the budget tolerance")
+    assert "best expected NPV among all paths is 'Chery' (9.00 bn CNY, P(budget exceeded) 30.0%)" in rec.note
+    assert "least-violating is 'BAIC' (P(budget exceeded) 5.0%, expected NPV 5.00 bn CNY)" in rec.note
+    assert "expected NPV 5.00 bn CNY < 9.00 bn CNY for 'Chery'" in rec.why_others_lost["BAIC"]
+    assert "no path meets the budget tolerance" in rec.why_others_lost["BAIC"]
+
+
+def test_the_fallback_follows_the_criterions_objective():
+    paths = {k: v for k, v in _three_paths().items() if k != "Own licence"}
+    rec = recommend_path(paths, DecisionCriterion(Objective.P_LAUNCH_BY_TARGET, max_p_budget_exceeded=0.01))
+    assert not rec.passes and rec.path == "BAIC"  # launches by month 18 in every draw; Chery never does
+    assert "best P(launch by month 18) among all paths is 'BAIC'" in rec.note
+
+
+def test_budget_at_tolerance_is_where_the_breach_probability_reaches_it():
+    needed = np.arange(1.0, 101.0) * 1e9  # a draw exceeds budget B exactly when B < its budget needed
+    budget = budget_at_tolerance(needed, 0.10)
+    assert budget == pytest.approx(np.quantile(needed, 0.90))
+    assert np.mean(needed > budget) == pytest.approx(0.10)
+    assert np.mean(needed > budget - 1e9) > 0.10  # a little less and the tolerance is broken
+    assert budget_at_tolerance(needed, 0.0) == 100e9
+    with pytest.raises(DecisionError, match="tolerance"):
+        budget_at_tolerance(needed, 1.5)
 
 
 def test_ties_are_explained():

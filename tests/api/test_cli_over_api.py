@@ -93,9 +93,9 @@ def test_discover_a_scenario_without_a_run(cli):
 
 
 def test_discover_names_the_columns_bare_names_read(base_run):
-    found = base_run.discover("npv < 0", min_coverage=0.2)
+    found = base_run.discover("launch_month_index > 12", min_coverage=0.2)
     chosen = base_run.summary.recommended_path.name
-    assert found.columns == {"npv": f"{chosen}.npv"}
+    assert found.columns == {"launch_month_index": f"{chosen}.launch_month_index"}
 
 
 def test_a_malformed_condition_fails_before_simulating():

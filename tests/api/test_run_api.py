@@ -41,6 +41,10 @@ def test_typed_summary_mirrors_the_document(base_run):
     raw, summary = base_run.summary.raw, base_run.summary
     assert summary.scenario == raw["scenario"] and summary.as_of.isoformat() == raw["as_of"]
     assert summary.recommended_path.name == raw["recommended_path"]["name"]
+    assert summary.recommended_path.passes == raw["recommended_path"]["passes"]
+    assert summary.recommended_path.note == raw["recommended_path"]["note"]
+    assert summary.recommended_path.least_violating == raw["recommended_path"]["least_violating"]
+    assert summary.recommended_path.budget_binds == raw["recommended_path"]["budget_binds"]
     for name, path in summary.paths.items():
         document = raw["paths"][name]
         assert path.launch_month.p50 == document["launch_month"]["p50"]
@@ -48,6 +52,7 @@ def test_typed_summary_mirrors_the_document(base_run):
         assert {str(year): stats.p10 for year, stats in path.deliveries.items()} == {
             year: block["p10"] for year, block in document["deliveries"].items()}
         assert path.p_budget_exceeded == document["p_budget_exceeded"]
+        assert path.p_ahead_of_pledge_schedule == document["p_ahead_of_pledge_schedule"]
     years = summary.by_year()
     assert len(years) == len(summary.paths) * 4 * len(raw["market"]["nev_share"]) + 2 * len(
         raw["market"]["nev_share"])
@@ -135,14 +140,16 @@ def test_compare_with_itself(base_run):
     assert alone.table.drop(columns="run").set_index("path").equals(base_run.paths)
     document = alone.to_dict()
     assert document["recommended"][label]["path"] == base_run.summary.recommended_path.name
+    assert document["recommended"][label]["passes"] == base_run.summary.recommended_path.passes
     assert json.dumps(document)  # plain JSON
 
 
 def test_discover_finds_a_box_for_the_condition(base_run):
     chosen = base_run.summary.recommended_path.name
-    found = base_run.discover("npv < 0", min_coverage=0.2)
+    # a late (or no) launch: a condition PRIM explains at 60 draws on the recommended path (own: the approval)
+    found = base_run.discover("launch_month_index > 12", min_coverage=0.2)
     assert found.path == chosen
-    assert found.share == pytest.approx((base_run.draws[f"{chosen}.npv"] < 0).mean())
+    assert found.share == pytest.approx((base_run.draws[f"{chosen}.launch_month_index"] > 12).mean())
     assert found.n_draws == 60
     assert set(found.limits["input"]) == set(found.box.limits)
     assert found.sentence

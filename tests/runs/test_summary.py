@@ -20,8 +20,10 @@ NPV_MEAN = {"own": 12e9, "BAIC": 6e9, "Chery": 5e9, "Brilliance": 4e9, "BAIC_own
             "Brilliance_own": 1e9}
 
 
-def synthetic(budget_exceeded_own: float = 0.3, launched_share: dict[str, float] | None = None) -> dict:
-    """Per-draw outputs with known distributions; own has the best NPV but breaks the budget rule."""
+def synthetic(budget_exceeded_own: float = 0.3, launched_share: dict[str, float] | None = None,
+              budget_exceeded_others: float = 0.0) -> dict:
+    """Per-draw outputs with known distributions; own has the best NPV but breaks the budget rule (the others
+    exceed the budget in `budget_exceeded_others` + 2% x their order of the draws)."""
     rng = np.random.default_rng(11)
     years = [str(y) for y in SCENARIO.years]
     launched_share = launched_share or {}
@@ -35,8 +37,9 @@ def synthetic(budget_exceeded_own: float = 0.3, launched_share: dict[str, float]
         launch = rng.uniform(0, 20, N).round()
         never = rng.uniform(size=N) >= launched_share.get(path, 1.0)
         arrays[f"{path}.launch_month_index"] = np.where(never, np.inf, launch)
-        share = budget_exceeded_own if path == "own" else 0.02 * k
+        share = budget_exceeded_own if path == "own" else budget_exceeded_others + 0.02 * k
         arrays[f"{path}.budget_exceeded"] = (np.arange(N) < share * N).astype(float)
+        arrays[f"{path}.ahead_of_pledge_schedule"] = (np.arange(N) >= N - (k + 1) * N // 10).astype(float)
     return arrays
 
 
@@ -50,13 +53,14 @@ def test_the_document_has_exactly_the_contracts_keys_and_is_json():
     assert list(summary["paths"]) == list(SCENARIO.paths)
     for block in summary["paths"].values():
         assert set(block) == {"launch_month", "p_launch_by_target", "deliveries", "orders", "share", "revenue",
-                              "npv", "peak_cash_need", "p_budget_exceeded"}
+                              "npv", "peak_cash_need", "p_budget_exceeded", "p_ahead_of_pledge_schedule"}
         assert set(block["launch_month"]) == {"p10", "p50", "p90"}
         for key in ("deliveries", "orders", "share", "revenue"):
             assert set(block[key]) == years and all(set(s) == STAT_KEYS for s in block[key].values())
         assert set(block["npv"]) == STAT_KEYS and set(block["peak_cash_need"]) == STAT_KEYS
     assert set(summary["market"]) == {"total_sales", "nev_share"}
-    assert set(summary["recommended_path"]) == {"name", "criterion"}
+    assert set(summary["recommended_path"]) == {"name", "criterion", "passes", "note", "least_violating",
+                                                "budget_binds"}
     assert json.loads(json.dumps(summary, allow_nan=False)) == summary
 
 
@@ -73,6 +77,14 @@ def test_statistics_are_the_mean_and_linear_quantiles_of_the_draws():
                 assert stats[name] == pytest.approx(np.quantile(values, q), rel=1e-12)
         assert block["npv"]["p90"] == pytest.approx(np.quantile(arrays[f"{path}.npv"], 0.9), rel=1e-12)
         assert block["p_budget_exceeded"] == pytest.approx(arrays[f"{path}.budget_exceeded"].mean(), abs=1e-15)
+        assert block["p_ahead_of_pledge_schedule"] == pytest.approx(
+            arrays[f"{path}.ahead_of_pledge_schedule"].mean(), abs=1e-15)
+
+
+def test_pacing_is_left_out_for_runs_without_its_column():
+    arrays = {k: v for k, v in synthetic().items() if not k.endswith(".ahead_of_pledge_schedule")}
+    summary = build_summary(ArrayTable(arrays), SCENARIO, N, 7, "x")
+    assert all("p_ahead_of_pledge_schedule" not in block for block in summary["paths"].values())
 
 
 def test_launch_months_are_labels_and_null_beyond_the_horizon():
@@ -93,8 +105,31 @@ def test_the_best_path_within_the_budget_rule_is_recommended():
     # own has the highest expected NPV but exceeds the budget in 30% of draws (> 10% allowed)
     assert summary["recommended_path"]["name"] == "BAIC"
     assert "NPV" in summary["recommended_path"]["criterion"]
+    assert summary["recommended_path"]["passes"] and summary["recommended_path"]["budget_binds"]
+    assert summary["recommended_path"]["note"] == "" and summary["recommended_path"]["least_violating"] is None
     within = build_summary(ArrayTable(synthetic(budget_exceeded_own=0.05)), SCENARIO, N, 7, "x")
     assert within["recommended_path"]["name"] == "own"
+    assert within["recommended_path"]["passes"] and not within["recommended_path"]["budget_binds"]
+
+
+def test_when_no_path_passes_the_summary_says_so_and_names_both_fallbacks():
+    # every path exceeds the budget in at least 30% of draws; BAIC the least (30%), own has the best NPV (40%)
+    summary = build_summary(ArrayTable(synthetic(budget_exceeded_own=0.4, budget_exceeded_others=0.28)),
+                            SCENARIO, N, 7, "x")
+    chosen = summary["recommended_path"]
+    assert chosen["passes"] is False and chosen["budget_binds"] is True
+    assert chosen["name"] == "own" and chosen["least_violating"] == "BAIC"
+    assert chosen["note"].startswith("No path meets the budget tolerance")
+    assert "best expected NPV among all paths is 'own'" in chosen["note"]
+    assert "least-violating is 'BAIC'" in chosen["note"]
+
+
+def test_the_criterion_names_the_budget_available_from_the_draws():
+    arrays = synthetic()
+    arrays["finance.spent_before_start_usd"] = np.full(N, 2e9)
+    summary = build_summary(ArrayTable(arrays), SCENARIO, N, 7, "x")
+    available = (SCENARIO.finance.budget_usd - 2e9) * 7.2  # the synthetic draws' exchange rate
+    assert f"budget available of {available / 1e9:,.2f} bn CNY" in summary["recommended_path"]["criterion"]
 
 
 def test_the_market_block_describes_the_recommended_paths_market():

@@ -5,7 +5,9 @@ Everything here is a pure function over 1-D arrays with one entry per Monte Carl
 * `summarise` — mean and p10/p50/p90 of any per-draw output;
 * `p_launch_by`, `cvar`, `p_exceeds` — the three risk numbers a path is judged on;
 * `first_order_dominance` — does one path's distribution beat another's at every level;
-* `path_stats` / `recommend_path` — the per-path summary and the decision rule applied to it.
+* `path_stats` / `recommend_path` — the per-path summary and the decision rule applied to it;
+* `budget_at_tolerance` — the budget at which P(budget exceeded) would reach a tolerance (what would make the
+  budget criterion bind).
 
 Conventions (units): launch months are month indices from the scenario start, and a path that never
 launches within the horizon has launch month +inf (NaN is accepted and read as +inf, "never");
@@ -15,7 +17,7 @@ money (NPV, cash need, budget) is in CNY.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -106,6 +108,15 @@ def p_exceeds(values: np.ndarray, threshold: float) -> float:
     return float(np.mean(arr > threshold))
 
 
+def budget_at_tolerance(budget_needed: np.ndarray, tolerance: float) -> float:
+    """The budget (CNY) at which P(budget exceeded) reaches `tolerance`: the (1 - tolerance) quantile of each
+    draw's budget needed (a draw exceeds a budget B exactly when B < its budget needed). Below it the budget
+    criterion fails the path; at or above it the path passes (up to the interpolation between two draws)."""
+    if not 0.0 <= tolerance <= 1.0:
+        raise DecisionError(f"tolerance is a probability in [0, 1], got {tolerance}")
+    return float(np.quantile(_as_draws(budget_needed, "budget_needed"), 1.0 - tolerance))
+
+
 # ----------------------------------------------------------------------------------------------
 # stochastic dominance
 
@@ -158,7 +169,8 @@ class DecisionConfig:
     """What the per-path statistics are measured against.
 
     target_month: month index (from the scenario start) a launch must happen by to count;
-    budget_cny: the cash the newcomer can commit; a draw whose peak cash need exceeds it is a breach;
+    budget_cny: the budget available at the start (the pledge less what was spent before it); a draw whose
+        peak cash need exceeds it is a breach;
     cvar_alpha: the lower-tail share of NPV draws averaged for CVaR (0.10 = worst 10%).
     The defaults are placeholders for tests and quick looks; a scenario supplies its own values.
     """
@@ -180,6 +192,9 @@ class PathStats:
     npv_cvar: float
     p_budget_exceeded: float
     config: DecisionConfig
+    # pacing, reported beside the budget test (not part of the rule): P(cash is needed faster than the
+    # pledge is paid in); None where the run has no pledge schedule column
+    p_ahead_of_pledge_schedule: float | None = None
 
 
 def path_stats(path: str, *, npv: np.ndarray, launch_month_index: np.ndarray, peak_cash_need: np.ndarray,
@@ -229,7 +244,7 @@ class Objective(StrEnum):
 class DecisionCriterion:
     """The decision rule: maximise `objective` among paths with P(budget exceeded) <= `max_p_budget_exceeded`.
 
-    The default is "max expected NPV subject to P(peak cash need > budget) <= 10%". Set
+    The default is "max expected NPV subject to P(peak cash need > budget available) <= 10%". Set
     `max_p_budget_exceeded=None` to drop the constraint. The constraint applies to every objective.
     """
 
@@ -241,8 +256,11 @@ class DecisionCriterion:
 class Recommendation:
     """The chosen path, the rule in words, and one line per other path saying why it lost.
 
-    constraint_met is False when no path satisfied the budget constraint; the path is then the
-    least-violating one (lowest P(budget exceeded), ties broken by the objective) and `note` says so.
+    constraint_met (also `passes`) is False when no path meets the budget tolerance; the path is then the
+    best on the objective among all paths, flagged as such in `note`, and `least_violating` names the path
+    with the lowest P(budget exceeded). `binds` is True when the budget constraint changes or fails the
+    choice (the best path on the objective alone breaks the tolerance); False when the choice is by the
+    objective alone.
     """
 
     path: str
@@ -250,6 +268,13 @@ class Recommendation:
     why_others_lost: dict[str, str] = field(default_factory=dict)
     constraint_met: bool = True
     note: str = ""
+    least_violating: str | None = None
+    binds: bool = False
+
+    @property
+    def passes(self) -> bool:
+        """The recommended path meets the budget tolerance (no tolerance: always)."""
+        return self.constraint_met
 
 
 def _bn(cny: float) -> str:
@@ -284,12 +309,23 @@ def _format_objective(value: float, objective: Objective) -> str:
 
 
 def describe_criterion(criterion: DecisionCriterion, config: DecisionConfig) -> str:
-    """The decision rule in words, e.g. "maximise expected NPV subject to P(budget of 10.00 bn CNY exceeded) <= 10.0%"."""
+    """The decision rule in words, e.g. "maximise expected NPV subject to P(peak cash need > budget available
+    of 10.00 bn CNY) <= 10.0%"."""
     text = f"maximise {_objective_label(criterion.objective, config)}"
     if criterion.max_p_budget_exceeded is not None:
-        text += (f" subject to P(budget of {_bn(config.budget_cny)} exceeded) <= "
+        text += (f" subject to P(peak cash need > budget available of {_bn(config.budget_cny)}) <= "
                  f"{_pct(criterion.max_p_budget_exceeded)}")
     return text
+
+
+def _common_config(stats_by_path: Mapping[str, PathStats]) -> DecisionConfig:
+    if not stats_by_path:
+        raise DecisionError("no paths to compare; simulate at least one manufacturing path")
+    configs = {s.config for s in stats_by_path.values()}
+    if len(configs) != 1:
+        raise DecisionError("paths were summarised with different DecisionConfigs (target month, budget or "
+                            "CVaR level); summarise them all with the same config")
+    return configs.pop()
 
 
 def recommend_path(stats_by_path: Mapping[str, PathStats],
@@ -297,22 +333,22 @@ def recommend_path(stats_by_path: Mapping[str, PathStats],
     """Pick the path that best meets `criterion`; explain why every other path lost.
 
     Feasible paths (P(budget exceeded) within the limit) are ranked by the objective, ties broken by
-    lower P(budget exceeded), then by name. If no path is feasible, the recommendation falls back to
-    the least-violating path (lowest P(budget exceeded); ties by objective, then name), with
-    constraint_met=False and a note saying no path meets the constraint.
+    lower P(budget exceeded), then by name.
+
+    If no path is feasible, the rule says so (constraint_met=False, a note) and falls back to the path
+    that is best on the objective among all paths (ties as above), naming the least-violating path
+    (lowest P(budget exceeded); ties by objective, then name) beside it. Why not the least-violating
+    path: when every path breaks the tolerance, the budget no longer separates acceptable from
+    unacceptable paths, and the least-violating one may trade a large expected loss for a few points
+    of breach probability (the reference run once recommended a path with a negative mean NPV for a
+    7-point lower breach). A decision-maker then wants the best path on their own objective, flagged,
+    with the budget shortfall stated, so that they can raise the budget or look for a cheaper path.
     """
-    if not stats_by_path:
-        raise DecisionError("no paths to compare; simulate at least one manufacturing path")
-    configs = {s.config for s in stats_by_path.values()}
-    if len(configs) != 1:
-        raise DecisionError("paths were summarised with different DecisionConfigs (target month, budget or "
-                            "CVaR level); summarise them all with the same config")
-    config = configs.pop()
+    config = _common_config(stats_by_path)
     objective = criterion.objective
     limit = criterion.max_p_budget_exceeded
     if limit is not None and not 0.0 <= limit <= 1.0:
         raise DecisionError(f"max_p_budget_exceeded is a probability in [0, 1], got {limit}")
-    text = describe_criterion(criterion, config)
 
     def value(name: str) -> float:
         v = _objective_value(stats_by_path[name], objective)
@@ -321,16 +357,36 @@ def recommend_path(stats_by_path: Mapping[str, PathStats],
     def breach(name: str) -> float:
         return stats_by_path[name].p_budget_exceeded
 
-    feasible = [n for n in stats_by_path if limit is None or breach(n) <= limit]
-    if feasible:
-        best = min(feasible, key=lambda n: (-value(n), breach(n), n))
-        note = ""
-    else:
-        best = min(stats_by_path, key=lambda n: (breach(n), -value(n), n))
-        note = (f"no path meets P(budget of {_bn(config.budget_cny)} exceeded) <= {_pct(limit)}; "
-                f"falling back to the least-violating path {best!r} "
-                f"(P = {_pct(breach(best))}); consider a larger budget or a cheaper path")
+    def by_objective(names: Iterable[str]) -> str:
+        return min(names, key=lambda n: (-value(n), breach(n), n))
 
+    feasible = [n for n in stats_by_path if limit is None or breach(n) <= limit]
+    best = by_objective(feasible or stats_by_path)
+    least = min(stats_by_path, key=lambda n: (breach(n), -value(n), n))
+    unconstrained = by_objective(stats_by_path)
+    note = "" if feasible else _no_path_passes_note(best, least, value, breach, objective, config, limit)
+    reasons = _why_others_lost(stats_by_path, best, feasible, value, breach, objective, config, limit)
+    return Recommendation(path=best, criterion=describe_criterion(criterion, config), why_others_lost=reasons,
+                          constraint_met=bool(feasible), note=note, least_violating=None if feasible else least,
+                          binds=limit is not None and breach(unconstrained) > limit)
+
+
+Score = Callable[[str], float]  # a path's objective value or P(budget exceeded), by name
+
+
+def _no_path_passes_note(best: str, least: str, value: Score, breach: Score, objective: Objective,
+                         config: DecisionConfig, limit: float | None) -> str:
+    label = _objective_label(objective, config)
+    return (f"No path meets the budget tolerance (P(peak cash need > budget available of {_bn(config.budget_cny)}) "
+            f"<= {_pct(limit)}); best {label} among all paths is {best!r} "
+            f"({_format_objective(value(best), objective)}, P(budget exceeded) {_pct(breach(best))}), shown as the "
+            f"fallback; least-violating is {least!r} (P(budget exceeded) {_pct(breach(least))}, {label} "
+            f"{_format_objective(value(least), objective)}). Consider a larger budget or a cheaper path.")
+
+
+def _why_others_lost(stats_by_path: Mapping[str, PathStats], best: str, feasible: list[str], value: Score,
+                     breach: Score, objective: Objective, config: DecisionConfig, limit: float | None
+                     ) -> dict[str, str]:
     label = _objective_label(objective, config)
     best_value = value(best)
     reasons: dict[str, str] = {}
@@ -338,17 +394,15 @@ def recommend_path(stats_by_path: Mapping[str, PathStats],
         if name == best:
             continue
         if feasible and name not in feasible:
-            reasons[name] = (f"P(budget of {_bn(config.budget_cny)} exceeded) = {_pct(breach(name))} "
-                             f"exceeds the {_pct(limit)} limit")
-        elif not feasible and breach(name) > breach(best):
-            reasons[name] = (f"violates the budget limit more: P(budget of "
-                             f"{_bn(config.budget_cny)} exceeded) = {_pct(breach(name))} vs {_pct(breach(best))}")
+            reasons[name] = (f"P(peak cash need > budget available of {_bn(config.budget_cny)}) = "
+                             f"{_pct(breach(name))} exceeds the {_pct(limit)} limit")
         elif value(name) < best_value:
             reasons[name] = (f"{label} {_format_objective(value(name), objective)} < "
-                             f"{_format_objective(best_value, objective)} for {best!r}")
+                             f"{_format_objective(best_value, objective)} for {best!r}"
+                             + ("" if feasible else f" (no path meets the budget tolerance; P(budget exceeded) "
+                                                    f"{_pct(breach(name))} vs {_pct(breach(best))})"))
         else:
             reasons[name] = (f"ties with {best!r} on {label} "
                              f"({_format_objective(value(name), objective)}); lost on the tie-break "
                              f"(P(budget exceeded) {_pct(breach(name))} vs {_pct(breach(best))}, then name)")
-    return Recommendation(path=best, criterion=text, why_others_lost=reasons,
-                          constraint_met=bool(feasible), note=note)
+    return reasons

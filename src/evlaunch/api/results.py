@@ -32,7 +32,7 @@ from evlaunch.studies.scenario_analysis import DecisionStudy, discovery_frame, d
 
 KEY_FIGURES = ["path", "licence", "plant", "recommended", "launch_p10", "launch_p50", "launch_p90", "launch_month_mean", "p_never",
                "p_launch_by_target", "deliveries_total_mean", "npv_mean", "npv_p10", "npv_p50", "npv_p90",
-               "npv_cvar10", "p_budget_exceeded"]
+               "npv_cvar10", "p_budget_exceeded", "p_ahead_of_pledge_schedule"]
 
 
 def _launch_label(config: Config, index: float) -> str | None:
@@ -45,7 +45,8 @@ def _launch_label(config: Config, index: float) -> str | None:
 def key_figures(config: Config, table: DrawStatistics) -> tuple[list[dict[str, Any]], Recommendation, dict[str, Any]]:
     """Per path: launch quantiles (as "YYYY-MM" labels, and as months after the start in the rows but not
     in KEY_FIGURES) and mean, P(never), P(by target), total deliveries, NPV mean, quantiles
-    and CVaR10, P(budget exceeded). Also the recommendation and the per-path NPV and launch-month arrays
+    and CVaR10, P(budget exceeded) and, beside it, P(cash needed faster than the pledge is paid in) (None for
+    runs without it). Also the recommendation and the per-path NPV and launch-month arrays
     (for dominance tests). Launch means are months after the scenario's start, over draws that launch."""
     statistics = path_statistics(table, config)
     chosen = recommendation(statistics, config)
@@ -71,6 +72,7 @@ def key_figures(config: Config, table: DrawStatistics) -> tuple[list[dict[str, A
             "deliveries_total_mean": float(np.mean(deliveries)),
             "npv_mean": stats.npv.mean, "npv_p10": stats.npv.p10, "npv_p50": stats.npv.p50,
             "npv_p90": stats.npv.p90, "npv_cvar10": stats.npv_cvar, "p_budget_exceeded": stats.p_budget_exceeded,
+            "p_ahead_of_pledge_schedule": stats.p_ahead_of_pledge_schedule,
         })
     return rows, chosen, arrays_by_path
 
@@ -79,7 +81,7 @@ def key_figures(config: Config, table: DrawStatistics) -> tuple[list[dict[str, A
 # start (the mean over draws that launch; quantiles inf where more than that share never launches).
 COMPARE_FIELDS = ["licence", "plant", "recommended", "launch_month_mean", "p_never", "launch_month_p10", "launch_month_p50",
                   "launch_month_p90", "p_launch_by_target", "deliveries_total_mean", "npv_mean", "npv_p10",
-                  "npv_p50", "npv_p90", "npv_cvar10", "p_budget_exceeded"]
+                  "npv_p50", "npv_p90", "npv_cvar10", "p_budget_exceeded", "p_ahead_of_pledge_schedule"]
 
 
 @dataclass(frozen=True)
@@ -104,10 +106,14 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         """The `evlaunch compare --json` document: "paths" (one row per path, named "run:path" when several
         runs are compared; launch months as months after the start; with its licence holder and plant),
-        "groups" (paths by licence and by plant, ranked by NPV mean), "dominance" and "recommended"."""
+        "groups" (paths by licence and by plant, ranked by NPV mean), "dominance" and "recommended" (per run:
+        the path, criterion, why the others lost, whether it meets the budget tolerance (`passes`; when no
+        path does, the path is the best on the objective, flagged in `note`), the least-violating path then,
+        and whether the budget constraint binds)."""
         return {"paths": [dict(row) for row in self.rows], "groups": self.groups(), "dominance": list(self.dominance),
                 "recommended": {label: {"path": r.path, "criterion": r.criterion,
-                                        "why_others_lost": r.why_others_lost, "note": r.note}
+                                        "why_others_lost": r.why_others_lost, "note": r.note, "passes": r.passes,
+                                        "least_violating": r.least_violating, "budget_binds": r.binds}
                                 for label, r in self.recommendations.items()}}
 
 

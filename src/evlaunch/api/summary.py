@@ -50,7 +50,9 @@ class PathSummary:
     revenue: dict[int, Stats]      # CNY per calendar year
     npv: Stats                     # CNY
     peak_cash_need: Stats          # CNY
-    p_budget_exceeded: float
+    p_budget_exceeded: float       # P(peak cash need > budget available: the pledge less what was spent before)
+    # pacing, beside the budget test: P(cash is needed faster than the pledge is paid in); None for older runs
+    p_ahead_of_pledge_schedule: float | None = None
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,22 @@ class MarketSummary:
 
 @dataclass(frozen=True)
 class RecommendedPath:
-    """The recommended path and the criterion, in words."""
+    """The recommended path and the criterion, in words; whether it meets the budget tolerance (`passes`:
+    when no path does, `name` is the best path on the objective, flagged in `note`, and `least_violating`
+    the path with the lowest P(budget exceeded)); whether the budget constraint changed or failed the choice
+    (`budget_binds`; None for runs written before it was reported)."""
 
     name: str
     criterion: str
+    passes: bool = True
+    note: str = ""
+    least_violating: str | None = None
+    budget_binds: bool | None = None
+
+    @classmethod
+    def from_dict(cls, block: Mapping[str, Any]) -> RecommendedPath:
+        return cls(block["name"], block["criterion"], bool(block.get("passes", True)), block.get("note", ""),
+                   block.get("least_violating"), block.get("budget_binds"))
 
 
 def _years(blocks: Mapping[str, Any]) -> dict[int, Stats]:
@@ -102,12 +116,13 @@ class Summary:
                 p_launch_by_target=float(entry["p_launch_by_target"]), deliveries=_years(entry["deliveries"]),
                 orders=_years(entry["orders"]), share=_years(entry["share"]), revenue=_years(entry["revenue"]),
                 npv=Stats.from_dict(entry["npv"]), peak_cash_need=Stats.from_dict(entry["peak_cash_need"]),
-                p_budget_exceeded=float(entry["p_budget_exceeded"]))
+                p_budget_exceeded=float(entry["p_budget_exceeded"]),
+                p_ahead_of_pledge_schedule=(None if entry.get("p_ahead_of_pledge_schedule") is None
+                                            else float(entry["p_ahead_of_pledge_schedule"])))
         market = MarketSummary(_years(document["market"]["total_sales"]), _years(document["market"]["nev_share"]))
-        chosen = document["recommended_path"]
         return cls(scenario=document["scenario"], as_of=dt.date.fromisoformat(document["as_of"]),
                    draws=int(document["draws"]), seed=int(document["seed"]), version=document["version"],
-                   paths=paths, market=market, recommended_path=RecommendedPath(chosen["name"], chosen["criterion"]),
+                   paths=paths, market=market, recommended_path=RecommendedPath.from_dict(document["recommended_path"]),
                    raw=dict(document))
 
     def by_year(self) -> pd.DataFrame:

@@ -50,6 +50,11 @@ def _short(firm: str) -> str:
     return firm.split(" (")[0]
 
 
+def _objective(criterion: str) -> str:
+    """The objective of a decision criterion in words: "maximise expected NPV subject to ..." -> "expected NPV"."""
+    return criterion.removeprefix("maximise ").split(" subject to")[0]
+
+
 @app.command()
 def compare(
     runs: Annotated[list[str], typer.Argument(help="scenario files, run directories or stored run ids")],
@@ -73,28 +78,44 @@ def compare(
     table = Table(title="paths compared (launch months as months after each scenario's start; the mean over the "
                         "draws that launch within the horizon)")
     for column in ("path", "licence / plant", "launch mean / p10 / p50 / p90", "P(never)", "P(by target)", "deliveries (horizon, mean)",
-                   "NPV mean", "NPV p10 / p50 / p90", "CVaR10 NPV", "P(budget exceeded)"):
+                   "NPV mean", "NPV p10 / p50 / p90", "CVaR10 NPV", "P(budget exceeded)",
+                   "P(cash needed faster than pledge paid in)"):
         table.add_column(column, justify="left" if column == "path" else "right",
                          overflow="fold", min_width=12 if column == "path" else None)
 
     def month(value):
         return "never" if value is None or not math.isfinite(value) else f"{value:.0f}"
 
-    for row in rows:
-        table.add_row(("★ " if row["recommended"] else "") + row["path"],
+    passing = {label: chosen.passes for label, chosen in recommendations.items()}
+    for row, run_label in zip(rows, comparison.table["run"]):
+        mark = ("★ " if passing[run_label] else "☆ ") if row["recommended"] else ""
+        ahead = row["p_ahead_of_pledge_schedule"]
+        table.add_row(mark + row["path"],
                       f"{_short(row['licence'])} / {row['plant']} plant",
                       " / ".join(month(row[k]) for k in ("launch_month_mean", "launch_month_p10", "launch_month_p50",
                                                          "launch_month_p90")),
                       f"{row['p_never']:.0%}", f"{row['p_launch_by_target']:.0%}", f"{row['deliveries_total_mean']:,.0f}",
                       bn_cny(row["npv_mean"]), " / ".join(bn_cny(row[k]) for k in ("npv_p10", "npv_p50", "npv_p90")),
-                      bn_cny(row["npv_cvar10"]), f"{row['p_budget_exceeded']:.1%}")
+                      bn_cny(row["npv_cvar10"]), f"{row['p_budget_exceeded']:.1%}",
+                      "–" if ahead is None else f"{ahead:.1%}")
     console.print(table)
-    console.print("NPV in bn CNY. ★ = recommended within its run.")
+    console.print("NPV in bn CNY. ★ = recommended within its run; ☆ = no path of its run meets the budget "
+                  "tolerance, the best on the objective is shown instead. P(budget exceeded) = P(peak cash need > "
+                  "budget available: the pledge less what was spent before the start); the last column is pacing, "
+                  "not part of the rule.", highlight=False)
     for key, title in (("licence", "By licence"), ("plant", "By plant")):
         console.print(f"{title} (ranked by NPV mean): " + "; ".join(
             f"{_short(group)}: {', '.join(paths)}" for group, paths in document["groups"][key].items()), highlight=False)
     for label, chosen in recommendations.items():
-        console.print(f"[bold]{label}[/]: recommended [bold]{chosen.path}[/] — {chosen.criterion}", highlight=False)
+        if chosen.passes:
+            console.print(f"[bold]{label}[/]: recommended [bold]{chosen.path}[/] — {chosen.criterion}; the budget "
+                          + ("criterion binds: the best path on the objective alone breaks it" if chosen.binds else
+                             "criterion does not bind: the best path on the objective alone meets it"),
+                          highlight=False)
+        else:
+            console.print(f"[bold]{label}[/]: No path meets the budget tolerance; best {_objective(chosen.criterion)} among all "
+                          f"paths is [bold]{chosen.path}[/]; least-violating is [bold]{chosen.least_violating}[/] "
+                          f"— {chosen.criterion}", highlight=False)
         for other, why in chosen.why_others_lost.items():
             console.print(f"  {other}: {why}", highlight=False)
         if chosen.note:

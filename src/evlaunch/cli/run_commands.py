@@ -60,15 +60,19 @@ def print_summary(summary: dict) -> None:
                    "NPV mean (bn CNY)", "NPV p10..p90", "P(budget exceeded)"):
         table.add_column(column, justify="left" if column == "path" else "right")
     recommended = summary["recommended_path"]["name"]
+    passes = summary["recommended_path"].get("passes", True)
     for name, path in summary["paths"].items():
         launch = " / ".join(path["launch_month"][k] or "never" for k in ("p10", "p50", "p90"))
         last_year = max(path["deliveries"])
         npv = path["npv"]
-        table.add_row(("★ " if name == recommended else "") + name, launch, f"{path['p_launch_by_target']:.0%}",
+        table.add_row((("★ " if passes else "☆ ") if name == recommended else "") + name, launch, f"{path['p_launch_by_target']:.0%}",
                       f"{path['deliveries'][last_year]['mean']:,.0f}", bn_cny(npv["mean"]),
                       f"{bn_cny(npv['p10'])} .. {bn_cny(npv['p90'])}", f"{path['p_budget_exceeded']:.1%}")
     console.print(table)
-    console.print(f"Recommended path: [bold]{recommended}[/] ({summary['recommended_path']['criterion']})")
+    if passes:
+        console.print(f"Recommended path: [bold]{recommended}[/] ({summary['recommended_path']['criterion']})")
+    else:
+        console.print(f"☆ {summary['recommended_path']['note']}", highlight=False)
 
 
 @app.command()

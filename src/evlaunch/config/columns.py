@@ -17,6 +17,7 @@ NPV = "npv"
 PEAK_CASH_NEED = "peak_cash_need"
 BUDGET_EXCEEDED = "budget_exceeded"
 BUDGET_NEEDED = "budget_needed"
+AHEAD_OF_PLEDGE = "ahead_of_pledge_schedule"
 EQUILIBRIUM_FAILURES = "equilibrium_failures"
 # the order book (path-level): the month the expansion was ordered, deliveries in the first 12 months on sale
 EXPANSION_ORDERED_MONTH = "expansion_ordered_month"

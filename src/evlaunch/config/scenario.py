@@ -366,11 +366,12 @@ class Finance(_Config):
     capacity_premium_cap: Quantity = Field(
         0.0, description="largest capacity shadow price as a share of the best-response price without it "
                          "(0: a backlog never raises the price; new brands held list prices while orders waited)")
-    pledge_start: YearMonth | None = Field(None, description="first month of the parent's pledge schedule; none = "
-                                           "the whole budget is available from the start")
+    pledge_start: YearMonth | None = Field(None, description="first month of the parent's pledge schedule (the "
+                                           "pacing check; the budget test uses the total); none = the whole budget "
+                                           "is available from the start")
     pledge_years: Number = Field(10.0, gt=0, le=50, description="years over which the budget is pledged evenly")
     spent_before_start_usd: Quantity = Field(0.0, description="part of the pledge spent before the scenario "
-                                             "start, US$")
+                                             "start, US$ (the budget available is the pledge less this)")
     inventory_days: Quantity = Field(0.0, description="days of cost of goods held as stock (working capital)")
     receivable_days: Quantity = Field(0.0, description="days of revenue owed by buyers and dealers (working "
                                       "capital)")

@@ -1,12 +1,14 @@
 """Report section: the entrant's prices and gross margins beside comparable firms' reported margins, and the
-budget as a constraint (cash need by month against the parent's pledge schedule, working capital included).
+budget as a constraint (peak cash need against the budget available, working capital included; pacing against
+the parent's pledge schedule beside it).
 
 Margins: per path and year, the median and 10-90% band over the draws of (revenue - cost of goods) /
 revenue (`simulation.outputs`), beside the reported gross margins of carmakers public by the scenario's
 date (`firm_margins.csv`); the verdict compares the medians with the range of the Chinese carmakers' margins
 (rows for a firm's global business, marked "(global)" in the firm's name, are shown but left out of the range:
-the entrant sells in China only). Budget: P(budget exceeded) per path, and the budget at which it would
-reach the scenario's tolerance — the (1 - tolerance) quantile of each draw's budget needed.
+the entrant sells in China only). Budget: P(budget exceeded) per path (peak cash need above the budget
+available), the budget at which it would reach the scenario's tolerance — the (1 - tolerance) quantile of each
+draw's budget needed — and, beside it, pacing against the pledge schedule.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import html
 
 import numpy as np
 
+from evlaunch.analysis.decision import budget_at_tolerance
 from evlaunch.config.columns import BUDGET_NEEDED, ENTRANT_PRICE, GROSS_MARGIN, path_column, yearly
 from evlaunch.data import load_table
 from evlaunch.report.formatting import bn_cny
@@ -98,26 +101,35 @@ def _premium(scenario) -> str:
 
 
 def budget_paragraph(context, data: dict[str, np.ndarray]) -> str:
-    """Whether the budget criterion binds, per path, and the budget at which P(exceeded) reaches the tolerance."""
+    """Per path: P(budget exceeded) (peak cash need above the budget available), pacing beside it, and the
+    budget at which P(exceeded) reaches the tolerance; whether the criterion binds."""
     scenario, summary = context.scenario, context.summary
     finance, tolerance = scenario.finance, scenario.recommendation.max_p_budget_exceeded
-    schedule = (f"pledged evenly over {finance.pledge_years:g} years from {finance.pledge_start}, less what was "
-                f"spent before the start" if finance.pledge_start else "all available from the start")
-    rows, binding = [], []
+    schedule = (f"pledged evenly over {finance.pledge_years:g} years from {finance.pledge_start}"
+                if finance.pledge_start else "all available from the start")
+    rows, over = [], []
     for name in scenario.paths:
         needed = data.get(path_column(name, BUDGET_NEEDED), np.array([np.nan])).astype(float)
-        at_tolerance = float(np.quantile(needed, 1.0 - tolerance)) if np.isfinite(needed).any() else np.nan
-        p_exceeded = summary["paths"][name]["p_budget_exceeded"]
-        if p_exceeded > tolerance:
-            binding.append(name)
-        rows.append([html.escape(name), f"{p_exceeded:.1%}", bn_cny(at_tolerance, suffix=" bn CNY")])
+        at_tolerance = budget_at_tolerance(needed, tolerance) if np.isfinite(needed).all() else np.nan
+        result = summary["paths"][name]
+        if result["p_budget_exceeded"] > tolerance:
+            over.append(name)
+        ahead = result.get("p_ahead_of_pledge_schedule")
+        rows.append([html.escape(name), f"{result['p_budget_exceeded']:.1%}", bn_cny(at_tolerance, suffix=" bn CNY"),
+                     "–" if ahead is None else f"{ahead:.1%}"])
     budget = f"US${finance.budget_usd / 1e9:g}bn"
-    verdict = (f"The budget criterion binds: P(budget exceeded) is above {tolerance:.0%} on "
-               f"{', '.join(html.escape(n) for n in binding)}." if binding else
-               f"The budget criterion does not bind on any path: P(budget exceeded) stays at or below "
-               f"{tolerance:.0%} everywhere, so the choice is by the objective alone. It would bind on a path "
-               f"if the budget fell below the figure in the last column.")
-    return (f"<p>The budget ({budget}, {schedule}) against the cash need by month: upfront and running costs, "
-            f"working capital (stock and receivables) and sunk costs of failed paths; a draw exceeds the budget "
-            f"when its cumulative outflow passes the cash made available in any month. {verdict}</p>"
-            + table_html(["path", "P(budget exceeded)", f"budget at which P(exceeded) = {tolerance:.0%}"], rows))
+    binds = summary["recommended_path"].get("budget_binds", bool(over))
+    above = f" (above on {', '.join(html.escape(n) for n in over)})" if over else " on every path"
+    verdict = (f"The budget criterion binds: the best path on the objective alone has P(budget exceeded) above "
+               f"{tolerance:.0%}{above}." if binds else
+               f"The budget criterion does not bind: the best path on the objective alone keeps P(budget exceeded) "
+               f"within {tolerance:.0%}{above if over else ''}, so the choice is by the objective alone. It would "
+               f"bind on a path if the budget fell below the figure in the third column.")
+    return (f"<p>The budget ({budget}, {schedule}) against the peak cumulative cash need: upfront and running "
+            f"costs, working capital (stock and receivables) and sunk costs of failed paths. A draw exceeds the "
+            f"budget when its peak cash need is above the budget available — the pledge's total less what was "
+            f"spent before the start. {verdict} Pacing is shown beside it and is not part of the rule: the share "
+            f"of draws in which, in some month, the cash needed so far is above what the pledge schedule has paid "
+            f"in by then (cash needed faster than the pledge is paid in).</p>"
+            + table_html(["path", "P(budget exceeded)", f"total budget at which P(exceeded) = {tolerance:.0%}",
+                          "P(cash needed faster than the pledge is paid in)"], rows))

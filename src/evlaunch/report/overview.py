@@ -11,7 +11,9 @@ import math
 
 import numpy as np
 
+from evlaunch.analysis.decision import budget_at_tolerance
 from evlaunch.config.columns import (
+    BUDGET_NEEDED,
     DELIVERIES_MONTH,
     LAUNCH_MONTH_INDEX,
     NEV_SHARE_MONTH,
@@ -31,24 +33,75 @@ from evlaunch.report.html import Section, money, table_html
 def overview(context: ReportContext) -> Section:
     summary, scenario = context.summary, context.scenario
     recommended = summary["recommended_path"]
+    passes = recommended.get("passes", True)
     rows = []
     for name, path in summary["paths"].items():
         launch = path["launch_month"]
-        mark = " ★" if name == recommended["name"] else ""
+        mark = (" ★" if passes else " ☆") if name == recommended["name"] else ""
         first_full_year = str(min(scenario.years) + 2)
         deliveries = path["deliveries"].get(first_full_year, {}).get("mean")
+        ahead = path.get("p_ahead_of_pledge_schedule")
         rows.append([f"<b>{html.escape(name)}</b>{mark}<br><small>{html.escape(scenario.paths[name].label)}</small>",
                      " / ".join(launch[k] or "never" for k in ("p10", "p50", "p90")),
                      f"{path['p_launch_by_target']:.0%}", units(deliveries),
                      money(path["npv"]["mean"]), f"{money(path['npv']['p10'])} … {money(path['npv']['p90'])}",
-                     money(path["peak_cash_need"]["p90"]), f"{path['p_budget_exceeded']:.1%}"])
+                     money(path["peak_cash_need"]["p90"]), f"{path['p_budget_exceeded']:.1%}",
+                     "–" if ahead is None else f"{ahead:.1%}"])
     header = ["path", "launch month p10 / p50 / p90", f"P(launch by {scenario.target_launch})",
               f"deliveries {min(scenario.years) + 2} (mean)", "NPV mean (CNY)", "NPV p10 … p90",
-              "peak cash need p90", "P(budget exceeded)"]
-    body = (f"<p>As of <b>{scenario.as_of}</b>, {summary['draws']:,} draws, seed {summary['seed']}. "
-            f"Recommended path: <b>{html.escape(recommended['name'])}</b> — criterion: "
-            f"{html.escape(recommended['criterion'])}.</p>" + table_html(header, rows, "compare"))
+              "peak cash need p90", "P(budget exceeded)", "P(cash needed faster than the pledge is paid in)"]
+    if passes:
+        decision = (f"Recommended path: <b>{html.escape(recommended['name'])}</b> ★ — criterion: "
+                    f"{html.escape(recommended['criterion'])}.")
+    else:
+        decision = (f"<b>{html.escape(recommended.get('note', ''))}</b> ☆ marks that fallback; it is not a "
+                    f"recommendation within the budget. Criterion: {html.escape(recommended['criterion'])}.")
+    body = (f"<p>As of <b>{scenario.as_of}</b>, {summary['draws']:,} draws, seed {summary['seed']}. {decision} "
+            f"{budget_verdict(context)}</p>" + table_html(header, rows, "compare")
+            + "<p>P(budget exceeded): share of draws whose peak cumulative cash need is above the budget available "
+              "(the pledge's total less what was spent before the start). The last column is pacing, not the "
+              "budget test: share of draws in which, in some month, the cash needed so far is above what the "
+              "pledge schedule has paid in by then.</p>")
     return Section("Paths compared", body, "paths")
+
+
+def budget_to_pass_usd(context: ReportContext, path: str, tolerance: float) -> float:
+    """The pledge (US$) at which `path`'s P(budget exceeded) reaches `tolerance`: the (1 - tolerance) quantile
+    over the draws of budget needed / exchange rate (a draw exceeds a pledge B US$ exactly when
+    B x its rate < its budget needed). NaN for runs without the budget-needed column."""
+    column = path_column(path, BUDGET_NEEDED)
+    data = context.table.to_numpy([c for c in (column, "finance.usd_cny") if c in context.table.columns])
+    if column not in data:
+        return math.nan
+    rate = data.get("finance.usd_cny", np.array([_central(context.scenario.finance.usd_cny)]))
+    return budget_at_tolerance(np.asarray(data[column], dtype=float) / np.asarray(rate, dtype=float), tolerance)
+
+
+def _central(value) -> float:
+    return float(getattr(value, "centre", value))
+
+
+def budget_verdict(context: ReportContext) -> str:
+    """Whether the budget criterion binds and what would make it bind (when it does not) or what budget the
+    chosen path would need to pass (when it does), in words (HTML)."""
+    scenario, recommended = context.scenario, context.summary["recommended_path"]
+    if "passes" not in recommended:  # a summary written before the rule reported this
+        return ""
+    tolerance = scenario.recommendation.max_p_budget_exceeded
+    chosen = html.escape(recommended["name"])
+    pledge = f"US${scenario.finance.budget_usd / 1e9:,.1f} bn"
+    needed = budget_to_pass_usd(context, recommended["name"], tolerance)
+    figure = "–" if not math.isfinite(needed) else f"US${needed / 1e9:,.1f} bn"
+    if not recommended["passes"]:
+        return (f"The pledge is {pledge}; {chosen} would meet the tolerance with a pledge of at least {figure} "
+                f"(the {1 - tolerance:.0%} quantile of its peak cash need plus what was spent before the start).")
+    if recommended.get("budget_binds"):
+        return (f"The budget criterion binds: the best path on the objective alone breaks the {tolerance:.0%} "
+                f"tolerance, so the recommendation is the best path that keeps to it.")
+    return (f"The budget criterion does not bind: {chosen}, the best path on the objective alone, keeps "
+            f"P(budget exceeded) within {tolerance:.0%}, so the choice is by the objective alone. It would bind "
+            f"on {chosen} if the pledge ({pledge}) fell below {figure}: the {1 - tolerance:.0%} quantile of its "
+            f"peak cash need plus what was spent before the start.")
 
 
 def launch_section(context: ReportContext) -> Section:

@@ -3,9 +3,12 @@
 Money in CNY, volumes in vehicles. Quantiles are exact (linear interpolation, as numpy's default).
 A launch quantile that falls beyond the horizon (the path never produced within it) is `null`.
 
-Beside the contract's keys (DESIGN.md), each path carries `first_12_months_deliveries` (a quantile block)
-and `p_expansion` (share of draws in which the expansion rule ordered the next plant phase), and the
-document carries `guidance`: the firm's own public plan (`[product.guidance]`), shown beside the forecast
+Beside the contract's keys (DESIGN.md), each path carries `first_12_months_deliveries` (a quantile block),
+`p_expansion` (share of draws in which the expansion rule ordered the next plant phase) and
+`p_ahead_of_pledge_schedule` (pacing: share of draws in which cash is needed faster than the pledge is paid
+in; not the budget test, which is `p_budget_exceeded`: P(peak cash need > budget available)); the
+recommendation carries `passes` (false when no path meets the budget tolerance), `note` (what the rule did
+then), `least_violating` (null when a path passes) and `budget_binds`; and the document carries `guidance`: the firm's own public plan (`[product.guidance]`), shown beside the forecast
 and never used to fit, with where it falls in each path's forecast for its year (`null` without a plan).
 """
 
@@ -26,6 +29,7 @@ from evlaunch.analysis.decision import (
     recommend_path,
 )
 from evlaunch.config.columns import (
+    AHEAD_OF_PLEDGE,
     BUDGET_EXCEEDED,
     DELIVERIES,
     EXPANSION_ORDERED_MONTH,
@@ -45,6 +49,7 @@ from evlaunch.config.columns import (
 from evlaunch.config.scenario import Scenario, month_label
 
 QUANTILES = (0.1, 0.5, 0.9)
+SPENT_BEFORE = "finance.spent_before_start_usd"  # the per-draw input column (present when it is uncertain)
 OBJECTIVES = {"max_expected_npv": Objective.EXPECTED_NPV, "max_median_npv": Objective.MEDIAN_NPV,
               "max_cvar_npv": Objective.NPV_CVAR, "max_p_launch_by_target": Objective.P_LAUNCH_BY_TARGET}
 
@@ -88,27 +93,46 @@ def _stat_block(stats: dict[str, float]) -> dict[str, float | None]:
     return {key: _clean(stats[key]) for key in ("mean", "p10", "p50", "p90")}
 
 
-def decision_config(scenario: Scenario, usd_cny: float) -> DecisionConfig:
-    """Target month (months after the start) and budget in CNY for the decision statistics."""
-    return DecisionConfig(target_month=float(scenario.target_launch_index),
-                          budget_cny=scenario.finance.budget_usd * usd_cny)
+def decision_config(scenario: Scenario, inputs: dict[str, np.ndarray]) -> DecisionConfig:
+    """Target month (months after the start) and the budget available in CNY for the decision statistics:
+    the mean over the draws of (pledge - spent before the start) x exchange rate, from the per-draw inputs
+    `finance.usd_cny` and `finance.spent_before_start_usd` where the run varied them (else the scenario's
+    central values)."""
+    finance = scenario.finance
+    usd_cny = inputs.get("finance.usd_cny", np.array([_central(finance.usd_cny)]))
+    spent = inputs.get(SPENT_BEFORE, np.array([_central(finance.spent_before_start_usd)]))
+    available = (finance.budget_usd - np.asarray(spent, dtype=float)) * np.asarray(usd_cny, dtype=float)
+    return DecisionConfig(target_month=float(scenario.target_launch_index), budget_cny=float(np.mean(available)))
+
+
+def _central(value: Any) -> float:
+    """A scenario quantity's central value: the number itself, or an uncertain quantity's median."""
+    return float(getattr(value, "centre", value))
+
+
+def _mean_input(arrays: dict[str, np.ndarray], column: str) -> float | None:
+    return float(np.mean(arrays[column])) if column in arrays else None
 
 
 def path_statistics(table: DrawStatistics, scenario: Scenario) -> dict[str, PathStats]:
-    """Decision statistics of each path: NPV (mean, quantiles, CVaR10), launch odds, budget risk."""
+    """Decision statistics of each path: NPV (mean, quantiles, CVaR10), launch odds, budget risk (and
+    pacing, beside it)."""
     result = {}
+    config = decision_config(scenario, table.to_numpy([c for c in ("finance.usd_cny", SPENT_BEFORE)
+                                                       if c in table.columns]))
     for path in scenario.paths:
         columns = [path_column(path, NPV), path_column(path, LAUNCH_MONTH_INDEX), path_column(path, PEAK_CASH_NEED),
-                   path_column(path, BUDGET_EXCEEDED), "finance.usd_cny"]
+                   path_column(path, BUDGET_EXCEEDED), path_column(path, AHEAD_OF_PLEDGE)]
         arrays = table.to_numpy([c for c in columns if c in table.columns])
-        usd_cny = float(np.mean(arrays["finance.usd_cny"])) if "finance.usd_cny" in arrays else 7.0
         stats = path_stats(path, npv=arrays[path_column(path, NPV)],
                            launch_month_index=arrays[path_column(path, LAUNCH_MONTH_INDEX)],
-                           peak_cash_need=arrays[path_column(path, PEAK_CASH_NEED)],
-                           config=decision_config(scenario, usd_cny))
-        # The budget test is per draw (each draw has its own exchange rate), so take it from the draws.
+                           peak_cash_need=arrays[path_column(path, PEAK_CASH_NEED)], config=config)
+        # The budget test is per draw (each draw has its own exchange rate and spending before the start),
+        # so take it from the draws.
         exceeded = float(np.mean(arrays[path_column(path, BUDGET_EXCEEDED)]))
-        result[path] = PathStats(**{**stats.__dict__, "p_budget_exceeded": exceeded})
+        ahead = _mean_input(arrays, path_column(path, AHEAD_OF_PLEDGE))
+        result[path] = PathStats(**{**stats.__dict__, "p_budget_exceeded": exceeded,
+                                    "p_ahead_of_pledge_schedule": ahead})
     return result
 
 
@@ -152,6 +176,14 @@ def firm_guidance(table: DrawStatistics, scenario: Scenario) -> dict[str, Any] |
             "used_to_fit": False, "percentile_in_forecast": percentile}
 
 
+def recommended_path(chosen: Recommendation) -> dict[str, Any]:
+    """summary.json's `recommended_path`: the contract's name and criterion, plus whether the path meets the
+    budget tolerance (`passes`), what the rule did when no path does (`note`), the least-violating path then
+    (else null) and whether the budget constraint changed or failed the choice (`budget_binds`)."""
+    return {"name": chosen.path, "criterion": chosen.criterion, "passes": chosen.passes, "note": chosen.note,
+            "least_violating": chosen.least_violating, "budget_binds": chosen.binds}
+
+
 def build_summary(table: DrawStatistics, scenario: Scenario, draws: int, seed: int, version: str
                   ) -> dict[str, Any]:
     """The summary.json document for a run."""
@@ -187,6 +219,8 @@ def build_summary(table: DrawStatistics, scenario: Scenario, draws: int, seed: i
         entry["npv"] = _stat_block(series[path_column(path, NPV)])
         entry["peak_cash_need"] = _stat_block(series[path_column(path, PEAK_CASH_NEED)])
         entry["p_budget_exceeded"] = statistics[path].p_budget_exceeded
+        if statistics[path].p_ahead_of_pledge_schedule is not None:
+            entry["p_ahead_of_pledge_schedule"] = statistics[path].p_ahead_of_pledge_schedule
         for key in ENTRY_KEYS:
             if yearly(path, key, years[0]) in series:
                 entry[key] = {year: _stat_block(series[yearly(path, key, year)]) for year in years}
@@ -208,6 +242,6 @@ def build_summary(table: DrawStatistics, scenario: Scenario, draws: int, seed: i
         "version": version,
         "paths": paths,
         "market": market,
-        "recommended_path": {"name": chosen.path, "criterion": chosen.criterion},
+        "recommended_path": recommended_path(chosen),
         "guidance": firm_guidance(table, scenario),
     }

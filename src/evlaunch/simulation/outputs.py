@@ -55,10 +55,12 @@ PATH_OUTPUTS = (
     OutputColumn(columns.OPERATING_PATH, "index", "scenario order of the path that produces; -1 if none"),
     OutputColumn(columns.NPV, "CNY", "net present value at the start, terminal value included"),
     OutputColumn(columns.PEAK_CASH_NEED, "CNY", "largest cumulative cash outflow, undiscounted"),
-    OutputColumn(columns.BUDGET_EXCEEDED, "0/1", "the cumulative cash need exceeds the cash made available "
-                 "(pledge schedule less what was spent before the start) in some month"),
-    OutputColumn(columns.BUDGET_NEEDED, "CNY", "the smallest total budget whose pledge schedule covers the cash "
-                 "need in every month (exceeded exactly when the budget is below it)"),
+    OutputColumn(columns.BUDGET_EXCEEDED, "0/1", "the peak cumulative cash need exceeds the budget available "
+                 "(the pledge's total less what was spent before the start)"),
+    OutputColumn(columns.BUDGET_NEEDED, "CNY", "the smallest total budget that covers the peak cash need: peak "
+                 "cash need + spent before the start (exceeded exactly when the budget is below it)"),
+    OutputColumn(columns.AHEAD_OF_PLEDGE, "0/1", "pacing: the cumulative cash need exceeds the cash paid in by the "
+                 "pledge schedule (less what was spent before the start) in some month"),
 )
 # per re-priced 'other' product and calendar year, with `competition.reprice` and `market.fringe` "bertrand":
 # `columns.fringe_yearly(path, "other BEV low", 2026)`

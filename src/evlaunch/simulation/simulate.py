@@ -38,7 +38,9 @@ from evlaunch.entry.launch_prior import launch_orders, prior_awareness
 from evlaunch.entry.paths import PathOutcome, path_outcomes
 from evlaunch.entry.reference_class import ramp_shape_from_uniforms
 from evlaunch.finance import (
+    ahead_of_pledge_schedule,
     best_response_markup,
+    budget_available,
     budget_exceeded,
     budget_needed,
     capacity_shadow_price,
@@ -518,7 +520,7 @@ def path_outputs(path: str, setting: Setting, terms: PathTerms, series: PathSeri
     npv = net_present_value(flows, finance.discount_rate,
                             terminal_value(flows, finance.terminal_value_multiple, series.national["operating_flow"]))
     peak = peak_cash_need(flows)
-    available = cash_available(setting.budget_cny, setting.pledged, setting.spent_before_cny)
+    paid_in = cash_available(setting.budget_cny, setting.pledged, setting.spent_before_cny)
     out = {
         name(path, columns.LAUNCH_MONTH_INDEX): terms.launch_index,
         name(path, columns.MONTHS_LOST): terms.outcome.months_lost,
@@ -526,8 +528,10 @@ def path_outputs(path: str, setting: Setting, terms: PathTerms, series: PathSeri
         name(path, columns.OPERATING_PATH): terms.outcome.operating_path.astype(float),
         name(path, columns.NPV): npv,
         name(path, columns.PEAK_CASH_NEED): peak,
-        name(path, columns.BUDGET_EXCEEDED): budget_exceeded(flows, available),
-        name(path, columns.BUDGET_NEEDED): budget_needed(flows, setting.pledged, setting.spent_before_cny),
+        name(path, columns.BUDGET_EXCEEDED): budget_exceeded(peak, budget_available(setting.budget_cny,
+                                                                                    setting.spent_before_cny)),
+        name(path, columns.BUDGET_NEEDED): budget_needed(peak, setting.spent_before_cny),
+        name(path, columns.AHEAD_OF_PLEDGE): ahead_of_pledge_schedule(flows, paid_in),
     }
     if path_pricing is not None:
         out[name(path, columns.EQUILIBRIUM_FAILURES)] = path_pricing.failures.copy()
