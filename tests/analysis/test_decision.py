@@ -213,3 +213,17 @@ def test_stats_by_path_and_mixed_configs():
     with pytest.raises(DecisionError, match="no paths"):
         recommend_path({})
     assert math.isfinite(stats["BAIC"].npv_cvar)
+
+
+def test_when_every_path_loses_money_the_rule_says_staying_out_does_better():
+    n = 100
+    ones = np.ones(n)
+    losing = {"BAIC": _path("BAIC", -5e9 * ones, 12 * ones, 8e9 * ones),
+              "Chery": _path("Chery", np.linspace(-4e9, 2e9, n), 20 * ones, 8e9 * ones)}  # mean -1e9
+    rec = recommend_path(losing)
+    assert rec.path == "Chery" and rec.passes and not rec.beats_not_entering
+    assert "best: 'Chery', -1.00 bn CNY" in rec.note and "staying out" in rec.note
+    # the median NPV of Chery is -1e9 too; P(launch by target) is not an NPV and never compares with staying out
+    assert not recommend_path(losing, DecisionCriterion(Objective.MEDIAN_NPV)).beats_not_entering
+    assert recommend_path(losing, DecisionCriterion(Objective.P_LAUNCH_BY_TARGET)).beats_not_entering
+    assert recommend_path(_three_paths()).beats_not_entering  # BAIC's mean NPV is +5 bn CNY

@@ -93,7 +93,7 @@ def test_discover_a_scenario_without_a_run(cli):
 
 
 def test_discover_names_the_columns_bare_names_read(base_run):
-    found = base_run.discover("launch_month_index > 12", min_coverage=0.2)
+    found = base_run.discover("launch_month_index > 6", min_coverage=0.2)
     chosen = base_run.summary.recommended_path.name
     assert found.columns == {"launch_month_index": f"{chosen}.launch_month_index"}
 

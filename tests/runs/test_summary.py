@@ -60,7 +60,7 @@ def test_the_document_has_exactly_the_contracts_keys_and_is_json():
         assert set(block["npv"]) == STAT_KEYS and set(block["peak_cash_need"]) == STAT_KEYS
     assert set(summary["market"]) == {"total_sales", "nev_share"}
     assert set(summary["recommended_path"]) == {"name", "criterion", "passes", "note", "least_violating",
-                                                "budget_binds"}
+                                                "budget_binds", "beats_not_entering"}
     assert json.loads(json.dumps(summary, allow_nan=False)) == summary
 
 

@@ -260,7 +260,9 @@ class Recommendation:
     best on the objective among all paths, flagged as such in `note`, and `least_violating` names the path
     with the lowest P(budget exceeded). `binds` is True when the budget constraint changes or fails the
     choice (the best path on the objective alone breaks the tolerance); False when the choice is by the
-    objective alone.
+    objective alone. `beats_not_entering` is False when the objective is an NPV measure and the chosen path's
+    value is not above zero: staying out (NPV 0 from the scenario start; money spent before it is sunk) would
+    then do better on the objective, and `note` says so.
     """
 
     path: str
@@ -270,6 +272,7 @@ class Recommendation:
     note: str = ""
     least_violating: str | None = None
     binds: bool = False
+    beats_not_entering: bool = True
 
     @property
     def passes(self) -> bool:
@@ -365,10 +368,14 @@ def recommend_path(stats_by_path: Mapping[str, PathStats],
     least = min(stats_by_path, key=lambda n: (breach(n), -value(n), n))
     unconstrained = by_objective(stats_by_path)
     note = "" if feasible else _no_path_passes_note(best, least, value, breach, objective, config, limit)
+    beats_not_entering = objective is Objective.P_LAUNCH_BY_TARGET or value(best) > 0.0
+    if not beats_not_entering:
+        note = " ".join(filter(None, [note, _not_entering_note(best, value, objective, config)]))
     reasons = _why_others_lost(stats_by_path, best, feasible, value, breach, objective, config, limit)
     return Recommendation(path=best, criterion=describe_criterion(criterion, config), why_others_lost=reasons,
                           constraint_met=bool(feasible), note=note, least_violating=None if feasible else least,
-                          binds=limit is not None and breach(unconstrained) > limit)
+                          binds=limit is not None and breach(unconstrained) > limit,
+                          beats_not_entering=beats_not_entering)
 
 
 Score = Callable[[str], float]  # a path's objective value or P(budget exceeded), by name
@@ -382,6 +389,13 @@ def _no_path_passes_note(best: str, least: str, value: Score, breach: Score, obj
             f"({_format_objective(value(best), objective)}, P(budget exceeded) {_pct(breach(best))}), shown as the "
             f"fallback; least-violating is {least!r} (P(budget exceeded) {_pct(breach(least))}, {label} "
             f"{_format_objective(value(least), objective)}). Consider a larger budget or a cheaper path.")
+
+
+def _not_entering_note(best: str, value: Score, objective: Objective, config: DecisionConfig) -> str:
+    label = _objective_label(objective, config)
+    return (f"The {label} of every path is at or below zero (best: {best!r}, "
+            f"{_format_objective(value(best), objective)}): on these inputs staying out (NPV 0 from the scenario "
+            f"start; money spent before it is sunk) does better on the objective than any path.")
 
 
 def _why_others_lost(stats_by_path: Mapping[str, PathStats], best: str, feasible: list[str], value: Score,

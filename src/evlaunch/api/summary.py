@@ -68,7 +68,8 @@ class RecommendedPath:
     """The recommended path and the criterion, in words; whether it meets the budget tolerance (`passes`:
     when no path does, `name` is the best path on the objective, flagged in `note`, and `least_violating`
     the path with the lowest P(budget exceeded)); whether the budget constraint changed or failed the choice
-    (`budget_binds`; None for runs written before it was reported)."""
+    (`budget_binds`); whether it does better than staying out on an NPV objective (`beats_not_entering`). Both
+    are None for runs written before they were reported."""
 
     name: str
     criterion: str
@@ -76,11 +77,12 @@ class RecommendedPath:
     note: str = ""
     least_violating: str | None = None
     budget_binds: bool | None = None
+    beats_not_entering: bool | None = None
 
     @classmethod
     def from_dict(cls, block: Mapping[str, Any]) -> RecommendedPath:
         return cls(block["name"], block["criterion"], bool(block.get("passes", True)), block.get("note", ""),
-                   block.get("least_violating"), block.get("budget_binds"))
+                   block.get("least_violating"), block.get("budget_binds"), block.get("beats_not_entering"))
 
 
 def _years(blocks: Mapping[str, Any]) -> dict[int, Stats]:

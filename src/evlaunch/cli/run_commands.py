@@ -71,6 +71,8 @@ def print_summary(summary: dict) -> None:
     console.print(table)
     if passes:
         console.print(f"Recommended path: [bold]{recommended}[/] ({summary['recommended_path']['criterion']})")
+        if summary["recommended_path"].get("note"):
+            console.print(f"  note: {summary['recommended_path']['note']}", highlight=False)
     else:
         console.print(f"☆ {summary['recommended_path']['note']}", highlight=False)
 

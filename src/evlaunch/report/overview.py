@@ -53,6 +53,8 @@ def overview(context: ReportContext) -> Section:
     if passes:
         decision = (f"Recommended path: <b>{html.escape(recommended['name'])}</b> ★ — criterion: "
                     f"{html.escape(recommended['criterion'])}.")
+        if recommended.get("beats_not_entering") is False:
+            decision += f" <b>{html.escape(recommended.get('note', ''))}</b>"
     else:
         decision = (f"<b>{html.escape(recommended.get('note', ''))}</b> ☆ marks that fallback; it is not a "
                     f"recommendation within the budget. Criterion: {html.escape(recommended['criterion'])}.")

@@ -8,7 +8,7 @@ Beside the contract's keys (DESIGN.md), each path carries `first_12_months_deliv
 `p_ahead_of_pledge_schedule` (pacing: share of draws in which cash is needed faster than the pledge is paid
 in; not the budget test, which is `p_budget_exceeded`: P(peak cash need > budget available)); the
 recommendation carries `passes` (false when no path meets the budget tolerance), `note` (what the rule did
-then), `least_violating` (null when a path passes) and `budget_binds`; and the document carries `guidance`: the firm's own public plan (`[product.guidance]`), shown beside the forecast
+then), `least_violating` (null when a path passes), `budget_binds` and `beats_not_entering`; and the document carries `guidance`: the firm's own public plan (`[product.guidance]`), shown beside the forecast
 and never used to fit, with where it falls in each path's forecast for its year (`null` without a plan).
 """
 
@@ -179,9 +179,11 @@ def firm_guidance(table: DrawStatistics, scenario: Scenario) -> dict[str, Any] |
 def recommended_path(chosen: Recommendation) -> dict[str, Any]:
     """summary.json's `recommended_path`: the contract's name and criterion, plus whether the path meets the
     budget tolerance (`passes`), what the rule did when no path does (`note`), the least-violating path then
-    (else null) and whether the budget constraint changed or failed the choice (`budget_binds`)."""
+    (else null), whether the budget constraint changed or failed the choice (`budget_binds`) and whether the
+    path does better than staying out on an NPV objective (`beats_not_entering`)."""
     return {"name": chosen.path, "criterion": chosen.criterion, "passes": chosen.passes, "note": chosen.note,
-            "least_violating": chosen.least_violating, "budget_binds": chosen.binds}
+            "least_violating": chosen.least_violating, "budget_binds": chosen.binds,
+            "beats_not_entering": chosen.beats_not_entering}
 
 
 def build_summary(table: DrawStatistics, scenario: Scenario, draws: int, seed: int, version: str
