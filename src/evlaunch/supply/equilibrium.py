@@ -270,8 +270,10 @@ _P = (
     0.5000000000000019,
 )
 _P11, _P10, _P9, _P8, _P7, _P6, _P5, _P4, _P3, _P2 = _P
-# fast-math flags that allow vectorised reductions but keep NaN/inf semantics
-_FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
+# fast-math flags that keep NaN/inf semantics and the order of every sum: with "reassoc" LLVM may reorder
+# reductions differently in a fresh compile and in code loaded from numba's disk cache (measured: prices
+# 1e-10 apart), so the kernels sum in a fixed order instead (:func:`_dot_lanes`)
+_FASTMATH = {"contract", "nsz", "arcp"}
 
 
 @nb.njit(cache=True, fastmath=_FASTMATH)
@@ -314,7 +316,7 @@ def _exp_utilities(base, d, p, E, kb, mx):  # pragma: no cover
 @nb.njit(cache=True)
 def _scratch(J, I, nseg):  # pragma: no cover
     """Work arrays of :func:`_zeta_eval` for a market of J products, I types and nseg firms:
-    (E, kb, A, mx, inv, ws, wds, wds2, S, L, G)."""
+    (E, kb, A, mx, inv, ws, wds, wds2, S, L, G, wa, acc)."""
     return (
         np.empty((J, I)),
         np.empty((J, I), dtype=np.int64),
@@ -327,6 +329,8 @@ def _scratch(J, I, nseg):  # pragma: no cover
         np.empty(J),
         np.empty(J),
         np.empty(J),
+        np.empty(I),
+        np.empty((2, 8)),
     )
 
 
@@ -356,7 +360,7 @@ class _Stopping(NamedTuple):
 def _type_sums(market, p, scratch):  # pragma: no cover
     """Exponentiated utilities E (exponent bits added) and, per type, the inverse logit denominator inv,
     ws = w * inv, wds = ws * d and wds2 = wds * inv (in ``scratch``)."""
-    E, kb, _A, mx, inv, ws, wds, wds2, _S, _L, _G = scratch
+    E, kb, _A, mx, inv, ws, wds, wds2, _S, _L, _G, _wa, _acc = scratch
     base, d, w = market.base, market.d, market.w
     J, I = base.shape
     _exp_utilities(base, d, p, E, kb, mx)
@@ -376,10 +380,57 @@ def _type_sums(market, p, scratch):  # pragma: no cover
 
 
 @nb.njit(cache=True, fastmath=_FASTMATH)
+def _lane_total(acc):  # pragma: no cover
+    """The eight partial sums of ``acc`` combined pairwise (a fixed order)."""
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+
+@nb.njit(cache=True, fastmath=_FASTMATH)
+def _dot_lanes(x, y, E, j, acc):  # pragma: no cover
+    """(sum_i x_i E[j,i], sum_i y_i E[j,i]) in a fixed order: eight interleaved partial sums (lane i mod 8,
+    in ``acc[0]`` and ``acc[1]``), combined pairwise, plus the tail, so the result does not depend on how
+    the compiler vectorises it (no reassociation is allowed)."""
+    n = E.shape[1]
+    top = n - n % 8
+    a, b = acc[0], acc[1]
+    for k in range(8):
+        a[k] = 0.0
+        b[k] = 0.0
+    for i in range(0, top, 8):
+        for k in range(8):
+            e = E[j, i + k]
+            a[k] += x[i + k] * e
+            b[k] += y[i + k] * e
+    s = _lane_total(a)
+    t = _lane_total(b)
+    for i in range(top, n):
+        s += x[i] * E[j, i]
+        t += y[i] * E[j, i]
+    return s, t
+
+
+@nb.njit(cache=True, fastmath=_FASTMATH)
+def _dot_lane(x, E, j, acc):  # pragma: no cover
+    """sum_i x_i E[j,i] in the fixed order of :func:`_dot_lanes`."""
+    n = E.shape[1]
+    top = n - n % 8
+    a = acc[0]
+    for k in range(8):
+        a[k] = 0.0
+    for i in range(0, top, 8):
+        for k in range(8):
+            a[k] += x[i + k] * E[j, i + k]
+    s = _lane_total(a)
+    for i in range(top, n):
+        s += x[i] * E[j, i]
+    return s
+
+
+@nb.njit(cache=True, fastmath=_FASTMATH)
 def _firm_sums(market, p, scratch):  # pragma: no cover
     """Shares S, Lambda L and the Gamma-tilde margin G of every product (in ``scratch``), through the
     firm-level margin sums A[f,i] = sum_{j of f} m_j E[j,i]."""
-    E, _kb, A, _mx, _inv, ws, wds, wds2, S, L, G = scratch
+    E, _kb, A, _mx, _inv, ws, wds, wds2, S, L, G, wa, acc = scratch
     costs, rate, seg = market.costs, market.rate, market.seg
     I = E.shape[1]
     nseg = seg.shape[0] - 1
@@ -388,21 +439,13 @@ def _firm_sums(market, p, scratch):  # pragma: no cover
             A[f, i] = 0.0
         for j in range(seg[f], seg[f + 1]):
             mj = (p[j] - costs[j]) / rate[j]
-            s_sum = 0.0
-            l_sum = 0.0
             for i in range(I):
-                e = E[j, i]
-                s_sum += ws[i] * e
-                l_sum += wds[i] * e
-                A[f, i] += mj * e
-            S[j] = s_sum
-            L[j] = l_sum
-    for f in range(nseg):
+                A[f, i] += mj * E[j, i]
+            S[j], L[j] = _dot_lanes(ws, wds, E, j, acc)
+        for i in range(I):
+            wa[i] = wds2[i] * A[f, i]
         for j in range(seg[f], seg[f + 1]):
-            g = 0.0
-            for i in range(I):
-                g += wds2[i] * E[j, i] * A[f, i]
-            G[j] = g * rate[j]
+            G[j] = _dot_lane(wa, E, j, acc) * rate[j]
 
 
 @nb.njit(cache=True, fastmath=_FASTMATH)
@@ -632,19 +675,16 @@ def _solve_market(market, start, stopping, out_p, out_s):  # pragma: no cover
 
 
 @nb.njit(cache=True, nogil=True)
-def _solve_batch_numba(inputs, active, stopping, outputs):  # pragma: no cover
-    """Solve the ``active`` markets of a batch.  inputs: (delta0 [B,J], x2 [B,J,K], sigma_nu [B,I,K],
-    d [B,I], w [B,I], costs, rates, start [B,J], n_avail [B], seg_bounds [B,J+1], n_seg [B]), products
-    sorted as in :func:`_run_numba`; outputs: (prices [B,J], shares [B,J], evaluations, converged,
-    foc_norm [B]), filled for the active markets."""
+def _solve_batch_numba(inputs, which, stopping, outputs):  # pragma: no cover
+    """Solve the markets ``which`` (indices) of a batch.  inputs: (delta0 [B,J], x2 [B,J,K], sigma_nu
+    [B,I,K], d [B,I], w [B,I], costs, rates, start [B,J], n_avail [B], seg_bounds [B,J+1], n_seg [B]),
+    products sorted as in :func:`_run_numba`; outputs: (prices [B,J], shares [B,J], evaluations,
+    converged, foc_norm [B]), filled for those markets."""
     delta0, x2, sigma_nu, d, w, costs, rates, start, n_avail, seg_bounds, n_seg = inputs
     out_p, out_s, out_evals, out_conv, out_foc = outputs
-    B = delta0.shape[0]
     K = x2.shape[2]
     I = d.shape[1]
-    for b in range(B):
-        if not active[b]:
-            continue
+    for b in which:
         J = n_avail[b]
         if J == 0:
             out_evals[b] = 0
@@ -998,16 +1038,15 @@ def _run_numba(market: _Market, costs, start, active, stopping: _Stopping, threa
     todo = np.flatnonzero(active)
     workers = min(_thread_count(threads), max(1, todo.size // 4))
     if workers <= 1:
-        _solve_batch_numba(inputs, _writable(active), settings, outputs)
+        _solve_batch_numba(inputs, todo, settings, outputs)
     else:
-        # the kernel releases the GIL; markets are dealt round-robin to balance the load
-        masks = []
-        for t in range(workers):
-            mask = np.zeros(B, dtype=bool)
-            mask[todo[t::workers]] = True
-            masks.append(mask)
+        # the kernel releases the GIL; idle threads pull the next chunk of markets, largest first, so a few
+        # slow markets do not leave a thread idle (each market's result does not depend on its thread)
+        todo = todo[np.argsort(-n_avail[todo], kind="stable")]
+        size = max(1, todo.size // (8 * workers))
+        chunks = [todo[lo : lo + size] for lo in range(0, todo.size, size)]
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(lambda mask: _solve_batch_numba(inputs, mask, settings, outputs), masks))
+            list(pool.map(lambda which: _solve_batch_numba(inputs, which, settings, outputs), chunks))
     prices = np.empty_like(out_p)
     shares = np.empty_like(out_s)
     np.put_along_axis(prices, order, out_p, axis=1)
