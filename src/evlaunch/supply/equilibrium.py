@@ -270,10 +270,8 @@ _P = (
     0.5000000000000019,
 )
 _P11, _P10, _P9, _P8, _P7, _P6, _P5, _P4, _P3, _P2 = _P
-# fast-math flags that keep NaN/inf semantics and the order of every sum: with "reassoc" LLVM may reorder
-# reductions differently in a fresh compile and in code loaded from numba's disk cache (measured: prices
-# 1e-10 apart), so the kernels sum in a fixed order instead (:func:`_dot_lanes`)
-_FASTMATH = {"contract", "nsz", "arcp"}
+# fast-math flags that allow vectorised reductions but keep NaN/inf semantics
+_FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
 
 
 @nb.njit(cache=True, fastmath=_FASTMATH)
@@ -316,7 +314,7 @@ def _exp_utilities(base, d, p, E, kb, mx):  # pragma: no cover
 @nb.njit(cache=True)
 def _scratch(J, I, nseg):  # pragma: no cover
     """Work arrays of :func:`_zeta_eval` for a market of J products, I types and nseg firms:
-    (E, kb, A, mx, inv, ws, wds, wds2, S, L, G, wa, acc)."""
+    (E, kb, A, mx, inv, ws, wds, wds2, S, L, G)."""
     return (
         np.empty((J, I)),
         np.empty((J, I), dtype=np.int64),
@@ -329,8 +327,6 @@ def _scratch(J, I, nseg):  # pragma: no cover
         np.empty(J),
         np.empty(J),
         np.empty(J),
-        np.empty(I),
-        np.empty((2, 8)),
     )
 
 
@@ -360,7 +356,7 @@ class _Stopping(NamedTuple):
 def _type_sums(market, p, scratch):  # pragma: no cover
     """Exponentiated utilities E (exponent bits added) and, per type, the inverse logit denominator inv,
     ws = w * inv, wds = ws * d and wds2 = wds * inv (in ``scratch``)."""
-    E, kb, _A, mx, inv, ws, wds, wds2, _S, _L, _G, _wa, _acc = scratch
+    E, kb, _A, mx, inv, ws, wds, wds2, _S, _L, _G = scratch
     base, d, w = market.base, market.d, market.w
     J, I = base.shape
     _exp_utilities(base, d, p, E, kb, mx)
@@ -380,57 +376,10 @@ def _type_sums(market, p, scratch):  # pragma: no cover
 
 
 @nb.njit(cache=True, fastmath=_FASTMATH)
-def _lane_total(acc):  # pragma: no cover
-    """The eight partial sums of ``acc`` combined pairwise (a fixed order)."""
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
-
-
-@nb.njit(cache=True, fastmath=_FASTMATH)
-def _dot_lanes(x, y, E, j, acc):  # pragma: no cover
-    """(sum_i x_i E[j,i], sum_i y_i E[j,i]) in a fixed order: eight interleaved partial sums (lane i mod 8,
-    in ``acc[0]`` and ``acc[1]``), combined pairwise, plus the tail, so the result does not depend on how
-    the compiler vectorises it (no reassociation is allowed)."""
-    n = E.shape[1]
-    top = n - n % 8
-    a, b = acc[0], acc[1]
-    for k in range(8):
-        a[k] = 0.0
-        b[k] = 0.0
-    for i in range(0, top, 8):
-        for k in range(8):
-            e = E[j, i + k]
-            a[k] += x[i + k] * e
-            b[k] += y[i + k] * e
-    s = _lane_total(a)
-    t = _lane_total(b)
-    for i in range(top, n):
-        s += x[i] * E[j, i]
-        t += y[i] * E[j, i]
-    return s, t
-
-
-@nb.njit(cache=True, fastmath=_FASTMATH)
-def _dot_lane(x, E, j, acc):  # pragma: no cover
-    """sum_i x_i E[j,i] in the fixed order of :func:`_dot_lanes`."""
-    n = E.shape[1]
-    top = n - n % 8
-    a = acc[0]
-    for k in range(8):
-        a[k] = 0.0
-    for i in range(0, top, 8):
-        for k in range(8):
-            a[k] += x[i + k] * E[j, i + k]
-    s = _lane_total(a)
-    for i in range(top, n):
-        s += x[i] * E[j, i]
-    return s
-
-
-@nb.njit(cache=True, fastmath=_FASTMATH)
 def _firm_sums(market, p, scratch):  # pragma: no cover
     """Shares S, Lambda L and the Gamma-tilde margin G of every product (in ``scratch``), through the
     firm-level margin sums A[f,i] = sum_{j of f} m_j E[j,i]."""
-    E, _kb, A, _mx, _inv, ws, wds, wds2, S, L, G, wa, acc = scratch
+    E, _kb, A, _mx, _inv, ws, wds, wds2, S, L, G = scratch
     costs, rate, seg = market.costs, market.rate, market.seg
     I = E.shape[1]
     nseg = seg.shape[0] - 1
@@ -439,13 +388,21 @@ def _firm_sums(market, p, scratch):  # pragma: no cover
             A[f, i] = 0.0
         for j in range(seg[f], seg[f + 1]):
             mj = (p[j] - costs[j]) / rate[j]
+            s_sum = 0.0
+            l_sum = 0.0
             for i in range(I):
-                A[f, i] += mj * E[j, i]
-            S[j], L[j] = _dot_lanes(ws, wds, E, j, acc)
-        for i in range(I):
-            wa[i] = wds2[i] * A[f, i]
+                e = E[j, i]
+                s_sum += ws[i] * e
+                l_sum += wds[i] * e
+                A[f, i] += mj * e
+            S[j] = s_sum
+            L[j] = l_sum
+    for f in range(nseg):
         for j in range(seg[f], seg[f + 1]):
-            G[j] = _dot_lane(wa, E, j, acc) * rate[j]
+            g = 0.0
+            for i in range(I):
+                g += wds2[i] * E[j, i] * A[f, i]
+            G[j] = g * rate[j]
 
 
 @nb.njit(cache=True, fastmath=_FASTMATH)
