@@ -634,10 +634,11 @@ def _solve_market(market, start, stopping, out_p, out_s):  # pragma: no cover
 @nb.njit(cache=True, nogil=True)
 def _solve_batch_numba(inputs, which, stopping, outputs):  # pragma: no cover
     """Solve the markets ``which`` (indices) of a batch.  inputs: (delta0 [B,J], x2 [B,J,K], sigma_nu
-    [B,I,K], d [B,I], w [B,I], costs, rates, start [B,J], n_avail [B], seg_bounds [B,J+1], n_seg [B]),
+    [B,I,K] (unused, may be empty, when ``identity``: sigma_nu is the identity), identity, d [B,I], w [B,I],
+    costs, rates, start [B,J], n_avail [B], seg_bounds [B,J+1], n_seg [B]),
     products sorted as in :func:`_run_numba`; outputs: (prices [B,J], shares [B,J], evaluations,
     converged, foc_norm [B]), filled for those markets."""
-    delta0, x2, sigma_nu, d, w, costs, rates, start, n_avail, seg_bounds, n_seg = inputs
+    delta0, x2, sigma_nu, identity, d, w, costs, rates, start, n_avail, seg_bounds, n_seg = inputs
     out_p, out_s, out_evals, out_conv, out_foc = outputs
     K = x2.shape[2]
     I = d.shape[1]
@@ -652,6 +653,9 @@ def _solve_batch_numba(inputs, which, stopping, outputs):  # pragma: no cover
         for j in range(J):
             dj = delta0[b, j]
             for i in range(I):
+                if identity:  # sigma_nu = I: the same sum without its exact zeros (x * 1 = x, acc + 0 = acc)
+                    base[j, i] = dj + x2[b, j, i]
+                    continue
                 acc = dj
                 for k in range(K):
                     acc += x2[b, j, k] * sigma_nu[b, i, k]
@@ -948,6 +952,17 @@ def _thread_count(threads):
     return max(1, int(threads))
 
 
+def _is_identity(sigma_nu) -> bool:
+    """Whether every market's ``sigma_nu`` [B,I,K] is the identity matrix (checked once if broadcast)."""
+    B, I, K = sigma_nu.shape
+    if I != K:
+        return False
+    eye = np.eye(I)
+    if B and sigma_nu.strides[0] == 0:
+        return bool(np.array_equal(sigma_nu[0], eye))
+    return bool(np.array_equal(sigma_nu, np.broadcast_to(eye, sigma_nu.shape)))
+
+
 def _run_numba(market: _Market, costs, start, active, stopping: _Stopping, threads):
     """The fixed point of the ``active`` markets on the numba kernel (ownership a partition into firms);
     returns (prices, shares, evaluations, converged, foc_norm)."""
@@ -963,19 +978,24 @@ def _run_numba(market: _Market, costs, start, active, stopping: _Stopping, threa
     change[:, 1:] = sorted_labels[:, 1:] != sorted_labels[:, :-1]
     change &= np.arange(J)[None, :] < n_avail[:, None]
     n_seg = change.sum(axis=1).astype(np.int64)
+    # each market's firm starts, then its count of available products: seg_bounds[b, :n_seg[b] + 1]
     seg_bounds = np.zeros((B, J + 1), dtype=np.int64)
-    for b in np.flatnonzero(active):
-        starts = np.flatnonzero(change[b])
-        seg_bounds[b, : starts.size] = starts
-        seg_bounds[b, starts.size] = n_avail[b]
+    rows, starts = np.nonzero(change)
+    seg_bounds[rows, (np.cumsum(change, axis=1) - 1)[rows, starts]] = starts
+    seg_bounds[np.arange(B), n_seg] = n_avail
 
     def take(values):
         return _writable(np.take_along_axis(values, order, axis=1))
 
+    # consumer types carried as characteristics (sigma_nu = I, e.g. supply.repricing): skip the [B,I,K] copy
+    # and the I x K products per utility
+    identity = _is_identity(tastes.sigma_nu) and bool(np.all(np.isfinite(products.x2)))
+
     inputs = (
         take(delta0),
         _writable(np.take_along_axis(products.x2, order[:, :, None], axis=1)),
-        _writable(tastes.sigma_nu),
+        np.zeros((1, 1, 1)) if identity else _writable(tastes.sigma_nu),
+        identity,
         _writable(tastes.price_derivative),
         _writable(tastes.weights),
         take(costs),
