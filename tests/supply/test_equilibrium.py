@@ -400,3 +400,31 @@ def test_rates_in_the_kernel_equal_the_rate_weighted_ownership():
     np.testing.assert_array_equal(plain.prices, ones.prices)
     with pytest.raises(ValueError, match="rates"):
         solve_prices(PricingProblem(delta=delta, products=products, tastes=tastes, costs=costs, rates=-rates))
+
+
+def test_types_as_characteristics_take_the_identity_path_and_change_no_bit():
+    """sigma_nu = I (consumer types carried by x2, as supply.repricing builds them) skips the I x K products
+    per utility; the prices must equal, bit for bit, the general path's (here forced by an extra all-zero
+    characteristic) and agree with the numpy backend."""
+    rng = np.random.default_rng(5)
+    markets, products, types = 6, 8, 5
+    x2 = rng.normal(size=(markets, products, types))
+    weights = rng.uniform(0.5, 1.5, size=(markets, types))
+    tastes = ConsumerTastes(-1.0, -0.5 * rng.uniform(size=(markets, types)),
+                            np.broadcast_to(np.eye(types), (markets, types, types)), weights / weights.sum(1, keepdims=True))
+    price = rng.uniform(2.0, 4.0, size=(markets, products))
+    firm_ids = rng.integers(0, 3, size=(markets, products))
+    delta, costs = rng.normal(size=(markets, products)), rng.uniform(0.5, 1.5, size=(markets, products))
+    identity = solve_prices(PricingProblem(delta=delta, products=ProductSet(x2, price, None, firm_ids), tastes=tastes,
+                                           costs=costs))
+    padded_sigma = np.concatenate([tastes.sigma_nu, np.zeros((markets, types, 1))], axis=2)
+    general = solve_prices(PricingProblem(
+        delta=delta, products=ProductSet(np.concatenate([x2, np.zeros((markets, products, 1))], axis=2), price, None,
+                                         firm_ids),
+        tastes=ConsumerTastes(-1.0, tastes.alpha_i, padded_sigma, tastes.weights), costs=costs))
+    assert identity.converged.all()
+    assert identity.prices.tobytes() == general.prices.tobytes()
+    np.testing.assert_array_equal(identity.iterations, general.iterations)
+    numpy = solve_prices(PricingProblem(delta=delta, products=ProductSet(x2, price, None, firm_ids), tastes=tastes,
+                                        costs=costs), options=EquilibriumOptions(backend="numpy"))
+    np.testing.assert_allclose(identity.prices, numpy.prices, rtol=1e-9)

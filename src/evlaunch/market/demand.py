@@ -105,6 +105,8 @@ class Demand:
         self.campaign = np.array([self.policy.active(RURAL_CAMPAIGN, "BEV", m) for m in self.months])
         self.plate = np.array([[self.policy.active(PLATE_PRIVILEGE, p, m) if p in ("BEV", "PHEV") else 0.0
                                 for p in self.powertrains] for m in self.months])
+        self._type_terms_step: int | None = None
+        self._type_terms = np.zeros((0, 0, 0))
 
     def _products(self, data: MarketData, parameters: Parameters, base: BaseMarket) -> None:
         """Products' prices, powertrains and launch months; technology progress and ageing: utility = xi +
@@ -219,11 +221,20 @@ class Demand:
         available = np.ones(mean_utility.shape, dtype=bool)
         available[:, size_j:size_j + self.size_l] = (month >= self.launch_month) & self.launch_happens
         available[:, -1] = entrant_available
-        extras = self.types.expand(nev_extras(self.regions, self.is_nev, self.plate[step], self.campaign[step],
-                                              self.charging_term[:, :, step], self.nev_drift[:, step]))
-        phev = self.phev_drift[:, step, None, None] * self.is_phev[None, None, :]
-        return MonthState(month, all_price, ranges, effective, mean_utility, available,
-                          extras + self.taste_utility + phev)
+        return MonthState(month, all_price, ranges, effective, mean_utility, available, self.type_terms(step))
+
+    def type_terms(self, step: int) -> np.ndarray:
+        """[N, T, K] consumer types' utility terms in time step `step` (regional NEV terms + tastes + PHEV
+        drift; they depend on the step only). The last step's array is kept and shared read-only: the
+        no-entrant market, every re-solve and the month's own state in one step all use it."""
+        if self._type_terms_step != step:
+            extras = self.types.expand(nev_extras(self.regions, self.is_nev, self.plate[step], self.campaign[step],
+                                                  self.charging_term[:, :, step], self.nev_drift[:, step]))
+            phev = self.phev_drift[:, step, None, None] * self.is_phev[None, None, :]
+            terms = extras + self.taste_utility + phev
+            terms.setflags(write=False)
+            self._type_terms, self._type_terms_step = terms, step
+        return self._type_terms
 
     def effective_prices(self, price: np.ndarray, ranges: np.ndarray, month: int) -> np.ndarray:
         """Guide price + purchase tax - subsidy (the schedule's and the scenario's extra one) in `month`

@@ -16,9 +16,12 @@ def logit_shares(utility: np.ndarray, available: np.ndarray | None = None) -> np
     if available is not None:
         utility = np.where(available, utility, -np.inf)
     peak = np.maximum(np.max(utility, axis=-1, keepdims=True), 0.0)
-    exp_utility = np.exp(utility - peak)
-    denominator = np.exp(-peak) + exp_utility.sum(axis=-1, keepdims=True)
-    return exp_utility / denominator
+    # one work array, updated in place (the same operations as exp(u - peak) / (exp(-peak) + sum))
+    work = np.subtract(utility, peak, out=utility if available is not None else None)
+    np.exp(work, out=work)
+    denominator = np.exp(-peak) + work.sum(axis=-1, keepdims=True)
+    work /= denominator
+    return work
 
 
 def price_coefficient(own_price_elasticity: np.ndarray, price: np.ndarray, shares: np.ndarray) -> np.ndarray:

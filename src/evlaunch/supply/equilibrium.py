@@ -18,7 +18,12 @@ below ``tol`` (``EQUILIBRIUM_TOLERANCE`` = 1e-12, pyblp's) and the updated price
 tolerance, not the CPU, bounds the error: on another CPU or BLAS kernel the iterates differ in the last
 bits and a market may stop one evaluation earlier or later, so prices agree across machines to ~1e-8
 relative (Anderson: 1.1e-8 from a solve to 1e-15 on pyblp's perturbed BLP markets; products with tiny
-shares under the simple iteration to ~1e-6), bit for bit only on one machine.
+shares under the simple iteration to ~1e-6), bit for bit only on one machine.  On one machine, too, the
+kernel's fast-math sums (``_FASTMATH``: "reassoc" lets LLVM vectorise the reductions over consumer types)
+may be ordered differently by a fresh numba compile than by the object code loaded from numba's disk cache:
+measured on pyblp's 1000 perturbed BLP markets (200 types), prices 1.1e-10 relative apart, the same
+iteration counts; the reference scenario's outputs were byte-identical either way.  Summing in a fixed
+order without "reassoc" makes the two agree, but the sums then stay scalar (1.4-2x slower evaluations).
 
 Call ``solve_prices(PricingProblem(delta=..., products=..., tastes=..., costs=...), options=
 EquilibriumOptions(...))``: the problem holds the markets (demand, costs, owners, rates, capacity), the
@@ -632,19 +637,17 @@ def _solve_market(market, start, stopping, out_p, out_s):  # pragma: no cover
 
 
 @nb.njit(cache=True, nogil=True)
-def _solve_batch_numba(inputs, active, stopping, outputs):  # pragma: no cover
-    """Solve the ``active`` markets of a batch.  inputs: (delta0 [B,J], x2 [B,J,K], sigma_nu [B,I,K],
-    d [B,I], w [B,I], costs, rates, start [B,J], n_avail [B], seg_bounds [B,J+1], n_seg [B]), products
-    sorted as in :func:`_run_numba`; outputs: (prices [B,J], shares [B,J], evaluations, converged,
-    foc_norm [B]), filled for the active markets."""
-    delta0, x2, sigma_nu, d, w, costs, rates, start, n_avail, seg_bounds, n_seg = inputs
+def _solve_batch_numba(inputs, which, stopping, outputs):  # pragma: no cover
+    """Solve the markets ``which`` (indices) of a batch.  inputs: (delta0 [B,J], x2 [B,J,K], sigma_nu
+    [B,I,K] (unused, may be empty, when ``identity``: sigma_nu is the identity), identity, d [B,I], w [B,I],
+    costs, rates, start [B,J], n_avail [B], seg_bounds [B,J+1], n_seg [B]),
+    products sorted as in :func:`_run_numba`; outputs: (prices [B,J], shares [B,J], evaluations,
+    converged, foc_norm [B]), filled for those markets."""
+    delta0, x2, sigma_nu, identity, d, w, costs, rates, start, n_avail, seg_bounds, n_seg = inputs
     out_p, out_s, out_evals, out_conv, out_foc = outputs
-    B = delta0.shape[0]
     K = x2.shape[2]
     I = d.shape[1]
-    for b in range(B):
-        if not active[b]:
-            continue
+    for b in which:
         J = n_avail[b]
         if J == 0:
             out_evals[b] = 0
@@ -655,6 +658,9 @@ def _solve_batch_numba(inputs, active, stopping, outputs):  # pragma: no cover
         for j in range(J):
             dj = delta0[b, j]
             for i in range(I):
+                if identity:  # sigma_nu = I: the same sum without its exact zeros (x * 1 = x, acc + 0 = acc)
+                    base[j, i] = dj + x2[b, j, i]
+                    continue
                 acc = dj
                 for k in range(K):
                     acc += x2[b, j, k] * sigma_nu[b, i, k]
@@ -951,6 +957,17 @@ def _thread_count(threads):
     return max(1, int(threads))
 
 
+def _is_identity(sigma_nu) -> bool:
+    """Whether every market's ``sigma_nu`` [B,I,K] is the identity matrix (checked once if broadcast)."""
+    B, I, K = sigma_nu.shape
+    if I != K:
+        return False
+    eye = np.eye(I)
+    if B and sigma_nu.strides[0] == 0:
+        return bool(np.array_equal(sigma_nu[0], eye))
+    return bool(np.array_equal(sigma_nu, np.broadcast_to(eye, sigma_nu.shape)))
+
+
 def _run_numba(market: _Market, costs, start, active, stopping: _Stopping, threads):
     """The fixed point of the ``active`` markets on the numba kernel (ownership a partition into firms);
     returns (prices, shares, evaluations, converged, foc_norm)."""
@@ -966,19 +983,24 @@ def _run_numba(market: _Market, costs, start, active, stopping: _Stopping, threa
     change[:, 1:] = sorted_labels[:, 1:] != sorted_labels[:, :-1]
     change &= np.arange(J)[None, :] < n_avail[:, None]
     n_seg = change.sum(axis=1).astype(np.int64)
+    # each market's firm starts, then its count of available products: seg_bounds[b, :n_seg[b] + 1]
     seg_bounds = np.zeros((B, J + 1), dtype=np.int64)
-    for b in np.flatnonzero(active):
-        starts = np.flatnonzero(change[b])
-        seg_bounds[b, : starts.size] = starts
-        seg_bounds[b, starts.size] = n_avail[b]
+    rows, starts = np.nonzero(change)
+    seg_bounds[rows, (np.cumsum(change, axis=1) - 1)[rows, starts]] = starts
+    seg_bounds[np.arange(B), n_seg] = n_avail
 
     def take(values):
         return _writable(np.take_along_axis(values, order, axis=1))
 
+    # consumer types carried as characteristics (sigma_nu = I, e.g. supply.repricing): skip the [B,I,K] copy
+    # and the I x K products per utility
+    identity = _is_identity(tastes.sigma_nu) and bool(np.all(np.isfinite(products.x2)))
+
     inputs = (
         take(delta0),
         _writable(np.take_along_axis(products.x2, order[:, :, None], axis=1)),
-        _writable(tastes.sigma_nu),
+        np.zeros((1, 1, 1)) if identity else _writable(tastes.sigma_nu),
+        identity,
         _writable(tastes.price_derivative),
         _writable(tastes.weights),
         take(costs),
@@ -998,16 +1020,15 @@ def _run_numba(market: _Market, costs, start, active, stopping: _Stopping, threa
     todo = np.flatnonzero(active)
     workers = min(_thread_count(threads), max(1, todo.size // 4))
     if workers <= 1:
-        _solve_batch_numba(inputs, _writable(active), settings, outputs)
+        _solve_batch_numba(inputs, todo, settings, outputs)
     else:
-        # the kernel releases the GIL; markets are dealt round-robin to balance the load
-        masks = []
-        for t in range(workers):
-            mask = np.zeros(B, dtype=bool)
-            mask[todo[t::workers]] = True
-            masks.append(mask)
+        # the kernel releases the GIL; idle threads pull the next chunk of markets, largest first, so a few
+        # slow markets do not leave a thread idle (each market's result does not depend on its thread)
+        todo = todo[np.argsort(-n_avail[todo], kind="stable")]
+        size = max(1, todo.size // (8 * workers))
+        chunks = [todo[lo : lo + size] for lo in range(0, todo.size, size)]
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(lambda mask: _solve_batch_numba(inputs, mask, settings, outputs), masks))
+            list(pool.map(lambda which: _solve_batch_numba(inputs, which, settings, outputs), chunks))
     prices = np.empty_like(out_p)
     shares = np.empty_like(out_s)
     np.put_along_axis(prices, order, out_p, axis=1)
