@@ -13,7 +13,19 @@ import html
 import numpy as np
 import plotly.graph_objects as go
 
-from evlaunch.config.columns import BACKLOG_MONTH, DELIVERIES_MONTH, ORDERS_MONTH, monthly
+from evlaunch.config.columns import (
+    BACKLOG_END,
+    BACKLOG_MONTH,
+    CANCELLATIONS,
+    DELIVERIES,
+    DELIVERIES_MONTH,
+    ORDER_SHARE,
+    ORDERS,
+    ORDERS_MONTH,
+    SHARE,
+    monthly,
+    yearly,
+)
 from evlaunch.report.formatting import percent, units
 from evlaunch.report.html import Section, table_html
 
@@ -97,6 +109,21 @@ def _order_book_figure(context, chosen: str) -> go.Figure:
     return figure
 
 
+def _order_book_table(context, chosen: str) -> str:
+    """Per year, medians over the draws of the recommended path's orders, deliveries, cancellations, backlog at
+    the year's end, and its share of the market by orders and by deliveries (the two differ while orders wait)."""
+    keys = (ORDERS, DELIVERIES, CANCELLATIONS, BACKLOG_END, ORDER_SHARE, SHARE)
+    data = context.arrays([yearly(chosen, key, year) for year in context.scenario.years for key in keys])
+    rows = []
+    for year in context.scenario.years:
+        medians = {key: float(np.nanmedian(data[yearly(chosen, key, year)])) if yearly(chosen, key, year) in data
+                   and np.isfinite(data[yearly(chosen, key, year)]).any() else None for key in keys}
+        rows.append([str(year), *(units(medians[k]) for k in keys[:4]),
+                     *(percent(medians[k], 2) for k in keys[4:])])
+    return table_html(["year", "orders", "deliveries", "cancellations", "backlog at year end",
+                       "share of the market by orders", "by deliveries"], rows, "small")
+
+
 def guidance_section(context) -> Section | None:
     """The firm's guidance beside the forecast, the demand prior and the order book."""
     summary = context.summary
@@ -114,5 +141,7 @@ def guidance_section(context) -> Section | None:
                             "first 12 months p10", "p50", "p90", "P(expansion ordered)"], _guidance_rows(summary))
     body += _prior_text(context)
     chosen = summary["recommended_path"]["name"]
+    body += (f"<p>The order book of the recommended path ({html.escape(chosen)}), medians over the draws (each "
+             f"column's own median, so they need not add up):</p>" + _order_book_table(context, chosen))
     body += context.figure(_order_book_figure(context, chosen))
     return Section("The firm's guidance, what buyers knew, and the order book", body, "guidance")

@@ -28,6 +28,7 @@ from evlaunch.report import charts
 from evlaunch.report.context import ReportContext
 from evlaunch.report.formatting import units
 from evlaunch.report.html import Section, money, table_html
+from evlaunch.report.rivals import quantity_text
 
 
 def overview(context: ReportContext) -> Section:
@@ -141,7 +142,36 @@ def money_section(context: ReportContext) -> Section:
     figure_peak = charts.distribution_chart({p: peak[path_column(p, PEAK_CASH_NEED)] for p in scenario.paths},
                                             f"Peak cash need (budget US${budget_usd / 1e9:,.0f} bn)",
                                             "peak cash need, bn CNY", scale=1e-9)
-    return Section("Money", context.figure(figure) + context.figure(figure_peak), "money")
+    return Section("Money", _npv_scope(context) + _npv_table(context, data) + context.figure(figure)
+                   + context.figure(figure_peak), "money")
+
+
+def _npv_scope(context: ReportContext) -> str:
+    """What the NPV covers, in words: one model's cash flows to the horizon, with the programme's fixed costs."""
+    scenario, finance = context.scenario, context.scenario.finance
+    return (f"<p>NPV is the value at {month_label(scenario.start_month)} of <b>one car model's</b> monthly cash "
+            f"flows to {month_label(scenario.start_month + scenario.horizon_months - 1)}, discounted at "
+            f"{quantity_text(finance.discount_rate)} a year. The whole car programme's R&amp;D "
+            f"({quantity_text(finance.rnd_per_month, money=True)} CNY/month) and overheads "
+            f"({quantity_text(finance.opex_per_month, money=True)} CNY/month) are charged to it, while later "
+            f"models' revenue is not counted; the terminal value is {quantity_text(finance.terminal_value_multiple)} "
+            f"years of the last twelve months' operating cash flow, never negative. It is the value of this model "
+            f"to the horizon, not of the car business.</p>")
+
+
+def _npv_table(context: ReportContext, npv: dict[str, np.ndarray]) -> str:
+    """Per path: P(NPV > 0), and how often the recommended path's NPV beats this path's in the same draw (the
+    paths share each draw's market, costs and approvals, so the comparison is paired)."""
+    chosen = context.summary["recommended_path"]["name"]
+    best = npv[path_column(chosen, NPV)].astype(float)
+    rows = []
+    for name in context.scenario.paths:
+        values = npv[path_column(name, NPV)].astype(float)
+        paired = "–" if name == chosen else f"{np.mean(best > values):.0%}"
+        gap = "–" if name == chosen else money(float(np.mean(best - values)))
+        rows.append([html.escape(name), f"{np.mean(values > 0):.0%}", paired, gap])
+    return table_html(["path", "P(NPV > 0)", f"P({chosen}'s NPV higher, same draw)",
+                       f"mean NPV gap, {chosen} minus path"], rows)
 
 
 def market_section(context: ReportContext) -> Section:
