@@ -22,6 +22,7 @@ from evlaunch.finance import (
     gross_margin,
     peak_cash_need,
     pledged_fraction,
+    queue_held_price,
     working_capital,
 )
 from evlaunch.runs.sampling import sample_draws
@@ -68,6 +69,26 @@ def test_shadow_price_needs_the_installed_capacity_to_bind_and_stops_at_its_ceil
     np.testing.assert_allclose(shadow, [0.0, 40_000.0 * np.log(5.0), 5_000.0], rtol=1e-12)
     none = capacity_shadow_price(markup, backlog, installed, binding, np.full(3, 2.0), np.zeros(3))
     assert np.all(none == 0.0)
+
+
+def test_a_long_queue_holds_the_price_when_the_best_response_falls():
+    """Backlog above the tolerated wait (2 months of the month's output) and a best response below the current
+    price (costs fell): the price stays; a best response above it is taken; no output with a backlog holds."""
+    current = np.full(4, 230_000.0)
+    best = np.array([210_000.0, 240_000.0, 180_000.0, 200_000.0])
+    backlog = np.array([30_000.0, 30_000.0, 10_001.0, 5.0])
+    output = np.array([10_000.0, 10_000.0, 5_000.0, 0.0])
+    held = queue_held_price(best, current, backlog, output, np.full(4, 2.0))
+    np.testing.assert_array_equal(held, [230_000.0, 240_000.0, 230_000.0, 230_000.0])
+
+
+def test_within_the_tolerated_wait_the_price_follows_the_best_response_down_and_up():
+    current = np.full(4, 230_000.0)
+    best = np.array([210_000.0, 240_000.0, 180_000.0, 200_000.0])
+    backlog = np.array([0.0, 20_000.0, 10_000.0, 0.0])      # at most 2 months of output: within tolerance
+    output = np.array([10_000.0, 10_000.0, 5_000.0, 0.0])
+    held = queue_held_price(best, current, backlog, output, np.full(4, 2.0))
+    np.testing.assert_array_equal(held, best)
 
 
 def test_pledge_schedule_working_capital_and_gross_margin_closed_forms():
@@ -145,6 +166,24 @@ def test_best_response_raises_the_price_when_capacity_binds(pricing_models):
     for year in (2025, 2027):
         sold = np.isfinite(guide[f"own.entrant_price.{year}"])
         np.testing.assert_allclose(guide[f"own.entrant_price.{year}"][sold], inputs["product.price"][sold], rtol=1e-9)
+
+
+def test_with_a_queue_that_never_clears_the_best_response_price_never_falls(pricing_models):
+    """A plant far too small for demand (40k/yr) keeps the backlog above the tolerated wait from the launch on:
+    as the unit cost falls (learning, pack price) the yearly price never falls; with no queue (a 2M/yr plant)
+    the same draws' price follows the falling cost down."""
+    best, _ = pricing_models
+    inputs = sample_draws(best, 11, 0, 16)
+    years = (2025, 2026, 2027, 2028)
+    tight = simulate(best, {**inputs, "paths.own.capacity_per_year": np.full(16, 40_000.0)})
+    loose = simulate(best, {**inputs, "paths.own.capacity_per_year": np.full(16, 2_000_000.0)})
+    prices = np.stack([tight[f"own.entrant_price.{year}"] for year in years], axis=1)
+    long_queue = np.stack([tight[f"own.backlog_end.{year}"] > 4 * 40_000.0 / 12 for year in years], axis=1)
+    sold = np.all(np.isfinite(prices), axis=1) & np.all(long_queue, axis=1)
+    assert sold.sum() >= 8
+    assert np.all(np.diff(prices[sold], axis=1) >= -1e-6 * prices[sold, 1:])
+    free = np.stack([loose[f"own.entrant_price.{year}"] for year in years], axis=1)[sold]
+    assert np.mean(free[:, -1] < free[:, 0]) > 0.5
 
 
 def chinese_margin_range(as_of) -> tuple[float, float]:
