@@ -22,6 +22,7 @@ from evlaunch.finance import (
     gross_margin,
     peak_cash_need,
     pledged_fraction,
+    queue_held_price,
     working_capital,
 )
 from evlaunch.runs.sampling import sample_draws
@@ -68,6 +69,26 @@ def test_shadow_price_needs_the_installed_capacity_to_bind_and_stops_at_its_ceil
     np.testing.assert_allclose(shadow, [0.0, 40_000.0 * np.log(5.0), 5_000.0], rtol=1e-12)
     none = capacity_shadow_price(markup, backlog, installed, binding, np.full(3, 2.0), np.zeros(3))
     assert np.all(none == 0.0)
+
+
+def test_a_long_queue_holds_the_price_when_the_best_response_falls():
+    """Backlog above the tolerated wait (2 months of the month's output) and a best response below the current
+    price (costs fell): the price stays; a best response above it is taken; no output with a backlog holds."""
+    current = np.full(4, 230_000.0)
+    best = np.array([210_000.0, 240_000.0, 180_000.0, 200_000.0])
+    backlog = np.array([30_000.0, 30_000.0, 10_001.0, 5.0])
+    output = np.array([10_000.0, 10_000.0, 5_000.0, 0.0])
+    held = queue_held_price(best, current, backlog, output, np.full(4, 2.0))
+    np.testing.assert_array_equal(held, [230_000.0, 240_000.0, 230_000.0, 230_000.0])
+
+
+def test_within_the_tolerated_wait_the_price_follows_the_best_response_down_and_up():
+    current = np.full(4, 230_000.0)
+    best = np.array([210_000.0, 240_000.0, 180_000.0, 200_000.0])
+    backlog = np.array([0.0, 20_000.0, 10_000.0, 0.0])      # at most 2 months of output: within tolerance
+    output = np.array([10_000.0, 10_000.0, 5_000.0, 0.0])
+    held = queue_held_price(best, current, backlog, output, np.full(4, 2.0))
+    np.testing.assert_array_equal(held, best)
 
 
 def test_pledge_schedule_working_capital_and_gross_margin_closed_forms():
@@ -139,12 +160,38 @@ def test_best_response_raises_the_price_when_capacity_binds(pricing_models):
     loose = simulate(best, {**inputs, "paths.own.capacity_per_year": np.full(16, 2_000_000.0)})
     on_sale = np.isfinite(tight["own.entrant_price.2026"]) & np.isfinite(loose["own.entrant_price.2026"])
     assert on_sale.sum() >= 8
-    assert np.all(tight["own.entrant_price.2026"][on_sale] > loose["own.entrant_price.2026"][on_sale])
+    # a price held by a long queue can be the same in both (the loose plant still climbs its ramp with a queue),
+    # but the tight plant's is never lower and, with its capacity premium and higher unit cost, mostly higher
+    assert np.all(tight["own.entrant_price.2026"][on_sale] >= loose["own.entrant_price.2026"][on_sale])
+    assert np.mean(tight["own.entrant_price.2026"][on_sale] > loose["own.entrant_price.2026"][on_sale]) >= 0.75
     # the fixed policy keeps the guide price in every year
     guide = simulate(fixed, inputs)
     for year in (2025, 2027):
         sold = np.isfinite(guide[f"own.entrant_price.{year}"])
         np.testing.assert_allclose(guide[f"own.entrant_price.{year}"][sold], inputs["product.price"][sold], rtol=1e-9)
+
+
+def test_with_a_queue_that_never_clears_the_best_response_price_never_falls(pricing_models):
+    """A plant far too small for demand (40k/yr, no expansion, a tolerated wait of one month): in the draws
+    whose backlog exceeds a month of output in every month from December 2024 on (deliveries bound the
+    output from above while a backlog remains), the price set from each month is never below the last, so
+    the yearly delivery-weighted price never falls although the unit cost does (learning, pack price). With
+    no queue (a 2M/yr plant) the same draws' price follows the falling cost down."""
+    best, _ = pricing_models
+    inputs = sample_draws(best, 11, 0, 16)
+    years = (2025, 2026, 2027, 2028)
+    queue = {"paths.own.expansion_capacity_per_year": np.zeros(16), "finance.price_backlog_months": np.ones(16)}
+    tight = simulate(best, {**inputs, **queue, "paths.own.capacity_per_year": np.full(16, 40_000.0)})
+    loose = simulate(best, {**inputs, **queue, "paths.own.capacity_per_year": np.full(16, 2_000_000.0)})
+    months = [label for label in best.scenario.months if "2024-12" <= label <= "2028-11"]
+    long_queue = np.all([tight[f"own.backlog_month.{label}"] > tight[f"own.deliveries_month.{label}"]
+                         for label in months], axis=0)
+    prices = np.stack([tight[f"own.entrant_price.{year}"] for year in years], axis=1)
+    held = long_queue & np.all(np.isfinite(prices), axis=1)
+    assert held.sum() >= 4
+    assert np.all(np.diff(prices[held], axis=1) >= -1e-9 * prices[held, 1:])
+    free = np.stack([loose[f"own.entrant_price.{year}"] for year in years], axis=1)[held]
+    assert np.mean(free[:, -1] < free[:, 0] * 0.97) > 0.5
 
 
 def chinese_margin_range(as_of) -> tuple[float, float]:
@@ -177,10 +224,12 @@ def test_gross_margin_at_median_inputs_stays_within_chinese_carmakers_margins(pr
 
 def test_at_median_inputs_the_price_rise_from_a_queue_stays_within_the_stated_cap(pricing_models, median_run):
     """At the median inputs orders queue from the launch, but while the plant climbs its delivery ramp
-    (2024) no premium applies at all, however large it may be; it reaches capacity with a queue from
-    2025: the capped premium lifts the yearly price above the no-premium price by at most about the cap (0.5%
-    room: the price feeds back on demand), and a near-uncapped premium (50%) would price higher still, so the
-    cap is what binds."""
+    (2024) no premium applies at all, however large it may be. In every year the capped premium lifts the
+    yearly price above the no-premium price by at most about the cap (0.5% room: the price feeds back on
+    demand); the price held while the queue is long (`finance.queue_held_price`) is the same with or without
+    the premium where none applied before. In the years a premium applies (the plant at capacity with a
+    backlog beyond the tolerated months: at least one year at the median inputs, 2028) a near-uncapped
+    premium (50%) would price higher still, so the cap is what binds."""
     best, _ = pricing_models
     uncapped = simulate(best, {"finance.capacity_premium_cap": np.full(1, 0.5)})
     none = simulate(best, {"finance.capacity_premium_cap": np.zeros(1)})
@@ -188,7 +237,12 @@ def test_at_median_inputs_the_price_rise_from_a_queue_stays_within_the_stated_ca
     key = "own.entrant_price.2024"
     assert median_run["own.backlog_end.2024"][0] > 0
     assert uncapped[key][0] == none[key][0] == median_run[key][0]
+    premium_years = 0
     for year in (2025, 2026, 2027, 2028):
         key = f"own.entrant_price.{year}"
         assert none[key][0] * 0.995 <= median_run[key][0] <= none[key][0] * (1 + cap) * 1.005, (year, cap)
-        assert uncapped[key][0] > median_run[key][0]
+        assert uncapped[key][0] >= median_run[key][0]
+        if median_run[key][0] > none[key][0] * (1 + 1e-6):
+            premium_years += 1
+            assert uncapped[key][0] > median_run[key][0], year
+    assert premium_years >= 1

@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from evlaunch.config.scenario import DEFAULT_LEARNING_BASE
 from evlaunch.finance import (
-    LEARNING_REFERENCE_VOLUME,
+    learning_factor,
     net_present_value,
     peak_cash_need,
     terminal_value,
@@ -86,7 +87,7 @@ def test_terminal_value_is_the_multiple_of_the_last_year_and_never_negative():
 
 def test_unit_cost_without_learning_is_battery_plus_rest_times_the_path_factor():
     cost = unit_cost(np.array([60.0]), np.array([800.0]), np.array([120_000.0]), np.array([1.1]),
-                     np.array([LEARNING_REFERENCE_VOLUME / 2]), np.array([0.15]))
+                     np.array([DEFAULT_LEARNING_BASE / 2]), np.array([0.15]), np.array([DEFAULT_LEARNING_BASE]))
     assert cost[0] == pytest.approx((60 * 800 + 120_000) * 1.1, rel=1e-15)
 
 
@@ -94,9 +95,10 @@ def test_unit_cost_without_learning_is_battery_plus_rest_times_the_path_factor()
 def test_each_doubling_of_output_beyond_the_reference_cuts_cost_by_the_learning_rate(doublings):
     learning_rate = 0.12
     base = unit_cost(np.array([75.0]), np.array([900.0]), np.array([100_000.0]), np.array([1.0]),
-                     np.array([LEARNING_REFERENCE_VOLUME]), np.array([learning_rate]))
+                     np.array([DEFAULT_LEARNING_BASE]), np.array([learning_rate]), np.array([DEFAULT_LEARNING_BASE]))
     later = unit_cost(np.array([75.0]), np.array([900.0]), np.array([100_000.0]), np.array([1.0]),
-                      np.array([LEARNING_REFERENCE_VOLUME * 2**doublings]), np.array([learning_rate]))
+                      np.array([DEFAULT_LEARNING_BASE * 2**doublings]), np.array([learning_rate]),
+                      np.array([DEFAULT_LEARNING_BASE]))
     pack = 75.0 * 900.0
     # closed form: only the rest of the vehicle learns; the pack costs the same at any cumulative output
     assert later[0] == pytest.approx(pack + 100_000.0 * (1 - learning_rate) ** doublings, rel=1e-12)
@@ -105,6 +107,27 @@ def test_each_doubling_of_output_beyond_the_reference_cuts_cost_by_the_learning_
 
 def test_learning_leaves_the_pack_cost_to_the_pack_price_path():
     """With no rest-of-vehicle cost, output never lowers the unit cost: the pack's fall is the price path's."""
-    cumulative = np.array([0.0, LEARNING_REFERENCE_VOLUME, 1e6])
-    cost = unit_cost(np.full(3, 80.0), np.full(3, 700.0), np.zeros(3), np.full(3, 1.05), cumulative, np.full(3, 0.15))
+    cumulative = np.array([0.0, DEFAULT_LEARNING_BASE, 1e6])
+    cost = unit_cost(np.full(3, 80.0), np.full(3, 700.0), np.zeros(3), np.full(3, 1.05), cumulative, np.full(3, 0.15),
+                     np.full(3, DEFAULT_LEARNING_BASE))
     np.testing.assert_allclose(cost, 80.0 * 700.0 * 1.05, rtol=1e-15)
+
+
+@pytest.mark.parametrize("experience_base", [10_000.0, 50_000.0, 200_000.0])
+def test_learning_is_one_up_to_the_experience_base_and_one_minus_the_rate_per_doubling_after(experience_base):
+    """Closed form: factor 1 for any cumulative output up to the base, (1 - r)^k at k doublings beyond it."""
+    rate = np.full(6, 0.1)
+    base = np.full(6, experience_base)
+    below = learning_factor(np.array([0.0, 1.0, 0.3, 0.7, 0.999, 1.0]) * experience_base, rate, base)
+    np.testing.assert_array_equal(below, 1.0)
+    doublings = np.array([0.5, 1.0, 2.0, 3.0, 4.5, 6.0])
+    after = learning_factor(experience_base * 2.0**doublings, rate, base)
+    np.testing.assert_allclose(after, 0.9**doublings, rtol=1e-12)
+
+
+def test_a_larger_experience_base_delays_learning_at_the_same_output():
+    """600k cars: 6 doublings beyond 10k but only 2 beyond 150k -- the same output learns far less."""
+    rate = np.full(2, 0.1)
+    factor = learning_factor(np.full(2, 600_000.0), rate, np.array([10_000.0, 150_000.0]))
+    np.testing.assert_allclose(factor, [0.9 ** np.log2(60.0), 0.9 ** 2.0], rtol=1e-12)
+    assert factor[0] < 0.55 < 0.8 < factor[1]

@@ -7,24 +7,28 @@ from __future__ import annotations
 
 import numpy as np
 
-LEARNING_REFERENCE_VOLUME = 10_000.0  # vehicles: unit cost is quoted for the first 10,000 built (modelling choice)
 
-
-def learning_factor(cumulative_output: np.ndarray, learning_rate: np.ndarray) -> np.ndarray:
-    """(1 - learning_rate) ** doublings of cumulative output beyond the reference volume (1 below it)."""
-    doublings = np.log2(np.maximum(cumulative_output, LEARNING_REFERENCE_VOLUME) / LEARNING_REFERENCE_VOLUME)
+def learning_factor(cumulative_output: np.ndarray, learning_rate: np.ndarray, experience_base: np.ndarray
+                    ) -> np.ndarray:
+    """(1 - learning_rate) ** doublings of the entrant's cumulative output beyond its experience base, vehicles
+    (1 up to the base): the unit cost quoted is that of a car built with the experience its suppliers, contract
+    engineers and (on a partner's plant) the partner already carry, so learning only starts once the entrant's
+    own output exceeds that base (`product.learning_base`)."""
+    base = np.maximum(experience_base, 1.0)
+    doublings = np.log2(np.maximum(cumulative_output, base) / base)
     return (1.0 - learning_rate) ** doublings
 
 
 def unit_cost(battery_kwh: np.ndarray, pack_cny_per_kwh: np.ndarray, rest_of_vehicle: np.ndarray,
-              cost_factor: np.ndarray, cumulative_output: np.ndarray, learning_rate: np.ndarray) -> np.ndarray:
+              cost_factor: np.ndarray, cumulative_output: np.ndarray, learning_rate: np.ndarray,
+              experience_base: np.ndarray) -> np.ndarray:
     """Cost to build one car, CNY: (battery kWh x pack price + rest of vehicle x learning) x path factor.
 
     Learning applies to the rest of the vehicle only: each doubling of the entrant's cumulative output beyond
-    the reference volume cuts it by `learning_rate`. The pack follows the market's pack price (which already
-    carries the industry's learning), so learning it again would count the fall twice.
+    its experience base (vehicles) cuts it by `learning_rate`. The pack follows the market's pack price (which
+    already carries the industry's learning), so learning it again would count the fall twice.
     """
-    rest = rest_of_vehicle * learning_factor(cumulative_output, learning_rate)
+    rest = rest_of_vehicle * learning_factor(cumulative_output, learning_rate, experience_base)
     return (battery_kwh * pack_cny_per_kwh + rest) * cost_factor
 
 
@@ -124,6 +128,18 @@ def capacity_shadow_price(markup: np.ndarray, backlog: np.ndarray, installed: np
     pressure = np.where(binding & (installed > 0), backlog / tolerated, 0.0)
     shadow = np.maximum(markup, 0.0) * np.log(np.maximum(pressure, 1.0))
     return np.where(np.isfinite(markup), np.minimum(shadow, np.maximum(ceiling, 0.0)), 0.0)
+
+
+def queue_held_price(best: np.ndarray, current: np.ndarray, backlog: np.ndarray, output: np.ndarray,
+                     tolerated_months: np.ndarray) -> np.ndarray:
+    """[N] next month's price, CNY: the best response `best`, but never below the current price while the
+    queue is long, i.e. while the backlog (vehicles) exceeds `tolerated_months` of the month's output
+    (vehicles/month, on the delivery ramp and after supply shocks: what buyers actually wait for); a backlog
+    with no output at all counts as long. Within tolerance the best response applies, cuts included.
+    New brands held list prices while orders waited (AITO's new M7, XPeng's G6: launch_orders_extra.csv):
+    a cut with a queue of months would add orders the plant cannot build and only lower revenue per car."""
+    long_queue = backlog > np.maximum(tolerated_months, 0.0) * np.maximum(output, 0.0)
+    return np.where(long_queue, np.maximum(best, current), best)
 
 
 def gross_margin(revenue: np.ndarray, cost_of_goods: np.ndarray) -> np.ndarray:

@@ -113,6 +113,7 @@ class ProductParameters:
     quality_utility: np.ndarray        # utility versus its comparables at equal price
     rest_of_vehicle_cost: np.ndarray   # unit cost excluding the battery pack, CNY/vehicle
     learning_rate: np.ndarray          # unit-cost fall per doubling of cumulative output (0..0.5)
+    learning_base: np.ndarray          # experience base: cumulative output, vehicles, before learning starts
     awareness_midpoint: np.ndarray     # months after the first production month until the delivery ramp is half-way
     awareness_width: np.ndarray        # logistic width of the delivery ramp, months
     order_cancellation: np.ndarray     # share of the waiting backlog cancelled each month
@@ -167,7 +168,7 @@ class FinanceParameters:
     vat_rate: np.ndarray               # VAT included in guide prices (fraction)
     battery_cost_change_per_year: np.ndarray  # change of the pack price per year after the data (fraction)
     terminal_value_multiple: np.ndarray  # years of final-year operating cash flow credited at the horizon
-    price_backlog_months: np.ndarray   # backlog (months of installed capacity) tolerated before a shadow price
+    price_backlog_months: np.ndarray   # backlog (months of output/capacity) tolerated: no price cut above it
     capacity_premium_cap: np.ndarray   # largest capacity shadow price, share of the best-response price
     spent_before_start_usd: np.ndarray  # part of the pledge spent before the scenario start, US$
     inventory_days: np.ndarray         # days of cost of goods held as stock

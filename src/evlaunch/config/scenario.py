@@ -37,6 +37,7 @@ from evlaunch.errors import ScenarioError
 MAX_SCENARIO_BYTES = 1_000_000
 MAX_HORIZON_MONTHS = 240
 MAX_DRAWS = 10_000_000
+DEFAULT_LEARNING_BASE = 10_000.0  # vehicles: learning counts from the first 10,000 built unless a scenario says
 MAX_START_AFTER_AS_OF_MONTHS = 24  # the first simulated month lies within two years of the as-of date
 
 Number = StrictInt | StrictFloat
@@ -162,6 +163,9 @@ class Product(_Config):
     comparables: list[str] = Field(min_length=1, description="lineup models the car is positioned against")
     rest_of_vehicle_cost: Quantity = Field(description="unit cost excluding the battery pack, CNY/vehicle")
     learning_rate: Quantity = Field(0.1, description="unit-cost fall per doubling of cumulative output (0..0.5)")
+    learning_base: Quantity = Field(DEFAULT_LEARNING_BASE, description="experience base, vehicles: learning "
+                                    "counts doublings of the entrant's cumulative output beyond it (the "
+                                    "industry experience its suppliers and partners bring)")
     awareness_midpoint: Quantity = Field(1.0, description="months after the first production month until the "
                                          "delivery ramp reaches half the plant's capacity")
     awareness_width: Quantity = Field(1.0, description="logistic width of the delivery ramp, months")
@@ -360,9 +364,11 @@ class Finance(_Config):
         "fixed", description="the entrant's price: 'fixed' at product.price, or 'best_response' (reset each month "
                              "to its own Bertrand first-order condition at last month's demand and costs, plus a "
                              "capacity shadow price while the plant is at capacity and the backlog exceeds "
-                             "price_backlog_months)")
-    price_backlog_months: Quantity = Field(2.0, description="backlog, in months of installed capacity, tolerated "
-                                           "before the capacity shadow price raises a best-response price")
+                             "price_backlog_months; never cut while the queue is longer than that)")
+    price_backlog_months: Quantity = Field(2.0, description="tolerated wait, months: a best-response price is not "
+                                           "cut while the backlog exceeds this many months of the month's output "
+                                           "(ramp included), and gets the capacity shadow price while it exceeds "
+                                           "this many months of installed capacity at capacity")
     capacity_premium_cap: Quantity = Field(
         0.0, description="largest capacity shadow price as a share of the best-response price without it "
                          "(0: a backlog never raises the price; new brands held list prices while orders waited)")
@@ -653,7 +659,7 @@ ALLOWED_RANGES: dict[str, tuple[float, float]] = {
     "months": (0, 240), "failure": (0, 1), "price": (1_000, 1e8), "battery_kwh": (1, 300),
     "range_km": (10, 2_000), "ready_months": (0, 240), "capacity_per_year": (0, 1e8),
     "ramp_months": (0, 120), "upfront_cost": (0, 1e13), "fee_per_vehicle": (0, 1e7),
-    "unit_cost_factor": (0.1, 10), "learning_rate": (0, 0.5), "awareness_midpoint": (0, 120),
+    "unit_cost_factor": (0.1, 10), "learning_rate": (0, 0.5), "learning_base": (1, 1e8), "awareness_midpoint": (0, 120),
     "awareness_width": (0.1, 60), "order_cancellation": (0, 1), "cancellation_per_month_waited": (0, 1),
     "prelaunch_build_months": (0, 12), "expansion_capacity_per_year": (0, 1e8), "expansion_lead_months": (0, 120),
     "expansion_capex": (0, 1e13), "expansion_backlog_months": (0, 60), "expansion_persistence_months": (1, 60),

@@ -77,10 +77,13 @@ def margins_and_budget_section(context) -> Section:
             + (" — from its second month on sale the entrant's price is its own Bertrand best response to the "
                "incumbents' prices at last month's demand and costs, plus a capacity shadow price only while "
                "the plant runs at its installed capacity (not while it ramps) with a backlog above the tolerated "
-               f"months of that capacity, at most {_premium(scenario)} of the price (new brands held list "
-               "prices while orders waited)." if policy == "best_response" else
+               f"months of that capacity, at most {_premium(scenario)} of the price; and never a cut while the "
+               "backlog exceeds the tolerated months of the month's output (new brands held list prices while "
+               "orders waited)." if policy == "best_response" else
                " — the guide price throughout.")
-            + " Learning lowers the non-battery cost only; the pack follows the battery-cost path.</p>"
+            + " Learning lowers the non-battery cost only, counting doublings of the entrant's output beyond an "
+              f"experience base of {_quantity(scenario.product.learning_base)} vehicles (the industry experience "
+              "its suppliers and partners bring); the pack follows the battery-cost path.</p>"
             + "<p>The entrant's gross margin, (revenue − cost of goods) / revenue net of VAT, median (p10–p90):</p>"
             + table_html(["path", *years], margin_rows)
             + "<p>Its delivery-weighted price incl. VAT, CNY, median (p10–p90):</p>" + table_html(["path", *years], price_rows)
@@ -98,6 +101,14 @@ def _premium(scenario) -> str:
         return f"{cap:.0%}"
     low, high = getattr(cap, "low", None), getattr(cap, "high", None)
     return f"{low:.0%}–{high:.0%}" if low is not None and high is not None else "a stated share"
+
+
+def _quantity(value) -> str:
+    """A scenario quantity as text: the number, or its low–high range when it is uncertain."""
+    if isinstance(value, (int, float)):
+        return f"{value:,.0f}"
+    low, high = getattr(value, "low", None), getattr(value, "high", None)
+    return f"{low:,.0f}–{high:,.0f}" if low is not None and high is not None else "a stated number of"
 
 
 def budget_paragraph(context, data: dict[str, np.ndarray]) -> str:

@@ -49,6 +49,7 @@ from evlaunch.finance import (
     net_present_value,
     peak_cash_need,
     pledged_fraction,
+    queue_held_price,
     terminal_value,
     unit_cost,
     working_capital,
@@ -448,7 +449,8 @@ def cash_flow(setting: Setting, terms: PathTerms, state: PathState, series: Path
     national market: new-car sales, NEV sales and the entrant's share of them."""
     product, finance, national = setting.parameters.product, setting.parameters.finance, series.national
     cost = unit_cost(product.battery_kwh, setting.pack_cny[:, t], product.rest_of_vehicle_cost,
-                     terms.cost_factor, state.cumulative, product.learning_rate) * (1.0 + setting.shock_cost[:, t])
+                     terms.cost_factor, state.cumulative, product.learning_rate, product.learning_base
+                     ) * (1.0 + setting.shock_cost[:, t])
     state.cumulative = state.cumulative + delivered
     national["marginal_cost"][:, t] = cost + terms.fee + finance.variable_cost_per_vehicle
     revenue = delivered * national["price"][:, t] / (1.0 + finance.vat_rate)
@@ -481,7 +483,11 @@ def entrant_price(setting: Setting, terms: PathTerms, month: Month, series: Path
     variable cost; VAT added) and the incumbents' current prices, plus a capacity shadow price only while the
     plant is at its installed capacity (`month.at_capacity`: not on its delivery ramp) and the backlog exceeds
     `finance.price_backlog_months` of that capacity, at most `finance.capacity_premium_cap` of the price
-    without it (`finance.capacity_shadow_price`). The first month on sale is at the guide price."""
+    without it (`finance.capacity_shadow_price`). While the queue is long (the backlog above
+    `finance.price_backlog_months` of the month's output, the delivery ramp and supply shocks included) the
+    price is never cut: next price = max(best response, current price) (`finance.queue_held_price`; new brands
+    held list prices while orders waited, launch_orders_extra.csv); within that wait the best response
+    applies, cuts included. The first month on sale is at the guide price."""
     finance, national = setting.parameters.finance, series.national
     if setting.price_policy != "best_response" or t + 1 >= national["price"].shape[1]:
         return
@@ -490,8 +496,10 @@ def entrant_price(setting: Setting, terms: PathTerms, month: Month, series: Path
     unconstrained = (1.0 + finance.vat_rate) * national["marginal_cost"][:, t] + markup
     shadow = capacity_shadow_price(markup, month.backlog, month.installed, month.at_capacity,
                                    finance.price_backlog_months, finance.capacity_premium_cap * unconstrained)
-    best = unconstrained + shadow
-    national["price"][:, t + 1] = np.where(on_sale & np.isfinite(best), best, national["price"][:, t])
+    current = national["price"][:, t]
+    best = queue_held_price(unconstrained + shadow, current, month.backlog, month.output,
+                            finance.price_backlog_months)
+    national["price"][:, t + 1] = np.where(on_sale & np.isfinite(best), best, current)
 
 
 def regional_sums(setting: Setting, series: PathSeries, t: int, orders: np.ndarray, delivered: np.ndarray,
