@@ -263,19 +263,26 @@ class Demand:
     def outside_offset(self, step: int) -> np.ndarray:
         """[N] the anchor of time step `step`: utility added to every car (the outside option's utility
         lowered by it) so that the no-entrant market buys `inside_target` of the potential buyers
-        (`anchor_offset`). Computed once per step at the no-entrant reference: the base lineup at its fixed
-        prices (moved by the battery pass-through, no entry cut), the scheduled launches as they happen, the
-        entrant not on sale; the same offset holds with the entrant and with re-priced incumbents."""
+        (`anchor_offset`). Set once per step (`anchor`) at the no-entrant market: the base lineup at its
+        fixed prices (moved by the battery pass-through, no entry cut) or at the no-entrant equilibrium's
+        prices when incumbents re-price (`simulation.simulate.prepare_setting` sets those), the scheduled
+        launches as they happen, the entrant not on sale. The same offset holds with the entrant and with
+        incumbents' responses to it, so entry still moves the market, counted once."""
         if np.isnan(self._offset[0, step]):
-            draws = self._offset.shape[0]
-            self._offset[:, step] = 0.0
-            reference = self.state(step, np.zeros(draws), np.zeros(draws), self.price[:, 0],
-                                   np.zeros(draws, dtype=bool), np.full(draws, np.inf))
-            utility = regional_utilities(reference.mean_utility, self.alpha, reference.effective, self.types,
-                                         reference.extras)
-            self._offset[:, step] = anchor_offset(utility, reference.available, self.types.weights,
-                                                  self.inside_target)
+            self.anchor(step)
         return self._offset[:, step]
+
+    def anchor(self, step: int, incumbent_price: np.ndarray | None = None) -> None:
+        """Set the anchor of time step `step` at the no-entrant market with the base lineup's guide prices
+        `incumbent_price` [N, J] (default: the fixed prices, as `state`), e.g. the no-entrant Bertrand
+        equilibrium's when incumbents re-price."""
+        draws = self._offset.shape[0]
+        self._offset[:, step] = 0.0
+        reference = self.state(step, np.zeros(draws), np.zeros(draws), self.price[:, 0],
+                               np.zeros(draws, dtype=bool), np.full(draws, np.inf), incumbent_price)
+        utility = regional_utilities(reference.mean_utility, self.alpha, reference.effective, self.types,
+                                     reference.extras)
+        self._offset[:, step] = anchor_offset(utility, reference.available, self.types.weights, self.inside_target)
 
     def type_terms(self, step: int) -> np.ndarray:
         """[N, T, K] consumer types' utility terms in time step `step` (regional NEV terms + tastes + PHEV

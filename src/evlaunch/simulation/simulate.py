@@ -67,7 +67,13 @@ from evlaunch.simulation.welfare import (
 )
 from evlaunch.supply.capacity import Book, Month, Plant, plant_month
 from evlaunch.supply.margin_fit import calibrate_market
-from evlaunch.supply.repricing import IncumbentPricing, PathPricing, diversion_groups, entrant_diversion
+from evlaunch.supply.repricing import (
+    Entrant,
+    IncumbentPricing,
+    PathPricing,
+    diversion_groups,
+    entrant_diversion,
+)
 
 __all__ = ["Model", "prepare", "simulate"]  # `prepare` and `Model` re-exported for the old import path
 
@@ -299,6 +305,8 @@ def prepare_setting(model: Model, parameters: Parameters) -> Setting:
     awareness, waiting = demand_prior(model, parameters)
     pricing = (IncumbentPricing(model.market, parameters.finance.vat_rate, base, demand)
                if scenario.competition.reprice == "bertrand" else None)
+    if pricing is not None:
+        anchor_at_equilibrium(demand, pricing, parameters.product.price)
     named_bev = np.array([name not in OTHER_PRODUCTS and powertrain == "BEV"
                           for name, powertrain in zip(lineup.names, lineup.powertrains)])
     group_names, group_matrix = diversion_groups(demand, lineup, [c.group for c in scenario.competition.launches])
@@ -309,6 +317,21 @@ def prepare_setting(model: Model, parameters: Parameters) -> Setting:
                    scenario.finance.budget_usd * parameters.finance.usd_cny, scenario.finance.price_policy,
                    pledge_schedule(scenario.finance.pledge_start, scenario.finance.pledge_years, months),
                    parameters.finance.spent_before_start_usd * parameters.finance.usd_cny)
+
+
+def anchor_at_equilibrium(demand: Demand, pricing: IncumbentPricing, price: np.ndarray) -> None:
+    """Re-price the market anchor (`Demand.outside_offset`) of every simulated month at the no-entrant
+    Bertrand prices the paths use (solved in the common re-solve months, held in between; `price` [N] the
+    entrant's guide price, not on sale there), so that without the entrant the market follows the growth
+    path. Each month's equilibrium is solved at the anchor of the fixed prices, then the anchor moves to
+    the solved prices (their own small response to that move is not iterated)."""
+    draws = price.shape[0]
+    never = Entrant(np.zeros(draws), price, np.full(draws, np.inf))
+    prices = pricing.supply.base_price
+    for t in range(pricing.common.shape[0]):
+        if pricing.common[t]:
+            prices, _ = pricing.counterfactual(t, never)
+        demand.anchor(demand.lead + t, pricing.lineup_prices(prices))
 
 
 def pledge_schedule(pledge_start: str | None, pledge_years: float, months: np.ndarray) -> np.ndarray:
