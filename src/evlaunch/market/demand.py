@@ -77,6 +77,11 @@ def anchor_offset(utility: np.ndarray, available: np.ndarray, weights: np.ndarra
     Several: Newton on the log-odds of the inside share, logit(S(c)), which rises in c with slope
     sum_t w_t S_t (1 - S_t) / (S (1 - S)) in (0, 1]; from the closed form at the weighted log D, to
     ANCHOR_TOLERANCE in log-odds."""
+    target = np.asarray(target, dtype=float)
+    if not np.all((target > 0) & (target < 1)):
+        raise DataError(f"field market.outside_share: the market anchor needs an inside share strictly between 0 "
+                        f"and 1 (got {target[~((target > 0) & (target < 1))][0]:.3g}); expected an outside share "
+                        f"in (0, 1)")
     masked = np.where(np.asarray(available, dtype=bool)[:, None, :], utility, -np.inf)
     log_d = np.logaddexp.reduce(masked, axis=2)                                         # [N, T]
     weights = np.asarray(weights, dtype=float)
