@@ -49,7 +49,7 @@ def test_entry_expands_the_anchored_market_by_the_entrants_buyers_from_the_outsi
     target = np.full(6, 0.45)
     offset = anchor_offset(utility, available, weights, target)
     without, typed_without = inside_share(utility, available, weights, offset)
-    with_entrant, typed_with = inside_share(utility, np.ones((6, 5), dtype=bool), weights, offset)
+    with_entrant, _ = inside_share(utility, np.ones((6, 5), dtype=bool), weights, offset)
     entrant = np.exp(utility[:, :, -1] + offset[:, None]) / (1.0 + np.exp(utility + offset[:, None, None]).sum(axis=2))
     expansion = with_entrant - without
     np.testing.assert_allclose(expansion, (weights * entrant * (1.0 - typed_without)).sum(axis=1), rtol=1e-10)
