@@ -91,10 +91,11 @@ def anchor_offset(utility: np.ndarray, available: np.ndarray, weights: np.ndarra
         typed = 1.0 / (1.0 + np.exp(-(log_d + offset[:, None])))
         inside = (weights * typed).sum(axis=1)
         gap = goal - (np.log(inside) - np.log1p(-inside))
-        if np.all(np.abs(gap) < ANCHOR_TOLERANCE):
+        done = np.abs(gap) < ANCHOR_TOLERANCE
+        if np.all(done):
             return offset
         slope = (weights * typed * (1.0 - typed)).sum(axis=1) / (inside * (1.0 - inside))
-        offset = offset + gap / np.maximum(slope, 1e-12)
+        offset = np.where(done, offset, offset + gap / np.maximum(slope, 1e-12))  # a draw's result is its own
     raise DataError(f"the market anchor (outside option offset) did not converge in {ANCHOR_MAX_ITERATIONS} "
                     f"iterations (log-odds error {np.max(np.abs(gap)):.1e}); expected inside shares strictly "
                     f"between 0 and 1 (check market.outside_share)")
