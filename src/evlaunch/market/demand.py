@@ -3,7 +3,18 @@ calibrated in `market.calibration`).
 
 `simulate` asks `Demand.month` for the choice shares of each month. What moves them:
 
-- market size: the base period's potential buyers, seasonality, and `market.growth_per_year`;
+- market size: the base period's potential buyers, seasonality, and `market.growth_per_year`; and the
+  anchor: each month a utility offset c (per draw) is added to every car, i.e. the outside option ("no new
+  car this month") is lowered by c, chosen so that *without the entrant* the month's new-car buyers are the
+  base period's share of the potential buyers (`anchor_offset`: a 1-D root per draw over the consumer types;
+  closed form c = logit(target) - log sum exp(u) for one type). The growth rate was estimated from total
+  sales that already include NEVs' growth, so the drivers below (NEV and PHEV drifts, charging, subsidies,
+  battery costs, ageing, scheduled launches) move shares among cars, not the number of cars: without the
+  entrant the yearly total follows base x seasonality x (1 + growth)^t. The offset is set at the no-entrant
+  market (fixed prices, or the no-entrant Bertrand equilibrium, `simulation.simulate.anchor_at_equilibrium`)
+  and kept when the entrant sells and incumbents respond, so entry still expands the market by the
+  entrant's buyers drawn from the outside option (per consumer type s_entrant x no-entrant outside share),
+  counted once;
 - policy (`market.policy`): purchase subsidy by range band and purchase tax by date, as known on the
   as-of date (the last known rule continues beyond what was announced), plus the scenario's assumed
   extra NEV subsidy (`[policy]`, e.g. local subsidies brought back, or a counterfactual); rural campaigns and large-city
