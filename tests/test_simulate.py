@@ -3,16 +3,17 @@
 import numpy as np
 import pytest
 
-from evlaunch.config.columns import DELIVERIES, NPV, path_column, yearly
+from evlaunch.config.columns import DELIVERIES, MARKET_TOTAL, NPV, ORDERS, path_column, yearly
 from evlaunch.config.distributions import is_uncertain
 from evlaunch.config.scenario import quantities, uncertain_parameters
+from evlaunch.market.calibration import base_months
 from evlaunch.market.logit import logit_shares
 from evlaunch.market.policy import purchase_tax
 from evlaunch.market.regions import own_price_elasticities
 from evlaunch.runs.sampling import sample_draws
 from evlaunch.simulation import simulate
 from evlaunch.simulation.outputs import diversion_group_names, output_names
-from evlaunch.simulation.simulate import prepare
+from evlaunch.simulation.simulate import prepare, prepare_setting
 from evlaunch.supply.margin_fit import fit_margins
 
 DRAWS = 64
@@ -190,3 +191,98 @@ def test_market_supply_and_entry_code_never_imports_the_simulation_or_above():
                 names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
                          else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
                 assert not any(name.startswith(above) for name in names), f"{module} imports {names}"
+
+
+ANCHOR_DRAWS = 8
+NEV_TRENDS = (0.0, 0.5, 1.0)   # logit per year, across and beyond the estimate's spread
+
+
+def growth_path(model, growth, year):
+    """[N] a calendar year's new-car sales on the growth path, from the history alone: the base period's
+    mean monthly total, seasonality, and (1 + growth) per year from the base period's middle."""
+    history, scenario = model.history, model.scenario
+    total = history.base_month_totals(*scenario.market.base_period).mean()
+    season = history.seasonality / history.seasonality[[m % 12 for m in base_months(scenario)]].mean()
+    months = year * 12 + np.arange(12)
+    years = (months - model.base_mid_month) / 12.0
+    return total * (season[months % 12][None, :] * (1.0 + growth[:, None]) ** years[None, :]).sum(axis=1)
+
+
+@pytest.fixture(scope="module")
+def trend_inputs(reference_model):
+    inputs = sample_draws(reference_model, 11, 0, ANCHOR_DRAWS)
+    return {trend: {**inputs, "market.nev_trend_per_year": np.full(ANCHOR_DRAWS, trend)} for trend in NEV_TRENDS}
+
+
+def no_entrant_years(model, inputs):
+    """(parameters, {year: (new-car sales [N], NEV sales [N])}) of the market without the entrant, with the
+    incumbents' no-entrant prices (re-priced as the scenario says)."""
+    parameters = model.parameters(inputs)
+    setting = prepare_setting(model, parameters)
+    demand, draws = setting.demand, parameters.draws
+    never, absent = np.full(draws, np.inf), np.zeros(draws, dtype=bool)
+    path = setting.pricing.path()
+    years = {}
+    for step in range(demand.periods):
+        if step < demand.lead:
+            _, shares = demand.month(step, np.zeros(draws), np.zeros(draws), parameters.product.price, absent, never)
+        else:
+            _, _, shares = path.month(step - demand.lead, np.zeros(draws), parameters.product.price, absent, never)
+        size = demand.size[:, step]
+        market, nev = years.get(int(demand.years[step]), (0.0, 0.0))
+        years[int(demand.years[step])] = (market + size * shares.sum(axis=1),
+                                          nev + size * (shares * demand.is_nev[None, :]).sum(axis=1))
+    return parameters, years
+
+
+def test_without_the_entrant_the_market_follows_the_growth_path_whatever_the_nev_trend(reference_model, trend_inputs):
+    """The anchor: NEV adoption moves shares among cars, not the number of cars (the growth rate was
+    estimated from total sales that already include NEVs' growth). Incumbents re-price (Bertrand)."""
+    shares = []
+    for trend in NEV_TRENDS:
+        parameters, years = no_entrant_years(reference_model, trend_inputs[trend])
+        assert set(years) == set(reference_model.scenario.years)
+        for year, (market, _) in years.items():
+            np.testing.assert_allclose(market, growth_path(reference_model, parameters.market.growth_per_year, year),
+                                       rtol=1e-9)
+        shares.append({year: nev / market for year, (market, nev) in years.items()})
+    # ... while the NEV share still rises with the NEV trend, the more the later
+    for year in (2024, 2026, 2028):
+        assert np.all(np.diff([share[year] for share in shares], axis=0) > 0)
+    assert np.all(shares[-1][2028] - shares[0][2028] > shares[-1][2024] - shares[0][2024])
+
+
+def test_the_simulated_market_is_on_the_growth_path_until_the_entrant_sells(reference_model, trend_inputs):
+    """The outputs themselves: 2023 (the entrant not on sale yet) on the growth path for every path and trend."""
+    for trend in NEV_TRENDS:
+        out = simulate(reference_model, trend_inputs[trend])
+        growth = reference_model.parameters(trend_inputs[trend]).market.growth_per_year
+        for path in reference_model.scenario.paths:
+            assert np.all(out[yearly(path, ORDERS, 2023)] == 0)
+            np.testing.assert_allclose(out[yearly(path, MARKET_TOTAL, 2023)],
+                                       growth_path(reference_model, growth, 2023), rtol=1e-9)
+
+
+def test_entry_expands_the_market_only_by_the_entrants_buyers_from_the_outside_option(reference_model, trend_inputs,
+                                                                                    reference_path):
+    """At the incumbents' no-entrant prices, the entrant on sale adds to each consumer type's new-car share
+    exactly its share times the no-entrant outside share (logit: 1/(1+D) - 1/(1+D+E) = s_e (1 - S'));
+    so entry never shrinks the market and adds less than its own sales."""
+    scenario = reference_model.scenario
+    fixed = prepare(scenario.model_copy(update={"competition": scenario.competition.model_copy(
+        update={"reprice": "fixed"})}), reference_path.parent)
+    parameters = fixed.parameters(trend_inputs[0.5])
+    demand = prepare_setting(fixed, parameters).demand
+    draws, price = parameters.draws, parameters.product.price
+    weights = demand.types.weights
+    for step in (demand.lead, demand.periods - 1):
+        without, _ = demand.month(step, np.zeros(draws), np.zeros(draws), price, np.zeros(draws, dtype=bool),
+                                  np.full(draws, np.inf))
+        with_entrant, _ = demand.month(step, np.zeros(draws), np.zeros(draws), price, np.ones(draws, dtype=bool),
+                                       np.zeros(draws))
+        np.testing.assert_allclose((weights * without.sum(axis=2)).sum(axis=1), demand.inside_target, rtol=1e-12)
+        expansion = (weights * (with_entrant.sum(axis=2) - without.sum(axis=2))).sum(axis=1)
+        entrant = with_entrant[:, :, -1]
+        np.testing.assert_allclose(expansion, (weights * entrant * (1.0 - without.sum(axis=2))).sum(axis=1),
+                                   rtol=1e-9)
+        assert np.all(expansion > 0) and np.all(expansion < (weights * entrant).sum(axis=1))

@@ -3,7 +3,18 @@ calibrated in `market.calibration`).
 
 `simulate` asks `Demand.month` for the choice shares of each month. What moves them:
 
-- market size: the base period's potential buyers, seasonality, and `market.growth_per_year`;
+- market size: the base period's potential buyers, seasonality, and `market.growth_per_year`; and the
+  anchor: each month a utility offset c (per draw) is added to every car, i.e. the outside option ("no new
+  car this month") is lowered by c, chosen so that *without the entrant* the month's new-car buyers are the
+  base period's share of the potential buyers (`anchor_offset`: a 1-D root per draw over the consumer types;
+  closed form c = logit(target) - log sum exp(u) for one type). The growth rate was estimated from total
+  sales that already include NEVs' growth, so the drivers below (NEV and PHEV drifts, charging, subsidies,
+  battery costs, ageing, scheduled launches) move shares among cars, not the number of cars: without the
+  entrant the yearly total follows base x seasonality x (1 + growth)^t. The offset is set at the no-entrant
+  market (fixed prices, or the no-entrant Bertrand equilibrium, `simulation.simulate.anchor_at_equilibrium`)
+  and kept when the entrant sells and incumbents respond, so entry still expands the market by the
+  entrant's buyers drawn from the outside option (per consumer type s_entrant x no-entrant outside share),
+  counted once;
 - policy (`market.policy`): purchase subsidy by range band and purchase tax by date, as known on the
   as-of date (the last known rule continues beyond what was announced), plus the scenario's assumed
   extra NEV subsidy (`[policy]`, e.g. local subsidies brought back, or a counterfactual); rural campaigns and large-city
@@ -36,6 +47,7 @@ import numpy as np
 
 from evlaunch.config.parameters import Parameters
 from evlaunch.config.scenario import Scenario, month_number
+from evlaunch.errors import DataError
 from evlaunch.market.calibration import BaseMarket, base_months, named_models
 from evlaunch.market.consumer_types import ConsumerTypes
 from evlaunch.market.market_data import MarketData
@@ -60,6 +72,44 @@ def year_end_path(series: dict[int, float], months: np.ndarray, growth: np.ndarr
     inside = np.interp(np.minimum(months, points[-1]), points, logs)
     beyond = np.maximum(months - points[-1], 0.0) / 12.0
     return np.exp(inside[None, :] + np.log1p(np.asarray(growth, dtype=float))[:, None] * beyond[None, :])
+
+
+ANCHOR_TOLERANCE = 1e-12      # |log-odds| error of the anchored inside share
+ANCHOR_MAX_ITERATIONS = 100
+
+
+def anchor_offset(utility: np.ndarray, available: np.ndarray, weights: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """[N] the utility c added to every product (= the outside option's utility lowered by c) such that the
+    weighted inside share over consumer types equals `target` [N]:
+
+        sum_t w_t * S_t(c) = target,   S_t(c) = D_t e^c / (1 + D_t e^c),   D_t = sum_k avail_k exp(u_tk)
+
+    utility [N, T, K], available [N, K], weights [N, T]. One type: the closed form c = logit(target) - log D.
+    Several: Newton on the log-odds of the inside share, logit(S(c)), which rises in c with slope
+    sum_t w_t S_t (1 - S_t) / (S (1 - S)) in (0, 1]; from the closed form at the weighted log D, to
+    ANCHOR_TOLERANCE in log-odds."""
+    target = np.asarray(target, dtype=float)
+    if not np.all((target > 0) & (target < 1)):
+        raise DataError(f"field market.outside_share: the market anchor needs an inside share strictly between 0 "
+                        f"and 1 (got {target[~((target > 0) & (target < 1))][0]:.3g}); expected an outside share "
+                        f"in (0, 1)")
+    masked = np.where(np.asarray(available, dtype=bool)[:, None, :], utility, -np.inf)
+    log_d = np.logaddexp.reduce(masked, axis=2)                                         # [N, T]
+    weights = np.asarray(weights, dtype=float)
+    goal = np.log(target) - np.log1p(-target)
+    offset = goal - (weights * log_d).sum(axis=1)
+    for _ in range(ANCHOR_MAX_ITERATIONS):
+        typed = 1.0 / (1.0 + np.exp(-(log_d + offset[:, None])))
+        inside = (weights * typed).sum(axis=1)
+        gap = goal - (np.log(inside) - np.log1p(-inside))
+        done = np.abs(gap) < ANCHOR_TOLERANCE
+        if np.all(done):
+            return offset
+        slope = (weights * typed * (1.0 - typed)).sum(axis=1) / (inside * (1.0 - inside))
+        offset = np.where(done, offset, offset + gap / np.maximum(slope, 1e-12))  # a draw's result is its own
+    raise DataError(f"the market anchor (outside option offset) did not converge in {ANCHOR_MAX_ITERATIONS} "
+                    f"iterations (log-odds error {np.max(np.abs(gap)):.1e}); expected inside shares strictly "
+                    f"between 0 and 1 (check market.outside_share)")
 
 
 def lead_months(scenario: Scenario) -> int:
@@ -106,6 +156,9 @@ class Demand:
         self.plate = np.array([[self.policy.active(PLATE_PRIVILEGE, p, m) if p in ("BEV", "PHEV") else 0.0
                                 for p in self.powertrains] for m in self.months])
         self._type_terms_step: int | None = None
+        # the anchor: every month's no-entrant market buys the base period's share of potential buyers
+        self.inside_target = 1.0 - np.broadcast_to(np.asarray(base.outside_share, dtype=float), (parameters.draws,))
+        self._offset = np.full((parameters.draws, self.periods), np.nan)
         self._type_terms = np.zeros((0, 0, 0))
 
     def _products(self, data: MarketData, parameters: Parameters, base: BaseMarket) -> None:
@@ -221,7 +274,32 @@ class Demand:
         available = np.ones(mean_utility.shape, dtype=bool)
         available[:, size_j:size_j + self.size_l] = (month >= self.launch_month) & self.launch_happens
         available[:, -1] = entrant_available
+        mean_utility += self.outside_offset(step)[:, None]
         return MonthState(month, all_price, ranges, effective, mean_utility, available, self.type_terms(step))
+
+    def outside_offset(self, step: int) -> np.ndarray:
+        """[N] the anchor of time step `step`: utility added to every car (the outside option's utility
+        lowered by it) so that the no-entrant market buys `inside_target` of the potential buyers
+        (`anchor_offset`). Set once per step (`anchor`) at the no-entrant market: the base lineup at its
+        fixed prices (moved by the battery pass-through, no entry cut) or at the no-entrant equilibrium's
+        prices when incumbents re-price (`simulation.simulate.prepare_setting` sets those), the scheduled
+        launches as they happen, the entrant not on sale. The same offset holds with the entrant and with
+        incumbents' responses to it, so entry still moves the market, counted once."""
+        if np.isnan(self._offset[0, step]):
+            self.anchor(step)
+        return self._offset[:, step]
+
+    def anchor(self, step: int, incumbent_price: np.ndarray | None = None) -> None:
+        """Set the anchor of time step `step` at the no-entrant market with the base lineup's guide prices
+        `incumbent_price` [N, J] (default: the fixed prices, as `state`), e.g. the no-entrant Bertrand
+        equilibrium's when incumbents re-price."""
+        draws = self._offset.shape[0]
+        self._offset[:, step] = 0.0
+        reference = self.state(step, np.zeros(draws), np.zeros(draws), self.price[:, 0],
+                               np.zeros(draws, dtype=bool), np.full(draws, np.inf), incumbent_price)
+        utility = regional_utilities(reference.mean_utility, self.alpha, reference.effective, self.types,
+                                     reference.extras)
+        self._offset[:, step] = anchor_offset(utility, reference.available, self.types.weights, self.inside_target)
 
     def type_terms(self, step: int) -> np.ndarray:
         """[N, T, K] consumer types' utility terms in time step `step` (regional NEV terms + tastes + PHEV

@@ -68,7 +68,14 @@ from evlaunch.simulation.welfare import (
 )
 from evlaunch.supply.capacity import Book, Month, Plant, plant_month
 from evlaunch.supply.margin_fit import calibrate_market
-from evlaunch.supply.repricing import IncumbentPricing, PathPricing, diversion_groups, entrant_diversion
+from evlaunch.supply.repricing import (
+    Entrant,
+    IncumbentPricing,
+    PathPricing,
+    diversion_groups,
+    entrant_diversion,
+    solve_incumbents,
+)
 
 __all__ = ["Model", "prepare", "simulate"]  # `prepare` and `Model` re-exported for the old import path
 
@@ -300,6 +307,8 @@ def prepare_setting(model: Model, parameters: Parameters) -> Setting:
     awareness, waiting = demand_prior(model, parameters)
     pricing = (IncumbentPricing(model.market, parameters.finance.vat_rate, base, demand)
                if scenario.competition.reprice == "bertrand" else None)
+    if pricing is not None:
+        anchor_at_equilibrium(demand, pricing, parameters.product.price)
     named_bev = np.array([name not in OTHER_PRODUCTS and powertrain == "BEV"
                           for name, powertrain in zip(lineup.names, lineup.powertrains)])
     group_names, group_matrix = diversion_groups(demand, lineup, [c.group for c in scenario.competition.launches])
@@ -310,6 +319,45 @@ def prepare_setting(model: Model, parameters: Parameters) -> Setting:
                    scenario.finance.budget_usd * parameters.finance.usd_cny, scenario.finance.price_policy,
                    pledge_schedule(scenario.finance.pledge_start, scenario.finance.pledge_years, months),
                    parameters.finance.spent_before_start_usd * parameters.finance.usd_cny)
+
+
+ANCHOR_PRICE_TOLERANCE = 1e-7   # max change of the anchor (utility) between two no-entrant equilibria
+ANCHOR_PRICE_ITERATIONS = 10
+
+
+def anchor_at_equilibrium(demand: Demand, pricing: IncumbentPricing, price: np.ndarray) -> None:
+    """Set the market anchor (`Demand.outside_offset`) of every simulated month at the no-entrant Bertrand
+    prices the paths use (solved in the common re-solve months, held in between; `price` [N] the entrant's
+    guide price, not on sale there), so that without the entrant the market follows the growth path.
+
+    In a common month the anchor and the no-entrant equilibrium depend on each other: alternate (the anchor
+    at the prices, the equilibrium at the anchor, from the previous month's prices; a contraction, by ~0.1 per
+    round in the reference scenario) until the anchor moves by less than ANCHOR_PRICE_TOLERANCE (each round
+    re-solves only the draws still moving, so a draw's result is its own; at most ANCHOR_PRICE_ITERATIONS
+    rounds), then let `pricing.counterfactual` solve (and keep, for every path) the equilibrium at that
+    anchor, and set the anchor at its prices. Paths then solve their prices with the entrant at the same
+    anchor as the no-entrant world's, so the incumbents' response to entry compares like with like."""
+    draws = price.shape[0]
+    never = Entrant(np.zeros(draws), price, np.full(draws, np.inf))
+    absent = np.zeros(draws, dtype=bool)
+    prices = pricing.supply.base_price
+    for t in range(pricing.common.shape[0]):
+        step = demand.lead + t
+        if pricing.common[t]:
+            demand.anchor(step, pricing.lineup_prices(prices))
+            moving, prices = np.ones(draws, dtype=bool), prices.copy()
+            for _ in range(ANCHOR_PRICE_ITERATIONS):
+                state = demand.state(step, np.zeros(draws), never.utility, price, absent, never.launch_index,
+                                     pricing.lineup_prices(prices))
+                prices[moving], _ = solve_incumbents(state, moving, prices, pricing.cost(step), pricing.rate(state),
+                                                     demand, pricing.supply)
+                before = demand.outside_offset(step).copy()
+                demand.anchor(step, pricing.lineup_prices(prices))
+                moving &= np.abs(demand.outside_offset(step) - before) >= ANCHOR_PRICE_TOLERANCE
+                if not moving.any():
+                    break
+            prices, _ = pricing.counterfactual(t, never)
+        demand.anchor(step, pricing.lineup_prices(prices))
 
 
 def pledge_schedule(pledge_start: str | None, pledge_years: float, months: np.ndarray) -> np.ndarray:
