@@ -67,7 +67,9 @@ def guidance_percentile_text(summary: dict) -> str:
                    if share < 0.1 else "inside the forecast's 80% interval")
         text += (f"The guidance sits at the <b>{ordinal_percentile(share)} percentile</b> of the recommended path's "
                  f"({html.escape(chosen)}) forecast of {year} deliveries ({reading}). ")
-    low, high = min(shares, key=shares.__getitem__), max(shares, key=shares.__getitem__)
+    # ties by name, so the words do not depend on the order the summary lists the paths in
+    low = min(shares, key=lambda name: (shares[name], name))
+    high = min(shares, key=lambda name: (-shares[name], name))
     if low != high:
         text += (f"Across the paths it sits between the {ordinal_percentile(shares[low])} ({html.escape(low)}) and "
                  f"the {ordinal_percentile(shares[high])} percentile ({html.escape(high)}).")
