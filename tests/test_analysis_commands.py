@@ -109,7 +109,10 @@ def test_compare_says_when_the_budget_does_not_bind(cli, small_run):
     code, out, err = cli("compare", small_run.out_dir)
     assert code == 0, err
     chosen = small_run.summary["recommended_path"]
-    assert chosen["passes"] and f"★ {chosen['name']}" in out and "☆" not in out.split("NPV in bn CNY.")[0]
+    mark = "○" if chosen["beats_not_entering"] is False else "★"  # ○: every path's NPV at or below zero
+    assert chosen["passes"] and f"{mark} {chosen['name']}" in out and "☆" not in out.split("NPV in bn CNY.")[0]
+    if mark == "○":
+        assert "stay out — no path beats staying out" in " ".join(out.split())
     assert "the budget criterion does not bind" in out or "the budget criterion binds" in out
     assert "the last column is pacing, not part of the rule" in " ".join(out.split())
 

@@ -18,7 +18,7 @@ from evlaunch.finance import (
     budget_exceeded,
     budget_needed,
     capacity_shadow_price,
-    cash_available,
+    pledge_paid_in,
     gross_margin,
     peak_cash_need,
     pledged_fraction,
@@ -117,7 +117,7 @@ def test_pacing_and_the_budget_test_are_different_questions():
     fraction = pledged_fraction(np.arange(4), 10.0)  # (k + 1) / 120
     budget, spent = np.full(3, 120e9), np.zeros(3)
     flows = np.array([[-3e9, -4e9, 2e9, -1e9], [-0.5e9] * 4, [-1.5e9] * 4])
-    paid_in = cash_available(budget, fraction, spent)
+    paid_in = pledge_paid_in(budget, fraction, spent)
     np.testing.assert_allclose(paid_in[0], [1e9, 2e9, 3e9, 4e9])
     assert ahead_of_pledge_schedule(flows, paid_in).tolist() == [True, False, True]
     assert not budget_exceeded(peak_cash_need(flows), budget_available(budget, spent)).any()
@@ -138,7 +138,7 @@ def test_a_draw_exceeds_a_budget_exactly_when_its_peak_need_is_above_the_budget_
     # pacing: ahead exactly when some month's need is above what the schedule has paid in by then
     fraction = pledged_fraction(elapsed + np.arange(6), 10.0)
     paid_in = budget * fraction - spent
-    ahead = ahead_of_pledge_schedule(cash, cash_available(np.array([budget]), fraction, np.array([spent])))[0]
+    ahead = ahead_of_pledge_schedule(cash, pledge_paid_in(np.array([budget]), fraction, np.array([spent])))[0]
     assert ahead == any(n > p for n, p in zip(need, paid_in))
     if exceeded:
         assert ahead  # the schedule never pays in more than the total

@@ -59,7 +59,7 @@ def pledged_fraction(months_since_pledge_start: np.ndarray, pledge_years: float)
     return np.minimum(elapsed / (12.0 * pledge_years), 1.0)
 
 
-def cash_available(budget: np.ndarray, fraction: np.ndarray, spent_before: np.ndarray) -> np.ndarray:
+def pledge_paid_in(budget: np.ndarray, fraction: np.ndarray, spent_before: np.ndarray) -> np.ndarray:
     """[N, H] CNY the parent has paid in to the car business by each month's end beyond what was spent
     before the start: budget [N] x pledged fraction [H] - spent before the start [N]. The pacing test
     (`ahead_of_pledge_schedule`) compares the cash need with it; the budget test uses `budget_available`."""
@@ -92,7 +92,7 @@ def budget_needed(peak_need: np.ndarray, spent_before: np.ndarray) -> np.ndarray
 
 def ahead_of_pledge_schedule(cash_flow: np.ndarray, paid_in: np.ndarray) -> np.ndarray:
     """[N] the pacing test: in some month the cumulative outflow since the start ([N, H] cash flow, CNY) is
-    above the cash paid in by then (`cash_available`, [N, H]) — cash is needed faster than the pledge is
+    above the cash paid in by then (`pledge_paid_in`, [N, H]) — cash is needed faster than the pledge is
     paid in, although the total may suffice. Not the budget test; reported beside it."""
     return np.asarray((cash_need(cash_flow) > paid_in).any(axis=-1))
 

@@ -76,3 +76,16 @@ def test_when_no_path_meets_the_tolerance_the_report_says_so_without_a_star():
     assert "best expected NPV among all paths is &#x27;own&#x27;" in body
     assert "least-violating is &#x27;Chery&#x27;" in body
     assert "it is not a recommendation within the budget" in body
+
+
+def test_when_no_path_beats_staying_out_the_report_recommends_staying_out(monkeypatch):
+    """Every path's expected NPV below zero: the headline says stay out, and the best path is marked ○ (the
+    best if entering anyway), not starred."""
+    for path in SCENARIO.paths:
+        monkeypatch.setitem(NPV_MEAN, path, -1e9 if path == "own" else -3e9)
+    context = context_for(draws({}))
+    assert context.summary["recommended_path"]["beats_not_entering"] is False
+    body = overview(context).body
+    assert "Recommendation: <b>stay out</b>" in body and "<b>own</b> ○" in body
+    assert "★" not in body and "☆" not in body
+    assert "staying out" in body and "the best path if entering anyway" in body

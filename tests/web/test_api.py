@@ -12,6 +12,7 @@ import tomllib
 
 import pytest
 
+from evlaunch.analysis.decision import recommendation_mark
 from evlaunch.web.forms import FormError, build_request, comments_by_key, dumps
 
 SCENARIO = "xiaomi-2023"
@@ -198,6 +199,10 @@ def test_run_progresses_to_finished_and_results_show_the_numbers(client, two_run
     assert page.status_code == 200
     recommended = summary["recommended_path"]["name"]
     assert f'data-path="{recommended}"' in page.text
+    mark = recommendation_mark(summary["recommended_path"]["passes"], summary["recommended_path"]["beats_not_entering"])
+    assert f'data-mark="{mark}"' in page.text and f"<b>{recommended}</b> {mark}" in page.text
+    if mark == "○":  # every path's NPV at or below zero: the headline says so
+        assert "Recommendation: <b>stay out</b>" in page.text
     last_year = max(summary["paths"][recommended]["deliveries"])
     deliveries = summary["paths"][recommended]["deliveries"][last_year]["mean"]
     assert f"{deliveries:,.0f}" in page.text

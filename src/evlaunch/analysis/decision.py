@@ -6,6 +6,7 @@ Everything here is a pure function over 1-D arrays with one entry per Monte Carl
 * `p_launch_by`, `cvar`, `p_exceeds` — the three risk numbers a path is judged on;
 * `first_order_dominance` — does one path's distribution beat another's at every level;
 * `path_stats` / `recommend_path` — the per-path summary and the decision rule applied to it;
+* `recommendation_mark` — the mark a table shows beside the chosen path (★, ○ or ☆);
 * `budget_at_tolerance` — the budget at which P(budget exceeded) would reach a tolerance (what would make the
   budget criterion bind).
 
@@ -278,6 +279,21 @@ class Recommendation:
     def passes(self) -> bool:
         """The recommended path meets the budget tolerance (no tolerance: always)."""
         return self.constraint_met
+
+
+MARK_LEGEND = ("★ = recommended; ○ = the best path, but staying out does better on the objective (every "
+               "path's NPV measure is at or below zero); ☆ = no path meets the budget tolerance, the best on the "
+               "objective is shown instead")
+
+
+def recommendation_mark(passes: bool, beats_not_entering: bool | None) -> str:
+    """The mark beside the chosen path in a table (see `MARK_LEGEND`): '☆' when no path meets the budget
+    tolerance, '○' when the chosen path does not beat staying out on an NPV objective, else '★'. `None` for
+    `beats_not_entering` (a summary written before the rule reported it, or a non-NPV objective) counts as
+    beating it."""
+    if not passes:
+        return "☆"
+    return "○" if beats_not_entering is False else "★"
 
 
 def _bn(cny: float) -> str:

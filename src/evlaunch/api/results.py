@@ -183,8 +183,8 @@ def describe_event(name: str) -> str:
     if name.endswith(".occurrence_event"):
         return f"the chance draw that decides whether supply shock {parts[1]} happens (below its probability)"
     if "awareness_shape_event" in name:
-        return ("the chance draw that picks the entrant's awareness ramp from the new-brand reference class "
-                "(low = fast ramp)")
+        return ("the chance draw that picks the entrant's delivery ramp (plant and buyers together) from the "
+                "new-brand reference class (low = fast ramp)")
     return "a chance draw of the Monte Carlo"
 
 

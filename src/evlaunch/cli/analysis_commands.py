@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from evlaunch.analysis.decision import MARK_LEGEND, recommendation_mark
 from evlaunch.api.run import DEFAULT_SEED, Run, RunNotFinished, run
 from evlaunch.api.run import discover as discover_scenario
 from evlaunch.api.run import sensitivity as sensitivity_of
@@ -86,9 +87,10 @@ def compare(
     def month(value):
         return "never" if value is None or not math.isfinite(value) else f"{value:.0f}"
 
-    passing = {label: chosen.passes for label, chosen in recommendations.items()}
+    marks = {label: recommendation_mark(chosen.passes, chosen.beats_not_entering)
+             for label, chosen in recommendations.items()}
     for row, run_label in zip(rows, comparison.table["run"]):
-        mark = ("★ " if passing[run_label] else "☆ ") if row["recommended"] else ""
+        mark = f"{marks[run_label]} " if row["recommended"] else ""
         ahead = row["p_ahead_of_pledge_schedule"]
         table.add_row(mark + row["path"],
                       f"{_short(row['licence'])} / {row['plant']} plant",
@@ -99,15 +101,17 @@ def compare(
                       bn_cny(row["npv_cvar10"]), f"{row['p_budget_exceeded']:.1%}",
                       "–" if ahead is None else f"{ahead:.1%}")
     console.print(table)
-    console.print("NPV in bn CNY. ★ = recommended within its run; ☆ = no path of its run meets the budget "
-                  "tolerance, the best on the objective is shown instead. P(budget exceeded) = P(peak cash need > "
+    console.print(f"NPV in bn CNY. Within each run: {MARK_LEGEND}. P(budget exceeded) = P(peak cash need > "
                   "budget available: the pledge less what was spent before the start); the last column is pacing, "
                   "not part of the rule.", highlight=False)
     for key, title in (("licence", "By licence"), ("plant", "By plant")):
         console.print(f"{title} (ranked by NPV mean): " + "; ".join(
             f"{_short(group)}: {', '.join(paths)}" for group, paths in document["groups"][key].items()), highlight=False)
     for label, chosen in recommendations.items():
-        if chosen.passes:
+        if chosen.passes and chosen.beats_not_entering is False:
+            console.print(f"[bold]{label}[/]: stay out — no path beats staying out; the best path if entering "
+                          f"anyway is [bold]{chosen.path}[/] — {chosen.criterion}", highlight=False)
+        elif chosen.passes:
             console.print(f"[bold]{label}[/]: recommended [bold]{chosen.path}[/] — {chosen.criterion}; the budget "
                           + ("criterion binds: the best path on the objective alone breaks it" if chosen.binds else
                              "criterion does not bind: the best path on the objective alone meets it"),

@@ -18,6 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from evlaunch.analysis.decision import recommendation_mark
 from evlaunch.api.run import Run, RunNotFinished
 from evlaunch.api.scenario import Scenario
 from evlaunch.cli.app import app, console, errors, fail, is_terminal
@@ -59,22 +60,26 @@ def print_summary(summary: dict) -> None:
     for column in ("path", "launch p10/p50/p90", "P(by target)", "deliveries (mean/yr, last yr)",
                    "NPV mean (bn CNY)", "NPV p10..p90", "P(budget exceeded)"):
         table.add_column(column, justify="left" if column == "path" else "right")
-    recommended = summary["recommended_path"]["name"]
-    passes = summary["recommended_path"].get("passes", True)
+    block = summary["recommended_path"]
+    recommended, passes = block["name"], block.get("passes", True)
+    mark = recommendation_mark(passes, block.get("beats_not_entering"))
     for name, path in summary["paths"].items():
         launch = " / ".join(path["launch_month"][k] or "never" for k in ("p10", "p50", "p90"))
         last_year = max(path["deliveries"])
         npv = path["npv"]
-        table.add_row((("★ " if passes else "☆ ") if name == recommended else "") + name, launch, f"{path['p_launch_by_target']:.0%}",
+        table.add_row((f"{mark} " if name == recommended else "") + name, launch, f"{path['p_launch_by_target']:.0%}",
                       f"{path['deliveries'][last_year]['mean']:,.0f}", bn_cny(npv["mean"]),
                       f"{bn_cny(npv['p10'])} .. {bn_cny(npv['p90'])}", f"{path['p_budget_exceeded']:.1%}")
     console.print(table)
-    if passes:
-        console.print(f"Recommended path: [bold]{recommended}[/] ({summary['recommended_path']['criterion']})")
-        if summary["recommended_path"].get("note"):
-            console.print(f"  note: {summary['recommended_path']['note']}", highlight=False)
+    if mark == "★":
+        console.print(f"Recommended path: [bold]{recommended}[/] ({block['criterion']})")
+        if block.get("note"):
+            console.print(f"  note: {block['note']}", highlight=False)
+    elif mark == "○":
+        console.print(f"Recommendation: [bold]stay out[/] — {block['note']} ○ {recommended} is the best path if "
+                      f"entering anyway ({block['criterion']}).", highlight=False)
     else:
-        console.print(f"☆ {summary['recommended_path']['note']}", highlight=False)
+        console.print(f"☆ {block['note']}", highlight=False)
 
 
 @app.command()

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from evlaunch.analysis.decision import budget_at_tolerance
+from evlaunch.analysis.decision import budget_at_tolerance, recommendation_mark
 from evlaunch.config.columns import (
     BUDGET_NEEDED,
     DELIVERIES_MONTH,
@@ -35,10 +35,11 @@ def overview(context: ReportContext) -> Section:
     summary, scenario = context.summary, context.scenario
     recommended = summary["recommended_path"]
     passes = recommended.get("passes", True)
+    chosen_mark = recommendation_mark(passes, recommended.get("beats_not_entering"))
     rows = []
     for name, path in summary["paths"].items():
         launch = path["launch_month"]
-        mark = (" ★" if passes else " ☆") if name == recommended["name"] else ""
+        mark = f" {chosen_mark}" if name == recommended["name"] else ""
         first_full_year = str(min(scenario.years) + 2)
         deliveries = path["deliveries"].get(first_full_year, {}).get("mean")
         ahead = path.get("p_ahead_of_pledge_schedule")
@@ -51,14 +52,16 @@ def overview(context: ReportContext) -> Section:
     header = ["path", "launch month p10 / p50 / p90", f"P(launch by {scenario.target_launch})",
               f"deliveries {min(scenario.years) + 2} (mean)", "NPV mean (CNY)", "NPV p10 … p90",
               "peak cash need p90", "P(budget exceeded)", "P(cash needed faster than the pledge is paid in)"]
-    if passes:
-        decision = (f"Recommended path: <b>{html.escape(recommended['name'])}</b> ★ — criterion: "
-                    f"{html.escape(recommended['criterion'])}.")
-        if recommended.get("beats_not_entering") is False:
-            decision += f" <b>{html.escape(recommended.get('note', ''))}</b>"
+    name, criterion = (html.escape(recommended.get(k, "")) for k in ("name", "criterion"))
+    note = html.escape(recommended.get("note", ""))
+    if chosen_mark == "★":
+        decision = f"Recommended path: <b>{name}</b> ★ — criterion: {criterion}."
+    elif chosen_mark == "○":
+        decision = (f"Recommendation: <b>stay out</b>. {note} ○ marks <b>{name}</b>, the best path if entering "
+                    f"anyway (criterion: {criterion}).")
     else:
-        decision = (f"<b>{html.escape(recommended.get('note', ''))}</b> ☆ marks that fallback; it is not a "
-                    f"recommendation within the budget. Criterion: {html.escape(recommended['criterion'])}.")
+        decision = (f"<b>{note}</b> ☆ marks that fallback; it is not a recommendation within the budget. "
+                    f"Criterion: {criterion}.")
     body = (f"<p>As of <b>{scenario.as_of}</b>, {summary['draws']:,} draws, seed {summary['seed']}. {decision} "
             f"{budget_verdict(context)}</p>" + table_html(header, rows, "compare")
             + "<p>P(budget exceeded): share of draws whose peak cumulative cash need is above the budget available "

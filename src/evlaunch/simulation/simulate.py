@@ -44,7 +44,7 @@ from evlaunch.finance import (
     budget_exceeded,
     budget_needed,
     capacity_shadow_price,
-    cash_available,
+    pledge_paid_in,
     gross_margin,
     net_present_value,
     peak_cash_need,
@@ -576,7 +576,7 @@ def path_outputs(path: str, setting: Setting, terms: PathTerms, series: PathSeri
     npv = net_present_value(flows, finance.discount_rate,
                             terminal_value(flows, finance.terminal_value_multiple, series.national["operating_flow"]))
     peak = peak_cash_need(flows)
-    paid_in = cash_available(setting.budget_cny, setting.pledged, setting.spent_before_cny)
+    paid_in = pledge_paid_in(setting.budget_cny, setting.pledged, setting.spent_before_cny)
     out = {
         name(path, columns.LAUNCH_MONTH_INDEX): terms.launch_index,
         name(path, columns.MONTHS_LOST): terms.outcome.months_lost,

@@ -14,6 +14,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from evlaunch.analysis.decision import recommendation_mark
 from evlaunch.config.scenario import parse_scenario, quantities
 from evlaunch.errors import ScenarioError
 from evlaunch.report.formatting import MISSING, bn_cny, is_number, month, percent, units
@@ -90,7 +91,8 @@ def key_figures(summary: dict[str, Any], order: list[str] | None = None) -> dict
     figures = {name: _path_figures(path, years, last) for name, path in paths.items()}
     recommended = summary.get("recommended_path") or {}
     return {"paths": figures, "years": years, "last_year": last, "recommended": recommended.get("name"),
-            "criterion": recommended.get("criterion", "")}
+            "criterion": recommended.get("criterion", ""), "note": recommended.get("note", ""),
+            "mark": recommendation_mark(recommended.get("passes", True), recommended.get("beats_not_entering"))}
 
 
 def format_metric(kind: str, value: Any) -> str:
