@@ -61,7 +61,15 @@ from evlaunch.entry.ramp_panel import (
     load_ramp_panel,
     market_at_launch,
 )
-from evlaunch.entry.reference_class import BrandRamp, RampFitConfig, class_midpoint_bounds, fit_brand
+from evlaunch.entry.reference_class import (
+    BrandRamp,
+    RampFitConfig,
+    class_midpoint_bounds,
+    fit_brand,
+    ramp_fraction,
+    ramp_shape_from_uniforms,
+    reference_class_from_panel,
+)
 
 TARGET_MONTHS = 12
 DRAWS = 4000
@@ -128,6 +136,7 @@ class RampBacktest:
     as_of_launch: list[RampForecast] = field(default_factory=list)
     as_of_launch_skipped: dict[str, str] = field(default_factory=dict)
     outlook: ClassOutlook | None = None
+    shapes: list[RampForecast] = field(default_factory=list)  # the model's mechanism (`shape_check`)
 
     @property
     def inside(self) -> int:
@@ -150,6 +159,11 @@ class RampBacktest:
     def summary_line(self) -> str:
         return summary_line(self.inside, len(self.forecasts), self.median_abs_error, self.baseline_median_abs_error)
 
+    def shapes_line(self) -> str:
+        """The model's mechanism scored (`shape_check`): `ramp shapes: inside=<k>/<n> median_abs_error=<x>`."""
+        return (f"ramp shapes: inside={sum(f.inside_80 for f in self.shapes)}/{len(self.shapes)} "
+                f"median_abs_error={median_abs([f.median_error for f in self.shapes]):.3f}")
+
     def to_dict(self) -> dict:
         return {"forecasts": [asdict(f) for f in self.forecasts], "excluded": self.excluded,
                 "inside": self.inside, "n": len(self.forecasts), "median_abs_error": self.median_abs_error,
@@ -162,7 +176,9 @@ class RampBacktest:
                                                          median_abs([f.median_error for f in self.as_of_launch]),
                                                          median_abs([f.baseline_error for f in self.as_of_launch]))
                                  if self.as_of_launch else None},
-                "outlook": None if self.outlook is None else asdict(self.outlook)}
+                "outlook": None if self.outlook is None else asdict(self.outlook),
+                "shapes": {"forecasts": [asdict(f) for f in self.shapes],
+                           "summary": self.shapes_line() if self.shapes else None}}
 
 
 def median_abs(errors: list[float]) -> float:
@@ -452,6 +468,31 @@ def class_outlook(panel: RampPanel, normals: np.ndarray, plan: float | None = No
                         None if plan is None else float(np.mean(draws <= plan)), plan_note, market, method.label)
 
 
+def shape_check(panel: RampPanel, normals: np.ndarray, rule: Eligibility = RULE) -> list[RampForecast]:
+    """The mechanism the model runs, scored leave-one-out: each eligible ramp's first-12-month deliveries
+    forecast as its own fitted plateau (vehicles/month; in the model, the plant's installed capacity) times
+    the plateau-relative ramp summed over months 1..12, the shape (midpoint, width) drawn as the model draws
+    it (`ramp_shape_from_uniforms`, uniforms the normal CDF of `normals`' first two columns) from the class
+    of the OTHER eligible ramps (`reference_class_from_panel`). Conditional on the plateau, which the held-out
+    ramp's own data give (no capacity at launch is in the tables): it scores the shape, not the volume. No
+    widening, and the baseline is the other ramps' median first-12-month total, as in `leave_one_out`."""
+    ramps, _ = eligible_ramps(panel, rule)
+    uniforms = norm.cdf(normals[:, :2])
+    whole = {brand.brand: brand for brand in reference_class_from_panel(panel, ramps).brands}
+    actuals = {ramp: float(panel.ramps.loc[ramp, "cum12"]) for ramp in ramps}
+    months = np.arange(1, TARGET_MONTHS + 1, dtype=float)
+    forecasts = []
+    for ramp in ramps:
+        others = [name for name in ramps if name != ramp]
+        midpoint, width = ramp_shape_from_uniforms(reference_class_from_panel(panel, others), *uniforms.T)
+        draws = whole[ramp].plateau * ramp_fraction(np.broadcast_to(months, (midpoint.size, months.size)),
+                                                    midpoint, width).sum(axis=1)
+        baseline = float(np.median([actuals[name] for name in others]))
+        forecasts.append(score(ramp, actuals[ramp], draws, 1.0, baseline, len(others),
+                               RampFacts.of(panel.ramps.loc[ramp])))
+    return forecasts
+
+
 def market_as_of(as_of: date) -> float:
     """NEV sales (vehicles/year) of the latest year published by `as_of` (a launch the month after)."""
     following = date(as_of.year + as_of.month // 12, as_of.month % 12 + 1, 1)
@@ -474,7 +515,7 @@ def run_ramp_backtest(as_of: date | None = None, draws: int = DRAWS, seed: int =
     forecasts, excluded = leave_one_out(panel, normals)
     outlook = class_outlook(load_ramp_panel(outlook_as_of), normals, plan, plan_note,
                             market=market_as_of(outlook_as_of))
-    result = RampBacktest(forecasts, excluded, outlook=outlook)
+    result = RampBacktest(forecasts, excluded, outlook=outlook, shapes=shape_check(panel, normals))
     if with_as_of_launch:
         result.as_of_launch, result.as_of_launch_skipped = as_of_launch(panel, normals)
     return result
