@@ -9,7 +9,7 @@ import pytest
 from evlaunch.config.scenario import load_scenario
 from evlaunch.data.catalogue import parse_period_start
 from evlaunch.entry.ramp_panel import eligible_ramps, load_ramp_panel
-from evlaunch.entry.reference_class import reference_class_as_of
+from evlaunch.entry.ramp_spread import reference_class_as_of
 from evlaunch.simulation.model import prepare
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "src" / "evlaunch" / "scenarios"

@@ -37,9 +37,7 @@ brand had stopped growing when its data end (Li Auto's month-24 figure was twice
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -47,7 +45,7 @@ from scipy.optimize import least_squares
 from scipy.special import expit
 from scipy.stats import norm
 
-from evlaunch.entry.ramp_panel import RampPanel, eligible_ramps, load_ramp_panel
+from evlaunch.entry.ramp_panel import RampPanel, eligible_ramps
 from evlaunch.errors import EvlaunchError
 
 
@@ -229,15 +227,6 @@ def reference_class_from_panel(panel: RampPanel, ramps: list[str] | None = None,
     return RampReferenceClass(brands=fitted.brands, excluded=fitted.excluded, log_mean=fitted.log_mean,
                               log_cov=fitted.log_cov * spread_scale ** 2, midpoint_bounds=fitted.midpoint_bounds,
                               width_bounds=fitted.width_bounds)
-
-
-def reference_class_as_of(as_of: date, paths: Mapping[str, str] | None = None,
-                          config: RampFitConfig = RampFitConfig()) -> RampReferenceClass:
-    """The class a scenario dated `as_of` draws its delivery ramp from: the reconciled panel of the three ramp
-    tables (`entry.ramp_panel.load_ramp_panel`) restricted to rows published by `as_of`, fitted on the ramps the
-    leave-one-brand-out backtest scores (`eligible_ramps`), so the model runs the class its backtest validates.
-    `paths`: a scenario's own files for any of the panel's tables (table name -> CSV path)."""
-    return reference_class_from_panel(load_ramp_panel(as_of, paths=paths), config=config)
 
 
 def sample_ramp_shape(reference: RampReferenceClass, n: int, rng: np.random.Generator,

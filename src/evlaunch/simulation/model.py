@@ -18,7 +18,8 @@ from evlaunch.entry.launch_prior import LaunchOrderPrior, brand_reach, fit_launc
 from evlaunch.entry.partners import check_partners
 from evlaunch.entry.paths import failure_event_name
 from evlaunch.entry.ramp_panel import RAMP_TABLES
-from evlaunch.entry.reference_class import RampReferenceClass, ReferenceClassError, reference_class_as_of
+from evlaunch.entry.ramp_spread import reference_class_as_of
+from evlaunch.entry.reference_class import RampReferenceClass, ReferenceClassError
 from evlaunch.errors import DataError, ScenarioError, naming_source
 from evlaunch.market.adoption import resolve_adoption
 from evlaunch.market.calibration import check_tastes, prepare_policy

@@ -61,13 +61,12 @@ from evlaunch.entry.ramp_panel import (
     load_ramp_panel,
     market_at_launch,
 )
+from evlaunch.entry.ramp_spread import class_of, first_year_fraction, spread_scale
 from evlaunch.entry.reference_class import (
     BrandRamp,
     RampFitConfig,
     class_midpoint_bounds,
     fit_brand,
-    ramp_fraction,
-    ramp_shape_from_uniforms,
     reference_class_from_panel,
 )
 
@@ -473,22 +472,22 @@ def shape_check(panel: RampPanel, normals: np.ndarray, rule: Eligibility = RULE)
     forecast as its own fitted plateau (vehicles/month; in the model, the plant's installed capacity) times
     the plateau-relative ramp summed over months 1..12, the shape (midpoint, width) drawn as the model draws
     it (`ramp_shape_from_uniforms`, uniforms the normal CDF of `normals`' first two columns) from the class
-    of the OTHER eligible ramps (`reference_class_from_panel`). Conditional on the plateau, which the held-out
-    ramp's own data give (no capacity at launch is in the tables): it scores the shape, not the volume. No
-    widening, and the baseline is the other ramps' median first-12-month total, as in `leave_one_out`."""
+    of the OTHER eligible ramps, its spread widened by the model's rule (`entry.ramp_spread.spread_scale`)
+    applied to those other ramps only (nested: the held-out ramp never sets its own widening). Conditional on
+    the plateau, which the held-out ramp's own data give (no capacity at launch is in the tables): it scores
+    the shape, not the volume. The baseline is the other ramps' median first-12-month total, as in
+    `leave_one_out`; `widening` holds the factor applied."""
     ramps, _ = eligible_ramps(panel, rule)
-    uniforms = norm.cdf(normals[:, :2])
-    whole = {brand.brand: brand for brand in reference_class_from_panel(panel, ramps).brands}
+    uniforms = norm.cdf(normals[:, :2]).T
+    fitted = {brand.brand: brand for brand in reference_class_from_panel(panel, ramps).brands}
     actuals = {ramp: float(panel.ramps.loc[ramp, "cum12"]) for ramp in ramps}
-    months = np.arange(1, TARGET_MONTHS + 1, dtype=float)
     forecasts = []
     for ramp in ramps:
-        others = [name for name in ramps if name != ramp]
-        midpoint, width = ramp_shape_from_uniforms(reference_class_from_panel(panel, others), *uniforms.T)
-        draws = whole[ramp].plateau * ramp_fraction(np.broadcast_to(months, (midpoint.size, months.size)),
-                                                    midpoint, width).sum(axis=1)
-        baseline = float(np.median([actuals[name] for name in others]))
-        forecasts.append(score(ramp, actuals[ramp], draws, 1.0, baseline, len(others),
+        others = [fitted[name] for name in ramps if name != ramp]
+        factor = spread_scale(others, actuals)
+        draws = fitted[ramp].plateau * first_year_fraction(class_of(others, FIT, factor), uniforms, TARGET_MONTHS)
+        baseline = float(np.median([actuals[b.brand] for b in others]))
+        forecasts.append(score(ramp, actuals[ramp], draws, factor, baseline, len(others),
                                RampFacts.of(panel.ramps.loc[ramp])))
     return forecasts
 
