@@ -1,6 +1,7 @@
 """The entrant's prior (the ramp class and the launch-order events) holds only what was public at the
 scenario's as-of date: none of the entrant's own deliveries or orders, no row published later."""
 
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -8,8 +9,10 @@ import pytest
 
 from evlaunch.config.scenario import load_scenario
 from evlaunch.data.catalogue import parse_period_start
-from evlaunch.entry.ramp_panel import eligible_ramps, load_ramp_panel
+from evlaunch.data.loader import bundled_path
+from evlaunch.entry.ramp_panel import eligible_ramps, load_ramp_panel, panel_sources
 from evlaunch.entry.ramp_spread import reference_class_as_of
+from evlaunch.entry.reference_class import ReferenceClassError
 from evlaunch.simulation.model import prepare
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "src" / "evlaunch" / "scenarios"
@@ -51,3 +54,15 @@ def test_launch_order_events_are_public_at_the_as_of_date_and_not_the_entrants(p
     events = model.launch_orders.events
     assert not events["brand"].str.lower().str.contains(ENTRANT[name]).any()
     assert all(parse_period_start(str(day)) <= scenario.as_of for day in events["date"])
+
+
+def test_a_ramp_panel_too_thin_is_refused_naming_every_ramp_table_and_its_file():
+    """The class reads three tables; as of a date when fewer than 2 brands have a first year to fit, it is
+    refused (the model turns this into a DataError naming each table and the file it was read from)."""
+    with pytest.raises(ReferenceClassError, match="a reference class needs at least 2"):
+        reference_class_as_of(date(2019, 6, 30))
+    sources = panel_sources({"new_brand_ramps": "mine/thin.csv"})
+    assert "table 'new_brand_ramps' (mine/thin.csv)" in sources
+    for name in ("more_brand_ramps", "brand_ramps_extra"):
+        assert f"table '{name}' ({bundled_path(name)})" in sources
+

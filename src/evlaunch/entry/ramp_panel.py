@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from evlaunch.data.catalogue import parse_period_end, parse_period_start
-from evlaunch.data.loader import load_table, numeric
+from evlaunch.data.loader import bundled_path, load_table, numeric
 
 RAMP_TABLES = ("new_brand_ramps", "more_brand_ramps", "brand_ramps_extra")
 ORDER_TABLES = ("new_brand_orders", "launch_orders_extra")
@@ -339,6 +339,13 @@ def assemble_panel(tables: dict[str, pd.DataFrame], orders: pd.DataFrame | None 
     panel_months = pd.concat(months, ignore_index=True) if months else pd.DataFrame(
         columns=["ramp", "brand", "month", "deliveries", "basis", "how", "published"])
     return RampPanel(panel_months, pd.DataFrame(summary).set_index("ramp") if summary else pd.DataFrame())
+
+
+def panel_sources(paths: Mapping[str, str] | None = None) -> str:
+    """The ramp tables the panel reads and their files (a scenario's own where `paths` names one), for messages:
+    "table 'new_brand_ramps' (/path/new_brand_ramps.csv), table 'more_brand_ramps' (...), ..."."""
+    paths = paths or {}
+    return ", ".join(f"table '{name}' ({paths.get(name) or bundled_path(name)})" for name in RAMP_TABLES)
 
 
 def load_ramp_panel(as_of: date | None = None, horizon: int = HORIZON,

@@ -17,7 +17,7 @@ from evlaunch.data import load_table
 from evlaunch.entry.launch_prior import LaunchOrderPrior, brand_reach, fit_launch_orders, launch_order_events
 from evlaunch.entry.partners import check_partners
 from evlaunch.entry.paths import failure_event_name
-from evlaunch.entry.ramp_panel import RAMP_TABLES
+from evlaunch.entry.ramp_panel import panel_sources
 from evlaunch.entry.ramp_spread import reference_class_as_of
 from evlaunch.entry.reference_class import RampReferenceClass, ReferenceClassError
 from evlaunch.errors import DataError, ScenarioError, naming_source
@@ -168,8 +168,8 @@ def _prepare(scenario: Scenario, base_dir: str | Path) -> Model:
         try:
             reference_class = reference_class_as_of(scenario.as_of, tables)
         except ReferenceClassError as error:
-            raise DataError(f"tables {', '.join(RAMP_TABLES)} (the reconciled ramp panel as of {scenario.as_of}): "
-                            f"{error} (field product.awareness_from_reference_class draws the ramp from it)") from None
+            raise DataError(f"{panel_sources(tables)} (the reconciled ramp panel as of {scenario.as_of}): {error} "
+                            "(field product.awareness_from_reference_class draws the ramp from it)") from None
     launch_orders, reach = demand_prior(scenario, tables)
     return Model(MarketData(scenario, history, lineup, policy), event_names(scenario, reference_class is not None),
                  reference_class, tables, launch_orders, reach)
