@@ -110,7 +110,7 @@ def guidance_gap_text(context, chosen: str) -> str:
     if year not in scenario.years or not all(name in data for name in names):
         return ""
     year_end = scenario.months.index(f"{year}-12") if f"{year}-12" in scenario.months else len(scenario.months) - 1
-    gap = guidance_gap(*(data[name] for name in names), year_end, float(guidance["deliveries"]))
+    gap = guidance_gap(data[names[0]], data[names[1]], data[names[2]], year_end, float(guidance["deliveries"]))
     return (f"<p>What sets {year} on the recommended path ({html.escape(chosen)}): {percent(gap['not_on_sale'])} of "
             f"the draws are not on sale in {year} (a stage failed or ran late); those on sale sell a median "
             f"{gap['months_on_sale']:.0f} months of it, and in {percent(gap['ramp_bound'])} of them the buyers order "
