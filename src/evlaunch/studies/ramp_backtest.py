@@ -35,6 +35,10 @@ Scores per ramp: inside the 80% interval (p10..p90), the median's error as a fra
 the actual). Summary: how many inside, and the median over ramps of |median error| for the model and
 the baseline.
 
+The mechanism the model itself runs is scored too (`shape_check`, the `ramp shapes:` line): each ramp's first 12
+months as its own fitted plateau times the plateau-relative ramp of a shape drawn, as the model draws it, from the
+other ramps' class widened by the model's rule (`entry.ramp_spread`, from the other ramps only).
+
 A second, stricter pass ("as of launch") rebuilds the panel from only the rows published before each
 held-out ramp's launch month (the loader's as-of guard) and scores the ramps that still have at least
 `min_class` earlier ramps to learn from.
