@@ -142,7 +142,6 @@ def test_a_bad_user_table_is_exit_2_naming_the_file(reference_text, tmp_path, cl
 
 
 @pytest.mark.parametrize("table,keep,expected", [
-    ("new_brand_ramps", lambda line: line.startswith(("brand,", "NIO,")), "a reference class needs at least 2"),
     ("china_cars_monthly_total", lambda line: not line.startswith("2023-"), "for months 2023-01, 2023-02"),
 ])
 def test_user_tables_too_thin_for_the_model_are_refused_naming_the_table(reference_text, tmp_path, cli, table, keep,

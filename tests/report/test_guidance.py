@@ -1,6 +1,8 @@
 """The firm's guidance beside the forecast: the report states its percentile in words, never fits to it."""
 
-from evlaunch.report.guidance import guidance_percentile_text, ordinal_percentile
+import numpy as np
+
+from evlaunch.report.guidance import guidance_gap, guidance_percentile_text, ordinal_percentile
 
 
 def _summary(shares, chosen="own"):
@@ -29,3 +31,17 @@ def test_no_percentile_no_sentence():
 def test_ordinal_percentiles():
     assert [ordinal_percentile(x) for x in (0.01, 0.02, 0.033, 0.11, 0.12, 0.13, 0.21, 0.5, 0.999)] == [
         "1st", "2nd", "3rd", "11th", "12th", "13th", "21st", "50th", "100th"]
+
+
+def test_guidance_gap_splits_the_year_into_not_on_sale_ramp_bound_and_reaching_the_plan():
+    inf = float("inf")
+    orders = np.array([0.0, 50_000, 120_000, 30_000, 100_000])
+    deliveries = np.array([0.0, 20_000, 110_000, 29_000, 60_000])
+    launch = np.array([inf, 6.0, 2.0, 13.0, 10.0])         # the year's last month is index 13
+    gap = guidance_gap(orders, deliveries, launch, 13, 100_000)
+    assert gap["not_on_sale"] == 0.2
+    assert gap["ramp_bound"] == 0.5           # 50k vs 20k and 100k vs 60k bind; 120k vs 110k and 30k vs 29k do not
+    assert gap["months_on_sale"] == 6.0       # 8, 12, 1, 4 months on sale
+    assert gap["orders_reach"] == 0.4 and gap["deliveries_reach"] == 0.2
+    nothing = guidance_gap(np.zeros(2), np.zeros(2), np.array([inf, inf]), 13, 1.0)
+    assert nothing["not_on_sale"] == 1.0 and np.isnan(nothing["ramp_bound"]) and np.isnan(nothing["months_on_sale"])

@@ -29,6 +29,7 @@ from evlaunch.studies.ramp_backtest import (
     leave_one_out,
     median_abs,
     score,
+    shape_check,
     share_draws,
     standard_normals,
     summary_line,
@@ -147,6 +148,22 @@ def test_leave_one_out_never_sees_the_held_out_brand():
     assert held[1]["A"].p50 != held[0]["A"].p50                     # ...while every other forecast uses it
 
 
+def test_the_shape_check_runs_the_models_ramp_and_never_sees_the_held_out_shape():
+    """The model's mechanism (own plateau x the other ramps' plateau-relative shape): with every ramp on the
+    same shape it reproduces each first year; a held-out ramp's own shape never enters its forecast."""
+    normals = standard_normals(2000, 7)
+    same = {brand: (plateau, 7.0, 2.5) for brand, (plateau, _, _) in PARAMS.items()}
+    for forecast in shape_check(_panel(same), normals):
+        assert forecast.median_error == pytest.approx(0.0, abs=0.01)
+        assert forecast.p90 / forecast.p10 < 1.05            # no spread of shapes when they agree
+    before = {f.ramp: f for f in shape_check(_panel(PARAMS), normals)}
+    after = {f.ramp: f for f in shape_check(_panel(dict(PARAMS, C=(30_000, 2.0, 0.5))), normals)}
+    assert after["C"].actual > before["C"].actual              # C's first year is faster ...
+    for field in ("p10", "p50", "p90"):                        # ... but its forecast is its plateau x the others' shapes
+        assert getattr(after["C"], field) == pytest.approx(getattr(before["C"], field), rel=1e-3)
+    assert after["A"].p50 != before["A"].p50                   # while every other forecast uses C's shape
+
+
 def test_a_ramp_without_a_market_at_launch_is_left_out_with_the_reason():
     forecasts, excluded = leave_one_out(assemble_panel({"new_brand_ramps": _curves(PARAMS)},
                                                        market=MARKET[MARKET["year"] > 2017]), standard_normals(500, 1))
@@ -251,6 +268,7 @@ def test_cli_ramps_prints_the_table_and_the_summary_line(cli):
     assert n >= 7 and inside / n >= 0.7 and model < baseline
     for brand in ("NIO", "XPeng", "Li Auto", "Zeekr", "Tesla China Model Y"):
         assert brand in out
+    assert re.search(r"ramp shapes: inside=\d+/\d+ median_abs_error=\d+\.\d{3}", out)   # the model's mechanism
     code, _, err = cli("backtest")
     assert code == 2 and "--ramps" in err
     code, _, err = cli("backtest", "--ramps", "scenarios/xiaomi-2021.toml")

@@ -177,6 +177,9 @@ def _ramps(as_json: bool) -> None:
                       highlight=False)
     if result.as_of_launch:
         console.print("as of launch: " + result.to_dict()["as_of_launch"]["summary"], highlight=False)
+    console.print("the model's mechanism (each brand's own plateau x the other brands' ramp shape, widened, as the "
+                  "model draws it; conditional on the plateau):", highlight=False)
+    typer.echo(result.shapes_line())
     verdict = ("beats" if result.median_abs_error < result.baseline_median_abs_error else "does NOT beat")
     console.print(f"the model's median {verdict} the baseline (median of the other brands' first 12 months)",
                   highlight=False)

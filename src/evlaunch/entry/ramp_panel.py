@@ -29,6 +29,7 @@ figure was published before the launch month (the loader's as-of guard): what a 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -36,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from evlaunch.data.catalogue import parse_period_end, parse_period_start
-from evlaunch.data.loader import load_table, numeric
+from evlaunch.data.loader import bundled_path, load_table, numeric
 
 RAMP_TABLES = ("new_brand_ramps", "more_brand_ramps", "brand_ramps_extra")
 ORDER_TABLES = ("new_brand_orders", "launch_orders_extra")
@@ -340,12 +341,22 @@ def assemble_panel(tables: dict[str, pd.DataFrame], orders: pd.DataFrame | None 
     return RampPanel(panel_months, pd.DataFrame(summary).set_index("ramp") if summary else pd.DataFrame())
 
 
-def load_ramp_panel(as_of: date | None = None, horizon: int = HORIZON) -> RampPanel:
-    """The panel from the bundled tables, with only rows published by `as_of` (all rows if None)."""
+def panel_sources(paths: Mapping[str, str] | None = None) -> str:
+    """The ramp tables the panel reads and their files (a scenario's own where `paths` names one), for messages:
+    "table 'new_brand_ramps' (/path/new_brand_ramps.csv), table 'more_brand_ramps' (...), ..."."""
+    paths = paths or {}
+    return ", ".join(f"table '{name}' ({paths.get(name) or bundled_path(name)})" for name in RAMP_TABLES)
+
+
+def load_ramp_panel(as_of: date | None = None, horizon: int = HORIZON,
+                    paths: Mapping[str, str] | None = None) -> RampPanel:
+    """The panel from the bundled tables, with only rows published by `as_of` (all rows if None); `paths`
+    may name a scenario's own file for any of the tables (table name -> CSV path), as `load_table` takes."""
+    paths = paths or {}
     tables = {}
     for name in RAMP_TABLES:
-        frame = load_table(name, as_of).rows
+        frame = load_table(name, as_of, paths.get(name)).rows
         tables[name] = frame[~frame["gap"] | frame["note"].astype(str).str.contains("below", na=False)]
-    orders = pd.concat([load_table(name, as_of).rows[["brand", "model", "value", "date"]] for name in ORDER_TABLES],
-                       ignore_index=True)
-    return assemble_panel(tables, orders, horizon, load_table(MARKET_TABLE, as_of).rows)
+    orders = pd.concat([load_table(name, as_of, paths.get(name)).rows[["brand", "model", "value", "date"]]
+                        for name in ORDER_TABLES], ignore_index=True)
+    return assemble_panel(tables, orders, horizon, load_table(MARKET_TABLE, as_of, paths.get(MARKET_TABLE)).rows)

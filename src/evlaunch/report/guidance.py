@@ -19,11 +19,13 @@ from evlaunch.config.columns import (
     CANCELLATIONS,
     DELIVERIES,
     DELIVERIES_MONTH,
+    LAUNCH_MONTH_INDEX,
     ORDER_SHARE,
     ORDERS,
     ORDERS_MONTH,
     SHARE,
     monthly,
+    path_column,
     yearly,
 )
 from evlaunch.report.formatting import percent, units
@@ -74,6 +76,47 @@ def guidance_percentile_text(summary: dict) -> str:
         text += (f"Across the paths it sits between the {ordinal_percentile(shares[low])} ({html.escape(low)}) and "
                  f"the {ordinal_percentile(shares[high])} percentile ({html.escape(high)}).")
     return text.strip()
+
+
+RAMP_BOUND_GAP = 0.1  # a draw's year is held by the delivery ramp when its orders exceed deliveries by 10% or more
+
+
+def guidance_gap(orders: np.ndarray, deliveries: np.ndarray, launch_index: np.ndarray, year_end: int,
+                 guidance: float) -> dict[str, float]:
+    """What sets the forecast of the guidance year against the plan, per draw [N] (vehicles in the year; launch
+    month index from the scenario start, inf for never; `year_end` the index of the year's last month):
+    share of draws not on sale that year, share of those on sale held by the delivery ramp (orders at least
+    RAMP_BOUND_GAP above deliveries), median months on sale in the year, and the shares of draws whose orders
+    and whose deliveries reach the guidance. NaN where no draw is on sale."""
+    orders, deliveries = np.asarray(orders, float), np.asarray(deliveries, float)
+    launch = np.asarray(launch_index, float)
+    on_sale = launch <= year_end
+    sold = on_sale & (orders > 0)
+    return {"not_on_sale": float(np.mean(~on_sale)),
+            "ramp_bound": float(np.mean(orders[sold] >= (1 + RAMP_BOUND_GAP) * deliveries[sold])) if sold.any()
+            else float("nan"),
+            "months_on_sale": float(np.median(np.minimum(year_end - launch[on_sale] + 1, 12))) if on_sale.any()
+            else float("nan"),
+            "orders_reach": float(np.mean(orders >= guidance)),
+            "deliveries_reach": float(np.mean(deliveries >= guidance))}
+
+
+def guidance_gap_text(context, chosen: str) -> str:
+    """The recommended path's guidance year in words: what holds it against the plan (`guidance_gap`)."""
+    guidance, scenario = context.summary["guidance"], context.scenario
+    year = int(guidance["year"])
+    names = [yearly(chosen, ORDERS, year), yearly(chosen, DELIVERIES, year), path_column(chosen, LAUNCH_MONTH_INDEX)]
+    data = context.arrays(names)
+    if year not in scenario.years or not all(name in data for name in names):
+        return ""
+    year_end = scenario.months.index(f"{year}-12") if f"{year}-12" in scenario.months else len(scenario.months) - 1
+    gap = guidance_gap(data[names[0]], data[names[1]], data[names[2]], year_end, float(guidance["deliveries"]))
+    return (f"<p>What sets {year} on the recommended path ({html.escape(chosen)}): {percent(gap['not_on_sale'])} of "
+            f"the draws are not on sale in {year} (a stage failed or ran late); those on sale sell a median "
+            f"{gap['months_on_sale']:.0f} months of it, and in {percent(gap['ramp_bound'])} of them the buyers order "
+            f"at least {RAMP_BOUND_GAP:.0%} more than the plant delivers (the delivery ramp binds, not demand). "
+            f"Orders reach the guidance in {percent(gap['orders_reach'])} of the draws, deliveries in "
+            f"{percent(gap['deliveries_reach'])}.</p>")
 
 
 def _prior_text(context) -> str:
@@ -141,6 +184,7 @@ def guidance_section(context) -> Section | None:
                  f"{guidance_percentile_text(summary)}</p>")
         body += table_html(["path", f"{year} p10", f"{year} p50", f"{year} p90", "guidance percentile",
                             "first 12 months p10", "p50", "p90", "P(expansion ordered)"], _guidance_rows(summary))
+        body += guidance_gap_text(context, summary["recommended_path"]["name"])
     body += _prior_text(context)
     chosen = summary["recommended_path"]["name"]
     body += (f"<p>The order book of the recommended path ({html.escape(chosen)}), medians over the draws (each "

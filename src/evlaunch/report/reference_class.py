@@ -1,6 +1,7 @@
 """Report section: the reference class of new EV brands' ramp-ups beside the entrant's forecast.
 
-The ramps come from the scenario's own new_brand_ramps table when it names one, else the bundled table.
+The ramps are the reconciled panel the model's class is fitted to (`entry.ramp_panel`, rows public at the
+scenario's as-of date; a scenario's own ramp tables replace the bundled ones), imputed months left out.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from evlaunch.config.columns import DELIVERIES_MONTH, LAUNCH_MONTH_INDEX, monthly, path_column
-from evlaunch.data import load_table, numeric
+from evlaunch.entry.ramp_panel import load_ramp_panel
 from evlaunch.entry.reference_class import ramp_fraction
 from evlaunch.report import charts
 from evlaunch.report.html import Section, table_html
@@ -46,10 +47,9 @@ def reference_class_section(context):
     deliveries = np.stack([data[monthly(chosen, DELIVERIES_MONTH, m)] for m in months], axis=1).astype(float)
     aligned = aligned_at_launch(deliveries, data[path_column(chosen, LAUNCH_MONTH_INDEX)])
     figure = go.Figure()
-    ramps = load_table("new_brand_ramps", scenario.as_of, model.tables.get("new_brand_ramps")).rows
-    ramps = ramps.assign(deliveries=numeric(ramps["deliveries"]), month=numeric(ramps["month_index"]))
-    ramps = ramps[ramps["deliveries"].notna() & ramps["month"].notna()]
-    for index, (brand, rows) in enumerate(ramps.groupby("brand")):
+    panel = load_ramp_panel(scenario.as_of, paths=model.tables).months
+    ramps = panel[panel["how"] != "imputed"].rename(columns={"brand": "firm", "ramp": "brand"})
+    for index, (brand, rows) in enumerate(ramps.groupby("brand", sort=False)):
         colour = charts.PALETTE[(index + 2) % len(charts.PALETTE)]
         figure.add_trace(go.Scatter(x=rows["month"], y=rows["deliveries"], mode="markers", name=f"{brand} (actual)",
                                     marker=dict(color=colour, size=6), legendgroup=brand))
@@ -71,14 +71,17 @@ def reference_class_section(context):
     figure.update_layout(title="Deliveries in the first 24 months: new EV brands and the entrant",
                          xaxis_title="month since first deliveries", yaxis_title="vehicles/month",
                          template="plotly_white", height=460)
-    body = ("<p>Monthly deliveries of new Chinese EV brands in their first 24 months (new_brand_ramps.csv, only "
-            "figures public by the as-of date), their fitted logistic ramps, and the entrant's forecast on the "
-            "recommended path aligned at its launch. ")
+    body = ("<p>Monthly deliveries of new Chinese EV brands in their first 24 months (new_brand_ramps.csv, "
+            "more_brand_ramps.csv and brand_ramps_extra.csv reconciled as the ramp backtest reconciles them: company "
+            "deliveries first, registrations only where nothing else is known; only figures public by the as-of "
+            "date), their fitted logistic ramps, and the entrant's forecast on the recommended path aligned at its "
+            "launch. ")
     if reference is not None:
         body += ("These ramps are deliveries, so they hold what limited each brand, its plant as much as its "
                  "buyers: the entrant's plant delivers on a ramp drawn from this class (log-normal spread of "
-                 "midpoint and width across brands) times its capacity, and no other ramp is stacked on it "
-                 "(buyers' awareness is a prior, constant from the launch).</p>")
+                 "midpoint and width across brands, widened until its spread of first-year deliveries matches "
+                 "the errors the brands make of each other: entry.ramp_spread) times its capacity, and no other "
+                 "ramp is stacked on it (buyers' awareness is a prior, constant from the launch).</p>")
         body += ("<p>A brand still rising at the end of its data cannot tell its plateau from a later midpoint; its "
                  "midpoint is held at its last month (the least extrapolation the data allow, noted below: "
                  "read it as 'at least half-way by then'), and no drawn ramp is half-way later than the longest "

@@ -13,11 +13,13 @@ import numpy as np
 
 from evlaunch.config.parameters import Parameters
 from evlaunch.config.scenario import Scenario
-from evlaunch.data import load_table, numeric
+from evlaunch.data import load_table
 from evlaunch.entry.launch_prior import LaunchOrderPrior, brand_reach, fit_launch_orders, launch_order_events
 from evlaunch.entry.partners import check_partners
 from evlaunch.entry.paths import failure_event_name
-from evlaunch.entry.reference_class import RampReferenceClass, ReferenceClassError, fit_reference_class
+from evlaunch.entry.ramp_panel import panel_sources
+from evlaunch.entry.ramp_spread import reference_class_as_of
+from evlaunch.entry.reference_class import RampReferenceClass, ReferenceClassError
 from evlaunch.errors import DataError, ScenarioError, naming_source
 from evlaunch.market.adoption import resolve_adoption
 from evlaunch.market.calibration import check_tastes, prepare_policy
@@ -163,13 +165,11 @@ def _prepare(scenario: Scenario, base_dir: str | Path) -> Model:
     check_partners(scenario.paths, scenario.as_of, tables.get("firms"))
     reference_class = None
     if scenario.product.awareness_from_reference_class:
-        ramps_table = load_table("new_brand_ramps", scenario.as_of, tables.get("new_brand_ramps"))
-        ramps = ramps_table.rows[~ramps_table.rows["gap"]].assign(deliveries=lambda frame: numeric(frame["deliveries"]))
         try:
-            reference_class = fit_reference_class(ramps)
+            reference_class = reference_class_as_of(scenario.as_of, tables)
         except ReferenceClassError as error:
-            raise DataError(f"table 'new_brand_ramps': {ramps_table.path}: {error} (field "
-                            f"product.awareness_from_reference_class draws the ramp from it)") from None
+            raise DataError(f"{panel_sources(tables)} (the reconciled ramp panel as of {scenario.as_of}): {error} "
+                            "(field product.awareness_from_reference_class draws the ramp from it)") from None
     launch_orders, reach = demand_prior(scenario, tables)
     return Model(MarketData(scenario, history, lineup, policy), event_names(scenario, reference_class is not None),
                  reference_class, tables, launch_orders, reach)

@@ -35,6 +35,10 @@ Scores per ramp: inside the 80% interval (p10..p90), the median's error as a fra
 the actual). Summary: how many inside, and the median over ramps of |median error| for the model and
 the baseline.
 
+The mechanism the model itself runs is scored too (`shape_check`, the `ramp shapes:` line): each ramp's first 12
+months as its own fitted plateau times the plateau-relative ramp of a shape drawn, as the model draws it, from the
+other ramps' class widened by the model's rule (`entry.ramp_spread`, from the other ramps only).
+
 A second, stricter pass ("as of launch") rebuilds the panel from only the rows published before each
 held-out ramp's launch month (the loader's as-of guard) and scores the ramps that still have at least
 `min_class` earlier ramps to learn from.
@@ -61,7 +65,14 @@ from evlaunch.entry.ramp_panel import (
     load_ramp_panel,
     market_at_launch,
 )
-from evlaunch.entry.reference_class import BrandRamp, RampFitConfig, class_midpoint_bounds, fit_brand
+from evlaunch.entry.ramp_spread import class_of, first_year_fraction, spread_scale
+from evlaunch.entry.reference_class import (
+    BrandRamp,
+    RampFitConfig,
+    class_midpoint_bounds,
+    fit_brand,
+    reference_class_from_panel,
+)
 
 TARGET_MONTHS = 12
 DRAWS = 4000
@@ -128,6 +139,7 @@ class RampBacktest:
     as_of_launch: list[RampForecast] = field(default_factory=list)
     as_of_launch_skipped: dict[str, str] = field(default_factory=dict)
     outlook: ClassOutlook | None = None
+    shapes: list[RampForecast] = field(default_factory=list)  # the model's mechanism (`shape_check`)
 
     @property
     def inside(self) -> int:
@@ -150,6 +162,11 @@ class RampBacktest:
     def summary_line(self) -> str:
         return summary_line(self.inside, len(self.forecasts), self.median_abs_error, self.baseline_median_abs_error)
 
+    def shapes_line(self) -> str:
+        """The model's mechanism scored (`shape_check`): `ramp shapes: inside=<k>/<n> median_abs_error=<x>`."""
+        return (f"ramp shapes: inside={sum(f.inside_80 for f in self.shapes)}/{len(self.shapes)} "
+                f"median_abs_error={median_abs([f.median_error for f in self.shapes]):.3f}")
+
     def to_dict(self) -> dict:
         return {"forecasts": [asdict(f) for f in self.forecasts], "excluded": self.excluded,
                 "inside": self.inside, "n": len(self.forecasts), "median_abs_error": self.median_abs_error,
@@ -162,7 +179,9 @@ class RampBacktest:
                                                          median_abs([f.median_error for f in self.as_of_launch]),
                                                          median_abs([f.baseline_error for f in self.as_of_launch]))
                                  if self.as_of_launch else None},
-                "outlook": None if self.outlook is None else asdict(self.outlook)}
+                "outlook": None if self.outlook is None else asdict(self.outlook),
+                "shapes": {"forecasts": [asdict(f) for f in self.shapes],
+                           "summary": self.shapes_line() if self.shapes else None}}
 
 
 def median_abs(errors: list[float]) -> float:
@@ -452,6 +471,31 @@ def class_outlook(panel: RampPanel, normals: np.ndarray, plan: float | None = No
                         None if plan is None else float(np.mean(draws <= plan)), plan_note, market, method.label)
 
 
+def shape_check(panel: RampPanel, normals: np.ndarray, rule: Eligibility = RULE) -> list[RampForecast]:
+    """The mechanism the model runs, scored leave-one-out: each eligible ramp's first-12-month deliveries
+    forecast as its own fitted plateau (vehicles/month; in the model, the plant's installed capacity) times
+    the plateau-relative ramp summed over months 1..12, the shape (midpoint, width) drawn as the model draws
+    it (`ramp_shape_from_uniforms`, uniforms the normal CDF of `normals`' first two columns) from the class
+    of the OTHER eligible ramps, its spread widened by the model's rule (`entry.ramp_spread.spread_scale`)
+    applied to those other ramps only (nested: the held-out ramp never sets its own widening). Conditional on
+    the plateau, which the held-out ramp's own data give (no capacity at launch is in the tables): it scores
+    the shape, not the volume. The baseline is the other ramps' median first-12-month total, as in
+    `leave_one_out`; `widening` holds the factor applied."""
+    ramps, _ = eligible_ramps(panel, rule)
+    uniforms = norm.cdf(normals[:, :2]).T
+    fitted = {brand.brand: brand for brand in reference_class_from_panel(panel, ramps).brands}
+    actuals = {ramp: float(panel.ramps.loc[ramp, "cum12"]) for ramp in ramps}
+    forecasts = []
+    for ramp in ramps:
+        others = [fitted[name] for name in ramps if name != ramp]
+        factor = spread_scale(others, actuals)
+        draws = fitted[ramp].plateau * first_year_fraction(class_of(others, FIT, factor), uniforms, TARGET_MONTHS)
+        baseline = float(np.median([actuals[b.brand] for b in others]))
+        forecasts.append(score(ramp, actuals[ramp], draws, factor, baseline, len(others),
+                               RampFacts.of(panel.ramps.loc[ramp])))
+    return forecasts
+
+
 def market_as_of(as_of: date) -> float:
     """NEV sales (vehicles/year) of the latest year published by `as_of` (a launch the month after)."""
     following = date(as_of.year + as_of.month // 12, as_of.month % 12 + 1, 1)
@@ -474,7 +518,7 @@ def run_ramp_backtest(as_of: date | None = None, draws: int = DRAWS, seed: int =
     forecasts, excluded = leave_one_out(panel, normals)
     outlook = class_outlook(load_ramp_panel(outlook_as_of), normals, plan, plan_note,
                             market=market_as_of(outlook_as_of))
-    result = RampBacktest(forecasts, excluded, outlook=outlook)
+    result = RampBacktest(forecasts, excluded, outlook=outlook, shapes=shape_check(panel, normals))
     if with_as_of_launch:
         result.as_of_launch, result.as_of_launch_skipped = as_of_launch(panel, normals)
     return result
