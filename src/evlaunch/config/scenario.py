@@ -223,8 +223,11 @@ class EstimatedTrend(_Distribution):
     distribution: x ~ Student t with `dof` degrees of freedom, centre `location`, scale `scale`, truncated to
     [low, high], all on the estimate's scale (log-odds, log ratio or log growth), and the quantity is
     `transform`(x): 'none' (x), 'exp' (e^x, a ratio) or 'expm1' (e^x - 1, a growth rate). One Sobol
-    dimension like any uncertain quantity. Only `dist` is written in a scenario file (the rest comes from
-    the data)."""
+    dimension like any uncertain quantity. The four yearly rates (the drifts and growths) are random walks
+    with drift: the sampled x is the drift, its spread the drift estimate's sampling error, and
+    `step_scale` (the sd of one yearly step) scales the independent yearly innovations (`step_ppf`, one
+    uniform per calendar year after the as-of date, `simulation.parameters.step_event_names`) added to the
+    level on top of the drift. Only `dist` is written in a scenario file (the rest comes from the data)."""
 
     dist: Literal["estimated"]
     location: float | None = None
@@ -233,6 +236,7 @@ class EstimatedTrend(_Distribution):
     low: float = -5.0
     high: float = 5.0
     transform: Literal["none", "exp", "expm1"] = "none"
+    step_scale: float | None = Field(None, gt=0)
 
     @property
     def resolved(self) -> bool:
@@ -248,6 +252,15 @@ class EstimatedTrend(_Distribution):
         probability = low + np.clip(np.asarray(uniform, dtype=float), 0.0, 1.0) * (high - low)
         value = location + student_t.ppf(probability, dof) * scale
         return np.exp(value) if self.transform == "exp" else np.expm1(value) if self.transform == "expm1" else value
+
+    def step_ppf(self, uniform: np.ndarray, years: float = 1.0) -> np.ndarray:
+        """The innovation of the level (on the estimate's scale: log-odds or log) over `years` of the walk at
+        the given probabilities: Student t with `dof` degrees of freedom and scale step_scale sqrt(years)
+        (0 when the quantity has no yearly innovations)."""
+        uniform = np.clip(np.asarray(uniform, dtype=float), 1e-12, 1.0 - 1e-12)
+        if self.step_scale is None or self.dof is None:
+            return np.zeros(uniform.shape)
+        return student_t.ppf(uniform, self.dof) * self.step_scale * np.sqrt(years)
 
     def support_problem(self) -> str | None:
         return super().support_problem() if self.resolved else None
