@@ -8,6 +8,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.integrate import quad
 from scipy.stats import t
 
 from evlaunch.config.scenario import EstimatedTrend, load_scenario, month_number
@@ -69,14 +70,18 @@ def test_forecast_quantiles_follow_the_closed_form():
 @pytest.mark.parametrize("horizon", [1, 2, 5])
 def test_the_simulated_walk_spreads_as_sqrt_h_plus_h_squared_over_n(horizon):
     """A drift from its estimate's sampling error (t, sd / sqrt(n)) plus one t(sd) innovation a year: the
-    change over h years has mean h mu and variance (h + h^2 / n) sd^2 dof / (dof - 2) (each t's variance),
-    so five years spread by sqrt(5 + 25 / n) sd, not 5 one-year spreads."""
+    change over h years has mean h mu and variance (h v_step + h^2 / n v_t) sd^2, v_t = dof / (dof - 2) the
+    t's variance and v_step that of the t cut at its 0.1% tails, so five years spread by about
+    sqrt(5 + 25 / n) sd, not 5 one-year spreads."""
     fit = DriftFit({2022: -1.0}, drift=0.4, sd=0.3, span=8.0, count=31)
     uniforms = np.random.default_rng(3).uniform(size=(400_000, 1 + horizon))
     change = walk_change(fit.walk(), uniforms)
     dof = fit.dof
+    edge = t.ppf(1 - 1e-3, dof)
+    v_step = quad(lambda x: x * x * t.pdf(x, dof), -edge, edge)[0] / (1 - 2e-3)
     assert change.mean() == pytest.approx(0.4 * horizon, abs=0.005)
-    assert change.var() == pytest.approx((horizon + horizon ** 2 / 8.0) * 0.09 * dof / (dof - 2), rel=0.02)
+    assert change.var() == pytest.approx((horizon * v_step + horizon ** 2 / 8.0 * dof / (dof - 2)) * 0.09, rel=0.02)
+    assert np.all(np.isfinite(walk_change(fit.walk(), np.array([[0.0] * (1 + horizon), [1.0] * (1 + horizon)]))))
     old = horizon * fit.forecast_scale(1.0)   # one one-year predictive draw applied every year
     assert change.std() < old * 0.8 if horizon == 5 else True
 
@@ -86,7 +91,8 @@ def test_a_walk_is_the_drift_error_plus_the_yearly_innovations():
     walk = fit.walk()
     assert (walk.location, walk.scale, walk.step_scale, walk.dof) == (0.1, pytest.approx(0.1), 0.2, 4)
     uniforms = np.array([[0.5, 0.9, 0.5], [0.9, 0.5, 0.5]])
-    np.testing.assert_allclose(walk_change(walk, uniforms), [0.2 + t.ppf(0.9, 4) * 0.2, 2 * (0.1 + t.ppf(0.9, 4) * 0.1)],
+    step = t.ppf(1e-3 + 0.9 * (1 - 2e-3), 4) * 0.2   # an innovation's t is cut at its 0.1% tails
+    np.testing.assert_allclose(walk_change(walk, uniforms), [0.2 + step, 2 * (0.1 + t.ppf(0.9, 4) * 0.1)],
                                rtol=1e-5)  # the drift is truncated to [-5, 5]
     growth = walk.model_copy(update={"transform": "expm1"})   # a growth rate's walk is on log(1 + g)
     np.testing.assert_allclose(walk_change(growth, uniforms), walk_change(walk, uniforms))

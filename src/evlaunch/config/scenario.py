@@ -215,6 +215,9 @@ class Tastes(_Config):
     adas_unknown: Quantity = Field(0.0, description="ADAS level (0..1) of base models without a sourced ADAS entry")
 
 
+STEP_TAIL = 1e-3   # probability cut from each tail of a yearly innovation of an estimated random walk
+
+
 class EstimatedTrend(_Distribution):
     """`{dist = "estimated"}`: a market quantity estimated from the history public at the as-of date
     (`market.adoption`): the NEV drift `market.nev_trend_per_year`, the PHEV drift `market.phev_trend_per_year`,
@@ -250,17 +253,19 @@ class EstimatedTrend(_Distribution):
         assert location is not None and scale is not None and dof is not None  # resolved
         low, high = (student_t.cdf((bound - location) / scale, dof) for bound in (self.low, self.high))
         probability = low + np.clip(np.asarray(uniform, dtype=float), 0.0, 1.0) * (high - low)
-        value = location + student_t.ppf(probability, dof) * scale
+        value = np.clip(location + student_t.ppf(probability, dof) * scale, self.low, self.high)  # cdf 0/1 in floats
         return np.exp(value) if self.transform == "exp" else np.expm1(value) if self.transform == "expm1" else value
 
     def step_ppf(self, uniform: np.ndarray, years: float = 1.0) -> np.ndarray:
         """The innovation of the level (on the estimate's scale: log-odds or log) over `years` of the walk at
-        the given probabilities: Student t with `dof` degrees of freedom and scale step_scale sqrt(years)
-        (0 when the quantity has no yearly innovations)."""
-        uniform = np.clip(np.asarray(uniform, dtype=float), 1e-12, 1.0 - 1e-12)
+        the given probabilities: Student t with `dof` degrees of freedom and scale step_scale sqrt(years),
+        truncated to its central 1 - 2 STEP_TAIL (so a design's uniform of exactly 0 or 1, e.g. Morris
+        levels, stays a plausible step); 0 when the quantity has no yearly innovations."""
+        uniform = np.clip(np.asarray(uniform, dtype=float), 0.0, 1.0)
         if self.step_scale is None or self.dof is None:
             return np.zeros(uniform.shape)
-        return student_t.ppf(uniform, self.dof) * self.step_scale * np.sqrt(years)
+        probability = STEP_TAIL + uniform * (1.0 - 2.0 * STEP_TAIL)
+        return student_t.ppf(probability, self.dof) * self.step_scale * np.sqrt(years)
 
     def support_problem(self) -> str | None:
         return super().support_problem() if self.resolved else None
