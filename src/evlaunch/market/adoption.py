@@ -321,8 +321,9 @@ def resolve_adoption(scenario: Scenario, history: MarketHistory, lineup: Lineup 
     - `phev_trend_per_year`: the drift of log(PHEV / BEV) plus the BEV range term's median slope
       (range_utility x log(1 + range growth)), which the demand model already gives BEVs;
     - `phev_to_bev_ratio`: exp of the log ratio predicted for the middle of the base period, truncated
-      to the ratios that leave the 'other PHEV' and 'other ICE' products sales (`phev_ratio_bounds`; at most
-      5); the public ratio itself (a fixed number) when the base period's year is public;
+      to the ratios that leave the 'other' products sales (`phev_ratio_bounds`; at most 5); the public ratio
+      itself (a fixed number) when the base period's year is public. It splits the base period's NEVs,
+      pinned to the data (`base_nev_sales`), between BEV and PHEV/EREV (`market.calibration.calibrate`);
     - `growth_per_year`, `charging_growth_per_year`: e^x - 1 of the yearly log-growth drift of all
       registrations (CAAM passenger sales before them) and of public charging points.
     Other quantities are returned unchanged."""
