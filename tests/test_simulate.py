@@ -7,6 +7,7 @@ from evlaunch.config.columns import DELIVERIES, MARKET_TOTAL, NPV, ORDERS, path_
 from evlaunch.config.distributions import is_uncertain
 from evlaunch.config.scenario import quantities, uncertain_parameters
 from evlaunch.market.calibration import base_months
+from evlaunch.market.demand import as_of_point, walk_path
 from evlaunch.market.logit import logit_shares
 from evlaunch.market.policy import purchase_tax
 from evlaunch.market.regions import own_price_elasticities
@@ -197,15 +198,18 @@ ANCHOR_DRAWS = 8
 NEV_TRENDS = (0.0, 0.5, 1.0)   # logit per year, across and beyond the estimate's spread
 
 
-def growth_path(model, growth, year):
+def growth_path(model, market, year):
     """[N] a calendar year's new-car sales on the growth path, from the history alone: the base period's
-    mean monthly total, seasonality, and (1 + growth) per year from the base period's middle."""
+    mean monthly total, seasonality, (1 + growth) per year from the base period's middle, and the growth
+    walk's yearly innovations after the as-of date (`walk_path`, tested on its own in tests/market)."""
     history, scenario = model.history, model.scenario
     total = history.base_month_totals(*scenario.market.base_period).mean()
     season = history.seasonality / history.seasonality[[m % 12 for m in base_months(scenario)]].mean()
     months = year * 12 + np.arange(12)
     years = (months - model.base_mid_month) / 12.0
-    return total * (season[months % 12][None, :] * (1.0 + growth[:, None]) ** years[None, :]).sum(axis=1)
+    walk = walk_path(market.steps["growth_per_year"], market.step_years, as_of_point(scenario), months)
+    return total * (season[months % 12][None, :] * (1.0 + market.growth_per_year[:, None]) ** years[None, :]
+                    * np.exp(walk)).sum(axis=1)
 
 
 @pytest.fixture(scope="module")
@@ -243,8 +247,7 @@ def test_without_the_entrant_the_market_follows_the_growth_path_whatever_the_nev
         parameters, years = no_entrant_years(reference_model, trend_inputs[trend])
         assert set(years) == set(reference_model.scenario.years)
         for year, (market, _) in years.items():
-            np.testing.assert_allclose(market, growth_path(reference_model, parameters.market.growth_per_year, year),
-                                       rtol=1e-9)
+            np.testing.assert_allclose(market, growth_path(reference_model, parameters.market, year), rtol=1e-9)
         shares.append({year: nev / market for year, (market, nev) in years.items()})
     # ... while the NEV share still rises with the NEV trend, the more the later (in log-odds: a share near one
     # can rise by fewer points later, as the trend is a drift in the NEV utility)
@@ -262,11 +265,11 @@ def test_the_simulated_market_is_on_the_growth_path_until_the_entrant_sells(refe
     """The outputs themselves: 2023 (the entrant not on sale yet) on the growth path for every path and trend."""
     for trend in NEV_TRENDS:
         out = simulate(reference_model, trend_inputs[trend])
-        growth = reference_model.parameters(trend_inputs[trend]).market.growth_per_year
+        market = reference_model.parameters(trend_inputs[trend]).market
         for path in reference_model.scenario.paths:
             assert np.all(out[yearly(path, ORDERS, 2023)] == 0)
             np.testing.assert_allclose(out[yearly(path, MARKET_TOTAL, 2023)],
-                                       growth_path(reference_model, growth, 2023), rtol=1e-9)
+                                       growth_path(reference_model, market, 2023), rtol=1e-9)
 
 
 def test_entry_expands_the_market_only_by_the_entrants_buyers_from_the_outside_option(reference_model, trend_inputs,

@@ -6,7 +6,9 @@ import math
 from datetime import date
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy.integrate import quad
 from scipy.stats import t
 
 from evlaunch.config.scenario import EstimatedTrend, load_scenario, month_number
@@ -21,8 +23,10 @@ from evlaunch.market.adoption import (
     logit,
     market_fits,
     phev_ratio_bounds,
+    walk_change,
     yearly_increments,
 )
+from evlaunch.market.calibration import calibrate
 from evlaunch.market.history import load_history
 from evlaunch.simulation.model import prepare
 
@@ -61,8 +65,37 @@ def test_forecast_quantiles_follow_the_closed_form():
         expected = -1.0 + 0.4 * horizon + t.ppf(0.9, 5) * 0.3 * math.sqrt(horizon + horizon ** 2 / 5.0)
         assert fit.forecast_ppf(np.array([0.9]), horizon)[0] == pytest.approx(expected)
     assert fit.forecast_ppf(np.array([0.5]), 2)[0] == pytest.approx(-0.2)
-    trend = fit.trend_ppf(np.array([1e-12, 0.5, 1 - 1e-12]))
-    assert trend[1] == pytest.approx(0.4, abs=1e-4) and -5 <= trend[0] < trend[2] <= 5
+
+
+@pytest.mark.parametrize("horizon", [1, 2, 5])
+def test_the_simulated_walk_spreads_as_sqrt_h_plus_h_squared_over_n(horizon):
+    """A drift from its estimate's sampling error (t, sd / sqrt(n)) plus one t(sd) innovation a year: the
+    change over h years has mean h mu and variance (h v_step + h^2 / n v_t) sd^2, v_t = dof / (dof - 2) the
+    t's variance and v_step that of the t cut at its 0.1% tails, so five years spread by about
+    sqrt(5 + 25 / n) sd, not 5 one-year spreads."""
+    fit = DriftFit({2022: -1.0}, drift=0.4, sd=0.3, span=8.0, count=31)
+    uniforms = np.random.default_rng(3).uniform(size=(400_000, 1 + horizon))
+    change = walk_change(fit.walk(), uniforms)
+    dof = fit.dof
+    edge = t.ppf(1 - 1e-3, dof)
+    v_step = quad(lambda x: x * x * t.pdf(x, dof), -edge, edge)[0] / (1 - 2e-3)
+    assert change.mean() == pytest.approx(0.4 * horizon, abs=0.005)
+    assert change.var() == pytest.approx((horizon * v_step + horizon ** 2 / 8.0 * dof / (dof - 2)) * 0.09, rel=0.02)
+    assert np.all(np.isfinite(walk_change(fit.walk(), np.array([[0.0] * (1 + horizon), [1.0] * (1 + horizon)]))))
+    old = horizon * fit.forecast_scale(1.0)   # one one-year predictive draw applied every year
+    assert change.std() < old * 0.8 if horizon == 5 else True
+
+
+def test_a_walk_is_the_drift_error_plus_the_yearly_innovations():
+    fit = DriftFit({2022: 0.0}, drift=0.1, sd=0.2, span=4.0, count=5)
+    walk = fit.walk()
+    assert (walk.location, walk.scale, walk.step_scale, walk.dof) == (0.1, pytest.approx(0.1), 0.2, 4)
+    uniforms = np.array([[0.5, 0.9, 0.5], [0.9, 0.5, 0.5]])
+    step = t.ppf(1e-3 + 0.9 * (1 - 2e-3), 4) * 0.2   # an innovation's t is cut at its 0.1% tails
+    np.testing.assert_allclose(walk_change(walk, uniforms), [0.2 + step, 2 * (0.1 + t.ppf(0.9, 4) * 0.1)],
+                               rtol=1e-5)  # the drift is truncated to [-5, 5]
+    growth = walk.model_copy(update={"transform": "expm1"})   # a growth rate's walk is on log(1 + g)
+    np.testing.assert_allclose(walk_change(growth, uniforms), walk_change(walk, uniforms))
 
 
 def test_two_increments_are_needed():
@@ -122,7 +155,8 @@ def test_the_reference_scenario_resolves_its_estimated_trend_when_prepared(refer
     growth = charging_log_growth(load_history(scenario.as_of).public_chargers_by_year, min(fit.levels), fit.last_year)
     assert trend.ppf(np.array([0.5]))[0] == pytest.approx(fit.drift - scenario.market.charging_effect.centre * growth,
                                                           abs=1e-3)
-    assert trend.dof == fit.count - 1 and trend.scale == pytest.approx(fit.forecast_scale(1.0))
+    assert trend.dof == fit.count - 1 and trend.scale == pytest.approx(fit.drift_se)
+    assert trend.step_scale == pytest.approx(fit.sd)
 
 
 def test_a_log_series_fit_spans_gaps_and_follows_the_closed_form():
@@ -150,9 +184,10 @@ def test_an_estimated_quantity_applies_its_transform_to_the_truncated_t():
 
 def test_the_reference_scenario_estimates_growth_charging_and_the_phev_share(reference_path):
     """Every market spread of the reference scenario resolves to its estimate: total and charging growth are
-    e^drift - 1 at the median with the one-year predictive t; the PHEV drift is the log PHEV/BEV drift plus
+    e^drift - 1 at the median, the drift's t with its standard error and yearly innovations of the step sd;
+    the PHEV drift is the log PHEV/BEV drift plus
     the BEV range term; the base-period ratio is the prediction for the base period's middle, truncated to
-    the ratios that leave the 'other PHEV' and 'other ICE' products sales (so every draw calibrates)."""
+    the ratios that leave the 'other PHEV' and 'other BEV' products sales (so every draw calibrates)."""
     scenario = load_scenario(reference_path)
     model = prepare(scenario, reference_path.parent)
     market, history = model.scenario.market, load_history(scenario.as_of)
@@ -161,12 +196,12 @@ def test_the_reference_scenario_estimates_growth_charging_and_the_phev_share(ref
     for name, fit in (("growth_per_year", fits["log_total"]), ("charging_growth_per_year", fits["log_chargers"])):
         value = getattr(market, name)
         assert value.ppf(median)[0] == pytest.approx(math.expm1(fit.drift), abs=1e-5)  # truncation moves it a little
-        assert (value.dof, value.scale) == (fit.dof, pytest.approx(fit.forecast_scale(1.0)))
+        assert (value.dof, value.scale, value.step_scale) == (fit.dof, pytest.approx(fit.drift_se), fit.sd)
     phev = fits["phev_log_ratio"]
     dynamics = scenario.dynamics
     slope = dynamics.range_utility.centre * math.log1p(dynamics.range_growth_per_year.centre)
     assert market.phev_trend_per_year.location == pytest.approx(phev.drift + slope, abs=1e-12)
-    assert market.phev_trend_per_year.scale == pytest.approx(phev.forecast_scale(1.0))
+    assert market.phev_trend_per_year.scale == pytest.approx(phev.drift_se)
     assert phev.last_year == 2022 and phev.levels[2022] == pytest.approx(math.log(1_518_000 / 5_365_000))
     low, high = phev_ratio_bounds(history, model.lineup, market.base_period)
     extremes = market.phev_to_bev_ratio.ppf(np.array([1e-12, 0.5, 1 - 1e-12]))
@@ -182,3 +217,30 @@ def test_a_public_base_year_ratio_is_the_fact_not_an_estimate(reference_path):
     path = reference_path.parent / "xiaomi-2021.toml"
     model = prepare(load_scenario(path), path.parent)
     assert model.scenario.market.phev_to_bev_ratio == pytest.approx(251_000 / 1_116_000)
+
+
+def _bundled_base_nev_share(first: str, last: str, phev_to_bev: float) -> float:
+    """The base period's NEV share on the model's basis read straight from the bundled monthly tables: BEV
+    registrations x (1 + the public CAAM PHEV/BEV ratio) / all registrations."""
+    total = pd.read_csv(bundled_path("china_cars_monthly_total"))
+    bev = pd.read_csv(bundled_path("china_bev_monthly_by_model"))
+    total = total[(total["month"] >= first) & (total["month"] <= last)]["all_car_registrations"].sum()
+    bev = bev[(bev["month"] >= first) & (bev["month"] <= last)]["bev_registrations"].sum()
+    return bev * (1.0 + phev_to_bev) / total
+
+
+def test_the_base_period_nev_share_is_the_datas_whatever_the_phev_ratio(reference_model):
+    """Across the whole range of the PHEV/BEV ratio draw the calibrated base period sells the data's NEVs
+    (BEV registrations x (1 + 2022's CAAM ratio 1,518k / 5,365k) over Jan-Aug 2023); the ratio only splits
+    them into BEV and PHEV/EREV."""
+    market = reference_model.scenario.market
+    ratios = market.phev_to_bev_ratio.ppf(np.array([1e-9, 0.1, 0.5, 0.9, 1 - 1e-9]))
+    assert ratios[-1] / ratios[0] > 5
+    parameters = reference_model.parameters({"market.phev_to_bev_ratio": ratios})
+    base = calibrate(reference_model.market, parameters, np.full(len(ratios), -4.0))
+    powertrains = np.array(reference_model.lineup.powertrains)
+    nev = base.shares[:, np.isin(powertrains, ("BEV", "PHEV"))].sum(axis=1) / base.shares.sum(axis=1)
+    expected = _bundled_base_nev_share(*market.base_period, 1_518_000 / 5_365_000)
+    np.testing.assert_allclose(nev, expected, rtol=1e-12)
+    split = base.shares[:, powertrains == "PHEV"].sum(axis=1) / base.shares[:, powertrains == "BEV"].sum(axis=1)
+    np.testing.assert_allclose(split, ratios, rtol=1e-12)

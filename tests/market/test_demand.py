@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from evlaunch.config.scenario import month_number, quantities
-from evlaunch.market.demand import Demand
+from evlaunch.market.demand import Demand, walk_path
 from evlaunch.runs.sampling import sample_draws
+from evlaunch.simulation.parameters import step_event_names
 from evlaunch.supply.margin_fit import calibrate_market
 
 DRAWS = 8
@@ -46,9 +47,14 @@ def shares(demand, step, entrant_price=ENTRANT_PRICE, on_sale=True):
 
 def still(model) -> dict[str, float]:
     """Inputs that switch off every driver of change: no drift, ageing, range progress, charging effect,
-    battery pass-through, plate privileges or rural campaigns."""
+    battery pass-through, plate privileges or rural campaigns, and the median (zero) yearly innovations."""
     regional = [k for k in quantities(model.scenario) if k.endswith(("campaign_utility", "plate_utility"))]
-    return dict.fromkeys((*DRIVERS, *regional), 0.0)
+    return {**dict.fromkeys((*DRIVERS, *regional), 0.0), **step_medians(model)}
+
+
+def step_medians(model) -> dict[str, float]:
+    """The yearly innovations' uniforms at their median: no innovation."""
+    return dict.fromkeys(step_event_names(model.scenario), 0.5)
 
 
 def test_with_nothing_moving_every_base_month_reproduces_the_base_period(reference_model, inputs):
@@ -129,3 +135,38 @@ def test_the_phev_drift_moves_the_phev_share_of_nevs_from_the_base_period_on(ref
         assert np.all(np.abs(change) <= 0.3 * abs(years) + 1e-9)
     last = flat.periods - 1
     assert np.all(phev_log_odds(rising, last) - phev_log_odds(flat, last) > 0.1 * flat.years_from_base[last])
+
+
+def test_a_walk_path_is_zero_to_the_as_of_date_and_sums_the_innovations_at_each_years_middle():
+    steps = np.array([[0.2, -0.1, 0.4], [1.0, 1.0, 1.0]])
+    years = (2024, 2025, 2026)
+    as_of = 2023 * 12 + 9.5                                   # the end of October 2023
+    months = np.array([2023 * 12 + 3, as_of, 2024 * 12 + 5.5, 2025 * 12 + 5.5, 2026 * 12 + 5.5, 2026 * 12 + 11,
+                       (as_of + 2024 * 12 + 5.5) / 2])
+    path = walk_path(steps, years, as_of, months)
+    np.testing.assert_allclose(path[:, :2], 0.0)
+    np.testing.assert_allclose(path[:, 2:5], np.cumsum(steps, axis=1))
+    np.testing.assert_allclose(path[:, 5], path[:, 4])        # held after the last year's middle
+    np.testing.assert_allclose(path[:, 6], steps[:, 0] / 2)   # linear in between
+    assert walk_path(np.zeros((2, 0)), (), as_of, months).shape == (2, len(months))
+
+
+def test_yearly_innovations_move_the_market_only_after_the_as_of_date(reference_model, inputs):
+    """A high 2026 innovation of the NEV drift and of market growth leaves every month up to the as-of date
+    as it was and moves the NEV drift (logit units) and the log market size by the innovation's value from
+    mid-2026 on."""
+    market = reference_model.scenario.market
+    high = {f"market.{name}.step_2026": 0.95 for name in ("nev_trend_per_year", "growth_per_year")}
+    centre = {f"market.{name}.step_2026": 0.5 for name in ("nev_trend_per_year", "growth_per_year")}
+    moved, _ = demand_for(reference_model, inputs, **high)
+    held, _ = demand_for(reference_model, inputs, **centre)
+    before = moved.months <= reference_model.scenario.as_of.year * 12 + reference_model.scenario.as_of.month - 1
+    after = moved.months >= 2026 * 12 + 6
+    assert before.any() and after.any()
+    np.testing.assert_array_equal(moved.nev_drift[:, before], held.nev_drift[:, before])
+    np.testing.assert_array_equal(moved.size[:, before], held.size[:, before])
+    for name, gap in (("nev_trend_per_year", moved.nev_drift - held.nev_drift),
+                      ("growth_per_year", np.log(moved.size / held.size))):
+        step = getattr(market, name).step_ppf(np.array([0.95]))[0]
+        assert step > 0
+        np.testing.assert_allclose(gap[:, after], step, rtol=1e-9)

@@ -29,6 +29,10 @@ class MarketParameters:
     missing_price_band: dict[str, np.ndarray]  # price band -> guide price, CNY, of models with no sourced price
     gross_margin: np.ndarray | None = None  # (p - c) / p the Bertrand FOCs are to imply (market.price_sensitivity)
     fringe_low_share: dict[str, np.ndarray] | None = None  # powertrain -> share of its 'other' sales, low band
+    # yearly innovations of the random walks (`market.adoption`): quantity name (e.g. 'nev_trend_per_year') ->
+    # [N, Y] innovation of its level (log-odds, or log for growth rates) in each year of `step_years`
+    steps: dict[str, np.ndarray] | None = None
+    step_years: tuple[int, ...] = ()   # calendar years after the as-of date with an innovation
 
 
 @dataclass(frozen=True)

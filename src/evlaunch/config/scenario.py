@@ -215,6 +215,9 @@ class Tastes(_Config):
     adas_unknown: Quantity = Field(0.0, description="ADAS level (0..1) of base models without a sourced ADAS entry")
 
 
+STEP_TAIL = 1e-3   # probability cut from each tail of a yearly innovation of an estimated random walk
+
+
 class EstimatedTrend(_Distribution):
     """`{dist = "estimated"}`: a market quantity estimated from the history public at the as-of date
     (`market.adoption`): the NEV drift `market.nev_trend_per_year`, the PHEV drift `market.phev_trend_per_year`,
@@ -223,8 +226,11 @@ class EstimatedTrend(_Distribution):
     distribution: x ~ Student t with `dof` degrees of freedom, centre `location`, scale `scale`, truncated to
     [low, high], all on the estimate's scale (log-odds, log ratio or log growth), and the quantity is
     `transform`(x): 'none' (x), 'exp' (e^x, a ratio) or 'expm1' (e^x - 1, a growth rate). One Sobol
-    dimension like any uncertain quantity. Only `dist` is written in a scenario file (the rest comes from
-    the data)."""
+    dimension like any uncertain quantity. The four yearly rates (the drifts and growths) are random walks
+    with drift: the sampled x is the drift, its spread the drift estimate's sampling error, and
+    `step_scale` (the sd of one yearly step) scales the independent yearly innovations (`step_ppf`, one
+    uniform per calendar year after the as-of date, `simulation.parameters.step_event_names`) added to the
+    level on top of the drift. Only `dist` is written in a scenario file (the rest comes from the data)."""
 
     dist: Literal["estimated"]
     location: float | None = None
@@ -233,6 +239,7 @@ class EstimatedTrend(_Distribution):
     low: float = -5.0
     high: float = 5.0
     transform: Literal["none", "exp", "expm1"] = "none"
+    step_scale: float | None = Field(None, gt=0)
 
     @property
     def resolved(self) -> bool:
@@ -246,8 +253,19 @@ class EstimatedTrend(_Distribution):
         assert location is not None and scale is not None and dof is not None  # resolved
         low, high = (student_t.cdf((bound - location) / scale, dof) for bound in (self.low, self.high))
         probability = low + np.clip(np.asarray(uniform, dtype=float), 0.0, 1.0) * (high - low)
-        value = location + student_t.ppf(probability, dof) * scale
+        value = np.clip(location + student_t.ppf(probability, dof) * scale, self.low, self.high)  # cdf 0/1 in floats
         return np.exp(value) if self.transform == "exp" else np.expm1(value) if self.transform == "expm1" else value
+
+    def step_ppf(self, uniform: np.ndarray, years: float = 1.0) -> np.ndarray:
+        """The innovation of the level (on the estimate's scale: log-odds or log) over `years` of the walk at
+        the given probabilities: Student t with `dof` degrees of freedom and scale step_scale sqrt(years),
+        truncated to its central 1 - 2 STEP_TAIL (so a design's uniform of exactly 0 or 1, e.g. Morris
+        levels, stays a plausible step); 0 when the quantity has no yearly innovations."""
+        uniform = np.clip(np.asarray(uniform, dtype=float), 0.0, 1.0)
+        if self.step_scale is None or self.dof is None:
+            return np.zeros(uniform.shape)
+        probability = STEP_TAIL + uniform * (1.0 - 2.0 * STEP_TAIL)
+        return student_t.ppf(probability, self.dof) * self.step_scale * np.sqrt(years)
 
     def support_problem(self) -> str | None:
         return super().support_problem() if self.resolved else None

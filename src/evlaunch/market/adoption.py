@@ -18,9 +18,12 @@ and the h-year-ahead forecast from the last level y[T] (Student t with m - 1 deg
     y[T + h] ~ y[T] + h mu_hat + t(m - 1) * sd_hat * sqrt(h + h^2 / sum k_i)
 
 The error model is the spread of the one-year forecast errors the history itself shows up to the as-of
-date (each increment minus the drift), so it never looks past the origin. A single uncertain drift per
-Monte Carlo draw (`trend_ppf`: the predictive one-year change, variance sd^2 (1 + 1 / sum k)) gives the
-exact one-year spread and a wider-than-needed spread beyond (h^2 instead of h on the step term).
+date (each increment minus the drift), so it never looks past the origin. The Monte Carlo simulates the
+same walk (`walk_change`): each draw takes a drift mu_hat + t(m - 1) sd_hat / sqrt(sum k) (the drift
+estimate's sampling error) and one independent innovation t(m - 1) sd_hat per calendar year after the
+as-of date, so its spread h years ahead grows as sd sqrt(h + h^2 / sum k), not as h times a one-year
+spread. (Independent t innovations give slightly wider 80% intervals than the single t above; the
+rolling-origin backtest scores this simulated walk.)
 
 Series (`yearly_increments`): where the monthly registrations cover two consecutive years, the change
 between them over their common calendar months (so a year-to-date year counts, and seasonality cancels),
@@ -86,12 +89,27 @@ class DriftFit:
         return (self.last_level + horizon * self.drift
                 + student_t.ppf(np.asarray(uniform, float), self.dof) * self.forecast_scale(horizon))
 
-    def trend_ppf(self, uniform: np.ndarray, bounds: tuple[float, float] = TREND_BOUNDS) -> np.ndarray:
-        """The predictive one-year change at the given probabilities, truncated to `bounds` (per year)."""
-        scale = self.forecast_scale(1.0)
-        low, high = (student_t.cdf((bound - self.drift) / scale, self.dof) for bound in bounds)
-        probability = low + np.asarray(uniform, float) * (high - low)
-        return self.drift + student_t.ppf(probability, self.dof) * scale
+    def walk(self, location: float | None = None) -> EstimatedTrend:
+        """The drift as a resolved `{dist = "estimated"}` quantity: a t(m - 1) centred at `location` (default
+        the drift) with the drift's standard error as its scale and sd as the yearly innovations' scale."""
+        return EstimatedTrend(dist="estimated", location=self.drift if location is None else location,
+                              scale=self.drift_se, dof=self.dof, step_scale=self.sd)
+
+
+def raw_drift(trend: EstimatedTrend, uniform: np.ndarray) -> np.ndarray:
+    """The drift on the estimate's scale (log-odds or log per year) at the given probabilities: `trend.ppf`
+    without its transform (a growth rate g is log(1 + g) a year)."""
+    value = trend.ppf(uniform)
+    return np.log1p(value) if trend.transform == "expm1" else np.log(value) if trend.transform == "exp" else value
+
+
+def walk_change(trend: EstimatedTrend, uniforms: np.ndarray) -> np.ndarray:
+    """[N] change of the level over h whole years of the random walk with drift (module docstring): column 0
+    of `uniforms` [N, 1 + h] draws the drift, columns 1..h the yearly innovations (`EstimatedTrend.step_ppf`),
+    as the simulation draws them (`market.demand.walk_path`)."""
+    uniforms = np.asarray(uniforms, float)
+    horizon = uniforms.shape[1] - 1
+    return horizon * raw_drift(trend, uniforms[:, 0]) + trend.step_ppf(uniforms[:, 1:]).sum(axis=1)
 
 
 def fit_drift(increments: list[tuple[float, float]], levels: dict[int, float], what: str) -> DriftFit:
@@ -240,28 +258,62 @@ def _median(quantity: object) -> float:
     return quantity.centre if is_uncertain(quantity) else float(quantity)  # type: ignore[attr-defined]
 
 
+def public_phev_ratio(history: MarketHistory, base_period: tuple[str, str]) -> float | None:
+    """The PHEV/BEV ratio of the model's NEV basis in the base period: the CAAM ratio of the base period's
+    last year, else of the latest public year before it (as `yearly_increments` chains the NEV log-odds);
+    None when no year is public."""
+    return _ratio(history.phev_to_bev_by_year, int(base_period[1][:4]))
+
+
+def base_nev_sales(history: MarketHistory, base_period: tuple[str, str], ratio: np.ndarray | float) -> np.ndarray:
+    """Mean monthly NEV sales of the base period, pinned to the data: BEV registrations x (1 + the public
+    PHEV/BEV ratio, `public_phev_ratio`), the basis of the NEV history (`yearly_increments`), whatever the
+    scenario's ratio `ratio` [N] (which then splits these NEVs into BEV and PHEV/EREV). Where no ratio is
+    public, BEV x (1 + `ratio`)."""
+    bev = history.base_month_totals(*base_period, series="bev").mean()
+    public = public_phev_ratio(history, base_period)
+    return bev * (1.0 + (np.asarray(ratio, float) if public is None else np.full(np.shape(ratio), public)))
+
+
 def phev_ratio_bounds(history: MarketHistory, lineup: Lineup, base_period: tuple[str, str]) -> tuple[float, float]:
-    """The PHEV/BEV ratios of the base period between which the 'other PHEV' and 'other ICE' products keep
-    at least MIN_OTHER of the named models' sales: above the lineup's named PHEV/EREV sales per BEV
-    registration, below (all registrations - BEV - named ICE sales) per BEV registration."""
+    """The PHEV/BEV ratios of the base period between which the 'other PHEV' and 'other BEV' (and 'other
+    ICE') products keep at least MIN_OTHER of the named models' sales, the base period's NEVs pinned
+    (`base_nev_sales`): PHEV = NEV r / (1 + r) above the named PHEV/EREV sales, BEV = NEV / (1 + r) above
+    the named BEV sales (where no ratio is public: NEV = BEV (1 + r), r above the named PHEV/EREV sales per
+    BEV registration and below (all registrations - BEV - named ICE sales) per BEV registration)."""
     total = history.base_month_totals(*base_period).mean()
     bev = history.base_month_totals(*base_period, series="bev").mean()
     named = ~np.isnan(lineup.monthly_sales)
-    sales = {p: float(np.sum(lineup.monthly_sales[named & (np.array(lineup.powertrains) == p)])) for p in ("PHEV", "ICE")}
-    return sales["PHEV"] * (1.0 + MIN_OTHER) / bev, (total - bev - sales["ICE"] * (1.0 + MIN_OTHER)) / bev
+    sales = {p: float(np.sum(lineup.monthly_sales[named & (np.array(lineup.powertrains) == p)]))
+             for p in ("BEV", "PHEV", "ICE")}
+    phev, named_bev = sales["PHEV"] * (1.0 + MIN_OTHER), sales["BEV"] * (1.0 + MIN_OTHER)
+    if public_phev_ratio(history, base_period) is None:
+        return phev / bev, (total - bev - sales["ICE"] * (1.0 + MIN_OTHER)) / bev
+    nev = float(base_nev_sales(history, base_period, 0.0))
+    return phev / max(nev - phev, 1e-9), nev / max(named_bev, 1e-9) - 1.0
 
 
-def _resolved(value: EstimatedTrend, fit: DriftFit, location: float, horizon: float = 1.0,
-              **bounds: float | str) -> EstimatedTrend:
-    """`value` resolved to the fit's Student t (m - 1 dof) `horizon` years ahead, centred at `location`."""
+def _resolved(value: EstimatedTrend, fit: DriftFit, location: float, **bounds: float | str) -> EstimatedTrend:
+    """`value` resolved to the fit's random walk with drift (`DriftFit.walk`) with its drift centred at
+    `location`: Student t (m - 1 dof) with the drift's standard error, and yearly innovations of the step sd."""
+    walk = fit.walk(location)
+    return value.model_copy(update={"location": walk.location, "scale": walk.scale, "dof": walk.dof,
+                                    "step_scale": walk.step_scale, **bounds})
+
+
+def _resolved_level(value: EstimatedTrend, fit: DriftFit, location: float, horizon: float,
+                    **bounds: float | str) -> EstimatedTrend:
+    """`value` resolved to the fit's Student t (m - 1 dof) level `horizon` years ahead, centred at `location`."""
     return value.model_copy(update={"location": location, "scale": fit.forecast_scale(horizon), "dof": fit.dof,
                                     **bounds})
 
 
 def resolve_adoption(scenario: Scenario, history: MarketHistory, lineup: Lineup | None = None) -> Scenario:
     """The scenario with every `{dist = "estimated"}` market quantity resolved from the public history
-    (`market_fits`; each a Student t with m - 1 degrees of freedom and the one-year predictive scale
-    sd sqrt(1 + 1 / sum k), except the base-period ratio, `horizon` years from the last public year):
+    (`market_fits`; the four yearly rates each a random walk with drift: the drift a Student t with m - 1
+    degrees of freedom and the drift's standard error sd / sqrt(sum k) as scale, plus yearly innovations of
+    scale sd (`step_scale`); the base-period ratio a level, its t scale sd sqrt(h + h^2 / sum k) `horizon`
+    years from the last public year):
 
     - `nev_trend_per_year`: the NEV log-odds drift less what the charging term already explains at the
       median charging effect (the mean yearly log growth of public charging points over the estimation
@@ -269,8 +321,9 @@ def resolve_adoption(scenario: Scenario, history: MarketHistory, lineup: Lineup 
     - `phev_trend_per_year`: the drift of log(PHEV / BEV) plus the BEV range term's median slope
       (range_utility x log(1 + range growth)), which the demand model already gives BEVs;
     - `phev_to_bev_ratio`: exp of the log ratio predicted for the middle of the base period, truncated
-      to the ratios that leave the 'other PHEV' and 'other ICE' products sales (`phev_ratio_bounds`; at most
-      5); the public ratio itself (a fixed number) when the base period's year is public;
+      to the ratios that leave the 'other' products sales (`phev_ratio_bounds`; at most 5); the public ratio
+      itself (a fixed number) when the base period's year is public. It splits the base period's NEVs,
+      pinned to the data (`base_nev_sales`), between BEV and PHEV/EREV (`market.calibration.calibrate`);
     - `growth_per_year`, `charging_growth_per_year`: e^x - 1 of the yearly log-growth drift of all
       registrations (CAAM passenger sales before them) and of public charging points.
     Other quantities are returned unchanged."""
@@ -290,7 +343,7 @@ def resolve_adoption(scenario: Scenario, history: MarketHistory, lineup: Lineup 
     resolve = {
         "nev_trend_per_year": lambda v: _resolved(v, nev, nev.drift - _median(market.charging_effect) * growth),
         "phev_trend_per_year": lambda v: _resolved(v, phev, phev.drift + range_slope),
-        "phev_to_bev_ratio": lambda v: math.exp(phev.levels[base_year]) if base_year in phev.levels else _resolved(
+        "phev_to_bev_ratio": lambda v: math.exp(phev.levels[base_year]) if base_year in phev.levels else _resolved_level(
             v, phev, phev.last_level + base_years * phev.drift, max(base_years, 1.0 / 12.0),
             low=math.log(lowest) if lowest > 0 else -5.0, high=math.log(min(max(highest, lowest * 2.0), 5.0)),
             transform="exp"),

@@ -20,6 +20,7 @@ from evlaunch.config.distributions import is_uncertain
 from evlaunch.config.parameters import DynamicsParameters, Parameters
 from evlaunch.config.scenario import Scenario, month_number
 from evlaunch.errors import DataError, ScenarioError
+from evlaunch.market.adoption import base_nev_sales
 from evlaunch.market.consumer_types import (
     SEGMENT_STEPS,
     ConsumerTypes,
@@ -292,14 +293,14 @@ def calibrate(data: MarketData, parameters: Parameters, elasticity: np.ndarray |
     scenario, lineup, history, draws = data.scenario, data.lineup, data.history, parameters.draws
     first, last = scenario.market.base_period
     total = history.base_month_totals(first, last).mean()
-    bev_total = history.base_month_totals(first, last, "bev").mean()
     ratio = parameters.market.phev_to_bev_ratio
-    phev_total = ratio * bev_total
+    nev_total = base_nev_sales(history, (first, last), ratio)   # pinned to the data; the ratio splits it
+    bev_total, phev_total = nev_total / (1.0 + ratio), nev_total * ratio / (1.0 + ratio)
     price = base_prices(lineup, parameters.market.missing_price_band, draws)
     rates = np.where(np.isnan(lineup.monthly_sales), 0.0, lineup.monthly_sales) * np.ones((draws, 1))
     powertrain = np.array(lineup.powertrains)
     listed = ~np.isnan(lineup.monthly_sales)
-    remainders = {"BEV": bev_total * np.ones(draws), "PHEV": phev_total,
+    remainders = {"BEV": bev_total, "PHEV": phev_total,
                   "ICE": total - bev_total - phev_total}
     for name, remainder in remainders.items():
         rest = remainder - rates[:, listed & (powertrain == name)].sum(axis=1)

@@ -25,6 +25,9 @@ calibrated in `market.calibration`).
 - the NEV drift `market.nev_trend_per_year` (what the explicit drivers do not explain), and the PHEV/EREV
   drift `market.phev_trend_per_year` against BEVs (so the PHEV share of NEVs moves as estimated, not frozen
   at the base period's ratio);
+- the yearly innovations of the market's random walks (`market.adoption`, when these four rates are
+  `{dist = "estimated"}`): besides its drift, each draw's market size (log), charging points (log), NEV and
+  PHEV drifts take an independent step per calendar year after the as-of date (`walk_path`);
 - battery pack cost: with fixed prices, incumbents' BEV/PHEV prices move with the pack cost since the base
   period times `dynamics.battery_pass_through`;
 - technology progress: incumbent BEVs' range grows by `dynamics.range_growth_per_year` (utility
@@ -72,6 +75,27 @@ def year_end_path(series: dict[int, float], months: np.ndarray, growth: np.ndarr
     inside = np.interp(np.minimum(months, points[-1]), points, logs)
     beyond = np.maximum(months - points[-1], 0.0) / 12.0
     return np.exp(inside[None, :] + np.log1p(np.asarray(growth, dtype=float))[:, None] * beyond[None, :])
+
+
+def walk_path(steps: np.ndarray, years: tuple[int, ...], as_of_point: float, months: np.ndarray) -> np.ndarray:
+    """[N, M] cumulative yearly innovations of a random walk (`market.adoption`) at `months` (months since
+    year 0, a month's value at its index): 0 up to the as-of date (`as_of_point`, the same month units, e.g.
+    the end of October 2023 = 2023 * 12 + 9.5), the sum of the innovations `steps` [N, Y] of `years` up to
+    year y at the middle of year y (y * 12 + 5.5, so a year's mean carries its own and earlier innovations
+    as the walk of yearly levels does), linear in between and held after the last year's middle."""
+    steps = np.asarray(steps, dtype=float)
+    if steps.shape[1] == 0:
+        return np.zeros((steps.shape[0], len(months)))
+    knots = np.array([as_of_point] + [year * 12 + 5.5 for year in years], dtype=float)
+    basis = np.stack([np.interp(np.asarray(months, dtype=float), knots, np.eye(len(knots))[k])
+                      for k in range(len(knots))], axis=1)                         # [M, 1 + Y]
+    levels = np.concatenate([np.zeros((steps.shape[0], 1)), np.cumsum(steps, axis=1)], axis=1)
+    return levels @ basis.T
+
+
+def as_of_point(scenario: Scenario) -> float:
+    """The as-of date in month units (months since year 0 at each month's index): the end of its month."""
+    return scenario.as_of.year * 12 + scenario.as_of.month - 1 + 0.5
 
 
 ANCHOR_TOLERANCE = 1e-12      # |log-odds| error of the anchored inside share
@@ -145,8 +169,11 @@ class Demand:
         # market size: potential buyers, seasonality, growth
         history = data.history
         seasonality = history.seasonality / history.seasonality[[m % 12 for m in base_months(scenario)]].mean()
+        self.walks = {name: walk_path(steps, parameters.market.step_years, as_of_point(scenario), self.months)
+                      for name, steps in (parameters.market.steps or {}).items()}   # yearly innovations
         self.size = base.potential[:, None] * seasonality[self.months % 12][None, :] * (
-            1.0 + parameters.market.growth_per_year[:, None]) ** self.years_from_base[None, :]
+            1.0 + parameters.market.growth_per_year[:, None]) ** self.years_from_base[None, :] * np.exp(
+            self.walk("growth_per_year"))
         self._products(data, parameters, base)
         self._battery_costs(data, parameters, base)
         self._charging(data, parameters)
@@ -220,7 +247,8 @@ class Demand:
         """Charging points by region and their NEV utility term; the NEV drift."""
         history, scenario, market = data.history, data.scenario, parameters.market
         growth = market.charging_growth_per_year
-        national = year_end_path(history.public_chargers_by_year, self.months, growth)
+        national = year_end_path(history.public_chargers_by_year, self.months, growth) * np.exp(
+            self.walk("charging_growth_per_year"))
         national_base = year_end_path(history.public_chargers_by_year, np.array([self.base_mid]), growth)[:, 0]
         as_of_month = scenario.as_of.year * 12 + scenario.as_of.month - 1
         after = np.maximum(self.months - as_of_month, 0) / 12.0
@@ -230,8 +258,14 @@ class Demand:
         self.chargers_by_region = np.exp(log_regional)
         self.charging_term = market.charging_effect[:, None, None] * (
             log_regional - np.log(self.regions.weights)[:, :, None] - np.log(national_base)[:, None, None])
-        self.nev_drift = market.nev_trend_per_year[:, None] * self.years_from_base[None, :]
-        self.phev_drift = market.phev_trend_per_year[:, None] * self.years_from_base[None, :]
+        self.nev_drift = market.nev_trend_per_year[:, None] * self.years_from_base[None, :] + self.walk(
+            "nev_trend_per_year")
+        self.phev_drift = market.phev_trend_per_year[:, None] * self.years_from_base[None, :] + self.walk(
+            "phev_trend_per_year")
+
+    def walk(self, quantity: str) -> np.ndarray:
+        """[N, M] (or 0) the cumulative yearly innovations of market.`quantity`'s random walk (`walk_path`)."""
+        return self.walks.get(quantity, np.zeros((1, 1)))
 
     @property
     def public_chargers_end(self) -> np.ndarray:

@@ -34,6 +34,7 @@ from evlaunch.simulation.parameters import (
     draw_count,
     launch_event_name,
     shock_event_name,
+    step_event_names,
 )
 
 
@@ -120,8 +121,9 @@ def event_names(scenario: Scenario, with_reference_class: bool) -> tuple[str, ..
     """The random events' uniform draws, in the Sobol dimension order: stage failures path by path, supply
     shocks, the two ramp-shape uniforms when the ramp comes from the reference class, the comparable
     launch's orders when the scenario sets orders waiting at the launch, then one per scheduled launch that
-    may not happen (its probability is not a fixed 1; appended last so adding one leaves the other inputs'
-    dimensions in place)."""
+    may not happen (its probability is not a fixed 1; appended after the others so adding one leaves their
+    dimensions in place), then the market random walks' yearly innovations (`step_event_names`; the scenario
+    must be resolved, `market.adoption.resolve_adoption`)."""
     events = [failure_event_name(name, index) for name, path in scenario.paths.items()
               for index in range(len(path.stages))]
     events += [shock_event_name(name) for name in scenario.supply_shocks]
@@ -131,7 +133,7 @@ def event_names(scenario: Scenario, with_reference_class: bool) -> tuple[str, ..
         events.append(LAUNCH_ORDERS_EVENT)
     events += [launch_event_name(k) for k, launch in enumerate(scenario.competition.launches)
                if launch.probability != 1.0]
-    return tuple(events)
+    return tuple(events) + step_event_names(scenario)
 
 
 def demand_prior(scenario: Scenario, tables: dict[str, str]

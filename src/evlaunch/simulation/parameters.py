@@ -28,7 +28,7 @@ from evlaunch.config.parameters import (
     StageParameters,
     TasteParameters,
 )
-from evlaunch.config.scenario import Scenario, quantities
+from evlaunch.config.scenario import EstimatedTrend, Scenario, quantities
 from evlaunch.entry.paths import failure_event_name
 
 AWARENESS_EVENTS = ("product.awareness_shape_event_1", "product.awareness_shape_event_2")
@@ -72,6 +72,47 @@ class _Values:
         return {name: self(f"{prefix}.{name}") for name in names}
 
 
+WALK_QUANTITIES = ("growth_per_year", "nev_trend_per_year", "phev_trend_per_year", "charging_growth_per_year")
+
+
+def step_years(scenario: Scenario) -> tuple[int, ...]:
+    """Calendar years that take a yearly innovation of the market's random walks: those whose middle
+    (1 July) comes after the as-of date, up to the last simulated year."""
+    as_of = scenario.as_of
+    first = as_of.year if (as_of.month, as_of.day) < (7, 1) else as_of.year + 1
+    last = (scenario.start_month + scenario.horizon_months - 1) // 12
+    return tuple(range(first, last + 1))
+
+
+def step_event_name(quantity: str, year: int) -> str:
+    """Name of the uniform draw of the yearly innovation of market.`quantity` in calendar `year`."""
+    return f"market.{quantity}.step_{year}"
+
+
+def walk_quantities(scenario: Scenario) -> tuple[str, ...]:
+    """The market quantities resolved to a random walk with yearly innovations (`{dist = "estimated"}`)."""
+    return tuple(name for name in WALK_QUANTITIES
+                 if isinstance(value := getattr(scenario.market, name), EstimatedTrend)
+                 and value.step_scale is not None)
+
+
+def step_event_names(scenario: Scenario) -> tuple[str, ...]:
+    """The yearly innovations' uniform draws, quantity by quantity, year by year."""
+    return tuple(step_event_name(name, year) for name in walk_quantities(scenario) for year in step_years(scenario))
+
+
+def _steps(scenario: Scenario, values: _Values) -> dict[str, np.ndarray]:
+    """Quantity -> [N, Y] yearly innovations of its level (`EstimatedTrend.step_ppf`; a run without sampled
+    inputs takes the median innovation, 0)."""
+    years = step_years(scenario)
+    steps = {}
+    for name in walk_quantities(scenario):
+        trend = getattr(scenario.market, name)
+        steps[name] = (np.stack([trend.step_ppf(values(step_event_name(name, year))) for year in years], axis=1)
+                       if years else np.zeros((values.draws, 0)))
+    return steps
+
+
 def _fields(cls) -> list[str]:
     return [name for name in cls.__dataclass_fields__]
 
@@ -80,11 +121,12 @@ def _market(scenario: Scenario, values: _Values) -> MarketParameters:
     market = scenario.market
     optional = ("own_price_elasticity", "gross_margin")
     scalar = [name for name in _fields(MarketParameters)
-              if name not in ("missing_price_band", "fringe_low_share", *optional)]
+              if name not in ("missing_price_band", "fringe_low_share", "steps", "step_years", *optional)]
     bands = values.group("market.missing_price_band", list(market.missing_price_band))
     given = {name: None if getattr(market, name) is None else values(f"market.{name}") for name in optional}
     return MarketParameters(**values.group("market", scalar), missing_price_band=bands, **given,
-                            fringe_low_share=values.group("market.fringe_low_share", list(market.fringe_low_share)))
+                            fringe_low_share=values.group("market.fringe_low_share", list(market.fringe_low_share)),
+                            steps=_steps(scenario, values), step_years=step_years(scenario))
 
 
 def _dynamics(scenario: Scenario, values: _Values) -> DynamicsParameters:

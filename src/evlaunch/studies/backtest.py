@@ -22,17 +22,19 @@ import io
 import math
 import re
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import qmc
 
 from evlaunch.config.scenario import Scenario, load_scenario
 from evlaunch.data import load_table
 from evlaunch.errors import DataError
-from evlaunch.market.adoption import DriftFit
+from evlaunch.market.adoption import DriftFit, walk_change
 from evlaunch.market.adoption import market_fits as history_fits
 from evlaunch.market.history import load_history, numeric_value
 from evlaunch.runs.draw_table import DrawTable
@@ -530,12 +532,24 @@ def industry_errors(as_of: Any, quantity: str, year: int) -> list[float]:
     return errors
 
 
+def walk_uniforms(draws: int, steps: int, seed: int = DEFAULT_SEED) -> np.ndarray:
+    """[draws, 1 + steps] scrambled Sobol points in (0, 1): the drift's and each year's innovation's uniform."""
+    engine = qmc.Sobol(d=1 + steps, scramble=True, seed=np.random.default_rng(seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # balance warning for counts that are not powers of 2
+        points = engine.random(draws)
+    return np.clip(points, 1e-12, 1.0 - 1e-12)
+
+
 def origin_score(origin: str, fit: DriftFit, quantity: str, year: int, horizon: int, actual: float,
-                 probabilities: np.ndarray) -> OriginScore:
-    """One origin's forecast of `year` from `fit` (the level `year - last public year` steps ahead), scored
-    against `actual` beside the naive baselines and the forecasts of the time public at the origin."""
+                 draws: int) -> OriginScore:
+    """One origin's forecast of `year` from `fit`, scored against `actual` beside the naive baselines and the
+    forecasts of the time public at the origin. The forecast is the random walk the simulation draws
+    (`market.adoption.walk_change`): from the last public level, `year - last public year` years of a drift
+    drawn from its estimate's sampling error plus one innovation per year, `draws` quasi-random draws."""
     as_of = date.fromisoformat(origin)
-    sample = _from_level(quantity, fit.forecast_ppf(probabilities, year - fit.last_year))
+    steps = year - fit.last_year
+    sample = _from_level(quantity, fit.last_level + walk_change(fit.walk(), walk_uniforms(draws, steps)))
     p10, p50, p90 = (float(v) for v in np.quantile(sample, [0.1, 0.5, 0.9]))
     frozen, trend = naive_forecasts(fit.levels, quantity, year)
     industry = industry_errors(as_of, quantity, year)
@@ -551,7 +565,6 @@ def run_rolling_backtest(draws: int = 1000, actuals_path: str | Path = ROLLING_A
     from each origin with the market's estimated models (`market.adoption`)."""
     actuals = {(a.quantity, int(a.period)): a.value for a in read_actuals(actuals_path) if not a.is_month}
     actuals.update({("market.phev_share", year): share for year, share in phev_actuals().items()})
-    probabilities = (np.arange(draws) + 0.5) / draws
     scores: dict[str, list[OriginScore]] = {"market": [], "phev": []}
     fits_out: dict[str, dict[str, dict[str, float]]] = {}
     for origin in origins:
@@ -565,5 +578,5 @@ def run_rolling_backtest(draws: int = 1000, actuals_path: str | Path = ROLLING_A
                 year = first + horizon - 1
                 if (quantity, year) in actuals:
                     scores["phev" if quantity == "market.phev_share" else "market"].append(origin_score(
-                        origin, fits[quantity], quantity, year, horizon, actuals[(quantity, year)], probabilities))
+                        origin, fits[quantity], quantity, year, horizon, actuals[(quantity, year)], draws))
     return RollingBacktest(draws, scores["market"], fits_out, scores["phev"])
