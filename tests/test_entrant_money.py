@@ -221,15 +221,16 @@ def first_queue(months: PricedMonths) -> np.ndarray:
 
 
 def test_the_guide_price_holds_through_a_long_queue_while_the_plant_climbs_its_ramp(pricing_models, monkeypatch):
-    """The reference plant with its launch orders queues from the launch while it climbs its delivery ramp:
-    in every such month the next month's price is the guide price exactly, however far the best response
+    """The reference plant with its launch orders (and a tolerated wait of one month) queues from the launch
+    while it climbs its delivery ramp: in every such month the next month's price is the guide price exactly, however far the best response
     lies from it (the largest shadow-price cap and no step limit, so nothing else could hold it)."""
     best, _ = pricing_models
     inputs = sample_draws(best, 11, 0, 16)
     months = priced_months(best, {**inputs, "finance.capacity_premium_cap": np.full(16, 0.03),
-                                  "finance.price_step_cap": np.ones(16)}, monkeypatch)
+                                  "finance.price_step_cap": np.ones(16), "finance.price_backlog_months": np.ones(16)},
+                           monkeypatch)
     ramp = first_queue(months) & ~months.at_capacity[:, :-1]
-    assert ramp.sum() >= 30 and ramp.any(axis=1).sum() >= 8
+    assert ramp.sum() >= 30 and ramp.any(axis=1).sum() >= 6
     guide = np.broadcast_to(inputs["product.price"][:, None], ramp.shape)
     np.testing.assert_array_equal(months.price[:, 1:][ramp], guide[ramp])
     apart = np.abs(months.best[:, :-1][ramp] / guide[ramp] - 1.0)
@@ -348,27 +349,29 @@ def test_gross_margin_at_median_inputs_stays_within_chinese_carmakers_margins(pr
         assert all(low <= margin <= high for margin in margins), (path, low, high, margins)
 
 
-def test_at_median_inputs_the_price_rise_from_a_queue_stays_within_the_stated_cap(pricing_models, median_run):
-    """At the median inputs orders queue from the launch, but while the plant climbs its delivery ramp
-    (2024) no premium applies at all, however large it may be. In every year the capped premium lifts the
-    yearly price above the no-premium price by at most about the cap (0.5% room: the price feeds back on
-    demand); the price held while the queue is long (`finance.queue_held_price`) is the same with or without
-    the premium where none applied before. In the years a premium applies (the plant at capacity with a
-    backlog beyond the tolerated months: at least one year at the median inputs, 2028) a near-uncapped
-    premium (50%) would price higher still, so the cap is what binds."""
+def test_at_median_inputs_the_price_rise_from_a_queue_stays_within_the_stated_cap(pricing_models):
+    """At the median inputs with a plant that binds (40k/yr, no expansion option: at the median demand the
+    reference plant no longer reaches capacity with a queue) orders queue from the launch, but while the plant
+    climbs its delivery ramp no premium applies at all, however large it may be. In every year the capped
+    premium lifts the yearly price above the no-premium price by at most about the cap (0.5% room: the price
+    feeds back on demand). In the years a premium applies (the plant at capacity with a backlog beyond the
+    tolerated months) a near-uncapped premium (50%) would price higher still, so the cap is what binds."""
     best, _ = pricing_models
-    uncapped = simulate(best, {"finance.capacity_premium_cap": np.full(1, 0.5)})
-    none = simulate(best, {"finance.capacity_premium_cap": np.zeros(1)})
+    tight = {"paths.own.capacity_per_year": np.full(1, 40_000.0),
+             "paths.own.expansion_capacity_per_year": np.zeros(1)}
+    capped = simulate(best, tight)
+    uncapped = simulate(best, {**tight, "finance.capacity_premium_cap": np.full(1, 0.5)})
+    none = simulate(best, {**tight, "finance.capacity_premium_cap": np.zeros(1)})
     cap = float(best.parameters({}).finance.capacity_premium_cap[0])
     key = "own.entrant_price.2024"
-    assert median_run["own.backlog_end.2024"][0] > 0
-    assert uncapped[key][0] == none[key][0] == median_run[key][0]
+    assert capped["own.backlog_end.2024"][0] > 0
+    assert uncapped[key][0] == none[key][0] == capped[key][0]
     premium_years = 0
     for year in (2025, 2026, 2027, 2028):
         key = f"own.entrant_price.{year}"
-        assert none[key][0] * 0.995 <= median_run[key][0] <= none[key][0] * (1 + cap) * 1.005, (year, cap)
-        assert uncapped[key][0] >= median_run[key][0]
-        if median_run[key][0] > none[key][0] * (1 + 1e-6):
+        assert none[key][0] * 0.995 <= capped[key][0] <= none[key][0] * (1 + cap) * 1.005, (year, cap)
+        assert uncapped[key][0] >= capped[key][0]
+        if capped[key][0] > none[key][0] * (1 + 1e-6):
             premium_years += 1
-            assert uncapped[key][0] > median_run[key][0], year
+            assert uncapped[key][0] > capped[key][0], year
     assert premium_years >= 1
