@@ -1,7 +1,8 @@
 """The entrant's price policy and its budget test against closed forms: the Bertrand markup of a single-product
 firm under (random-coefficients) logit, the capacity shadow price, the pledge schedule, the budget test (peak
-cash need against the budget available) and pacing against the schedule beside it; in the reference scenario, a best response that rises when capacity binds
-and a gross-margin path set beside the reported margins of 2021-2023."""
+cash need against the budget available) and pacing against the schedule beside it; in the reference scenario, a
+price held at the guide price through a long queue (raised only by the capped shadow price at capacity), the best
+response at a stated pace when the queue is short, and a gross-margin path set beside the reported margins of 2021-2023."""
 
 from __future__ import annotations
 
