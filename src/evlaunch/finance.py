@@ -118,7 +118,8 @@ def best_response_markup(entrant_typed: np.ndarray, weights: np.ndarray, price_c
 
 def capacity_shadow_price(markup: np.ndarray, backlog: np.ndarray, installed: np.ndarray, binding: np.ndarray,
                           tolerated_months: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
-    """[N] CNY added to a best-response price while the installed capacity binds: markup x log(backlog /
+    """[N] CNY added to the entrant's price while the installed capacity binds (to the list price held while the
+    queue is long, `queue_held_price`; to the best response within the tolerated wait): markup x log(backlog /
     (tolerated months x installed monthly capacity)) where `binding` (the plant at capacity, not on its ramp)
     and that ratio is above 1, else 0; at most `ceiling` CNY. Under logit demand a price rise of markup x log(r)
     cuts orders about r-fold, so the rise would clear the excess backlog over the coming months; the ceiling
