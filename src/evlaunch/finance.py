@@ -118,7 +118,8 @@ def best_response_markup(entrant_typed: np.ndarray, weights: np.ndarray, price_c
 
 def capacity_shadow_price(markup: np.ndarray, backlog: np.ndarray, installed: np.ndarray, binding: np.ndarray,
                           tolerated_months: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
-    """[N] CNY added to a best-response price while the installed capacity binds: markup x log(backlog /
+    """[N] CNY added to the entrant's price while the installed capacity binds (to the list price held while the
+    queue is long, `queue_held_price`; to the best response within the tolerated wait): markup x log(backlog /
     (tolerated months x installed monthly capacity)) where `binding` (the plant at capacity, not on its ramp)
     and that ratio is above 1, else 0; at most `ceiling` CNY. Under logit demand a price rise of markup x log(r)
     cuts orders about r-fold, so the rise would clear the excess backlog over the coming months; the ceiling
@@ -130,16 +131,31 @@ def capacity_shadow_price(markup: np.ndarray, backlog: np.ndarray, installed: np
     return np.where(np.isfinite(markup), np.minimum(shadow, np.maximum(ceiling, 0.0)), 0.0)
 
 
-def queue_held_price(best: np.ndarray, current: np.ndarray, backlog: np.ndarray, output: np.ndarray,
-                     tolerated_months: np.ndarray) -> np.ndarray:
-    """[N] next month's price, CNY: the best response `best`, but never below the current price while the
-    queue is long, i.e. while the backlog (vehicles) exceeds `tolerated_months` of the month's output
-    (vehicles/month, on the delivery ramp and after supply shocks: what buyers actually wait for); a backlog
-    with no output at all counts as long. Within tolerance the best response applies, cuts included.
-    New brands held list prices while orders waited (AITO's new M7, XPeng's G6: launch_orders_extra.csv):
-    a cut with a queue of months would add orders the plant cannot build and only lower revenue per car."""
-    long_queue = backlog > np.maximum(tolerated_months, 0.0) * np.maximum(output, 0.0)
-    return np.where(long_queue, np.maximum(best, current), best)
+def queue_held_price(best: np.ndarray, listed: np.ndarray, shadow: np.ndarray, backlog: np.ndarray,
+                     output: np.ndarray, tolerated_months: np.ndarray) -> np.ndarray:
+    """[N] the price the entrant aims at next month, CNY. While the queue is long, i.e. the backlog (vehicles)
+    exceeds `tolerated_months` of the month's output (vehicles/month, on the delivery ramp and after supply
+    shocks: what buyers actually wait for; a backlog with no output at all counts as long), the list price
+    `listed` is HELD both ways — no cut and no rise towards the best response — and only the capacity shadow
+    price `shadow` (CNY, `capacity_shadow_price`: non-zero only while the installed capacity binds) is added
+    to it. Within the tolerated wait the best response `best` applies (its own shadow price included), cuts
+    included. New brands held list prices while orders waited (AITO's new M7, XPeng's G6:
+    launch_orders_extra.csv): a cut would add orders the plant cannot build, a rise would break the price the
+    waiting buyers ordered at."""
+    return np.where(queue_is_long(backlog, output, tolerated_months), listed + np.maximum(shadow, 0.0), best)
+
+
+def queue_is_long(backlog: np.ndarray, output: np.ndarray, tolerated_months: np.ndarray) -> np.ndarray:
+    """[N] bool: the backlog (vehicles) exceeds `tolerated_months` of the month's output (vehicles/month);
+    a backlog with no output at all counts as long."""
+    return backlog > np.maximum(tolerated_months, 0.0) * np.maximum(output, 0.0)
+
+
+def gradual_price(target: np.ndarray, current: np.ndarray, max_step: np.ndarray) -> np.ndarray:
+    """[N] next month's price, CNY: `target` moved to at most `max_step` (fraction of the `current` price,
+    per month) away from `current` either way, so a launch price is not abandoned the month after."""
+    step = np.maximum(max_step, 0.0) * current
+    return np.clip(target, current - step, current + step)
 
 
 def gross_margin(revenue: np.ndarray, cost_of_goods: np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
 """The base-period lineup: sourced sales per month, figures built from months published after the as-of
-date replaced by the public months, prices from the sourced range or a named band, and the aggregates."""
+date replaced by the public months, prices in force in the base period (base_period_prices.csv) or a named
+assumption, and the aggregates."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import math
 from datetime import date
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from evlaunch.data import load_table, numeric
 from evlaunch.errors import DataError
-from evlaunch.market.lineup import OTHER_PRODUCTS, build_lineup
+from evlaunch.market.lineup import OTHER_PRODUCTS, build_lineup, price_band_of_model
 
 AS_OF = date(2023, 10, 31)          # the reference scenario's cut-off: September 2023 rows are not yet public
 LATER = date(2023, 12, 31)          # by then they are
@@ -73,21 +75,66 @@ def test_an_estimate_for_a_model_the_lineup_does_not_hold_is_refused():
         build_lineup("lineup_2023", AS_OF, [*ESTIMATED, "Not A Car"], ("2023-01", "2023-08"))
 
 
-def test_prices_are_the_middle_of_the_sourced_range_or_the_start_price_or_left_to_a_band():
+def base_period_rows(lineup: str, as_of: date):
+    rows = load_table("base_period_prices", as_of).rows
+    return rows[rows["lineup"] == lineup].set_index("model")
+
+
+def test_prices_are_the_entry_prices_in_force_in_the_base_period_or_left_to_an_assumption():
+    """Every listed model's price is its base_period_prices row's price (the entry trim's price in force in
+    2023-01..08); a row that says the sources give none leaves the price to the model's own stated assumption;
+    a model without a row takes the lineup's lowest price, or its segment's band when it has none."""
     lineup = build_lineup("lineup_2023", AS_OF, ESTIMATED, ("2023-01", "2023-08"))
-    rows = lineup_rows()
+    rows, base = lineup_rows(), base_period_rows("lineup_2023", AS_OF)
+    assert (base["base_period"] == "2023-01..2023-08").all()
+    assert base["source"].str.strip().str.len().gt(0).all()
+    own_assumption = []
     for j, name in enumerate(lineup.names):
         if name in OTHER_PRODUCTS:
             continue
         low = float(numeric(rows.loc[[name], "price_min_cny"]).iloc[0])
-        high = float(numeric(rows.loc[[name], "price_max_cny"]).iloc[0])
-        expected = low if math.isnan(high) else (low + high) / 2
+        if name in base.index:
+            expected = float(numeric(base.loc[[name], "price_cny"]).iloc[0])
+            assert base.loc[name, "source"] == rows.loc[name, "source"]   # the lineup row's sources, copied
+        else:
+            expected = low
         if math.isnan(expected):
             assert math.isnan(lineup.known_price[j])
-            assert lineup.price_band[j] == rows.loc[name, "segment"]  # filled from market.missing_price_band
+            band = lineup.price_band[j]
+            assert band == (rows.loc[name, "segment"] if math.isnan(low) else price_band_of_model(name))
+            if not math.isnan(low):
+                own_assumption.append(name)
         else:
             assert lineup.known_price[j] == expected
-    assert lineup.known_price[lineup.index("Tesla Model Y")] == (263_900 + 363_900) / 2
+            assert not math.isnan(low) and expected <= float(numeric(rows.loc[[name], "price_max_cny"]).fillna(
+                np.inf).iloc[0])
+    # the refreshed Model 3 (259,900-295,900, on sale from 2023-10-19) and Model Y's late-October 263,900 are
+    # not what buyers paid in the base period: the RWD prices after the 2023-01-06 cut, as the notes say
+    assert lineup.known_price[lineup.index("Tesla Model 3")] == 229_900
+    assert lineup.known_price[lineup.index("Tesla Model Y")] == 259_900
+    for name, price in (("Tesla Model 3", "229,900"), ("Tesla Model Y", "259,900")):
+        assert "2023-01-06" in rows.loc[name, "note"] and price in rows.loc[name, "note"]
+    assert sorted(own_assumption) == ["BYD Seal", "Wuling Hongguang Mini EV"]
+    assert lineup.range_band[lineup.index("BYD Seal")] == "B"          # its range band stays its segment's
+
+
+def test_every_base_period_price_is_a_number_the_lineup_row_states():
+    """No invented prices: each base_period_prices figure appears in its lineup row's note or is its entry price."""
+    for table, as_of in (("lineup_2023", AS_OF), ("lineup_2020", date(2021, 1, 31))):
+        rows = load_table(table, as_of).rows.set_index("model")
+        for name, row in base_period_rows(table, as_of).iterrows():
+            price = float(numeric(pd.Series([row["price_cny"]])).iloc[0])
+            if math.isnan(price):
+                continue
+            assert f"{price:,.0f}" in rows.loc[name, "note"] or price == float(rows.loc[name, "price_min_cny"]), name
+
+
+def test_the_2020_lineup_keeps_its_single_prices():
+    lineup = build_lineup("lineup_2020", date(2021, 3, 31), [], ("2020-01", "2020-12"))
+    rows = load_table("lineup_2020", date(2021, 3, 31)).rows.set_index("model")
+    for j, name in enumerate(lineup.names):
+        if name not in OTHER_PRODUCTS and not math.isnan(lineup.known_price[j]):
+            assert lineup.known_price[j] == float(rows.loc[name, "price_min_cny"])
 
 
 def test_the_aggregates_close_the_lineup_with_no_price_and_no_sales_of_their_own():

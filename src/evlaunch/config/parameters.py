@@ -172,8 +172,9 @@ class FinanceParameters:
     vat_rate: np.ndarray               # VAT included in guide prices (fraction)
     battery_cost_change_per_year: np.ndarray  # change of the pack price per year after the data (fraction)
     terminal_value_multiple: np.ndarray  # years of final-year operating cash flow credited at the horizon
-    price_backlog_months: np.ndarray   # backlog (months of output/capacity) tolerated: no price cut above it
+    price_backlog_months: np.ndarray   # backlog (months of output/capacity) tolerated: price held above it
     capacity_premium_cap: np.ndarray   # largest capacity shadow price, share of the best-response price
+    price_step_cap: np.ndarray         # largest change of the entrant's price in a month, share of the price
     spent_before_start_usd: np.ndarray  # part of the pledge spent before the scenario start, US$
     inventory_days: np.ndarray         # days of cost of goods held as stock
     receivable_days: np.ndarray        # days of revenue owed by buyers and dealers

@@ -380,13 +380,17 @@ class Finance(_Config):
                                               "credited at the horizon (0 = none)")
     price_policy: Literal["fixed", "best_response"] = Field(
         "fixed", description="the entrant's price: 'fixed' at product.price, or 'best_response' (reset each month "
-                             "to its own Bertrand first-order condition at last month's demand and costs, plus a "
-                             "capacity shadow price while the plant is at capacity and the backlog exceeds "
-                             "price_backlog_months; never cut while the queue is longer than that)")
-    price_backlog_months: Quantity = Field(2.0, description="tolerated wait, months: a best-response price is not "
-                                           "cut while the backlog exceeds this many months of the month's output "
-                                           "(ramp included), and gets the capacity shadow price while it exceeds "
-                                           "this many months of installed capacity at capacity")
+                             "to its own Bertrand first-order condition at last month's demand and costs while "
+                             "the queue is within price_backlog_months of output; held both ways while it is "
+                             "longer, plus a capacity shadow price while the plant is at capacity; every move at "
+                             "most price_step_cap a month)")
+    price_backlog_months: Quantity = Field(2.0, description="tolerated wait, months: the price is held (neither "
+                                           "cut nor raised to the best response) while the backlog exceeds this "
+                                           "many months of the month's output (ramp included), and gets the "
+                                           "capacity shadow price while it exceeds this many months of installed "
+                                           "capacity at capacity")
+    price_step_cap: Quantity = Field(1.0, description="largest change of the entrant's price in one month, share "
+                                     "of the current price, either way (1: no limit; best_response only)")
     capacity_premium_cap: Quantity = Field(
         0.0, description="largest capacity shadow price as a share of the best-response price without it "
                          "(0: a backlog never raises the price; new brands held list prices while orders waited)")
@@ -681,7 +685,7 @@ ALLOWED_RANGES: dict[str, tuple[float, float]] = {
     "awareness_width": (0.1, 60), "order_cancellation": (0, 1), "cancellation_per_month_waited": (0, 1),
     "prelaunch_build_months": (0, 12), "expansion_capacity_per_year": (0, 1e8), "expansion_lead_months": (0, 120),
     "expansion_capex": (0, 1e13), "expansion_backlog_months": (0, 60), "expansion_persistence_months": (1, 60),
-    "binding_utilisation": (0.5, 1), "capacity_premium_cap": (0, 0.5),
+    "binding_utilisation": (0.5, 1), "capacity_premium_cap": (0, 0.5), "price_step_cap": (0, 1),
     "awareness_outside_reach": (0, 1), "launch_order_multiple": (0, 100), "outside_share": (0.01, 0.99),
     "own_price_elasticity": (-50, -0.1), "gross_margin": (-0.5, 0.9), "growth_per_year": (-0.5, 1), "nev_trend_per_year": (-5, 5),
     "phev_trend_per_year": (-5, 5),

@@ -228,6 +228,9 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         _text("brand", True), Column("launch_month", "month"), Column("month_index", "integer", low=1, high=240),
         _count("deliveries", 1e8), _count("cumulative", 1e9)),
     "new_brand_orders": (_text("brand", True), _count("value", 1e8), Column("date", "period", True)),
+    "base_period_prices": (
+        _text("lineup", True), _text("model", True), _text("base_period", True), _price("price_cny"),
+        _text("in_force")),
     "announced_rivals": (
         _text("rival", True), _text("event", True), Column("date", "period", True), Column("published", "period"),
         Column("powertrain", "choice", choices=("BEV", "PHEV", "EREV", "ICE")), _text("segment"), _text("body"),
@@ -240,6 +243,7 @@ UNIQUE: dict[str, tuple[str, ...]] = {
     "china_bev_monthly_by_model": ("month", "brand", "model"), "charging_points": ("year",),
     "battery_pack_cost": ("year",), "lineup_2020": ("model",), "lineup_2023": ("model",), "firms": ("firm", "year"),
     "new_brand_ramps": ("brand", "launch_month", "month_index"), "announced_rivals": ("rival", "event"),
+    "base_period_prices": ("lineup", "model"),
 }
 # The tables a scenario may replace with its own copy (`[data.tables]`); the lineup is `data.lineup`.
 USER_TABLES = ("china_cars_monthly_total", "china_bev_monthly_by_model", "market_annual", "charging_points",
@@ -342,3 +346,10 @@ CATALOGUE["announced_rivals"] = TableInfo(
     "AITO M9), Jiyue 01, Tesla's Model 3 refresh, Apple's reported car", _published_or(_dated("date")),
     "company announcements and press reports, each row dated by its source's publication", keys=("rival", "event"),
     package_only=True)
+
+# Compiled for the package (issue 12: each lineup model's price in force in its lineup's base period, read from
+# the lineup tables' own notes and sources); no shared copy.
+CATALOGUE["base_period_prices"] = TableInfo(
+    "base_period_prices", "The entry trim's guide price in force for most of each lineup's base period, per "
+    "model, as the lineup tables' notes give it (empty where they give none)", _published_or(_dated("published")),
+    "lineup_2023.csv / lineup_2020.csv notes and sources", keys=("lineup", "model"), package_only=True)

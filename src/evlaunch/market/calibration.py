@@ -77,7 +77,7 @@ def prepare_policy(scenario: Scenario, lineup: Lineup, tables: dict[str, str]) -
     size = len(lineup.names)
     if ranges_needed(scenario, policy):
         sourced = _sourced(lineup.range_km, size)
-        needed = {band for band, powertrain, known in zip(lineup.price_band, lineup.powertrains, sourced)
+        needed = {band for band, powertrain, known in zip(lineup.range_band, lineup.powertrains, sourced)
                   if powertrain == "BEV" and np.isnan(known)}
         missing = sorted(needed - set(dynamics.missing_range_band))
         if missing:
@@ -108,7 +108,7 @@ def check_tastes(scenario: Scenario, lineup: Lineup) -> None:
     tastes = scenario.market.tastes
     if _used(tastes.sigma_range):
         bands = scenario.dynamics.missing_range_band
-        lacking = sorted({band for band, powertrain, known in zip(lineup.price_band, lineup.powertrains,
+        lacking = sorted({band for band, powertrain, known in zip(lineup.range_band, lineup.powertrains,
                                                                   _sourced(lineup.range_km, len(lineup.names)))
                           if powertrain == "BEV" and np.isnan(known) and band not in bands})
         if lacking:
@@ -147,7 +147,7 @@ def product_ranges(lineup: Lineup, dynamics: DynamicsParameters, draws: int) -> 
     """[N, J] sourced ranges, km, with the scenario's band ranges where a BEV has none (else NaN)."""
     bands = dynamics.missing_range_band
     ranges = _sourced(lineup.range_km, len(lineup.names)) * np.ones((draws, 1))
-    for j, (band, powertrain) in enumerate(zip(lineup.price_band, lineup.powertrains)):
+    for j, (band, powertrain) in enumerate(zip(lineup.range_band, lineup.powertrains)):
         if powertrain == "BEV" and np.isnan(ranges[0, j]) and band in bands:
             ranges[:, j] = bands[band]
     return ranges

@@ -5,6 +5,13 @@ period goes to three aggregates ('other BEV', 'other PHEV', 'other ICE') so that
 from the monthly series still hold; a powertrain named in `split` gets two, by price band ('other BEV
 low' and 'other BEV high', priced by the bands 'other_BEV_low' and 'other_BEV_high'). Unknown prices are filled from the scenario's price bands, which
 are named assumptions the Monte Carlo varies; nothing is filled silently.
+
+A model's price is the entry trim's guide price in force for most of the base period (`base_period_prices.csv`,
+read from the lineup table's own notes: e.g. the Tesla Model 3 at 229,900 from 2023-01-06, not the refreshed
+model's 259,900-295,900 of October 2023), consistently with announced rivals, which enter at their entry prices.
+Where that table says the sources give no base-period price, the model's price is unknown and the scenario
+states it (`market.missing_price_band.<model>`, the model's name with '_' for anything not a letter or digit);
+a model the table does not list takes the lineup's lowest (entry) price.
 """
 
 from __future__ import annotations
@@ -40,7 +47,8 @@ class Lineup:
     powertrains: tuple[str, ...]           # 'BEV', 'PHEV' or 'ICE'
     segments: tuple[str, ...]
     known_price: np.ndarray                # [J] CNY, NaN where the data give no price
-    price_band: tuple[str, ...]            # key into market.missing_price_band for unknown prices
+    price_band: tuple[str, ...]            # key into market.missing_price_band for unknown prices (segment,
+                                           # 'other_X[_band]', or a model's own: price_band_of_model)
     monthly_sales: np.ndarray              # [J] vehicles/month, NaN for the 'other' aggregates
     sales_basis: tuple[str, ...]           # what each sales figure is (and its caveat)
     sources: tuple[str, ...]
@@ -48,6 +56,13 @@ class Lineup:
     battery_kwh: np.ndarray | None = None  # [J] sourced battery size, NaN where unknown
     bodies: tuple[str, ...] | None = None  # body label ('SUV', 'sedan', 'hatch', ...; 'mixed' for aggregates)
     adas: np.ndarray | None = None         # [J] 1 where the data name an ADAS feature, NaN where unknown
+
+    @property
+    def range_band(self) -> tuple[str, ...]:
+        """Each product's `dynamics.missing_range_band` key: a listed model's segment label, an 'other'
+        aggregate's own band ('other_BEV_low'); `price_band` differs for a model priced by its own assumption."""
+        return tuple(band if name in OTHER_PRODUCTS else segment
+                     for name, band, segment in zip(self.names, self.price_band, self.segments))
 
     @property
     def is_nev(self) -> np.ndarray:
@@ -103,6 +118,7 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
     if by_model is not None:
         brands = np.array([str(b).lower() for b in by_model["brand"]], dtype=object)
         models = np.array([str(m).lower() for m in by_model["model"]], dtype=object)
+    base_prices = _base_period_prices(table_name, as_of)
     records = []
     for (_, row), units in zip(rows.iterrows(), sales):
         powertrain = POWERTRAIN_GROUPS.get(str(row["powertrain"]).strip())
@@ -112,7 +128,8 @@ def build_lineup(table_name_or_path: str, as_of: date, monthly_estimates: list[s
         rated = _base_rate(row, units, visible, monthly_estimates, base_months, n_base, default_months)
         if rated is None:
             continue
-        records.append(_product_record(table_name, table.path, row, powertrain, *rated))
+        records.append(_product_record(table_name, table.path, row, powertrain, *rated,
+                                       base_prices.get(str(row["model"]))))
     for missing in sorted(set(monthly_estimates) - {r[0] for r in records}):
         raise DataError(f"market.estimate_sales_from_monthly names {missing!r}, which is not a {table_name} "
                         f"model without a sales figure")
@@ -167,10 +184,26 @@ def _base_rate(row: pd.Series, units: float, visible: pd.DataFrame | None, month
     return None
 
 
+def _base_period_prices(table_name: str, as_of: date) -> dict[str, float]:
+    """Model -> the entry trim's price in force for most of the base period of `table_name`, CNY (NaN where
+    the sources give none), from `base_period_prices` rows public at `as_of`."""
+    rows = load_table("base_period_prices", as_of).rows
+    rows = rows[~rows["gap"] & (rows["lineup"] == table_name)]
+    return dict(zip(rows["model"].astype(str), numeric(rows["price_cny"]).astype(float)))
+
+
+def price_band_of_model(model: str) -> str:
+    """The `market.missing_price_band` key of a model whose base-period price the sources lack: its name with
+    '_' for every run of characters that are not letters or digits ('BYD Seal' -> 'BYD_Seal')."""
+    return re.sub(r"[^0-9A-Za-z]+", "_", model).strip("_")
+
+
 def _product_record(table_name: str, table_path: str, row: pd.Series, powertrain: str, rate: float,
-                    basis: str) -> tuple:
+                    basis: str, base_price: float | None) -> tuple:
     """One listed model as a product record (the Lineup fields in order), after checking that its prices
-    are in order and its sales rate (vehicles/month) is positive; the price is the band's midpoint in CNY."""
+    are in order and its sales rate (vehicles/month) is positive. The price, CNY, is `base_price` (the entry
+    trim's price in force in the base period, `base_period_prices`); NaN there means the sources give none,
+    so the model takes its own price band (`price_band_of_model`); None (not listed) the lineup's lowest price."""
     price_min, price_max = numeric(pd.Series([row["price_min_cny"], row["price_max_cny"]]))
     if price_min > price_max or (math.isnan(price_min) and not math.isnan(price_max)):
         raise DataError(f"table {table_name!r}: {table_path}, model {row['model']!r}: got price_min_cny "
@@ -180,8 +213,9 @@ def _product_record(table_name: str, table_path: str, row: pd.Series, powertrain
         raise DataError(f"table {table_name!r}: {table_path}, model {row['model']!r}: its base-period sales "
                         f"rate is {rate!r} vehicles/month ({basis}); expected a positive number (remove "
                         f"models that did not sell from the lineup)")
-    price = price_min if math.isnan(price_max) else (price_min + price_max) / 2
-    return (row["model"], row["group"], powertrain, row["segment"], price, row["segment"],
+    price = price_min if base_price is None else base_price
+    band = price_band_of_model(str(row["model"])) if math.isnan(price) and not math.isnan(price_min) else row["segment"]
+    return (row["model"], row["group"], powertrain, row["segment"], price, band,
             rate, basis, row["source"], _number(row.get("range_km_cltc")), _number(row.get("battery_kwh")),
             _text(row.get("body")), 1.0 if _text(row.get("adas")) else np.nan)
 

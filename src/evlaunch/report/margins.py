@@ -74,12 +74,13 @@ def margins_and_budget_section(context) -> Section:
                f"The median margin stays within the Chinese carmakers' reported range ({low:.0%} to {high:.0%}) "
                f"in every year on every path.")
     body = (f"<p>Price policy: <b>{html.escape(policy)}</b>"
-            + (" — from its second month on sale the entrant's price is its own Bertrand best response to the "
-               "incumbents' prices at last month's demand and costs, plus a capacity shadow price only while "
-               "the plant runs at its installed capacity (not while it ramps) with a backlog above the tolerated "
-               f"months of that capacity, at most {_premium(scenario)} of the price; and never a cut while the "
-               "backlog exceeds the tolerated months of the month's output (new brands held list prices while "
-               "orders waited)." if policy == "best_response" else
+            + (" — the guide price in its first month on sale; held both ways while the backlog exceeds the "
+               "tolerated months of the month's output (new brands held list prices while orders waited), plus a "
+               "capacity shadow price only while the plant runs at its installed capacity (not while it ramps) "
+               f"with a backlog above the tolerated months of that capacity, at most {_premium(scenario)} of the "
+               "price; within the tolerated wait its own Bertrand best response to the incumbents' prices at last "
+               "month's demand and costs, cuts included, approached by at most "
+               f"{_share(scenario.finance.price_step_cap)} of the price a month." if policy == "best_response" else
                " — the guide price throughout.")
             + " Learning lowers the non-battery cost only, counting doublings of the entrant's output beyond an "
               f"experience base of {_quantity(scenario.product.learning_base)} vehicles (the industry experience "
@@ -101,6 +102,14 @@ def _premium(scenario) -> str:
         return f"{cap:.0%}"
     low, high = getattr(cap, "low", None), getattr(cap, "high", None)
     return f"{low:.0%}–{high:.0%}" if low is not None and high is not None else "a stated share"
+
+
+def _share(value) -> str:
+    """A scenario share as a percentage, or its low–high range when it is uncertain."""
+    if isinstance(value, (int, float)):
+        return f"{value:.1%}"
+    low, high = getattr(value, "low", None), getattr(value, "high", None)
+    return f"{low:.1%}–{high:.1%}" if low is not None and high is not None else "a stated share"
 
 
 def _quantity(value) -> str:

@@ -114,7 +114,8 @@ def check_lineup(scenario: Scenario, lineup: Lineup) -> None:
     if missing:
         raise ScenarioError(f"scenario {scenario.name}: field market.missing_price_band lacks "
                             f"{', '.join(missing)}; expected a price (or distribution) for each segment "
-                            f"whose models have no sourced price")
+                            f"whose models have no sourced price, and for each model whose base-period price "
+                            f"the sources lack (base_period_prices.csv)")
 
 
 def event_names(scenario: Scenario, with_reference_class: bool) -> tuple[str, ...]:

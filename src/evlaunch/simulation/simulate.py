@@ -44,12 +44,14 @@ from evlaunch.finance import (
     budget_exceeded,
     budget_needed,
     capacity_shadow_price,
-    pledge_paid_in,
+    gradual_price,
     gross_margin,
     net_present_value,
     peak_cash_need,
+    pledge_paid_in,
     pledged_fraction,
     queue_held_price,
+    queue_is_long,
     terminal_value,
     unit_cost,
     working_capital,
@@ -82,7 +84,8 @@ __all__ = ["Model", "prepare", "simulate"]  # `prepare` and `Model` re-exported 
 Inputs = dict[str, np.ndarray]
 Outputs = dict[str, np.ndarray]
 NATIONAL_SERIES = ("orders", "deliveries", "revenue", "cash_flow", "operating_flow", "market", "nev", "share",
-                   "price", "marginal_cost", "cost_of_goods", "cancellations", "backlog")
+                   "price", "marginal_cost", "cost_of_goods", "cancellations", "backlog",
+                   "list_price")  # list_price: the entrant's price without the capacity shadow price (held)
 REGIONAL_SERIES = ("deliveries", "market", "nev")
 
 
@@ -526,16 +529,17 @@ def cash_flow(setting: Setting, terms: PathTerms, state: PathState, series: Path
 def entrant_price(setting: Setting, terms: PathTerms, month: Month, series: PathSeries, t: int,
                   typed: np.ndarray) -> None:
     """Set next month's price of the entrant under the scenario's policy. 'fixed': the guide price throughout.
-    'best_response': once on sale, the price is reset each month to the entrant's own Bertrand first-order
-    condition at this month's demand (its shares among the consumer types), marginal cost (unit cost, fee,
-    variable cost; VAT added) and the incumbents' current prices, plus a capacity shadow price only while the
-    plant is at its installed capacity (`month.at_capacity`: not on its delivery ramp) and the backlog exceeds
-    `finance.price_backlog_months` of that capacity, at most `finance.capacity_premium_cap` of the price
-    without it (`finance.capacity_shadow_price`). While the queue is long (the backlog above
-    `finance.price_backlog_months` of the month's output, the delivery ramp and supply shocks included) the
-    price is never cut: next price = max(best response, current price) (`finance.queue_held_price`; new brands
-    held list prices while orders waited, launch_orders_extra.csv); within that wait the best response
-    applies, cuts included. The first month on sale is at the guide price."""
+    'best_response': the first month on sale is at the guide price. While the queue is long (the backlog
+    above `finance.price_backlog_months` of the month's output, the delivery ramp and supply shocks included)
+    the list price is HELD both ways (`finance.queue_held_price`; new brands held list prices while orders
+    waited, launch_orders_extra.csv); only while the plant is at its installed capacity (`month.at_capacity`:
+    not on its delivery ramp) with a backlog above `price_backlog_months` of that capacity is a capacity
+    shadow price added to the held list price, at most `finance.capacity_premium_cap` of the best-response
+    price (`finance.capacity_shadow_price`). Within the tolerated wait the price moves to the entrant's own
+    Bertrand first-order condition at this month's demand (its shares among the consumer types), marginal
+    cost (unit cost, fee, variable cost; VAT added) and the incumbents' current prices, cuts included, and
+    that price becomes the new list price. Every move is at most `finance.price_step_cap` of the current
+    price a month (`finance.gradual_price`)."""
     finance, national = setting.parameters.finance, series.national
     if setting.price_policy != "best_response" or t + 1 >= national["price"].shape[1]:
         return
@@ -545,9 +549,14 @@ def entrant_price(setting: Setting, terms: PathTerms, month: Month, series: Path
     shadow = capacity_shadow_price(markup, month.backlog, month.installed, month.at_capacity,
                                    finance.price_backlog_months, finance.capacity_premium_cap * unconstrained)
     current = national["price"][:, t]
-    best = queue_held_price(unconstrained + shadow, current, month.backlog, month.output,
-                            finance.price_backlog_months)
-    national["price"][:, t + 1] = np.where(on_sale & np.isfinite(best), best, current)
+    listed = np.where(t > terms.launch_index, national["list_price"][:, t], current)  # launch month: the guide
+    target = queue_held_price(unconstrained + shadow, listed, shadow, month.backlog, month.output,
+                              finance.price_backlog_months)
+    target = np.where(np.isfinite(target), target, listed)  # no sales this month: no best response
+    price = gradual_price(target, current, finance.price_step_cap)
+    held = queue_is_long(month.backlog, month.output, finance.price_backlog_months)
+    national["price"][:, t + 1] = np.where(on_sale, price, current)
+    national["list_price"][:, t + 1] = np.where(on_sale & held, listed, national["price"][:, t + 1])
 
 
 def regional_sums(setting: Setting, series: PathSeries, t: int, orders: np.ndarray, delivered: np.ndarray,
