@@ -20,11 +20,9 @@ random rationing (each would-be buyer served with the same probability phi, inde
 expected surplus is `phi CS(with the entrant) + (1 - phi) CS(without it)` (Conlon & Mortimer 2013,
 "Demand estimation under incomplete product availability", AEJ: Microeconomics 5(4), the availability-weighted
 log-sum; random rather than efficient rationing as in Glaeser & Luttmer 2003, AER 93(4)), so the change is
-`(a) + phi (b)`. The simulation takes phi as the cars delivered per order booked in the month, so each buyer's
-gain is counted when their car arrives (a month that clears backlog has phi > 1: earlier orders' buyers are
-served then, at that month's gain per order); cancelled and never-delivered orders gain nothing. Within a type
-(b) per potential buyer is `-log(1 - s_e) / -alpha` (IIA), so the gain per served buyer of the entrant is
-`-log(1 - s_e) / (s_e (-alpha))`, between `1 / -alpha` and `1 / -alpha / (1 - s_e)`.
+`(a) + phi (b)`. Within a type (b) per potential buyer is `-log(1 - s_e) / -alpha` (IIA), so the gain per
+served buyer of the entrant is `-log(1 - s_e) / (s_e (-alpha))`, between `1 / -alpha` and
+`1 / -alpha / (1 - s_e)`.
 
 Counting a buyer once. A buyer who orders the entrant's car leaves the market for its rivals while the
 order waits (the month's logit shares take them from the rivals when they order). A buyer whose order is
@@ -75,17 +73,6 @@ def entry_surplus(typed_after: np.ndarray, typed_before: np.ndarray, weights: np
     without = shares_without(typed_after, entrant)
     return (surplus_change(without, typed_before, weights, coefficient),
             surplus_change(typed_after, without, weights, coefficient))
-
-
-def rationed_surplus(response: np.ndarray, own: np.ndarray, delivered: np.ndarray, booked: np.ndarray
-                     ) -> np.ndarray:
-    """The change in consumer surplus when only buyers who get the car gain from it: `response + own *
-    delivered / booked` (same shapes, e.g. [N, H] CNY and cars; module docstring, "Rationing"); months with no
-    order booked keep only the response. Cars delivered as fast as they are ordered (`delivered == booked`)
-    give the unrationed log-sum, no car delivered only the rivals' price response."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        served = np.where(booked > 0, delivered / np.where(booked > 0, booked, 1.0), 0.0)
-    return response + served * own
 
 
 def shares_without(typed: np.ndarray, removed: np.ndarray) -> np.ndarray:
