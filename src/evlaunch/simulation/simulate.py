@@ -186,7 +186,8 @@ class MonthBuyers:
     booked: np.ndarray           # the same plus the orders waiting at the launch (launch month)
     backlog_before: np.ndarray   # orders waiting at the month's start
     month: Month                 # the plant and the book: deliveries, cancellations, backlog at the month's end
-    returning: np.ndarray        # [N, K + 1] the cancelled orders' buyers by product, the outside option last
+    returning: np.ndarray        # [N, K + 1] the cancelled orders' buyers by product, the outside option last,
+    #                              less (launch month) the buyers of the orders waiting at the launch
 
 
 @dataclass(frozen=True)
@@ -257,8 +258,11 @@ def simulate_path(setting: Setting, terms: PathTerms
         backlog_before = state.book.backlog.copy()
         month = capacity_and_deliveries(setting, plant, state, series, t, booked)
         delivered = month.deliveries
+        # cancelled buyers return to their next choice; the orders waiting at the launch (not the month's
+        # logit choices) take their buyers from it
+        moving = month.cancellations - (booked - orders)
         buyers = MonthBuyers(typed, shares, orders, booked, backlog_before, month,
-                             returning_buyers(month.cancellations, typed, setting.demand.types.weights))
+                             returning_buyers(moving, typed, setting.demand.types.weights))
         record_diversion(setting, terms, state, t, after_launch, delivered, typed)
         cash_flow(setting, terms, state, series, t, orders, delivered, shares)
         record_returning(setting, series, t, buyers.returning)

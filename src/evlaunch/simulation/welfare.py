@@ -28,8 +28,9 @@ Counting a buyer once. A buyer who orders the entrant's car leaves the market fo
 order waits (the month's logit shares take them from the rivals when they order). A buyer whose order is
 cancelled returns in the month of cancellation and buys their next choice: the cancellations are spread over
 the products and the outside option by the entrant's buyers' logit second choices at that month's choice set
-and prices (`returning_buyers`; buyers are conserved: orders booked = delivered + cancelled-and-rebought +
-cancelled-to-no-car + backlog). The gain of the entrant's own car (b) is counted only for cars delivered,
+and prices (`returning_buyers`; the orders waiting at the launch, booked outside the month's logit, take
+their buyers from the same second choices in the launch month; buyers are conserved: orders booked =
+delivered + cancelled-and-rebought + cancelled-to-no-car + backlog). The gain of the entrant's own car (b) is counted only for cars delivered,
 with the orders in the book served and cancelled at random (`queue_surplus`): each month's orders enter the
 book with that month's gain per order; deliveries take the book's average gain, cancellations take theirs
 away, so a cancelled buyer gains nothing from the car (they hold their second choice, which (a) counts).
@@ -100,7 +101,8 @@ def returning_buyers(cancelled: np.ndarray, typed: np.ndarray, weights: np.ndarr
     cancellation: the entrant's (last product's) second choices at the month's types' shares `typed`
     [N, T, K] (`second_choices`; the entrant's own column 0, the outside option last). A row sums to
     `cancelled` where the entrant has buyers this month; where it has none (nothing to learn their tastes
-    from) they buy no car (all to the outside option)."""
+    from) they buy no car (all to the outside option). Negative `cancelled` moves buyers the other way: orders
+    booked beyond the month's logit choices (those waiting at the launch) leave their second choices."""
     choices = second_choices(typed, weights, typed.shape[2] - 1)
     unseen = choices.sum(axis=1) <= 0.0
     choices[unseen, -1] = 1.0
