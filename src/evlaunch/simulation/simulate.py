@@ -16,7 +16,10 @@ equilibrium (`"bertrand"`, `supply.repricing`); the entrant's car enters at its 
 a constant share of buyers (the prior awareness, `entry.launch_prior`) and with the orders waiting at the
 launch; the plant delivers on the joint delivery ramp of the new-brand reference class (one ramp, counted
 once: `supply.capacity`), may build stock before the launch and expands under the scenario's stated rule;
-orders above its output queue and cancel the more the longer the wait; the money follows (a draw in which every path of the chain
+orders above its output queue and cancel the more the longer the wait, and each buyer is counted once
+(a waiting buyer is out of the rivals' market, a cancelled one buys their second choice, incumbents re-price
+against the deliverable share of the orders, the entrant's own surplus counts for cars delivered:
+`simulation.welfare`); the money follows (a draw in which every path of the chain
 fails abandons the project at the last failure: R&D and opex stop). Market figures by year are whole
 calendar years (the start year's months before the start are simulated too).
 
