@@ -162,7 +162,9 @@ def test_best_response_raises_the_price_when_capacity_binds(pricing_models):
     assert on_sale.sum() >= 8
     # a price held by a long queue can be the same in both (the loose plant still climbs its ramp with a queue),
     # but the tight plant's is never lower and, with its capacity premium and higher unit cost, mostly higher
-    assert np.all(tight["own.entrant_price.2026"][on_sale] >= loose["own.entrant_price.2026"][on_sale])
+    # (within 1e-6: incumbents re-price against the deliverable share of the orders, which the plants' queues
+    # set apart, so a price both hold can differ by cents through the rivals' prices it was set against)
+    assert np.all(tight["own.entrant_price.2026"][on_sale] >= loose["own.entrant_price.2026"][on_sale] * (1 - 1e-6))
     assert np.mean(tight["own.entrant_price.2026"][on_sale] > loose["own.entrant_price.2026"][on_sale]) >= 0.75
     # the fixed policy keeps the guide price in every year
     guide = simulate(fixed, inputs)
