@@ -43,6 +43,17 @@ def fixed_price_model(reference_text, reference_path):
     return prepare(parse_scenario(text, str(reference_path)), reference_path.parent)
 
 
+@pytest.fixture(scope="module")
+def fixed_prices_model(reference_text, reference_path):
+    """The reference model with every price fixed: incumbents re-price against the share of the entrant's orders
+    expected to be delivered (`supply.capacity.delivery_probability`), which the delivery ramp moves; that too is
+    the price channel, not a second ramp."""
+    text = reference_text.replace('price_policy = "best_response"', 'price_policy = "fixed"')
+    text = text.replace('reprice = "bertrand"', 'reprice = "fixed"')
+    assert 'reprice = "fixed"' in text and 'price_policy = "fixed"' in text
+    return prepare(parse_scenario(text, str(reference_path)), reference_path.parent)
+
+
 def run(model, inputs, **overrides):
     changed = dict(inputs)
     for key, value in overrides.items():
@@ -54,9 +65,9 @@ def monthly_series(out, path, name, model):
     return np.stack([out[monthly(path, name, label)] for label in model.scenario.months], axis=1).astype(float)
 
 
-def test_orders_never_depend_on_the_delivery_ramp(fixed_price_model, inputs):
+def test_orders_never_depend_on_the_delivery_ramp(fixed_prices_model, inputs):
     """One ramp, counted once: the class's ramp shape moves deliveries, never what buyers order."""
-    reference_model = fixed_price_model
+    reference_model = fixed_prices_model
     slow = run(reference_model, inputs, **{AWARENESS_EVENTS[0]: 0.9, AWARENESS_EVENTS[1]: 0.9})
     fast = run(reference_model, inputs, **{AWARENESS_EVENTS[0]: 0.1, AWARENESS_EVENTS[1]: 0.1})
     for year in reference_model.scenario.years:

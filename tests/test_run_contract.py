@@ -42,10 +42,12 @@ def test_summary_follows_the_contract(first_run, reference_model):
         assert set(path) == {"launch_month", "p_launch_by_target", "deliveries", "orders", "share", "revenue",
                              "npv", "peak_cash_need", "p_budget_exceeded", "surplus_change", "order_share",
                              "order_share_without_rivals", "rival_diversion", "first_12_months_deliveries",
-                             "p_expansion", "p_ahead_of_pledge_schedule"}
+                             "p_expansion", "p_ahead_of_pledge_schedule", "incumbent_profit_change",
+                             "entrant_variable_profit", "welfare_change"}
         check_block(path["first_12_months_deliveries"])
         assert 0 <= path["p_expansion"] <= 1
-        for key in ("surplus_change", "order_share", "order_share_without_rivals"):
+        for key in ("surplus_change", "order_share", "order_share_without_rivals", "incumbent_profit_change",
+                    "entrant_variable_profit", "welfare_change"):
             assert set(path[key]) == years
             for block in path[key].values():
                 check_block(block)

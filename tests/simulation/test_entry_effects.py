@@ -87,3 +87,33 @@ def test_scheduled_prices_are_the_sourced_ones(reference_model):
         if isinstance(launch.price, (int, float)):   # a fixed price is a fact: the table's entry price
             match = [rival for rival in prices if re.sub(r"\W", "", rival)[:6] == re.sub(r"\W", "", launch.name)[:6]]
             assert match and float(prices[match[0]]) == launch.price, launch.name
+
+
+def test_with_fixed_prices_no_incumbent_costs_are_known_so_profit_and_welfare_are_not_available(
+        fixed_price_model, central):
+    scenario = fixed_price_model.scenario
+    for path in scenario.paths:
+        for year in scenario.years:
+            assert np.isnan(central[columns.yearly(path, columns.INCUMBENT_PROFIT_CHANGE, year)][0])
+            assert np.isnan(central[columns.yearly(path, columns.WELFARE_CHANGE, year)][0])
+            assert np.isfinite(central[columns.yearly(path, columns.ENTRANT_VARIABLE_PROFIT, year)][0])
+
+
+@pytest.fixture(scope="module")
+def repriced(reference_model):
+    return simulate(reference_model, {})
+
+
+def test_entry_costs_incumbents_profit_and_welfare_adds_up(reference_model, repriced):
+    # a substitute enters and incumbents' prices fall: their variable profit falls in every year it sells (the
+    # cancelled buyers who return do not make up for it); total welfare is the sum of its three parts
+    scenario = reference_model.scenario
+    for path in scenario.paths:
+        for year in scenario.years:
+            incumbents = repriced[columns.yearly(path, columns.INCUMBENT_PROFIT_CHANGE, year)][0]
+            orders = repriced[columns.yearly(path, columns.ORDERS, year)][0]
+            assert incumbents <= 0.0 and (incumbents < 0.0) == (orders > 0.0), (path, year)
+            parts = sum(repriced[columns.yearly(path, key, year)][0] for key in (
+                columns.SURPLUS_CHANGE, columns.INCUMBENT_PROFIT_CHANGE, columns.ENTRANT_VARIABLE_PROFIT))
+            assert repriced[columns.yearly(path, columns.WELFARE_CHANGE, year)][0] == pytest.approx(parts, rel=1e-12)
+

@@ -8,7 +8,9 @@ from evlaunch.market.rc_logit import ConsumerTastes, ProductSet, choice_probabil
 from evlaunch.simulation.welfare import (
     entry_surplus,
     outside_shares,
-    rationed_surplus,
+    profit_change,
+    queue_surplus,
+    returning_buyers,
     second_choices,
     shares_without,
     surplus_change,
@@ -114,18 +116,71 @@ def test_entry_surplus_splits_the_log_sum_into_the_price_response_and_the_entran
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_rationed_surplus_is_the_log_sum_when_every_order_is_served_and_the_response_when_none_is(seed):
+def test_queue_surplus_is_the_log_sum_when_every_order_is_served_at_once_and_nothing_when_none_is(seed):
     after, before, weights, coefficient = entry_market(seed)
     response, own = entry_surplus(after, before, weights, coefficient)
     full = surplus_change(after, before, weights, coefficient)
     orders = np.full(full.shape, 1234.0)
-    np.testing.assert_allclose(rationed_surplus(response, own, orders, orders), full, rtol=1e-12)
-    np.testing.assert_array_equal(rationed_surplus(response, own, np.zeros_like(orders), orders), response)
-    half = rationed_surplus(response, own, orders / 2, orders)
-    np.testing.assert_allclose(half, response + own / 2, rtol=1e-12)
-    assert np.all((half > response) & (half < full))
-    # no order booked: nothing to serve, the price response stays
-    np.testing.assert_array_equal(rationed_surplus(response, own, orders, np.zeros_like(orders)), response)
+    none = np.zeros_like(orders)
+    served, left = queue_surplus(none, none, orders, own / orders, orders, none)
+    np.testing.assert_allclose(response + served, full, rtol=1e-12)
+    np.testing.assert_array_equal(left, 0.0)
+    # nothing delivered, all cancelled: the price response only, nothing carried
+    served, left = queue_surplus(none, none, orders, own / orders, none, none)
+    np.testing.assert_array_equal(response + served, response)
+    np.testing.assert_array_equal(left, 0.0)
+
+
+def test_queue_surplus_carries_the_waiting_orders_gain_until_their_car_comes():
+    # month 1: 100 orders at 50k each, 20 delivered, 60 wait (20 cancel); month 2: 40 orders at 80k join,
+    # 100 waiting are all delivered: the cancelled fifth of month 1's orders never gains
+    gain, carried = queue_surplus(np.zeros(1), np.zeros(1), np.array([100.0]), np.array([50e3]), np.array([20.0]),
+                                  np.array([60.0]))
+    np.testing.assert_allclose(gain, 20 * 50e3)
+    np.testing.assert_allclose(carried, 60 * 50e3)
+    second, rest = queue_surplus(carried, np.array([60.0]), np.array([40.0]), np.array([80e3]), np.array([100.0]),
+                                 np.zeros(1))
+    np.testing.assert_allclose(second, 60 * 50e3 + 40 * 80e3)
+    np.testing.assert_allclose(gain + second, 80 * 50e3 + 40 * 80e3)     # delivered buyers' gains, once each
+    np.testing.assert_array_equal(rest, 0.0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cancelled_buyers_are_conserved_and_go_where_the_entrants_buyers_would(seed):
+    after, _, weights, _ = entry_market(seed)
+    cancelled = np.random.default_rng(seed).uniform(0.0, 5e3, after.shape[0])
+    returning = returning_buyers(cancelled, after, weights)
+    np.testing.assert_allclose(returning.sum(axis=1), cancelled, rtol=1e-12)   # every cancelled buyer lands once
+    np.testing.assert_array_equal(returning[:, after.shape[2] - 1], 0.0)       # never back to the entrant
+    np.testing.assert_allclose(returning, cancelled[:, None] * second_choices(after, weights, after.shape[2] - 1),
+                               rtol=1e-12)
+    assert np.all(returning >= 0.0)
+    # an entrant without buyers this month: its cancelled buyers buy no car
+    silent = after.copy()
+    silent[:, :, -1] = 0.0
+    np.testing.assert_allclose(returning_buyers(cancelled, silent, weights)[:, -1], cancelled)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_incumbents_lose_profit_when_entry_adds_a_substitute_at_fixed_prices(seed):
+    # the same prices with and without the entrant: every incumbent sells less (its odds are unchanged, the
+    # outside option's share falls too), so profit at a positive margin falls
+    rng = np.random.default_rng(seed)
+    delta, products, tastes = random_market(seed)
+    price = products.price
+    _, shares = choice_probabilities(delta, products, tastes)
+    entrant = ProductSet(np.concatenate([products.x2, rng.normal(size=(3, 1, 2))], axis=1),
+                         np.concatenate([price, rng.uniform(1.0, 3.0, (3, 1))], axis=1))
+    _, with_entrant = choice_probabilities(np.concatenate([delta, rng.normal(-1.0, 1.0, (3, 1))], axis=1),
+                                           entrant, tastes)
+    cost = 0.7 * price
+    vat = np.full(3, 0.13)
+    size = 1e6
+    change = profit_change(size * with_entrant[:, :-1], price, size * shares, price, cost, vat)
+    assert np.all(change < 0.0)
+    np.testing.assert_allclose(change, (size * (price - cost) * (with_entrant[:, :-1] - shares)).sum(axis=1) / 1.13,
+                               rtol=1e-12)
+    np.testing.assert_array_equal(profit_change(size * shares, price, size * shares, price, cost, vat), 0.0)
 
 
 def test_gain_per_served_buyer_of_one_type_is_the_closed_form():
@@ -154,5 +209,6 @@ def test_gain_per_served_buyer_is_bounded_by_the_types_closed_forms(seed):
     assert np.all(per_buyer <= (1.0 / (-coefficient * (1.0 - s))).max(axis=1))
     # and rationing leaves the gain per delivered car unchanged: it scales the gain and the cars alike
     delivered, booked = 0.3 * (weights * s).sum(axis=1), (weights * s).sum(axis=1)
-    rationed = rationed_surplus(np.zeros_like(own), own, delivered, booked)
+    rationed, _ = queue_surplus(np.zeros_like(own), np.zeros_like(own), booked, own / booked, delivered,
+                                0.5 * booked)
     np.testing.assert_allclose(rationed / delivered, per_buyer, rtol=1e-12)

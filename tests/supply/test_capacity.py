@@ -10,7 +10,16 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from evlaunch.entry.reference_class import fit_brand, ramp_fraction
-from evlaunch.supply.capacity import Book, Plant, capacity_ramp, plant_month, run_plant, serve
+from evlaunch.supply.capacity import (
+    MAX_WAIT_MONTHS,
+    Book,
+    Plant,
+    capacity_ramp,
+    delivery_probability,
+    plant_month,
+    run_plant,
+    serve,
+)
 
 volumes = st.floats(0.0, 1e6)
 HORIZON = 36
@@ -213,3 +222,14 @@ def test_the_expansion_never_lowers_cumulative_deliveries(orders, capacity, expa
     after = np.cumsum(totals(with_option, "deliveries")[0])
     assert np.all(after >= before - 1e-6 * (1 + np.cumsum(orders)))
     assert np.all(totals(with_option, "output")[0] >= totals(without, "output")[0] - 1e-9)
+
+
+def test_an_order_is_delivered_with_the_chance_it_survives_each_month_of_its_wait():
+    queue, output, stock = np.array([0.0, 3000.0, 3000.0, 5000.0, 100.0]), np.array([1000.0, 1000.0, 0.0, 1000.0, 0.0]), \
+        np.array([0.0, 0.0, 0.0, 2000.0, 500.0])
+    chance = delivery_probability(queue, output, stock, np.full(5, 0.02), 0.01)
+    wait = np.array([0.0, 3.0, MAX_WAIT_MONTHS, 3.0, 0.0])            # (queue - stock) / output months
+    np.testing.assert_allclose(chance, (1.0 - np.clip(0.02 + 0.01 * wait, 0.0, 1.0)) ** wait, rtol=1e-12)
+    assert chance[0] == 1.0 and chance[4] == 1.0                      # no queue ahead (or stock covers it)
+    assert chance[2] == 0.0                                           # nothing produced: every order cancels
+    np.testing.assert_allclose(chance[1], 0.95 ** 3, rtol=1e-12)

@@ -56,6 +56,9 @@ DIVERSION = "diversion"
 SURPLUS_CHANGE = "surplus_change"
 ORDER_SHARE = "order_share"
 ORDER_SHARE_WITHOUT_RIVALS = "order_share_without_rivals"
+INCUMBENT_PROFIT_CHANGE = "incumbent_profit_change"
+ENTRANT_VARIABLE_PROFIT = "entrant_variable_profit"
+WELFARE_CHANGE = "welfare_change"
 
 # per scheduled launch and diversion group: `rival_diversion(path, "Jiyue 01", "Tesla")`
 RIVAL_DIVERSION = "rival_diversion"

@@ -1,8 +1,10 @@
 """Report sections on the announced rivals (whose buyers each takes; the entrant's share with and without
-them) and on what entry does to buyers (the change in consumer surplus).
+them) and on what entry does to buyers (the change in consumer surplus) and to welfare (the incumbents' lost
+profit and the entrant's variable profit beside it).
 
 Each section is `(context) -> Section | None` (`report.build` lists them). They read summary.json's
-`paths.*.order_share`, `order_share_without_rivals`, `surplus_change` and `rival_diversion` (from the
+`paths.*.order_share`, `order_share_without_rivals`, `surplus_change`, `incumbent_profit_change`,
+`entrant_variable_profit`, `welfare_change` and `rival_diversion` (from the
 per-draw outputs of `simulation.simulate`; `simulation.welfare` explains them) and return None for runs
 made before those outputs existed.
 """
@@ -118,16 +120,49 @@ def surplus_section(context) -> Section | None:
             "utility of the best choice) with the entrant on sale, less the log-sum without it and with "
             f"{reprice}, divided by the type's marginal utility of money, summed over types, regions and potential "
             "buyers (<code>simulation.welfare</code>; the same quantity as pyblp's consumer surplus, against which "
-            "the log-sum kernel is checked on Petrin's minivan case). The gain has two parts: the price cuts the "
-            "entrant draws from incumbents, which every buyer gets, and the value of the new car to the buyers "
-            "who choose it, which counts only for cars delivered: each month's gain per order booked times the "
-            "cars delivered that month (random rationing, Conlon &amp; Mortimer 2013), so orders waiting in the "
-            "backlog count when their car arrives and cancelled ones never. It is zero before the launch and in "
-            "draws in which the path never produces. Within a consumer type the gain per buyer of the entrant is "
-            "about one over the type's marginal utility of money, so it is set by the price sensitivity of the "
-            "entrant's buyers (richer, less price-sensitive types gain more CNY per car).</p>"
+            "the log-sum kernel is checked on Petrin's minivan case). Each buyer is counted once. A buyer who "
+            "orders the entrant's car leaves the market for its rivals while waiting; a buyer whose order is "
+            "cancelled returns in the month of cancellation and buys their next choice (the logit second "
+            "choices, or no car); the incumbents re-price against the share of the entrant's orders expected to "
+            "be delivered, not against every order. The gain has two parts: the price cuts the entrant draws from "
+            "incumbents, which every buyer gets, and the value of the new car to the buyers who choose it, which "
+            "counts only for cars delivered: orders join the book with their month's gain per order and are "
+            "served or cancelled at random (Conlon &amp; Mortimer 2013), so a waiting order counts when its car "
+            "arrives and a cancelled one never. It is zero before the launch and in draws in which the path never "
+            "produces. Within a consumer type the gain per buyer of the entrant is about one over the type's "
+            "marginal utility of money, so it is set by the price sensitivity of the entrant's buyers (richer, "
+            "less price-sensitive types gain more CNY per car).</p>"
             + table_html(["path (bn CNY)"] + years, rows)
             + "<p>Per delivered car, thousand CNY (mean surplus change over mean deliveries; it includes the "
               "incumbents' price cuts to all buyers, so it is high in years with few deliveries):</p>"
-            + table_html(["path (k CNY per car)"] + years, per_car))
+            + table_html(["path (k CNY per car)"] + years, per_car)
+            + _welfare_html(context, years))
     return Section("What entry does to buyers", body, "surplus")
+
+
+WELFARE_PARTS = (("surplus_change", "consumer surplus"), ("incumbent_profit_change", "incumbents' variable profit"),
+                 ("entrant_variable_profit", "entrant's variable profit"), ("welfare_change", "total"))
+
+
+def _welfare_html(context, years: list[str]) -> str:
+    """Consumer surplus is not welfare: the recommended path's surplus change, the incumbents' variable-profit
+    change and the entrant's variable profit with their sum, and every path's total (bn CNY, mean and 10-90%
+    interval); '' for runs made before these outputs existed."""
+    paths, scenario = context.summary["paths"], context.scenario
+    chosen = context.summary["recommended_path"]["name"]
+    if "welfare_change" not in paths.get(chosen, {}):
+        return ""
+    parts = [[label] + [_block(paths[chosen][key][y], 1e-9, ".2f") for y in years] for key, label in WELFARE_PARTS]
+    totals = [[html.escape(path)] + [_block(paths[path]["welfare_change"][y], 1e-9, ".2f") for y in years]
+              for path in scenario.paths if "welfare_change" in paths[path]]
+    return ("<p>Consumer surplus is not welfare. The entrant's buyers come partly from the incumbents, whose "
+            "variable profit ((price &minus; marginal cost) &times; units, net of VAT, summed over the re-priced "
+            "incumbents and the fringe; their equilibrium with the entrant against the one without it) falls; the "
+            "entrant earns its own variable profit (revenue less cost of goods, before R&amp;D, overheads and "
+            "capex). The change in total welfare of the year is the sum of the three. Taxes and subsidies (the "
+            "state's side) and the scheduled launches' profit (no recovered costs) are left out. With fixed "
+            "incumbent prices no costs are recovered and the incumbents' change is not available (&ndash;). "
+            f"Path <b>{html.escape(chosen)}</b>, bn CNY:</p>"
+            + table_html(["welfare (bn CNY)"] + years, parts)
+            + "<p>Total welfare change by path, bn CNY:</p>"
+            + table_html(["path (bn CNY)"] + years, totals))

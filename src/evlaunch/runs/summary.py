@@ -32,8 +32,10 @@ from evlaunch.config.columns import (
     AHEAD_OF_PLEDGE,
     BUDGET_EXCEEDED,
     DELIVERIES,
+    ENTRANT_VARIABLE_PROFIT,
     EXPANSION_ORDERED_MONTH,
     FIRST_12_MONTHS_DELIVERIES,
+    INCUMBENT_PROFIT_CHANGE,
     LAUNCH_MONTH_INDEX,
     MARKET_TOTAL,
     NEV_SHARE,
@@ -42,6 +44,7 @@ from evlaunch.config.columns import (
     ORDER_SHARE_WITHOUT_RIVALS,
     PEAK_CASH_NEED,
     SURPLUS_CHANGE,
+    WELFARE_CHANGE,
     path_column,
     rival_diversion_prefix,
     yearly,
@@ -143,7 +146,10 @@ def recommendation(statistics: dict[str, PathStats], scenario: Scenario) -> Reco
     return recommend_path(statistics, criterion)
 
 
-ENTRY_KEYS = (SURPLUS_CHANGE, ORDER_SHARE, ORDER_SHARE_WITHOUT_RIVALS)  # added beside the entrant's figures
+# added beside the entrant's figures: what entry does to buyers (consumer surplus) and to welfare (the
+# incumbents' variable-profit change, the entrant's variable profit, their sum with the surplus)
+ENTRY_KEYS = (SURPLUS_CHANGE, ORDER_SHARE, ORDER_SHARE_WITHOUT_RIVALS, INCUMBENT_PROFIT_CHANGE,
+              ENTRANT_VARIABLE_PROFIT, WELFARE_CHANGE)
 
 
 def rival_diversion(table: DrawStatistics, scenario: Scenario, path: str) -> dict[str, dict[str, float | None]]:

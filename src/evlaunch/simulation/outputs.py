@@ -109,16 +109,28 @@ ORDER_BOOK_MONTHLY = (
 )
 DIVERSION_OUTPUT = OutputColumn(columns.DIVERSION, "fraction",
                                 "share of the entrant's buyers in its first 12 months on sale who would "
-                                "otherwise have bought from the group (or nothing: 'outside')")
+                                "otherwise have bought from the group (or nothing: 'outside'); the months' "
+                                "diversion ratios weighted by their deliveries")
 ENTRY_OUTPUTS = (
     OutputColumn(columns.SURPLUS_CHANGE, "CNY",
                  "change in consumer surplus from the entrant's launch in the calendar year: log-sum over consumer "
                  "types and regions, with versus without the entrant (incumbents' prices as they would be without "
-                 "it: Bertrand counterfactual, or no entry cut), buyers' choices (orders) before capacity rationing"),
+                 "it: Bertrand counterfactual, or no entry cut); the incumbents' price response counts for every "
+                 "buyer, the entrant's own car only for the buyers whose car is delivered (a cancelled buyer buys "
+                 "their second choice)"),
     OutputColumn(columns.ORDER_SHARE, "fraction", "the entrant's orders / new-car buyers' choices (orders basis)"),
     OutputColumn(columns.ORDER_SHARE_WITHOUT_RIVALS, "fraction",
                  "the same had the scheduled competitor launches not come, at the same prices (their buyers "
                  "re-choose as in each consumer type's logit)"),
+    OutputColumn(columns.INCUMBENT_PROFIT_CHANGE, "CNY",
+                 "change in the re-priced incumbents' (the fringe included) variable profit net of VAT, sum of "
+                 "(price - marginal cost) x units, with versus without the entrant (cancelled buyers' second "
+                 "choices included); NaN with fixed prices (no costs recovered)"),
+    OutputColumn(columns.ENTRANT_VARIABLE_PROFIT, "CNY",
+                 "the entrant's revenue less cost of goods, net of VAT (before R&D, opex and capex)"),
+    OutputColumn(columns.WELFARE_CHANGE, "CNY",
+                 "consumer-surplus change + incumbents' profit change + the entrant's variable profit (taxes and "
+                 "subsidies left out)"),
 )
 RIVAL_DIVERSION_OUTPUT = OutputColumn(columns.RIVAL_DIVERSION, "fraction",
                                       "share of a scheduled launch's buyers in its first 12 months on sale (draws "

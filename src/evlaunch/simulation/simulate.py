@@ -16,7 +16,10 @@ equilibrium (`"bertrand"`, `supply.repricing`); the entrant's car enters at its 
 a constant share of buyers (the prior awareness, `entry.launch_prior`) and with the orders waiting at the
 launch; the plant delivers on the joint delivery ramp of the new-brand reference class (one ramp, counted
 once: `supply.capacity`), may build stock before the launch and expands under the scenario's stated rule;
-orders above its output queue and cancel the more the longer the wait; the money follows (a draw in which every path of the chain
+orders above its output queue and cancel the more the longer the wait, and each buyer is counted once
+(a waiting buyer is out of the rivals' market, a cancelled one buys their second choice, incumbents re-price
+against the deliverable share of the orders, the entrant's own surplus counts for cars delivered:
+`simulation.welfare`); the money follows (a draw in which every path of the chain
 fails abandons the project at the last failure: R&D and opex stop). Market figures by year are whole
 calendar years (the start year's months before the start are simulated too).
 
@@ -64,11 +67,13 @@ from evlaunch.simulation.outputs import rival_groups
 from evlaunch.simulation.welfare import (
     entry_surplus,
     outside_shares,
-    rationed_surplus,
+    profit_change,
+    queue_surplus,
+    returning_buyers,
     second_choices,
     shares_without,
 )
-from evlaunch.supply.capacity import Book, Month, Plant, plant_month
+from evlaunch.supply.capacity import Book, Month, Plant, delivery_probability, plant_month, plant_output
 from evlaunch.supply.margin_fit import calibrate_market
 from evlaunch.supply.repricing import (
     Entrant,
@@ -177,11 +182,28 @@ class PathSeries:
 
 
 @dataclass(frozen=True)
+class MonthBuyers:
+    """Month t's buyers of one path [N] (vehicles) and their choices: who ordered, what the book did, and where
+    the cancelled orders' buyers went (`simulation.welfare.returning_buyers`)."""
+
+    typed: np.ndarray            # [N, T, K] shares per consumer type (the entrant's orders: gross, every order)
+    shares: np.ndarray           # [N, K] national shares
+    orders: np.ndarray           # the month's new orders (logit)
+    booked: np.ndarray           # the same plus the orders waiting at the launch (launch month)
+    backlog_before: np.ndarray   # orders waiting at the month's start
+    month: Month                 # the plant and the book: deliveries, cancellations, backlog at the month's end
+    returning: np.ndarray        # [N, K + 1] the cancelled orders' buyers by product, the outside option last,
+    #                              less (launch month) the buyers of the orders waiting at the launch
+
+
+@dataclass(frozen=True)
 class EntryEffects:
     """What entry does to buyers and the scheduled launches to the entrant, along one path (`simulation.welfare`)."""
 
-    surplus: np.ndarray          # [N, H] consumer surplus from incumbents' price response to the launch, CNY
-    own: np.ndarray              # [N, H] the entrant's own contribution had every order got a car, CNY
+    response: np.ndarray         # [N, H] consumer surplus from incumbents' price response to the launch, CNY
+    served: np.ndarray           # [N, H] the entrant's own contribution to the buyers whose car came, CNY
+    book_value: np.ndarray       # [N] the own contribution waiting in the order book (carried), CNY
+    profit: np.ndarray           # [N, H] incumbents' variable profit with less without the entrant, CNY
     buyers: np.ndarray           # [N, H] buyers choosing a new car (orders basis)
     buyers_without: np.ndarray   # [N, H] the same had the scheduled launches not come
     orders_without: np.ndarray   # [N, H] the entrant's orders had the scheduled launches not come
@@ -189,10 +211,12 @@ class EntryEffects:
     rival_units: np.ndarray      # [N, L] the launches' units weighting them
 
     @staticmethod
-    def empty(draws: int, horizon: int, launches: int, groups: int) -> EntryEffects:
-        return EntryEffects(np.zeros((draws, horizon)), np.zeros((draws, horizon)), np.zeros((draws, horizon)),
-                            np.zeros((draws, horizon)), np.zeros((draws, horizon)), np.zeros((draws, launches, groups + 1)),
-                            np.zeros((draws, launches)))
+    def empty(draws: int, horizon: int, launches: int, groups: int, priced: bool) -> EntryEffects:
+        """Zeros; `profit` NaN without re-pricing (`priced` False: no marginal costs are recovered)."""
+        return EntryEffects(np.zeros((draws, horizon)), np.zeros((draws, horizon)), np.zeros(draws),
+                            np.zeros((draws, horizon)) if priced else np.full((draws, horizon), np.nan),
+                            np.zeros((draws, horizon)), np.zeros((draws, horizon)), np.zeros((draws, horizon)),
+                            np.zeros((draws, launches, groups + 1)), np.zeros((draws, launches)))
 
 
 def simulate(model: Model, inputs: Inputs) -> Outputs:
@@ -228,21 +252,30 @@ def simulate_path(setting: Setting, terms: PathTerms
     series.national["price"][:] = setting.parameters.product.price[:, None]  # the guide price until re-set
     path_pricing = setting.pricing.path() if setting.pricing is not None else None
     plant = path_plant(setting, terms)
-    effects = EntryEffects.empty(draws, horizon, setting.demand.size_l, len(setting.group_names))
+    effects = EntryEffects.empty(draws, horizon, setting.demand.size_l, len(setting.group_names),
+                                 path_pricing is not None)
     for t in range(horizon):
         after_launch, cut, utility = entrant_utility(setting, terms, t)
-        typed, shares = month_demand(setting, terms, path_pricing, series, t, after_launch, cut, utility)
+        deliverable = utility + np.log(np.maximum(deliverable_share(setting, terms, plant, state, t), 1e-12))
+        typed, shares = month_demand(setting, terms, path_pricing, series, t, (after_launch, cut), utility,
+                                     deliverable)
         orders = setting.size[:, t] * shares[:, -1]
-        record_diversion(setting, terms, state, t, after_launch, orders, typed)
         booked = orders + np.where(t == terms.launch_index, setting.launch_orders, 0.0)
+        backlog_before = state.book.backlog.copy()
         month = capacity_and_deliveries(setting, plant, state, series, t, booked)
         delivered = month.deliveries
+        # cancelled buyers return to their next choice; the orders waiting at the launch (not the month's
+        # logit choices) take their buyers from it
+        moving = month.cancellations - (booked - orders)
+        buyers = MonthBuyers(typed, shares, orders, booked, backlog_before, month,
+                             returning_buyers(moving, typed, setting.demand.types.weights))
+        record_diversion(setting, terms, state, t, after_launch, delivered, typed)
         cash_flow(setting, terms, state, series, t, orders, delivered, shares)
+        record_returning(setting, series, t, buyers.returning)
         record_order_book(terms, state, series, t, booked)
         entrant_price(setting, terms, month, series, t, typed)
-        regional_sums(setting, series, t, orders, delivered, typed)
-        record_entry_effects(setting, terms, path_pricing, effects, t, after_launch, utility, typed)
-        effects.orders_without[:, t] += booked - orders  # orders waiting at the launch count with or without rivals
+        regional_sums(setting, series, t, orders, delivered, typed, buyers.returning)
+        record_entry_effects(setting, terms, path_pricing, effects, t, after_launch, utility, buyers)
     return series, state, path_pricing, effects
 
 
@@ -427,11 +460,30 @@ def entrant_utility(setting: Setting, terms: PathTerms, t: int) -> tuple[np.ndar
     return after_launch, cut, utility
 
 
+def deliverable_share(setting: Setting, terms: PathTerms, plant: Plant, state: PathState, t: int) -> np.ndarray:
+    """[N] the share of the entrant's orders placed in month t expected to be delivered rather than cancelled
+    (`supply.capacity.delivery_probability`: the queue ahead of them, the orders waiting at the launch
+    included, over the month's output and stock, and the cancellation rate at that wait); 1 without a queue."""
+    product = setting.parameters.product
+    queue = state.book.backlog + np.where(t == terms.launch_index, setting.launch_orders, 0.0)
+    output = plant_output(plant, state.book, t, setting.shock_cut[:, t])
+    return delivery_probability(queue, output, state.book.stock, product.order_cancellation,
+                                product.cancellation_per_month_waited)
+
+
 def month_demand(setting: Setting, terms: PathTerms, path_pricing: PathPricing | None, series: PathSeries,
-                 t: int, after_launch: np.ndarray, cut: np.ndarray, utility: np.ndarray
+                 t: int, on_sale: tuple[np.ndarray, np.ndarray], utility: np.ndarray, deliverable: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(shares per consumer type [N, T, K], national shares [N, K]) in month t, with incumbents' prices fixed
-    (cut after the launch) or re-priced; records the named incumbent BEVs' units and price change."""
+    (cut after the launch) or re-priced; records the named incumbent BEVs' units and price change.
+
+    Counting a buyer once: the incumbents re-price against the entrant's deliverable demand, its utility
+    `deliverable` = `utility` + log(the share of its orders expected to be delivered, `deliverable_share`;
+    as if only that share of buyers considered the car, like the prior awareness), since a buyer whose order
+    is cancelled returns to them; buyers then order at those prices with the entrant's full `utility` (every
+    order is booked, and leaves the rivals while it waits). `on_sale`: (on sale [N] bool, the entry price cut [N]),
+    `entrant_utility`'s first two."""
+    after_launch, cut = on_sale
     price = series.national["price"][:, t]
     if path_pricing is None:
         typed, shares = setting.demand.month(setting.demand.lead + t, cut, utility, price, after_launch,
@@ -440,7 +492,11 @@ def month_demand(setting: Setting, terms: PathTerms, path_pricing: PathPricing |
             axis=1)
         series.price_change[:, t] = -cut * series.bev_units[:, t]
     else:
-        _, typed, shares = path_pricing.month(t, utility, price, after_launch, terms.launch_index)
+        _, typed, shares = path_pricing.month(t, deliverable, price, after_launch, terms.launch_index)
+        if not np.array_equal(deliverable, utility):
+            demand = setting.demand
+            typed, shares = demand.month(demand.lead + t, np.zeros(price.shape), utility, price, after_launch,
+                                         terms.launch_index, path_pricing.pricing.lineup_prices(path_pricing.guide))
         series.price_change[:, t], series.bev_units[:, t] = path_pricing.bev_price_change(shares, setting.size[:, t])
         series.fringe_change[:, :, t], series.fringe_units[:, :, t] = path_pricing.fringe_price_change(
             shares, setting.size[:, t])
@@ -448,11 +504,12 @@ def month_demand(setting: Setting, terms: PathTerms, path_pricing: PathPricing |
 
 
 def record_diversion(setting: Setting, terms: PathTerms, state: PathState, t: int, after_launch: np.ndarray,
-                     orders: np.ndarray, typed: np.ndarray) -> None:
-    """Add month t's diversion ratios to groups, weighted by orders, in the first 12 months on sale."""
+                     delivered: np.ndarray, typed: np.ndarray) -> None:
+    """Add month t's diversion ratios to groups, weighted by the month's deliveries (buyers counted once: a
+    cancelled order takes no buyer from anyone), in the first 12 months on sale."""
     first_year = after_launch & (t < terms.launch_index + 12)
     if first_year.any():
-        weight = np.where(first_year, orders, 0.0)
+        weight = np.where(first_year, delivered, 0.0)
         ratios = np.nan_to_num(entrant_diversion(typed, setting.demand.types.weights, setting.price_coefficient)
                                ) @ setting.group_matrix
         state.diversion += weight[:, None] * ratios
@@ -526,6 +583,16 @@ def cash_flow(setting: Setting, terms: PathTerms, state: PathState, series: Path
     national["share"][:, t] = delivered / sold
 
 
+def record_returning(setting: Setting, series: PathSeries, t: int, returning: np.ndarray) -> None:
+    """Add to month t's new-car and NEV sales the cancelled orders' buyers who buy another car in the month of
+    cancellation (`returning` [N, K + 1], `simulation.welfare.returning_buyers`), and re-take the entrant's
+    share of the sales."""
+    national = series.national
+    national["market"][:, t] += returning[:, :-1].sum(axis=1)
+    national["nev"][:, t] += (returning[:, :-1] * setting.demand.is_nev[None, :]).sum(axis=1)
+    national["share"][:, t] = national["deliveries"][:, t] / national["market"][:, t]
+
+
 def entrant_price(setting: Setting, terms: PathTerms, month: Month, series: PathSeries, t: int,
                   typed: np.ndarray) -> None:
     """Set next month's price of the entrant under the scenario's policy. 'fixed': the guide price throughout.
@@ -560,8 +627,9 @@ def entrant_price(setting: Setting, terms: PathTerms, month: Month, series: Path
 
 
 def regional_sums(setting: Setting, series: PathSeries, t: int, orders: np.ndarray, delivered: np.ndarray,
-                  typed: np.ndarray) -> None:
-    """Month t by region: the entrant's deliveries (split as its orders are), new-car and NEV sales."""
+                  typed: np.ndarray, returning: np.ndarray) -> None:
+    """Month t by region: the entrant's deliveries (split as its orders are), new-car and NEV sales (the
+    cancelled orders' buyers who buy another car, `returning` [N, K + 1], split as the orders are)."""
     demand = setting.demand
     regions, nev = demand.regions, demand.is_nev
     regional = demand.types.within_regions(typed)                                      # [N, R, K]
@@ -569,11 +637,13 @@ def regional_sums(setting: Setting, series: PathSeries, t: int, orders: np.ndarr
     orders_region = buyers * regional[:, :, -1]
     mix = np.where(orders[:, None] > 0, orders_region / np.maximum(orders, 1e-300)[:, None], regions.weights)
     delivered_region = delivered[:, None] * mix
+    rebought = returning[:, :-1].sum(axis=1)[:, None] * mix
+    rebought_nev = (returning[:, :-1] * nev[None, :]).sum(axis=1)[:, None] * mix
     by_region = series.regional
     by_region["deliveries"][:, :, t] = delivered_region
-    by_region["market"][:, :, t] = buyers * regional.sum(axis=2) - orders_region + delivered_region
+    by_region["market"][:, :, t] = buyers * regional.sum(axis=2) - orders_region + delivered_region + rebought
     by_region["nev"][:, :, t] = (buyers * (regional[:, :, :-1] * nev[None, None, :-1]).sum(axis=2)
-                                 + delivered_region)
+                                 + delivered_region + rebought_nev)
 
 
 def path_outputs(path: str, setting: Setting, terms: PathTerms, series: PathSeries, state: PathState,
@@ -685,27 +755,37 @@ def monthly_outputs(path: str, setting: Setting, series: PathSeries) -> Outputs:
 
 def record_entry_effects(setting: Setting, terms: PathTerms, path_pricing: PathPricing | None,
                          effects: EntryEffects, t: int, after_launch: np.ndarray, utility: np.ndarray,
-                         typed: np.ndarray) -> None:
-    """Month t: the change in consumer surplus from the entrant against the same month without it (no entry
-    cut, or incumbents at their no-entrant equilibrium prices); buyers and the entrant's orders with and
-    without the scheduled launches (at the same prices); the launches' buyers' second choices in their first
-    12 months on sale (`simulation.welfare`)."""
-    demand, size = setting.demand, setting.size[:, t]
+                         buyers: MonthBuyers) -> None:
+    """Month t, counting each buyer once (`simulation.welfare`, "Counting a buyer once"): the change in consumer
+    surplus from the entrant against the same month without it (no entry cut, or incumbents at their
+    no-entrant equilibrium prices): the incumbents' price response for every buyer, and the entrant's own
+    contribution for the buyers whose car is delivered (the order book served at random,
+    `welfare.queue_surplus`); the incumbents' variable-profit change (`incumbent_profit_change`); buyers and
+    the entrant's orders with and without the scheduled launches (at the same prices; the orders waiting at
+    the launch count in both); the launches' buyers' second choices in their first 12 months on sale."""
+    demand, size, typed = setting.demand, setting.size[:, t], buyers.typed
     weights, products = demand.types.weights, typed.shape[2]
     if after_launch.any():
         prices = None if path_pricing is None else path_pricing.pricing.lineup_prices(path_pricing.counterfactual)
-        without_entrant, _ = demand.month(demand.lead + t, np.zeros(size.shape), utility,
-                                          setting.parameters.product.price, np.zeros(size.shape, dtype=bool),
-                                          terms.launch_index, prices)
+        without_entrant, shares_without_entrant = demand.month(
+            demand.lead + t, np.zeros(size.shape), utility, setting.parameters.product.price,
+            np.zeros(size.shape, dtype=bool), terms.launch_index, prices)
         response, own = entry_surplus(typed, without_entrant, weights, setting.price_coefficient)
-        effects.surplus[:, t] = np.where(after_launch, size * response, 0.0)
-        effects.own[:, t] = np.where(after_launch, size * own, 0.0)
+        effects.response[:, t] = np.where(after_launch, size * response, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gain = np.where(after_launch & (buyers.orders > 0), size * own / buyers.orders, 0.0)
+        effects.served[:, t], effects.book_value[:] = queue_surplus(
+            effects.book_value, buyers.backlog_before, buyers.booked, gain, buyers.month.deliveries,
+            buyers.month.backlog)
+        if path_pricing is not None:
+            effects.profit[:, t] = np.where(after_launch, incumbent_profit_change(
+                setting, path_pricing, t, buyers, shares_without_entrant), 0.0)
     launches = np.zeros(products, dtype=bool)
     launches[demand.size_j:demand.size_j + demand.size_l] = True
     without_rivals = shares_without(typed, launches)
     effects.buyers[:, t] = size * (weights * (1.0 - outside_shares(typed))).sum(axis=1)
     effects.buyers_without[:, t] = size * (weights * (1.0 - outside_shares(without_rivals))).sum(axis=1)
-    effects.orders_without[:, t] = size * (weights * without_rivals[:, :, -1]).sum(axis=1)
+    effects.orders_without[:, t] = size * (weights * without_rivals[:, :, -1]).sum(axis=1) + buyers.booked - buyers.orders
     first_year = [k for k in range(demand.size_l) if 0 <= setting.calendar.months[t] - demand.launch_month[k] < 12]
     if first_year:
         to_groups = np.concatenate([setting.group_matrix, np.zeros((products + 1, 1))], axis=1)
@@ -717,20 +797,49 @@ def record_entry_effects(setting: Setting, terms: PathTerms, path_pricing: PathP
             effects.rival_units[:, k] += units
 
 
+def incumbent_profit_change(setting: Setting, path_pricing: PathPricing, t: int, buyers: MonthBuyers,
+                            shares_without_entrant: np.ndarray) -> np.ndarray:
+    """[N] month t's change of the re-priced incumbents' variable profit net of VAT, CNY, the fringe included
+    (`welfare.profit_change`): their units with the entrant (the month's logit sales plus the cancelled
+    orders' buyers who return to them) at the path's prices, against the no-entrant world's units at its
+    equilibrium prices (`shares_without_entrant` [N, K]), at the month's marginal costs (the fringe's own,
+    without the solver's aggregate shift). Products that do not re-price (the scheduled launches; the fringe
+    when it keeps its prices) have no recovered cost and are left out."""
+    pricing = path_pricing.pricing
+    supply, size = pricing.supply, setting.size[:, t]
+    shift = 0.0 if supply.solver_shift is None else supply.solver_shift
+    cost = pricing.cost(setting.demand.lead + t) - shift
+    units_with = size[:, None] * buyers.shares[:, supply.index] + buyers.returning[:, supply.index]
+    units_without = size[:, None] * shares_without_entrant[:, supply.index]
+    return profit_change(units_with, path_pricing.guide, units_without, path_pricing.counterfactual, cost,
+                         setting.parameters.finance.vat_rate)
+
+
 def entry_outputs(path: str, model: Model, setting: Setting, series: PathSeries, effects: EntryEffects) -> Outputs:
-    """A path's consumer-surplus change (rationed: the entrant's own contribution counts for cars delivered,
-    `simulation.welfare.rationed_surplus`) and order shares with and without the scheduled launches by calendar
-    year, then each launch's buyers' second choices by group (NaN where it sold nothing in its first year)."""
+    """A path's welfare by calendar year: the consumer-surplus change (the incumbents' price response for
+    every buyer plus the entrant's own contribution for the cars delivered, `record_entry_effects`), the
+    incumbents' variable-profit change (NaN with fixed prices: no costs recovered), the entrant's variable
+    profit (revenue less cost of goods, net of VAT) and their sum, the total welfare change; order shares with
+    and without the scheduled launches; then each launch's buyers' second choices by group (NaN where it sold
+    nothing in its first year)."""
     out: Outputs = {}
-    surplus = rationed_surplus(effects.surplus, effects.own, series.national["deliveries"], series.national["orders"])
+    national = series.national
+    surplus = effects.response + effects.served
+    entrant_profit = national["revenue"] - national["cost_of_goods"]
     with np.errstate(invalid="ignore", divide="ignore"):
         for year in setting.calendar.year_list:
             in_year = setting.calendar.years == year
-            out[columns.yearly(path, columns.SURPLUS_CHANGE, year)] = surplus[:, in_year].sum(axis=1)
+            consumers = surplus[:, in_year].sum(axis=1)
+            incumbents = effects.profit[:, in_year].sum(axis=1)
+            entrant = entrant_profit[:, in_year].sum(axis=1)
+            out[columns.yearly(path, columns.SURPLUS_CHANGE, year)] = consumers
             out[columns.yearly(path, columns.ORDER_SHARE, year)] = (
-                series.national["orders"][:, in_year].sum(axis=1) / effects.buyers[:, in_year].sum(axis=1))
+                national["orders"][:, in_year].sum(axis=1) / effects.buyers[:, in_year].sum(axis=1))
             out[columns.yearly(path, columns.ORDER_SHARE_WITHOUT_RIVALS, year)] = (
                 effects.orders_without[:, in_year].sum(axis=1) / effects.buyers_without[:, in_year].sum(axis=1))
+            out[columns.yearly(path, columns.INCUMBENT_PROFIT_CHANGE, year)] = incumbents
+            out[columns.yearly(path, columns.ENTRANT_VARIABLE_PROFIT, year)] = entrant
+            out[columns.yearly(path, columns.WELFARE_CHANGE, year)] = consumers + incumbents + entrant
         groups = rival_groups(setting.group_names)
         for k, launch in enumerate(model.scenario.competition.launches):
             units = effects.rival_units[:, k]

@@ -20,11 +20,25 @@ random rationing (each would-be buyer served with the same probability phi, inde
 expected surplus is `phi CS(with the entrant) + (1 - phi) CS(without it)` (Conlon & Mortimer 2013,
 "Demand estimation under incomplete product availability", AEJ: Microeconomics 5(4), the availability-weighted
 log-sum; random rather than efficient rationing as in Glaeser & Luttmer 2003, AER 93(4)), so the change is
-`(a) + phi (b)`. The simulation takes phi as the cars delivered per order booked in the month, so each buyer's
-gain is counted when their car arrives (a month that clears backlog has phi > 1: earlier orders' buyers are
-served then, at that month's gain per order); cancelled and never-delivered orders gain nothing. Within a type
-(b) per potential buyer is `-log(1 - s_e) / -alpha` (IIA), so the gain per served buyer of the entrant is
-`-log(1 - s_e) / (s_e (-alpha))`, between `1 / -alpha` and `1 / -alpha / (1 - s_e)`.
+`(a) + phi (b)`. Within a type (b) per potential buyer is `-log(1 - s_e) / -alpha` (IIA), so the gain per
+served buyer of the entrant is `-log(1 - s_e) / (s_e (-alpha))`, between `1 / -alpha` and
+`1 / -alpha / (1 - s_e)`.
+
+Counting a buyer once. A buyer who orders the entrant's car leaves the market for its rivals while the
+order waits (the month's logit shares take them from the rivals when they order). A buyer whose order is
+cancelled returns in the month of cancellation and buys their next choice: the cancellations are spread over
+the products and the outside option by the entrant's buyers' logit second choices at that month's choice set
+and prices (`returning_buyers`; the orders waiting at the launch, booked outside the month's logit, take
+their buyers from the same second choices in the launch month; buyers are conserved: orders booked =
+delivered + cancelled-and-rebought + cancelled-to-no-car + backlog). The gain of the entrant's own car (b) is counted only for cars delivered,
+with the orders in the book served and cancelled at random (`queue_surplus`): each month's orders enter the
+book with that month's gain per order; deliveries take the book's average gain, cancellations take theirs
+away, so a cancelled buyer gains nothing from the car (they hold their second choice, which (a) counts).
+
+Welfare. Consumer surplus is not welfare: `profit_change` is the change of the incumbents' variable profit,
+sum_j (p_j - c_j) q_j with the entrant less without it (their re-priced equilibrium against the no-entrant
+one, the returning buyers included), and the total change is consumer surplus + that + the entrant's own
+variable profit (`simulation.simulate.entry_outputs`). Taxes and subsidies (the state's side) are left out.
 
 Shapes: N draws, T consumer types, K products (the base lineup, the scheduled launches, the entrant last).
 """
@@ -62,17 +76,6 @@ def entry_surplus(typed_after: np.ndarray, typed_before: np.ndarray, weights: np
             surplus_change(typed_after, without, weights, coefficient))
 
 
-def rationed_surplus(response: np.ndarray, own: np.ndarray, delivered: np.ndarray, booked: np.ndarray
-                     ) -> np.ndarray:
-    """The change in consumer surplus when only buyers who get the car gain from it: `response + own *
-    delivered / booked` (same shapes, e.g. [N, H] CNY and cars; module docstring, "Rationing"); months with no
-    order booked keep only the response. Cars delivered as fast as they are ordered (`delivered == booked`)
-    give the unrationed log-sum, no car delivered only the rivals' price response."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        served = np.where(booked > 0, delivered / np.where(booked > 0, booked, 1.0), 0.0)
-    return response + served * own
-
-
 def shares_without(typed: np.ndarray, removed: np.ndarray) -> np.ndarray:
     """[N, T, K] the types' shares once the products `removed` (bool [K]) leave the choice set at unchanged
     utilities (their shares become 0, every other product's rises by 1 / (1 - the removed share))."""
@@ -91,3 +94,41 @@ def second_choices(typed: np.ndarray, weights: np.ndarray, source: int) -> np.nd
     moved = np.einsum("nt,ntk->nk", buyers / np.maximum(1.0 - own, 1e-300), others)
     total = buyers.sum(axis=1)
     return np.where(total[:, None] > 0, moved / np.maximum(total, 1e-300)[:, None], 0.0)
+
+
+def returning_buyers(cancelled: np.ndarray, typed: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """[N, K + 1] where the buyers of the cancelled orders `cancelled` [N] (vehicles) go in the month of
+    cancellation: the entrant's (last product's) second choices at the month's types' shares `typed`
+    [N, T, K] (`second_choices`; the entrant's own column 0, the outside option last). A row sums to
+    `cancelled` where the entrant has buyers this month; where it has none (nothing to learn their tastes
+    from) they buy no car (all to the outside option). Negative `cancelled` moves buyers the other way: orders
+    booked beyond the month's logit choices (those waiting at the launch) leave their second choices."""
+    choices = second_choices(typed, weights, typed.shape[2] - 1)
+    unseen = choices.sum(axis=1) <= 0.0
+    choices[unseen, -1] = 1.0
+    return cancelled[:, None] * choices
+
+
+def queue_surplus(book_value: np.ndarray, backlog_before: np.ndarray, booked: np.ndarray,
+                  gain_per_order: np.ndarray, delivered: np.ndarray, backlog_after: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(gain of the buyers served this month, the book's gain carried) [N], CNY: the entrant's own
+    contribution to consumer surplus (module docstring, "Counting a buyer once") under random rationing of
+    the order book. `book_value` is the gain of the `backlog_before` orders waiting; `booked` orders (cars)
+    join with `gain_per_order` (CNY each); of the `backlog_before + booked` waiting, `delivered` are served
+    and `backlog_after` carried, the rest cancelled, each with the book's mean gain."""
+    value = book_value + booked * gain_per_order
+    waiting = backlog_before + booked
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(waiting > 0, value / np.where(waiting > 0, waiting, 1.0), 0.0)
+    return delivered * mean, backlog_after * mean
+
+
+def profit_change(units_with: np.ndarray, price_with: np.ndarray, units_without: np.ndarray,
+                  price_without: np.ndarray, cost: np.ndarray, vat: np.ndarray) -> np.ndarray:
+    """[N] change of the products' variable profit net of VAT, CNY: sum_j [(p_j - c_j) q_j with the entrant
+    - the same without it] / (1 + VAT). Units q [N, P] (vehicles), guide prices p and marginal costs c
+    [N, P] (CNY incl. VAT), `vat` [N]."""
+    margin_with = (price_with - cost) * units_with
+    margin_without = (price_without - cost) * units_without
+    return (margin_with - margin_without).sum(axis=1) / (1.0 + vat)

@@ -21,6 +21,11 @@ more capacity would not shorten.
 waiting backlog cancels each month, rising with the expected wait (backlog / the month's output, months):
 `cancellation + per_month_waited x wait`, at most 1. Every month
 orders = deliveries + cancellations + change in backlog.
+
+**The demand rivals face.** An order placed into a queue of w months is delivered with probability about
+(1 - rate(w))^w (`delivery_probability`): it survives each month's cancellation until its car comes. The
+incumbents re-price against this deliverable share of the entrant's orders (`simulation.simulate`), not
+against every order, since a cancelled buyer returns to the market.
 """
 
 from __future__ import annotations
@@ -135,6 +140,20 @@ def serve(orders: np.ndarray, output: np.ndarray, stock: np.ndarray, backlog: np
     rate = np.clip(cancellation + np.asarray(per_month_waited, dtype=float) * wait, 0.0, 1.0)
     cancelled = left * rate
     return deliveries, cancelled, left - cancelled, stock_left
+
+
+def delivery_probability(queue: np.ndarray, output: np.ndarray, stock: np.ndarray, cancellation: np.ndarray,
+                         per_month_waited: np.ndarray | float = 0.0) -> np.ndarray:
+    """[N] the probability that an order placed now is delivered rather than cancelled: (1 - rate)^wait, with
+    wait = (queue - stock) / output months ahead of it (0 without a queue; MAX_WAIT_MONTHS when nothing is
+    produced) and rate = `cancellation + per_month_waited x wait` (at most 1), as `serve` cancels. `queue`
+    [N] orders waiting ahead (vehicles), `output` [N] the month's output, `stock` [N] cars in stock."""
+    ahead = np.maximum(np.asarray(queue, dtype=float) - stock, 0.0)
+    output = np.maximum(output, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wait = np.where(ahead > 0, np.minimum(ahead / output, MAX_WAIT_MONTHS), 0.0)
+    rate = np.clip(cancellation + np.asarray(per_month_waited, dtype=float) * wait, 0.0, 1.0)
+    return (1.0 - rate) ** wait
 
 
 def expansion_rule(plant: Plant, book: Book, t: int, backlog: np.ndarray, installed: np.ndarray,
