@@ -4,7 +4,10 @@ their bytes without decoding them."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -143,3 +146,22 @@ def test_outputs_are_stored_as_float64_with_float32_precision():
     assert (stored.view(np.uint64)[np.isfinite(stored)] & np.uint64(2**29 - 1) == 0).all()  # low bits zero
     for other in (np.arange(3, dtype=np.float32), np.array([True, False])):
         assert stored_output(other) is other
+
+
+def test_a_finished_run_keeps_no_bytes_that_say_nothing(tmp_path):
+    """Lists of floats are byte-stream-split like plain floats (by their leaf path); draws.parquet holds no
+    min/max statistics and no Arrow schema (its types are Parquet's own); the manifest of a consolidated
+    run no longer lists every column (the chunks it checked are gone), and the run still reads the same."""
+    execute(model_like, 300, chunk_size=100, out_dir=tmp_path, run_fingerprint="fp")
+    before = DrawTable.open(tmp_path).to_numpy()
+    consolidate(tmp_path)
+    series = pq.read_metadata(tmp_path / "chunks" / "series.parquet")
+    leaf = series.row_group(0).column(0)
+    assert leaf.path_in_schema == "own.deliveries_month.list.element" and "BYTE_STREAM_SPLIT" in leaf.encodings
+    draws = pq.read_metadata(tmp_path / "draws.parquet")
+    assert not draws.metadata  # no ARROW:schema
+    assert not any(draws.row_group(0).column(k).is_stats_set for k in range(draws.num_columns))
+    assert pq.read_schema(tmp_path / "draws.parquet").types == [pa.float64(), pa.float64(), pa.bool_()]
+    assert "columns" not in json.loads((tmp_path / "chunks" / "manifest.json").read_text())
+    after = DrawTable.open(tmp_path).to_numpy()
+    assert all(after[name].tobytes() == column.tobytes() for name, column in before.items())
