@@ -135,17 +135,29 @@ def test_compact_chunks_are_smaller_than_pyarrows_defaults(tmp_path, compact):
     assert compact_size < 0.6 * (tmp_path / "default.parquet").stat().st_size
 
 
-def test_outputs_are_stored_as_float64_with_float32_precision():
-    from evlaunch.runs.runner import stored_output
+def test_outputs_are_stored_in_their_dtype_to_the_stated_precision():
+    from evlaunch.runs.runner import STORED_MANTISSA_BITS, stored_output
 
-    values = np.array([1.0 / 3.0, -2.5e10, np.inf, -np.inf, np.nan, 0.0, 1e-300])
+    assert STORED_MANTISSA_BITS == 17
+    values = np.array([1.0 / 3.0, -2.5e10, np.inf, -np.inf, np.nan, 0.0, 1e-300, 262_143.0, 12.0, -7.0])
     stored = stored_output(values)
     assert stored.dtype == np.float64  # draws.parquet's column types stay as they were
-    np.testing.assert_array_equal(stored, values.astype(np.float32).astype(np.float64))
-    assert stored[0] != values[0] and abs(stored[0] - values[0]) <= 2**-24 * values[0]
-    assert (stored.view(np.uint64)[np.isfinite(stored)] & np.uint64(2**29 - 1) == 0).all()  # low bits zero
-    for other in (np.arange(3, dtype=np.float32), np.array([True, False])):
-        assert stored_output(other) is other
+    assert stored[0] == 174_763 / 2**19 and stored[1] == -190_735 * 2**17  # the nearest 18 significant bits
+    assert np.isposinf(stored[2]) and np.isneginf(stored[3]) and np.isnan(stored[4])
+    assert stored[5] == 0.0 and stored[6] == 0.0  # below float32's range, as before
+    np.testing.assert_array_equal(stored[7:], values[7:])  # integers below 2**18 stay exact
+    rng = np.random.default_rng(3)
+    wide = rng.normal(size=50_000) * np.exp(rng.normal(size=50_000) * 8)
+    for sample in (wide, wide.astype(np.float32)):
+        rounded = stored_output(sample)
+        assert rounded.dtype == sample.dtype
+        assert np.max(np.abs(rounded - sample) / np.abs(sample)) <= 2.0**-18  # within 1e-5, the stated precision
+        as32 = rounded.astype(np.float32)
+        assert np.array_equal(as32.astype(sample.dtype), rounded)  # exact in float32
+        assert not (as32.view(np.uint32) & np.uint32(2 ** (23 - 17) - 1)).any()  # the dropped bits are zero
+        assert np.array_equal(stored_output(rounded), rounded)  # idempotent
+    flags = np.array([True, False])
+    assert stored_output(flags) is flags
 
 
 def test_a_finished_run_keeps_no_bytes_that_say_nothing(tmp_path):
