@@ -124,6 +124,7 @@ def stored_output(values: np.ndarray) -> np.ndarray:
     stay as they are; a float64 beyond float32's range becomes inf (never for the model's outputs). Inputs
     and booleans stay exactly as sampled. The summary is computed from the stored values, so it is the
     same however the run is split."""
+    unsigned: type[np.unsignedinteger[Any]]
     if values.dtype == np.float64:
         bits, unsigned = 52, np.uint64
     elif values.dtype == np.float32:
@@ -134,7 +135,7 @@ def stored_output(values: np.ndarray) -> np.ndarray:
     pattern = np.ascontiguousarray(values).view(unsigned)
     # adding half of the dropped part to the bit pattern rounds the magnitude to nearest (a carry moves into
     # the exponent exactly when it should); the sign bit is never reached for finite values
-    rounded = ((pattern + unsigned(1 << (drop - 1))) & ~unsigned((1 << drop) - 1)).view(values.dtype)
+    rounded = np.bitwise_and(np.add(pattern, unsigned(1 << (drop - 1))), ~unsigned((1 << drop) - 1)).view(values.dtype)
     rounded = np.where(np.isfinite(values), rounded, values)
     if values.dtype == np.float64:
         with np.errstate(over="ignore"):
