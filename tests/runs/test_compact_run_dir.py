@@ -177,3 +177,13 @@ def test_a_finished_run_keeps_no_bytes_that_say_nothing(tmp_path):
     assert "columns" not in json.loads((tmp_path / "chunks" / "manifest.json").read_text())
     after = DrawTable.open(tmp_path).to_numpy()
     assert all(after[name].tobytes() == column.tobytes() for name, column in before.items())
+
+
+def test_the_stored_precision_is_part_of_the_run_fingerprint(monkeypatch):
+    """Chunks of an evlaunch that stored outputs more finely (same version string) are another run's: a
+    --resume recomputes them instead of mixing two precisions into one run."""
+    from evlaunch.runs import runner
+
+    now = runner.fingerprint("name = 'x'", 1)
+    monkeypatch.setattr(runner, "STORED_MANTISSA_BITS", 23)
+    assert runner.fingerprint("name = 'x'", 1) != now

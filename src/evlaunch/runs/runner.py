@@ -144,8 +144,11 @@ def stored_output(values: np.ndarray) -> np.ndarray:
 
 
 def fingerprint(scenario_text: str, seed: int) -> str:
-    """Identifies everything that determines the draws: scenario text, seed and code version."""
-    return hashlib.sha256(f"{__version__}\n{seed}\n{scenario_text}".encode()).hexdigest()[:32]
+    """Identifies everything that determines the draws: scenario text, seed, code version and the stored
+    precision of outputs (so chunks an earlier evlaunch of the same version string stored more finely are
+    recomputed, never mixed into a resumed run)."""
+    text = f"{__version__}\n{seed}\nstored-bits-{STORED_MANTISSA_BITS}\n{scenario_text}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def run_identity(scenario_text: str, seed: int) -> dict[str, object]:
