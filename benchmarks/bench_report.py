@@ -65,10 +65,12 @@ def load_run(out: Path):
     from evlaunch.runs.runner import _model
 
     text = (out / "scenario.toml").read_text(encoding="utf-8")
-    scenario = parse_scenario(text, str(out / "scenario.toml"))
+    parse_scenario(text, str(out / "scenario.toml"))  # its own messages for a damaged file
     model = _model(text, str(out / "scenario.toml"), str(out))
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    return scenario, model, DrawTable.open(out), summary
+    # the scenario as a run passes it to the report: with quantities resolved from the data (an estimated
+    # NEV trend), which the report's sections sample (`section_times` fails on the unresolved one)
+    return model.scenario, model, DrawTable.open(out), summary
 
 
 def time_builds(out: Path, scenario, model, table, summary, repeats: int) -> tuple[float, float, bytes]:

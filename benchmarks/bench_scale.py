@@ -5,7 +5,7 @@ FIXED WORKLOAD (benchmarks/fixed_workload/: a frozen copy of the reference scena
 the data tables a scenario can replace, so that later model growth does not move the target). Each runs
 `runs.runner.run_scenario` (chunks in this process, the summary, draws.parquet; no report) in a fresh
 subprocess and reports seconds and draws/s per phase (prepare, simulate, summarise), MB on disk per 1,000
-draws, and the FLOOR measured in the same run on this machine:
+draws (all of the run directory but the scenario file; and per file), and the FLOOR measured in the same run on this machine:
 
     floor s/draw = (share evaluations per draw + equilibrium evaluations per draw) x t_eval
 
@@ -67,13 +67,16 @@ def run_case(n_draws: int, mode: str, chunk_size: int | None, scenario: Path, se
         wall = time.perf_counter() - started
         digest = hashlib.sha256(result.summary_path.read_bytes()).hexdigest()[:16]
         run_dir = Path(tmp) / "run"
-        disk = sum(f.stat().st_size for f in run_dir.rglob("*") if f.is_file() and f.name != "scenario.toml")
+        files = {str(f.relative_to(run_dir)): f.stat().st_size for f in sorted(run_dir.rglob("*"))
+                 if f.is_file() and f.name != "scenario.toml"}  # the scenario is the user's input, not output
+        disk = sum(files.values())
     kib = 1 if sys.platform != "darwin" else 1 / 1024  # ru_maxrss is KiB on Linux, bytes on macOS
     return {
         "draws": n_draws, "mode": mode, "wall_s": wall, **{k: v for k, v in result.timings.items()},
         "driver_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kib / 1024,
         "worker_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * kib / 1024,
         "mb_per_1000_draws": disk / 1e6 / n_draws * 1000, "summary_sha256": digest,
+        "mb_per_1000_draws_by_file": {name: size / 1e6 / n_draws * 1000 for name, size in files.items() if size},
     }
 
 
@@ -203,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio floor / reference simulate: {floor_draws_per_s / draws_per_s:.1f}x; disk "
           f"{reference['mb_per_1000_draws']:.2f} MB per 1,000 draws (reference), "
           f"{fixed['mb_per_1000_draws']:.2f} (fixed workload)")
+    print("disk per 1,000 draws (reference): " + ", ".join(
+        f"{name} {mb:.2f} MB" for name, mb in reference["mb_per_1000_draws_by_file"].items()))
     if args.modes:
         if not _compare_modes(args, common):
             return 1

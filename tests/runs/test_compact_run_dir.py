@@ -4,7 +4,10 @@ their bytes without decoding them."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -132,14 +135,55 @@ def test_compact_chunks_are_smaller_than_pyarrows_defaults(tmp_path, compact):
     assert compact_size < 0.6 * (tmp_path / "default.parquet").stat().st_size
 
 
-def test_outputs_are_stored_as_float64_with_float32_precision():
-    from evlaunch.runs.runner import stored_output
+def test_outputs_are_stored_in_their_dtype_to_the_stated_precision():
+    from evlaunch.runs.runner import STORED_MANTISSA_BITS, stored_output
 
-    values = np.array([1.0 / 3.0, -2.5e10, np.inf, -np.inf, np.nan, 0.0, 1e-300])
+    assert STORED_MANTISSA_BITS == 17
+    values = np.array([1.0 / 3.0, -2.5e10, np.inf, -np.inf, np.nan, 0.0, 1e-300, 262_143.0, 12.0, -7.0])
     stored = stored_output(values)
     assert stored.dtype == np.float64  # draws.parquet's column types stay as they were
-    np.testing.assert_array_equal(stored, values.astype(np.float32).astype(np.float64))
-    assert stored[0] != values[0] and abs(stored[0] - values[0]) <= 2**-24 * values[0]
-    assert (stored.view(np.uint64)[np.isfinite(stored)] & np.uint64(2**29 - 1) == 0).all()  # low bits zero
-    for other in (np.arange(3, dtype=np.float32), np.array([True, False])):
-        assert stored_output(other) is other
+    assert stored[0] == 174_763 / 2**19 and stored[1] == -190_735 * 2**17  # the nearest 18 significant bits
+    assert np.isposinf(stored[2]) and np.isneginf(stored[3]) and np.isnan(stored[4])
+    assert stored[5] == 0.0 and stored[6] == 0.0  # below float32's range, as before
+    np.testing.assert_array_equal(stored[7:], values[7:])  # integers below 2**18 stay exact
+    rng = np.random.default_rng(3)
+    wide = rng.normal(size=50_000) * np.exp(rng.normal(size=50_000) * 8)
+    for sample in (wide, wide.astype(np.float32)):
+        rounded = stored_output(sample)
+        assert rounded.dtype == sample.dtype
+        assert np.max(np.abs(rounded - sample) / np.abs(sample)) <= 2.0**-18  # within 1e-5, the stated precision
+        as32 = rounded.astype(np.float32)
+        assert np.array_equal(as32.astype(sample.dtype), rounded)  # exact in float32
+        assert not (as32.view(np.uint32) & np.uint32(2 ** (23 - 17) - 1)).any()  # the dropped bits are zero
+        assert np.array_equal(stored_output(rounded), rounded)  # idempotent
+    flags = np.array([True, False])
+    assert stored_output(flags) is flags
+
+
+def test_a_finished_run_keeps_no_bytes_that_say_nothing(tmp_path):
+    """Lists of floats are byte-stream-split like plain floats (by their leaf path); draws.parquet holds no
+    min/max statistics and no Arrow schema (its types are Parquet's own); the manifest of a consolidated
+    run no longer lists every column (the chunks it checked are gone), and the run still reads the same."""
+    execute(model_like, 300, chunk_size=100, out_dir=tmp_path, run_fingerprint="fp")
+    before = DrawTable.open(tmp_path).to_numpy()
+    consolidate(tmp_path)
+    series = pq.read_metadata(tmp_path / "chunks" / "series.parquet")
+    leaf = series.row_group(0).column(0)
+    assert leaf.path_in_schema == "own.deliveries_month.list.element" and "BYTE_STREAM_SPLIT" in leaf.encodings
+    draws = pq.read_metadata(tmp_path / "draws.parquet")
+    assert not draws.metadata  # no ARROW:schema
+    assert not any(draws.row_group(0).column(k).is_stats_set for k in range(draws.num_columns))
+    assert pq.read_schema(tmp_path / "draws.parquet").types == [pa.float64(), pa.float64(), pa.bool_()]
+    assert "columns" not in json.loads((tmp_path / "chunks" / "manifest.json").read_text())
+    after = DrawTable.open(tmp_path).to_numpy()
+    assert all(after[name].tobytes() == column.tobytes() for name, column in before.items())
+
+
+def test_the_stored_precision_is_part_of_the_run_fingerprint(monkeypatch):
+    """Chunks of an evlaunch that stored outputs more finely (same version string) are another run's: a
+    --resume recomputes them instead of mixing two precisions into one run."""
+    from evlaunch.runs import runner
+
+    now = runner.fingerprint("name = 'x'", 1)
+    monkeypatch.setattr(runner, "STORED_MANTISSA_BITS", 23)
+    assert runner.fingerprint("name = 'x'", 1) != now

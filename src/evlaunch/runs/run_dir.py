@@ -238,19 +238,31 @@ def pack_series(arrays: Mapping[str, np.ndarray]) -> pa.Table:
 
 def compact_options(schema: pa.Schema) -> dict[str, Any]:
     """ParquetWriter options of `write_parquet` for a schema: zstd; floats and lists of floats
-    byte-stream-split (their bytes grouped by significance, which zstd compresses far better);
-    other columns (bool, integers) dictionary-encoded; a CRC-32 on every page, so damaged bytes are
-    an error when read (`DrawTable` verifies them) rather than silently wrong values."""
+    byte-stream-split (their bytes grouped by significance, which zstd compresses far better; a list's
+    values are named by their leaf path `<column>.list.element`); other columns (bool, integers)
+    dictionary-encoded; a CRC-32 on every page, so damaged bytes are an error when read (`DrawTable`
+    verifies them) rather than silently wrong values. No min/max statistics (nothing reads them; they
+    cost about 50 bytes per column and row group). The Arrow schema is stored only where Parquet's own
+    types cannot say it all (a fixed-size list, field metadata such as a packed series' months, file
+    metadata such as a chunk's label, which pyarrow keeps only beside it): for plain float, bool and
+    integer columns it is about 100 bytes per column that say nothing new."""
 
     def floating(data_type: pa.DataType) -> bool:
-        if pa.types.is_fixed_size_list(data_type) or pa.types.is_list(data_type):
+        if _is_list(data_type):
             data_type = data_type.value_type
         return pa.types.is_floating(data_type)
 
-    split = [f.name for f in schema if floating(f.type)]
+    split = [f"{f.name}.list.element" if _is_list(f.type) else f.name for f in schema if floating(f.type)]
     other = [f.name for f in schema if not floating(f.type)]
+    plain = not schema.metadata and all(not f.metadata and (pa.types.is_floating(f.type) or pa.types.is_boolean(f.type)
+                                    or pa.types.is_integer(f.type)) for f in schema)
     return {"compression": "zstd", "compression_level": _ZSTD_LEVEL, "write_page_checksum": True,
-            "use_byte_stream_split": split or False, "use_dictionary": other or False}
+            "use_byte_stream_split": split or False, "use_dictionary": other or False,
+            "write_statistics": False, "store_schema": not plain}
+
+
+def _is_list(data_type: pa.DataType) -> bool:
+    return pa.types.is_fixed_size_list(data_type) or pa.types.is_list(data_type)
 
 
 def write_parquet(table: pa.Table, path: Path, *, row_group_rows: int | None = None) -> None:
