@@ -41,8 +41,10 @@ Those months are the model's estimates, as every simulated month is.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 
 from evlaunch.config.parameters import Parameters
@@ -54,9 +56,7 @@ from evlaunch.market.market_data import MarketData
 from evlaunch.market.policy import PLATE_PRIVILEGE, RURAL_CAMPAIGN, extra_subsidy
 from evlaunch.market.regions import (
     RegionSet,
-    national_shares,
     nev_extras,
-    regional_shares,
     regional_utilities,
 )
 
@@ -93,8 +93,8 @@ def anchor_offset(utility: np.ndarray, available: np.ndarray, weights: np.ndarra
         raise DataError(f"field market.outside_share: the market anchor needs an inside share strictly between 0 "
                         f"and 1 (got {target[~((target > 0) & (target < 1))][0]:.3g}); expected an outside share "
                         f"in (0, 1)")
-    masked = np.where(np.asarray(available, dtype=bool)[:, None, :], utility, -np.inf)
-    log_d = np.logaddexp.reduce(masked, axis=2)                                         # [N, T]
+    available = np.ascontiguousarray(available, dtype=bool)
+    log_d = _log_inclusive(np.ascontiguousarray(utility, dtype=float), available)      # [N, T]
     weights = np.asarray(weights, dtype=float)
     goal = np.log(target) - np.log1p(-target)
     offset = goal - (weights * log_d).sum(axis=1)
@@ -110,6 +110,60 @@ def anchor_offset(utility: np.ndarray, available: np.ndarray, weights: np.ndarra
     raise DataError(f"the market anchor (outside option offset) did not converge in {ANCHOR_MAX_ITERATIONS} "
                     f"iterations (log-odds error {np.max(np.abs(gap)):.1e}); expected inside shares strictly "
                     f"between 0 and 1 (check market.outside_share)")
+
+
+@nb.njit(cache=True)
+def _log_inclusive(utility: np.ndarray, available: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """[N, T] log sum_k avail_k exp(u_tk) of utility [N, T, K], available [N, K] (-inf where none is on
+    sale), shifted by each type's largest utility."""
+    draws, types, products = utility.shape
+    out = np.empty((draws, types))
+    for n in range(draws):
+        for t in range(types):
+            peak = -np.inf
+            for k in range(products):
+                if available[n, k] and utility[n, t, k] > peak:
+                    peak = utility[n, t, k]
+            if peak == -np.inf:
+                out[n, t] = -np.inf
+                continue
+            total = 0.0
+            for k in range(products):
+                if available[n, k]:
+                    total += math.exp(utility[n, t, k] - peak)
+            out[n, t] = peak + math.log(total)
+    return out
+
+
+@nb.njit(cache=True)
+def _type_shares(mean_utility, coefficient, effective, extras, available, weights):  # pragma: no cover
+    """(shares per consumer type [N, T, K], buyer-weighted national shares [N, K]) of logit demand with an
+    outside option of utility 0: u_ntk = mean_utility[n, k] + coefficient[n, t] * effective[n, k] +
+    extras[n, t, k] over the products `available` [N, K] (0 elsewhere); weights [N, T]. The operations of
+    `regional_utilities`, `regional_shares` and `national_shares` fused over draws and types."""
+    draws, types, products = extras.shape
+    typed = np.zeros((draws, types, products))
+    national = np.zeros((draws, products))
+    for n in range(draws):
+        for t in range(types):
+            c = coefficient[n, t]
+            peak = 0.0
+            for k in range(products):
+                if available[n, k]:
+                    u = mean_utility[n, k] + c * effective[n, k] + extras[n, t, k]
+                    typed[n, t, k] = u
+                    peak = max(peak, u)
+            denominator = math.exp(-peak)
+            for k in range(products):
+                if available[n, k]:
+                    e = math.exp(typed[n, t, k] - peak)
+                    typed[n, t, k] = e
+                    denominator += e
+            for k in range(products):
+                share = typed[n, t, k] / denominator
+                typed[n, t, k] = share
+                national[n, k] += weights[n, t] * share
+    return typed, national
 
 
 def lead_months(scenario: Scenario) -> int:
@@ -323,9 +377,9 @@ class Demand:
 
     def shares(self, state: MonthState) -> tuple[np.ndarray, np.ndarray]:
         """(shares per consumer type [N, T, K], national shares [N, K]) of a month's state."""
-        typed = regional_shares(regional_utilities(state.mean_utility, self.alpha, state.effective, self.types,
-                                                   state.extras), state.available)
-        return typed, national_shares(typed, self.types)
+        return _type_shares(state.mean_utility, self.alpha[:, None] * self.types.price_sensitivity,
+                            state.effective, state.extras, np.ascontiguousarray(state.available, dtype=bool),
+                            self.types.weights)
 
     def month(self, step: int, cut: np.ndarray, entrant_utility: np.ndarray, entrant_price: np.ndarray,
               entrant_available: np.ndarray, launch_index: np.ndarray,
