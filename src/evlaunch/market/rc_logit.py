@@ -80,7 +80,9 @@ _P11, _P10, _P9, _P8, _P7, _P6, _P5, _P4, _P3, _P2 = _P
 @nb.njit(cache=True, fastmath={"contract", "reassoc", "nsz", "arcp"})
 def exp_nonpositive(v: float) -> float:  # pragma: no cover
     """exp(v) for v <= 0 (flushed to exp(-708) below -708): a vectorisable Cody-Waite reduction and
-    polynomial, its binary exponent added to the bits of the result, accurate to ~1 ulp."""
+    polynomial, its binary exponent added to the bits of the result.  Relative error about 2.2e-16 +
+    3.4e-17 |v| (1 ulp near 0, 1.5e-15 at -40, 2.4e-14 at -700: "reassoc" lets the compiler merge the
+    two-part ln 2 of the reduction)."""
     v = max(v, -708.0)
     kf = math.floor(v * _LOG2E + 0.5)
     r = (v - kf * _LN2_HI) - kf * _LN2_LO
