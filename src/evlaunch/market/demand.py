@@ -44,8 +44,10 @@ Those months are the model's estimates, as every simulated month is.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 
 from evlaunch.config.parameters import Parameters
@@ -55,12 +57,10 @@ from evlaunch.market.calibration import BaseMarket, base_months, named_models
 from evlaunch.market.consumer_types import ConsumerTypes
 from evlaunch.market.market_data import MarketData
 from evlaunch.market.policy import PLATE_PRIVILEGE, RURAL_CAMPAIGN, extra_subsidy
+from evlaunch.market.rc_logit import exp_nonpositive
 from evlaunch.market.regions import (
     RegionSet,
-    national_shares,
     nev_extras,
-    regional_shares,
-    regional_utilities,
 )
 
 
@@ -112,13 +112,18 @@ def anchor_offset(utility: np.ndarray, available: np.ndarray, weights: np.ndarra
     Several: Newton on the log-odds of the inside share, logit(S(c)), which rises in c with slope
     sum_t w_t S_t (1 - S_t) / (S (1 - S)) in (0, 1]; from the closed form at the weighted log D, to
     ANCHOR_TOLERANCE in log-odds."""
+    available = np.ascontiguousarray(available, dtype=bool)
+    return offset_from_inclusive(_log_inclusive(np.ascontiguousarray(utility, dtype=float), available),
+                                 weights, target)
+
+
+def offset_from_inclusive(log_d: np.ndarray, weights: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """`anchor_offset` from each type's log sum_k avail_k exp(u_tk), log_d [N, T]."""
     target = np.asarray(target, dtype=float)
     if not np.all((target > 0) & (target < 1)):
         raise DataError(f"field market.outside_share: the market anchor needs an inside share strictly between 0 "
                         f"and 1 (got {target[~((target > 0) & (target < 1))][0]:.3g}); expected an outside share "
                         f"in (0, 1)")
-    masked = np.where(np.asarray(available, dtype=bool)[:, None, :], utility, -np.inf)
-    log_d = np.logaddexp.reduce(masked, axis=2)                                         # [N, T]
     weights = np.asarray(weights, dtype=float)
     goal = np.log(target) - np.log1p(-target)
     offset = goal - (weights * log_d).sum(axis=1)
@@ -134,6 +139,91 @@ def anchor_offset(utility: np.ndarray, available: np.ndarray, weights: np.ndarra
     raise DataError(f"the market anchor (outside option offset) did not converge in {ANCHOR_MAX_ITERATIONS} "
                     f"iterations (log-odds error {np.max(np.abs(gap)):.1e}); expected inside shares strictly "
                     f"between 0 and 1 (check market.outside_share)")
+
+
+@nb.njit(cache=True)
+def _log_inclusive(utility: np.ndarray, available: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """[N, T] log sum_k avail_k exp(u_tk) of utility [N, T, K], available [N, K] (-inf where none is on
+    sale), shifted by each type's largest utility."""
+    draws, types, products = utility.shape
+    out = np.empty((draws, types))
+    for n in range(draws):
+        for t in range(types):
+            peak = -np.inf
+            for k in range(products):
+                if available[n, k] and utility[n, t, k] > peak:
+                    peak = utility[n, t, k]
+            if peak == -np.inf:
+                out[n, t] = -np.inf
+                continue
+            total = 0.0
+            for k in range(products):
+                if available[n, k]:
+                    total += math.exp(utility[n, t, k] - peak)
+            out[n, t] = peak + math.log(total)
+    return out
+
+
+@nb.njit(cache=True)
+def _log_inclusive_of(mean_utility, coefficient, effective, extras, available):  # pragma: no cover
+    """`_log_inclusive` of u_ntk = mean_utility[n, k] + coefficient[n, t] * effective[n, k] + extras[n, t, k]
+    (`regional_utilities`) without storing u."""
+    draws, types, products = extras.shape
+    out = np.empty((draws, types))
+    row = np.empty(products)
+    for n in range(draws):
+        for t in range(types):
+            c = coefficient[n, t]
+            peak = -np.inf
+            for k in range(products):
+                u = mean_utility[n, k] + c * effective[n, k] + extras[n, t, k]
+                row[k] = u
+                if available[n, k] and u > peak:
+                    peak = u
+            if peak == -np.inf:
+                out[n, t] = -np.inf
+                continue
+            total = 0.0
+            for k in range(products):
+                if available[n, k]:
+                    total += math.exp(row[k] - peak)
+            out[n, t] = peak + math.log(total)
+    return out
+
+
+@nb.njit(cache=True, fastmath={"contract", "reassoc", "nsz", "arcp"})  # vectorised sums
+def _type_shares(mean_utility, coefficient, effective, extras, available, weights):  # pragma: no cover
+    """(shares per consumer type [N, T, K], buyer-weighted national shares [N, K]) of logit demand with an
+    outside option of utility 0: u_ntk = mean_utility[n, k] + coefficient[n, t] * effective[n, k] +
+    extras[n, t, k] over the products `available` [N, K] (0 elsewhere); weights [N, T]. The operations of
+    `regional_utilities`, `regional_shares` and `national_shares` fused over draws and types."""
+    draws, types, products = extras.shape
+    typed = np.empty((draws, types, products))
+    national = np.zeros((draws, products))
+    on_sale = np.empty(products)
+    for n in range(draws):
+        for k in range(products):
+            on_sale[k] = 1.0 if available[n, k] else 0.0
+        for t in range(types):
+            c = coefficient[n, t]
+            row = typed[n, t]
+            peak = 0.0
+            for k in range(products):
+                u = mean_utility[n, k] + c * effective[n, k] + extras[n, t, k]
+                row[k] = u
+                peak = max(peak, u if available[n, k] else 0.0)
+            denominator = math.exp(-peak)
+            for k in range(products):
+                e = exp_nonpositive(min(row[k] - peak, 0.0)) * on_sale[k]
+                row[k] = e
+                denominator += e
+            share_of = 1.0 / denominator
+            w = weights[n, t]
+            for k in range(products):
+                share = row[k] * share_of
+                row[k] = share
+                national[n, k] += w * share
+    return typed, national
 
 
 def lead_months(scenario: Scenario) -> int:
@@ -331,9 +421,10 @@ class Demand:
         self._offset[:, step] = 0.0
         reference = self.state(step, np.zeros(draws), np.zeros(draws), self.price[:, 0],
                                np.zeros(draws, dtype=bool), np.full(draws, np.inf), incumbent_price)
-        utility = regional_utilities(reference.mean_utility, self.alpha, reference.effective, self.types,
-                                     reference.extras)
-        self._offset[:, step] = anchor_offset(utility, reference.available, self.types.weights, self.inside_target)
+        log_d = _log_inclusive_of(reference.mean_utility, self.alpha[:, None] * self.types.price_sensitivity,
+                                  reference.effective, reference.extras,
+                                  np.ascontiguousarray(reference.available, dtype=bool))
+        self._offset[:, step] = offset_from_inclusive(log_d, self.types.weights, self.inside_target)
 
     def type_terms(self, step: int) -> np.ndarray:
         """[N, T, K] consumer types' utility terms in time step `step` (regional NEV terms + tastes + PHEV
@@ -357,9 +448,9 @@ class Demand:
 
     def shares(self, state: MonthState) -> tuple[np.ndarray, np.ndarray]:
         """(shares per consumer type [N, T, K], national shares [N, K]) of a month's state."""
-        typed = regional_shares(regional_utilities(state.mean_utility, self.alpha, state.effective, self.types,
-                                                   state.extras), state.available)
-        return typed, national_shares(typed, self.types)
+        return _type_shares(state.mean_utility, self.alpha[:, None] * self.types.price_sensitivity,
+                            state.effective, state.extras, np.ascontiguousarray(state.available, dtype=bool),
+                            self.types.weights)
 
     def month(self, step: int, cut: np.ndarray, entrant_utility: np.ndarray, entrant_price: np.ndarray,
               entrant_available: np.ndarray, launch_index: np.ndarray,

@@ -74,6 +74,7 @@ from evlaunch.market.rc_logit import (
     ProductSet,
     _jacobian_from_probabilities,
     choice_probabilities,
+    exp_nonpositive,
 )
 
 __all__ = [
@@ -257,72 +258,16 @@ def foc_residual(
 # numba kernel
 # ----------------------------------------------------------------------------------------------
 
-_LOG2E = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
-# exp(r) on |r| <= ln2/2: degree-11 Chebyshev fit (mpmath.chebyfit at 50 digits, rounded to float64);
-# max relative error 2.2e-16 on a dense grid (the same as the degree-13 Taylor polynomial)
-_P = (
-    2.5110037605963777e-08,
-    2.763263963904103e-07,
-    2.755724091857897e-06,
-    2.4801485482328494e-05,
-    0.00019841269890047113,
-    0.0013888888952314775,
-    0.008333333333319601,
-    0.0416666666664881,
-    0.1666666666666668,
-    0.5000000000000019,
-)
-_P11, _P10, _P9, _P8, _P7, _P6, _P5, _P4, _P3, _P2 = _P
 # fast-math flags that allow vectorised reductions but keep NaN/inf semantics
 _FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
-
-
-@nb.njit(cache=True, fastmath=_FASTMATH)
-def _exp_utilities(base, d, p, E, kb, mx):  # pragma: no cover
-    """Utilities u_ij = base[j,i] + d_i p_j shifted by each type's peak mx_i = max(0, max_j u_ij), then
-    exponentiated: E[j,i] holds the mantissa polynomial of exp(u_ij - mx_i) and kb[j,i] its binary
-    exponent bits (added by the caller).  A vectorisable Cody-Waite/polynomial exp accurate to ~1 ulp on
-    [-708, 0]."""
-    J, I = base.shape
-    for i in range(I):
-        mx[i] = 0.0
-    for j in range(J):
-        pj = p[j]
-        for i in range(I):
-            v = base[j, i] + d[i] * pj
-            E[j, i] = v
-            mx[i] = max(mx[i], v)
-    for j in range(J):
-        for i in range(I):
-            v = E[j, i] - mx[i]
-            v = max(v, -708.0)
-            kf = math.floor(v * _LOG2E + 0.5)
-            r = (v - kf * _LN2_HI) - kf * _LN2_LO
-            q = _P11
-            q = q * r + _P10
-            q = q * r + _P9
-            q = q * r + _P8
-            q = q * r + _P7
-            q = q * r + _P6
-            q = q * r + _P5
-            q = q * r + _P4
-            q = q * r + _P3
-            q = q * r + _P2
-            q = q * r + 1.0
-            q = q * r + 1.0
-            E[j, i] = q
-            kb[j, i] = np.int64(kf) << 52
 
 
 @nb.njit(cache=True)
 def _scratch(J, I, nseg):  # pragma: no cover
     """Work arrays of :func:`_zeta_eval` for a market of J products, I types and nseg firms:
-    (E, kb, A, mx, inv, ws, wds, wds2, S, L, G)."""
+    (E, A, mx, inv, ws, wds, wds2, S, L, G)."""
     return (
         np.empty((J, I)),
-        np.empty((J, I), dtype=np.int64),
         np.empty((max(nseg, 1), I)),
         np.empty(I),
         np.empty(I),
@@ -359,19 +304,26 @@ class _Stopping(NamedTuple):
 
 @nb.njit(cache=True, fastmath=_FASTMATH)
 def _type_sums(market, p, scratch):  # pragma: no cover
-    """Exponentiated utilities E (exponent bits added) and, per type, the inverse logit denominator inv,
-    ws = w * inv, wds = ws * d and wds2 = wds * inv (in ``scratch``)."""
-    E, kb, _A, mx, inv, ws, wds, wds2, _S, _L, _G = scratch
+    """Exponentiated utilities E[j,i] = exp(u_ij - mx_i), u_ij = base[j,i] + d_i p_j shifted by each type's
+    peak mx_i = max(0, max_j u_ij), and, per type, the inverse logit denominator inv, ws = w * inv,
+    wds = ws * d and wds2 = wds * inv (in ``scratch``)."""
+    E, _A, mx, inv, ws, wds, wds2, _S, _L, _G = scratch
     base, d, w = market.base, market.d, market.w
     J, I = base.shape
-    _exp_utilities(base, d, p, E, kb, mx)
-    bits = E.view(np.int64)
+    for i in range(I):
+        mx[i] = 0.0
+    for j in range(J):
+        pj = p[j]
+        for i in range(I):
+            mx[i] = max(mx[i], base[j, i] + d[i] * pj)
     for i in range(I):
         inv[i] = math.exp(-mx[i])
     for j in range(J):
+        pj = p[j]
         for i in range(I):
-            bits[j, i] += kb[j, i]
-            inv[i] += E[j, i]
+            e = exp_nonpositive(base[j, i] + d[i] * pj - mx[i])
+            E[j, i] = e
+            inv[i] += e
     for i in range(I):
         t = 1.0 / inv[i]
         inv[i] = t
@@ -384,7 +336,7 @@ def _type_sums(market, p, scratch):  # pragma: no cover
 def _firm_sums(market, p, scratch):  # pragma: no cover
     """Shares S, Lambda L and the Gamma-tilde margin G of every product (in ``scratch``), through the
     firm-level margin sums A[f,i] = sum_{j of f} m_j E[j,i]."""
-    E, _kb, A, _mx, _inv, ws, wds, wds2, S, L, G = scratch
+    E, A, _mx, _inv, ws, wds, wds2, S, L, G = scratch
     costs, rate, seg = market.costs, market.rate, market.seg
     I = E.shape[1]
     nseg = seg.shape[0] - 1
@@ -419,7 +371,7 @@ def _zeta_eval(market, p, scratch, p_new):  # pragma: no cover
     """
     _type_sums(market, p, scratch)
     _firm_sums(market, p, scratch)
-    S, L, G = scratch[8], scratch[9], scratch[10]
+    S, L, G = scratch[7], scratch[8], scratch[9]
     costs = market.costs
     foc = 0.0
     for j in range(p.shape[0]):
@@ -560,7 +512,7 @@ def _anderson_step(x, g, memory):  # pragma: no cover
 def _foc_at(market, p, scratch, g):  # pragma: no cover
     """max_j |FOC_j| at prices p (shares left in scratch)."""
     _zeta_eval(market, p, scratch, g)
-    S, L, G = scratch[8], scratch[9], scratch[10]
+    S, L, G = scratch[7], scratch[8], scratch[9]
     costs = market.costs
     foc_at = 0.0
     for j in range(p.shape[0]):
@@ -632,7 +584,7 @@ def _solve_market(market, start, stopping, out_p, out_s):  # pragma: no cover
     result, evals, converged = _iterate_market(market, start, stopping, scratch, g)
     foc_at = _foc_at(market, result, scratch, g)
     out_p[:J] = result
-    out_s[:J] = scratch[8]
+    out_s[:J] = scratch[7]
     return evals, converged, foc_at
 
 
