@@ -227,12 +227,15 @@ def test_the_guide_price_holds_through_a_long_queue_while_the_plant_climbs_its_r
     lies from it (the largest shadow-price cap and no step limit, so nothing else could hold it)."""
     best, _ = pricing_models
     inputs = sample_draws(best, 11, 0, 16)
+    inputs["product.price"] = inputs["product.price"] * 1.15  # mostly above marginal cost: no step up to it
     months = priced_months(best, {**inputs, "finance.capacity_premium_cap": np.full(16, 0.03),
                                   "finance.price_step_cap": np.ones(16), "finance.price_backlog_months": np.ones(16)},
                            monkeypatch)
-    ramp = first_queue(months) & ~months.at_capacity[:, :-1]
-    assert ramp.sum() >= 30 and ramp.any(axis=1).sum() >= 6
-    guide = np.broadcast_to(inputs["product.price"][:, None], ramp.shape)
+    guide = np.broadcast_to(inputs["product.price"][:, None], months.price[:, 1:].shape)
+    covered = guide >= (months.best - months.markup)[:, :-1]  # a guide price below marginal cost steps up to it
+    queue = first_queue(months)
+    ramp = queue & ~months.at_capacity[:, :-1] & np.all(~queue | covered, axis=1)[:, None]
+    assert ramp.sum() >= 30 and ramp.any(axis=1).sum() >= 4
     np.testing.assert_array_equal(months.price[:, 1:][ramp], guide[ramp])
     apart = np.abs(months.best[:, :-1][ramp] / guide[ramp] - 1.0)
     assert np.mean(apart > 0.02) > 0.5                # the best response would have moved it
@@ -246,6 +249,7 @@ def test_at_capacity_the_price_rises_above_the_held_price_only_by_the_capped_sha
     exactly off capacity; without the cap's room it stays at the guide price."""
     best, _ = pricing_models
     inputs = sample_draws(best, 11, 0, 16)
+    inputs["product.price"] = inputs["product.price"] * 1.15  # above marginal cost: no step up to it
     tight = {**inputs, "paths.own.capacity_per_year": np.full(16, 40_000.0),
              "paths.own.expansion_capacity_per_year": np.zeros(16), "finance.price_step_cap": np.ones(16)}
     cap = inputs["finance.capacity_premium_cap"][:, None]
@@ -262,6 +266,25 @@ def test_at_capacity_the_price_rises_above_the_held_price_only_by_the_capped_sha
     assert first_queue(none).sum() >= 20
     np.testing.assert_array_equal(none.price[:, 1:][first_queue(none)],
                                   np.broadcast_to(inputs["product.price"][:, None], rise.shape)[first_queue(none)])
+
+
+def test_a_long_queue_never_holds_the_price_below_marginal_cost(pricing_models, monkeypatch):
+    """A guide price of CNY 120,000 (below the VAT-inclusive marginal cost at launch) with orders queueing: in
+    every month of a long queue the next price is at least that month's VAT-inclusive marginal cost, reached
+    in one step however small the step limit (while the plant cannot build more, a price below cost buys no
+    output); with a short queue the best response (always above cost) applies at the stated pace."""
+    best, _ = pricing_models
+    inputs = sample_draws(best, 11, 0, 16)
+    months = priced_months(best, {**inputs, "product.price": np.full(16, 120_000.0),
+                                  "finance.price_step_cap": np.full(16, 0.005)}, monkeypatch)
+    horizon = months.price.shape[1] - 1
+    on_sale = np.arange(horizon)[None, :] >= months.launch[:, None]
+    long_queue = on_sale & months.long_queue[:, :horizon]
+    cost = (months.best - months.markup)[:, :horizon]
+    assert long_queue.sum() >= 30 and np.all(cost[long_queue] > 120_000.0)
+    assert np.all(months.price[:, 1:][long_queue] >= cost[long_queue] * (1 - 1e-12))
+    first = long_queue & (np.cumsum(long_queue, axis=1) == 1)  # the first queued month
+    np.testing.assert_allclose(months.price[:, 1:][first], cost[first], rtol=1e-12)
 
 
 def test_with_a_short_queue_the_price_follows_the_best_response_at_the_stated_pace(pricing_models, monkeypatch):
@@ -315,6 +338,7 @@ def test_with_a_queue_that_never_clears_the_price_stays_at_the_guide_price(prici
     # the queue has held since the launch too (orders wait from the first month at this plant)
     held &= np.all([(tight[f"own.backlog_month.{label}"] > tight[f"own.deliveries_month.{label}"])
                     | (tight[f"own.deliveries_month.{label}"] == 0) for label in months], axis=0)
+    held &= tight["own.entrant_price.2024"] == inputs["product.price"]  # a guide price that covered the launch's cost
     assert held.sum() >= 4
     np.testing.assert_allclose(prices[held], np.broadcast_to(inputs["product.price"][held, None], prices[held].shape),
                                rtol=1e-12)

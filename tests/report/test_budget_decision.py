@@ -11,8 +11,9 @@ import pytest
 
 from evlaunch.config.scenario import load_scenario
 from evlaunch.report.context import ReportContext
+from evlaunch.report.html import money
 from evlaunch.report.margins import budget_paragraph
-from evlaunch.report.overview import budget_to_pass_usd, overview
+from evlaunch.report.overview import budget_to_pass_usd, money_section, overview
 from evlaunch.runs.summary import ArrayTable, build_summary
 
 SCENARIO = load_scenario(Path(__file__).resolve().parents[2] / "scenarios" / "xiaomi-2023.toml")
@@ -89,3 +90,16 @@ def test_when_no_path_beats_staying_out_the_report_recommends_staying_out(monkey
     assert "Recommendation: <b>stay out</b>" in body and "<b>own</b> ○" in body
     assert "★" not in body and "☆" not in body
     assert "staying out" in body and "the best path if entering anyway" in body
+
+
+def test_the_npv_table_separates_draws_that_launch_from_those_that_never_do():
+    """A path whose failures stop spending early: the table gives its NPV mean in the draws that launch and
+    in those that never do, with their share, so a cheap failure cannot pass for a better launch."""
+    arrays = draws({})
+    never = np.arange(N) < N // 4
+    arrays["own.launch_month_index"] = np.where(never, np.inf, arrays["own.launch_month_index"])
+    arrays["own.npv"] = np.where(never, -1e9, -5e9)
+    context = context_for(arrays)
+    body = money_section(context).body
+    assert "NPV mean if it launches" in body
+    assert f"<td>{money(-5e9)}</td><td>{money(-1e9)} (25%)</td>" in body

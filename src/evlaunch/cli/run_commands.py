@@ -77,7 +77,9 @@ def print_summary(summary: dict) -> None:
             console.print(f"  note: {block['note']}", highlight=False)
     elif mark == "○":
         console.print(f"Recommendation: [bold]stay out[/] — {block['note']} ○ {recommended} is the best path if "
-                      f"entering anyway ({block['criterion']}).", highlight=False)
+                      f"entering anyway ({block['criterion']}). The NPV charges the whole programme's R&D and "
+                      "overheads to this one model to the horizon (the report's Money section): the paths' "
+                      "differences are the firmer answer.", highlight=False)
     else:
         console.print(f"☆ {block['note']}", highlight=False)
 

@@ -58,7 +58,10 @@ def overview(context: ReportContext) -> Section:
         decision = f"Recommended path: <b>{name}</b> ★ — criterion: {criterion}."
     elif chosen_mark == "○":
         decision = (f"Recommendation: <b>stay out</b>. {note} ○ marks <b>{name}</b>, the best path if entering "
-                    f"anyway (criterion: {criterion}).")
+                    f"anyway (criterion: {criterion}). Read it with the NPV's scope (section Money): the whole car "
+                    f"programme's R&amp;D and overheads are charged to this one model to the horizon, later models "
+                    f"earn nothing, so the sign says more about that scope than about demand; the paths' "
+                    f"differences are the firmer answer.")
     else:
         decision = (f"<b>{note}</b> ☆ marks that fallback; it is not a recommendation within the budget. "
                     f"Criterion: {criterion}.")
@@ -163,18 +166,28 @@ def _npv_scope(context: ReportContext) -> str:
 
 
 def _npv_table(context: ReportContext, npv: dict[str, np.ndarray]) -> str:
-    """Per path: P(NPV > 0), and how often the recommended path's NPV beats this path's in the same draw (the
-    paths share each draw's market, costs and approvals, so the comparison is paired)."""
+    """Per path: P(NPV > 0); the mean NPV in the draws in which the path launches and in those in which it never
+    does (a path can rank high because its failures are cheap: money stops early); and how often the
+    recommended path's NPV beats this path's in the same draw (the paths share each draw's market, costs and
+    approvals, so the comparison is paired)."""
     chosen = context.summary["recommended_path"]["name"]
     best = npv[path_column(chosen, NPV)].astype(float)
+    launch = context.arrays([path_column(p, LAUNCH_MONTH_INDEX) for p in context.scenario.paths])
     rows = []
     for name in context.scenario.paths:
         values = npv[path_column(name, NPV)].astype(float)
+        launched = np.isfinite(launch.get(path_column(name, LAUNCH_MONTH_INDEX), np.zeros(len(values))).astype(float))
         paired = "–" if name == chosen else f"{np.mean(best > values):.0%}"
         gap = "–" if name == chosen else money(float(np.mean(best - values)))
-        rows.append([html.escape(name), f"{np.mean(values > 0):.0%}", paired, gap])
-    return table_html(["path", "P(NPV > 0)", f"P({chosen}'s NPV higher, same draw)",
-                       f"mean NPV gap, {chosen} minus path"], rows)
+        rows.append([html.escape(name), f"{np.mean(values > 0):.0%}",
+                     money(float(values[launched].mean())) if launched.any() else "–",
+                     f"{money(float(values[~launched].mean()))} ({np.mean(~launched):.0%})" if (~launched).any()
+                     else "– (0%)", paired, gap])
+    return ("<p>A path whose approvals can fail without a fallback loses less in the draws in which it never "
+            "launches (spending stops early), so compare the paths' NPV in the draws in which they launch too."
+            "</p>" + table_html(["path", "P(NPV > 0)", "NPV mean if it launches", "NPV mean if it never launches "
+                                 "(share of draws)", f"P({chosen}'s NPV higher, same draw)",
+                                 f"mean NPV gap, {chosen} minus path"], rows))
 
 
 def market_section(context: ReportContext) -> Section:

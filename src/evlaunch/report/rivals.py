@@ -134,14 +134,16 @@ def surplus_section(context) -> Section | None:
             "less price-sensitive types gain more CNY per car).</p>"
             + table_html(["path (bn CNY)"] + years, rows)
             + "<p>Per delivered car, thousand CNY (mean surplus change over mean deliveries; it includes the "
-              "incumbents' price cuts to all buyers, so it is high in years with few deliveries):</p>"
+              "incumbents' price cuts to all buyers; within a consumer type the new car's value to its buyer is about "
+              "one over the type's marginal utility of money, the logit taste term's upper bound on it):</p>"
             + table_html(["path (k CNY per car)"] + years, per_car)
             + _welfare_html(context, years))
     return Section("What entry does to buyers", body, "surplus")
 
 
 WELFARE_PARTS = (("surplus_change", "consumer surplus"), ("incumbent_profit_change", "incumbents' variable profit"),
-                 ("entrant_variable_profit", "entrant's variable profit"), ("welfare_change", "total"))
+                 ("entrant_variable_profit", "entrant's variable profit"),
+                 ("welfare_change", "total, gross of the entrant's fixed costs"))
 
 
 def _welfare_html(context, years: list[str]) -> str:
@@ -162,7 +164,13 @@ def _welfare_html(context, years: list[str]) -> str:
             "capex). The change in total welfare of the year is the sum of the three. Taxes and subsidies (the "
             "state's side) and the scheduled launches' profit (no recovered costs) are left out. With fixed "
             "incumbent prices no costs are recovered and the incumbents' change is not available (&ndash;). "
+            "The total is <b>gross</b> of the entrant's fixed costs: the R&amp;D and overheads the NPV charges "
+            f"({quantity_text(scenario.finance.rnd_per_month, money=True)} and "
+            f"{quantity_text(scenario.finance.opex_per_month, money=True)} CNY a month while the path is pursued) "
+            "and its capex are real resources too; net of them entry can lower welfare although the total here "
+            "is positive (business stealing: the incumbents' lost profit can exceed the entrant's variable "
+            "profit, Mankiw &amp; Whinston 1986). "
             f"Path <b>{html.escape(chosen)}</b>, bn CNY:</p>"
             + table_html(["welfare (bn CNY)"] + years, parts)
-            + "<p>Total welfare change by path, bn CNY:</p>"
+            + "<p>Total welfare change by path, gross of the entrant's fixed costs, bn CNY:</p>"
             + table_html(["path (bn CNY)"] + years, totals))

@@ -606,7 +606,10 @@ def entrant_price(setting: Setting, terms: PathTerms, month: Month, series: Path
     Bertrand first-order condition at this month's demand (its shares among the consumer types), marginal
     cost (unit cost, fee, variable cost; VAT added) and the incumbents' current prices, cuts included, and
     that price becomes the new list price. Every move is at most `finance.price_step_cap` of the current
-    price a month (`finance.gradual_price`)."""
+    price a month (`finance.gradual_price`) — except that a long queue never holds the price below the
+    VAT-inclusive marginal cost: a held list price below it steps up to it at once (a one-off list-price step,
+    as the data's 9-16% steps; while the plant cannot build more, a price below cost buys no extra output, so
+    no learning either)."""
     finance, national = setting.parameters.finance, series.national
     if setting.price_policy != "best_response" or t + 1 >= national["price"].shape[1]:
         return
@@ -622,8 +625,10 @@ def entrant_price(setting: Setting, terms: PathTerms, month: Month, series: Path
     target = np.where(np.isfinite(target), target, listed)  # no sales this month: no best response
     price = gradual_price(target, current, finance.price_step_cap)
     held = queue_is_long(month.backlog, month.output, finance.price_backlog_months)
+    cost = (1.0 + finance.vat_rate) * national["marginal_cost"][:, t]
+    price = np.where(held, np.fmax(price, cost), price)  # a queue never holds the price below marginal cost
     national["price"][:, t + 1] = np.where(on_sale, price, current)
-    national["list_price"][:, t + 1] = np.where(on_sale & held, listed, national["price"][:, t + 1])
+    national["list_price"][:, t + 1] = np.where(on_sale & held, np.fmax(listed, cost), national["price"][:, t + 1])
 
 
 def regional_sums(setting: Setting, series: PathSeries, t: int, orders: np.ndarray, delivered: np.ndarray,
