@@ -64,7 +64,8 @@ NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"  # ASCII d
 def _cells(frame: pd.DataFrame, column: str) -> tuple[pd.Series, pd.Series]:
     """A column's cells as stripped text and whether each is filled."""
     text = frame[column].astype("string").str.strip()
-    return text, text.notna() & (text != "")
+    filled = (text.notna() & (text != "")).fillna(False).to_numpy(dtype=bool)  # plain bools, even for an empty column
+    return text, pd.Series(filled, index=text.index)
 
 
 def _bad_cells(text: pd.Series, filled: pd.Series, column: Column) -> pd.Series:
@@ -188,7 +189,8 @@ def read_rows(name: str, path: str | Path | None = None) -> tuple[pd.DataFrame, 
 
 
 def load_table(name: str, as_of: date | None = None, path: str | Path | None = None) -> Table:
-    """Load a table with a `published` column; with `as_of`, withhold rows published after it.
+    """Load a table with a `published` column; with `as_of`, withhold rows published after it, and fact rows
+    whose publication date is unknown (nothing shows they were public by then).
 
     A row that lacks a source may only record a gap (no figure, e.g. 'not found'); it is kept with
     `gap=True` so that `evlaunch data` can show what is unknown, and carries no fact into the model.
@@ -200,7 +202,8 @@ def load_table(name: str, as_of: date | None = None, path: str | Path | None = N
     frame["published"] = list(_published(name, str(resolved), resolved.stat().st_mtime, frame))
     if as_of is None:
         return Table(info, frame.reset_index(drop=True), file_path)
-    keep = frame["published"].map(lambda day: day is None or day <= as_of)
+    # a fact whose publication date is unknown cannot be shown to have been public by `as_of`: withheld
+    keep = frame["gap"] | frame["published"].map(lambda day: day is not None and day <= as_of)
     dropped = frame[~keep]
     examples = tuple(str(row.iloc[0]) + " " + str(row.iloc[1]) for _, row in dropped.head(3).iterrows())
     return Table(info, frame[keep].reset_index(drop=True), file_path, as_of, int((~keep).sum()), examples)
