@@ -142,25 +142,31 @@ def offset_from_inclusive(log_d: np.ndarray, weights: np.ndarray, target: np.nda
 
 
 @nb.njit(cache=True)
+def _shifted_log_sum(values: np.ndarray, available: np.ndarray) -> float:  # pragma: no cover - compiled
+    """log sum_k available_k exp(values_k) of 1-D arrays, shifted by the largest available value; -inf when
+    none is available."""
+    peak = -np.inf
+    for k in range(values.shape[0]):
+        if available[k] and values[k] > peak:
+            peak = values[k]
+    if peak == -np.inf:
+        return -np.inf
+    total = 0.0
+    for k in range(values.shape[0]):
+        if available[k]:
+            total += math.exp(values[k] - peak)
+    return peak + math.log(total)
+
+
+@nb.njit(cache=True)
 def _log_inclusive(utility: np.ndarray, available: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     """[N, T] log sum_k avail_k exp(u_tk) of utility [N, T, K], available [N, K] (-inf where none is on
     sale), shifted by each type's largest utility."""
-    draws, types, products = utility.shape
+    draws, types, _ = utility.shape
     out = np.empty((draws, types))
     for n in range(draws):
         for t in range(types):
-            peak = -np.inf
-            for k in range(products):
-                if available[n, k] and utility[n, t, k] > peak:
-                    peak = utility[n, t, k]
-            if peak == -np.inf:
-                out[n, t] = -np.inf
-                continue
-            total = 0.0
-            for k in range(products):
-                if available[n, k]:
-                    total += math.exp(utility[n, t, k] - peak)
-            out[n, t] = peak + math.log(total)
+            out[n, t] = _shifted_log_sum(utility[n, t], available[n])
     return out
 
 
@@ -174,20 +180,9 @@ def _log_inclusive_of(mean_utility, coefficient, effective, extras, available): 
     for n in range(draws):
         for t in range(types):
             c = coefficient[n, t]
-            peak = -np.inf
             for k in range(products):
-                u = mean_utility[n, k] + c * effective[n, k] + extras[n, t, k]
-                row[k] = u
-                if available[n, k] and u > peak:
-                    peak = u
-            if peak == -np.inf:
-                out[n, t] = -np.inf
-                continue
-            total = 0.0
-            for k in range(products):
-                if available[n, k]:
-                    total += math.exp(row[k] - peak)
-            out[n, t] = peak + math.log(total)
+                row[k] = mean_utility[n, k] + c * effective[n, k] + extras[n, t, k]
+            out[n, t] = _shifted_log_sum(row, available[n])
     return out
 
 
