@@ -31,6 +31,19 @@ import pyarrow.parquet as pq
 from evlaunch.runs.draw_table import DrawTable
 
 PRELOAD_BYTES = 64 * 2**20
+MAX_SIDE_BY_SIDE = 4  # files of one block of draws (a finished run has two); more: chunk files
+
+
+class ColumnNames(list):
+    """The table's column names in file order (a list), with set-speed `in`: sections test membership of
+    hundreds of names against thousands of columns."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        super().__init__(names)
+        self._set = frozenset(self)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._set
 
 
 class ReportDraws:
@@ -40,8 +53,8 @@ class ReportDraws:
 
     def __init__(self, table: Any, rows: int, preload_bytes: int = PRELOAD_BYTES) -> None:
         self._table = table
-        self.columns: list[str] = list(table.columns)
-        self._known = frozenset(self.columns)
+        self.columns = ColumnNames(table.columns)
+        self._known = self.columns._set
         self._rows = max(0, min(int(rows), table.n_rows))
         self._preload_bytes = preload_bytes
         self._cache: dict[str, np.ndarray] = {}
@@ -147,10 +160,10 @@ def _first_rows(table: DrawTable, rows: int) -> dict[str, np.ndarray]:
 def _side_by_side_files(table: Any) -> list[_File]:
     """The files of a table whose draws all sit in one block of side-by-side files (a finished run), each
     holding its own columns; [] for any other table (chunk files, a DrawTable-like object)."""
-    paths, stored = getattr(table, "paths", None), getattr(table, "stored_columns", None)
-    if not isinstance(table, DrawTable) or not paths or stored is None or len(paths) != len(stored):
+    paths = getattr(table, "paths", None)
+    if not isinstance(table, DrawTable) or not paths or len(paths) > MAX_SIDE_BY_SIDE:
         return []
-    files = [_File(Path(path)) for path in paths]
+    files = [_File(Path(path)) for path in paths]  # chunk files: each holds fewer draws than the table
     if any(file.table.n_rows != table.n_rows for file in files) or sum(len(f.columns) for f in files) != len(
             table.columns):
         return []
