@@ -91,9 +91,9 @@ def ks_statistics(y: np.ndarray, subset: np.ndarray, groups: int) -> np.ndarray:
     order = np.argsort(y, kind="stable")
     ordered = y[order]
     ends = np.append(ordered[1:] != ordered[:-1], True) if n else np.zeros(0, bool)  # last draw of a tie group
-    labels = np.ascontiguousarray(rows[:, order], dtype=np.int64)
+    labels = np.ascontiguousarray(rows, dtype=np.int64)
     exact = n <= EXACT_MAX_DRAWS
-    numerators, gaps, sizes = _ks_gaps(labels, ends, int(groups), exact)
+    numerators, gaps, sizes = _ks_gaps(labels, order, ends, int(groups), exact)
     result = np.full(sizes.shape, np.nan)
     present = sizes > 0
     if exact:
@@ -107,11 +107,11 @@ def ks_statistics(y: np.ndarray, subset: np.ndarray, groups: int) -> np.ndarray:
 
 
 @nb.njit(cache=True)
-def _ks_gaps(labels: np.ndarray, ends: np.ndarray, groups: int, exact: bool
+def _ks_gaps(labels: np.ndarray, order: np.ndarray, ends: np.ndarray, groups: int, exact: bool
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """Per row and subset of `labels` ([rows, n], the draws in output order): the largest |ECDF gap| over
-    the ends of tie groups (`ends`), as an exact numerator |members_so_far * n - draws_so_far * size|
-    (`exact`) or as ks_2samp's float difference, and the subset's size."""
+    """Per row and subset of `labels` ([rows, n]): the largest |ECDF gap| over the ends of tie groups
+    (`ends`, of the draws in output order `order`), as an exact numerator |members_so_far * n -
+    draws_so_far * size| (`exact`) or as ks_2samp's float difference, and the subset's size."""
     count, n = labels.shape
     numerators = np.zeros((count, groups), np.int64)
     gaps = np.zeros((count, groups))
@@ -124,7 +124,7 @@ def _ks_gaps(labels: np.ndarray, ends: np.ndarray, groups: int, exact: bool
                 sizes[r, label] += 1
         counted[:] = 0
         for j in range(n):
-            label = labels[r, j]
+            label = labels[r, order[j]]
             if 0 <= label < groups:
                 counted[label] += 1
             if not ends[j]:
@@ -167,13 +167,25 @@ def slice_labels(x: np.ndarray, slices: int) -> tuple[np.ndarray, np.ndarray]:
     # numpy's quantiles are monotone in the probability, so slice s is the last edge at or below x: count
     # the edges at or below x (the running maximum only guards that; it leaves ordered edges unchanged).
     # NaN (in x or edges) is at or above nothing: label -1; at or above edge[slices] (the maximum): none.
-    ordered = np.maximum.accumulate(edges, axis=0)
-    values = x.T
-    labels = np.full((inputs, n), -1, dtype=np.int64)
-    for edge in ordered:
-        labels += values >= edge[:, None]
-    labels[labels >= slices] = -1
-    return labels, edges
+    ordered = np.ascontiguousarray(np.maximum.accumulate(edges, axis=0).T)
+    return _count_edges_below(np.ascontiguousarray(x.T), ordered, slices), edges
+
+
+@nb.njit(cache=True)
+def _count_edges_below(values: np.ndarray, edges: np.ndarray, slices: int) -> np.ndarray:  # pragma: no cover
+    """[inputs, n] labels: the number of `edges[i]` (ordered) at or below each value, less one; -1 for a
+    value below every edge, NaN, or at or above the last edge (compiled: one pass over the draws)."""
+    inputs, n = values.shape
+    labels = np.empty((inputs, n), np.int64)
+    for i in range(inputs):
+        for j in range(n):
+            value = values[i, j]
+            label = -1
+            for edge in edges[i]:
+                if value >= edge:
+                    label += 1
+            labels[i, j] = -1 if label >= slices else label
+    return labels
 
 
 def pawn(x: np.ndarray, y: np.ndarray, slices: int = 10) -> PawnResult:

@@ -51,15 +51,16 @@ def pawn_ranking(inputs: dict[str, np.ndarray], output: np.ndarray, seed: int = 
     Inputs that do not vary are left out; draws with a non-finite output are dropped (none if fewer than
     100 finite ones remain, or the output does not vary). The indices are SALib's `pawn.analyze` with
     10 slices, to the last bit (`evlaunch.analysis.pawn`), at a small fraction of its cost."""
-    varies: np.ndarray | list[bool] = _varies(np.column_stack([np.asarray(v, float) for v in inputs.values()])) if inputs else []
-    names = [n for n, keep in zip(inputs, varies) if keep]
-    dummy = np.random.default_rng(seed).uniform(size=len(output))
-    matrix = np.column_stack([inputs[n] for n in names] + [dummy])
-    names = names + [NOISE]
     finite = np.isfinite(output)
     if finite.sum() < 100 or np.std(output[finite]) == 0:
         return []
-    result = pawn(matrix[finite], output[finite], slices=PAWN_SLICES)
+    # inputs as rows ([inputs, draws]): the layout PAWN's passes over the draws read, without a transpose
+    stacked = np.stack([np.asarray(v, float) for v in inputs.values()]) if inputs else np.zeros((0, len(output)))
+    varies = _varies(stacked.T)
+    names = [n for n, keep in zip(inputs, varies) if keep] + [NOISE]
+    dummy = np.random.default_rng(seed).uniform(size=len(output))
+    matrix = np.vstack([stacked[varies][:, finite], dummy[finite]])
+    result = pawn(matrix.T, output[finite], slices=PAWN_SLICES)
     return sorted(zip(names, (float(v) for v in result.median)), key=lambda item: -item[1])
 
 
