@@ -9,6 +9,7 @@ scenario's own firms table when it names one (its path joined to the scenario's 
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 
@@ -59,6 +60,12 @@ def licence_plant_rows(scenario, summary) -> list[list[str]]:
     return rows
 
 
+@functools.lru_cache(maxsize=64)
+def partner_lines(partner: str, as_of, firms: str | None) -> tuple[tuple[str, str, str], ...]:
+    """`partner_facts(...).lines()` (year, facts, source), read from the firms table once per process."""
+    return tuple(partner_facts(partner, as_of, firms).lines())
+
+
 def paths_in_depth(context):
     scenario, summary = context.scenario, context.summary
     values = quantities(scenario)
@@ -106,8 +113,8 @@ def paths_in_depth(context):
         partner = ""
         if path.partner is not None:
             rows = [[html.escape(year), html.escape(text), html.escape(source)]
-                    for year, text, source in partner_facts(path.partner, scenario.as_of,
-                                                            context.model.tables.get("firms")).lines()]
+                    for year, text, source in partner_lines(path.partner, scenario.as_of,
+                                                            context.model.tables.get("firms"))]
             partner = (f"<p>What firms.csv says about {html.escape(path.partner)} (rows public by "
                        f"{scenario.as_of}); the path's capacity, fee and deal risk above are assumptions judged "
                        f"against these facts:</p>" + table_html(["year", "facts", "source"], rows or [["–", "none", ""]]))
