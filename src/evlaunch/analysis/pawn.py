@@ -77,7 +77,7 @@ def ks_statistics(y: np.ndarray, subset: np.ndarray, groups: int) -> np.ndarray:
 
     How: with the draws sorted by output, ks_2samp reads the ECDF gap F_subset - F_all at the end of each
     group of tied outputs (its `searchsorted(side="right")`); one compiled pass over the sorted draws per
-    row counts each subset's members so far and keeps the largest gap of either sign at every group end
+    row counts each subset's members so far and keeps the largest gap of either sign where it can peak
     (`_ks_gaps`). Up to `EXACT_MAX_DRAWS` draws the gap is an exact integer over n * members, reduced and
     divided as ks_2samp rounds it in its exact mode; above, it is ks_2samp's float difference.
     """
@@ -111,38 +111,62 @@ def _ks_gaps(labels: np.ndarray, order: np.ndarray, ends: np.ndarray, groups: in
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     """Per row and subset of `labels` ([rows, n]): the largest |ECDF gap| over the ends of tie groups
     (`ends`, of the draws in output order `order`), as an exact numerator |members_so_far * n -
-    draws_so_far * size| (`exact`) or as ks_2samp's float difference, and the subset's size."""
+    draws_so_far * size| (`exact`) or as ks_2samp's float difference, and the subset's size.
+
+    The gap F_subset - F_all rises only at a group holding a member and falls in between, so its maximum
+    is read at the end of the members' groups and its minimum at the end of the group before them (or at
+    the very end, where it is 0): one step per draw, whatever the number of subsets."""
     count, n = labels.shape
     numerators = np.zeros((count, groups), np.int64)
     gaps = np.zeros((count, groups))
     sizes = np.zeros((count, groups), np.int64)
     counted = np.zeros(groups, np.int64)
+    seen = np.full(groups, -1, np.int64)   # the last group (its first draw) in which a subset had a member
+    touched = np.empty(groups, np.int64)
     for r in range(count):
         for j in range(n):
             label = labels[r, j]
             if 0 <= label < groups:
                 sizes[r, label] += 1
         counted[:] = 0
-        for j in range(n):
-            label = labels[r, order[j]]
-            if 0 <= label < groups:
-                counted[label] += 1
-            if not ends[j]:
-                continue
-            for k in range(groups):
-                size = sizes[r, k]
-                if size == 0:
-                    continue
+        seen[:] = -1
+        first = 0
+        while first < n:
+            last = first
+            while not ends[last]:
+                last += 1
+            found = 0
+            for j in range(first, last + 1):  # before the group: the gap's low side, members not yet counted
+                label = labels[r, order[j]]
+                if 0 <= label < groups and seen[label] != first:
+                    seen[label] = first
+                    touched[found] = label
+                    found += 1
+                    size = sizes[r, label]
+                    if exact:
+                        gap = first * size - counted[label] * n
+                        if gap > numerators[r, label]:
+                            numerators[r, label] = gap
+                    else:
+                        difference = first / n - counted[label] / size
+                        if difference > gaps[r, label]:
+                            gaps[r, label] = difference
+            for j in range(first, last + 1):
+                label = labels[r, order[j]]
+                if 0 <= label < groups:
+                    counted[label] += 1
+            for t in range(found):  # at the group's end: the high side
+                label = touched[t]
+                size = sizes[r, label]
                 if exact:
-                    gap = counted[k] * n - (j + 1) * size
-                    gap = -gap if gap < 0 else gap
-                    if gap > numerators[r, k]:
-                        numerators[r, k] = gap
+                    gap = counted[label] * n - (last + 1) * size
+                    if gap > numerators[r, label]:
+                        numerators[r, label] = gap
                 else:
-                    difference = counted[k] / size - (j + 1) / n
-                    difference = -difference if difference < 0 else difference
-                    if difference > gaps[r, k]:
-                        gaps[r, k] = difference
+                    difference = counted[label] / size - (last + 1) / n
+                    if difference > gaps[r, label]:
+                        gaps[r, label] = difference
+            first = last + 1
     return numerators, gaps, sizes
 
 
