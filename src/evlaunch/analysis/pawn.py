@@ -93,13 +93,14 @@ def ks_statistics(y: np.ndarray, subset: np.ndarray, groups: int) -> np.ndarray:
     ends = np.append(ordered[1:] != ordered[:-1], True) if n else np.zeros(0, bool)  # last draw of a tie group
     labels = np.ascontiguousarray(rows, dtype=np.int64)
     exact = n <= EXACT_MAX_DRAWS
-    numerators, gaps, sizes = _ks_gaps(labels, order, ends, int(groups), exact)
+    gaps, sizes = _ks_gaps(labels, order, ends, int(groups), exact)
     result = np.full(sizes.shape, np.nan)
     present = sizes > 0
     if exact:
         # the gap numerator over n * size, reduced by gcd(size, n) before the division, as ks_2samp does
         common = np.gcd(sizes[present], n)
-        result[present] = (numerators[present] // common) * 1.0 / ((sizes[present] // common) * n)
+        numerators = gaps[present].astype(np.int64)
+        result[present] = (numerators // common) * 1.0 / ((sizes[present] // common) * n)
     else:
         result[present] = gaps[present]
     result[present] = np.maximum(result[present], 0.0)
@@ -108,26 +109,20 @@ def ks_statistics(y: np.ndarray, subset: np.ndarray, groups: int) -> np.ndarray:
 
 @nb.njit(cache=True)
 def _ks_gaps(labels: np.ndarray, order: np.ndarray, ends: np.ndarray, groups: int, exact: bool
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+             ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     """Per row and subset of `labels` ([rows, n]): the largest |ECDF gap| over the ends of tie groups
-    (`ends`, of the draws in output order `order`), as an exact numerator |members_so_far * n -
-    draws_so_far * size| (`exact`) or as ks_2samp's float difference, and the subset's size.
+    (`ends`, of the draws in output order `order`), as `_gap` gives it, and the subset's size.
 
     The gap F_subset - F_all rises only at a group holding a member and falls in between, so its maximum
     is read at the end of the members' groups and its minimum at the end of the group before them (or at
     the very end, where it is 0): one step per draw, whatever the number of subsets."""
     count, n = labels.shape
-    numerators = np.zeros((count, groups), np.int64)
-    gaps = np.zeros((count, groups))
-    sizes = np.zeros((count, groups), np.int64)
+    best = np.zeros((count, groups))
+    sizes = _subset_sizes(labels, groups)
     counted = np.zeros(groups, np.int64)
-    seen = np.full(groups, -1, np.int64)   # the last group (its first draw) in which a subset had a member
+    seen = np.full(groups, -1, np.int64)   # the group (its first draw) in which a subset last had a member
     touched = np.empty(groups, np.int64)
     for r in range(count):
-        for j in range(n):
-            label = labels[r, j]
-            if 0 <= label < groups:
-                sizes[r, label] += 1
         counted[:] = 0
         seen[:] = -1
         first = 0
@@ -136,38 +131,45 @@ def _ks_gaps(labels: np.ndarray, order: np.ndarray, ends: np.ndarray, groups: in
             while not ends[last]:
                 last += 1
             found = 0
-            for j in range(first, last + 1):  # before the group: the gap's low side, members not yet counted
+            for j in range(first, last + 1):  # before the group: the low side, its members not yet counted
                 label = labels[r, order[j]]
                 if 0 <= label < groups and seen[label] != first:
                     seen[label] = first
                     touched[found] = label
                     found += 1
-                    size = sizes[r, label]
-                    if exact:
-                        gap = first * size - counted[label] * n
-                        if gap > numerators[r, label]:
-                            numerators[r, label] = gap
-                    else:
-                        difference = first / n - counted[label] / size
-                        if difference > gaps[r, label]:
-                            gaps[r, label] = difference
+                    best[r, label] = max(best[r, label], _gap(counted[label], first, sizes[r, label], n, exact, False))
             for j in range(first, last + 1):
                 label = labels[r, order[j]]
                 if 0 <= label < groups:
                     counted[label] += 1
             for t in range(found):  # at the group's end: the high side
                 label = touched[t]
-                size = sizes[r, label]
-                if exact:
-                    gap = counted[label] * n - (last + 1) * size
-                    if gap > numerators[r, label]:
-                        numerators[r, label] = gap
-                else:
-                    difference = counted[label] / size - (last + 1) / n
-                    if difference > gaps[r, label]:
-                        gaps[r, label] = difference
+                best[r, label] = max(best[r, label], _gap(counted[label], last + 1, sizes[r, label], n, exact, True))
             first = last + 1
-    return numerators, gaps, sizes
+    return best, sizes
+
+
+@nb.njit(cache=True)
+def _gap(members: int, drawn: int, size: int, n: int, exact: bool, high: bool) -> float:  # pragma: no cover
+    """The ECDF gap members/size - drawn/n (its negation unless `high`): when `exact`, its numerator over
+    n * size (an integer, exact as a float below 2**53), else ks_2samp's float difference."""
+    if exact:
+        numerator = members * n - drawn * size
+        return float(numerator if high else -numerator)
+    return members / size - drawn / n if high else drawn / n - members / size
+
+
+@nb.njit(cache=True)
+def _subset_sizes(labels: np.ndarray, groups: int) -> np.ndarray:  # pragma: no cover - compiled
+    """[rows, groups] the number of draws of each subset (labels outside 0..groups-1 belong to none)."""
+    count, n = labels.shape
+    sizes = np.zeros((count, groups), np.int64)
+    for r in range(count):
+        for j in range(n):
+            label = labels[r, j]
+            if 0 <= label < groups:
+                sizes[r, label] += 1
+    return sizes
 
 
 def slice_labels(x: np.ndarray, slices: int) -> tuple[np.ndarray, np.ndarray]:

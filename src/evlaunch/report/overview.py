@@ -23,7 +23,7 @@ from evlaunch.config.columns import (
     path_column,
 )
 from evlaunch.config.distributions import is_uncertain
-from evlaunch.config.scenario import month_label, quantities
+from evlaunch.config.scenario import month_label
 from evlaunch.report import charts
 from evlaunch.report.context import ReportContext
 from evlaunch.report.formatting import units
@@ -208,7 +208,7 @@ def market_section(context: ReportContext) -> Section:
 
 def assumptions_section(context: ReportContext) -> Section:
     rows = []
-    for path, value in quantities(context.scenario).items():
+    for path, value in context.quantities.items():
         if is_uncertain(value):
             low, high = value.bounds()
             described = ", ".join(f"{k}={v}" for k, v in value.model_dump().items() if k != "dist")

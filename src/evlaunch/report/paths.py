@@ -17,7 +17,6 @@ import numpy as np
 
 from evlaunch.config.columns import MONTHS_LOST, NPV, PATH_FAILED, path_column
 from evlaunch.config.distributions import is_uncertain
-from evlaunch.config.scenario import quantities, uncertain_parameters
 from evlaunch.entry.partners import partner_facts
 from evlaunch.report.formatting import bn_cny
 from evlaunch.report.html import Section, table_html
@@ -68,8 +67,8 @@ def partner_lines(partner: str, as_of, firms: str | None) -> tuple[tuple[str, st
 
 def paths_in_depth(context):
     scenario, summary = context.scenario, context.summary
-    values = quantities(scenario)
-    input_names = [n for n in sorted(uncertain_parameters(scenario)) + list(context.model.event_names)
+    values = context.quantities
+    input_names = [n for n in sorted(context.uncertain) + list(context.model.event_names)
                    if n in context.table.columns]
     columns = input_names + [path_column(p, name) for p in scenario.paths for name in (NPV, PATH_FAILED, MONTHS_LOST)]
     data = context.table.to_numpy([c for c in columns if c in context.table.columns], limit=DRIVER_DRAWS)

@@ -69,7 +69,7 @@ def reference_class_section(context):
                           + [path_column(chosen, LAUNCH_MONTH_INDEX)])
     deliveries = np.stack([data[monthly(chosen, DELIVERIES_MONTH, m)] for m in months], axis=1).astype(float)
     aligned = aligned_at_launch(deliveries, data[path_column(chosen, LAUNCH_MONTH_INDEX)])
-    figure = go.Figure()
+    figure = charts.new_figure()
     for index, (brand, months_since, delivered) in enumerate(observed_ramps(scenario.as_of, model.tables)):
         colour = charts.PALETTE[(index + 2) % len(charts.PALETTE)]
         figure.add_trace(go.Scatter(x=months_since, y=delivered, mode="markers", name=f"{brand} (actual)",
@@ -91,7 +91,7 @@ def reference_class_section(context):
                                     name=f"entrant median ({html.escape(chosen)})"))
     figure.update_layout(title="Deliveries in the first 24 months: new EV brands and the entrant",
                          xaxis_title="month since first deliveries", yaxis_title="vehicles/month",
-                         template="plotly_white", height=460)
+                         height=460)
     body = ("<p>Monthly deliveries of new Chinese EV brands in their first 24 months (new_brand_ramps.csv, "
             "more_brand_ramps.csv and brand_ramps_extra.csv reconciled as the ramp backtest reconciles them: company "
             "deliveries first, registrations only where nothing else is known; only figures public by the as-of "

@@ -20,7 +20,6 @@ import plotly.io as pio
 from evlaunch.analysis.pawn import pawn
 from evlaunch.atomic import write_text_atomic
 from evlaunch.config.columns import LAUNCH_MONTH_INDEX, NPV, path_column
-from evlaunch.config.scenario import uncertain_parameters
 from evlaunch.report import charts
 from evlaunch.report.html import Section
 from evlaunch.simulation.parameters import AWARENESS_EVENTS
@@ -71,7 +70,7 @@ def what_matters(context) -> Any:
     chosen = summary["recommended_path"]["name"]
     others = sorted((p for p in summary["paths"] if p != chosen),
                     key=lambda p: -(summary["paths"][p]["npv"]["mean"] or -math.inf))
-    input_names = sorted(uncertain_parameters(scenario)) + list(context.model.event_names)
+    input_names = sorted(context.uncertain) + list(context.model.event_names)
     outputs = [path_column(chosen, NPV), path_column(chosen, LAUNCH_MONTH_INDEX)] + (
         [path_column(others[0], NPV)] if others else [])
     columns = [c for c in input_names + outputs if c in context.table.columns]
