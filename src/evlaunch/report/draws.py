@@ -121,10 +121,9 @@ class _File:
         if packed:
             absent = [name for name in packed if name not in self.kept]
             if absent:
-                everything = (len(self.columns) - len(self.direct)) * rows * 8 <= preload_bytes
-                # all of the file's unpacked columns in one pass (no name look-ups), or only those asked for
-                self.kept.update(_first_rows(self.table, rows) if everything and not self.direct
-                                 else self.table.to_numpy(absent, rows))
+                everything = len(self.columns) * rows * 8 <= preload_bytes
+                # all of the file's columns in one pass (no name look-ups), or only those asked for
+                self.kept.update(_first_rows(self.table, rows) if everything else self.table.to_numpy(absent, rows))
             result.update({name: self.kept.pop(name) for name in packed})
         return result
 
