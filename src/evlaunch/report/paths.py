@@ -20,6 +20,7 @@ from evlaunch.config.distributions import is_uncertain
 from evlaunch.entry.partners import partner_facts
 from evlaunch.report.formatting import bn_cny
 from evlaunch.report.html import Section, table_html
+from evlaunch.report.reference_class import file_version
 from evlaunch.report.sensitivity import NOISE, input_label, pawn_ranking
 
 DRIVER_DRAWS = 2000
@@ -59,9 +60,14 @@ def licence_plant_rows(scenario, summary) -> list[list[str]]:
     return rows
 
 
-@functools.lru_cache(maxsize=64)
 def partner_lines(partner: str, as_of, firms: str | None) -> tuple[tuple[str, str, str], ...]:
-    """`partner_facts(...).lines()` (year, facts, source), read from the firms table once per process."""
+    """`partner_facts(...).lines()` (year, facts, source), read from the firms table once per process and
+    version of the scenario's own firms file."""
+    return _partner_lines(partner, as_of, firms, file_version(firms) if firms is not None else None)
+
+
+@functools.lru_cache(maxsize=64)
+def _partner_lines(partner: str, as_of, firms: str | None, _version) -> tuple[tuple[str, str, str], ...]:
     return tuple(partner_facts(partner, as_of, firms).lines())
 
 

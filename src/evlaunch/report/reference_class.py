@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import html
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,13 +45,25 @@ def observed_ramps(as_of, tables: Mapping[str, Any] | None) -> tuple[tuple[str, 
     """Each ramp of the reconciled panel (`entry.ramp_panel`, rows public at `as_of`; `tables`: a scenario's own
     files) with its months since launch and deliveries where the tables give a figure (imputed months left
     out), in the panel's order. Assembling the panel costs more than the rest of the report; it depends only
-    on these arguments, so a process builds it once (the arrays are read-only)."""
-    return _observed_ramps(as_of, tuple(sorted((tables or {}).items())))
+    on these arguments, so a process builds it once per version of the scenario's own files (the arrays are
+    read-only)."""
+    return _observed_ramps(as_of, tuple(sorted((name, str(path), file_version(path))
+                                               for name, path in (tables or {}).items() if path is not None)))
+
+
+def file_version(path) -> tuple[int, int] | None:
+    """(modification time in ns, size) of a file, None if it cannot be read: a cache key that changes when
+    the file is rewritten."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
 
 
 @functools.lru_cache(maxsize=8)
-def _observed_ramps(as_of, tables: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, np.ndarray, np.ndarray], ...]:
-    panel = load_ramp_panel(as_of, paths=dict(tables)).months
+def _observed_ramps(as_of, tables: tuple[tuple[str, str, Any], ...]) -> tuple[tuple[str, np.ndarray, np.ndarray], ...]:
+    panel = load_ramp_panel(as_of, paths={name: path for name, path, _ in tables}).months
     observed = panel[panel["how"] != "imputed"]
     ramps = []
     for ramp, rows in observed.groupby("ramp", sort=False):
