@@ -10,6 +10,12 @@ SALib's side by side, checking that both give the same rankings and indices.
     python benchmarks/bench_report.py                 # runs 2,000 draws first (a minute or two)
     python benchmarks/bench_report.py --run runs/xiaomi-2023
 
+It prints the first build in the process (as a run's report phase pays it: one-time imports and caches
+included), the fastest build (wall and CPU seconds), each section's fastest wall and CPU seconds with
+the draws it reads (a fresh view of the draws per build) and their total, and whether the build meets
+the issue's target (a 2,000-draw report in under `TARGET_SECONDS`). `--quick` skips the builds with
+SALib's PAWN.
+
 The last line reads `report: seconds=<x> pawn_speedup=<y>` (x: the fastest build, wall seconds; y: SALib's
 PAWN time over ours on the report's workload).
 """
