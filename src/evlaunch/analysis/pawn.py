@@ -12,14 +12,15 @@ numbers are the same to the last bit: the slice edges are `np.nanquantile(x, np.
 maximum fall in no slice, nor do draws whose input is NaN), an empty slice has no statistic (NaN)
 and the summaries ignore NaN. What differs is the cost: SALib calls `scipy.stats.ks_2samp` once per
 input and slice, which also computes an exact p-value nobody here reads. Here the output is sorted
-once and the KS statistics of every input and slice come from one sort of the slice labels in output
-order (`ks_statistics`), with no p-values.
+once and the KS statistics of every input and slice come from one compiled pass over the slice labels
+in output order (`ks_statistics`), with no p-values.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 
 __all__ = ["EXACT_MAX_DRAWS", "PawnResult", "ks_statistics", "pawn", "slice_labels"]
@@ -74,70 +75,101 @@ def ks_statistics(y: np.ndarray, subset: np.ndarray, groups: int) -> np.ndarray:
     [rows, n], one partition of the draws per row (then the result is [rows, groups]). Returns
     `scipy.stats.ks_2samp(y[members], y).statistic` of each subset to the last bit, NaN for an empty one.
 
-    How: with the draws sorted by output, the ECDF gap F_subset - F_all, read at the end of each group
-    of tied outputs (where ks_2samp's `searchsorted(side="right")` reads it), rises only at a group
-    holding a member of the subset and falls in between; so its maximum is read at the members' groups
-    and its minimum just before them (or at the very end, where it is 0). One stable sort of all
-    (row, subset) labels lists each subset's members in output order. Up to `EXACT_MAX_DRAWS` draws the
-    gap is an exact integer over n * members, as ks_2samp rounds it in its exact mode; above, it is
-    ks_2samp's float difference.
+    How: with the draws sorted by output, ks_2samp reads the ECDF gap F_subset - F_all at the end of each
+    group of tied outputs (its `searchsorted(side="right")`); one compiled pass over the sorted draws per
+    row counts each subset's members so far and keeps the largest gap of either sign where it can peak
+    (`_ks_gaps`). Up to `EXACT_MAX_DRAWS` draws the gap is an exact integer over n * members, reduced and
+    divided as ks_2samp rounds it in its exact mode; above, it is ks_2samp's float difference.
     """
     y = np.asarray(y, dtype=float)
     rows = np.atleast_2d(np.asarray(subset))
-    n, count = y.shape[0], rows.shape[0]
+    n = y.shape[0]
     if y.ndim != 1 or rows.shape[1] != n:
         raise ValueError(f"y must be 1-D with one entry per draw of subset; got {y.shape} and {np.shape(subset)}")
     if not np.all(np.isfinite(y)):
         raise ValueError("ks_statistics needs finite outputs; drop the NaN/inf draws first")
-    result = np.full((count, groups), np.nan)
     order = np.argsort(y, kind="stable")
     ordered = y[order]
-    starts_group = np.append(True, ordered[1:] != ordered[:-1]) if n else np.zeros(0, bool)
-    first = np.flatnonzero(starts_group)
-    ties = np.cumsum(starts_group) - 1
-    below_all = first[ties]                      # draws below each sorted draw's tie group
-    upto_all = np.append(first[1:], n)[ties]     # draws up to the end of its tie group
-    # one key per (row, subset); draws in no subset get the largest key and are cut off after the sort
-    outside = count * groups
-    wide = np.int16 if outside <= np.iinfo(np.int16).max else np.int64  # numpy radix-sorts small ints
-    labels = rows[:, order]
-    keys = np.where((labels >= 0) & (labels < groups),
-                    np.arange(count, dtype=wide)[:, None] * groups + labels.astype(wide), outside).astype(wide)
-    members = np.argsort(keys.ravel(), kind="stable")
-    members = members[:np.count_nonzero(keys != outside)]
-    if not len(members):
-        return result if np.ndim(subset) == 2 else result[0]
-    key = keys.ravel()[members]
-    position = members % n
-    below, upto = below_all[position], upto_all[position]
-    starts = np.flatnonzero(np.append(True, key[1:] != key[:-1]))
-    sizes = np.diff(np.append(starts, len(key)))
-    present = key[starts].astype(np.int64)
-    size = np.repeat(sizes, sizes)
-    # members counted, from the subset's start, up to the end of their tie group and before its start
-    index = np.arange(len(key))
-    if np.all(starts_group):  # no ties: a member's tie group is itself
-        counted_upto, counted_below = index + 1, index
+    ends = np.append(ordered[1:] != ordered[:-1], True) if n else np.zeros(0, bool)  # last draw of a tie group
+    labels = np.ascontiguousarray(rows, dtype=np.int64)
+    exact = n <= EXACT_MAX_DRAWS
+    gaps, sizes = _ks_gaps(labels, order, ends, int(groups), exact)
+    result = np.full(sizes.shape, np.nan)
+    present = sizes > 0
+    if exact:
+        # the gap numerator over n * size, reduced by gcd(size, n) before the division, as ks_2samp does
+        common = np.gcd(sizes[present], n)
+        numerators = gaps[present].astype(np.int64)
+        result[present] = (numerators // common) * 1.0 / ((sizes[present] // common) * n)
     else:
-        run = np.append(True, (key[1:] != key[:-1]) | (below[1:] != below[:-1]))
-        run_start = np.flatnonzero(run)
-        run_of = np.cumsum(run) - 1
-        counted_upto, counted_below = np.append(run_start[1:], len(key))[run_of], run_start[run_of]
-    offset = np.repeat(starts, sizes)
-    if n <= EXACT_MAX_DRAWS:
-        # gap numerators over n * size: above  (members up to)*n - (draws up to)*size,
-        #                                below  (draws below)*size - (members below)*n
-        high = (counted_upto - offset) * n - upto * size
-        low = below * size - (counted_below - offset) * n
-        gap = np.maximum.reduceat(np.maximum(high, low), starts)
-        common = np.gcd(sizes, n)
-        values = (gap // common) * 1.0 / ((sizes // common) * n)
-    else:
-        high = (counted_upto - offset) / size - upto / n
-        low = below / n - (counted_below - offset) / size
-        values = np.maximum.reduceat(np.maximum(high, low), starts)
-    result.flat[present] = np.maximum(values, 0.0)
+        result[present] = gaps[present]
+    result[present] = np.maximum(result[present], 0.0)
     return result if np.ndim(subset) == 2 else result[0]
+
+
+@nb.njit(cache=True)
+def _ks_gaps(labels: np.ndarray, order: np.ndarray, ends: np.ndarray, groups: int, exact: bool
+             ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Per row and subset of `labels` ([rows, n]): the largest |ECDF gap| over the ends of tie groups
+    (`ends`, of the draws in output order `order`), as `_gap` gives it, and the subset's size.
+
+    The gap F_subset - F_all rises only at a group holding a member and falls in between, so its maximum
+    is read at the end of the members' groups and its minimum at the end of the group before them (or at
+    the very end, where it is 0): one step per draw, whatever the number of subsets."""
+    count, n = labels.shape
+    best = np.zeros((count, groups))
+    sizes = _subset_sizes(labels, groups)
+    counted = np.zeros(groups, np.int64)
+    seen = np.full(groups, -1, np.int64)   # the group (its first draw) in which a subset last had a member
+    touched = np.empty(groups, np.int64)
+    for r in range(count):
+        counted[:] = 0
+        seen[:] = -1
+        first = 0
+        while first < n:
+            last = first
+            while not ends[last]:
+                last += 1
+            found = 0
+            for j in range(first, last + 1):  # before the group: the low side, its members not yet counted
+                label = labels[r, order[j]]
+                if 0 <= label < groups and seen[label] != first:
+                    seen[label] = first
+                    touched[found] = label
+                    found += 1
+                    best[r, label] = max(best[r, label], _gap(counted[label], first, sizes[r, label], n, exact, False))
+            for j in range(first, last + 1):
+                label = labels[r, order[j]]
+                if 0 <= label < groups:
+                    counted[label] += 1
+            for t in range(found):  # at the group's end: the high side
+                label = touched[t]
+                best[r, label] = max(best[r, label], _gap(counted[label], last + 1, sizes[r, label], n, exact, True))
+            first = last + 1
+    return best, sizes
+
+
+@nb.njit(cache=True)
+def _gap(members: int, drawn: int, size: int, n: int, exact: bool, high: bool) -> float:  # pragma: no cover
+    """The ECDF gap members/size - drawn/n (its negation unless `high`): when `exact`, its numerator over
+    n * size (an integer, exact as a float below 2**53), else ks_2samp's float difference."""
+    if exact:
+        numerator = members * n - drawn * size
+        return float(numerator if high else -numerator)
+    return members / size - drawn / n if high else drawn / n - members / size
+
+
+@nb.njit(cache=True)
+def _subset_sizes(labels: np.ndarray, groups: int) -> np.ndarray:  # pragma: no cover - compiled
+    """[rows, groups] the number of draws of each subset (labels outside 0..groups-1 belong to none)."""
+    count, n = labels.shape
+    sizes = np.zeros((count, groups), np.int64)
+    for r in range(count):
+        for j in range(n):
+            label = labels[r, j]
+            if 0 <= label < groups:
+                sizes[r, label] += 1
+    return sizes
 
 
 def slice_labels(x: np.ndarray, slices: int) -> tuple[np.ndarray, np.ndarray]:
@@ -161,13 +193,25 @@ def slice_labels(x: np.ndarray, slices: int) -> tuple[np.ndarray, np.ndarray]:
     # numpy's quantiles are monotone in the probability, so slice s is the last edge at or below x: count
     # the edges at or below x (the running maximum only guards that; it leaves ordered edges unchanged).
     # NaN (in x or edges) is at or above nothing: label -1; at or above edge[slices] (the maximum): none.
-    ordered = np.maximum.accumulate(edges, axis=0)
-    values = x.T
-    labels = np.full((inputs, n), -1, dtype=np.int64)
-    for edge in ordered:
-        labels += values >= edge[:, None]
-    labels[labels >= slices] = -1
-    return labels, edges
+    ordered = np.ascontiguousarray(np.maximum.accumulate(edges, axis=0).T)
+    return _count_edges_below(np.ascontiguousarray(x.T), ordered, slices), edges
+
+
+@nb.njit(cache=True)
+def _count_edges_below(values: np.ndarray, edges: np.ndarray, slices: int) -> np.ndarray:  # pragma: no cover
+    """[inputs, n] labels: the number of `edges[i]` (ordered) at or below each value, less one; -1 for a
+    value below every edge, NaN, or at or above the last edge (compiled: one pass over the draws)."""
+    inputs, n = values.shape
+    labels = np.empty((inputs, n), np.int64)
+    for i in range(inputs):
+        for j in range(n):
+            value = values[i, j]
+            label = -1
+            for edge in edges[i]:
+                if value >= edge:
+                    label += 1
+            labels[i, j] = -1 if label >= slices else label
+    return labels
 
 
 def pawn(x: np.ndarray, y: np.ndarray, slices: int = 10) -> PawnResult:

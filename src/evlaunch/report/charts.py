@@ -79,13 +79,16 @@ def _transparent(colour: str, alpha: float = 0.2) -> str:
     return f"rgba({red},{green},{blue},{alpha})"
 
 
-def launch_histogram(launch_labels: dict[str, list[str]], never: dict[str, float], title: str) -> go.Figure:
-    """Distribution of the launch month per path (share of draws per month; 'never' in the legend)."""
+def launch_histogram(launch_shares: dict[str, tuple[list[str], np.ndarray]], never: dict[str, float],
+                     title: str) -> go.Figure:
+    """Distribution of the launch month per path: for each path (months, shares), the share of its draws that
+    launch within the horizon launching in each month, as overlaid bars ('never' in the legend). The shares
+    are counted before plotting (one bar per month, not one point per draw)."""
     figure = new_figure()
-    for index, (name, labels) in enumerate(launch_labels.items()):
-        figure.add_trace(go.Histogram(x=labels, histnorm="probability", name=f"{name} (never: {never[name]:.0%})",
-                                      marker_color=PALETTE[index % len(PALETTE)], opacity=0.6))
-    figure.update_layout(barmode="overlay")
+    for index, (name, (months, shares)) in enumerate(launch_shares.items()):
+        figure.add_trace(go.Bar(x=months, y=shares, name=f"{name} (never: {never[name]:.0%})",
+                                marker_color=PALETTE[index % len(PALETTE)], opacity=0.6))
+    figure.update_layout(barmode="overlay", bargap=0)
     figure.update_xaxes(type="category", categoryorder="category ascending")
     return _layout(figure, title, "launch month", "share of draws")
 

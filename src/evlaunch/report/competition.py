@@ -8,6 +8,8 @@ Each section is `(context) -> Section | None` (`report.build` lists them). Both 
 from __future__ import annotations
 
 import html
+import weakref
+from typing import Any
 
 import numpy as np
 
@@ -145,10 +147,27 @@ def fringe_words(scenario) -> str:
             "battery-cost path (the table's fringe rows: each 'other' product by powertrain and price band)")
 
 
+# the calibrated base period of each prepared model the report has shown (the calibration costs more than the
+# rest of the section): id(model) -> (a weak reference to the model, its calibration)
+_CALIBRATIONS: dict[int, tuple[weakref.ref, Any]] = {}
+
+
+def _central_calibration(model) -> Any:
+    """`calibrate_market` at the inputs' central values, once per prepared model (a model is not changed
+    after `prepare`)."""
+    known = _CALIBRATIONS.get(id(model))
+    if known is not None and known[0]() is model:
+        return known[1]
+    base = calibrate_market(model.market, model.parameters())
+    key = id(model)
+    _CALIBRATIONS[key] = (weakref.ref(model, lambda _, key=key: _CALIBRATIONS.pop(key, None)), base)
+    return base
+
+
 def base_period_shares(model, groups: list[str]) -> dict[str, float]:
     """Each diversion group's share of the base period's potential buyers (no purchase included) at the
     inputs' central values: where a plain logit entrant's buyers would come from."""
-    base = calibrate_market(model.market, model.parameters())
+    base = _central_calibration(model)
     lineup = model.lineup
     shares = dict.fromkeys(groups, 0.0)
     for j, name in enumerate(lineup.names):

@@ -6,6 +6,7 @@ runs stay small; tables use all draws.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from evlaunch.config.scenario import Scenario
+from evlaunch.config.scenario import Scenario, quantities, uncertain_parameters
 from evlaunch.simulation.simulate import Model
 
 CHART_DRAWS = 20_000
@@ -28,6 +29,16 @@ class ReportContext:
     table: Any          # DrawTable-like: columns, to_numpy(columns, limit), stats(columns)
     summary: dict[str, Any]
     figures: int = 0
+
+    @functools.cached_property
+    def quantities(self) -> dict[str, Any]:
+        """`config.scenario.quantities` of the scenario, walked once per report (sections only read it)."""
+        return quantities(self.scenario)
+
+    @functools.cached_property
+    def uncertain(self) -> dict[str, Any]:
+        """`config.scenario.uncertain_parameters` of the scenario, once per report."""
+        return uncertain_parameters(self.scenario)
 
     def arrays(self, columns: list[str]) -> dict[str, np.ndarray]:
         """The first `CHART_DRAWS` draws of those `columns` the table has (absent ones are left out)."""

@@ -20,7 +20,6 @@ from evlaunch.config.columns import (
     regional,
 )
 from evlaunch.config.distributions import is_uncertain
-from evlaunch.config.scenario import quantities
 from evlaunch.market.calibration import base_months
 from evlaunch.market.policy import CONTINUATION_NOTE, load_policy, month_label
 from evlaunch.report import charts
@@ -95,7 +94,7 @@ def policy_section(context):
               "are worth is a scenario assumption by region.</p>")
     header = ["from", "instrument", "powertrain", "value", "rule in force", "announced", "source"]
     extra = scenario.policy
-    amount = quantities(scenario).get("policy.extra_nev_subsidy", 0.0)
+    amount = context.quantities.get("policy.extra_nev_subsidy", 0.0)
     if is_uncertain(amount) or amount:
         low, mid, high = (amount.ppf(np.array([0.1, 0.5, 0.9])) if is_uncertain(amount)
                           else np.array([amount] * 3, dtype=float))
@@ -108,8 +107,8 @@ def policy_section(context):
     return Section("Policy applied", body + table_html(header, rows, "small"), "policy")
 
 
-def _fixed(scenario, path: str) -> float | None:
-    value = quantities(scenario).get(path)
+def _fixed(values: dict, path: str) -> float | None:
+    value = values.get(path)
     if value is None:
         return None
     return float(value.centre) if is_uncertain(value) else float(value)
@@ -131,7 +130,7 @@ def regions_section(context):
         cells = [f"<b>{html.escape(region)}</b><br><small>{html.escape(spec.label)}</small>"]
         for field in ("weight", "price_sensitivity", "charging_share", "charging_growth_extra", "plate_utility",
                       "campaign_utility"):
-            value = _fixed(scenario, f"regions.{region}.{field}")
+            value = _fixed(context.quantities, f"regions.{region}.{field}")
             cells.append("–" if value is None else f"{value:,.3g}")
         inputs.append(cells)
     inputs_table = table_html(["region", "weight (buyers)", "price sensitivity", "charging share",

@@ -28,6 +28,7 @@ from evlaunch.config.columns import (
     path_column,
     yearly,
 )
+from evlaunch.report import charts
 from evlaunch.report.formatting import percent, units
 from evlaunch.report.html import Section, table_html
 
@@ -143,14 +144,14 @@ def _order_book_figure(context, chosen: str) -> go.Figure:
     months = context.scenario.months
     names = {key: [monthly(chosen, key, m) for m in months] for key in (ORDERS_MONTH, DELIVERIES_MONTH, BACKLOG_MONTH)}
     data = context.arrays([column for columns in names.values() for column in columns])
-    figure = go.Figure()
+    figure = charts.new_figure()
     labels = {ORDERS_MONTH: "orders", DELIVERIES_MONTH: "deliveries", BACKLOG_MONTH: "backlog (month end)"}
     for key, columns in names.items():
         if all(column in data for column in columns):
             values = np.stack([data[column] for column in columns], axis=1).astype(float)
             figure.add_trace(go.Scatter(x=list(months), y=np.median(values, axis=0), name=f"median {labels[key]}"))
     figure.update_layout(title=f"Order book of the recommended path ({chosen}), median by month",
-                         yaxis_title="vehicles", template="plotly_white", height=380)
+                         yaxis_title="vehicles", height=380)
     return figure
 
 

@@ -23,7 +23,7 @@ from evlaunch.config.columns import (
     path_column,
 )
 from evlaunch.config.distributions import is_uncertain
-from evlaunch.config.scenario import month_label, quantities
+from evlaunch.config.scenario import month_label
 from evlaunch.report import charts
 from evlaunch.report.context import ReportContext
 from evlaunch.report.formatting import units
@@ -117,13 +117,14 @@ def launch_section(context: ReportContext) -> Section:
     scenario = context.scenario
     columns = [path_column(p, LAUNCH_MONTH_INDEX) for p in scenario.paths]
     data = context.arrays(columns)
-    labels, never = {}, {}
+    shares, never = {}, {}
     for path in scenario.paths:
         index = data[path_column(path, LAUNCH_MONTH_INDEX)]
         inside = index[np.isfinite(index) & (index < scenario.horizon_months)]
-        labels[path] = [month_label(scenario.start_month + int(i)) for i in inside]
+        months, counts = np.unique(inside.astype(int), return_counts=True)  # int() of each, as labelled before
+        shares[path] = ([month_label(scenario.start_month + int(i)) for i in months], counts / max(len(inside), 1))
         never[path] = 1.0 - len(inside) / max(len(index), 1)
-    figure = charts.launch_histogram(labels, never, "When does the first car reach customers?")
+    figure = charts.launch_histogram(shares, never, "When does the first car reach customers?")
     return Section("Launch month", context.figure(figure), "launch")
 
 
@@ -207,7 +208,7 @@ def market_section(context: ReportContext) -> Section:
 
 def assumptions_section(context: ReportContext) -> Section:
     rows = []
-    for path, value in quantities(context.scenario).items():
+    for path, value in context.quantities.items():
         if is_uncertain(value):
             low, high = value.bounds()
             described = ", ".join(f"{k}={v}" for k, v in value.model_dump().items() if k != "dist")

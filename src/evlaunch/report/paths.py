@@ -9,6 +9,7 @@ scenario's own firms table when it names one (its path joined to the scenario's 
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 
@@ -16,10 +17,10 @@ import numpy as np
 
 from evlaunch.config.columns import MONTHS_LOST, NPV, PATH_FAILED, path_column
 from evlaunch.config.distributions import is_uncertain
-from evlaunch.config.scenario import quantities, uncertain_parameters
 from evlaunch.entry.partners import partner_facts
 from evlaunch.report.formatting import bn_cny
 from evlaunch.report.html import Section, table_html
+from evlaunch.report.reference_class import file_version
 from evlaunch.report.sensitivity import NOISE, input_label, pawn_ranking
 
 DRIVER_DRAWS = 2000
@@ -59,10 +60,21 @@ def licence_plant_rows(scenario, summary) -> list[list[str]]:
     return rows
 
 
+def partner_lines(partner: str, as_of, firms: str | None) -> tuple[tuple[str, str, str], ...]:
+    """`partner_facts(...).lines()` (year, facts, source), read from the firms table once per process and
+    version of the scenario's own firms file."""
+    return _partner_lines(partner, as_of, firms, file_version(firms) if firms is not None else None)
+
+
+@functools.lru_cache(maxsize=64)
+def _partner_lines(partner: str, as_of, firms: str | None, _version) -> tuple[tuple[str, str, str], ...]:
+    return tuple(partner_facts(partner, as_of, firms).lines())
+
+
 def paths_in_depth(context):
     scenario, summary = context.scenario, context.summary
-    values = quantities(scenario)
-    input_names = [n for n in sorted(uncertain_parameters(scenario)) + list(context.model.event_names)
+    values = context.quantities
+    input_names = [n for n in sorted(context.uncertain) + list(context.model.event_names)
                    if n in context.table.columns]
     columns = input_names + [path_column(p, name) for p in scenario.paths for name in (NPV, PATH_FAILED, MONTHS_LOST)]
     data = context.table.to_numpy([c for c in columns if c in context.table.columns], limit=DRIVER_DRAWS)
@@ -106,8 +118,8 @@ def paths_in_depth(context):
         partner = ""
         if path.partner is not None:
             rows = [[html.escape(year), html.escape(text), html.escape(source)]
-                    for year, text, source in partner_facts(path.partner, scenario.as_of,
-                                                            context.model.tables.get("firms")).lines()]
+                    for year, text, source in partner_lines(path.partner, scenario.as_of,
+                                                            context.model.tables.get("firms"))]
             partner = (f"<p>What firms.csv says about {html.escape(path.partner)} (rows public by "
                        f"{scenario.as_of}); the path's capacity, fee and deal risk above are assumptions judged "
                        f"against these facts:</p>" + table_html(["year", "facts", "source"], rows or [["–", "none", ""]]))

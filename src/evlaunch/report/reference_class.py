@@ -6,7 +6,11 @@ scenario's as-of date; a scenario's own ramp tables replace the bundled ones), i
 
 from __future__ import annotations
 
+import functools
 import html
+import os
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -37,6 +41,38 @@ def _bound_note(at_bound: tuple[str, ...]) -> str:
     return "; ".join(notes.get(name, name) for name in at_bound) or "–"
 
 
+def observed_ramps(as_of, tables: Mapping[str, Any] | None) -> tuple[tuple[str, np.ndarray, np.ndarray], ...]:
+    """Each ramp of the reconciled panel (`entry.ramp_panel`, rows public at `as_of`; `tables`: a scenario's own
+    files) with its months since launch and deliveries where the tables give a figure (imputed months left
+    out), in the panel's order. Assembling the panel costs more than the rest of the report; it depends only
+    on these arguments, so a process builds it once per version of the scenario's own files (the arrays are
+    read-only)."""
+    return _observed_ramps(as_of, tuple(sorted((name, str(path), file_version(path))
+                                               for name, path in (tables or {}).items() if path is not None)))
+
+
+def file_version(path) -> tuple[int, int] | None:
+    """(modification time in ns, size) of a file, None if it cannot be read: a cache key that changes when
+    the file is rewritten."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=8)
+def _observed_ramps(as_of, tables: tuple[tuple[str, str, Any], ...]) -> tuple[tuple[str, np.ndarray, np.ndarray], ...]:
+    panel = load_ramp_panel(as_of, paths={name: path for name, path, _ in tables}).months
+    observed = panel[panel["how"] != "imputed"]
+    ramps = []
+    for ramp, rows in observed.groupby("ramp", sort=False):
+        months, delivered = rows["month"].to_numpy(copy=True), rows["deliveries"].to_numpy(copy=True)
+        months.flags.writeable = delivered.flags.writeable = False
+        ramps.append((str(ramp), months, delivered))
+    return tuple(ramps)
+
+
 def reference_class_section(context):
     model, scenario = context.model, context.scenario
     reference = model.reference_class
@@ -46,12 +82,10 @@ def reference_class_section(context):
                           + [path_column(chosen, LAUNCH_MONTH_INDEX)])
     deliveries = np.stack([data[monthly(chosen, DELIVERIES_MONTH, m)] for m in months], axis=1).astype(float)
     aligned = aligned_at_launch(deliveries, data[path_column(chosen, LAUNCH_MONTH_INDEX)])
-    figure = go.Figure()
-    panel = load_ramp_panel(scenario.as_of, paths=model.tables).months
-    ramps = panel[panel["how"] != "imputed"].rename(columns={"brand": "firm", "ramp": "brand"})
-    for index, (brand, rows) in enumerate(ramps.groupby("brand", sort=False)):
+    figure = charts.new_figure()
+    for index, (brand, months_since, delivered) in enumerate(observed_ramps(scenario.as_of, model.tables)):
         colour = charts.PALETTE[(index + 2) % len(charts.PALETTE)]
-        figure.add_trace(go.Scatter(x=rows["month"], y=rows["deliveries"], mode="markers", name=f"{brand} (actual)",
+        figure.add_trace(go.Scatter(x=months_since, y=delivered, mode="markers", name=f"{brand} (actual)",
                                     marker=dict(color=colour, size=6), legendgroup=brand))
         fitted = [b for b in (reference.brands if reference else ()) if b.brand == brand]
         if fitted:
@@ -70,7 +104,7 @@ def reference_class_section(context):
                                     name=f"entrant median ({html.escape(chosen)})"))
     figure.update_layout(title="Deliveries in the first 24 months: new EV brands and the entrant",
                          xaxis_title="month since first deliveries", yaxis_title="vehicles/month",
-                         template="plotly_white", height=460)
+                         height=460)
     body = ("<p>Monthly deliveries of new Chinese EV brands in their first 24 months (new_brand_ramps.csv, "
             "more_brand_ramps.csv and brand_ramps_extra.csv reconciled as the ramp backtest reconciles them: company "
             "deliveries first, registrations only where nothing else is known; only figures public by the as-of "

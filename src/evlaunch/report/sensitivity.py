@@ -20,7 +20,6 @@ import plotly.io as pio
 from evlaunch.analysis.pawn import pawn
 from evlaunch.atomic import write_text_atomic
 from evlaunch.config.columns import LAUNCH_MONTH_INDEX, NPV, path_column
-from evlaunch.config.scenario import uncertain_parameters
 from evlaunch.report import charts
 from evlaunch.report.html import Section
 from evlaunch.simulation.parameters import AWARENESS_EVENTS
@@ -51,15 +50,16 @@ def pawn_ranking(inputs: dict[str, np.ndarray], output: np.ndarray, seed: int = 
     Inputs that do not vary are left out; draws with a non-finite output are dropped (none if fewer than
     100 finite ones remain, or the output does not vary). The indices are SALib's `pawn.analyze` with
     10 slices, to the last bit (`evlaunch.analysis.pawn`), at a small fraction of its cost."""
-    varies: np.ndarray | list[bool] = _varies(np.column_stack([np.asarray(v, float) for v in inputs.values()])) if inputs else []
-    names = [n for n, keep in zip(inputs, varies) if keep]
-    dummy = np.random.default_rng(seed).uniform(size=len(output))
-    matrix = np.column_stack([inputs[n] for n in names] + [dummy])
-    names = names + [NOISE]
     finite = np.isfinite(output)
     if finite.sum() < 100 or np.std(output[finite]) == 0:
         return []
-    result = pawn(matrix[finite], output[finite], slices=PAWN_SLICES)
+    # inputs as rows ([inputs, draws]): the layout PAWN's passes over the draws read, without a transpose
+    stacked = np.stack([np.asarray(v, float) for v in inputs.values()]) if inputs else np.zeros((0, len(output)))
+    varies = _varies(stacked.T)
+    names = [n for n, keep in zip(inputs, varies) if keep] + [NOISE]
+    dummy = np.random.default_rng(seed).uniform(size=len(output))
+    matrix = np.vstack([stacked[varies][:, finite], dummy[finite]])
+    result = pawn(matrix.T, output[finite], slices=PAWN_SLICES)
     return sorted(zip(names, (float(v) for v in result.median)), key=lambda item: -item[1])
 
 
@@ -70,7 +70,7 @@ def what_matters(context) -> Any:
     chosen = summary["recommended_path"]["name"]
     others = sorted((p for p in summary["paths"] if p != chosen),
                     key=lambda p: -(summary["paths"][p]["npv"]["mean"] or -math.inf))
-    input_names = sorted(uncertain_parameters(scenario)) + list(context.model.event_names)
+    input_names = sorted(context.uncertain) + list(context.model.event_names)
     outputs = [path_column(chosen, NPV), path_column(chosen, LAUNCH_MONTH_INDEX)] + (
         [path_column(others[0], NPV)] if others else [])
     columns = [c for c in input_names + outputs if c in context.table.columns]
