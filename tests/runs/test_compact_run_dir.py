@@ -248,3 +248,25 @@ def test_a_path_series_is_stored_against_the_first_paths_and_reads_back_exactly(
     # the out-of-core path (DuckDB) sorts a decoded copy of an encoded series
     tiny = DrawTable([draws.paths], memory_budget=1)
     assert tiny.stats(names) == flat.stats(names)
+
+
+def test_a_run_stores_continuous_inputs_at_the_outputs_precision_and_event_draws_exactly(reference_path):
+    """The model runs on the exact draws; a chunk stores the continuous ones rounded like outputs (within
+    2**-18 relative) and the uniform event draws (which decide failures and shocks) bit for bit."""
+    from evlaunch.runs.runner import compute_chunk, load_model
+    from evlaunch.runs.sampling import sample_draws
+
+    text = reference_path.read_text(encoding="utf-8")
+    model = load_model(reference_path, text)
+    drawn = sample_draws(model, 11, 3, 9)
+    stored = compute_chunk(text, str(reference_path), str(reference_path.resolve().parent), 11, 3, 9)
+    assert model.event_names and set(model.event_names) < set(drawn)
+    rounded = 0
+    for name, values in drawn.items():
+        if name in model.event_names:
+            assert stored[name].tobytes() == values.tobytes(), name
+        else:
+            assert stored[name].dtype == values.dtype
+            assert np.all(np.abs(stored[name] - values) <= 2.0**-18 * np.abs(values)), name
+            rounded += int(np.any(stored[name] != values))
+    assert rounded > len(drawn) // 2  # most continuous inputs have more than 18 significant bits
