@@ -83,7 +83,7 @@ SERIES_FILE = "series.parquet"  # in CHUNKS_DIR: a finished run's monthly series
 SERIES_NAME = "{series}.{month}"  # flat name of one month of a packed series
 SERIES_METADATA_KEY = b"evlaunch.series"  # field metadata of a packed monthly series: JSON list of month labels
 SERIES_ENCODING_KEY = b"evlaunch.series_encoding"  # field metadata of a transformed series: see `encode_series`
-_BITS = {np.dtype(np.float32): np.dtype(np.int32), np.dtype(np.float64): np.dtype(np.int64)}
+_BITS: dict[np.dtype, np.dtype] = {np.dtype(np.float32): np.dtype(np.int32), np.dtype(np.float64): np.dtype(np.int64)}
 _SERIES_NAME = re.compile(r"^(?P<series>.+_month)\.(?P<month>\d{4}-\d{2})$")
 _ZSTD_LEVEL = 3  # measured on the reference scenario: level 9 saves < 2% and writes slower
 
@@ -241,7 +241,7 @@ def decode_series(stored: np.ndarray, reference_stored: np.ndarray | None, dtype
     return np.cumsum(delta, axis=1, dtype=delta.dtype).view(np.dtype(dtype))
 
 
-def _series_reference(series: str, months: list[str], dtype: np.dtype, seen: dict) -> str | None:
+def _series_reference(series: str, months: list[str], dtype: np.dtype, seen: dict[tuple, str]) -> str | None:
     """The first packed series of the same kind (its name after the last "."), months and dtype, if any
     other than `series` itself."""
     key = (series.rsplit(".", 1)[-1], tuple(months), dtype.str)
@@ -260,7 +260,9 @@ def pack_series(arrays: Mapping[str, np.ndarray]) -> pa.Table:
     """
     packable = _series_groups(arrays)
     member_of = {name: series for series, members in packable.items() for name, _ in members}
-    fields, columns, blocks, seen = [], [], {}, {}
+    fields, columns = [], []
+    blocks: dict[str, np.ndarray] = {}
+    seen: dict[tuple, str] = {}
     for name, values in arrays.items():
         series = member_of.get(name)
         if series is None:
