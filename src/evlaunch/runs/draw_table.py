@@ -51,9 +51,11 @@ from evlaunch.atomic import atomic_path
 from evlaunch.errors import RunError
 from evlaunch.runs.run_dir import (
     DRAWS_NAME,
+    SERIES_ENCODING_KEY,
     SERIES_METADATA_KEY,
     SERIES_NAME,
     compact_options,
+    decode_series,
     finished_chunk_paths,
     read_manifest,
 )
@@ -207,10 +209,19 @@ class _Source:
     column: str
     element: int | None = None
     size: int = 0  # months in the packed series
+    encoding: tuple[str, str | None] | None = None  # (float dtype, reference series) of an encoded series
+
+    @property
+    def physical(self) -> list[str]:
+        """The stored columns needed to read it (an encoded series' reference too)."""
+        if self.encoding is None or self.encoding[1] is None:
+            return [self.column]
+        return [self.encoding[1], self.column]
 
 
 def _flat_fields(schema: pa.Schema, file: int) -> list[tuple[pa.Field, _Source]]:
-    """The table's columns stored in one file: plain columns as they are, packed series one per month."""
+    """The table's columns stored in one file: plain columns as they are, packed series one per month
+    (as floats, whether stored as such or by `run_dir.encode_series`)."""
     result = []
     for stored in schema:
         labels = (stored.metadata or {}).get(SERIES_METADATA_KEY)
@@ -218,14 +229,19 @@ def _flat_fields(schema: pa.Schema, file: int) -> list[tuple[pa.Field, _Source]]
             result.append((pa.field(stored.name, stored.type), _Source(file, stored.name)))
             continue
         months = json.loads(labels)
+        value_type, encoding = stored.type.value_type, None
+        if SERIES_ENCODING_KEY in stored.metadata:
+            spec = json.loads(stored.metadata[SERIES_ENCODING_KEY])
+            value_type, encoding = pa.from_numpy_dtype(np.dtype(spec["dtype"])), (spec["dtype"], spec["reference"])
         for k, month in enumerate(months):
-            result.append((pa.field(SERIES_NAME.format(series=stored.name, month=month), stored.type.value_type),
-                           _Source(file, stored.name, k, len(months))))
+            result.append((pa.field(SERIES_NAME.format(series=stored.name, month=month), value_type),
+                           _Source(file, stored.name, k, len(months), encoding)))
     return result
 
 
-def _layout_key(schema: pa.Schema) -> list[tuple[str, str, bytes | None]]:
-    return [(f.name, str(f.type), (f.metadata or {}).get(SERIES_METADATA_KEY)) for f in schema]
+def _layout_key(schema: pa.Schema) -> list[tuple[str, str, bytes | None, bytes | None]]:
+    return [(f.name, str(f.type), (f.metadata or {}).get(SERIES_METADATA_KEY),
+             (f.metadata or {}).get(SERIES_ENCODING_KEY)) for f in schema]
 
 
 def _read_metadata(path: Path):
@@ -352,8 +368,7 @@ class DrawTable:
         needed: dict[int, list[str]] = {}
         for name in columns:
             stored = needed.setdefault(self._sources[name].file, [])
-            if self._sources[name].column not in stored:
-                stored.append(self._sources[name].column)
+            stored.extend(column for column in self._sources[name].physical if column not in stored)
         files = sorted(needed) or [0]
         schema = pa.schema([self._schema.field(name) for name in columns])
         for part in self._parts:
@@ -383,12 +398,24 @@ class DrawTable:
             if source.element is not None:
                 key = (source.file, source.column)
                 if key not in unpacked:
-                    unpacked[key] = pc.list_flatten(column).to_numpy(zero_copy_only=False).reshape(-1, source.size)
+                    unpacked[key] = self._unpack(batches[source.file], source)
                 column = pa.array(np.ascontiguousarray(unpacked[key][:, source.element]))
             arrays.append(column)
         if not columns:
             return next(iter(batches.values()))  # no columns, but the block's row count
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    @staticmethod
+    def _unpack(batch: pa.RecordBatch, source: _Source) -> np.ndarray:
+        """A packed series of one block of draws as [draws, months] values (decoded if stored encoded)."""
+
+        def stored(column: str) -> np.ndarray:
+            return pc.list_flatten(batch.column(column)).to_numpy(zero_copy_only=False).reshape(-1, source.size)
+
+        if source.encoding is None:
+            return stored(source.column)
+        dtype, reference = source.encoding
+        return decode_series(stored(source.column), None if reference is None else stored(reference), np.dtype(dtype))
 
     def iter_batches(
         self, columns: str | Iterable[str] | None = None, *, batch_size: int = DEFAULT_BATCH_ROWS
@@ -476,17 +503,23 @@ class DrawTable:
                 con.close()
 
     def _order_statistics(self, con, name: str, ranks: set[int]) -> dict[int, float]:
-        """Values at the given 0-based ranks of the ascending-sorted column (out-of-core DuckDB sort)."""
+        """Values at the given 0-based ranks of the ascending-sorted column (out-of-core DuckDB sort). A series
+        stored encoded (which DuckDB cannot decode) is first streamed, decoded, into a temporary file."""
         rank_list = ", ".join(str(int(r)) for r in sorted(ranks))
         source = self._sources[name]
-        value = _quote(source.column) + ("" if source.element is None else f"[{source.element + 1}]")
-        query = (
-            "SELECT r, v FROM ("
-            "SELECT v, row_number() OVER (ORDER BY v) - 1 AS r "
-            f"FROM (SELECT CAST({value} AS DOUBLE) AS v FROM read_parquet($files)) "
-            f"QUALIFY r IN ({rank_list}))"
-        )
-        rows = con.execute(query, {"files": [str(part[source.file]) for part in self._parts]}).fetchall()
+        with tempfile.TemporaryDirectory(prefix="evlaunch-decoded-") as scratch:
+            if source.encoding is None:
+                value = _quote(source.column) + ("" if source.element is None else f"[{source.element + 1}]")
+                files = [str(part[source.file]) for part in self._parts]
+            else:
+                value, files = _quote(name), [str(self.to_parquet(Path(scratch) / "column.parquet", columns=[name]))]
+            query = (
+                "SELECT r, v FROM ("
+                "SELECT v, row_number() OVER (ORDER BY v) - 1 AS r "
+                f"FROM (SELECT CAST({value} AS DOUBLE) AS v FROM read_parquet($files)) "
+                f"QUALIFY r IN ({rank_list}))"
+            )
+            rows = con.execute(query, {"files": files}).fetchall()
         return {int(r): float(v) for r, v in rows}
 
     def stats(

@@ -107,7 +107,10 @@ def compute_chunk(scenario_text: str, source: str, base_dir: str, seed: int, sta
             inputs, outputs = simulate_draws(model, seed, start, stop)
     except EvlaunchError as error:
         raise naming_source(error, source) from None
-    return {**inputs, **{name: stored_output(values) for name, values in outputs.items()}}
+    # continuous inputs as outputs are stored (the uniform event draws, 30-bit Sobol points, exactly as drawn)
+    stored_inputs = {name: values if name in model.event_names else stored_output(values)
+                     for name, values in inputs.items()}
+    return {**stored_inputs, **{name: stored_output(values) for name, values in outputs.items()}}
 
 
 STORED_MANTISSA_BITS = 17  # of an output as stored: relative rounding <= 2**-18 (3.8e-6), under the 1e-5 to
@@ -121,8 +124,10 @@ def stored_output(values: np.ndarray) -> np.ndarray:
     draws.parquet's column types and users' float64 arithmetic are unchanged while the zeroed low bytes
     cost almost nothing on disk after byte-stream-split + zstd (about 2.1 bytes a value where full float64
     values take 8, float32's 3.4). Integers below 2**18 (months, counts, indices) stay exact; inf and NaN
-    stay as they are; a float64 beyond float32's range becomes inf (never for the model's outputs). Inputs
-    and booleans stay exactly as sampled. The summary is computed from the stored values, so it is the
+    stay as they are; a float64 beyond float32's range becomes inf (never for the model's outputs). The
+    continuous inputs are stored the same way (the model ran on their exact values; nothing reruns it from
+    the stored ones: the report and discovery read them for statistics), the uniform event draws and
+    booleans exactly as sampled. The summary is computed from the stored values, so it is the
     same however the run is split."""
     unsigned: type[np.unsignedinteger[Any]]
     if values.dtype == np.float64:
@@ -145,9 +150,9 @@ def stored_output(values: np.ndarray) -> np.ndarray:
 
 def fingerprint(scenario_text: str, seed: int) -> str:
     """Identifies everything that determines the draws: scenario text, seed, code version and the stored
-    precision of outputs (so chunks an earlier evlaunch of the same version string stored more finely are
+    precision of outputs and inputs (so chunks an earlier evlaunch of the same version string stored more finely are
     recomputed, never mixed into a resumed run)."""
-    text = f"{__version__}\n{seed}\nstored-bits-{STORED_MANTISSA_BITS}\n{scenario_text}"
+    text = f"{__version__}\n{seed}\nstored-bits-{STORED_MANTISSA_BITS}-inputs-too\n{scenario_text}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
