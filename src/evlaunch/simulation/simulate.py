@@ -394,9 +394,8 @@ def anchor_at_equilibrium(demand: Demand, pricing: IncumbentPricing, price: np.n
                 before = demand.outside_offset(step).copy()
                 demand.anchor(step, pricing.lineup_prices(prices))
                 change = demand.outside_offset(step) - before
-                if jumps.check(prices, change):       # a jump that missed: back to the plain round's prices
-                    demand.anchor(step, pricing.lineup_prices(prices))
-                if jumps.extrapolate(prices, last, change, moving):
+                missed = jumps.check(prices, change)   # a jump that missed: back to the plain round's prices
+                if jumps.extrapolate(prices, last, change, moving) | missed:
                     demand.anchor(step, pricing.lineup_prices(prices))
                 moving &= jumps.pending | (np.abs(change) >= ANCHOR_PRICE_TOLERANCE)
             prices, _ = pricing.counterfactual(t, never)
