@@ -368,9 +368,9 @@ def anchor_at_equilibrium(demand: Demand, pricing: IncumbentPricing, price: np.n
 
     In a common month the anchor and the no-entrant equilibrium depend on each other: alternate (the anchor
     at the prices, the equilibrium at the anchor, from the previous month's prices; a contraction, by ~0.1 per
-    round in the reference scenario) until the anchor moves by less than ANCHOR_PRICE_TOLERANCE (each round
-    re-solves only the draws still moving, so a draw's result is its own; at most ANCHOR_PRICE_ITERATIONS
-    rounds), then let `pricing.counterfactual` solve (and keep, for every path) the equilibrium at that
+    round in the reference scenario, sped up by `AnchorJumps` where it is steady) until the anchor moves by
+    less than ANCHOR_PRICE_TOLERANCE (each round re-solves only the draws still moving, so a draw's result is
+    its own; at most ANCHOR_PRICE_ITERATIONS plain rounds per draw), then let `pricing.counterfactual` solve (and keep, for every path) the equilibrium at that
     anchor, and set the anchor at its prices. Paths then solve their prices with the entrant at the same
     anchor as the no-entrant world's, so the incumbents' response to entry compares like with like."""
     draws = price.shape[0]
