@@ -255,3 +255,23 @@ def test_share_and_elasticity_properties(seed, products, types, scale):
     assert np.all(diag[np.isfinite(diag)] <= 0)
     off = e[finite & ~np.eye(products, dtype=bool)[None]]
     assert np.all(off >= 0)  # all products are substitutes in a logit
+
+
+@pytest.mark.parametrize("types,spread", [(40, 1.0), (40, 2.0), (3, 8.0)])
+def test_compiled_inversion_takes_the_numpy_inversions_steps(types, spread):
+    """The numba kernel (`invert_market`) is the numpy algorithm compiled: the same share evaluations per
+    market and the same mean utilities to rounding, with padding, wide tastes and an evaluation cap."""
+    delta, products, tastes = random_market(5, markets=12, products=7, types=types, spread=spread)
+    available = products.available.copy()
+    available[0, -1] = available[3, 2] = False
+    products = products.with_available(available)
+    _, shares = choice_probabilities(delta, products, tastes)
+    for cap in (1, 3, 10_000):
+        numpy_ = solve_mean_utilities(shares, products, tastes, max_iterations=cap)
+        compiled = solve_mean_utilities(shares, products, tastes, max_iterations=cap, compiled=True)
+        np.testing.assert_array_equal(compiled.iterations, numpy_.iterations)
+        np.testing.assert_array_equal(compiled.converged, numpy_.converged)
+        np.testing.assert_allclose(compiled.delta, numpy_.delta, rtol=0, atol=1e-10)  # rounding, grown by steps
+    assert np.all(compiled.delta[~available] == 0.0) and compiled.converged.sum() >= 11  # 3 wide types: 1 fails
+    solved = available & compiled.converged[:, None]
+    np.testing.assert_allclose(compiled.delta[solved], delta[solved], rtol=0, atol=1e-8)

@@ -14,8 +14,10 @@ from evlaunch.market.logit import logit_shares, mean_utilities
 from evlaunch.market.regions import (
     RegionSet,
     calibrate_mean_utilities,
+    calibrate_price_coefficient,
     national_shares,
     nev_extras,
+    own_price_elasticities,
     region_set,
     regional_shares,
     regional_utilities,
@@ -190,3 +192,35 @@ def test_shares_that_cannot_be_calibrated_name_the_outside_share(shares):
     """Shares summing to 1 or more (no room for the outside option) or a zero share are refused naming the field."""
     with pytest.raises(DataError, match=r"field market\.outside_share: .*expected an outside share in \(0, 1\)"):
         calibrate_mean_utilities(np.array(shares), np.full(1, -2e-5), np.full((1, 2), 2e5), single_region(1))
+
+
+def test_price_coefficient_search_meets_the_elasticity_and_the_shares_on_its_own_draws():
+    """The compiled search (`calibrate_price_coefficient`): at its (alpha, xi) the numpy random-coefficients
+    module gives the target sales-weighted elasticity to 1e-10 and the observed shares to 1e-13, and a
+    draw's answer is the same in a smaller chunk or from another start."""
+    rng = np.random.default_rng(17)
+    draws, products = 8, 6
+    shares = rng.dirichlet(np.ones(products + 1), draws)[:, :products] * 0.7
+    price = rng.uniform(5e4, 4e5, (draws, products))
+    regions = two_regions(draws, rng)
+    extras = rng.normal(0, 0.5, (draws, 2, products))
+    target = -rng.uniform(3.0, 6.0, draws)
+    basis = np.arange(products) < 4
+    outside = 1.0 - shares.sum(axis=1)
+    plain_alpha = np.full(draws, -2e-5)
+    plain_xi = mean_utilities(shares, outside) - plain_alpha[:, None] * price
+    alpha, xi = calibrate_price_coefficient(shares, target, price, basis, regions, extras, plain_alpha, plain_xi)
+    own, fitted = own_price_elasticities(alpha, price, regions, extras, xi)
+    implied = (fitted[:, basis] * own[:, basis]).sum(axis=1) / fitted[:, basis].sum(axis=1)
+    np.testing.assert_allclose(implied, target, rtol=1e-10)
+    np.testing.assert_allclose(fitted, shares, rtol=1e-13)
+    rows = np.arange(2, 5)
+    part_alpha, part_xi = calibrate_price_coefficient(shares[rows], target[rows], price[rows], basis,
+                                                      regions.rows(rows), extras[rows], plain_alpha[rows],
+                                                      plain_xi[rows])
+    np.testing.assert_array_equal(part_alpha, alpha[rows])
+    np.testing.assert_array_equal(part_xi, xi[rows])
+    warm_alpha, warm_xi = calibrate_price_coefficient(shares, target, price, basis, regions, extras, alpha * 1.1,
+                                                      xi - 0.1 * alpha[:, None] * price)
+    np.testing.assert_allclose(warm_alpha, alpha, rtol=3e-10)
+    np.testing.assert_allclose(warm_xi, xi, rtol=0, atol=1e-4 * 3e-10 * 4e5 + 1e-9)

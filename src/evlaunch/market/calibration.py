@@ -173,9 +173,11 @@ def base_activity(policy: PolicySchedule, scenario: Scenario, powertrains) -> tu
 
 
 def calibrate_base(data: MarketData, parameters: Parameters, price: np.ndarray, shares: np.ndarray,
-                   outside: np.ndarray, elasticity: np.ndarray) -> BaseCalibration:
+                   outside: np.ndarray, elasticity: np.ndarray,
+                   start: tuple[np.ndarray, np.ndarray] | None = None) -> BaseCalibration:
     """Effective prices, price coefficient and mean utilities reproducing the base period exactly, at the
-    sales-weighted own-price `elasticity` [N]."""
+    sales-weighted own-price `elasticity` [N]; the search under consumer types starts from `start` (alpha
+    [N], xi [N, J]) if given, else from the plain logit's."""
     scenario, lineup, policy, draws = data.scenario, data.lineup, data.policy, parameters.draws
     market = parameters.market
     middle = round(data.base_mid_month)
@@ -201,8 +203,8 @@ def calibrate_base(data: MarketData, parameters: Parameters, price: np.ndarray, 
     if len(types.region_of) == 1 and not np.any(extras):  # plain logit: the inversion above is exact
         adjustment = np.zeros_like(quality)
     else:  # alpha and xi under the consumer types; `quality` stays the plain inversion at that alpha
-        alpha, xi = calibrate_price_coefficient(shares, elasticity, effective, models,
-                                                types, extras, alpha, quality)
+        alpha, xi = calibrate_price_coefficient(shares, elasticity, effective, models, types, extras,
+                                                *((alpha, quality) if start is None else start))
         quality = mean_utilities(shares, outside) - alpha[:, None] * effective
         adjustment = xi - quality
     return BaseCalibration(effective, alpha, quality, adjustment, regions, ranges,
@@ -285,11 +287,14 @@ def fringe_parts(lineup: Lineup, powertrain: str, low_share: dict[str, np.ndarra
             (lineup.names.index(f"other {powertrain} high"), 1.0 - low)]
 
 
-def calibrate(data: MarketData, parameters: Parameters, elasticity: np.ndarray | None = None) -> BaseMarket:
+def calibrate(data: MarketData, parameters: Parameters, elasticity: np.ndarray | None = None,
+              start: tuple[np.ndarray, np.ndarray] | None = None) -> BaseMarket:
     """Reproduce the base period exactly: shares from sourced sales, alpha from the elasticity, delta by inversion.
 
     `elasticity` [N]: the sales-weighted own-price elasticity to calibrate to, instead of
-    `market.own_price_elasticity` (`supply.repricing.calibrate_market` searches it to match margins)."""
+    `market.own_price_elasticity` (`supply.margin_fit.calibrate_market` searches it to match margins);
+    `start`: (alpha [N], xi [N, J]) near the answer to start the search under consumer types from (e.g. a
+    calibration at a nearby elasticity; the answer is the same within the search's tolerance)."""
     scenario, lineup, history, draws = data.scenario, data.lineup, data.history, parameters.draws
     first, last = scenario.market.base_period
     total = history.base_month_totals(first, last).mean()
@@ -319,7 +324,7 @@ def calibrate(data: MarketData, parameters: Parameters, elasticity: np.ndarray |
     if elasticity is None:
         raise ScenarioError(f"scenario {scenario.name}: market.price_sensitivity = 'china_margins' is calibrated by "
                             f"supply.margin_fit.calibrate_market, not market.calibration.calibrate")
-    fit = calibrate_base(data, parameters, price, shares, outside, np.asarray(elasticity, dtype=float))
+    fit = calibrate_base(data, parameters, price, shares, outside, np.asarray(elasticity, dtype=float), start)
     return BaseMarket(potential, price, fit.quality, fit.alpha, shares, outside, fit.adjustment, fit.regions,
                       fit.effective_price, fit.range_km, fit.battery_kwh, fit.extras, fit.types, fit.taste_utility,
                       fit.characteristics)

@@ -47,7 +47,9 @@ __all__ = [
     "diversion_from_probabilities",
     "diversion_ratios",
     "elasticities",
+    "evaluate_market",
     "exp_nonpositive",
+    "invert_market",
     "mean_utility_at",
     "pad_markets",
     "price_derivatives",
@@ -419,6 +421,7 @@ def solve_mean_utilities(
     tol: float = INVERSION_TOLERANCE,
     max_iterations: int = 1000,
     max_step: float = MAX_NEWTON_STEP,
+    compiled: bool = False,
 ) -> MeanUtilities:
     """Mean utilities ``delta [B,J]`` that reproduce ``observed_shares [B,J]`` exactly (BLP inversion).
 
@@ -436,6 +439,8 @@ def solve_mean_utilities(
     evaluations per market.  The best point found is returned.  Each market iterates on its own, so its
     result does not depend on the other markets in the batch.  Observed shares of available products must
     be positive with an outside share > 0; ``initial_delta`` defaults to the plain-logit inversion.
+    ``compiled``: run each market's iterations in the numba kernel :func:`invert_market` (the same
+    algorithm and tolerances, its own rounding: the same ``delta`` to about ``tol``, far faster).
     """
     _check(products, tastes)
     shares = _as_float("observed_shares", observed_shares, 2)
@@ -459,6 +464,13 @@ def solve_mean_utilities(
         if initial_delta is None
         else np.where(available, _as_float("initial_delta", initial_delta, 2), 0.0)
     )
+    if compiled:
+        mu = (np.matmul(tastes.sigma_nu, products.x2.transpose(0, 2, 1))
+              + tastes.alpha_i[:, :, None] * products.price[:, None, :])
+        best, iterations, error = _invert_markets(np.ascontiguousarray(mu), tastes.weights, log_target, available,
+                                                  np.ascontiguousarray(delta), float(tol), int(max_iterations),
+                                                  float(max_step))
+        return MeanUtilities(np.where(available, best, 0.0), iterations, error <= tol, error)
     state = _Inversion(products, tastes, log_target, delta)
     every = np.arange(markets)
     while True:
@@ -475,6 +487,164 @@ def solve_mean_utilities(
             state.contraction(active[~newton])
     error = state.best_error
     return MeanUtilities(np.where(available, state.best_delta, 0.0), state.iterations, error <= tol, error)
+
+
+@nb.njit(cache=True)
+def evaluate_market(delta, mu, weights, log_target, available, s_ij, s, resid):  # pragma: no cover - compiled
+    """One market's `_Inversion.evaluate` in place: choice probabilities s_ij [I,J], shares s [J] and
+    log-share residuals resid [J] at mean utilities delta [J] (mu [I,J] the type terms); returns
+    max |resid| (inf where an available product has a zero share)."""
+    types, products = mu.shape
+    s[:] = 0.0
+    for i in range(types):
+        peak = 0.0
+        for j in range(products):
+            if available[j]:
+                peak = max(peak, delta[j] + mu[i, j])
+        total = math.exp(-peak)
+        for j in range(products):
+            e = math.exp(delta[j] + mu[i, j] - peak) if available[j] else 0.0
+            s_ij[i, j] = e
+            total += e
+        for j in range(products):
+            s_ij[i, j] = s_ij[i, j] / total
+            s[j] += weights[i] * s_ij[i, j]
+    error = 0.0
+    for j in range(products):
+        r = 0.0
+        if available[j]:
+            r = math.log(s[j]) - log_target[j] if s[j] > 0.0 else -np.inf
+            if not np.isfinite(r):
+                r = -np.inf
+        resid[j] = r
+        error = max(error, abs(r))
+    return error
+
+
+@nb.njit(cache=True)
+def _solve_linear(a, b):  # pragma: no cover - compiled
+    """Solve a x = b in place (b becomes x) by Gaussian elimination with partial pivoting (a is
+    overwritten); False when a pivot is exactly zero (singular, as LAPACK's gesv reports)."""
+    n = b.shape[0]
+    for c in range(n):
+        pivot = c
+        for r in range(c + 1, n):
+            if abs(a[r, c]) > abs(a[pivot, c]):
+                pivot = r
+        if a[pivot, c] == 0.0:
+            return False
+        if pivot != c:
+            for k in range(n):
+                a[c, k], a[pivot, k] = a[pivot, k], a[c, k]
+            b[c], b[pivot] = b[pivot], b[c]
+        for r in range(c + 1, n):
+            f = a[r, c] / a[c, c]
+            if f != 0.0:
+                for k in range(c + 1, n):
+                    a[r, k] -= f * a[c, k]
+                b[r] -= f * b[c]
+    for c in range(n - 1, -1, -1):
+        total = b[c]
+        for k in range(c + 1, n):
+            total -= a[c, k] * b[k]
+        b[c] = total / a[c, c]
+    return True
+
+
+@nb.njit(cache=True)
+def _newton_step(s_ij, s, resid, weights, available, max_step, jac, step):  # pragma: no cover - compiled
+    """The trust-region Newton step of `_Inversion.newton` into `step` [J]; False if the system is singular."""
+    types, products = s_ij.shape
+    jac[:, :] = 0.0
+    for i in range(types):
+        for j in range(products):
+            a = weights[i] * s_ij[i, j]
+            for k in range(products):
+                jac[j, k] -= a * s_ij[i, k]
+    for j in range(products):
+        jac[j, j] += s[j]
+        for k in range(products):
+            if not (available[j] and available[k]):
+                jac[j, k] = 1.0 if j == k else 0.0
+        step[j] = -s[j] * resid[j] if available[j] and np.isfinite(resid[j]) else 0.0
+    if not _solve_linear(jac, step):
+        return False
+    size = 0.0
+    for j in range(products):
+        size = max(size, abs(step[j]))
+    scale = max(size / max_step, 1.0)
+    for j in range(products):
+        step[j] = step[j] / scale
+    return True
+
+
+@nb.njit(cache=True)
+def invert_market(mu, weights, log_target, available, start, tol, max_iterations, max_step):  # pragma: no cover
+    """One market's BLP inversion, the algorithm of :func:`solve_mean_utilities` compiled (the same Newton
+    steps, trust region, patience and contraction; its own rounding): mu [I,J] the type terms
+    (``sigma_nu @ x2 + alpha_i * price``), weights [I], log_target [J] log observed shares, available
+    [J], start [J] initial mean utilities.  Returns (best delta [J], share evaluations, best error)."""
+    types, products = mu.shape
+    delta = start.copy()
+    s_ij, s, resid = np.empty((types, products)), np.empty(products), np.empty(products)
+    c_ij, c_s, c_resid = np.empty((types, products)), np.empty(products), np.empty(products)
+    jac, candidate = np.empty((products, products)), np.empty(products)
+    error = evaluate_market(delta, mu, weights, log_target, available, s_ij, s, resid)
+    iterations, stalls, newton_on = 1, 0, True
+    best_delta, best_error = delta.copy(), error
+    while True:
+        patience = _NEWTON_PATIENCE if best_error > _ROUNDING_ZONE else _ROUNDING_PATIENCE
+        if newton_on and stalls >= patience and best_error > tol:
+            newton_on, stalls, delta[:] = False, 0, best_delta
+            evaluate_market(delta, mu, weights, log_target, available, s_ij, s, resid)
+            iterations += 1
+            error = best_error
+        stopped = not newton_on and stalls >= _ROUNDING_PATIENCE
+        if not (best_error > tol and iterations < max_iterations and not stopped):
+            break
+        if newton_on:
+            ok = _newton_step(s_ij, s, resid, weights, available, max_step, jac, candidate)
+            if ok:
+                for j in range(products):
+                    candidate[j] += delta[j]
+            else:
+                candidate[:] = np.nan
+            new_error = evaluate_market(candidate, mu, weights, log_target, available, c_ij, c_s, c_resid)
+            iterations += 1
+            ok = np.isfinite(new_error) and np.all(np.isfinite(candidate))
+            if not ok:  # back to the best point, where the contraction continues
+                newton_on, stalls, delta[:] = False, 0, best_delta
+                evaluate_market(delta, mu, weights, log_target, available, s_ij, s, resid)
+                iterations += 1
+                error = best_error
+                continue
+        else:
+            for j in range(products):
+                candidate[j] = delta[j] - (resid[j] if np.isfinite(resid[j]) else -1.0)
+            new_error = evaluate_market(candidate, mu, weights, log_target, available, c_ij, c_s, c_resid)
+            iterations += 1
+            if not (new_error < error or error > 1e-8):
+                stalls += 1
+                continue
+        delta[:], s_ij[:, :], s[:], resid[:], error = candidate, c_ij, c_s, c_resid, new_error
+        if error < best_error:
+            best_delta[:], best_error, stalls = delta, error, 0
+        else:
+            stalls += 1
+    return best_delta, iterations, best_error
+
+
+@nb.njit(cache=True)
+def _invert_markets(mu, weights, log_target, available, start, tol, max_iterations, max_step):  # pragma: no cover
+    """`invert_market` for every market [B]: (delta [B,J], iterations [B], best error [B])."""
+    markets, products = start.shape
+    delta = np.empty((markets, products))
+    iterations = np.empty(markets, dtype=np.int64)
+    error = np.empty(markets)
+    for b in range(markets):
+        delta[b], iterations[b], error[b] = invert_market(mu[b], weights[b], log_target[b], available[b], start[b],
+                                                          tol, max_iterations, max_step)
+    return delta, iterations, error
 
 
 def _jacobian_from_probabilities(s_ij: np.ndarray, tastes: ConsumerTastes) -> np.ndarray:

@@ -23,19 +23,25 @@ Within each region buyers differ further (income, tastes for NEVs, body, size, r
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 
 from evlaunch.config.parameters import RegionParameters
 from evlaunch.errors import DataError
 from evlaunch.market.logit import logit_shares
 from evlaunch.market.rc_logit import (
+    INVERSION_TOLERANCE,
+    MAX_NEWTON_STEP,
     ConsumerTastes,
     ProductSet,
     choice_probabilities,
     elasticities,
+    evaluate_market,
+    invert_market,
     solve_mean_utilities,
 )
 
@@ -166,12 +172,7 @@ def calibrate_mean_utilities(observed: np.ndarray, alpha: np.ndarray, effective_
     point the contraction when Newton stops improving or overshoots into zero shares) on the types in
     `type_demand` form, from `start` (default: the plain logit's xi at the mean price coefficient).  Converged at `rc_logit.INVERSION_TOLERANCE` (1e-14) in log
     shares, or at rounding level below ROUNDING_FLOOR (1e-11); otherwise a DataError."""
-    observed = np.asarray(observed, dtype=float)
-    if np.any(observed <= 0) or np.any(observed.sum(axis=1) >= 1):
-        raise DataError(f"field market.outside_share: the base-period shares to calibrate must be positive and sum "
-                        f"below 1 (got a smallest share of {np.min(observed):.3g} and a largest sum of "
-                        f"{np.max(observed.sum(axis=1)):.3g}); expected an outside share in (0, 1) and sourced sales "
-                        f"above zero for every product")
+    observed = _checked_shares(observed)
     alpha = np.asarray(alpha, dtype=float)
     effective_price = np.asarray(effective_price, dtype=float)
     if start is None:
@@ -179,14 +180,29 @@ def calibrate_mean_utilities(observed: np.ndarray, alpha: np.ndarray, effective_
         start = np.log(observed) - np.log(outside)[:, None] - alpha[:, None] * effective_price
     products, tastes = type_demand(alpha, effective_price, types, extras)
     result = solve_mean_utilities(observed, products, tastes, initial_delta=start,
-                                  max_iterations=INVERSION_MAX_ITERATIONS)
+                                  max_iterations=INVERSION_MAX_ITERATIONS, compiled=True)
     error = result.max_log_share_error
     if not np.all(result.converged | (error < ROUNDING_FLOOR)):
-        raise DataError(f"field market.tastes: the calibration over consumer types did not converge in "
-                        f"{INVERSION_MAX_ITERATIONS} iterations (max log-share error {np.nanmax(error):.2e}); expected "
-                        f"taste spreads (sigma_*) and income_dispersion small enough that every type buys every "
-                        f"product with a share above rounding (try narrower ranges)")
+        raise DataError(_not_converged(np.nanmax(error)))
     return result.delta
+
+
+def _not_converged(error: float) -> str:
+    return (f"field market.tastes: the calibration over consumer types did not converge in "
+            f"{INVERSION_MAX_ITERATIONS} iterations (max log-share error {error:.2e}); expected "
+            f"taste spreads (sigma_*) and income_dispersion small enough that every type buys every "
+            f"product with a share above rounding (try narrower ranges)")
+
+
+def _checked_shares(observed: np.ndarray) -> np.ndarray:
+    """The base-period shares [N, J] as floats; a DataError unless positive with a positive outside share."""
+    observed = np.asarray(observed, dtype=float)
+    if np.any(observed <= 0) or np.any(observed.sum(axis=1) >= 1):
+        raise DataError(f"field market.outside_share: the base-period shares to calibrate must be positive and sum "
+                        f"below 1 (got a smallest share of {np.min(observed):.3g} and a largest sum of "
+                        f"{np.max(observed.sum(axis=1)):.3g}); expected an outside share in (0, 1) and sourced sales "
+                        f"above zero for every product")
+    return observed
 
 
 PRICE_COEFFICIENT_TOLERANCE = 1e-10   # relative error of the implied sales-weighted own-price elasticity
@@ -210,37 +226,102 @@ def calibrate_price_coefficient(observed: np.ndarray, elasticity: np.ndarray, ef
     the products `basis` [J] (bool) equals `elasticity` [N] under the consumer types, with the mean
     utilities that reproduce `observed` exactly. Starts from `alpha` and `xi` (e.g. the plain-logit values);
     each draw takes secant steps on log|alpha| against log|implied elasticity| (nearly proportional) until
-    the relative error is below PRICE_COEFFICIENT_TOLERANCE (1e-10), each step's mean utilities from
-    `calibrate_mean_utilities` (1e-14 in log shares). So alpha is determined to ~1e-10 relative on any CPU:
-    where a draw stops can differ between machines, not how close it is. With few consumer types the secant
-    can stall a little short (seen: 1.7e-8 with 4 types after a fresh numba compile); a draw still within
-    PRICE_COEFFICIENT_FLOOR (1e-7, far inside the elasticity's own uncertainty) at the last iteration is
-    accepted with the mean utilities of its last step, so shares are still reproduced exactly."""
-    alpha, xi = np.array(alpha, dtype=float), np.array(xi, dtype=float)
-    target = np.broadcast_to(np.asarray(elasticity, dtype=float), alpha.shape)
-    active = np.arange(alpha.shape[0])
-    last_log_alpha = np.full(alpha.shape, np.nan)
-    last_log_implied = np.full(alpha.shape, np.nan)
+    the relative error is below PRICE_COEFFICIENT_TOLERANCE (1e-10), each step's mean utilities by the BLP
+    inversion of `calibrate_mean_utilities` (`rc_logit.invert_market`, 1e-14 in log shares), started from
+    the previous step's moved by the change of each product's share-weighted price term. So alpha is
+    determined to ~1e-10 relative on any CPU: where a draw stops can differ between machines, not how close
+    it is. With few consumer types the secant can stall a little short (seen: 1.7e-8 with 4 types after a
+    fresh numba compile); a draw still within PRICE_COEFFICIENT_FLOOR (1e-7, far inside the elasticity's
+    own uncertainty) at the last iteration is accepted with the mean utilities of its last step, so shares
+    are still reproduced exactly. Each draw's search runs on its own in one compiled kernel."""
+    observed = _checked_shares(observed)
+    draws = observed.shape[0]
+    target = np.ascontiguousarray(np.broadcast_to(np.asarray(elasticity, dtype=float), (draws,)))
+    price = np.ascontiguousarray(effective_price, dtype=float)
+    weights = np.ascontiguousarray(types.weights, dtype=float)
+    multiplier = np.ascontiguousarray(types.price_sensitivity, dtype=float)
+    terms = (np.zeros(weights.shape + price.shape[1:]) if extras is None
+             else np.ascontiguousarray(extras, dtype=float))
+    alpha, xi, status, detail = _price_coefficients(
+        np.ascontiguousarray(observed), target, price, np.ascontiguousarray(basis, dtype=bool), multiplier, weights,
+        terms, np.array(alpha, dtype=float), np.array(xi, dtype=float))
+    if np.any(status == 1):
+        raise DataError(_not_converged(np.nanmax(detail[status == 1])))
+    if np.any(status == 2):
+        raise DataError(f"the price coefficient did not reach market.own_price_elasticity in "
+                        f"{PRICE_COEFFICIENT_MAX_ITERATIONS} iterations (relative error "
+                        f"{np.max(detail[status == 2]):.1e})")
+    return alpha, xi
+
+
+@nb.njit(cache=True)
+def _implied_elasticity(s_ij, s, price, basis, coefficient, weights):  # pragma: no cover - compiled
+    """The sales-weighted own-price elasticity over the products `basis` of shares s_ij [T, J], s [J]
+    (`own_price_elasticities`: e_j = p_j / s_j * sum_t w_t alpha m_t s_tj (1 - s_tj))."""
+    types, products = s_ij.shape
+    total, weighted = 0.0, 0.0
+    for j in range(products):
+        if basis[j]:
+            slope = 0.0
+            for t in range(types):
+                slope += weights[t] * coefficient[t] * s_ij[t, j] * (1.0 - s_ij[t, j])
+            total += s[j]
+            weighted += s[j] * (price[j] / s[j] * slope)
+    return weighted / total
+
+
+@nb.njit(cache=True)
+def _price_coefficient_of_draw(  # noqa: PLR0913 - a compiled kernel takes its arrays one by one
+        observed, target, price, basis, multiplier, weights, extras, alpha, xi):  # pragma: no cover - compiled
+    """One draw of `calibrate_price_coefficient`: (alpha, status 0 ok / 1 inversion failed / 2 no alpha,
+    the failed inversion's error or alpha's last relative error); xi [J] is updated in place."""
+    types, products = extras.shape
+    log_target = np.log(observed)
+    available = np.ones(products, dtype=np.bool_)
+    mu, coefficient = np.empty((types, products)), np.empty(types)
+    s_ij, s, resid = np.empty((types, products)), np.empty(products), np.empty(products)
+    last_log_alpha, last_log_implied = np.nan, np.nan
     for iteration in range(PRICE_COEFFICIENT_MAX_ITERATIONS):
-        part = types.rows(active)
-        extra = None if extras is None else extras[active]
-        xi[active] = calibrate_mean_utilities(observed[active], alpha[active], effective_price[active], part,
-                                              extra, start=xi[active])
-        own, shares = own_price_elasticities(alpha[active], effective_price[active], part, extra, xi[active])
-        weights = shares[:, basis] / shares[:, basis].sum(axis=1, keepdims=True)
-        implied = (weights * own[:, basis]).sum(axis=1)
-        ratio = target[active] / implied
+        for t in range(types):
+            coefficient[t] = alpha * multiplier[t]
+            for j in range(products):
+                mu[t, j] = extras[t, j] + coefficient[t] * price[j]
+        solved, _, error = invert_market(mu, weights, log_target, available, xi, INVERSION_TOLERANCE,
+                                         INVERSION_MAX_ITERATIONS, MAX_NEWTON_STEP)
+        if not (error <= INVERSION_TOLERANCE or error < ROUNDING_FLOOR):
+            return alpha, 1, error
+        xi[:] = solved
+        evaluate_market(xi, mu, weights, log_target, available, s_ij, s, resid)
+        implied = _implied_elasticity(s_ij, s, price, basis, coefficient, weights)
+        ratio = target / implied
         last = iteration == PRICE_COEFFICIENT_MAX_ITERATIONS - 1
-        done = np.abs(ratio - 1.0) < (PRICE_COEFFICIENT_FLOOR if last else PRICE_COEFFICIENT_TOLERANCE)
+        if abs(ratio - 1.0) < (PRICE_COEFFICIENT_FLOOR if last else PRICE_COEFFICIENT_TOLERANCE):
+            return alpha, 0, 0.0
         # secant on log |implied| against log |alpha| (the elasticity is nearly proportional to alpha)
-        log_alpha, log_implied = np.log(-alpha[active]), np.log(-implied)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            slope = (log_implied - last_log_implied[active]) / (log_alpha - last_log_alpha[active])
-        slope = np.where(np.isfinite(slope) & (slope > 0.2) & (slope < 5.0), slope, 1.0)
-        last_log_alpha[active], last_log_implied[active] = log_alpha, log_implied
-        alpha[active[~done]] = -np.exp(log_alpha + np.log(ratio) / slope)[~done]
-        active = active[~done]
-        if active.size == 0:
-            return alpha, xi
-    raise DataError(f"the price coefficient did not reach market.own_price_elasticity in "
-                    f"{PRICE_COEFFICIENT_MAX_ITERATIONS} iterations (relative error {np.max(np.abs(ratio - 1)):.1e})")
+        log_alpha, log_implied = math.log(-alpha), math.log(-implied)
+        slope = (log_implied - last_log_implied) / (log_alpha - last_log_alpha)
+        if not (np.isfinite(slope) and 0.2 < slope < 5.0):
+            slope = 1.0
+        last_log_alpha, last_log_implied = log_alpha, log_implied
+        moved = -math.exp(log_alpha + math.log(ratio) / slope)
+        # the next start: each product's mean utility keeps its share-weighted utility at the new alpha
+        for j in range(products):
+            price_term = 0.0
+            for t in range(types):
+                price_term += weights[t] * multiplier[t] * s_ij[t, j]
+            xi[j] -= (moved - alpha) * price[j] * price_term / s[j]
+        alpha = moved
+    return alpha, 2, abs(ratio - 1.0)
+
+
+@nb.njit(cache=True)
+def _price_coefficients(  # noqa: PLR0913 - a compiled kernel takes its arrays one by one
+        observed, target, price, basis, multiplier, weights, extras, alpha, xi):  # pragma: no cover - compiled
+    """`_price_coefficient_of_draw` for every draw: (alpha [N], xi [N, J], status [N], detail [N])."""
+    draws = observed.shape[0]
+    status, detail = np.zeros(draws, dtype=np.int64), np.zeros(draws)
+    for n in range(draws):
+        alpha[n], status[n], detail[n] = _price_coefficient_of_draw(observed[n], target[n], price[n], basis,
+                                                                    multiplier[n], weights[n], extras[n],
+                                                                    alpha[n], xi[n])
+    return alpha, xi, status, detail

@@ -368,9 +368,9 @@ def anchor_at_equilibrium(demand: Demand, pricing: IncumbentPricing, price: np.n
 
     In a common month the anchor and the no-entrant equilibrium depend on each other: alternate (the anchor
     at the prices, the equilibrium at the anchor, from the previous month's prices; a contraction, by ~0.1 per
-    round in the reference scenario) until the anchor moves by less than ANCHOR_PRICE_TOLERANCE (each round
-    re-solves only the draws still moving, so a draw's result is its own; at most ANCHOR_PRICE_ITERATIONS
-    rounds), then let `pricing.counterfactual` solve (and keep, for every path) the equilibrium at that
+    round in the reference scenario, sped up by `AnchorJumps` where it is steady) until the anchor moves by
+    less than ANCHOR_PRICE_TOLERANCE (each round re-solves only the draws still moving, so a draw's result is
+    its own; at most ANCHOR_PRICE_ITERATIONS plain rounds per draw), then let `pricing.counterfactual` solve (and keep, for every path) the equilibrium at that
     anchor, and set the anchor at its prices. Paths then solve their prices with the entrant at the same
     anchor as the no-entrant world's, so the incumbents' response to entry compares like with like."""
     draws = price.shape[0]
@@ -382,18 +382,73 @@ def anchor_at_equilibrium(demand: Demand, pricing: IncumbentPricing, price: np.n
         if pricing.common[t]:
             demand.anchor(step, pricing.lineup_prices(prices))
             moving, prices = np.ones(draws, dtype=bool), prices.copy()
-            for _ in range(ANCHOR_PRICE_ITERATIONS):
+            jumps = AnchorJumps(prices)
+            while (moving & (jumps.rounds < ANCHOR_PRICE_ITERATIONS)).any():
+                moving &= jumps.rounds < ANCHOR_PRICE_ITERATIONS
                 state = demand.state(step, np.zeros(draws), never.utility, price, absent, never.launch_index,
                                      pricing.lineup_prices(prices))
+                last = prices.copy()
                 prices[moving], _ = solve_incumbents(state, moving, prices, pricing.cost(step), pricing.rate(state),
                                                      demand, pricing.supply)
+                jumps.rounds += moving
                 before = demand.outside_offset(step).copy()
                 demand.anchor(step, pricing.lineup_prices(prices))
-                moving &= np.abs(demand.outside_offset(step) - before) >= ANCHOR_PRICE_TOLERANCE
-                if not moving.any():
-                    break
+                change = demand.outside_offset(step) - before
+                missed = jumps.check(prices, change)   # a jump that missed: back to the plain round's prices
+                if jumps.extrapolate(prices, last, change, moving) | missed:
+                    demand.anchor(step, pricing.lineup_prices(prices))
+                moving &= jumps.pending | (np.abs(change) >= ANCHOR_PRICE_TOLERANCE)
             prices, _ = pricing.counterfactual(t, never)
         demand.anchor(step, pricing.lineup_prices(prices))
+
+
+ANCHOR_STEADY_RATIO = 0.5   # the largest |contraction ratio| extrapolated (the reference scenario's: about -0.1)
+ANCHOR_JUMP_CHECK = 1e-3    # after a jump the anchor moves by at most this share of the move before it, or it is undone
+
+
+class AnchorJumps:
+    """Aitken's extrapolation of the alternation in `anchor_at_equilibrium`, per draw, where it is safe.
+
+    A draw whose anchor moved three times in a row by a steady geometric ratio (|ratio| below
+    ANCHOR_STEADY_RATIO, the two ratios within a quarter of each other) jumps to the extrapolated prices
+    p + (p - p_last) ratio / (1 - ratio). The next round checks the jump: if the anchor then moves by more
+    than ANCHOR_JUMP_CHECK of the move before the jump, the draw goes back to the prices it had (so its
+    anchor is the plain alternation's again), that round does not count, and it takes only plain rounds
+    from then on. A draw that alternates between two equilibria (ratio near -1) never jumps, so it ends
+    where the plain alternation ends."""
+
+    def __init__(self, prices: np.ndarray) -> None:
+        draws = prices.shape[0]
+        self.rounds = np.zeros(draws, dtype=np.int64)        # plain rounds taken, per draw
+        self.changes = np.full((draws, 2), np.nan)           # the anchor's last two moves
+        self.pending = np.zeros(draws, dtype=bool)           # jumped last round, to check
+        self.barred = np.zeros(draws, dtype=bool)            # a jump missed: plain rounds only
+        self.saved = prices.copy()                           # prices before the jump
+
+    def check(self, prices: np.ndarray, change: np.ndarray) -> bool:
+        """Undo the jumps of last round that missed (in place: prices, change); whether any was undone."""
+        missed = self.pending & ~(np.abs(change) <= ANCHOR_JUMP_CHECK * np.abs(self.changes[:, 1]))
+        prices[missed] = self.saved[missed]
+        change[missed] = self.changes[missed, 1]
+        self.rounds[missed] -= 1
+        self.barred |= missed
+        self.changes[self.pending & ~missed] = np.nan
+        self.pending[:] = False
+        return bool(missed.any())
+
+    def extrapolate(self, prices: np.ndarray, last: np.ndarray, change: np.ndarray, moving: np.ndarray) -> bool:
+        """Jump the draws with a steady contraction (in place: prices); record `change`; whether any jumped."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio, earlier = change / self.changes[:, 1], self.changes[:, 1] / self.changes[:, 0]
+        steady = ((np.abs(ratio) < ANCHOR_STEADY_RATIO) & (np.abs(earlier) < ANCHOR_STEADY_RATIO)
+                  & (np.abs(ratio - earlier) <= 0.25 * np.abs(earlier)))
+        jump = (moving & steady & ~self.barred & (np.abs(change) >= ANCHOR_PRICE_TOLERANCE)
+                & (self.rounds < ANCHOR_PRICE_ITERATIONS))          # a round is left to check the jump
+        self.changes = np.stack([self.changes[:, 1], np.where(moving, change, np.nan)], axis=1)
+        self.saved[jump] = prices[jump]
+        prices[jump] += (ratio / (1.0 - ratio))[jump, None] * (prices[jump] - last[jump])
+        self.pending = jump
+        return bool(jump.any())
 
 
 def pledge_schedule(pledge_start: str | None, pledge_years: float, months: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ marginal cost: matching them makes demand, if anything, too price sensitive.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -90,8 +90,14 @@ def fit_margins(data: MarketData, parameters: Parameters) -> MarginFit:
                             f"positive margin (Bertrand first-order conditions imply p > c)")
     elasticity = np.full(parameters.draws, START_ELASTICITY)
     previous: tuple[np.ndarray, np.ndarray] | None = None
+    base: BaseMarket | None = None
+    done, last_elasticity = np.zeros(parameters.draws, dtype=bool), elasticity
     for _ in range(MAX_STEPS):
-        base = calibrate(data, parameters, elasticity)
+        if base is None:
+            base = calibrate(data, parameters, elasticity)
+        else:  # each search from the draw's last calibration
+            base = kept(base, calibrate(data, parameters, elasticity, warm_start(base, last_elasticity, elasticity)),
+                        done)
         supply = recover_costs(data.lineup, base, data.policy, round(data.base_mid_month),
                                parameters.finance.vat_rate, fringe=True)
         margins = implied_firm_margins(data.lineup, supply, market.margin_firms)
@@ -99,10 +105,10 @@ def fit_margins(data: MarketData, parameters: Parameters) -> MarginFit:
         done = np.abs(mean - target) <= MARGIN_TOLERANCE
         if np.all(done):
             return MarginFit(base, supply, elasticity, margins, target)
-        # a draw that has met the tolerance keeps its elasticity, so its result does not depend on the
-        # other draws of its batch (runs are identical however they are chunked)
+        # a draw that has met the tolerance keeps its elasticity and its calibration, so its result does not
+        # depend on the other draws of its batch (runs are identical however they are chunked)
         stepped, previous = secant_step(elasticity, mean, target, previous)
-        elasticity = np.where(done, elasticity, stepped)
+        last_elasticity, elasticity = elasticity, np.where(done, elasticity, stepped)
     worst = int(np.argmax(np.abs(mean - target)))
     raise DataError(f"field market.gross_margin: the price coefficient found no match for a margin of "
                     f"{target[worst]:.3f} in {MAX_STEPS} steps (implied {mean[worst]:.3f} at an elasticity of "
@@ -121,6 +127,24 @@ def secant_step(elasticity: np.ndarray, margin: np.ndarray, target: np.ndarray,
         slope = np.where(secant < -1e-3, secant, -1.0)
     step = np.clip(-y / slope, -1.0, 1.0)       # at most a factor e per step
     return -np.exp(x + step), (x, y)
+
+
+def warm_start(base: BaseMarket, elasticity: np.ndarray, new_elasticity: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha [N], xi [N, J]) to start the calibration at `new_elasticity` [N] from `base`, calibrated at
+    `elasticity`: alpha scaled with the elasticity (about proportional), xi moved by the change of the
+    price term at the mean price sensitivity, so shares stay near the observed ones."""
+    alpha = base.alpha * new_elasticity / elasticity
+    xi = base.quality + base.quality_adjustment - (alpha - base.alpha)[:, None] * base.effective_price
+    return alpha, xi
+
+
+def kept(old: BaseMarket, new: BaseMarket, done: np.ndarray) -> BaseMarket:
+    """`new` with the draws `done` [N] (bool) as in `old` (their elasticity has not moved)."""
+    def pick(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.where(done.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
+    return replace(new, alpha=pick(old.alpha, new.alpha), quality=pick(old.quality, new.quality),
+                   quality_adjustment=pick(old.quality_adjustment, new.quality_adjustment))
 
 
 def calibrate_market(data: MarketData, parameters: Parameters) -> BaseMarket:
