@@ -58,10 +58,7 @@ from evlaunch.market.consumer_types import ConsumerTypes
 from evlaunch.market.market_data import MarketData
 from evlaunch.market.policy import PLATE_PRIVILEGE, RURAL_CAMPAIGN, extra_subsidy
 from evlaunch.market.rc_logit import exp_nonpositive
-from evlaunch.market.regions import (
-    RegionSet,
-    nev_extras,
-)
+from evlaunch.market.regions import RegionSet
 
 
 def year_end_path(series: dict[int, float], months: np.ndarray, growth: np.ndarray) -> np.ndarray:
@@ -219,6 +216,24 @@ def _type_shares(mean_utility, coefficient, effective, extras, available, weight
                 row[k] = share
                 national[n, k] += w * share
     return typed, national
+
+
+@nb.njit(cache=True)
+def _type_terms(per_region, nev, plate_utility, plate, taste_utility, region_of, phev_drift, phev
+                ):  # pragma: no cover - compiled
+    """[N, T, K] consumer types' utility terms: (per_region[n, r] nev[k] + plate_utility[n, r] plate[k])
+    (`regions.nev_extras` of type t's region r) + taste_utility[n, t, k] + phev_drift[n] phev[k], in that
+    order (the same floating-point operations as the array expression, in one pass)."""
+    draws, types, products = taste_utility.shape
+    out = np.empty((draws, types, products))
+    for n in range(draws):
+        drift = phev_drift[n]
+        for t in range(types):
+            r = region_of[t]
+            common, privilege = per_region[n, r], plate_utility[n, r]
+            for k in range(products):
+                out[n, t, k] = (common * nev[k] + privilege * plate[k]) + taste_utility[n, t, k] + drift * phev[k]
+    return out
 
 
 def lead_months(scenario: Scenario) -> int:
@@ -426,10 +441,13 @@ class Demand:
         drift; they depend on the step only). The last step's array is kept and shared read-only: the
         no-entrant market, every re-solve and the month's own state in one step all use it."""
         if self._type_terms_step != step:
-            extras = self.types.expand(nev_extras(self.regions, self.is_nev, self.plate[step], self.campaign[step],
-                                                  self.charging_term[:, :, step], self.nev_drift[:, step]))
-            phev = self.phev_drift[:, step, None, None] * self.is_phev[None, None, :]
-            terms = extras + self.taste_utility + phev
+            regions = self.regions
+            per_region = (self.charging_term[:, :, step] + regions.campaign_utility * self.campaign[step]
+                          + self.nev_drift[:, step][:, None])                                 # [N, R]
+            terms = _type_terms(per_region, self.is_nev.astype(float), regions.plate_utility,
+                                np.asarray(self.plate[step], dtype=float), self.taste_utility,
+                                self.types.region_of, np.ascontiguousarray(self.phev_drift[:, step]),
+                                self.is_phev.astype(float))
             terms.setflags(write=False)
             self._type_terms, self._type_terms_step = terms, step
         return self._type_terms
