@@ -56,7 +56,7 @@ from evlaunch.errors import DataError
 from evlaunch.market.calibration import BaseMarket, base_months, named_models
 from evlaunch.market.consumer_types import ConsumerTypes
 from evlaunch.market.market_data import MarketData
-from evlaunch.market.policy import PLATE_PRIVILEGE, RURAL_CAMPAIGN, extra_subsidy
+from evlaunch.market.policy import PLATE_PRIVILEGE, RURAL_CAMPAIGN, effective_prices, extra_subsidy
 from evlaunch.market.rc_logit import exp_nonpositive
 from evlaunch.market.regions import RegionSet
 
@@ -475,9 +475,7 @@ class Demand:
     def effective_prices(self, price: np.ndarray, ranges: np.ndarray, month: int) -> np.ndarray:
         """Guide price + purchase tax - subsidy (the schedule's and the scenario's extra one) in `month`
         (months since year 0), [N, K]."""
-        return (price + self.policy.purchase_tax(price, self.is_nev, month, self.vat)
-                - self.policy.subsidy(price, self.powertrains, ranges, month)
-                - self.extra_subsidy.per_vehicle(price, self.powertrains, month))
+        return effective_prices(self.policy, price, self.powertrains, ranges, month, self.vat, self.extra_subsidy)
 
     def shares(self, state: MonthState) -> tuple[np.ndarray, np.ndarray]:
         """(shares per consumer type [N, T, K], national shares [N, K]) of a month's state."""
