@@ -356,18 +356,18 @@ class MonthTerms:
 
 
 @nb.njit(cache=True)
-def _subsidy_amount(price, range_km, table, rows):  # pragma: no cover - compiled
+def _subsidy_amount(price, range_km, table, kind, rows):  # pragma: no cover - compiled
     """(subsidy, CNY, of one vehicle at guide price `price` and range `range_km` under the subsidy rows
-    `table` [rows, 5] of its powertrain (`MonthTerms.subsidy`): the first row that covers it; whether a band
+    `table[kind]` [rows, 5] of its powertrain (`MonthTerms.subsidy`): the first row that covers it; whether a band
     row needs a missing range or the covering row's amount is unknown)."""
     problem = False
     for r in range(rows):  # a band row needs every BEV's range, matched or not (`PolicySchedule.subsidy`)
-        if table[r, 0] > 0.0 and np.isnan(range_km):
+        if table[kind, r, 0] > 0.0 and np.isnan(range_km):
             problem = True
     for r in range(rows):
-        band, low, high, price_cap, value = table[r]
+        low, high, price_cap, value = table[kind, r, 1], table[kind, r, 2], table[kind, r, 3], table[kind, r, 4]
         inside = True
-        if band > 0.0:
+        if table[kind, r, 0] > 0.0:
             inside = (np.isnan(low) or range_km >= low) and (np.isnan(high) or range_km < high)
         if not np.isnan(price_cap):
             inside = inside and price <= price_cap
@@ -401,7 +401,7 @@ def _effective_prices(price, ranges, vat, columns, subsidy, rows, scalars, extra
             amount = 0.0
             kind = columns[k, 0]
             if kind >= 0:
-                amount, missing = _subsidy_amount(p, ranges[n, k], subsidy[kind], rows[kind])
+                amount, missing = _subsidy_amount(p, ranges[n, k], subsidy, kind, rows[kind])
                 problem = problem or missing
             bonus = extra[n] if columns[k, 2] == 1 and p <= extra_cap else 0.0
             out[n, k] = p + tax - amount - bonus
