@@ -110,18 +110,31 @@ def type_market(mean_utility: np.ndarray, effective: np.ndarray, extras: np.ndar
 
     mean_utility, effective, available [n, K]; extras [n, T, K] (each type's utility terms); alpha [n];
     weights, sensitivity [n, T]."""
-    n, size = mean_utility.shape
+    delta, products = folded_products(mean_utility, effective, extras, available, alpha, sensitivity, index)
+    return TypeMarket(delta, products, type_tastes(alpha, weights, sensitivity))
+
+
+def type_tastes(alpha: np.ndarray, weights: np.ndarray, sensitivity: np.ndarray) -> ConsumerTastes:
+    """The consumer types of `type_market` as `rc_logit.ConsumerTastes` (alpha [n]; weights, sensitivity
+    [n, T]): they do not change over the months (`SupplySide.tastes` keeps every draw's)."""
+    n, types = weights.shape
+    return ConsumerTastes(alpha, alpha[:, None] * (sensitivity - 1.0),
+                          np.broadcast_to(np.eye(types), (n, types, types)), weights)
+
+
+def folded_products(mean_utility: np.ndarray, effective: np.ndarray, extras: np.ndarray, available: np.ndarray,
+                    alpha: np.ndarray, sensitivity: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, ProductSet]:
+    """(mean utility [n, P] at the effective prices, the re-priced products `index` as `rc_logit.ProductSet`)
+    of `type_market`, the fixed-price products folded into each type's outside option."""
+    size = mean_utility.shape[1]
     coefficient = alpha[:, None] * sensitivity                                          # [n, T]
     fixed = np.ones(size, dtype=bool)
     fixed[index] = False
     x2 = _folded_terms(np.ascontiguousarray(mean_utility, dtype=float), np.ascontiguousarray(coefficient),
                        np.ascontiguousarray(effective, dtype=float), np.ascontiguousarray(extras, dtype=float),
                        np.ascontiguousarray(available, dtype=bool), fixed, np.ascontiguousarray(index, dtype=np.int64))
-    types = weights.shape[1]
-    tastes = ConsumerTastes(alpha, alpha[:, None] * (sensitivity - 1.0),
-                            np.broadcast_to(np.eye(types), (n, types, types)), weights)
     products = ProductSet(x2, effective[:, index], available[:, index])
-    return TypeMarket(mean_utility[:, index] + alpha[:, None] * effective[:, index], products, tastes)
+    return mean_utility[:, index] + alpha[:, None] * effective[:, index], products
 
 
 @nb.njit(cache=True)
@@ -169,6 +182,7 @@ class SupplySide:
     # [N, P] CNY added to a fringe product's cost in the pricing problem (0 for named models): its own-firm
     # FOC then holds at the base price with the fringe's markup (`fringe_markups`)
     solver_shift: np.ndarray | None = None
+    tastes: ConsumerTastes | None = None  # every draw's consumer types in `rc_logit` form (`type_market`)
 
     @property
     def margin(self) -> np.ndarray:
@@ -204,7 +218,7 @@ def recover_costs(lineup: Lineup, base: BaseMarket, policy: PolicySchedule, base
     fringe = np.array([lineup.names[j] in OTHER_PRODUCTS for j in index])
     shift = np.where(fringe, cost - fringe_cost, 0.0)
     return SupplySide(index, firms, cost - shift, battery, base.price[:, index].copy(), shares,
-                      np.max(np.abs(residual), axis=1), shift)
+                      np.max(np.abs(residual), axis=1), shift, market.tastes)
 
 
 def fringe_markups(market: TypeMarket) -> np.ndarray:
@@ -231,15 +245,18 @@ def solve_incumbents(state: MonthState, rows: np.ndarray, guide: np.ndarray, cos
         return values if every else values[rows]
 
     effective = of_rows(state.effective)
-    market = type_market(of_rows(state.mean_utility), effective, of_rows(state.extras), of_rows(state.available),
-                         of_rows(demand.alpha), of_rows(types.weights), of_rows(types.price_sensitivity), index)
+    alpha, sensitivity = of_rows(demand.alpha), of_rows(types.price_sensitivity)
+    delta, products = folded_products(of_rows(state.mean_utility), effective, of_rows(state.extras),
+                                      of_rows(state.available), alpha, sensitivity, index)
+    tastes = supply.tastes if every and supply.tastes is not None else type_tastes(alpha, of_rows(types.weights),
+                                                                                     sensitivity)
     start = effective[:, index]
     rate_rows, guide_rows = of_rows(rate), of_rows(guide)
     cost_effective = start - rate_rows * (guide_rows - of_rows(cost))
     firms = np.broadcast_to(supply.firms, rate_rows.shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EquilibriumWarning)  # counted per draw instead
-        problem = PricingProblem(delta=market.delta, products=market.products, tastes=market.tastes,
+        problem = PricingProblem(delta=delta, products=products, tastes=tastes,
                                  costs=cost_effective, firm_ids=firms, rates=rate_rows)
         result = solve_prices(problem, start=start, options=REPRICING_OPTIONS)
     new_guide = guide_rows + (result.prices - start) / rate_rows
