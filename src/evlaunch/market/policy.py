@@ -289,7 +289,7 @@ class PolicySchedule:
         (the same rules as `subsidy` and `purchase_tax`, looked up once per month)."""
         key = int(month)
         if key not in self._month_terms:
-            rows = [[], []]
+            rows: list[list[tuple[float, ...]]] = [[], []]
             for p, powertrain in enumerate(("BEV", "PHEV")):
                 rule = self.applied(SUBSIDY, powertrain, month).rule
                 if rule is None:
