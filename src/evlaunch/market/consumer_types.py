@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 from scipy.stats import norm, qmc
 
@@ -100,12 +101,26 @@ class ConsumerTypes:
 
     def within_regions(self, typed: np.ndarray) -> np.ndarray:
         """[N, R, K] shares within each region from type shares [N, T, K] (buyer-weighted)."""
-        mass = np.einsum("nt,tr,ntk->nrk", self.weights, self.membership, typed)
+        mass = _region_mass(np.ascontiguousarray(self.weights, dtype=float), np.ascontiguousarray(typed, dtype=float),
+                            np.ascontiguousarray(self.region_of, dtype=np.int64), len(self.regions.names))
         return mass / self.regions.weights[:, :, None]
 
     def rows(self, rows: np.ndarray) -> ConsumerTypes:
         return ConsumerTypes(self.regions.rows(rows), self.region_of, self.weights[rows],
                              self.price_sensitivity[rows], self.tastes[rows])
+
+
+@nb.njit(cache=True)
+def _region_mass(weights, typed, region_of, regions):  # pragma: no cover - compiled
+    """[N, R, K] sum over the types t of region r of weights[n, t] * typed[n, t, k], types in order."""
+    draws, types, products = typed.shape
+    mass = np.zeros((draws, regions, products))
+    for n in range(draws):
+        for t in range(types):
+            r, w = region_of[t], weights[n, t]
+            for k in range(products):
+                mass[n, r, k] += w * typed[n, t, k]
+    return mass
 
 
 def consumer_types(regions: RegionSet, tastes: TasteParameters, draws: int, per_region: int) -> ConsumerTypes:

@@ -56,12 +56,9 @@ from evlaunch.errors import DataError
 from evlaunch.market.calibration import BaseMarket, base_months, named_models
 from evlaunch.market.consumer_types import ConsumerTypes
 from evlaunch.market.market_data import MarketData
-from evlaunch.market.policy import PLATE_PRIVILEGE, RURAL_CAMPAIGN, extra_subsidy
+from evlaunch.market.policy import PLATE_PRIVILEGE, RURAL_CAMPAIGN, effective_prices, extra_subsidy
 from evlaunch.market.rc_logit import exp_nonpositive
-from evlaunch.market.regions import (
-    RegionSet,
-    nev_extras,
-)
+from evlaunch.market.regions import RegionSet
 
 
 def year_end_path(series: dict[int, float], months: np.ndarray, growth: np.ndarray) -> np.ndarray:
@@ -221,6 +218,24 @@ def _type_shares(mean_utility, coefficient, effective, extras, available, weight
     return typed, national
 
 
+@nb.njit(cache=True)
+def _type_terms(per_region, nev, plate_utility, plate, taste_utility, region_of, phev_drift, phev
+                ):  # pragma: no cover - compiled
+    """[N, T, K] consumer types' utility terms: (per_region[n, r] nev[k] + plate_utility[n, r] plate[k])
+    (`regions.nev_extras` of type t's region r) + taste_utility[n, t, k] + phev_drift[n] phev[k], in that
+    order (the same floating-point operations as the array expression, in one pass)."""
+    draws, types, products = taste_utility.shape
+    out = np.empty((draws, types, products))
+    for n in range(draws):
+        drift = phev_drift[n]
+        for t in range(types):
+            r = region_of[t]
+            common, privilege = per_region[n, r], plate_utility[n, r]
+            for k in range(products):
+                out[n, t, k] = (common * nev[k] + privilege * plate[k]) + taste_utility[n, t, k] + drift * phev[k]
+    return out
+
+
 def lead_months(scenario: Scenario) -> int:
     """Months of the start year before the scenario start (simulated for the market only)."""
     return scenario.start_month % 12
@@ -272,6 +287,7 @@ class Demand:
         self.inside_target = 1.0 - np.broadcast_to(np.asarray(base.outside_share, dtype=float), (parameters.draws,))
         self._offset = np.full((parameters.draws, self.periods), np.nan)
         self._type_terms = np.zeros((0, 0, 0))
+        self._step_terms: StepTerms | None = None
 
     def _products(self, data: MarketData, parameters: Parameters, base: BaseMarket) -> None:
         """Products' prices, powertrains and launch months; technology progress and ageing: utility = xi +
@@ -368,33 +384,52 @@ class Demand:
         excluding price and NEV terms [N]; `entrant_available`: on sale [N]; `launch_index`: months after the
         start; `incumbent_price`: the base lineup's guide prices [N, J] (re-priced incumbents; default: the
         base prices moved by the battery pass-through)."""
-        month = self.months[step].item()
-        years = self.years_from_base[step]
+        fixed = self.step_terms(step)
         size_j = self.size_j
-        price = self.price.copy()
-        if incumbent_price is None:
-            price[:, :size_j] += self.pass_through * self.pack_change[:, step:step + 1]
-        else:
-            price[:, :size_j] = incumbent_price
-        price = np.where(self.is_bev[None, :-1], price * (1.0 - cut[:, None]), price)
-        all_price = np.concatenate([price, entrant_price[:, None]], axis=1)
-        incumbent_range = self.range * np.where(self.is_bev[None, :size_j],
-                                                (1.0 + self.range_growth[:, None]) ** years, 1.0)
-        ranges = np.concatenate([incumbent_range, self.launch_range, self.entrant_range[:, None]], axis=1)
-        effective = self.effective_prices(all_price, ranges, month)
-        launched_years = np.maximum(years - self.launch_years, 0.0)
+        all_price = np.empty(fixed.ranges.shape)
+        all_price[:, :-1] = fixed.price
+        if incumbent_price is not None:
+            all_price[:, :size_j] = incumbent_price
+        if np.any(cut != 0.0):
+            all_price[:, :-1] = np.where(self.is_bev[None, :-1], all_price[:, :-1] * (1.0 - cut[:, None]),
+                                         all_price[:, :-1])
+        all_price[:, -1] = entrant_price
+        effective = self.effective_prices(all_price, fixed.ranges, fixed.month)
         entrant_launch = self.entrant_years_at_launch(launch_index)
         entrant_dynamic = (self.entrant_slope * entrant_launch
-                           - self.ageing * np.maximum(years - entrant_launch, 0.0))
-        mean_utility = np.concatenate([
-            self.xi + self.slope * years,
-            self.launch_xi - self.ageing[:, None] * launched_years[None, :],
-            (entrant_utility + entrant_dynamic)[:, None]], axis=1)
-        available = np.ones(mean_utility.shape, dtype=bool)
-        available[:, size_j:size_j + self.size_l] = (month >= self.launch_month) & self.launch_happens
+                           - self.ageing * np.maximum(fixed.years - entrant_launch, 0.0))
+        mean_utility = np.empty(all_price.shape)
+        mean_utility[:, :-1] = fixed.utility
+        mean_utility[:, -1] = entrant_utility + entrant_dynamic
+        available = np.empty(all_price.shape, dtype=bool)
+        available[:, :-1] = fixed.available
         available[:, -1] = entrant_available
         mean_utility += self.outside_offset(step)[:, None]
-        return MonthState(month, all_price, ranges, effective, mean_utility, available, self.type_terms(step))
+        return MonthState(fixed.month, all_price, fixed.ranges, effective, mean_utility, available,
+                          self.type_terms(step))
+
+    def step_terms(self, step: int) -> StepTerms:
+        """The path-independent products of time step `step` (`StepTerms`); the last step's are kept (every
+        state of one step, in every re-solve and path-month, shares them)."""
+        if self._step_terms is None or self._step_terms.step != step:
+            month = self.months[step].item()
+            years = self.years_from_base[step]
+            size_j = self.size_j
+            price = self.price.copy()
+            price[:, :size_j] += self.pass_through * self.pack_change[:, step:step + 1]
+            incumbent_range = self.range * np.where(self.is_bev[None, :size_j],
+                                                    (1.0 + self.range_growth[:, None]) ** years, 1.0)
+            ranges = np.concatenate([incumbent_range, self.launch_range, self.entrant_range[:, None]], axis=1)
+            launched_years = np.maximum(years - self.launch_years, 0.0)
+            utility = np.concatenate([self.xi + self.slope * years,
+                                      self.launch_xi - self.ageing[:, None] * launched_years[None, :]], axis=1)
+            available = np.ones(utility.shape, dtype=bool)
+            available[:, size_j:] = (month >= self.launch_month) & self.launch_happens
+            for values in (price, ranges, utility, available):
+                values.setflags(write=False)
+            self._step_terms = StepTerms(step, month, years, price, ranges, utility, available)
+        return self._step_terms
+
 
     def outside_offset(self, step: int) -> np.ndarray:
         """[N] the anchor of time step `step`: utility added to every car (the outside option's utility
@@ -426,10 +461,13 @@ class Demand:
         drift; they depend on the step only). The last step's array is kept and shared read-only: the
         no-entrant market, every re-solve and the month's own state in one step all use it."""
         if self._type_terms_step != step:
-            extras = self.types.expand(nev_extras(self.regions, self.is_nev, self.plate[step], self.campaign[step],
-                                                  self.charging_term[:, :, step], self.nev_drift[:, step]))
-            phev = self.phev_drift[:, step, None, None] * self.is_phev[None, None, :]
-            terms = extras + self.taste_utility + phev
+            regions = self.regions
+            per_region = (self.charging_term[:, :, step] + regions.campaign_utility * self.campaign[step]
+                          + self.nev_drift[:, step][:, None])                                 # [N, R]
+            terms = _type_terms(per_region, self.is_nev.astype(float), regions.plate_utility,
+                                np.asarray(self.plate[step], dtype=float), self.taste_utility,
+                                self.types.region_of, np.ascontiguousarray(self.phev_drift[:, step]),
+                                self.is_phev.astype(float))
             terms.setflags(write=False)
             self._type_terms, self._type_terms_step = terms, step
         return self._type_terms
@@ -437,9 +475,7 @@ class Demand:
     def effective_prices(self, price: np.ndarray, ranges: np.ndarray, month: int) -> np.ndarray:
         """Guide price + purchase tax - subsidy (the schedule's and the scenario's extra one) in `month`
         (months since year 0), [N, K]."""
-        return (price + self.policy.purchase_tax(price, self.is_nev, month, self.vat)
-                - self.policy.subsidy(price, self.powertrains, ranges, month)
-                - self.extra_subsidy.per_vehicle(price, self.powertrains, month))
+        return effective_prices(self.policy, price, self.powertrains, ranges, month, self.vat, self.extra_subsidy)
 
     def shares(self, state: MonthState) -> tuple[np.ndarray, np.ndarray]:
         """(shares per consumer type [N, T, K], national shares [N, K]) of a month's state."""
@@ -454,6 +490,20 @@ class Demand:
         `state`."""
         return self.shares(self.state(step, cut, entrant_utility, entrant_price, entrant_available, launch_index,
                                       incumbent_price))
+
+
+@dataclass(frozen=True)
+class StepTerms:
+    """The products of one time step that do not depend on the path (K - 1 = base lineup and scheduled
+    launches; K with the entrant)."""
+
+    step: int
+    month: int                  # months since year 0
+    years: float                # years from the base period's middle
+    price: np.ndarray           # [N, K - 1] guide prices at fixed prices (the battery pass-through, no entry cut)
+    ranges: np.ndarray          # [N, K] range, km
+    utility: np.ndarray         # [N, K - 1] mean utility excluding price, regional terms and the anchor
+    available: np.ndarray       # [N, K - 1] on sale
 
 
 @dataclass(frozen=True)

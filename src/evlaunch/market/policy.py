@@ -30,6 +30,7 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
+import numba as nb
 import numpy as np
 import pandas as pd
 
@@ -175,6 +176,7 @@ class PolicySchedule:
                 tuple(frame["source"][members].astype(str)), tuple(frame["note"][members].fillna("").astype(str))))
         self.rules = {name: tuple(items) for name, items in rules.items()}
         self._cache: dict[tuple[str, str, int], AppliedRule] = {}
+        self._month_terms: dict[int, MonthTerms] = {}
 
     # -- which rule applies -------------------------------------------------------------------------
     def applied(self, instrument: str, powertrain: str, month: int) -> AppliedRule:
@@ -282,6 +284,29 @@ class PolicySchedule:
         below_cap = fraction * rate * price < cap
         return np.where(np.asarray(is_nev, dtype=bool) & below_cap, rate * (1.0 - fraction), rate)
 
+    def month_terms(self, month: int) -> MonthTerms:
+        """The subsidy rows and NEV tax relief applied in `month`, as arrays for `effective_prices`
+        (the same rules as `subsidy` and `purchase_tax`, looked up once per month)."""
+        key = int(month)
+        if key not in self._month_terms:
+            rows: list[list[tuple[float, ...]]] = [[], []]
+            for p, powertrain in enumerate(("BEV", "PHEV")):
+                rule = self.applied(SUBSIDY, powertrain, month).rule
+                if rule is None:
+                    continue
+                for r in np.flatnonzero(rule.rows_for(powertrain)):
+                    low, high = rule.range_min[r], rule.range_max[r]
+                    band = powertrain == "BEV" and rule.powertrain[r] == "BEV" and not (np.isnan(low) and np.isnan(high))
+                    rows[p].append((1.0 if band else 0.0, low, high, rule.price_cap[r], rule.amount[r]))
+            table = np.full((2, max(1, len(rows[0]), len(rows[1])), 5), np.nan)
+            for p in range(2):
+                if rows[p]:
+                    table[p, :len(rows[p])] = np.array(rows[p], dtype=float)
+            relief = self._nev_tax_relief(month)
+            self._month_terms[key] = MonthTerms(table, np.array([len(rows[0]), len(rows[1])], dtype=np.int64),
+                                                relief is not None, *(relief or (0.0, np.inf)))
+        return self._month_terms[key]
+
     # -- for reports --------------------------------------------------------------------------------
     def steps(self, first_month: int, last_month: int) -> list[dict[str, str]]:
         """Every change of the applied rule between two months, per instrument and powertrain."""
@@ -316,6 +341,71 @@ class PolicySchedule:
         """Months in which some rule is applied only because the last known rule is assumed to continue."""
         return [month_label(m) for m in range(first_month, last_month + 1)
                 if any(self.applied(i, p, m).continued for i in INSTRUMENTS for p in ("BEV", "PHEV"))]
+
+
+@dataclass(frozen=True)
+class MonthTerms:
+    """One month's purchase subsidy rows per powertrain and NEV tax relief (`PolicySchedule.month_terms`)."""
+
+    subsidy: np.ndarray         # [2 (BEV, PHEV), rows, 5]: (range band applies, range_min, range_max, price_cap,
+    #                             amount), in the rule's row order
+    rows: np.ndarray            # [2] rows in force for BEVs, PHEVs
+    relief: bool                # an NEV purchase-tax relief applies
+    relief_fraction: float      # fraction of the tax waived
+    relief_cap: float           # CNY per vehicle, inf when uncapped
+
+
+@nb.njit(cache=True)
+def _subsidy_amount(price, range_km, table, kind, rows):  # pragma: no cover - compiled
+    """(subsidy, CNY, of one vehicle at guide price `price` and range `range_km` under the subsidy rows
+    `table[kind]` [rows, 5] of its powertrain (`MonthTerms.subsidy`): the first row that covers it; whether a band
+    row needs a missing range or the covering row's amount is unknown)."""
+    problem = False
+    for r in range(rows):  # a band row needs every BEV's range, matched or not (`PolicySchedule.subsidy`)
+        if table[kind, r, 0] > 0.0 and np.isnan(range_km):
+            problem = True
+    for r in range(rows):
+        low, high, price_cap, value = table[kind, r, 1], table[kind, r, 2], table[kind, r, 3], table[kind, r, 4]
+        inside = True
+        if table[kind, r, 0] > 0.0:
+            inside = (np.isnan(low) or range_km >= low) and (np.isnan(high) or range_km < high)
+        if not np.isnan(price_cap):
+            inside = inside and price <= price_cap
+        if inside:
+            if np.isnan(value):
+                return 0.0, True
+            return value, problem
+    return 0.0, problem
+
+
+@nb.njit(cache=True)
+def _effective_prices(price, ranges, vat, columns, subsidy, rows, scalars, extra):  # pragma: no cover - compiled
+    """(price + purchase tax - subsidy - extra subsidy [N, K], whether a subsidy needs a missing range or an
+    unknown amount): `PolicySchedule.purchase_tax`, `PolicySchedule.subsidy` and `ExtraSubsidy.per_vehicle`
+    of guide prices [N, K] in one pass, the same operations per element. columns [K, 3]: powertrain (0 BEV,
+    1 PHEV, -1 other), NEV (0/1), the extra subsidy applies (0/1); scalars: (NEV tax relief applies (0/1),
+    its fraction, its cap, the extra subsidy's price cap); vat, extra [N]."""
+    draws, products = price.shape
+    relief, fraction, cap, extra_cap = scalars[0] > 0.0, scalars[1], scalars[2], scalars[3]
+    out = np.empty((draws, products))
+    problem = False
+    for n in range(draws):
+        for k in range(products):
+            p = price[n, k]
+            tax = PURCHASE_TAX_RATE * p / (1.0 + vat[n])
+            if relief and columns[k, 1] == 1:
+                waived = fraction * tax
+                if cap < waived:
+                    waived = cap
+                tax = tax - waived
+            amount = 0.0
+            kind = columns[k, 0]
+            if kind >= 0:
+                amount, missing = _subsidy_amount(p, ranges[n, k], subsidy, kind, rows[kind])
+                problem = problem or missing
+            bonus = extra[n] if columns[k, 2] == 1 and p <= extra_cap else 0.0
+            out[n, k] = p + tax - amount - bonus
+    return out, problem
 
 
 def month_label(month: int) -> str:
@@ -370,6 +460,31 @@ class ExtraSubsidy:
     def changes(self) -> set[int]:
         """Months in which the subsidy starts or stops (prices are re-solved there)."""
         return {self.first_month} | ({int(self.last_month) + 1} if np.isfinite(self.last_month) else set())
+
+
+def effective_prices(schedule: PolicySchedule, price: np.ndarray, powertrains: np.ndarray, ranges: np.ndarray,
+                     month: int, vat_rate: np.ndarray, extra: ExtraSubsidy) -> np.ndarray:
+    """[N, K] guide price + purchase tax - subsidy (the schedule's and the scenario's `extra` one) in `month`
+    (months since year 0) of guide prices `price` [N, K] of products with `powertrains` [K] and `ranges`
+    [N, K] (km), `vat_rate` [N]: `PolicySchedule.purchase_tax`, `PolicySchedule.subsidy` and
+    `ExtraSubsidy.per_vehicle` in one compiled pass (where a subsidy needs a range that is missing or an
+    amount that is unknown, those raise their errors)."""
+    powertrains = np.asarray(powertrains)
+    terms = schedule.month_terms(month)
+    is_nev = np.isin(powertrains, ("BEV", "PHEV"))
+    code = np.where(powertrains == "BEV", 0, np.where(powertrains == "PHEV", 1, -1))
+    extra_on = np.isin(powertrains, extra.powertrains) & (extra.first_month <= month <= extra.last_month)
+    columns = np.stack([code, is_nev, extra_on], axis=1).astype(np.int64)
+    scalars = np.array([1.0 if terms.relief else 0.0, terms.relief_fraction, terms.relief_cap, extra.price_cap])
+    price = np.ascontiguousarray(price, dtype=float)
+    out, problem = _effective_prices(
+        price, np.ascontiguousarray(np.broadcast_to(ranges, price.shape), dtype=float),
+        np.ascontiguousarray(np.broadcast_to(vat_rate, price.shape[:1]), dtype=float), columns, terms.subsidy,
+        terms.rows, scalars, np.ascontiguousarray(np.broadcast_to(extra.amount, price.shape[:1]), dtype=float))
+    if problem:
+        return (price + schedule.purchase_tax(price, is_nev, month, vat_rate)
+                - schedule.subsidy(price, powertrains, ranges, month) - extra.per_vehicle(price, powertrains, month))
+    return out
 
 
 def extra_subsidy(scenario, amount_per_vehicle: np.ndarray, draws: int) -> ExtraSubsidy:

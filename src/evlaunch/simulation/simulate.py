@@ -53,7 +53,6 @@ from evlaunch.finance import (
     peak_cash_need,
     pledge_paid_in,
     pledged_fraction,
-    queue_held_price,
     queue_is_long,
     terminal_value,
     unit_cost,
@@ -547,11 +546,10 @@ def month_demand(setting: Setting, terms: PathTerms, path_pricing: PathPricing |
             axis=1)
         series.price_change[:, t] = -cut * series.bev_units[:, t]
     else:
-        _, typed, shares = path_pricing.month(t, deliverable, price, after_launch, terms.launch_index)
-        if not np.array_equal(deliverable, utility):
-            demand = setting.demand
-            typed, shares = demand.month(demand.lead + t, np.zeros(price.shape), utility, price, after_launch,
-                                         terms.launch_index, path_pricing.pricing.lineup_prices(path_pricing.guide))
+        path_pricing.reprice(t, deliverable, price, after_launch, terms.launch_index)
+        demand = setting.demand
+        typed, shares = demand.month(demand.lead + t, np.zeros(price.shape), utility, price, after_launch,
+                                     terms.launch_index, path_pricing.pricing.lineup_prices(path_pricing.guide))
         series.price_change[:, t], series.bev_units[:, t] = path_pricing.bev_price_change(shares, setting.size[:, t])
         series.fringe_change[:, :, t], series.fringe_units[:, :, t] = path_pricing.fringe_price_change(
             shares, setting.size[:, t])
@@ -675,11 +673,10 @@ def entrant_price(setting: Setting, terms: PathTerms, month: Month, series: Path
                                    finance.price_backlog_months, finance.capacity_premium_cap * unconstrained)
     current = national["price"][:, t]
     listed = np.where(t > terms.launch_index, national["list_price"][:, t], current)  # launch month: the guide
-    target = queue_held_price(unconstrained + shadow, listed, shadow, month.backlog, month.output,
-                              finance.price_backlog_months)
+    held = queue_is_long(month.backlog, month.output, finance.price_backlog_months)
+    target = np.where(held, listed + np.maximum(shadow, 0.0), unconstrained + shadow)  # `finance.queue_held_price`
     target = np.where(np.isfinite(target), target, listed)  # no sales this month: no best response
     price = gradual_price(target, current, finance.price_step_cap)
-    held = queue_is_long(month.backlog, month.output, finance.price_backlog_months)
     cost = (1.0 + finance.vat_rate) * national["marginal_cost"][:, t]
     price = np.where(held, np.fmax(price, cost), price)  # a queue never holds the price below marginal cost
     national["price"][:, t + 1] = np.where(on_sale, price, current)

@@ -51,9 +51,11 @@ p / p_counterfactual - 1, weighted by their units sold in the entrant's world, o
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 
 from evlaunch.market.calibration import BaseMarket
@@ -108,21 +110,56 @@ def type_market(mean_utility: np.ndarray, effective: np.ndarray, extras: np.ndar
 
     mean_utility, effective, available [n, K]; extras [n, T, K] (each type's utility terms); alpha [n];
     weights, sensitivity [n, T]."""
-    n, size = mean_utility.shape
+    delta, products = folded_products(mean_utility, effective, extras, available, alpha, sensitivity, index)
+    return TypeMarket(delta, products, type_tastes(alpha, weights, sensitivity))
+
+
+def type_tastes(alpha: np.ndarray, weights: np.ndarray, sensitivity: np.ndarray) -> ConsumerTastes:
+    """The consumer types of `type_market` as `rc_logit.ConsumerTastes` (alpha [n]; weights, sensitivity
+    [n, T]): they do not change over the months (`SupplySide.tastes` keeps every draw's)."""
+    n, types = weights.shape
+    return ConsumerTastes(alpha, alpha[:, None] * (sensitivity - 1.0),
+                          np.broadcast_to(np.eye(types), (n, types, types)), weights)
+
+
+def folded_products(mean_utility: np.ndarray, effective: np.ndarray, extras: np.ndarray, available: np.ndarray,
+                    alpha: np.ndarray, sensitivity: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, ProductSet]:
+    """(mean utility [n, P] at the effective prices, the re-priced products `index` as `rc_logit.ProductSet`)
+    of `type_market`, the fixed-price products folded into each type's outside option."""
+    size = mean_utility.shape[1]
     coefficient = alpha[:, None] * sensitivity                                          # [n, T]
-    utility = mean_utility[:, None, :] + coefficient[:, :, None] * effective[:, None, :] + extras
     fixed = np.ones(size, dtype=bool)
     fixed[index] = False
-    folded = np.where(available[:, None, :] & fixed[None, None, :], utility, -np.inf)
-    peak = np.maximum(np.max(folded, axis=2), 0.0)                                    # [n, T]
-    with np.errstate(under="ignore"):
-        log_outside = peak + np.log(np.exp(-peak) + np.exp(folded - peak[:, :, None]).sum(axis=2))
-    x2 = (extras[:, :, index] - log_outside[:, :, None]).transpose(0, 2, 1)          # [n, P, T]
-    types = weights.shape[1]
-    tastes = ConsumerTastes(alpha, alpha[:, None] * (sensitivity - 1.0),
-                            np.broadcast_to(np.eye(types), (n, types, types)), weights)
+    x2 = _folded_terms(np.ascontiguousarray(mean_utility, dtype=float), np.ascontiguousarray(coefficient),
+                       np.ascontiguousarray(effective, dtype=float), np.ascontiguousarray(extras, dtype=float),
+                       np.ascontiguousarray(available, dtype=bool), fixed, np.ascontiguousarray(index, dtype=np.int64))
     products = ProductSet(x2, effective[:, index], available[:, index])
-    return TypeMarket(mean_utility[:, index] + alpha[:, None] * effective[:, index], products, tastes)
+    return mean_utility[:, index] + alpha[:, None] * effective[:, index], products
+
+
+@nb.njit(cache=True)
+def _folded_terms(mean_utility, coefficient, effective, extras, available, fixed, index):  # pragma: no cover
+    """[n, P, T] each type's terms of the re-priced products `index` [P] with the fixed-price products folded
+    into the outside option: extras[b, t, index[p]] - log(1 + sum_f avail_f exp u_btf) over the products
+    `fixed` [K] (u = mean_utility + coefficient[b, t] * effective + extras, `type_market`), shifted by
+    max(0, largest u) as the array form was."""
+    n, types, size = extras.shape
+    out = np.empty((n, index.shape[0], types))
+    for b in range(n):
+        for t in range(types):
+            c = coefficient[b, t]
+            peak = 0.0
+            for k in range(size):
+                if fixed[k] and available[b, k]:
+                    peak = max(peak, mean_utility[b, k] + c * effective[b, k] + extras[b, t, k])
+            total = 0.0
+            for k in range(size):
+                if fixed[k] and available[b, k]:
+                    total += math.exp(mean_utility[b, k] + c * effective[b, k] + extras[b, t, k] - peak)
+            log_outside = peak + math.log(math.exp(-peak) + total)
+            for p in range(index.shape[0]):
+                out[b, p, t] = extras[b, t, index[p]] - log_outside
+    return out
 
 
 def effective_ownership(firms: np.ndarray, rate: np.ndarray) -> np.ndarray:
@@ -145,6 +182,7 @@ class SupplySide:
     # [N, P] CNY added to a fringe product's cost in the pricing problem (0 for named models): its own-firm
     # FOC then holds at the base price with the fringe's markup (`fringe_markups`)
     solver_shift: np.ndarray | None = None
+    tastes: ConsumerTastes | None = None  # every draw's consumer types in `rc_logit` form (`type_market`)
 
     @property
     def margin(self) -> np.ndarray:
@@ -180,7 +218,7 @@ def recover_costs(lineup: Lineup, base: BaseMarket, policy: PolicySchedule, base
     fringe = np.array([lineup.names[j] in OTHER_PRODUCTS for j in index])
     shift = np.where(fringe, cost - fringe_cost, 0.0)
     return SupplySide(index, firms, cost - shift, battery, base.price[:, index].copy(), shares,
-                      np.max(np.abs(residual), axis=1), shift)
+                      np.max(np.abs(residual), axis=1), shift, market.tastes)
 
 
 def fringe_markups(market: TypeMarket) -> np.ndarray:
@@ -201,20 +239,29 @@ def solve_incumbents(state: MonthState, rows: np.ndarray, guide: np.ndarray, cos
     each market converged [n]; a market that did not keeps `guide`. `state` was built with `guide` in force;
     `guide`, `cost` (guide terms) and `rate` (d p_eff / d p) are [N, P]."""
     index, types = supply.index, demand.types
-    market = type_market(state.mean_utility[rows], state.effective[rows], state.extras[rows], state.available[rows],
-                         demand.alpha[rows], types.weights[rows], types.price_sensitivity[rows], index)
-    start = state.effective[rows][:, index]
-    rate_rows = rate[rows]
-    cost_effective = start - rate_rows * (guide[rows] - cost[rows])
+    every = bool(rows.all())
+
+    def of_rows(values: np.ndarray) -> np.ndarray:
+        return values if every else values[rows]
+
+    effective = of_rows(state.effective)
+    alpha, sensitivity = of_rows(demand.alpha), of_rows(types.price_sensitivity)
+    delta, products = folded_products(of_rows(state.mean_utility), effective, of_rows(state.extras),
+                                      of_rows(state.available), alpha, sensitivity, index)
+    tastes = supply.tastes if every and supply.tastes is not None else type_tastes(alpha, of_rows(types.weights),
+                                                                                     sensitivity)
+    start = effective[:, index]
+    rate_rows, guide_rows = of_rows(rate), of_rows(guide)
+    cost_effective = start - rate_rows * (guide_rows - of_rows(cost))
     firms = np.broadcast_to(supply.firms, rate_rows.shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EquilibriumWarning)  # counted per draw instead
-        problem = PricingProblem(delta=market.delta, products=market.products, tastes=market.tastes,
+        problem = PricingProblem(delta=delta, products=products, tastes=tastes,
                                  costs=cost_effective, firm_ids=firms, rates=rate_rows)
         result = solve_prices(problem, start=start, options=REPRICING_OPTIONS)
-    new_guide = guide[rows] + (result.prices - start) / rate_rows
+    new_guide = guide_rows + (result.prices - start) / rate_rows
     ok = result.converged & np.all(np.isfinite(new_guide), axis=1) & np.all(new_guide > 0, axis=1)
-    return np.where(ok[:, None], new_guide, guide[rows]), ok
+    return np.where(ok[:, None], new_guide, guide_rows), ok
 
 
 def resolve_months(demand: Demand, horizon: int) -> np.ndarray:
@@ -319,12 +366,12 @@ class PathPricing:
         self.failures[rows] += ~ok
         return result
 
-    def month(self, t: int, entrant_utility: np.ndarray, entrant_price: np.ndarray, after_launch: np.ndarray,
-              launch_index: np.ndarray) -> tuple[MonthState, np.ndarray, np.ndarray]:
-        """Re-solve where due, then (state, regional shares, national shares) of month `t` after the start."""
+    def reprice(self, t: int, entrant_utility: np.ndarray, entrant_price: np.ndarray, after_launch: np.ndarray,
+                launch_index: np.ndarray) -> None:
+        """Re-solve the guide prices (`guide`, `counterfactual`) where month `t` after the start is due (common
+        re-solve months, launches); the month's demand then follows at `lineup_prices(guide)`."""
         pricing = self.pricing
-        demand = pricing.demand
-        step = demand.lead + t
+        step = pricing.demand.lead + t
         entrant = Entrant(entrant_utility, entrant_price, launch_index)
         launching = launch_index == t
         common = bool(pricing.common[t])
@@ -342,10 +389,6 @@ class PathPricing:
                                                   np.zeros(pricing.draws, dtype=bool), cost)
             if rows_entrant.any():
                 self.guide = self._solve(step, rows_entrant, self.guide, entrant, after_launch, cost)
-        state = demand.state(step, np.zeros(pricing.draws), entrant_utility, entrant_price, after_launch,
-                             launch_index, pricing.lineup_prices(self.guide))
-        regional, shares = demand.shares(state)
-        return state, regional, shares
 
     def bev_price_change(self, shares: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(sum over named incumbent BEVs of units x (p / p_counterfactual - 1), their units) this month."""
