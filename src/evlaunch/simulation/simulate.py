@@ -508,9 +508,10 @@ def record_diversion(setting: Setting, terms: PathTerms, state: PathState, t: in
     first_year = after_launch & (t < terms.launch_index + 12)
     if first_year.any():
         weight = np.where(first_year, delivered, 0.0)
-        ratios = np.nan_to_num(entrant_diversion(typed, setting.demand.types.weights, setting.price_coefficient)
-                               ) @ setting.group_matrix
-        state.diversion += weight[:, None] * ratios
+        rows = np.flatnonzero(first_year)           # the other draws add 0: their ratios are not computed
+        ratios = np.nan_to_num(entrant_diversion(typed[rows], setting.demand.types.weights[rows],
+                                                 setting.price_coefficient[rows])) @ setting.group_matrix
+        state.diversion[rows] += weight[rows, None] * ratios
         state.diversion_weight += weight
 
 

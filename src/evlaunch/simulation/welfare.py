@@ -128,42 +128,50 @@ def _pairwise_sum(values: np.ndarray, start: int, count: int) -> float:  # pragm
 
 
 @nb.njit(cache=True)
-def _outside_share(shares: np.ndarray) -> float:  # pragma: no cover - compiled
-    """A type's no-purchase share from its product shares [K], floored at TINY."""
-    return max(1.0 - _pairwise_sum(shares, 0, shares.shape[0]), TINY)
+def _outside_share(shares: np.ndarray, start: int, products: int) -> float:  # pragma: no cover - compiled
+    """A type's no-purchase share from its product shares shares[start:start + products], floored at TINY."""
+    return max(1.0 - _pairwise_sum(shares, start, products), TINY)
 
 
 @nb.njit(cache=True)
-def _outside_share_without(shares: np.ndarray, first: int, end: int, row: np.ndarray) -> float:  # pragma: no cover
-    """The no-purchase share once the products first..end-1 leave the choice set at unchanged utilities
-    (module docstring: theirs become 0, every other's rises by 1 / (1 - the removed share)); `row` [K] is
-    scratch and holds those shares on return."""
+def _outside_share_without(shares: np.ndarray, start: int, products: int, first: int, end: int,
+                           row: np.ndarray) -> float:  # pragma: no cover - compiled
+    """The no-purchase share of the type whose product shares are shares[start:start + products] once the
+    products first..end-1 leave the choice set at unchanged utilities (module docstring: theirs become 0,
+    every other's rises by 1 / (1 - the removed share)); `row` [K] is scratch and holds those shares on
+    return. Three loops without a branch, so the divisions vectorise."""
     gone = 0.0
     for k in range(first, end):
-        gone += shares[k]
+        gone += shares[start + k]
     remaining = max(1.0 - gone, TINY)
-    for k in range(shares.shape[0]):
-        row[k] = 0.0 if first <= k < end else shares[k] / remaining
-    return _outside_share(row)
+    for k in range(first):
+        row[k] = shares[start + k] / remaining
+    for k in range(first, end):
+        row[k] = 0.0
+    for k in range(end, products):
+        row[k] = shares[start + k] / remaining
+    return _outside_share(row, 0, products)
 
 
 @nb.njit(cache=True)
 def _type_outside_shares(typed, before, on, first_launch, end_launch):  # pragma: no cover - compiled
-    """The kernel of `month_effects`: [5, N, T] each type's no-purchase share with every product (`typed`),
-    without the entrant, in the no-entry market `before` (these two the first where `on` is False: no change),
-    without the scheduled launches first_launch..end_launch-1; then the entrant's share without those."""
+    """The kernel of `month_effects` (`typed`, `before` C-contiguous): [5, N, T] each type's no-purchase share
+    with every product (`typed`), without the entrant, in the no-entry market `before` (these two the first
+    where `on` is False: no change), without the scheduled launches first_launch..end_launch-1; then the
+    entrant's share without those."""
     draws, types, products = typed.shape
     out = np.empty((5, draws, types))
     row = np.empty(products)
+    shares, shares_before = typed.reshape(-1), before.reshape(-1)
     for n in range(draws):
         for t in range(types):
-            shares = typed[n, t]
-            out[0, n, t] = _outside_share(shares)
-            out[3, n, t] = _outside_share_without(shares, first_launch, end_launch, row)
+            start = (n * types + t) * products
+            out[0, n, t] = _outside_share(shares, start, products)
+            out[3, n, t] = _outside_share_without(shares, start, products, first_launch, end_launch, row)
             out[4, n, t] = row[products - 1]
             if on[n]:
-                out[1, n, t] = _outside_share_without(shares, products - 1, products, row)
-                out[2, n, t] = _outside_share(before[n, t])
+                out[1, n, t] = _outside_share_without(shares, start, products, products - 1, products, row)
+                out[2, n, t] = _outside_share(shares_before, start, products)
             else:
                 out[1, n, t] = out[2, n, t] = out[0, n, t]
     return out
@@ -188,7 +196,8 @@ def month_effects(typed: np.ndarray, before: np.ndarray, weights: np.ndarray, co
     negative). The kernel reduces over products; the [N, T] arithmetic (logs, sums over types) is numpy's."""
     first, end = launches
     outside, no_entrant, outside_before, no_launches, entrant_no_launches = _type_outside_shares(
-        typed, before, np.ascontiguousarray(on, dtype=np.bool_), int(first), int(end))
+        np.ascontiguousarray(typed), np.ascontiguousarray(before), np.ascontiguousarray(on, dtype=np.bool_),
+        int(first), int(end))
     log_no_entrant = np.log(no_entrant)
     response = np.einsum("nt,nt->n", weights, (np.log(outside_before) - log_no_entrant) / -coefficient)
     own = np.einsum("nt,nt->n", weights, (log_no_entrant - np.log(outside)) / -coefficient)
@@ -198,25 +207,27 @@ def month_effects(typed: np.ndarray, before: np.ndarray, weights: np.ndarray, co
 
 @nb.njit(cache=True)
 def _second_choices(typed, weights, source, rows):  # pragma: no cover - compiled
-    """The kernel of `second_choices` for the draws `rows` [N] bool (other rows 0)."""
+    """The kernel of `second_choices` (`typed` C-contiguous) for the draws `rows` [N] bool (other rows 0)."""
     draws, types, products = typed.shape
     out = np.zeros((draws, products + 1))
     buyers = np.empty(types)
+    shares = typed.reshape(-1)
     for n in range(draws):
         if not rows[n]:
             continue
-        moved = out[n]
         for t in range(types):
-            shares = typed[n, t]
-            own = shares[source]
+            start = (n * types + t) * products
+            own = shares[start + source]
             buyers[t] = weights[n, t] * own
             per_other = buyers[t] / max(1.0 - own, TINY)
-            for k in range(products):
-                moved[k] += per_other * (0.0 if k == source else shares[k])
-            moved[products] += per_other * _outside_share(shares)
+            for k in range(source):                       # the source's own entry stays 0
+                out[n, k] += per_other * shares[start + k]
+            for k in range(source + 1, products):
+                out[n, k] += per_other * shares[start + k]
+            out[n, products] += per_other * _outside_share(shares, start, products)
         total = _pairwise_sum(buyers, 0, types)
         for k in range(products + 1):
-            moved[k] = moved[k] / max(total, TINY) if total > 0 else 0.0
+            out[n, k] = out[n, k] / max(total, TINY) if total > 0 else 0.0
     return out
 
 
@@ -224,7 +235,8 @@ def second_choices(typed: np.ndarray, weights: np.ndarray, source: int) -> np.nd
     """[N, K + 1] where product `source`'s buyers would go if it were not on sale, as shares of them (the
     products, then the outside option last; the source's own entry is 0; a row sums to 1, or is 0 where the
     source sells nothing): `sum_t w_t s_src,t s_k,t / (1 - s_src,t) / sum_t w_t s_src,t`."""
-    return _second_choices(typed, weights, int(source), np.ones(typed.shape[0], dtype=np.bool_))
+    return _second_choices(np.ascontiguousarray(typed), weights, int(source),
+                           np.ones(typed.shape[0], dtype=np.bool_))
 
 
 def returning_buyers(cancelled: np.ndarray, typed: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -236,7 +248,7 @@ def returning_buyers(cancelled: np.ndarray, typed: np.ndarray, weights: np.ndarr
     booked beyond the month's logit choices (those waiting at the launch) leave their second choices. Rows
     with nothing cancelled are 0 without computing their choices."""
     moving = cancelled != 0.0
-    choices = _second_choices(typed, weights, typed.shape[2] - 1, moving)
+    choices = _second_choices(np.ascontiguousarray(typed), weights, typed.shape[2] - 1, moving)
     unseen = moving & (choices.sum(axis=1) <= 0.0)
     choices[unseen, -1] = 1.0
     return cancelled[:, None] * choices
