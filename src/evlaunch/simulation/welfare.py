@@ -44,10 +44,11 @@ Compiled. Every month of every path asks for these figures over draws x types x 
 kernels that read the types' shares once per (draw, type): the outside share `s0 = 1 - sum_k s[k]` (the logit
 denominator, in share terms) is computed once and reused by the shares without the entrant or the scheduled
 launches, the log-sums and the second choices; draws with nothing to compute (not on sale, nothing
-cancelled) are skipped where the answer is zero. They are deterministic loops without fast-math: sums over
-products and types run in numpy's pairwise order (`_pairwise_sum`) and the second choices' sum over types in
-einsum's order, so the figures are the plain numpy formulas' (tests/simulation/test_welfare.py keeps those as
-the reference) to the last bit or within a few ulps.
+cancelled) are skipped where the answer is zero. They are deterministic loops without fast-math that reduce
+over products (the [N, T] arithmetic after them, logs and weighted sums over types, stays numpy's): sums run in
+numpy's pairwise order (`_pairwise_sum`), the second choices' sum over types in einsum's order, divisions are
+divisions, so the figures equal the plain numpy formulas' bit for bit (tests/simulation/test_welfare.py keeps
+those formulas as the reference and checks equality).
 
 Shapes: N draws, T consumer types, K products (the base lineup, the scheduled launches, the entrant last).
 """
