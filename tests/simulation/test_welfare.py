@@ -1,20 +1,58 @@
 """What entry does to buyers (`simulation.welfare`): the consumer-surplus change against closed forms and
-against the log-sum kernel checked on pyblp's Petrin case; shares and second choices without products."""
+against the log-sum kernel checked on pyblp's Petrin case; shares and second choices without products. The
+compiled kernels are checked against the plain numpy formulas kept here (`outside_shares`, `shares_without`,
+`surplus_change`, `reference_second_choices`), themselves checked against the logit without the products."""
 
 import numpy as np
 import pytest
 
 from evlaunch.market.rc_logit import ConsumerTastes, ProductSet, choice_probabilities, consumer_surplus
 from evlaunch.simulation.welfare import (
-    entry_surplus,
-    outside_shares,
+    _pairwise_sum,
+    month_effects,
     profit_change,
     queue_surplus,
     returning_buyers,
     second_choices,
-    shares_without,
-    surplus_change,
 )
+
+
+def outside_shares(typed: np.ndarray) -> np.ndarray:
+    """[N, T] each type's no-purchase share from its product shares [N, T, K] (the reference formula)."""
+    return np.maximum(1.0 - typed.sum(axis=2), 1e-300)
+
+
+def surplus_change(typed_after, typed_before, weights, coefficient):
+    """[N] change of consumer surplus per potential buyer from `typed_before` to `typed_after`:
+    sum_t w_t (log s0_before - log s0_after) / -coefficient_t (the reference formula)."""
+    change = np.log(outside_shares(typed_before)) - np.log(outside_shares(typed_after))
+    return np.einsum("nt,nt->n", weights, change / -coefficient)
+
+
+def shares_without(typed: np.ndarray, removed: np.ndarray) -> np.ndarray:
+    """[N, T, K] the types' shares once the products `removed` (bool [K]) leave the choice set at unchanged
+    utilities (the reference formula)."""
+    gone = typed[:, :, removed].sum(axis=2, keepdims=True)
+    return np.where(removed[None, None, :], 0.0, typed / np.maximum(1.0 - gone, 1e-300))
+
+
+def reference_second_choices(typed: np.ndarray, weights: np.ndarray, source: int) -> np.ndarray:
+    """[N, K + 1] product `source`'s buyers' second choices, the outside option last (the reference formula)."""
+    own = typed[:, :, source]
+    others = np.concatenate([typed, outside_shares(typed)[:, :, None]], axis=2)
+    others[:, :, source] = 0.0
+    buyers = weights * own
+    moved = np.einsum("nt,ntk->nk", buyers / np.maximum(1.0 - own, 1e-300), others)
+    total = buyers.sum(axis=1)
+    return np.where(total[:, None] > 0, moved / np.maximum(total, 1e-300)[:, None], 0.0)
+
+
+def entry_surplus(typed_after, typed_before, weights, coefficient, on=None):
+    """(the rivals' price response, the entrant's own contribution) [N] of `month_effects`."""
+    on = np.ones(typed_after.shape[0], dtype=bool) if on is None else on
+    products = typed_after.shape[2]
+    response, own, *_ = month_effects(typed_after, typed_before, weights, coefficient, on, (products, products))
+    return response, own
 
 
 def random_market(seed: int, markets: int = 3, products: int = 6, types: int = 40):
@@ -212,3 +250,71 @@ def test_gain_per_served_buyer_is_bounded_by_the_types_closed_forms(seed):
     rationed, _ = queue_surplus(np.zeros_like(own), np.zeros_like(own), booked, own / booked, delivered,
                                 0.5 * booked)
     np.testing.assert_allclose(rationed / delivered, per_buyer, rtol=1e-12)
+
+
+def launch_market(seed: int, types: int = 40):
+    """(with the entrant, without it, weights, price coefficients, on sale [N]) over 9 products (6 base, 2
+    scheduled launches at 6..7, the entrant last) in 5 markets, the entrant not on sale in the second."""
+    rng = np.random.default_rng(seed)
+    markets, products = 5, 9
+    x2 = rng.normal(size=(markets, products, 2))
+    weights = rng.uniform(0.5, 1.5, size=(markets, types))
+    weights /= weights.sum(axis=1, keepdims=True)
+    tastes = ConsumerTastes(alpha_mean=-0.8, alpha_i=-0.5 * rng.uniform(0.0, 1.0, size=(markets, types)),
+                            sigma_nu=rng.normal(size=(markets, types, 2)), weights=np.asfortranarray(weights))
+    delta = rng.normal(-1.0, 1.0, size=(markets, products))
+    market = ProductSet(x2, rng.uniform(1.0, 3.0, (markets, products)))
+    available = np.ones_like(market.available)
+    available[:, -1] = False
+    before, _ = choice_probabilities(delta, market.with_available(available), tastes)
+    after, _ = choice_probabilities(delta, market, tastes, market.price * np.append(np.full(products - 1, 0.97), 1.0))
+    on = np.ones(markets, dtype=bool)
+    on[1] = False
+    return after, before, tastes.weights, tastes.price_derivative, on
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_month_effects_are_the_numpy_formulas(seed):
+    after, before, weights, coefficient, on = launch_market(seed)
+    response, own, buying, buying_without, entrant_without = month_effects(after, before, weights, coefficient,
+                                                                           on, (6, 8))
+    entrant, launches = np.arange(9) == 8, (np.arange(9) >= 6) & (np.arange(9) < 8)
+    # same operations in the same order: equal to the last bit
+    np.testing.assert_array_equal(response[on], surplus_change(shares_without(after, entrant), before, weights,
+                                                               coefficient)[on])
+    np.testing.assert_array_equal(own[on], surplus_change(after, shares_without(after, entrant), weights,
+                                                          coefficient)[on])
+    np.testing.assert_array_equal(response[~on], 0.0)
+    np.testing.assert_array_equal(own[~on], 0.0)
+    without = shares_without(after, launches)
+    np.testing.assert_array_equal(buying, (weights * (1.0 - outside_shares(after))).sum(axis=1))
+    np.testing.assert_array_equal(buying_without, (weights * (1.0 - outside_shares(without))).sum(axis=1))
+    np.testing.assert_array_equal(entrant_without, (weights * without[:, :, -1]).sum(axis=1))
+    # and the closed forms: buyers are the national shares' sum; the launches' buyers go to the others
+    np.testing.assert_allclose(buying, np.einsum("nt,ntk->n", weights, after), rtol=1e-13)
+    assert np.all(buying_without < buying) and np.all(entrant_without > (weights * after[:, :, -1]).sum(axis=1))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_compiled_second_choices_are_the_numpy_formula_and_sum_to_the_buyers_who_moved(seed):
+    after, _, weights, _, _ = launch_market(seed)
+    after[2, :5, 6] = 0.0                           # some types do not buy launch 6
+    after[3, :, 7] = 0.0                            # nobody buys launch 7 in market 3
+    for source in range(9):
+        choices = second_choices(after, weights, source)
+        np.testing.assert_array_equal(choices, reference_second_choices(after, weights, source))
+        sells = (weights * after[:, :, source]).sum(axis=1) > 0
+        np.testing.assert_allclose(choices[sells].sum(axis=1), 1.0, rtol=1e-13)
+        np.testing.assert_array_equal(choices[~sells], 0.0)
+    cancelled = np.array([100.0, 0.0, -20.0, 0.0, 3.5])
+    returning = returning_buyers(cancelled, after, weights)
+    np.testing.assert_array_equal(returning, cancelled[:, None] * reference_second_choices(after, weights, 8))
+    np.testing.assert_allclose(returning.sum(axis=1), cancelled, rtol=1e-13)
+
+
+@pytest.mark.parametrize("count", [1, 5, 7, 8, 9, 29, 30, 31, 64, 127, 128, 129, 200, 257, 1000])
+def test_compiled_sums_are_numpys_bit_for_bit(count):
+    values = np.random.default_rng(count).uniform(0.0, 1.0, (4, count)) ** 8
+    expected = values.sum(axis=1)
+    np.testing.assert_array_equal([_pairwise_sum(row, 0, count) for row in values], expected)
+    np.testing.assert_array_equal(_pairwise_sum(values.ravel(), count, count), expected[1])

@@ -64,13 +64,11 @@ from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
 from evlaunch.simulation.model import Model, prepare
 from evlaunch.simulation.outputs import rival_groups
 from evlaunch.simulation.welfare import (
-    entry_surplus,
-    outside_shares,
+    month_effects,
     profit_change,
     queue_surplus,
     returning_buyers,
     second_choices,
-    shares_without,
 )
 from evlaunch.supply.capacity import Book, Month, Plant, delivery_probability, plant_month, plant_output
 from evlaunch.supply.margin_fit import calibrate_market
@@ -563,9 +561,10 @@ def record_diversion(setting: Setting, terms: PathTerms, state: PathState, t: in
     first_year = after_launch & (t < terms.launch_index + 12)
     if first_year.any():
         weight = np.where(first_year, delivered, 0.0)
-        ratios = np.nan_to_num(entrant_diversion(typed, setting.demand.types.weights, setting.price_coefficient)
-                               ) @ setting.group_matrix
-        state.diversion += weight[:, None] * ratios
+        rows = np.flatnonzero(first_year)           # the other draws add 0: their ratios are not computed
+        ratios = np.nan_to_num(entrant_diversion(typed[rows], setting.demand.types.weights[rows],
+                                                 setting.price_coefficient[rows])) @ setting.group_matrix
+        state.diversion[rows] += weight[rows, None] * ratios
         state.diversion_weight += weight
 
 
@@ -822,12 +821,16 @@ def record_entry_effects(setting: Setting, terms: PathTerms, path_pricing: PathP
     the launch count in both); the launches' buyers' second choices in their first 12 months on sale."""
     demand, size, typed = setting.demand, setting.size[:, t], buyers.typed
     weights, products = demand.types.weights, typed.shape[2]
+    without_entrant = shares_without_entrant = None
     if after_launch.any():
         prices = None if path_pricing is None else path_pricing.pricing.lineup_prices(path_pricing.counterfactual)
         without_entrant, shares_without_entrant = demand.month(
             demand.lead + t, np.zeros(size.shape), utility, setting.parameters.product.price,
             np.zeros(size.shape, dtype=bool), terms.launch_index, prices)
-        response, own = entry_surplus(typed, without_entrant, weights, setting.price_coefficient)
+    response, own, buying, buying_without, entrant_without = month_effects(
+        typed, typed if without_entrant is None else without_entrant, weights, setting.price_coefficient,
+        after_launch, (demand.size_j, demand.size_j + demand.size_l))
+    if shares_without_entrant is not None:
         effects.response[:, t] = np.where(after_launch, size * response, 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             gain = np.where(after_launch & (buyers.orders > 0), size * own / buyers.orders, 0.0)
@@ -837,12 +840,9 @@ def record_entry_effects(setting: Setting, terms: PathTerms, path_pricing: PathP
         if path_pricing is not None:
             effects.profit[:, t] = np.where(after_launch, incumbent_profit_change(
                 setting, path_pricing, t, buyers, shares_without_entrant), 0.0)
-    launches = np.zeros(products, dtype=bool)
-    launches[demand.size_j:demand.size_j + demand.size_l] = True
-    without_rivals = shares_without(typed, launches)
-    effects.buyers[:, t] = size * (weights * (1.0 - outside_shares(typed))).sum(axis=1)
-    effects.buyers_without[:, t] = size * (weights * (1.0 - outside_shares(without_rivals))).sum(axis=1)
-    effects.orders_without[:, t] = size * (weights * without_rivals[:, :, -1]).sum(axis=1) + buyers.booked - buyers.orders
+    effects.buyers[:, t] = size * buying
+    effects.buyers_without[:, t] = size * buying_without
+    effects.orders_without[:, t] = size * entrant_without + buyers.booked - buyers.orders
     first_year = [k for k in range(demand.size_l) if 0 <= setting.calendar.months[t] - demand.launch_month[k] < 12]
     if first_year:
         to_groups = np.concatenate([setting.group_matrix, np.zeros((products + 1, 1))], axis=1)

@@ -40,60 +40,204 @@ sum_j (p_j - c_j) q_j with the entrant less without it (their re-priced equilibr
 one, the returning buyers included), and the total change is consumer surplus + that + the entrant's own
 variable profit (`simulation.simulate.entry_outputs`). Taxes and subsidies (the state's side) are left out.
 
+Compiled. Every month of every path asks for these figures over draws x types x products, so they are numba
+kernels that read the types' shares once per (draw, type): the outside share `s0 = 1 - sum_k s[k]` (the logit
+denominator, in share terms) is computed once and reused by the shares without the entrant or the scheduled
+launches, the log-sums and the second choices; draws with nothing to compute (not on sale, nothing
+cancelled) are skipped where the answer is zero. They are deterministic loops without fast-math that reduce
+over products (the [N, T] arithmetic after them, logs and weighted sums over types, stays numpy's): sums run in
+numpy's pairwise order (`_pairwise_sum`), the second choices' sum over types in einsum's order, divisions are
+divisions, so the figures equal the plain numpy formulas' bit for bit (tests/simulation/test_welfare.py keeps
+those formulas as the reference and checks equality).
+
 Shapes: N draws, T consumer types, K products (the base lineup, the scheduled launches, the entrant last).
 """
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 
-
-def outside_shares(typed: np.ndarray) -> np.ndarray:
-    """[N, T] each type's no-purchase share from its product shares [N, T, K]."""
-    return np.maximum(1.0 - typed.sum(axis=2), 1e-300)
+TINY = 1e-300    # floor of a no-purchase share or of a remaining share, against log(0) and 0 / 0
 
 
-def surplus_change(typed_after: np.ndarray, typed_before: np.ndarray, weights: np.ndarray,
-                   coefficient: np.ndarray) -> np.ndarray:
-    """[N] change of consumer surplus per potential buyer, CNY, from the market `typed_before` to
-    `typed_after` (each [N, T, K] types' shares; the products need not be the same): the type-weighted
-    change of the log-sum over each type's marginal utility of money, `sum_t w_t (log s0_before - log
-    s0_after) / -coefficient_t`. `weights` [N, T] sum to 1 per draw; `coefficient` [N, T] is each type's
-    price coefficient (utility per CNY, negative)."""
-    change = np.log(outside_shares(typed_before)) - np.log(outside_shares(typed_after))
-    return np.einsum("nt,nt->n", weights, change / -coefficient)
+PAIRWISE_BLOCK = 128   # numpy's PW_BLOCKSIZE: sums of up to this many terms are not split further
 
 
-def entry_surplus(typed_after: np.ndarray, typed_before: np.ndarray, weights: np.ndarray,
-                  coefficient: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """([N] the rivals' price response, [N] the entrant's own contribution), CNY per potential buyer, of the
-    change from the no-entry market `typed_before` to `typed_after` (the entrant its last product; module
-    docstring, "Rationing"); the two add up to `surplus_change(typed_after, typed_before, ...)`."""
-    entrant = np.zeros(typed_after.shape[2], dtype=bool)
-    entrant[-1] = True
-    without = shares_without(typed_after, entrant)
-    return (surplus_change(without, typed_before, weights, coefficient),
-            surplus_change(typed_after, without, weights, coefficient))
+@nb.njit(cache=True)
+def _block_sum(values: np.ndarray, start: int, count: int) -> float:  # pragma: no cover - compiled
+    """sum of values[start:start + count], count <= PAIRWISE_BLOCK, in numpy's order: below 8 terms one by
+    one; else eight running sums combined as a tree, then the rest one by one."""
+    if count < 8:
+        total = 0.0
+        for i in range(start, start + count):
+            total += values[i]
+        return total
+    r0, r1, r2, r3 = values[start], values[start + 1], values[start + 2], values[start + 3]
+    r4, r5, r6, r7 = values[start + 4], values[start + 5], values[start + 6], values[start + 7]
+    end = start + count - count % 8
+    i = start + 8
+    while i < end:
+        r0 += values[i]
+        r1 += values[i + 1]
+        r2 += values[i + 2]
+        r3 += values[i + 3]
+        r4 += values[i + 4]
+        r5 += values[i + 5]
+        r6 += values[i + 6]
+        r7 += values[i + 7]
+        i += 8
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < start + count:
+        total += values[i]
+        i += 1
+    return total
 
 
-def shares_without(typed: np.ndarray, removed: np.ndarray) -> np.ndarray:
-    """[N, T, K] the types' shares once the products `removed` (bool [K]) leave the choice set at unchanged
-    utilities (their shares become 0, every other product's rises by 1 / (1 - the removed share))."""
-    gone = typed[:, :, removed].sum(axis=2, keepdims=True)
-    return np.where(removed[None, None, :], 0.0, typed / np.maximum(1.0 - gone, 1e-300))
+@nb.njit(cache=True)
+def _pairwise_sum(values: np.ndarray, start: int, count: int) -> float:  # pragma: no cover - compiled
+    """sum of values[start:start + count] in numpy's pairwise order (`np.add.reduce` over a contiguous axis:
+    blocks of up to PAIRWISE_BLOCK terms by `_block_sum`, longer runs split into a first part of half the
+    terms rounded down to a multiple of 8 and the rest, added), so a compiled sum equals numpy's `.sum()` bit
+    for bit. The split is walked with an explicit stack (numba cannot cache recursive functions)."""
+    if count <= PAIRWISE_BLOCK:
+        return _block_sum(values, start, count)
+    starts, counts = np.empty(64, dtype=np.int64), np.empty(64, dtype=np.int64)
+    stage, partial = np.zeros(64, dtype=np.int64), np.empty(64)
+    starts[0], counts[0], top, done = start, count, 0, 0
+    while top >= 0:
+        here, size = starts[top], counts[top]
+        if size <= PAIRWISE_BLOCK:
+            partial[done] = _block_sum(values, here, size)
+            done += 1
+            top -= 1
+            continue
+        half = size // 2
+        half -= half % 8
+        if stage[top] == 2:                       # both halves summed: add them
+            partial[done - 2] = partial[done - 2] + partial[done - 1]
+            done -= 1
+            top -= 1
+            continue
+        stage[top] += 1
+        first = stage[top] == 1
+        top += 1
+        starts[top] = here if first else here + half
+        counts[top] = half if first else size - half
+        stage[top] = 0
+    return partial[0]
+
+
+@nb.njit(cache=True)
+def _outside_share(shares: np.ndarray, start: int, products: int) -> float:  # pragma: no cover - compiled
+    """A type's no-purchase share from its product shares shares[start:start + products], floored at TINY."""
+    return max(1.0 - _pairwise_sum(shares, start, products), TINY)
+
+
+@nb.njit(cache=True)
+def _outside_share_without(shares: np.ndarray, start: int, products: int, first: int, end: int,
+                           row: np.ndarray) -> float:  # pragma: no cover - compiled
+    """The no-purchase share of the type whose product shares are shares[start:start + products] once the
+    products first..end-1 leave the choice set at unchanged utilities (module docstring: theirs become 0,
+    every other's rises by 1 / (1 - the removed share)); `row` [K] is scratch and holds those shares on
+    return. Three loops without a branch, so the divisions vectorise."""
+    gone = 0.0
+    for k in range(first, end):
+        gone += shares[start + k]
+    remaining = max(1.0 - gone, TINY)
+    for k in range(first):
+        row[k] = shares[start + k] / remaining
+    for k in range(first, end):
+        row[k] = 0.0
+    for k in range(end, products):
+        row[k] = shares[start + k] / remaining
+    return _outside_share(row, 0, products)
+
+
+@nb.njit(cache=True)
+def _type_outside_shares(typed, before, on, first_launch, end_launch):  # pragma: no cover - compiled
+    """The kernel of `month_effects` (`typed`, `before` C-contiguous): [5, N, T] each type's no-purchase share
+    with every product (`typed`), without the entrant, in the no-entry market `before` (these two the first
+    where `on` is False: no change), without the scheduled launches first_launch..end_launch-1; then the
+    entrant's share without those."""
+    draws, types, products = typed.shape
+    out = np.empty((5, draws, types))
+    row = np.empty(products)
+    shares, shares_before = typed.reshape(-1), before.reshape(-1)
+    for n in range(draws):
+        for t in range(types):
+            start = (n * types + t) * products
+            out[0, n, t] = _outside_share(shares, start, products)
+            out[3, n, t] = _outside_share_without(shares, start, products, first_launch, end_launch, row)
+            out[4, n, t] = row[products - 1]
+            if on[n]:
+                out[1, n, t] = _outside_share_without(shares, start, products, products - 1, products, row)
+                out[2, n, t] = _outside_share(shares_before, start, products)
+            else:
+                out[1, n, t] = out[2, n, t] = out[0, n, t]
+    return out
+
+
+def month_effects(typed: np.ndarray, before: np.ndarray, weights: np.ndarray, coefficient: np.ndarray,
+                  on: np.ndarray, launches: tuple[int, int]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One month's figures of entry per potential buyer [N] each, from the types' shares `typed` [N, T, K]
+    (the entrant last) and those of the no-entry market `before` [N, T, K] (read only where `on`):
+
+    - the rivals' price response and the entrant's own contribution to consumer surplus, CNY (module
+      docstring, "Rationing"; 0 where `on` [N] bool, the entrant on sale, is False): with the no-entrant
+      market at the with-entry prices (the entrant removed), `sum_t w_t (log s0_before - log
+      s0_without) / -coefficient_t` and `sum_t w_t (log s0_without - log s0_after) / -coefficient_t`; the two
+      add up to the change of the log-sum from `before` to `typed`;
+    - the share of potential buyers choosing a new car, `sum_t w_t (1 - s0_t)`;
+    - the same and the entrant's share had the products `launches` = (first, end) (the scheduled launches,
+      products first..end-1) not come, at unchanged utilities.
+
+    `weights` [N, T] sum to 1 per draw; `coefficient` [N, T] is each type's price coefficient (utility per CNY,
+    negative). The kernel reduces over products; the [N, T] arithmetic (logs, sums over types) is numpy's."""
+    first, end = launches
+    outside, no_entrant, outside_before, no_launches, entrant_no_launches = _type_outside_shares(
+        np.ascontiguousarray(typed), np.ascontiguousarray(before), np.ascontiguousarray(on, dtype=np.bool_),
+        int(first), int(end))
+    log_no_entrant = np.log(no_entrant)
+    response = np.einsum("nt,nt->n", weights, (np.log(outside_before) - log_no_entrant) / -coefficient)
+    own = np.einsum("nt,nt->n", weights, (log_no_entrant - np.log(outside)) / -coefficient)
+    return (response, own, (weights * (1.0 - outside)).sum(axis=1), (weights * (1.0 - no_launches)).sum(axis=1),
+            (weights * entrant_no_launches).sum(axis=1))
+
+
+@nb.njit(cache=True)
+def _second_choices(typed, weights, source, rows):  # pragma: no cover - compiled
+    """The kernel of `second_choices` (`typed` C-contiguous) for the draws `rows` [N] bool (other rows 0)."""
+    draws, types, products = typed.shape
+    out = np.zeros((draws, products + 1))
+    buyers = np.empty(types)
+    shares = typed.reshape(-1)
+    for n in range(draws):
+        if not rows[n]:
+            continue
+        for t in range(types):
+            start = (n * types + t) * products
+            own = shares[start + source]
+            buyers[t] = weights[n, t] * own
+            per_other = buyers[t] / max(1.0 - own, TINY)
+            for k in range(source):                       # the source's own entry stays 0
+                out[n, k] += per_other * shares[start + k]
+            for k in range(source + 1, products):
+                out[n, k] += per_other * shares[start + k]
+            out[n, products] += per_other * _outside_share(shares, start, products)
+        total = _pairwise_sum(buyers, 0, types)
+        for k in range(products + 1):
+            out[n, k] = out[n, k] / max(total, TINY) if total > 0 else 0.0
+    return out
 
 
 def second_choices(typed: np.ndarray, weights: np.ndarray, source: int) -> np.ndarray:
     """[N, K + 1] where product `source`'s buyers would go if it were not on sale, as shares of them (the
     products, then the outside option last; the source's own entry is 0; a row sums to 1, or is 0 where the
     source sells nothing): `sum_t w_t s_src,t s_k,t / (1 - s_src,t) / sum_t w_t s_src,t`."""
-    own = typed[:, :, source]                                                        # [N, T]
-    others = np.concatenate([typed, outside_shares(typed)[:, :, None]], axis=2)      # [N, T, K + 1]
-    others[:, :, source] = 0.0
-    buyers = weights * own
-    moved = np.einsum("nt,ntk->nk", buyers / np.maximum(1.0 - own, 1e-300), others)
-    total = buyers.sum(axis=1)
-    return np.where(total[:, None] > 0, moved / np.maximum(total, 1e-300)[:, None], 0.0)
+    return _second_choices(np.ascontiguousarray(typed), weights, int(source),
+                           np.ones(typed.shape[0], dtype=np.bool_))
 
 
 def returning_buyers(cancelled: np.ndarray, typed: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -102,9 +246,11 @@ def returning_buyers(cancelled: np.ndarray, typed: np.ndarray, weights: np.ndarr
     [N, T, K] (`second_choices`; the entrant's own column 0, the outside option last). A row sums to
     `cancelled` where the entrant has buyers this month; where it has none (nothing to learn their tastes
     from) they buy no car (all to the outside option). Negative `cancelled` moves buyers the other way: orders
-    booked beyond the month's logit choices (those waiting at the launch) leave their second choices."""
-    choices = second_choices(typed, weights, typed.shape[2] - 1)
-    unseen = choices.sum(axis=1) <= 0.0
+    booked beyond the month's logit choices (those waiting at the launch) leave their second choices. Rows
+    with nothing cancelled are 0 without computing their choices."""
+    moving = cancelled != 0.0
+    choices = _second_choices(np.ascontiguousarray(typed), weights, typed.shape[2] - 1, moving)
+    unseen = moving & (choices.sum(axis=1) <= 0.0)
     choices[unseen, -1] = 1.0
     return cancelled[:, None] * choices
 
