@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import weakref
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -160,8 +161,13 @@ def _central_calibration(model) -> Any:
         return known[1]
     base = calibrate_market(model.market, model.parameters())
     key = id(model)
-    _CALIBRATIONS[key] = (weakref.ref(model, lambda _, key=key: _CALIBRATIONS.pop(key, None)), base)
+    _CALIBRATIONS[key] = (weakref.ref(model, partial(_forget_calibration, key)), base)
     return base
+
+
+def _forget_calibration(key: int, _dead: object) -> None:
+    """Drop the calibration of a model that no longer exists (a weak reference's callback)."""
+    _CALIBRATIONS.pop(key, None)
 
 
 def base_period_shares(model, groups: list[str]) -> dict[str, float]:

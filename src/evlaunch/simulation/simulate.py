@@ -443,7 +443,7 @@ class AnchorJumps:
                 & (self.rounds < ANCHOR_PRICE_ITERATIONS))          # a round is left to check the jump
         self.changes = np.stack([self.changes[:, 1], np.where(moving, change, np.nan)], axis=1)
         self.saved[jump] = prices[jump]
-        prices[jump] += (ratio / (1.0 - ratio))[jump, None] * (prices[jump] - last[jump])
+        prices[jump] += (ratio[jump] / (1.0 - ratio[jump]))[:, None] * (prices[jump] - last[jump])  # |ratio| < 0.5
         self.pending = jump
         return bool(jump.any())
 
