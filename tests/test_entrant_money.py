@@ -89,7 +89,7 @@ def test_a_long_queue_holds_the_list_price_both_ways_and_adds_only_the_shadow_pr
     backlog = np.array([30_000.0, 30_000.0, 10_001.0, 5.0, 30_000.0])
     output = np.array([10_000.0, 10_000.0, 5_000.0, 0.0, 10_000.0])
     assert queue_is_long(backlog, output, np.full(5, 2.0)).all()
-    held = queue_held_price(best, listed, shadow, backlog, output, np.full(5, 2.0))
+    held = queue_held_price(best, listed, shadow, queue_is_long(backlog, output, np.full(5, 2.0)))
     np.testing.assert_array_equal(held, [230_000.0, 230_000.0, 230_000.0, 230_000.0, 232_500.0])
 
 
@@ -99,7 +99,7 @@ def test_within_the_tolerated_wait_the_price_follows_the_best_response_down_and_
     backlog = np.array([0.0, 20_000.0, 10_000.0, 0.0])      # at most 2 months of output: within tolerance
     output = np.array([10_000.0, 10_000.0, 5_000.0, 0.0])
     assert not queue_is_long(backlog, output, np.full(4, 2.0)).any()
-    held = queue_held_price(best, listed, np.full(4, 1_000.0), backlog, output, np.full(4, 2.0))
+    held = queue_held_price(best, listed, np.full(4, 1_000.0), queue_is_long(backlog, output, np.full(4, 2.0)))
     np.testing.assert_array_equal(held, best)
 
 

@@ -131,10 +131,9 @@ def capacity_shadow_price(markup: np.ndarray, backlog: np.ndarray, installed: np
     return np.where(np.isfinite(markup), np.minimum(shadow, np.maximum(ceiling, 0.0)), 0.0)
 
 
-def queue_held_price(best: np.ndarray, listed: np.ndarray, shadow: np.ndarray, backlog: np.ndarray,
-                     output: np.ndarray, tolerated_months: np.ndarray) -> np.ndarray:
-    """[N] the price the entrant aims at next month, CNY. While the queue is long, i.e. the backlog (vehicles)
-    exceeds `tolerated_months` of the month's output (vehicles/month, on the delivery ramp and after supply
+def queue_held_price(best: np.ndarray, listed: np.ndarray, shadow: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """[N] the price the entrant aims at next month, CNY. While the queue is long (`held`, `queue_is_long`:
+    the backlog exceeds the tolerated months of the month's output, on the delivery ramp and after supply
     shocks: what buyers actually wait for; a backlog with no output at all counts as long), the list price
     `listed` is HELD both ways — no cut and no rise towards the best response — and only the capacity shadow
     price `shadow` (CNY, `capacity_shadow_price`: non-zero only while the installed capacity binds) is added
@@ -142,7 +141,7 @@ def queue_held_price(best: np.ndarray, listed: np.ndarray, shadow: np.ndarray, b
     included. New brands held list prices while orders waited (AITO's new M7, XPeng's G6:
     launch_orders_extra.csv): a cut would add orders the plant cannot build, a rise would break the price the
     waiting buyers ordered at."""
-    return np.where(queue_is_long(backlog, output, tolerated_months), listed + np.maximum(shadow, 0.0), best)
+    return np.where(held, listed + np.maximum(shadow, 0.0), best)
 
 
 def queue_is_long(backlog: np.ndarray, output: np.ndarray, tolerated_months: np.ndarray) -> np.ndarray:

@@ -53,6 +53,7 @@ from evlaunch.finance import (
     peak_cash_need,
     pledge_paid_in,
     pledged_fraction,
+    queue_held_price,
     queue_is_long,
     terminal_value,
     unit_cost,
@@ -367,8 +368,8 @@ def anchor_at_equilibrium(demand: Demand, pricing: IncumbentPricing, price: np.n
     at the prices, the equilibrium at the anchor, from the previous month's prices; a contraction, by ~0.1 per
     round in the reference scenario, sped up by `AnchorJumps` where it is steady) until the anchor moves by
     less than ANCHOR_PRICE_TOLERANCE (each round re-solves only the draws still moving, so a draw's result is
-    its own; at most ANCHOR_PRICE_ITERATIONS plain rounds per draw), then let `pricing.counterfactual` solve (and keep, for every path) the equilibrium at that
-    anchor, and set the anchor at its prices. Paths then solve their prices with the entrant at the same
+    its own; at most ANCHOR_PRICE_ITERATIONS plain rounds per draw), then let `pricing.counterfactual` solve
+    (and keep, for every path) the equilibrium at that anchor, and set the anchor at its prices. Paths then solve their prices with the entrant at the same
     anchor as the no-entrant world's, so the incumbents' response to entry compares like with like."""
     draws = price.shape[0]
     never = Entrant(np.zeros(draws), price, np.full(draws, np.inf))
@@ -673,7 +674,7 @@ def entrant_price(setting: Setting, terms: PathTerms, month: Month, series: Path
     current = national["price"][:, t]
     listed = np.where(t > terms.launch_index, national["list_price"][:, t], current)  # launch month: the guide
     held = queue_is_long(month.backlog, month.output, finance.price_backlog_months)
-    target = np.where(held, listed + np.maximum(shadow, 0.0), unconstrained + shadow)  # `finance.queue_held_price`
+    target = queue_held_price(unconstrained + shadow, listed, shadow, held)
     target = np.where(np.isfinite(target), target, listed)  # no sales this month: no best response
     price = gradual_price(target, current, finance.price_step_cap)
     cost = (1.0 + finance.vat_rate) * national["marginal_cost"][:, t]
