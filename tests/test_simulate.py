@@ -236,10 +236,12 @@ def no_entrant_years(model, inputs):
     path = setting.pricing.path()
     years = {}
     for step in range(demand.periods):
-        if step < demand.lead:
-            _, shares = demand.month(step, np.zeros(draws), np.zeros(draws), parameters.product.price, absent, never)
-        else:
-            _, _, shares = path.month(step - demand.lead, np.zeros(draws), parameters.product.price, absent, never)
+        prices = None
+        if step >= demand.lead:  # re-priced where due, then the month's demand at those prices
+            path.reprice(step - demand.lead, np.zeros(draws), parameters.product.price, absent, never)
+            prices = path.pricing.lineup_prices(path.guide)
+        _, shares = demand.month(step, np.zeros(draws), np.zeros(draws), parameters.product.price, absent, never,
+                                 prices)
         size = demand.size[:, step]
         market, nev = years.get(int(demand.years[step]), (0.0, 0.0))
         years[int(demand.years[step])] = (market + size * shares.sum(axis=1),
