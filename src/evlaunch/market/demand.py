@@ -58,7 +58,7 @@ from evlaunch.market.consumer_types import ConsumerTypes
 from evlaunch.market.market_data import MarketData
 from evlaunch.market.policy import PLATE_PRIVILEGE, RURAL_CAMPAIGN, effective_prices, extra_subsidy
 from evlaunch.market.rc_logit import exp_nonpositive
-from evlaunch.market.regions import RegionSet
+from evlaunch.market.regions import RegionSet, regional_nev_utility
 
 
 def year_end_path(series: dict[int, float], months: np.ndarray, growth: np.ndarray) -> np.ndarray:
@@ -462,8 +462,8 @@ class Demand:
         no-entrant market, every re-solve and the month's own state in one step all use it."""
         if self._type_terms_step != step:
             regions = self.regions
-            per_region = (self.charging_term[:, :, step] + regions.campaign_utility * self.campaign[step]
-                          + self.nev_drift[:, step][:, None])                                 # [N, R]
+            per_region = regional_nev_utility(regions, self.campaign[step], self.charging_term[:, :, step],
+                                              self.nev_drift[:, step])                       # [N, R]
             terms = _type_terms(per_region, self.is_nev.astype(float), regions.plate_utility,
                                 np.asarray(self.plate[step], dtype=float), self.taste_utility,
                                 self.types.region_of, np.ascontiguousarray(self.phev_drift[:, step]),

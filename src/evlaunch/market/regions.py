@@ -115,11 +115,17 @@ def nev_extras(regions: RegionSet, is_nev: np.ndarray, plate_active: np.ndarray,
     charging_effect * log(regional density / national base density); common [N]: drift shared by all NEVs.
     """
     nev = np.asarray(is_nev, dtype=float)
-    common = np.asarray(common, dtype=float)
-    per_region = charging_term + regions.campaign_utility * campaign_active + (common[:, None] if common.ndim
-                                                                                else common)
+    per_region = regional_nev_utility(regions, campaign_active, charging_term, common)
     return (per_region[:, :, None] * nev[None, None, :]
             + regions.plate_utility[:, :, None] * np.asarray(plate_active, dtype=float)[None, None, :])
+
+
+def regional_nev_utility(regions: RegionSet, campaign_active: float, charging_term: np.ndarray,
+                         common: np.ndarray | float = 0.0) -> np.ndarray:
+    """[N, R] utility every NEV gets in each region (before the plate privilege): the charging term, the rural
+    campaign's while it runs (`campaign_active`) and the drift `common` [N] shared by all NEVs (`nev_extras`)."""
+    common = np.asarray(common, dtype=float)
+    return charging_term + regions.campaign_utility * campaign_active + (common[:, None] if common.ndim else common)
 
 
 def regional_utilities(mean_utility: np.ndarray, alpha: np.ndarray, effective_price: np.ndarray,
