@@ -115,27 +115,87 @@ def anchor_offset(utility: np.ndarray, available: np.ndarray, weights: np.ndarra
 
 
 def offset_from_inclusive(log_d: np.ndarray, weights: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """`anchor_offset` from each type's log sum_k avail_k exp(u_tk), log_d [N, T]."""
+    """`anchor_offset` from each type's log sum_k avail_k exp(u_tk), log_d [N, T] (the Newton iteration of
+    `_offset_of_draw` for each draw, compiled: no floating-point warnings where a type's share under- or
+    overflows)."""
+    goal = anchor_goal(target)
+    log_d = np.ascontiguousarray(log_d, dtype=float)
+    weights = np.ascontiguousarray(np.broadcast_to(np.asarray(weights, dtype=float), log_d.shape))
+    offset, gap = _offsets_from_inclusive(log_d, weights, goal)
+    return checked_offset(offset, gap)
+
+
+def anchor_goal(target: np.ndarray) -> np.ndarray:
+    """[N] the log-odds of the anchored inside share `target` [N]; a DataError unless it is in (0, 1)."""
     target = np.asarray(target, dtype=float)
     if not np.all((target > 0) & (target < 1)):
         raise DataError(f"field market.outside_share: the market anchor needs an inside share strictly between 0 "
                         f"and 1 (got {target[~((target > 0) & (target < 1))][0]:.3g}); expected an outside share "
                         f"in (0, 1)")
-    weights = np.asarray(weights, dtype=float)
-    goal = np.log(target) - np.log1p(-target)
-    offset = goal - (weights * log_d).sum(axis=1)
+    return np.log(target) - np.log1p(-target)
+
+
+def checked_offset(offset: np.ndarray, gap: np.ndarray) -> np.ndarray:
+    """`offset` [n] where every draw's log-odds error `gap` [n] met ANCHOR_TOLERANCE, else a DataError."""
+    if not np.all(np.abs(gap) < ANCHOR_TOLERANCE):
+        worst = np.where(np.isnan(gap), np.inf, np.abs(gap)).max()
+        raise DataError(f"the market anchor (outside option offset) did not converge in {ANCHOR_MAX_ITERATIONS} "
+                        f"iterations (log-odds error {worst:.1e}); expected inside shares strictly "
+                        f"between 0 and 1 (check market.outside_share)")
+    return offset
+
+
+@nb.njit(cache=True)
+def _offset_of_draw(log_d, weights, goal):  # pragma: no cover - compiled
+    """(offset, last log-odds error) of one draw: Newton on the log-odds of the inside share (`anchor_offset`)
+    from the closed form at the weighted log D (log_d [T], weights [T], goal the target's log-odds); stops
+    at ANCHOR_TOLERANCE, after ANCHOR_MAX_ITERATIONS or where the error is no number."""
+    types = log_d.shape[0]
+    mean = 0.0
+    for t in range(types):
+        mean += weights[t] * log_d[t]
+    offset = goal - mean
+    gap = np.nan
     for _ in range(ANCHOR_MAX_ITERATIONS):
-        typed = 1.0 / (1.0 + np.exp(-(log_d + offset[:, None])))
-        inside = (weights * typed).sum(axis=1)
-        gap = goal - (np.log(inside) - np.log1p(-inside))
-        done = np.abs(gap) < ANCHOR_TOLERANCE
-        if np.all(done):
-            return offset
-        slope = (weights * typed * (1.0 - typed)).sum(axis=1) / (inside * (1.0 - inside))
-        offset = np.where(done, offset, offset + gap / np.maximum(slope, 1e-12))  # a draw's result is its own
-    raise DataError(f"the market anchor (outside option offset) did not converge in {ANCHOR_MAX_ITERATIONS} "
-                    f"iterations (log-odds error {np.max(np.abs(gap)):.1e}); expected inside shares strictly "
-                    f"between 0 and 1 (check market.outside_share)")
+        inside, spread = 0.0, 0.0
+        for t in range(types):
+            typed = 1.0 / (1.0 + math.exp(-(log_d[t] + offset)))
+            inside += weights[t] * typed
+            spread += weights[t] * typed * (1.0 - typed)
+        gap = goal - (math.log(inside) - math.log1p(-inside))
+        if abs(gap) < ANCHOR_TOLERANCE or not math.isfinite(gap):
+            break
+        offset += gap / max(spread / (inside * (1.0 - inside)), 1e-12)
+    return offset, gap
+
+
+@nb.njit(cache=True)
+def _offsets_from_inclusive(log_d, weights, goal):  # pragma: no cover - compiled
+    """`_offset_of_draw` of every draw: (offset [N], log-odds error [N])."""
+    draws = log_d.shape[0]
+    offset, gap = np.empty(draws), np.empty(draws)
+    for n in range(draws):
+        offset[n], gap[n] = _offset_of_draw(log_d[n], weights[n], goal[n])
+    return offset, gap
+
+
+@nb.njit(cache=True)
+def _anchor_offsets(mean_utility, coefficient, effective, extras, available, weights, goal,
+                    rows):  # pragma: no cover - compiled
+    """(offset [n], log-odds error [n]) of the draws `rows` [n] (indices): `_log_inclusive_of` of each
+    row and `_offset_of_draw` fused, arguments as theirs (goal [N] the targets' log-odds)."""
+    types, products = extras.shape[1], extras.shape[2]
+    offset, gap = np.empty(rows.shape[0]), np.empty(rows.shape[0])
+    row, log_d = np.empty(products), np.empty(types)
+    for i in range(rows.shape[0]):
+        n = rows[i]
+        for t in range(types):
+            c = coefficient[n, t]
+            for k in range(products):
+                row[k] = mean_utility[n, k] + c * effective[n, k] + extras[n, t, k]
+            log_d[t] = _shifted_log_sum(row, available[n])
+        offset[i], gap[i] = _offset_of_draw(log_d, weights[n], goal[n])
+    return offset, gap
 
 
 @nb.njit(cache=True)
@@ -443,18 +503,25 @@ class Demand:
             self.anchor(step)
         return self._offset[:, step]
 
-    def anchor(self, step: int, incumbent_price: np.ndarray | None = None) -> None:
+    def anchor(self, step: int, incumbent_price: np.ndarray | None = None, rows: np.ndarray | None = None) -> None:
         """Set the anchor of time step `step` at the no-entrant market with the base lineup's guide prices
         `incumbent_price` [N, J] (default: the fixed prices, as `state`), e.g. the no-entrant Bertrand
-        equilibrium's when incumbents re-price."""
-        draws = self._offset.shape[0]
-        self._offset[:, step] = 0.0
-        reference = self.state(step, np.zeros(draws), np.zeros(draws), self.price[:, 0],
-                               np.zeros(draws, dtype=bool), np.full(draws, np.inf), incumbent_price)
-        log_d = _log_inclusive_of(reference.mean_utility, self.alpha[:, None] * self.types.price_sensitivity,
-                                  reference.effective, reference.extras,
-                                  np.ascontiguousarray(reference.available, dtype=bool))
-        self._offset[:, step] = offset_from_inclusive(log_d, self.types.weights, self.inside_target)
+        equilibrium's when incumbents re-price; only for the draws `rows` (bool [N]; default every draw; the
+        others keep theirs: a draw's anchor depends on its own prices only)."""
+        column = self._offset[:, step]
+        kept = column.copy()
+        column[:] = 0.0
+        reference = self.state(step, np.zeros(column.shape[0]), np.zeros(column.shape[0]), self.price[:, 0],
+                               np.zeros(column.shape[0], dtype=bool), np.full(column.shape[0], np.inf),
+                               incumbent_price)
+        column[:] = kept
+        index = np.arange(column.shape[0]) if rows is None else np.flatnonzero(rows)
+        offset, gap = _anchor_offsets(reference.mean_utility, self.alpha[:, None] * self.types.price_sensitivity,
+                                      reference.effective, reference.extras,
+                                      np.ascontiguousarray(reference.available, dtype=bool),
+                                      np.ascontiguousarray(self.types.weights, dtype=float),
+                                      anchor_goal(self.inside_target), index)
+        column[index] = checked_offset(offset, gap)
 
     def type_terms(self, step: int) -> np.ndarray:
         """[N, T, K] consumer types' utility terms in time step `step` (regional NEV terms + tastes + PHEV

@@ -390,11 +390,11 @@ def anchor_at_equilibrium(demand: Demand, pricing: IncumbentPricing, price: np.n
                                                      demand, pricing.supply)
                 jumps.rounds += moving
                 before = demand.outside_offset(step).copy()
-                demand.anchor(step, pricing.lineup_prices(prices))
+                demand.anchor(step, pricing.lineup_prices(prices), moving)  # the others' prices did not move
                 change = demand.outside_offset(step) - before
                 missed = jumps.check(prices, change)   # a jump that missed: back to the plain round's prices
                 if jumps.extrapolate(prices, last, change, moving) | missed:
-                    demand.anchor(step, pricing.lineup_prices(prices))
+                    demand.anchor(step, pricing.lineup_prices(prices), moving)
                 moving &= jumps.pending | (np.abs(change) >= ANCHOR_PRICE_TOLERANCE)
             prices, _ = pricing.counterfactual(t, never)
         demand.anchor(step, pricing.lineup_prices(prices))
