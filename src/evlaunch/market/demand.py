@@ -159,7 +159,7 @@ def _offset_of_draw(log_d, weights, goal):  # pragma: no cover - compiled
     for _ in range(ANCHOR_MAX_ITERATIONS):
         inside, spread = 0.0, 0.0
         for t in range(types):
-            typed = 1.0 / (1.0 + math.exp(-(log_d[t] + offset)))
+            typed = 1.0 / (1.0 + math.exp(-(log_d[t] + offset)))   # exp overflows to inf: typed 0, no warning
             inside += weights[t] * typed
             spread += weights[t] * typed * (1.0 - typed)
         gap = goal - (math.log(inside) - math.log1p(-inside))
@@ -186,16 +186,39 @@ def _anchor_offsets(mean_utility, coefficient, effective, extras, available, wei
     row and `_offset_of_draw` fused, arguments as theirs (goal [N] the targets' log-odds)."""
     types, products = extras.shape[1], extras.shape[2]
     offset, gap = np.empty(rows.shape[0]), np.empty(rows.shape[0])
-    row, log_d = np.empty(products), np.empty(types)
+    scratch, log_d = np.empty((products + 2, types)), np.empty(types)
     for i in range(rows.shape[0]):
         n = rows[i]
-        for t in range(types):
-            c = coefficient[n, t]
-            for k in range(products):
-                row[k] = mean_utility[n, k] + c * effective[n, k] + extras[n, t, k]
-            log_d[t] = _shifted_log_sum(row, available[n])
+        _draw_log_sums(mean_utility[n], coefficient[n], effective[n], extras[n], available[n], scratch, log_d)
         offset[i], gap[i] = _offset_of_draw(log_d, weights[n], goal[n])
     return offset, gap
+
+
+@nb.njit(cache=True)
+def _draw_log_sums(mean_utility, coefficient, effective, extras, available, scratch,
+                   out):  # pragma: no cover - compiled
+    """One draw's log sum_k avail_k exp(u_tk) into out [T] (-inf where none is on sale), u_tk =
+    mean_utility[k] + coefficient[t] * effective[k] + extras[t, k], shifted by each type's largest.
+    `scratch` [K + 2, T] holds the utilities product by product (then each type's largest and its sum), so
+    each sum over products (in their order) runs across the types at once, with `exp_nonpositive`."""
+    types, products = extras.shape
+    utility, peak, total = scratch[:products], scratch[products], scratch[products + 1]
+    for t in range(types):
+        c = coefficient[t]
+        for k in range(products):
+            utility[k, t] = mean_utility[k] + c * effective[k] + extras[t, k]
+    peak[:] = -np.inf
+    total[:] = 0.0
+    for k in range(products):
+        if available[k]:
+            for t in range(types):
+                peak[t] = max(peak[t], utility[k, t])
+    for k in range(products):
+        if available[k]:
+            for t in range(types):
+                total[t] += exp_nonpositive(min(utility[k, t] - peak[t], 0.0))
+    for t in range(types):
+        out[t] = peak[t] + math.log(total[t]) if peak[t] != -np.inf else -np.inf
 
 
 @nb.njit(cache=True)
@@ -230,16 +253,12 @@ def _log_inclusive(utility: np.ndarray, available: np.ndarray) -> np.ndarray:  #
 @nb.njit(cache=True)
 def _log_inclusive_of(mean_utility, coefficient, effective, extras, available):  # pragma: no cover
     """`_log_inclusive` of u_ntk = mean_utility[n, k] + coefficient[n, t] * effective[n, k] + extras[n, t, k]
-    (`regional_utilities`) without storing u."""
+    (`regional_utilities`) without storing u (`_draw_log_sums` of each draw, as `Demand.anchor` takes them)."""
     draws, types, products = extras.shape
     out = np.empty((draws, types))
-    row = np.empty(products)
+    scratch = np.empty((products + 2, types))
     for n in range(draws):
-        for t in range(types):
-            c = coefficient[n, t]
-            for k in range(products):
-                row[k] = mean_utility[n, k] + c * effective[n, k] + extras[n, t, k]
-            out[n, t] = _shifted_log_sum(row, available[n])
+        _draw_log_sums(mean_utility[n], coefficient[n], effective[n], extras[n], available[n], scratch, out[n])
     return out
 
 
