@@ -91,13 +91,15 @@ def fit_margins(data: MarketData, parameters: Parameters) -> MarginFit:
     elasticity = np.full(parameters.draws, START_ELASTICITY)
     previous: tuple[np.ndarray, np.ndarray] | None = None
     base: BaseMarket | None = None
+    earlier: tuple[np.ndarray, np.ndarray] | None = None   # (elasticity, alpha) of the calibration before `base`
     done, last_elasticity = np.zeros(parameters.draws, dtype=bool), elasticity
     for _ in range(MAX_STEPS):
         if base is None:
             base = calibrate(data, parameters, elasticity)
         else:  # each search from the draw's last calibration
-            base = kept(base, calibrate(data, parameters, elasticity, warm_start(base, last_elasticity, elasticity)),
-                        done)
+            start = warm_start(base, last_elasticity, elasticity, earlier)
+            earlier = (last_elasticity, base.alpha)
+            base = kept(base, calibrate(data, parameters, elasticity, start), done)
         supply = recover_costs(data.lineup, base, data.policy, round(data.base_mid_month),
                                parameters.finance.vat_rate, fringe=True)
         margins = implied_firm_margins(data.lineup, supply, market.margin_firms)
@@ -129,12 +131,20 @@ def secant_step(elasticity: np.ndarray, margin: np.ndarray, target: np.ndarray,
     return -np.exp(x + step), (x, y)
 
 
-def warm_start(base: BaseMarket, elasticity: np.ndarray, new_elasticity: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
+def warm_start(base: BaseMarket, elasticity: np.ndarray, new_elasticity: np.ndarray,
+               earlier: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(alpha [N], xi [N, J]) to start the calibration at `new_elasticity` [N] from `base`, calibrated at
-    `elasticity`: alpha scaled with the elasticity (about proportional), xi moved by the change of the
-    price term at the mean price sensitivity, so shares stay near the observed ones."""
-    alpha = base.alpha * new_elasticity / elasticity
+    `elasticity`: alpha moved along the secant of log |alpha| against log |e| through `earlier` (the
+    (elasticity, alpha) of the calibration before, where it is one: under consumer types alpha grows
+    faster than the elasticity, about as |e|^2 in the reference scenario), else scaled with the elasticity;
+    xi moved by the change of the price term at the mean price sensitivity, so shares stay near the observed
+    ones."""
+    power = np.ones_like(elasticity)
+    if earlier is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            secant = np.log(base.alpha / earlier[1]) / np.log(elasticity / earlier[0])
+        power = np.where(np.isfinite(secant) & (secant > 0.2) & (secant < 5.0), secant, 1.0)
+    alpha = base.alpha * (new_elasticity / elasticity) ** power
     xi = base.quality + base.quality_adjustment - (alpha - base.alpha)[:, None] * base.effective_price
     return alpha, xi
 
