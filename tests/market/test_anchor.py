@@ -1,10 +1,12 @@
 """The market anchor: the outside option's offset that keeps the no-entrant inside share on target."""
 
+import warnings
+
 import numpy as np
 import pytest
 
 from evlaunch.errors import DataError
-from evlaunch.market.demand import anchor_offset
+from evlaunch.market.demand import anchor_offset, offset_from_inclusive
 
 
 def inside_share(utility, available, weights, offset):
@@ -60,3 +62,18 @@ def test_an_unreachable_target_is_a_clear_error():
     utility = np.zeros((1, 2, 3))
     with pytest.raises(DataError, match="outside_share"):
         anchor_offset(utility, np.ones((1, 3), dtype=bool), np.full((1, 2), 0.5), np.array([1.0]))
+
+
+def test_types_beyond_exps_range_raise_no_warning_and_still_hit_the_target():
+    """A type whose log-sum is far below the others' (its logistic overflows exp on the way) gets share 0
+    without a floating-point warning; each draw's offset is its own (the same alone as with the others)."""
+    log_d = np.array([[-0.88, -899.85, -3.29], [-1.30, -899.79, -4.88], [0.57, -199.68, -1.25]])
+    weights = np.array([[0.605, 0.008, 0.387], [0.313, 0.002, 0.685], [0.856, 0.044, 0.100]])
+    target = np.array([0.863, 0.017, 0.468])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        offset = offset_from_inclusive(log_d, weights, target)
+        alone = offset_from_inclusive(log_d[1:2], weights[1:2], target[1:2])
+    inside = (weights / (1.0 + np.exp(-np.maximum(log_d + offset[:, None], -700.0)))).sum(axis=1)
+    np.testing.assert_allclose(inside, target, rtol=1e-11)
+    assert alone[0] == offset[1]

@@ -170,3 +170,20 @@ def test_yearly_innovations_move_the_market_only_after_the_as_of_date(reference_
         step = getattr(market, name).step_ppf(np.array([0.95]))[0]
         assert step > 0
         np.testing.assert_allclose(gap[:, after], step, rtol=1e-9)
+
+
+def test_re_anchoring_some_draws_leaves_the_others_and_equals_anchoring_all(reference_model, inputs):
+    """`Demand.anchor(..., rows)`: the draws in `rows` get the anchor every draw would get at those prices
+    (bit for bit: a draw's anchor is its own), the others keep theirs."""
+    demand, base = demand_for(reference_model, inputs)
+    step = demand.lead + 5
+    prices = base.price * np.linspace(0.97, 1.03, DRAWS)[:, None]
+    demand.anchor(step, base.price)
+    before = demand.outside_offset(step).copy()
+    rows = np.arange(DRAWS) % 3 == 1
+    demand.anchor(step, prices, rows)
+    partial = demand.outside_offset(step).copy()
+    demand.anchor(step, prices)
+    assert np.array_equal(partial[~rows], before[~rows])
+    assert np.array_equal(partial[rows], demand.outside_offset(step)[rows])
+    assert np.all(partial[rows] != before[rows])

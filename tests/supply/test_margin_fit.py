@@ -1,5 +1,7 @@
 """Price sensitivity from China's margins (supply.margin_fit) and the re-pricing fringe (supply.repricing)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from evlaunch.market.firm_margins import reported_margins
 from evlaunch.market.rc_logit import choice_probabilities, elasticities, utilities
 from evlaunch.simulation import prepare
 from evlaunch.supply.equilibrium import PricingProblem, solve_prices
-from evlaunch.supply.margin_fit import fit_margins
+from evlaunch.supply.margin_fit import fit_margins, warm_start
 from evlaunch.supply.repricing import base_market, fringe_markups, recover_costs, type_market
 
 
@@ -129,3 +131,19 @@ def test_a_battery_cost_fall_lowers_the_fringes_bev_prices(reference_model, frin
     own = np.diagonal(eps)
     cross = eps[~np.eye(len(own), dtype=bool)]
     assert np.all(own < 0) and np.all(cross > 0)
+
+
+def test_the_warm_start_follows_the_secant_through_the_last_two_calibrations(fit):
+    """alpha moves along log|alpha| against log|e| through the draw's last two calibrations (exact for a
+    power law: here alpha ~ |e|^2), proportionally to e without an earlier one; xi keeps the price term."""
+    base = replace(fit.base, alpha=np.array([-2e-5 * 5.0 ** 2]))
+    earlier = (np.array([-4.0]), np.array([-2e-5 * 4.0 ** 2]))
+    alpha, xi = warm_start(base, np.array([-5.0]), np.array([-5.5]), earlier)
+    np.testing.assert_allclose(alpha, -2e-5 * 5.5 ** 2, rtol=1e-12)
+    np.testing.assert_allclose(xi, base.quality + base.quality_adjustment
+                               - (alpha - base.alpha)[:, None] * base.effective_price, rtol=1e-12)
+    proportional, _ = warm_start(base, np.array([-5.0]), np.array([-5.5]))
+    np.testing.assert_allclose(proportional, base.alpha * 1.1, rtol=1e-12)
+    flat = (np.array([-5.0]), base.alpha)   # no secant through one point: proportional again
+    np.testing.assert_allclose(warm_start(base, np.array([-5.0]), np.array([-5.5]), flat)[0], base.alpha * 1.1,
+                               rtol=1e-12)
