@@ -194,11 +194,25 @@ def month_effects(typed: np.ndarray, before: np.ndarray, weights: np.ndarray, co
       products first..end-1) not come, at unchanged utilities.
 
     `weights` [N, T] sum to 1 per draw; `coefficient` [N, T] is each type's price coefficient (utility per CNY,
-    negative). The kernel reduces over products; the [N, T] arithmetic (logs, sums over types) is numpy's."""
+    negative). The kernel reduces over products (`outside_shares`); the [N, T] arithmetic (logs, sums over
+    types) is numpy's (`effects_of_outside_shares`)."""
+    return effects_of_outside_shares(outside_shares(typed, before, on, launches), weights, coefficient)
+
+
+def outside_shares(typed: np.ndarray, before: np.ndarray, on: np.ndarray, launches: tuple[int, int]) -> np.ndarray:
+    """[5, N, T] the no-purchase shares `month_effects` needs, per draw and type: with every product (`typed`),
+    without the entrant, in the no-entry market `before` (these two equal to the first where `on` is False),
+    without the scheduled launches `launches` = (first, end); then the entrant's share without those. A draw's
+    figures are its own (`simulation.simulate` computes the draws every path shares once)."""
     first, end = launches
-    outside, no_entrant, outside_before, no_launches, entrant_no_launches = _type_outside_shares(
-        np.ascontiguousarray(typed), np.ascontiguousarray(before), np.ascontiguousarray(on, dtype=np.bool_),
-        int(first), int(end))
+    return _type_outside_shares(np.ascontiguousarray(typed), np.ascontiguousarray(before),
+                                np.ascontiguousarray(on, dtype=np.bool_), int(first), int(end))
+
+
+def effects_of_outside_shares(no_purchase: np.ndarray, weights: np.ndarray, coefficient: np.ndarray
+                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`month_effects` from its no-purchase shares `no_purchase` [5, N, T] (`outside_shares`)."""
+    outside, no_entrant, outside_before, no_launches, entrant_no_launches = no_purchase
     log_no_entrant = np.log(no_entrant)
     response = np.einsum("nt,nt->n", weights, (np.log(outside_before) - log_no_entrant) / -coefficient)
     own = np.einsum("nt,nt->n", weights, (log_no_entrant - np.log(outside)) / -coefficient)
@@ -232,12 +246,14 @@ def _second_choices(typed, weights, source, rows):  # pragma: no cover - compile
     return out
 
 
-def second_choices(typed: np.ndarray, weights: np.ndarray, source: int) -> np.ndarray:
+def second_choices(typed: np.ndarray, weights: np.ndarray, source: int, rows: np.ndarray | None = None
+                   ) -> np.ndarray:
     """[N, K + 1] where product `source`'s buyers would go if it were not on sale, as shares of them (the
     products, then the outside option last; the source's own entry is 0; a row sums to 1, or is 0 where the
-    source sells nothing): `sum_t w_t s_src,t s_k,t / (1 - s_src,t) / sum_t w_t s_src,t`."""
-    return _second_choices(np.ascontiguousarray(typed), weights, int(source),
-                           np.ones(typed.shape[0], dtype=np.bool_))
+    source sells nothing): `sum_t w_t s_src,t s_k,t / (1 - s_src,t) / sum_t w_t s_src,t`. Only the draws
+    `rows` [N] bool (default: all) are computed, the others are 0."""
+    rows = np.ones(typed.shape[0], dtype=np.bool_) if rows is None else np.ascontiguousarray(rows, dtype=np.bool_)
+    return _second_choices(np.ascontiguousarray(typed), weights, int(source), rows)
 
 
 def returning_buyers(cancelled: np.ndarray, typed: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -310,6 +310,9 @@ class IncumbentPricing:
         self.base_price = base.price
         # month t -> (no-entrant prices [N, P], converged [N]): the same for every path, solved once
         self._counterfactual: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._cost: tuple[int, np.ndarray] | None = None
+        # (month, solved [N], from prices [N, P], prices [N, P], converged [N]) of `launch_counterfactual`
+        self._launch: tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def counterfactual(self, t: int, entrant: Entrant) -> tuple[np.ndarray, np.ndarray]:
         """(no-entrant equilibrium guide prices [N, P], converged [N]) in common re-solve month t, solved
@@ -326,10 +329,35 @@ class IncumbentPricing:
         return self._counterfactual[t]
 
     def cost(self, step: int) -> np.ndarray:
-        """[N, P] marginal costs in time step `step` (guide-price terms)."""
-        change = self.demand.pack_change[:, step:step + 1] * (1.0 + self.vat)[:, None]
-        shift = 0.0 if self.supply.solver_shift is None else self.supply.solver_shift
-        return self.supply.cost + shift + self.supply.battery * change
+        """[N, P] marginal costs in time step `step` (guide-price terms; the last step's are kept, read-only:
+        every path asks for them)."""
+        if self._cost is None or self._cost[0] != step:
+            change = self.demand.pack_change[:, step:step + 1] * (1.0 + self.vat)[:, None]
+            shift = 0.0 if self.supply.solver_shift is None else self.supply.solver_shift
+            cost = self.supply.cost + shift + self.supply.battery * change
+            cost.setflags(write=False)
+            self._cost = (step, cost)
+        return self._cost[1]
+
+    def launch_counterfactual(self, t: int, rows: np.ndarray, start: np.ndarray, entrant: Entrant
+                              ) -> tuple[np.ndarray, np.ndarray]:
+        """(no-entrant equilibrium guide prices [N, P], converged [N]) in month t outside the common re-solve
+        months for the draws `rows` (bool [N], those launching now), from the prices `start` [N, P] in force
+        (other rows: not solved). The same for every path whose draw launches then from the same prices: solved
+        once (this month's solutions are kept; a draw's solution is its own, `solve_incumbents`)."""
+        if self._launch is None or self._launch[0] != t:
+            self._launch = (t, np.zeros(self.draws, dtype=bool), start.copy(), start.copy(), np.ones(self.draws, bool))
+        _, solved, starts, prices, ok = self._launch
+        known = solved & np.all(starts == start, axis=1)
+        need = rows & ~known
+        if need.any():
+            step = self.demand.lead + t
+            state = self.demand.state(step, np.zeros(self.draws), entrant.utility, entrant.price,
+                                      np.zeros(self.draws, dtype=bool), entrant.launch_index, self.lineup_prices(start))
+            prices[need], ok[need] = solve_incumbents(state, need, start, self.cost(step), self.rate(state),
+                                                      self.demand, self.supply)
+            starts[need], solved[need] = start[need], True
+        return prices, ok
 
     def rate(self, state: MonthState) -> np.ndarray:
         index = self.supply.index
@@ -385,8 +413,10 @@ class PathPricing:
                 waiting = ~after_launch
                 self.guide[waiting] = self.counterfactual[waiting]
             else:       # the draws launching now: both worlds at the same costs and demand
-                self.counterfactual = self._solve(step, launching, self.counterfactual, entrant,
-                                                  np.zeros(pricing.draws, dtype=bool), cost)
+                prices, ok = pricing.launch_counterfactual(t, launching, self.counterfactual, entrant)
+                self.counterfactual = self.counterfactual.copy()
+                self.counterfactual[launching] = prices[launching]
+                self.failures[launching] += ~ok[launching]
             if rows_entrant.any():
                 self.guide = self._solve(step, rows_entrant, self.guide, entrant, after_launch, cost)
 
