@@ -65,12 +65,16 @@ from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
 from evlaunch.simulation.model import Model, prepare
 from evlaunch.simulation.outputs import rival_groups
 from evlaunch.simulation.welfare import (
+    NOT_COMPUTED,
+    NOT_ON_SALE,
+    ON_SALE_KEPT,
     effects_of_outside_shares,
     outside_shares,
     profit_change,
     queue_surplus,
     returning_buyers,
     second_choices,
+    update_outside_shares,
 )
 from evlaunch.supply.capacity import Book, Month, Plant, delivery_probability, plant_month, plant_output
 from evlaunch.supply.margin_fit import calibrate_market
@@ -644,6 +648,9 @@ def month_demand(setting: Setting, run: PathRun, shared: NoEntrantMonth, t: int,
     return typed, shares, own
 
 
+OWN_ROWS_SUBSET = 0.5   # below this share of own draws, gather them; above, compute every draw (same figures)
+
+
 def shared_or_own(demand: Demand, state: MonthState | None, own: np.ndarray, typed: np.ndarray,
                   shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(shares per consumer type [N, T, K], national shares [N, K]): those of `state` for the draws `own` [N]
@@ -651,11 +658,14 @@ def shared_or_own(demand: Demand, state: MonthState | None, own: np.ndarray, typ
     draw is `own`; `state` is None then)."""
     if state is None or not own.any():
         return typed, shares
-    if own.all():
-        return demand.shares(state)
-    typed, shares = typed.copy(), shares.copy()
-    typed[own], shares[own] = demand.shares(state, own)
-    return typed, shares
+    if own.mean() < OWN_ROWS_SUBSET:
+        typed, shares = typed.copy(), shares.copy()
+        typed[own], shares[own] = demand.shares(state, own)
+        return typed, shares
+    own_typed, own_shares = demand.shares(state)   # every draw: cheaper than gathering most of them
+    rest = ~own
+    own_typed[rest], own_shares[rest] = typed[rest], shares[rest]
+    return own_typed, own_shares
 
 
 def record_diversion(setting: Setting, terms: PathTerms, state: PathState, t: int, after_launch: np.ndarray,
@@ -954,19 +964,20 @@ def entry_outside_shares(setting: Setting, run: PathRun, shared: NoEntrantMonth,
     if not rows.any():
         return shared.outside, shared.shares
     demand, draws = setting.demand, setting.size.shape[0]
-    before, shares_without = shared.typed[rows], shared.shares
+    before, shares_without = shared.typed, shared.shares
+    before_row = np.where(rows, np.where(after_launch, ON_SALE_KEPT, NOT_ON_SALE), NOT_COMPUTED)
     if run.pricing is not None:
         differ = after_launch & np.any(run.pricing.counterfactual != shared.prices, axis=1)
         if differ.any():
             state = demand.state(demand.lead + t, np.zeros(draws), np.zeros(draws), setting.parameters.product.price,
                                  np.zeros(draws, dtype=bool), np.full(draws, np.inf),
                                  run.pricing.pricing.lineup_prices(run.pricing.counterfactual))
-            typed_differ, shares_differ = demand.shares(state, differ)
-            before[differ[rows]] = typed_differ
+            before, shares_differ = demand.shares(state, differ)
+            before_row[differ] = np.arange(before.shape[0])
             shares_without = shares_without.copy()
             shares_without[differ] = shares_differ
     no_purchase = shared.outside.copy()
-    no_purchase[:, rows] = outside_shares(buyers.typed[rows], before, after_launch[rows], shared.launches)
+    update_outside_shares(no_purchase, buyers.typed, before, before_row, shared.launches)
     return no_purchase, shares_without
 
 
