@@ -81,10 +81,12 @@ from evlaunch.supply.margin_fit import calibrate_market
 from evlaunch.supply.repricing import (
     Entrant,
     IncumbentPricing,
+    Markets,
     PathPricing,
     diversion_groups,
     entrant_diversion,
     solve_incumbents,
+    solve_markets,
 )
 
 __all__ = ["Model", "prepare", "simulate"]  # `prepare` and `Model` re-exported for the old import path
@@ -277,9 +279,50 @@ def simulate_paths(setting: Setting, every_terms: list[PathTerms]) -> list[PathR
     runs = [PathRun.start(setting, terms) for terms in every_terms]
     for t in range(setting.size.shape[1]):
         shared = NoEntrantMonth(setting, t)
-        for run in runs:
-            path_month(setting, run, shared, t)
+        entrants = [month_entrant(setting, run, t) for run in runs]
+        reprice_paths(setting, runs, entrants)
+        for run, entrant in zip(runs, entrants):
+            path_month(setting, run, shared, t, entrant)
     return runs
+
+
+@dataclass(frozen=True)
+class MonthEntrant:
+    """The entrant along one path in month t, before the month's demand: on sale [N] bool, the incumbents' entry
+    price cut [N] (fixed prices), its mean utility [N] (`entrant_utility`), and the incumbents' markets due for
+    re-pricing against it (`PathPricing.due`; None: none, or fixed prices)."""
+
+    after_launch: np.ndarray
+    cut: np.ndarray
+    utility: np.ndarray
+    due: Markets | None
+
+
+def month_entrant(setting: Setting, run: PathRun, t: int) -> MonthEntrant:
+    """Month t's entrant along `run` and (re-pricing incumbents) the no-entrant re-solves done, the markets with
+    the entrant due. Counting a buyer once: the incumbents re-price against the entrant's deliverable demand,
+    its utility + log(the share of its orders expected to be delivered, `deliverable_share`; as if only that
+    share of buyers considered the car, like the prior awareness), since a buyer whose order is cancelled
+    returns to them; buyers then order at those prices with the entrant's full utility (`month_demand`)."""
+    terms = run.terms
+    after_launch, cut, utility = entrant_utility(setting, terms, t)
+    due = None
+    if run.pricing is not None:
+        deliverable = utility + np.log(np.maximum(deliverable_share(setting, terms, run.plant, run.state, t), 1e-12))
+        due = run.pricing.due(t, deliverable, run.series.national["price"][:, t], after_launch, terms.launch_index)
+    return MonthEntrant(after_launch, cut, utility, due)
+
+
+def reprice_paths(setting: Setting, runs: list[PathRun], entrants: list[MonthEntrant]) -> None:
+    """Solve the month's markets with the entrant that every path has due in one call (`solve_markets`: each
+    draw's market is its own) and give each path its prices."""
+    due = [(run.pricing, entrant.due) for run, entrant in zip(runs, entrants)
+           if run.pricing is not None and entrant.due is not None]
+    if setting.pricing is None or not due:
+        return
+    solutions = solve_markets([markets for _, markets in due], setting.demand, setting.pricing.supply)
+    for (path_pricing, markets), solution in zip(due, solutions):
+        path_pricing.apply(markets, solution)
 
 
 def simulate_path(setting: Setting, terms: PathTerms
@@ -289,13 +332,12 @@ def simulate_path(setting: Setting, terms: PathTerms
     return run.series, run.state, run.pricing, run.effects
 
 
-def path_month(setting: Setting, run: PathRun, shared: NoEntrantMonth, t: int) -> None:
-    """Month t of one path, in order: the entrant's utility, demand, capacity and deliveries, cost and cash,
-    regional sums, what entry does to buyers."""
+def path_month(setting: Setting, run: PathRun, shared: NoEntrantMonth, t: int, entrant: MonthEntrant) -> None:
+    """Month t of one path, in order (the entrant and the incumbents' prices set, `month_entrant`): demand,
+    capacity and deliveries, cost and cash, regional sums, what entry does to buyers."""
     terms, state, series = run.terms, run.state, run.series
-    after_launch, cut, utility = entrant_utility(setting, terms, t)
-    deliverable = utility + np.log(np.maximum(deliverable_share(setting, terms, run.plant, state, t), 1e-12))
-    typed, shares, own = month_demand(setting, run, shared, t, (after_launch, cut), utility, deliverable)
+    after_launch = entrant.after_launch
+    typed, shares, own = month_demand(setting, run, shared, t, (after_launch, entrant.cut), entrant.utility)
     orders = setting.size[:, t] * shares[:, -1]
     booked = orders + np.where(t == terms.launch_index, setting.launch_orders, 0.0)
     backlog_before = state.book.backlog.copy()
@@ -610,18 +652,14 @@ def deliverable_share(setting: Setting, terms: PathTerms, plant: Plant, state: P
 
 
 def month_demand(setting: Setting, run: PathRun, shared: NoEntrantMonth, t: int,
-                 on_sale: tuple[np.ndarray, np.ndarray], utility: np.ndarray, deliverable: np.ndarray
+                 on_sale: tuple[np.ndarray, np.ndarray], utility: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(shares per consumer type [N, T, K], national shares [N, K], the draws [N] bool whose shares are the
-    path's own) in month t, with incumbents' prices fixed (cut after the launch) or re-priced; records the
-    named incumbent BEVs' units and price change. Draws whose entrant is not on sale, at the no-entrant
-    prices, take the month's shared market (`NoEntrantMonth`: the same shares, computed once).
-
-    Counting a buyer once: the incumbents re-price against the entrant's deliverable demand, its utility
-    `deliverable` = `utility` + log(the share of its orders expected to be delivered, `deliverable_share`;
-    as if only that share of buyers considered the car, like the prior awareness), since a buyer whose order
-    is cancelled returns to them; buyers then order at those prices with the entrant's full `utility` (every
-    order is booked, and leaves the rivals while it waits). `on_sale`: (on sale [N] bool, the entry price cut [N]),
+    path's own) in month t, with incumbents' prices fixed (cut after the launch) or re-priced (`month_entrant`,
+    `reprice_paths`: at the path's guide prices); records the named incumbent BEVs' units and price change.
+    Buyers order with the entrant's full `utility` (every order is booked, and leaves the rivals while it
+    waits). Draws whose entrant is not on sale, at the no-entrant prices, take the month's shared market
+    (`NoEntrantMonth`: the same shares, computed once). `on_sale`: (on sale [N] bool, the entry price cut [N]),
     `entrant_utility`'s first two."""
     after_launch, cut = on_sale
     terms, series, path_pricing, demand = run.terms, run.series, run.pricing, setting.demand
@@ -631,7 +669,6 @@ def month_demand(setting: Setting, run: PathRun, shared: NoEntrantMonth, t: int,
         state = None if not own.any() else demand.state(demand.lead + t, cut, utility, price, after_launch,
                                                         terms.launch_index)
     else:
-        path_pricing.reprice(t, deliverable, price, after_launch, terms.launch_index)
         own = after_launch | np.any(path_pricing.guide != shared.prices, axis=1)
         state = None if not own.any() else demand.state(
             demand.lead + t, np.zeros(price.shape), utility, price, after_launch, terms.launch_index,

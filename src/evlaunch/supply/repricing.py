@@ -238,21 +238,45 @@ def solve_incumbents(state: MonthState, rows: np.ndarray, guide: np.ndarray, cos
     """Equilibrium guide prices [n, P] of the re-priced products for the draws `rows` (bool [N]) and whether
     each market converged [n]; a market that did not keeps `guide`. `state` was built with `guide` in force;
     `guide`, `cost` (guide terms) and `rate` (d p_eff / d p) are [N, P]."""
+    return solve_markets([Markets(state, rows, guide, cost, rate)], demand, supply)[0]
+
+
+@dataclass(frozen=True)
+class Markets:
+    """Draws to re-price in one state (`solve_incumbents`' arguments): rows [N] bool; guide, cost, rate [N, P]."""
+
+    state: MonthState
+    rows: np.ndarray
+    guide: np.ndarray
+    cost: np.ndarray
+    rate: np.ndarray
+
+
+def solve_markets(batches: list[Markets], demand: Demand, supply: SupplySide
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`solve_incumbents` of several batches (e.g. every path's draws due in one month) in one `solve_prices`
+    call: each draw is its own market, so its prices are those it gets alone; per batch (guide prices [n, P],
+    converged [n])."""
     index, types = supply.index, demand.types
-    every = bool(rows.all())
+    every = len(batches) == 1 and bool(batches[0].rows.all())
+
+    def gathered(values: list[np.ndarray]) -> np.ndarray:
+        return values[0] if every else np.concatenate([v[batch.rows] for v, batch in zip(values, batches)])
 
     def of_rows(values: np.ndarray) -> np.ndarray:
-        return values if every else values[rows]
+        return gathered([values] * len(batches))
 
-    effective = of_rows(state.effective)
+    effective = gathered([batch.state.effective for batch in batches])
     alpha, sensitivity = of_rows(demand.alpha), of_rows(types.price_sensitivity)
-    delta, products = folded_products(of_rows(state.mean_utility), effective, of_rows(state.extras),
-                                      of_rows(state.available), alpha, sensitivity, index)
+    delta, products = folded_products(gathered([batch.state.mean_utility for batch in batches]), effective,
+                                      gathered([batch.state.extras for batch in batches]),
+                                      gathered([batch.state.available for batch in batches]), alpha, sensitivity,
+                                      index)
     tastes = supply.tastes if every and supply.tastes is not None else type_tastes(alpha, of_rows(types.weights),
                                                                                      sensitivity)
     start = effective[:, index]
-    rate_rows, guide_rows = of_rows(rate), of_rows(guide)
-    cost_effective = start - rate_rows * (guide_rows - of_rows(cost))
+    rate_rows, guide_rows = gathered([b.rate for b in batches]), gathered([b.guide for b in batches])
+    cost_effective = start - rate_rows * (guide_rows - gathered([b.cost for b in batches]))
     firms = np.broadcast_to(supply.firms, rate_rows.shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EquilibriumWarning)  # counted per draw instead
@@ -261,7 +285,10 @@ def solve_incumbents(state: MonthState, rows: np.ndarray, guide: np.ndarray, cos
         result = solve_prices(problem, start=start, options=REPRICING_OPTIONS)
     new_guide = guide_rows + (result.prices - start) / rate_rows
     ok = result.converged & np.all(np.isfinite(new_guide), axis=1) & np.all(new_guide > 0, axis=1)
-    return np.where(ok[:, None], new_guide, guide_rows), ok
+    solved = np.where(ok[:, None], new_guide, guide_rows)
+    ends = np.cumsum([solved.shape[0] if every else int(batch.rows.sum()) for batch in batches])
+    return [(solved[end - size:end], ok[end - size:end])
+            for end, size in zip(ends, np.diff(np.concatenate([[0], ends])))]
 
 
 def resolve_months(demand: Demand, horizon: int) -> np.ndarray:
@@ -383,42 +410,52 @@ class PathPricing:
         self.counterfactual = self.guide.copy()                 # [N, P] never an entrant
         self.failures = np.zeros(draws)
 
-    def _solve(self, step: int, rows: np.ndarray, guide: np.ndarray, entrant: Entrant, available: np.ndarray,
-               cost: np.ndarray) -> np.ndarray:
-        pricing = self.pricing
-        state = pricing.demand.state(step, np.zeros(pricing.draws), entrant.utility, entrant.price, available,
-                                     entrant.launch_index, pricing.lineup_prices(guide))
-        solved, ok = solve_incumbents(state, rows, guide, cost, pricing.rate(state), pricing.demand, pricing.supply)
-        result = guide.copy()
-        result[rows] = solved
-        self.failures[rows] += ~ok
-        return result
-
     def reprice(self, t: int, entrant_utility: np.ndarray, entrant_price: np.ndarray, after_launch: np.ndarray,
                 launch_index: np.ndarray) -> None:
         """Re-solve the guide prices (`guide`, `counterfactual`) where month `t` after the start is due (common
-        re-solve months, launches); the month's demand then follows at `lineup_prices(guide)`."""
+        re-solve months, launches); the month's demand then follows at `lineup_prices(guide)`. (`due` and
+        `apply` split it, so that several paths' markets are solved in one call, `solve_markets`.)"""
+        markets = self.due(t, entrant_utility, entrant_price, after_launch, launch_index)
+        if markets is not None:
+            self.apply(markets, solve_markets([markets], self.pricing.demand, self.pricing.supply)[0])
+
+    def due(self, t: int, entrant_utility: np.ndarray, entrant_price: np.ndarray, after_launch: np.ndarray,
+            launch_index: np.ndarray) -> Markets | None:
+        """`reprice`'s no-entrant side done (shared with every path), the draws whose prices with the entrant are
+        due in month `t` (the entrant on sale in a common re-solve month, or launching) as `Markets` to solve
+        and `apply`; None when none is."""
         pricing = self.pricing
-        step = pricing.demand.lead + t
         entrant = Entrant(entrant_utility, entrant_price, launch_index)
         launching = launch_index == t
         common = bool(pricing.common[t])
+        if not (common or launching.any()):
+            return None
+        if common:  # every draw, shared by all paths; not on sale yet: the entrant's world is the counterfactual
+            prices, ok = pricing.counterfactual(t, entrant)
+            self.counterfactual = prices.copy()
+            self.failures += ~ok
+            waiting = ~after_launch
+            self.guide[waiting] = self.counterfactual[waiting]
+        else:       # the draws launching now: both worlds at the same costs and demand
+            prices, ok = pricing.launch_counterfactual(t, launching, self.counterfactual, entrant)
+            self.counterfactual = self.counterfactual.copy()
+            self.counterfactual[launching] = prices[launching]
+            self.failures[launching] += ~ok[launching]
         rows_entrant = (after_launch & common) | launching
-        if common or launching.any():
-            cost = pricing.cost(step)
-            if common:  # every draw, shared by all paths; not on sale yet: the entrant's world is the counterfactual
-                prices, ok = pricing.counterfactual(t, entrant)
-                self.counterfactual = prices.copy()
-                self.failures += ~ok
-                waiting = ~after_launch
-                self.guide[waiting] = self.counterfactual[waiting]
-            else:       # the draws launching now: both worlds at the same costs and demand
-                prices, ok = pricing.launch_counterfactual(t, launching, self.counterfactual, entrant)
-                self.counterfactual = self.counterfactual.copy()
-                self.counterfactual[launching] = prices[launching]
-                self.failures[launching] += ~ok[launching]
-            if rows_entrant.any():
-                self.guide = self._solve(step, rows_entrant, self.guide, entrant, after_launch, cost)
+        if not rows_entrant.any():
+            return None
+        step = pricing.demand.lead + t
+        state = pricing.demand.state(step, np.zeros(pricing.draws), entrant.utility, entrant.price, after_launch,
+                                     entrant.launch_index, pricing.lineup_prices(self.guide))
+        return Markets(state, rows_entrant, self.guide, pricing.cost(step), pricing.rate(state))
+
+    def apply(self, markets: Markets, solution: tuple[np.ndarray, np.ndarray]) -> None:
+        """Take the solved prices (`solve_markets`' answer for `markets`, from `due`) and count the failures."""
+        solved, ok = solution
+        guide = markets.guide.copy()
+        guide[markets.rows] = solved
+        self.guide = guide
+        self.failures[markets.rows] += ~ok
 
     def bev_price_change(self, shares: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(sum over named incumbent BEVs of units x (p / p_counterfactual - 1), their units) this month."""
