@@ -26,6 +26,13 @@ calendar years (the start year's months before the start are simulated too).
 `simulate` runs, for each path and month, the phases below in order: supply shocks (once), the entrant's
 utility and awareness, demand for the month, capacity and deliveries, unit cost and cash flow, regional
 sums; then per path the money (NPV, peak cash), the yearly and the monthly outputs.
+
+The months run month-major (`simulate_paths`): each month first computes what every path shares, once (the
+market without the entrant at the no-entrant prices, `NoEntrantMonth`: its shares, no-purchase shares and the
+scheduled launches' second choices, which are every path's figures for its draws whose entrant is not on
+sale), then solves every path's due re-pricing in one call (`reprice_paths`), then runs each path's month,
+computing only its own draws. A path's figures are what it would compute alone, bit for bit
+(tests/simulation/test_shared_month.py).
 """
 
 from __future__ import annotations
