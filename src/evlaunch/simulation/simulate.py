@@ -286,11 +286,26 @@ def simulate_paths(setting: Setting, every_terms: list[PathTerms]) -> list[PathR
     runs = [PathRun.start(setting, terms) for terms in every_terms]
     for t in range(setting.size.shape[1]):
         shared = NoEntrantMonth(setting, t)
+        launch_counterfactuals(setting, runs, shared, t)
         entrants = [month_entrant(setting, run, t) for run in runs]
         reprice_paths(setting, runs, entrants)
         for run, entrant in zip(runs, entrants):
             path_month(setting, run, shared, t, entrant)
     return runs
+
+
+def launch_counterfactuals(setting: Setting, runs: list[PathRun], shared: NoEntrantMonth, t: int) -> None:
+    """Outside the common re-solve months: solve, in one call, the no-entrant equilibrium of every draw that
+    launches in month t on some path (from the no-entrant prices in force, `NoEntrantMonth.prices`), which
+    each such path then takes (`IncumbentPricing.launch_counterfactual` keeps the month's solutions)."""
+    pricing = setting.pricing
+    if pricing is None or pricing.common[t]:
+        return
+    launching = np.any([run.terms.launch_index == t for run in runs], axis=0)
+    if launching.any():
+        draws = launching.shape[0]
+        pricing.launch_counterfactual(t, launching, shared.prices,
+                                      Entrant(np.zeros(draws), setting.parameters.product.price, np.full(draws, np.inf)))
 
 
 @dataclass(frozen=True)
