@@ -299,7 +299,7 @@ def launch_counterfactuals(setting: Setting, runs: list[PathRun], shared: NoEntr
     launches in month t on some path (from the no-entrant prices in force, `NoEntrantMonth.prices`), which
     each such path then takes (`IncumbentPricing.launch_counterfactual` keeps the month's solutions)."""
     pricing = setting.pricing
-    if pricing is None or pricing.common[t]:
+    if pricing is None or shared.prices is None or pricing.common[t]:
         return
     launching = np.any([run.terms.launch_index == t for run in runs], axis=0)
     if launching.any():
@@ -389,10 +389,9 @@ class NoEntrantMonth:
     only for the other draws."""
 
     def __init__(self, setting: Setting, t: int) -> None:
-        demand, draws = setting.demand, setting.size.shape[0]
-        self.prices = (None if setting.pricing is None
-                       else no_entrant_prices(setting.pricing, setting.parameters.product.price, t))
-        incumbent = None if self.prices is None else setting.pricing.lineup_prices(self.prices)
+        demand, draws, pricing = setting.demand, setting.size.shape[0], setting.pricing
+        self.prices = None if pricing is None else no_entrant_prices(pricing, setting.parameters.product.price, t)
+        incumbent = None if pricing is None or self.prices is None else pricing.lineup_prices(self.prices)
         self.typed, self.shares = demand.month(demand.lead + t, np.zeros(draws), np.zeros(draws),
                                                setting.parameters.product.price, np.zeros(draws, dtype=bool),
                                                np.full(draws, np.inf), incumbent)
