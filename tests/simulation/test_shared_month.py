@@ -109,3 +109,18 @@ def assert_same_run(one: PathRun, other: PathRun) -> None:
     assert one.pricing is not None and other.pricing is not None
     np.testing.assert_array_equal(one.pricing.counterfactual, other.pricing.counterfactual)
     np.testing.assert_array_equal(one.pricing.failures, other.pricing.failures)
+
+
+def test_the_shares_of_some_draws_are_those_of_every_draw(reference_model, reference_inputs):
+    """`Demand.shares(state, rows)`, which a path uses for its own draws, is the rows of the whole computation,
+    bit for bit, whichever draws are asked for."""
+    parameters = reference_model.parameters(reference_inputs)
+    demand = prepare_setting(reference_model, parameters).demand
+    rng = np.random.default_rng(1)
+    state = demand.state(demand.lead + 5, np.zeros(DRAWS), rng.normal(size=DRAWS), parameters.product.price,
+                         rng.random(DRAWS) < 0.5, np.zeros(DRAWS))
+    typed, shares = demand.shares(state)
+    for rows in (rng.random(DRAWS) < 0.3, np.arange(DRAWS) == DRAWS - 1, np.ones(DRAWS, dtype=bool)):
+        some_typed, some_shares = demand.shares(state, rows)
+        np.testing.assert_array_equal(some_typed, typed[rows])
+        np.testing.assert_array_equal(some_shares, shares[rows])
