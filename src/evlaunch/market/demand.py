@@ -563,11 +563,17 @@ class Demand:
         (months since year 0), [N, K]."""
         return effective_prices(self.policy, price, self.powertrains, ranges, month, self.vat, self.extra_subsidy)
 
-    def shares(self, state: MonthState) -> tuple[np.ndarray, np.ndarray]:
-        """(shares per consumer type [N, T, K], national shares [N, K]) of a month's state."""
-        return _type_shares(state.mean_utility, self.alpha[:, None] * self.types.price_sensitivity,
-                            state.effective, state.extras, np.ascontiguousarray(state.available, dtype=bool),
-                            self.types.weights)
+    def shares(self, state: MonthState, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(shares per consumer type [N, T, K], national shares [N, K]) of a month's state; with `rows` [N] bool
+        those of the draws `rows` only ([n, T, K], [n, K]: each draw's shares are its own, bit for bit)."""
+        coefficient = self.alpha[:, None] * self.types.price_sensitivity
+        available = np.ascontiguousarray(state.available, dtype=bool)
+        if rows is None:
+            return _type_shares(state.mean_utility, coefficient, state.effective, state.extras, available,
+                                self.types.weights)
+        index = np.flatnonzero(rows)
+        return _type_shares(state.mean_utility[index], coefficient[index], state.effective[index],
+                            state.extras[index], available[index], self.types.weights[index])
 
     def month(self, step: int, cut: np.ndarray, entrant_utility: np.ndarray, entrant_price: np.ndarray,
               entrant_available: np.ndarray, launch_index: np.ndarray,

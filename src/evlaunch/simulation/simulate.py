@@ -26,6 +26,13 @@ calendar years (the start year's months before the start are simulated too).
 `simulate` runs, for each path and month, the phases below in order: supply shocks (once), the entrant's
 utility and awareness, demand for the month, capacity and deliveries, unit cost and cash flow, regional
 sums; then per path the money (NPV, peak cash), the yearly and the monthly outputs.
+
+The months run month-major (`simulate_paths`): each month first computes what every path shares, once (the
+market without the entrant at the no-entrant prices, `NoEntrantMonth`: its shares, no-purchase shares and the
+scheduled launches' second choices, which are every path's figures for its draws whose entrant is not on
+sale), then solves every path's due re-pricing in one call (`reprice_paths`), then runs each path's month,
+computing only its own draws. A path's figures are what it would compute alone, bit for bit
+(tests/simulation/test_shared_month.py).
 """
 
 from __future__ import annotations
@@ -60,26 +67,33 @@ from evlaunch.finance import (
     working_capital,
 )
 from evlaunch.market.calibration import BaseMarket
-from evlaunch.market.demand import Demand, PreStart, pre_start_market
+from evlaunch.market.demand import Demand, MonthState, PreStart, pre_start_market
 from evlaunch.market.lineup import OTHER_PRODUCTS, Lineup
 from evlaunch.simulation.model import Model, prepare
 from evlaunch.simulation.outputs import rival_groups
 from evlaunch.simulation.welfare import (
-    month_effects,
+    NOT_COMPUTED,
+    NOT_ON_SALE,
+    ON_SALE_KEPT,
+    effects_of_outside_shares,
+    outside_shares,
     profit_change,
     queue_surplus,
     returning_buyers,
     second_choices,
+    update_outside_shares,
 )
 from evlaunch.supply.capacity import Book, Month, Plant, delivery_probability, plant_month, plant_output
 from evlaunch.supply.margin_fit import calibrate_market
 from evlaunch.supply.repricing import (
     Entrant,
     IncumbentPricing,
+    Markets,
     PathPricing,
     diversion_groups,
     entrant_diversion,
     solve_incumbents,
+    solve_markets,
 )
 
 __all__ = ["Model", "prepare", "simulate"]  # `prepare` and `Model` re-exported for the old import path
@@ -192,6 +206,7 @@ class MonthBuyers:
     month: Month                 # the plant and the book: deliveries, cancellations, backlog at the month's end
     returning: np.ndarray        # [N, K + 1] the cancelled orders' buyers by product, the outside option last,
     #                              less (launch month) the buyers of the orders waiting at the launch
+    own_rows: np.ndarray         # [N] bool: draws whose shares are the path's own (else `NoEntrantMonth`'s)
 
 
 @dataclass(frozen=True)
@@ -222,59 +237,192 @@ def simulate(model: Model, inputs: Inputs) -> Outputs:
     parameters = model.parameters(inputs)
     setting = prepare_setting(model, parameters)
     outcomes = path_outcomes(model.scenario.paths, parameters.paths)
+    names = list(model.scenario.paths)
+    every_terms = [path_terms(outcomes[path_name], parameters.paths, parameters) for path_name in names]
     out: Outputs = {}
-    for path_name in model.scenario.paths:
-        terms = path_terms(outcomes[path_name], parameters.paths, parameters)
-        series, state, path_pricing, effects = simulate_path(setting, terms)
+    for path_name, terms, run in zip(names, every_terms, simulate_paths(setting, every_terms)):
+        series, state, path_pricing = run.series, run.state, run.pricing
         out.update(path_outputs(path_name, setting, terms, series, state, path_pricing))
         out.update(order_book_outputs(path_name, setting, terms, series, state))
         out.update(yearly_outputs(path_name, setting, series))
         out.update(monthly_outputs(path_name, setting, series))
-        out.update(entry_outputs(path_name, model, setting, series, effects))
+        out.update(entry_outputs(path_name, model, setting, series, run.effects))
     out.update(global_outputs(setting))
     return out
 
 
+@dataclass
+class PathRun:
+    """One path on its way through the months: its terms, plant, series, state, prices and entry effects."""
+
+    terms: PathTerms
+    plant: Plant
+    series: PathSeries
+    state: PathState
+    pricing: PathPricing | None
+    effects: EntryEffects
+
+    @staticmethod
+    def start(setting: Setting, terms: PathTerms) -> PathRun:
+        """The path before its first month: empty series and book, the guide price, prices at the base."""
+        draws, horizon = setting.size.shape
+        regions = len(setting.demand.regions.names)
+        series = PathSeries({key: np.zeros((draws, horizon)) for key in NATIONAL_SERIES},
+                            {key: np.zeros((draws, regions, horizon)) for key in REGIONAL_SERIES},
+                            np.zeros((draws, horizon)), np.zeros((draws, horizon)),
+                            *(np.zeros((draws, len(fringe_groups(setting)), horizon)) for _ in range(2)))
+        state = PathState(np.zeros(draws), np.zeros(draws),
+                          np.zeros((draws, len(setting.group_names))), np.zeros(draws), Book.empty(draws))
+        series.national["price"][:] = setting.parameters.product.price[:, None]  # the guide price until re-set
+        path_pricing = setting.pricing.path() if setting.pricing is not None else None
+        effects = EntryEffects.empty(draws, horizon, setting.demand.size_l, len(setting.group_names),
+                                     path_pricing is not None)
+        return PathRun(terms, path_plant(setting, terms), series, state, path_pricing, effects)
+
+
+def simulate_paths(setting: Setting, every_terms: list[PathTerms]) -> list[PathRun]:
+    """The months in order, each for every path (month-major): the month's market without the entrant
+    (`NoEntrantMonth`, the same for every path) once, then each path's month (`path_month`)."""
+    runs = [PathRun.start(setting, terms) for terms in every_terms]
+    for t in range(setting.size.shape[1]):
+        shared = NoEntrantMonth(setting, t)
+        launch_counterfactuals(setting, runs, shared, t)
+        entrants = [month_entrant(setting, run, t) for run in runs]
+        reprice_paths(setting, runs, entrants)
+        for run, entrant in zip(runs, entrants):
+            path_month(setting, run, shared, t, entrant)
+    return runs
+
+
+def launch_counterfactuals(setting: Setting, runs: list[PathRun], shared: NoEntrantMonth, t: int) -> None:
+    """Outside the common re-solve months: solve, in one call, the no-entrant equilibrium of every draw that
+    launches in month t on some path (from the no-entrant prices in force, `NoEntrantMonth.prices`), which
+    each such path then takes (`IncumbentPricing.launch_counterfactual` keeps the month's solutions)."""
+    pricing = setting.pricing
+    if pricing is None or shared.prices is None or pricing.common[t]:
+        return
+    launching = np.any([run.terms.launch_index == t for run in runs], axis=0)
+    if launching.any():
+        draws = launching.shape[0]
+        pricing.launch_counterfactual(t, launching, shared.prices,
+                                      Entrant(np.zeros(draws), setting.parameters.product.price, np.full(draws, np.inf)))
+
+
+@dataclass(frozen=True)
+class MonthEntrant:
+    """The entrant along one path in month t, before the month's demand: on sale [N] bool, the incumbents' entry
+    price cut [N] (fixed prices), its mean utility [N] (`entrant_utility`), and the incumbents' markets due for
+    re-pricing against it (`PathPricing.due`; None: none, or fixed prices)."""
+
+    after_launch: np.ndarray
+    cut: np.ndarray
+    utility: np.ndarray
+    due: Markets | None
+
+
+def month_entrant(setting: Setting, run: PathRun, t: int) -> MonthEntrant:
+    """Month t's entrant along `run` and (re-pricing incumbents) the no-entrant re-solves done, the markets with
+    the entrant due. Counting a buyer once: the incumbents re-price against the entrant's deliverable demand,
+    its utility + log(the share of its orders expected to be delivered, `deliverable_share`; as if only that
+    share of buyers considered the car, like the prior awareness), since a buyer whose order is cancelled
+    returns to them; buyers then order at those prices with the entrant's full utility (`month_demand`)."""
+    terms = run.terms
+    after_launch, cut, utility = entrant_utility(setting, terms, t)
+    due = None
+    if run.pricing is not None:
+        deliverable = utility + np.log(np.maximum(deliverable_share(setting, terms, run.plant, run.state, t), 1e-12))
+        due = run.pricing.due(t, deliverable, run.series.national["price"][:, t], after_launch, terms.launch_index)
+    return MonthEntrant(after_launch, cut, utility, due)
+
+
+def reprice_paths(setting: Setting, runs: list[PathRun], entrants: list[MonthEntrant]) -> None:
+    """Solve the month's markets with the entrant that every path has due in one call (`solve_markets`: each
+    draw's market is its own) and give each path its prices."""
+    due = [(run.pricing, entrant.due) for run, entrant in zip(runs, entrants)
+           if run.pricing is not None and entrant.due is not None]
+    if setting.pricing is None or not due:
+        return
+    solutions = solve_markets([markets for _, markets in due], setting.demand, setting.pricing.supply)
+    for (path_pricing, markets), solution in zip(due, solutions):
+        path_pricing.apply(markets, solution)
+
+
 def simulate_path(setting: Setting, terms: PathTerms
                   ) -> tuple[PathSeries, PathState, PathPricing | None, EntryEffects]:
-    """The months of one path, in order: the entrant's utility, demand, capacity and deliveries, cost and cash,
-    regional sums, what entry does to buyers."""
-    draws, horizon = setting.size.shape
-    regions = len(setting.demand.regions.names)
-    series = PathSeries({key: np.zeros((draws, horizon)) for key in NATIONAL_SERIES},
-                        {key: np.zeros((draws, regions, horizon)) for key in REGIONAL_SERIES},
-                        np.zeros((draws, horizon)), np.zeros((draws, horizon)),
-                        *(np.zeros((draws, len(fringe_groups(setting)), horizon)) for _ in range(2)))
-    state = PathState(np.zeros(draws), np.zeros(draws),
-                      np.zeros((draws, len(setting.group_names))), np.zeros(draws), Book.empty(draws))
-    series.national["price"][:] = setting.parameters.product.price[:, None]  # the guide price until re-set
-    path_pricing = setting.pricing.path() if setting.pricing is not None else None
-    plant = path_plant(setting, terms)
-    effects = EntryEffects.empty(draws, horizon, setting.demand.size_l, len(setting.group_names),
-                                 path_pricing is not None)
-    for t in range(horizon):
-        after_launch, cut, utility = entrant_utility(setting, terms, t)
-        deliverable = utility + np.log(np.maximum(deliverable_share(setting, terms, plant, state, t), 1e-12))
-        typed, shares = month_demand(setting, terms, path_pricing, series, t, (after_launch, cut), utility,
-                                     deliverable)
-        orders = setting.size[:, t] * shares[:, -1]
-        booked = orders + np.where(t == terms.launch_index, setting.launch_orders, 0.0)
-        backlog_before = state.book.backlog.copy()
-        month = capacity_and_deliveries(setting, plant, state, series, t, booked)
-        delivered = month.deliveries
-        # cancelled buyers return to their next choice; the orders waiting at the launch (not the month's
-        # logit choices) take their buyers from it
-        moving = month.cancellations - (booked - orders)
-        buyers = MonthBuyers(typed, shares, orders, booked, backlog_before, month,
-                             returning_buyers(moving, typed, setting.demand.types.weights))
-        record_diversion(setting, terms, state, t, after_launch, delivered, typed)
-        cash_flow(setting, terms, state, series, t, orders, delivered, shares)
-        record_returning(setting, series, t, buyers.returning)
-        record_order_book(terms, state, series, t, booked)
-        entrant_price(setting, terms, month, series, t, typed)
-        regional_sums(setting, series, t, orders, delivered, typed, buyers.returning)
-        record_entry_effects(setting, terms, path_pricing, effects, t, after_launch, utility, buyers)
-    return series, state, path_pricing, effects
+    """The months of one path (`simulate_paths`)."""
+    run = simulate_paths(setting, [terms])[0]
+    return run.series, run.state, run.pricing, run.effects
+
+
+def path_month(setting: Setting, run: PathRun, shared: NoEntrantMonth, t: int, entrant: MonthEntrant) -> None:
+    """Month t of one path, in order (the entrant and the incumbents' prices set, `month_entrant`): demand,
+    capacity and deliveries, cost and cash, regional sums, what entry does to buyers."""
+    terms, state, series = run.terms, run.state, run.series
+    after_launch = entrant.after_launch
+    typed, shares, own = month_demand(setting, run, shared, t, (after_launch, entrant.cut), entrant.utility)
+    orders = setting.size[:, t] * shares[:, -1]
+    booked = orders + np.where(t == terms.launch_index, setting.launch_orders, 0.0)
+    backlog_before = state.book.backlog.copy()
+    month = capacity_and_deliveries(setting, run.plant, state, series, t, booked)
+    delivered = month.deliveries
+    # cancelled buyers return to their next choice; the orders waiting at the launch (not the month's
+    # logit choices) take their buyers from it
+    moving = month.cancellations - (booked - orders)
+    buyers = MonthBuyers(typed, shares, orders, booked, backlog_before, month,
+                         returning_buyers(moving, typed, setting.demand.types.weights), own)
+    record_diversion(setting, terms, state, t, after_launch, delivered, typed)
+    cash_flow(setting, terms, state, series, t, orders, delivered, shares)
+    record_returning(setting, series, t, buyers.returning)
+    record_order_book(terms, state, series, t, booked)
+    entrant_price(setting, terms, month, series, t, typed)
+    regional_sums(setting, series, t, orders, delivered, typed, buyers.returning)
+    record_entry_effects(setting, run, shared, t, after_launch, buyers)
+
+
+class NoEntrantMonth:
+    """Month t's market without the entrant, the same for every path: the consumer types' and national
+    shares at the incumbents' prices every path has for its draws not yet on sale (fixed prices without a
+    cut, or the no-entrant equilibrium of the latest common re-solve month, `IncumbentPricing.counterfactual`),
+    computed once per month; and, on first use, its no-purchase shares (`welfare.outside_shares`) and the
+    scheduled launches' second choices. A path takes these for every draw whose shares are these (the entrant
+    not on sale: not available, its utility and price do not enter the others' shares) and computes its own
+    only for the other draws."""
+
+    def __init__(self, setting: Setting, t: int) -> None:
+        demand, draws, pricing = setting.demand, setting.size.shape[0], setting.pricing
+        self.prices = None if pricing is None else no_entrant_prices(pricing, setting.parameters.product.price, t)
+        incumbent = None if pricing is None or self.prices is None else pricing.lineup_prices(self.prices)
+        self.typed, self.shares = demand.month(demand.lead + t, np.zeros(draws), np.zeros(draws),
+                                               setting.parameters.product.price, np.zeros(draws, dtype=bool),
+                                               np.full(draws, np.inf), incumbent)
+        for values in (self.typed, self.shares):
+            values.setflags(write=False)
+        self.launches = (demand.size_j, demand.size_j + demand.size_l)
+        self._outside: np.ndarray | None = None
+        self._second: dict[int, np.ndarray] = {}
+
+    @property
+    def outside(self) -> np.ndarray:
+        """[5, N, T] `welfare.outside_shares` of this market (the entrant nowhere on sale)."""
+        if self._outside is None:
+            self._outside = outside_shares(self.typed, self.typed, np.zeros(self.typed.shape[0], dtype=bool),
+                                           self.launches)
+        return self._outside
+
+    def second_choices(self, weights: np.ndarray, source: int) -> np.ndarray:
+        """[N, K + 1] product `source`'s buyers' second choices in this market (`welfare.second_choices`)."""
+        if source not in self._second:
+            self._second[source] = second_choices(self.typed, weights, source)
+        return self._second[source]
+
+
+def no_entrant_prices(pricing: IncumbentPricing, price: np.ndarray, t: int) -> np.ndarray:
+    """[N, P] the incumbents' no-entrant guide prices in force in month t for draws whose entrant (guide price
+    `price` [N]) is not on sale: the equilibrium of the latest common re-solve month (month 0 is one)."""
+    draws = price.shape[0]
+    latest = max(k for k in range(t + 1) if pricing.common[k])
+    never = Entrant(np.zeros(draws), price, np.full(draws, np.inf))
+    return pricing.counterfactual(latest, never)[0]
 
 
 def supply_shocks(shocks: dict[str, ShockParameters], draws: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -524,35 +672,58 @@ def deliverable_share(setting: Setting, terms: PathTerms, plant: Plant, state: P
                                 product.cancellation_per_month_waited)
 
 
-def month_demand(setting: Setting, terms: PathTerms, path_pricing: PathPricing | None, series: PathSeries,
-                 t: int, on_sale: tuple[np.ndarray, np.ndarray], utility: np.ndarray, deliverable: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(shares per consumer type [N, T, K], national shares [N, K]) in month t, with incumbents' prices fixed
-    (cut after the launch) or re-priced; records the named incumbent BEVs' units and price change.
-
-    Counting a buyer once: the incumbents re-price against the entrant's deliverable demand, its utility
-    `deliverable` = `utility` + log(the share of its orders expected to be delivered, `deliverable_share`;
-    as if only that share of buyers considered the car, like the prior awareness), since a buyer whose order
-    is cancelled returns to them; buyers then order at those prices with the entrant's full `utility` (every
-    order is booked, and leaves the rivals while it waits). `on_sale`: (on sale [N] bool, the entry price cut [N]),
+def month_demand(setting: Setting, run: PathRun, shared: NoEntrantMonth, t: int,
+                 on_sale: tuple[np.ndarray, np.ndarray], utility: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(shares per consumer type [N, T, K], national shares [N, K], the draws [N] bool whose shares are the
+    path's own) in month t, with incumbents' prices fixed (cut after the launch) or re-priced (`month_entrant`,
+    `reprice_paths`: at the path's guide prices); records the named incumbent BEVs' units and price change.
+    Buyers order with the entrant's full `utility` (every order is booked, and leaves the rivals while it
+    waits). Draws whose entrant is not on sale, at the no-entrant prices, take the month's shared market
+    (`NoEntrantMonth`: the same shares, computed once). `on_sale`: (on sale [N] bool, the entry price cut [N]),
     `entrant_utility`'s first two."""
     after_launch, cut = on_sale
+    terms, series, path_pricing, demand = run.terms, run.series, run.pricing, setting.demand
     price = series.national["price"][:, t]
     if path_pricing is None:
-        typed, shares = setting.demand.month(setting.demand.lead + t, cut, utility, price, after_launch,
-                                             terms.launch_index)
+        own = after_launch | (cut != 0.0)
+        state = None if not own.any() else demand.state(demand.lead + t, cut, utility, price, after_launch,
+                                                        terms.launch_index)
+    else:
+        own = after_launch | np.any(path_pricing.guide != shared.prices, axis=1)
+        state = None if not own.any() else demand.state(
+            demand.lead + t, np.zeros(price.shape), utility, price, after_launch, terms.launch_index,
+            path_pricing.pricing.lineup_prices(path_pricing.guide))
+    typed, shares = shared_or_own(demand, state, own, shared.typed, shared.shares)
+    if path_pricing is None:
         series.bev_units[:, t] = setting.size[:, t] * shares[:, :len(setting.named_bev)][:, setting.named_bev].sum(
             axis=1)
         series.price_change[:, t] = -cut * series.bev_units[:, t]
     else:
-        path_pricing.reprice(t, deliverable, price, after_launch, terms.launch_index)
-        demand = setting.demand
-        typed, shares = demand.month(demand.lead + t, np.zeros(price.shape), utility, price, after_launch,
-                                     terms.launch_index, path_pricing.pricing.lineup_prices(path_pricing.guide))
         series.price_change[:, t], series.bev_units[:, t] = path_pricing.bev_price_change(shares, setting.size[:, t])
         series.fringe_change[:, :, t], series.fringe_units[:, :, t] = path_pricing.fringe_price_change(
             shares, setting.size[:, t])
-    return typed, shares
+    return typed, shares, own
+
+
+OWN_ROWS_SUBSET = 0.5   # below this share of own draws, gather them; above, compute every draw (same figures)
+
+
+def shared_or_own(demand: Demand, state: MonthState | None, own: np.ndarray, typed: np.ndarray,
+                  shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(shares per consumer type [N, T, K], national shares [N, K]): those of `state` for the draws `own` [N]
+    bool, the given (shared, read-only) `typed` and `shares` for the others (returned as they are when no
+    draw is `own`; `state` is None then)."""
+    if state is None or not own.any():
+        return typed, shares
+    if own.mean() < OWN_ROWS_SUBSET:
+        typed, shares = typed.copy(), shares.copy()
+        typed[own], shares[own] = demand.shares(state, own)
+        return typed, shares
+    own_typed, own_shares = demand.shares(state)   # every draw: cheaper than gathering most of them
+    rest = ~own
+    own_typed[rest], own_shares[rest] = typed[rest], shares[rest]
+    return own_typed, own_shares
 
 
 def record_diversion(setting: Setting, terms: PathTerms, state: PathState, t: int, after_launch: np.ndarray,
@@ -810,8 +981,7 @@ def monthly_outputs(path: str, setting: Setting, series: PathSeries) -> Outputs:
     return out
 
 
-def record_entry_effects(setting: Setting, terms: PathTerms, path_pricing: PathPricing | None,
-                         effects: EntryEffects, t: int, after_launch: np.ndarray, utility: np.ndarray,
+def record_entry_effects(setting: Setting, run: PathRun, shared: NoEntrantMonth, t: int, after_launch: np.ndarray,
                          buyers: MonthBuyers) -> None:
     """Month t, counting each buyer once (`simulation.welfare`, "Counting a buyer once"): the change in consumer
     surplus from the entrant against the same month without it (no entry cut, or incumbents at their
@@ -820,18 +990,11 @@ def record_entry_effects(setting: Setting, terms: PathTerms, path_pricing: PathP
     `welfare.queue_surplus`); the incumbents' variable-profit change (`incumbent_profit_change`); buyers and
     the entrant's orders with and without the scheduled launches (at the same prices; the orders waiting at
     the launch count in both); the launches' buyers' second choices in their first 12 months on sale."""
-    demand, size, typed = setting.demand, setting.size[:, t], buyers.typed
-    weights, products = demand.types.weights, typed.shape[2]
-    without_entrant = shares_without_entrant = None
+    size, effects, path_pricing = setting.size[:, t], run.effects, run.pricing
+    no_purchase, shares_without_entrant = entry_outside_shares(setting, run, shared, t, after_launch, buyers)
+    response, own, buying, buying_without, entrant_without = effects_of_outside_shares(
+        no_purchase, setting.demand.types.weights, setting.price_coefficient)
     if after_launch.any():
-        prices = None if path_pricing is None else path_pricing.pricing.lineup_prices(path_pricing.counterfactual)
-        without_entrant, shares_without_entrant = demand.month(
-            demand.lead + t, np.zeros(size.shape), utility, setting.parameters.product.price,
-            np.zeros(size.shape, dtype=bool), terms.launch_index, prices)
-    response, own, buying, buying_without, entrant_without = month_effects(
-        typed, typed if without_entrant is None else without_entrant, weights, setting.price_coefficient,
-        after_launch, (demand.size_j, demand.size_j + demand.size_l))
-    if shares_without_entrant is not None:
         effects.response[:, t] = np.where(after_launch, size * response, 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             gain = np.where(after_launch & (buyers.orders > 0), size * own / buyers.orders, 0.0)
@@ -844,6 +1007,44 @@ def record_entry_effects(setting: Setting, terms: PathTerms, path_pricing: PathP
     effects.buyers[:, t] = size * buying
     effects.buyers_without[:, t] = size * buying_without
     effects.orders_without[:, t] = size * entrant_without + buyers.booked - buyers.orders
+    record_rival_choices(setting, effects, shared, t, buyers)
+
+
+def entry_outside_shares(setting: Setting, run: PathRun, shared: NoEntrantMonth, t: int, after_launch: np.ndarray,
+                         buyers: MonthBuyers) -> tuple[np.ndarray, np.ndarray]:
+    """(the no-purchase shares of `welfare.month_effects` [5, N, T], national shares without the entrant [N, K])
+    in month t: the month's market against the same market without the entrant, at the path's no-entrant
+    prices. The draws whose shares are the month's shared market (`buyers.own_rows` False) take its figures;
+    the others are computed, the market without the entrant being the shared one too where the path's
+    no-entrant prices are the shared ones (they differ only for draws launched since the latest common
+    re-solve month outside one)."""
+    rows = buyers.own_rows
+    if not rows.any():
+        return shared.outside, shared.shares
+    demand, draws = setting.demand, setting.size.shape[0]
+    before, shares_without = shared.typed, shared.shares
+    before_row = np.where(rows, np.where(after_launch, ON_SALE_KEPT, NOT_ON_SALE), NOT_COMPUTED)
+    if run.pricing is not None:
+        differ = after_launch & np.any(run.pricing.counterfactual != shared.prices, axis=1)
+        if differ.any():
+            state = demand.state(demand.lead + t, np.zeros(draws), np.zeros(draws), setting.parameters.product.price,
+                                 np.zeros(draws, dtype=bool), np.full(draws, np.inf),
+                                 run.pricing.pricing.lineup_prices(run.pricing.counterfactual))
+            before, shares_differ = demand.shares(state, differ)
+            before_row[differ] = np.arange(before.shape[0])
+            shares_without = shares_without.copy()
+            shares_without[differ] = shares_differ
+    no_purchase = shared.outside.copy()
+    update_outside_shares(no_purchase, buyers.typed, before, before_row, shared.launches)
+    return no_purchase, shares_without
+
+
+def record_rival_choices(setting: Setting, effects: EntryEffects, shared: NoEntrantMonth, t: int,
+                         buyers: MonthBuyers) -> None:
+    """Add month t's buyers of the scheduled launches in their first 12 months on sale and their second choices
+    by group (then the entrant); the shared market's choices where the path's shares are its."""
+    demand, size, typed, rows = setting.demand, setting.size[:, t], buyers.typed, buyers.own_rows
+    weights, products = demand.types.weights, typed.shape[2]
     first_year = [k for k in range(demand.size_l) if 0 <= setting.calendar.months[t] - demand.launch_month[k] < 12]
     if first_year:
         to_groups = np.concatenate([setting.group_matrix, np.zeros((products + 1, 1))], axis=1)
@@ -851,7 +1052,10 @@ def record_entry_effects(setting: Setting, terms: PathTerms, path_pricing: PathP
         for k in first_year:
             source = demand.size_j + k
             units = size * (weights * typed[:, :, source]).sum(axis=1)
-            effects.rival_choices[:, k] += units[:, None] * (second_choices(typed, weights, source) @ to_groups)
+            choices = shared.second_choices(weights, source)
+            if rows.any():
+                choices = np.where(rows[:, None], second_choices(typed, weights, source, rows), choices)
+            effects.rival_choices[:, k] += units[:, None] * (choices @ to_groups)
             effects.rival_units[:, k] += units
 
 

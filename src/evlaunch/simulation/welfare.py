@@ -64,7 +64,7 @@ TINY = 1e-300    # floor of a no-purchase share or of a remaining share, against
 PAIRWISE_BLOCK = 128   # numpy's PW_BLOCKSIZE: sums of up to this many terms are not split further
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _block_sum(values: np.ndarray, start: int, count: int) -> float:  # pragma: no cover - compiled
     """sum of values[start:start + count], count <= PAIRWISE_BLOCK, in numpy's order: below 8 terms one by
     one; else eight running sums combined as a tree, then the rest one by one."""
@@ -94,14 +94,21 @@ def _block_sum(values: np.ndarray, start: int, count: int) -> float:  # pragma: 
     return total
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _pairwise_sum(values: np.ndarray, start: int, count: int) -> float:  # pragma: no cover - compiled
     """sum of values[start:start + count] in numpy's pairwise order (`np.add.reduce` over a contiguous axis:
     blocks of up to PAIRWISE_BLOCK terms by `_block_sum`, longer runs split into a first part of half the
     terms rounded down to a multiple of 8 and the rest, added), so a compiled sum equals numpy's `.sum()` bit
-    for bit. The split is walked with an explicit stack (numba cannot cache recursive functions)."""
+    for bit. The split is walked with an explicit stack (numba cannot cache recursive functions), in
+    `_pairwise_split` (apart, so that a short sum allocates nothing)."""
     if count <= PAIRWISE_BLOCK:
         return _block_sum(values, start, count)
+    return _pairwise_split(values, start, count)
+
+
+@nb.njit(cache=True)
+def _pairwise_split(values: np.ndarray, start: int, count: int) -> float:  # pragma: no cover - compiled
+    """`_pairwise_sum` of more than PAIRWISE_BLOCK terms."""
     starts, counts = np.empty(64, dtype=np.int64), np.empty(64, dtype=np.int64)
     stage, partial = np.zeros(64, dtype=np.int64), np.empty(64)
     starts[0], counts[0], top, done = start, count, 0, 0
@@ -128,13 +135,13 @@ def _pairwise_sum(values: np.ndarray, start: int, count: int) -> float:  # pragm
     return partial[0]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _outside_share(shares: np.ndarray, start: int, products: int) -> float:  # pragma: no cover - compiled
     """A type's no-purchase share from its product shares shares[start:start + products], floored at TINY."""
     return max(1.0 - _pairwise_sum(shares, start, products), TINY)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _outside_share_without(shares: np.ndarray, start: int, products: int, first: int, end: int,
                            row: np.ndarray) -> float:  # pragma: no cover - compiled
     """The no-purchase share of the type whose product shares are shares[start:start + products] once the
@@ -154,28 +161,37 @@ def _outside_share_without(shares: np.ndarray, start: int, products: int, first:
     return _outside_share(row, 0, products)
 
 
+ON_SALE_KEPT = -1   # `update_outside_shares` codes of a draw (a row of `before` is >= 0): on sale, out[2] kept
+NOT_ON_SALE = -2    # not on sale: no change from the entrant
+NOT_COMPUTED = -3   # left as it is
+
+
 @nb.njit(cache=True)
-def _type_outside_shares(typed, before, on, first_launch, end_launch):  # pragma: no cover - compiled
-    """The kernel of `month_effects` (`typed`, `before` C-contiguous): [5, N, T] each type's no-purchase share
-    with every product (`typed`), without the entrant, in the no-entry market `before` (these two the first
-    where `on` is False: no change), without the scheduled launches first_launch..end_launch-1; then the
-    entrant's share without those."""
+def _type_outside_shares(typed, before, before_row, first_launch, end_launch, out):  # pragma: no cover - compiled
+    """The kernel of `month_effects` (`typed`, `before` C-contiguous), into out [5, N, T]: each type's
+    no-purchase share with every product (`typed`), without the entrant, in the no-entry market (these two
+    the first where the entrant is not on sale: no change), without the scheduled launches
+    first_launch..end_launch-1; then the entrant's share without those. `before_row` [N] per draw: the row of
+    `before` with its no-entry market's shares (on sale), or ON_SALE_KEPT (on sale, out[2] kept), NOT_ON_SALE,
+    NOT_COMPUTED (the draw's out kept)."""
     draws, types, products = typed.shape
-    out = np.empty((5, draws, types))
     row = np.empty(products)
     shares, shares_before = typed.reshape(-1), before.reshape(-1)
     for n in range(draws):
+        code = before_row[n]
+        if code == NOT_COMPUTED:
+            continue
         for t in range(types):
             start = (n * types + t) * products
             out[0, n, t] = _outside_share(shares, start, products)
             out[3, n, t] = _outside_share_without(shares, start, products, first_launch, end_launch, row)
             out[4, n, t] = row[products - 1]
-            if on[n]:
-                out[1, n, t] = _outside_share_without(shares, start, products, products - 1, products, row)
-                out[2, n, t] = _outside_share(shares_before, start, products)
-            else:
+            if code == NOT_ON_SALE:
                 out[1, n, t] = out[2, n, t] = out[0, n, t]
-    return out
+                continue
+            out[1, n, t] = _outside_share_without(shares, start, products, products - 1, products, row)
+            if code >= 0:
+                out[2, n, t] = _outside_share(shares_before, (code * types + t) * products, products)
 
 
 def month_effects(typed: np.ndarray, before: np.ndarray, weights: np.ndarray, coefficient: np.ndarray,
@@ -194,11 +210,36 @@ def month_effects(typed: np.ndarray, before: np.ndarray, weights: np.ndarray, co
       products first..end-1) not come, at unchanged utilities.
 
     `weights` [N, T] sum to 1 per draw; `coefficient` [N, T] is each type's price coefficient (utility per CNY,
-    negative). The kernel reduces over products; the [N, T] arithmetic (logs, sums over types) is numpy's."""
+    negative). The kernel reduces over products (`outside_shares`); the [N, T] arithmetic (logs, sums over
+    types) is numpy's (`effects_of_outside_shares`)."""
+    return effects_of_outside_shares(outside_shares(typed, before, on, launches), weights, coefficient)
+
+
+def outside_shares(typed: np.ndarray, before: np.ndarray, on: np.ndarray, launches: tuple[int, int]) -> np.ndarray:
+    """[5, N, T] the no-purchase shares `month_effects` needs, per draw and type: with every product (`typed`),
+    without the entrant, in the no-entry market `before` (these two equal to the first where `on` is False),
+    without the scheduled launches `launches` = (first, end); then the entrant's share without those. A draw's
+    figures are its own (`simulation.simulate` computes the draws every path shares once)."""
+    draws = typed.shape[0]
+    out = np.empty((5, draws, typed.shape[1]))
+    update_outside_shares(out, typed, before, np.where(on, np.arange(draws), NOT_ON_SALE), launches)
+    return out
+
+
+def update_outside_shares(out: np.ndarray, typed: np.ndarray, before: np.ndarray, before_row: np.ndarray,
+                          launches: tuple[int, int]) -> None:
+    """`outside_shares` into `out` [5, N, T] (in place) for the draws `before_row` [N] asks for: the row of
+    `before` [M, T, K] with a draw's no-entry market (the entrant on sale), ON_SALE_KEPT (on sale, its no-entry
+    no-purchase share out[2] already there), NOT_ON_SALE, or NOT_COMPUTED (left as it is)."""
     first, end = launches
-    outside, no_entrant, outside_before, no_launches, entrant_no_launches = _type_outside_shares(
-        np.ascontiguousarray(typed), np.ascontiguousarray(before), np.ascontiguousarray(on, dtype=np.bool_),
-        int(first), int(end))
+    _type_outside_shares(np.ascontiguousarray(typed), np.ascontiguousarray(before),
+                         np.ascontiguousarray(before_row, dtype=np.int64), int(first), int(end), out)
+
+
+def effects_of_outside_shares(no_purchase: np.ndarray, weights: np.ndarray, coefficient: np.ndarray
+                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`month_effects` from its no-purchase shares `no_purchase` [5, N, T] (`outside_shares`)."""
+    outside, no_entrant, outside_before, no_launches, entrant_no_launches = no_purchase
     log_no_entrant = np.log(no_entrant)
     response = np.einsum("nt,nt->n", weights, (np.log(outside_before) - log_no_entrant) / -coefficient)
     own = np.einsum("nt,nt->n", weights, (log_no_entrant - np.log(outside)) / -coefficient)
@@ -232,12 +273,14 @@ def _second_choices(typed, weights, source, rows):  # pragma: no cover - compile
     return out
 
 
-def second_choices(typed: np.ndarray, weights: np.ndarray, source: int) -> np.ndarray:
+def second_choices(typed: np.ndarray, weights: np.ndarray, source: int, rows: np.ndarray | None = None
+                   ) -> np.ndarray:
     """[N, K + 1] where product `source`'s buyers would go if it were not on sale, as shares of them (the
     products, then the outside option last; the source's own entry is 0; a row sums to 1, or is 0 where the
-    source sells nothing): `sum_t w_t s_src,t s_k,t / (1 - s_src,t) / sum_t w_t s_src,t`."""
-    return _second_choices(np.ascontiguousarray(typed), weights, int(source),
-                           np.ones(typed.shape[0], dtype=np.bool_))
+    source sells nothing): `sum_t w_t s_src,t s_k,t / (1 - s_src,t) / sum_t w_t s_src,t`. Only the draws
+    `rows` [N] bool (default: all) are computed, the others are 0."""
+    rows = np.ones(typed.shape[0], dtype=np.bool_) if rows is None else np.ascontiguousarray(rows, dtype=np.bool_)
+    return _second_choices(np.ascontiguousarray(typed), weights, int(source), rows)
 
 
 def returning_buyers(cancelled: np.ndarray, typed: np.ndarray, weights: np.ndarray) -> np.ndarray:

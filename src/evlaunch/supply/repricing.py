@@ -40,11 +40,12 @@ launches or a purchase subsidy, purchase-tax, plate or rural-campaign rule chang
 launch month (per draw). Between re-solves guide prices are held. Each re-solve starts from the prices in
 force and solves every draw as its own market (`supply.equilibrium.solve_prices`; a market stops when
 its own FOC residual meets the tolerance, so a draw's prices do not depend on which draws share its
-batch). A market that does not converge keeps its last prices and is counted in
+batch: the simulation solves every path's markets due in a month in one call, `solve_markets`). A market that does not converge keeps its last prices and is counted in
 `{path}.equilibrium_failures`.
 
 The no-entrant counterfactual is solved in the same months for the same draws with the entrant
-unavailable (in the common months once for all paths, each from the previous common month's prices); `{path}.incumbent_price_change.{year}` is the named incumbent BEVs' mean of
+unavailable (once for all paths: in the common months, each from the previous common month's prices; in a
+launch month, for the draws launching then, `IncumbentPricing.launch_counterfactual`); `{path}.incumbent_price_change.{year}` is the named incumbent BEVs' mean of
 p / p_counterfactual - 1, weighted by their units sold in the entrant's world, over the year's months
 (0 before the launch). In fixed mode it is the entry price cut (`competition.price_war_cut`).
 """
@@ -238,21 +239,45 @@ def solve_incumbents(state: MonthState, rows: np.ndarray, guide: np.ndarray, cos
     """Equilibrium guide prices [n, P] of the re-priced products for the draws `rows` (bool [N]) and whether
     each market converged [n]; a market that did not keeps `guide`. `state` was built with `guide` in force;
     `guide`, `cost` (guide terms) and `rate` (d p_eff / d p) are [N, P]."""
+    return solve_markets([Markets(state, rows, guide, cost, rate)], demand, supply)[0]
+
+
+@dataclass(frozen=True)
+class Markets:
+    """Draws to re-price in one state (`solve_incumbents`' arguments): rows [N] bool; guide, cost, rate [N, P]."""
+
+    state: MonthState
+    rows: np.ndarray
+    guide: np.ndarray
+    cost: np.ndarray
+    rate: np.ndarray
+
+
+def solve_markets(batches: list[Markets], demand: Demand, supply: SupplySide
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`solve_incumbents` of several batches (e.g. every path's draws due in one month) in one `solve_prices`
+    call: each draw is its own market, so its prices are those it gets alone; per batch (guide prices [n, P],
+    converged [n])."""
     index, types = supply.index, demand.types
-    every = bool(rows.all())
+    every = len(batches) == 1 and bool(batches[0].rows.all())
+
+    def gathered(values: list[np.ndarray]) -> np.ndarray:
+        return values[0] if every else np.concatenate([v[batch.rows] for v, batch in zip(values, batches)])
 
     def of_rows(values: np.ndarray) -> np.ndarray:
-        return values if every else values[rows]
+        return gathered([values] * len(batches))
 
-    effective = of_rows(state.effective)
+    effective = gathered([batch.state.effective for batch in batches])
     alpha, sensitivity = of_rows(demand.alpha), of_rows(types.price_sensitivity)
-    delta, products = folded_products(of_rows(state.mean_utility), effective, of_rows(state.extras),
-                                      of_rows(state.available), alpha, sensitivity, index)
+    delta, products = folded_products(gathered([batch.state.mean_utility for batch in batches]), effective,
+                                      gathered([batch.state.extras for batch in batches]),
+                                      gathered([batch.state.available for batch in batches]), alpha, sensitivity,
+                                      index)
     tastes = supply.tastes if every and supply.tastes is not None else type_tastes(alpha, of_rows(types.weights),
                                                                                      sensitivity)
     start = effective[:, index]
-    rate_rows, guide_rows = of_rows(rate), of_rows(guide)
-    cost_effective = start - rate_rows * (guide_rows - of_rows(cost))
+    rate_rows, guide_rows = gathered([b.rate for b in batches]), gathered([b.guide for b in batches])
+    cost_effective = start - rate_rows * (guide_rows - gathered([b.cost for b in batches]))
     firms = np.broadcast_to(supply.firms, rate_rows.shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EquilibriumWarning)  # counted per draw instead
@@ -261,7 +286,10 @@ def solve_incumbents(state: MonthState, rows: np.ndarray, guide: np.ndarray, cos
         result = solve_prices(problem, start=start, options=REPRICING_OPTIONS)
     new_guide = guide_rows + (result.prices - start) / rate_rows
     ok = result.converged & np.all(np.isfinite(new_guide), axis=1) & np.all(new_guide > 0, axis=1)
-    return np.where(ok[:, None], new_guide, guide_rows), ok
+    solved = np.where(ok[:, None], new_guide, guide_rows)
+    ends = np.cumsum([solved.shape[0] if every else int(batch.rows.sum()) for batch in batches])
+    return [(solved[end - size:end], ok[end - size:end])
+            for end, size in zip(ends, np.diff(np.concatenate([[0], ends])))]
 
 
 def resolve_months(demand: Demand, horizon: int) -> np.ndarray:
@@ -310,6 +338,9 @@ class IncumbentPricing:
         self.base_price = base.price
         # month t -> (no-entrant prices [N, P], converged [N]): the same for every path, solved once
         self._counterfactual: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._cost: tuple[int, np.ndarray] | None = None
+        # (month, solved [N], from prices [N, P], prices [N, P], converged [N]) of `launch_counterfactual`
+        self._launch: tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def counterfactual(self, t: int, entrant: Entrant) -> tuple[np.ndarray, np.ndarray]:
         """(no-entrant equilibrium guide prices [N, P], converged [N]) in common re-solve month t, solved
@@ -326,10 +357,35 @@ class IncumbentPricing:
         return self._counterfactual[t]
 
     def cost(self, step: int) -> np.ndarray:
-        """[N, P] marginal costs in time step `step` (guide-price terms)."""
-        change = self.demand.pack_change[:, step:step + 1] * (1.0 + self.vat)[:, None]
-        shift = 0.0 if self.supply.solver_shift is None else self.supply.solver_shift
-        return self.supply.cost + shift + self.supply.battery * change
+        """[N, P] marginal costs in time step `step` (guide-price terms; the last step's are kept, read-only:
+        every path asks for them)."""
+        if self._cost is None or self._cost[0] != step:
+            change = self.demand.pack_change[:, step:step + 1] * (1.0 + self.vat)[:, None]
+            shift = 0.0 if self.supply.solver_shift is None else self.supply.solver_shift
+            cost = self.supply.cost + shift + self.supply.battery * change
+            cost.setflags(write=False)
+            self._cost = (step, cost)
+        return self._cost[1]
+
+    def launch_counterfactual(self, t: int, rows: np.ndarray, start: np.ndarray, entrant: Entrant
+                              ) -> tuple[np.ndarray, np.ndarray]:
+        """(no-entrant equilibrium guide prices [N, P], converged [N]) in month t outside the common re-solve
+        months for the draws `rows` (bool [N], those launching now), from the prices `start` [N, P] in force
+        (other rows: not solved). The same for every path whose draw launches then from the same prices: solved
+        once (this month's solutions are kept; a draw's solution is its own, `solve_incumbents`)."""
+        if self._launch is None or self._launch[0] != t:
+            self._launch = (t, np.zeros(self.draws, dtype=bool), start.copy(), start.copy(), np.ones(self.draws, bool))
+        _, solved, starts, prices, ok = self._launch
+        known = solved & np.all(starts == start, axis=1)
+        need = rows & ~known
+        if need.any():
+            step = self.demand.lead + t
+            state = self.demand.state(step, np.zeros(self.draws), entrant.utility, entrant.price,
+                                      np.zeros(self.draws, dtype=bool), entrant.launch_index, self.lineup_prices(start))
+            prices[need], ok[need] = solve_incumbents(state, need, start, self.cost(step), self.rate(state),
+                                                      self.demand, self.supply)
+            starts[need], solved[need] = start[need], True
+        return prices, ok
 
     def rate(self, state: MonthState) -> np.ndarray:
         index = self.supply.index
@@ -355,40 +411,52 @@ class PathPricing:
         self.counterfactual = self.guide.copy()                 # [N, P] never an entrant
         self.failures = np.zeros(draws)
 
-    def _solve(self, step: int, rows: np.ndarray, guide: np.ndarray, entrant: Entrant, available: np.ndarray,
-               cost: np.ndarray) -> np.ndarray:
-        pricing = self.pricing
-        state = pricing.demand.state(step, np.zeros(pricing.draws), entrant.utility, entrant.price, available,
-                                     entrant.launch_index, pricing.lineup_prices(guide))
-        solved, ok = solve_incumbents(state, rows, guide, cost, pricing.rate(state), pricing.demand, pricing.supply)
-        result = guide.copy()
-        result[rows] = solved
-        self.failures[rows] += ~ok
-        return result
-
     def reprice(self, t: int, entrant_utility: np.ndarray, entrant_price: np.ndarray, after_launch: np.ndarray,
                 launch_index: np.ndarray) -> None:
         """Re-solve the guide prices (`guide`, `counterfactual`) where month `t` after the start is due (common
-        re-solve months, launches); the month's demand then follows at `lineup_prices(guide)`."""
+        re-solve months, launches); the month's demand then follows at `lineup_prices(guide)`. (`due` and
+        `apply` split it, so that several paths' markets are solved in one call, `solve_markets`.)"""
+        markets = self.due(t, entrant_utility, entrant_price, after_launch, launch_index)
+        if markets is not None:
+            self.apply(markets, solve_markets([markets], self.pricing.demand, self.pricing.supply)[0])
+
+    def due(self, t: int, entrant_utility: np.ndarray, entrant_price: np.ndarray, after_launch: np.ndarray,
+            launch_index: np.ndarray) -> Markets | None:
+        """`reprice`'s no-entrant side done (shared with every path), the draws whose prices with the entrant are
+        due in month `t` (the entrant on sale in a common re-solve month, or launching) as `Markets` to solve
+        and `apply`; None when none is."""
         pricing = self.pricing
-        step = pricing.demand.lead + t
         entrant = Entrant(entrant_utility, entrant_price, launch_index)
         launching = launch_index == t
         common = bool(pricing.common[t])
+        if not (common or launching.any()):
+            return None
+        if common:  # every draw, shared by all paths; not on sale yet: the entrant's world is the counterfactual
+            prices, ok = pricing.counterfactual(t, entrant)
+            self.counterfactual = prices.copy()
+            self.failures += ~ok
+            waiting = ~after_launch
+            self.guide[waiting] = self.counterfactual[waiting]
+        else:       # the draws launching now: both worlds at the same costs and demand
+            prices, ok = pricing.launch_counterfactual(t, launching, self.counterfactual, entrant)
+            self.counterfactual = self.counterfactual.copy()
+            self.counterfactual[launching] = prices[launching]
+            self.failures[launching] += ~ok[launching]
         rows_entrant = (after_launch & common) | launching
-        if common or launching.any():
-            cost = pricing.cost(step)
-            if common:  # every draw, shared by all paths; not on sale yet: the entrant's world is the counterfactual
-                prices, ok = pricing.counterfactual(t, entrant)
-                self.counterfactual = prices.copy()
-                self.failures += ~ok
-                waiting = ~after_launch
-                self.guide[waiting] = self.counterfactual[waiting]
-            else:       # the draws launching now: both worlds at the same costs and demand
-                self.counterfactual = self._solve(step, launching, self.counterfactual, entrant,
-                                                  np.zeros(pricing.draws, dtype=bool), cost)
-            if rows_entrant.any():
-                self.guide = self._solve(step, rows_entrant, self.guide, entrant, after_launch, cost)
+        if not rows_entrant.any():
+            return None
+        step = pricing.demand.lead + t
+        state = pricing.demand.state(step, np.zeros(pricing.draws), entrant.utility, entrant.price, after_launch,
+                                     entrant.launch_index, pricing.lineup_prices(self.guide))
+        return Markets(state, rows_entrant, self.guide, pricing.cost(step), pricing.rate(state))
+
+    def apply(self, markets: Markets, solution: tuple[np.ndarray, np.ndarray]) -> None:
+        """Take the solved prices (`solve_markets`' answer for `markets`, from `due`) and count the failures."""
+        solved, ok = solution
+        guide = markets.guide.copy()
+        guide[markets.rows] = solved
+        self.guide = guide
+        self.failures[markets.rows] += ~ok
 
     def bev_price_change(self, shares: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(sum over named incumbent BEVs of units x (p / p_counterfactual - 1), their units) this month."""
