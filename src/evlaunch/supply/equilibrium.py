@@ -95,6 +95,8 @@ _SWITCH = 0.1  # start mixing once the FOC residual fell below this fraction of 
 _BLOWUP = 10.0  # restart when the residual exceeds this multiple of the best one
 _PATIENCE = 5  # restart after this many evaluations without a new best
 _MAX_RESTARTS = 20  # then hand the market to the Newton fallback (the map may be cycling)
+_RESCALES = 16  # evaluations between full computations of the exponentials
+_DRIFT = 50.0  # utils: the largest total move of the utilities carried by rescaling the exponentials
 _BIG = 1e300  # pyblp bounds 1/Lambda at 1/1e-300 when Lambda underflows
 EQUILIBRIUM_TOLERANCE = 1e-12  # max |FOC residual| (share units) at which a market has converged (pyblp's)
 _NEWTON_STEPS = 60  # cap on the Newton steps of the fallback per start
@@ -265,7 +267,10 @@ _FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
 @nb.njit(cache=True)
 def _scratch(J, I, nseg):  # pragma: no cover
     """Work arrays of :func:`_zeta_eval` for a market of J products, I types and nseg firms:
-    (E, A, mx, inv, ws, wds, wds2, S, L, G)."""
+    (E, A, mx, inv, ws, wds, wds2, S, L, G, held, state); ``held`` [J] the prices at which E was last
+    computed and ``state`` = [E valid (0/1), evaluations since E was last computed in full, max_i |d_i|, utils the
+    utilities may have moved since]
+    (:func:`_exponentials`)."""
     return (
         np.empty((J, I)),
         np.empty((max(nseg, 1), I)),
@@ -277,6 +282,8 @@ def _scratch(J, I, nseg):  # pragma: no cover
         np.empty(J),
         np.empty(J),
         np.empty(J),
+        np.empty(J),
+        np.zeros(4),
     )
 
 
@@ -303,12 +310,11 @@ class _Stopping(NamedTuple):
 
 
 @nb.njit(cache=True, fastmath=_FASTMATH)
-def _type_sums(market, p, scratch):  # pragma: no cover
-    """Exponentiated utilities E[j,i] = exp(u_ij - mx_i), u_ij = base[j,i] + d_i p_j shifted by each type's
-    peak mx_i = max(0, max_j u_ij), and, per type, the inverse logit denominator inv, ws = w * inv,
-    wds = ws * d and wds2 = wds * inv (in ``scratch``)."""
-    E, _A, mx, inv, ws, wds, wds2, _S, _L, _G = scratch
-    base, d, w = market.base, market.d, market.w
+def _full_exponentials(market, p, scratch):  # pragma: no cover
+    """E[j,i] = exp(u_ij - mx_i), u_ij = base[j,i] + d_i p_j shifted by each type's peak
+    mx_i = max(0, max_j u_ij); inv[i] = exp(-mx_i) + sum_j E[j,i] (the shifted logit denominator)."""
+    E, _A, mx, inv = scratch[0], scratch[1], scratch[2], scratch[3]
+    base, d = market.base, market.d
     J, I = base.shape
     for i in range(I):
         mx[i] = 0.0
@@ -324,6 +330,88 @@ def _type_sums(market, p, scratch):  # pragma: no cover
             e = exp_nonpositive(base[j, i] + d[i] * pj - mx[i])
             E[j, i] = e
             inv[i] += e
+
+
+@nb.njit(cache=True, fastmath=_FASTMATH)
+def _scaled_exponentials(market, p, scratch):  # pragma: no cover
+    """E[j,i] <- E[j,i] exp(d_i (p_j - held_j)), the shift mx_i kept, row by row: by the Taylor
+    polynomial of exp of degree 4, 6 or 9 when y_j = max_i |d_i| |p_j - held_j| is at most 1e-3, 1e-2
+    or 0.1 (truncation error below 3e-17 relative), else in full; inv as in :func:`_full_exponentials`."""
+    E, mx, inv, held, state = scratch[0], scratch[2], scratch[3], scratch[10], scratch[11]
+    base, d = market.base, market.d
+    J, I = E.shape
+    for i in range(I):
+        inv[i] = math.exp(-mx[i])
+    for j in range(J):
+        step = p[j] - held[j]
+        y_j = abs(step) * state[2]
+        if y_j <= 1e-3:
+            for i in range(I):
+                y = d[i] * step
+                e = E[j, i] * (1.0 + y * (1.0 + y * (0.5 + y * (1.0 / 6.0 + y * (1.0 / 24.0)))))
+                E[j, i] = e
+                inv[i] += e
+        elif y_j <= 1e-2:
+            for i in range(I):
+                y = d[i] * step
+                t = 1.0 / 24.0 + y * (1.0 / 120.0 + y * (1.0 / 720.0))
+                e = E[j, i] * (1.0 + y * (1.0 + y * (0.5 + y * (1.0 / 6.0 + y * t))))
+                E[j, i] = e
+                inv[i] += e
+        elif y_j <= 0.1:
+            for i in range(I):
+                y = d[i] * step
+                t = 1.0 / 5040.0 + y * (1.0 / 40320.0 + y * (1.0 / 362880.0))
+                t = 1.0 / 24.0 + y * (1.0 / 120.0 + y * (1.0 / 720.0 + y * t))
+                e = E[j, i] * (1.0 + y * (1.0 + y * (0.5 + y * (1.0 / 6.0 + y * t))))
+                E[j, i] = e
+                inv[i] += e
+        else:
+            pj = p[j]
+            for i in range(I):
+                e = exp_nonpositive(base[j, i] + d[i] * pj - mx[i])
+                E[j, i] = e
+                inv[i] += e
+
+
+@nb.njit(cache=True)
+def _rescalable(p, scratch):  # pragma: no cover
+    """Whether E may be carried to prices p by :func:`_scaled_exponentials`: it is valid, was computed in
+    full fewer than ``_RESCALES`` evaluations ago, and the utilities moved by at most ``_DRIFT`` in all
+    since (bound: the sum over evaluations of max_i |d_i| max_j |p_j - held_j|), which keeps u_ij - mx_i,
+    the logit denominators and their squares well inside the floating-point range."""
+    held, state = scratch[10], scratch[11]
+    if state[0] == 0.0 or state[1] >= _RESCALES:
+        return False
+    top = 0.0
+    for j in range(p.shape[0]):
+        top = max(top, abs(p[j] - held[j]))
+    state[3] += top * state[2]
+    return state[3] <= _DRIFT
+
+
+@nb.njit(cache=True, fastmath=_FASTMATH)
+def _type_sums(market, p, scratch):  # pragma: no cover
+    """Exponentiated utilities E[j,i] = exp(u_ij - mx_i) (in full, or rescaled from the previous
+    evaluation's when the prices moved little: :func:`_rescalable`) and, per type, the inverse logit
+    denominator inv, ws = w * inv, wds = ws * d and wds2 = wds * inv (in ``scratch``)."""
+    _E, _A, _mx, inv, ws, wds, wds2 = scratch[:7]
+    held, state = scratch[10], scratch[11]
+    d, w = market.d, market.w
+    I = d.shape[0]
+    if not _rescalable(p, scratch):
+        _full_exponentials(market, p, scratch)
+        top = 0.0
+        for i in range(I):
+            top = max(top, abs(d[i]))
+        state[0] = 1.0
+        state[1] = 0.0
+        state[2] = top
+        state[3] = 0.0
+    else:
+        _scaled_exponentials(market, p, scratch)
+        state[1] += 1.0
+    held[:] = p
     for i in range(I):
         t = 1.0 / inv[i]
         inv[i] = t
@@ -336,7 +424,7 @@ def _type_sums(market, p, scratch):  # pragma: no cover
 def _firm_sums(market, p, scratch):  # pragma: no cover
     """Shares S, Lambda L and the Gamma-tilde margin G of every product (in ``scratch``), through the
     firm-level margin sums A[f,i] = sum_{j of f} m_j E[j,i]."""
-    E, A, _mx, _inv, ws, wds, wds2, S, L, G = scratch
+    E, A, _mx, _inv, ws, wds, wds2, S, L, G = scratch[:10]
     costs, rate, seg = market.costs, market.rate, market.seg
     I = E.shape[1]
     nseg = seg.shape[0] - 1
@@ -510,7 +598,8 @@ def _anderson_step(x, g, memory):  # pragma: no cover
 
 @nb.njit(cache=True)
 def _foc_at(market, p, scratch, g):  # pragma: no cover
-    """max_j |FOC_j| at prices p (shares left in scratch)."""
+    """max_j |FOC_j| at prices p (shares left in scratch; the exponentials computed in full)."""
+    scratch[11][0] = 0.0
     _zeta_eval(market, p, scratch, g)
     S, L, G = scratch[7], scratch[8], scratch[9]
     costs = market.costs
