@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -1009,6 +1010,41 @@ def _is_identity(sigma_nu) -> bool:
     return bool(np.array_equal(sigma_nu, np.broadcast_to(eye, sigma_nu.shape)))
 
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}  # helper threads by count, kept for the process's life
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(helpers: int) -> ThreadPoolExecutor:
+    """The process's pool of ``helpers`` threads (created once: starting threads on every call of
+    :func:`solve_prices` costs more than a small batch's solve)."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(helpers)
+        if pool is None:
+            pool = _POOLS[helpers] = ThreadPoolExecutor(max_workers=helpers, thread_name_prefix="evlaunch-prices")
+        return pool
+
+
+def _run_chunks(solve, chunks, workers: int) -> None:
+    """``solve(chunk)`` for every chunk on ``workers`` threads, the calling thread one of them: each pulls
+    the next chunk in order until none is left (which thread solves a chunk does not change its result)."""
+    lock = threading.Lock()
+    position = [0]
+
+    def drain() -> None:
+        while True:
+            with lock:
+                k = position[0]
+                position[0] += 1
+            if k >= len(chunks):
+                return
+            solve(chunks[k])
+
+    helpers = [_pool(workers - 1).submit(drain) for _ in range(workers - 1)]
+    drain()
+    for future in helpers:
+        future.result()
+
+
 def _run_numba(market: _Market, costs, start, active, stopping: _Stopping, threads):
     """The fixed point of the ``active`` markets on the numba kernel (ownership a partition into firms);
     returns (prices, shares, evaluations, converged, foc_norm)."""
@@ -1068,8 +1104,7 @@ def _run_numba(market: _Market, costs, start, active, stopping: _Stopping, threa
         todo = todo[np.argsort(-n_avail[todo], kind="stable")]
         size = max(1, todo.size // (8 * workers))
         chunks = [todo[lo : lo + size] for lo in range(0, todo.size, size)]
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(lambda which: _solve_batch_numba(inputs, which, settings, outputs), chunks))
+        _run_chunks(lambda which: _solve_batch_numba(inputs, which, settings, outputs), chunks, workers)
     prices = np.empty_like(out_p)
     shares = np.empty_like(out_s)
     np.put_along_axis(prices, order, out_p, axis=1)
