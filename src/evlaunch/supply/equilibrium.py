@@ -424,7 +424,7 @@ def _type_sums(market, p, scratch):  # pragma: no cover
 @nb.njit(cache=True, fastmath=_FASTMATH)
 def _firm_sums(market, p, scratch):  # pragma: no cover
     """Shares S, Lambda L and the Gamma-tilde margin G of every product (in ``scratch``), through the
-    firm-level margin sums A[f,i] = sum_{j of f} m_j E[j,i]."""
+    firm-level margin sums A[f,i] = sum_{j of f} m_j E[j,i], firm by firm."""
     E, A, _mx, _inv, ws, wds, wds2, S, L, G = scratch[:10]
     costs, rate, seg = market.costs, market.rate, market.seg
     I = E.shape[1]
@@ -443,7 +443,7 @@ def _firm_sums(market, p, scratch):  # pragma: no cover
                 A[f, i] += mj * e
             S[j] = s_sum
             L[j] = l_sum
-    for f in range(nseg):
+        # the firm's rows again while they are still in the L1 cache
         for j in range(seg[f], seg[f + 1]):
             g = 0.0
             for i in range(I):
