@@ -599,8 +599,7 @@ def _anderson_step(x, g, memory):  # pragma: no cover
 
 @nb.njit(cache=True)
 def _foc_at(market, p, scratch, g):  # pragma: no cover
-    """max_j |FOC_j| at prices p (shares left in scratch; the exponentials computed in full)."""
-    scratch[11][0] = 0.0
+    """max_j |FOC_j| at prices p (shares left in scratch)."""
     _zeta_eval(market, p, scratch, g)
     S, L, G = scratch[7], scratch[8], scratch[9]
     costs = market.costs
