@@ -43,8 +43,15 @@ options how to solve them.
   unconverged.  Every loop is capped.
 
 Backends: ``"numba"`` (default) compiles the per-market fixed point (cached on disk; it releases the
-GIL and markets are spread over a few threads); the ownership must be a partition into firms
-(``firm_ids``) — its cost per evaluation is O(I J) instead of O(I J^2).  ``"numpy"`` is a pure-numpy
+GIL and markets are spread over a few threads: the calling thread and helpers from a pool kept for the
+process, ``threads`` in all, default the CPU count capped by ``NUMBA_NUM_THREADS``, which the run's dask
+workers set to 1); the ownership must be a partition into firms (``firm_ids``) — its cost per evaluation
+is O(I J) instead of O(I J^2).  An evaluation's cost is mostly the I J exponentials; once prices move
+little between evaluations the kernel carries them, E_ij(p') = E_ij(p) exp(a_i (p'_j - p_j)), with a
+Taylor polynomial of degree 4, 6 or 9 chosen per product so that the truncation stays below 3e-17
+relative (products that moved more are recomputed in full), and recomputes all of them every 16
+evaluations or after 50 utils of accumulated movement: each evaluation agrees with a fresh one to ~1e-15
+relative and costs about half (BLP's markets).  ``"numpy"`` is a pure-numpy
 path batched over markets that also accepts general (e.g. partial) ownership matrices.  Both run the
 same algorithm and agree to rounding.
 
