@@ -517,8 +517,8 @@ def anchor_at_equilibrium(demand: Demand, pricing: IncumbentPricing, price: np.n
     round in the reference scenario, sped up by `AnchorJumps` where it is steady) until the anchor moves by
     less than ANCHOR_PRICE_TOLERANCE (each round re-solves only the draws still moving, so a draw's result is
     its own; at most ANCHOR_PRICE_ITERATIONS plain rounds per draw), then let `pricing.counterfactual` solve
-    (and keep, for every path) the equilibrium at that anchor, and set the anchor at its prices. Paths then solve their prices with the entrant at the same
-    anchor as the no-entrant world's, so the incumbents' response to entry compares like with like."""
+    (and keep, for every path) the equilibrium at that anchor, and set the anchor at its prices. Paths then
+    solve their prices with the entrant at the same anchor as the no-entrant world's, so the incumbents' response to entry compares like with like."""
     draws = price.shape[0]
     never = Entrant(np.zeros(draws), price, np.full(draws, np.inf))
     absent = np.zeros(draws, dtype=bool)

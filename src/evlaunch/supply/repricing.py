@@ -40,14 +40,14 @@ launches or a purchase subsidy, purchase-tax, plate or rural-campaign rule chang
 launch month (per draw). Between re-solves guide prices are held. Each re-solve starts from the prices in
 force and solves every draw as its own market (`supply.equilibrium.solve_prices`; a market stops when
 its own FOC residual meets the tolerance, so a draw's prices do not depend on which draws share its
-batch: the simulation solves every path's markets due in a month in one call, `solve_markets`). A market that does not converge keeps its last prices and is counted in
-`{path}.equilibrium_failures`.
+batch: the simulation solves every path's markets due in a month in one call, `solve_markets`). A market
+that does not converge keeps its last prices and is counted in `{path}.equilibrium_failures`.
 
 The no-entrant counterfactual is solved in the same months for the same draws with the entrant
 unavailable (once for all paths: in the common months, each from the previous common month's prices; in a
-launch month, for the draws launching then, `IncumbentPricing.launch_counterfactual`); `{path}.incumbent_price_change.{year}` is the named incumbent BEVs' mean of
-p / p_counterfactual - 1, weighted by their units sold in the entrant's world, over the year's months
-(0 before the launch). In fixed mode it is the entry price cut (`competition.price_war_cut`).
+launch month, for the draws launching then, `IncumbentPricing.launch_counterfactual`);
+`{path}.incumbent_price_change.{year}` is the named incumbent BEVs' mean of p / p_counterfactual - 1,
+weighted by their units sold in the entrant's world, over the year's months (0 before the launch). In fixed mode it is the entry price cut (`competition.price_war_cut`).
 """
 
 from __future__ import annotations
