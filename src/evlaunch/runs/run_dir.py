@@ -194,11 +194,13 @@ def table_checksum(table: pa.Table) -> str:
     """SHA-256 (hex) of a table's column names, types and values, in column order.
 
     Values are hashed as their numpy bytes (booleans one byte each; a list column as its flattened
-    values), so the checksum depends on the data only, never on how Parquet encoded or compressed it.
+    values) and types by `schema_columns`' names (without a list's item field name, which Parquet does not
+    keep), so the checksum depends on the data only, never on how Parquet encoded or compressed it: a
+    chunk read back has the checksum it was written with.
     """
     digest = hashlib.sha256()
     for name, column in zip(table.column_names, table.columns):
-        digest.update(json.dumps([name, str(column.type), len(column)]).encode())
+        digest.update(json.dumps([name, _type_name(column.type), len(column)]).encode())
         if pa.types.is_fixed_size_list(column.type) or pa.types.is_list(column.type):
             column = pc.list_flatten(column)
         digest.update(column.to_numpy().tobytes())
