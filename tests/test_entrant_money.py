@@ -206,7 +206,7 @@ def priced_months(model, inputs: dict, monkeypatch) -> PricedMonths:
     setting = simulate_module.prepare_setting(model, parameters)
     outcome = simulate_module.path_outcomes(model.scenario.paths, parameters.paths)["own"]
     terms = simulate_module.path_terms(outcome, parameters.paths, parameters)
-    series = simulate_module.simulate_path(setting, terms)[0]
+    series = simulate_module.simulate_paths(setting, [terms])[0].series
     stack = {key: np.stack(values, axis=1) for key, values in seen.items()}
     return PricedMonths(series.national["price"], terms.launch_index, stack["long"], stack["capacity"],
                         stack["markup"], stack["best"], stack["pressure"])

@@ -16,6 +16,7 @@ from evlaunch.simulation import simulate
 from evlaunch.simulation.outputs import diversion_group_names, output_names
 from evlaunch.simulation.simulate import prepare, prepare_setting
 from evlaunch.supply.margin_fit import fit_margins
+from evlaunch.supply.repricing import solve_markets
 
 DRAWS = 64
 
@@ -238,7 +239,9 @@ def no_entrant_years(model, inputs):
     for step in range(demand.periods):
         prices = None
         if step >= demand.lead:  # re-priced where due, then the month's demand at those prices
-            path.reprice(step - demand.lead, np.zeros(draws), parameters.product.price, absent, never)
+            markets = path.due(step - demand.lead, np.zeros(draws), parameters.product.price, absent, never)
+            if markets is not None:
+                path.apply(markets, solve_markets([markets], demand, path.pricing.supply)[0])
             prices = path.pricing.lineup_prices(path.guide)
         _, shares = demand.month(step, np.zeros(draws), np.zeros(draws), parameters.product.price, absent, never,
                                  prices)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evlaunch.market.demand import _log_inclusive, _log_inclusive_of, _type_shares, anchor_offset
+from evlaunch.market.demand import _draw_log_sums, _log_inclusive, _type_shares, anchor_offset
 from evlaunch.market.logit import logit_shares
 from evlaunch.market.rc_logit import exp_nonpositive
 
@@ -45,7 +45,11 @@ def test_log_sums_equal_logaddexp_and_need_no_utility_array():
     available = args[4]
     expected = np.logaddexp.reduce(np.where(available[:, None, :], utility, -np.inf), axis=2)
     np.testing.assert_allclose(_log_inclusive(utility, available), expected, rtol=1e-14)
-    np.testing.assert_allclose(_log_inclusive_of(*args[:5]), expected, rtol=1e-14)
+    mean_utility, coefficient, effective, extras = args[:4]
+    scratch, fused = np.empty((extras.shape[2] + 2, extras.shape[1])), np.empty(expected.shape)
+    for n in range(expected.shape[0]):   # the anchor's kernel, one draw at a time, never storing u
+        _draw_log_sums(mean_utility[n], coefficient[n], effective[n], extras[n], available[n], scratch, fused[n])
+    np.testing.assert_allclose(fused, expected, rtol=1e-14)
     none = np.zeros_like(available)
     assert np.all(_log_inclusive(utility, none) == -np.inf)
     # the anchor from them hits its target: sum_t w_t logistic(log D_t + c) = target

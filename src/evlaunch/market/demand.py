@@ -182,8 +182,9 @@ def _offsets_from_inclusive(log_d, weights, goal):  # pragma: no cover - compile
 @nb.njit(cache=True)
 def _anchor_offsets(mean_utility, coefficient, effective, extras, available, weights, goal,
                     rows):  # pragma: no cover - compiled
-    """(offset [n], log-odds error [n]) of the draws `rows` [n] (indices): `_log_inclusive_of` of each
-    row and `_offset_of_draw` fused, arguments as theirs (goal [N] the targets' log-odds)."""
+    """(offset [n], log-odds error [n]) of the draws `rows` [n] (indices): `_draw_log_sums` of each
+    row and `_offset_of_draw` fused, arguments as theirs with a leading draw axis [N, ...] (goal [N] the
+    targets' log-odds)."""
     types, products = extras.shape[1], extras.shape[2]
     offset, gap = np.empty(rows.shape[0]), np.empty(rows.shape[0])
     scratch, log_d = np.empty((products + 2, types)), np.empty(types)
@@ -247,18 +248,6 @@ def _log_inclusive(utility: np.ndarray, available: np.ndarray) -> np.ndarray:  #
     for n in range(draws):
         for t in range(types):
             out[n, t] = _shifted_log_sum(utility[n, t], available[n])
-    return out
-
-
-@nb.njit(cache=True)
-def _log_inclusive_of(mean_utility, coefficient, effective, extras, available):  # pragma: no cover
-    """`_log_inclusive` of u_ntk = mean_utility[n, k] + coefficient[n, t] * effective[n, k] + extras[n, t, k]
-    (`regional_utilities`) without storing u (`_draw_log_sums` of each draw, as `Demand.anchor` takes them)."""
-    draws, types, products = extras.shape
-    out = np.empty((draws, types))
-    scratch = np.empty((products + 2, types))
-    for n in range(draws):
-        _draw_log_sums(mean_utility[n], coefficient[n], effective[n], extras[n], available[n], scratch, out[n])
     return out
 
 

@@ -347,13 +347,6 @@ def reprice_paths(setting: Setting, runs: list[PathRun], entrants: list[MonthEnt
         path_pricing.apply(markets, solution)
 
 
-def simulate_path(setting: Setting, terms: PathTerms
-                  ) -> tuple[PathSeries, PathState, PathPricing | None, EntryEffects]:
-    """The months of one path (`simulate_paths`)."""
-    run = simulate_paths(setting, [terms])[0]
-    return run.series, run.state, run.pricing, run.effects
-
-
 def path_month(setting: Setting, run: PathRun, shared: NoEntrantMonth, t: int, entrant: MonthEntrant) -> None:
     """Month t of one path, in order (the entrant and the incumbents' prices set, `month_entrant`): demand,
     capacity and deliveries, cost and cash, regional sums, what entry does to buyers."""

@@ -411,20 +411,13 @@ class PathPricing:
         self.counterfactual = self.guide.copy()                 # [N, P] never an entrant
         self.failures = np.zeros(draws)
 
-    def reprice(self, t: int, entrant_utility: np.ndarray, entrant_price: np.ndarray, after_launch: np.ndarray,
-                launch_index: np.ndarray) -> None:
-        """Re-solve the guide prices (`guide`, `counterfactual`) where month `t` after the start is due (common
-        re-solve months, launches); the month's demand then follows at `lineup_prices(guide)`. (`due` and
-        `apply` split it, so that several paths' markets are solved in one call, `solve_markets`.)"""
-        markets = self.due(t, entrant_utility, entrant_price, after_launch, launch_index)
-        if markets is not None:
-            self.apply(markets, solve_markets([markets], self.pricing.demand, self.pricing.supply)[0])
-
     def due(self, t: int, entrant_utility: np.ndarray, entrant_price: np.ndarray, after_launch: np.ndarray,
             launch_index: np.ndarray) -> Markets | None:
-        """`reprice`'s no-entrant side done (shared with every path), the draws whose prices with the entrant are
-        due in month `t` (the entrant on sale in a common re-solve month, or launching) as `Markets` to solve
-        and `apply`; None when none is."""
+        """Re-pricing in month `t` after the start, where due (common re-solve months, launches): sets the
+        no-entrant prices `counterfactual` (solved once for every path) and returns the draws whose prices with
+        the entrant are due (the entrant on sale in a common re-solve month, or launching) as `Markets`, which
+        `solve_markets` solves together with other paths' and `apply` takes into `guide`; None when none is. The
+        month's demand then follows at `lineup_prices(guide)`."""
         pricing = self.pricing
         entrant = Entrant(entrant_utility, entrant_price, launch_index)
         launching = launch_index == t
